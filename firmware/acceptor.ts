@@ -1,0 +1,174 @@
+/**
+ * Acceptor: the gateway's table of sessions. It takes every incoming bundle (HTTP request body or
+ * direct frame), starts sessions from hellos, routes the rest to their ServerLink by session id, runs
+ * their timers, and forgets finished sessions. One session per device: a newer hello (larger counter)
+ * replaces the device's old session; an older or repeated-but-different hello is refused, and an
+ * exact repeat of the current hello gets the same welcome again.
+ *
+ * Errors are thrown as HfError before any session state changes; the transport answers them (HTTP
+ * status plus the code in the body).
+ */
+import { equalBytes, toHex } from './bytes';
+import { Ctl, Hello, decodeControl } from './control';
+import { ErrorCode, hfError } from './errors';
+import { LinkOptions, ResolvedOptions, resolveOptions } from './options';
+import { ServerLink, ServerPort } from './server-link';
+import { BundleReader, BundleView, SID_BYTES } from './wire';
+import { Transport } from './link-base';
+
+export interface AcceptorConfig {
+  options?: LinkOptions;
+  /** Most sessions at once (default 10000); past it a hello gets HF_ERR_BUSY. */
+  maxSessions?: number;
+  /** Fills a buffer with random bytes (session ids: must be unguessable). */
+  random: (buf: Uint8Array) => void;
+  /** Says whether a hello proves its device's key (the hello counter and nonce are inside). */
+  authenticate: (hello: Hello) => boolean;
+  /** Gives the new session its port (the application attaches to the link through it). */
+  open: (link: ServerLink) => ServerPort;
+  /** Told when a session is dropped from the table. */
+  onDrop?: (link: ServerLink) => void;
+}
+
+/** Placeholder until `open` gives the new link its real port. */
+const NULL_PORT: ServerPort = { answer: () => {}, transmit: () => {}, deliver: () => true };
+
+interface DeviceRecord {
+  n: number;
+  nonce: Uint8Array;
+  link: ServerLink | null;
+}
+
+export class Acceptor {
+  readonly o: ResolvedOptions;
+  private readonly config: AcceptorConfig;
+  private readonly maxSessions: number;
+  private readonly reader: BundleReader;
+  private readonly sessions = new Map<string, ServerLink>();
+  private readonly devices = new Map<string, DeviceRecord>();
+
+  constructor(config: AcceptorConfig) {
+    this.config = config;
+    this.o = resolveOptions(config.options);
+    this.maxSessions = config.maxSessions ?? 10000;
+    this.reader = new BundleReader(this.o);
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  session(sidHex: string): ServerLink | undefined {
+    return this.sessions.get(sidHex);
+  }
+
+  /** All live sessions. */
+  links(): IterableIterator<ServerLink> {
+    return this.sessions.values();
+  }
+
+  /**
+   * Parses `body` and returns the session it belongs to (null for a hello). Throws HF_ERR_CBOR /
+   * HF_ERR_BUNDLE / HF_ERR_LIMIT for a bad body, HF_ERR_UNKNOWN_SESSION for an unknown session id.
+   */
+  private route(body: Uint8Array): { v: BundleView; link: ServerLink | null } {
+    const v = this.reader.read(body);
+    if (!v.hasSid) return { v, link: null };
+    const link = this.sessions.get(toHex(v.buf, v.sidOff, SID_BYTES));
+    if (link === undefined || link.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, `no session ${toHex(v.buf, v.sidOff, 4)}…`);
+    return { v, link };
+  }
+
+  /** An HTTP request body arrived as exchange `exchange`. Answers through the link's port, or throws. */
+  onRequest(now: number, exchange: number, body: Uint8Array): ServerLink {
+    const { v, link } = this.route(body);
+    if (link === null) return this.hello(now, exchange, v);
+    link.onRequest(now, exchange, v);
+    this.sweep(link);
+    return link;
+  }
+
+  /** A direct-transport frame arrived. Returns its session (the first frame may be a hello). */
+  onFrame(now: number, body: Uint8Array, exchange: number): ServerLink {
+    const { v, link } = this.route(body);
+    if (link === null) {
+      const l = this.hello(now, exchange, v);
+      return l;
+    }
+    if (link.transport !== Transport.DIRECT) link.setTransport(now, Transport.DIRECT);
+    link.onFrame(now, v);
+    this.sweep(link);
+    return link;
+  }
+
+  private hello(now: number, exchange: number, v: BundleView): ServerLink {
+    let hello: Hello | null = null;
+    for (let k = 0; k < v.ctlCount; k++) {
+      const c = decodeControl(v.buf, v.ctlStarts[k], v.ctlEnds[k]);
+      if (c !== null && c.kind === Ctl.HELLO) hello = c;
+    }
+    if (hello === null) throw hfError(ErrorCode.BUNDLE, 'bundle without session id and without hello');
+    if (v.msgCount > 0) throw hfError(ErrorCode.BUNDLE, 'a hello carries no messages');
+    if (!this.config.authenticate(hello)) throw hfError(ErrorCode.AUTH, `hello from ${JSON.stringify(hello.id)} does not prove its key`);
+    const rec = this.devices.get(hello.id);
+    if (rec !== undefined) {
+      if (hello.n === rec.n && equalBytes(hello.nonce, 0, rec.nonce, 0, rec.nonce.length) && hello.nonce.length === rec.nonce.length) {
+        const cur = rec.link;
+        if (cur !== null && cur.replayWelcome(now, exchange)) return cur;
+        throw hfError(ErrorCode.AUTH, `hello ${hello.n} from ${JSON.stringify(hello.id)} was already used`);
+      }
+      if (hello.n <= rec.n) throw hfError(ErrorCode.AUTH, `hello ${hello.n} from ${JSON.stringify(hello.id)} is not newer than ${rec.n} (replayed?)`);
+    }
+    if (this.sessions.size >= this.maxSessions && (rec === undefined || rec.link === null || rec.link.isFinished)) {
+      throw hfError(ErrorCode.BUSY, `${this.sessions.size} sessions, limit ${this.maxSessions}`);
+    }
+    if (rec !== undefined && rec.link !== null && !rec.link.isFinished) {
+      rec.link.abort(now, ErrorCode.CLOSED, 'replaced by a newer session of the same device');
+      this.sweep(rec.link);
+    }
+    const sid = new Uint8Array(SID_BYTES);
+    this.config.random(sid);
+    const key = toHex(sid);
+    const link = new ServerLink(this.o, sid, hello.id, hello.seq, hello.off, NULL_PORT);
+    link.setPort(this.config.open(link));
+    this.sessions.set(key, link);
+    this.devices.set(hello.id, { n: hello.n, nonce: hello.nonce.slice(), link });
+    if (exchange < 0) link.setTransport(now, Transport.DIRECT);
+    link.answerHello(now, exchange, v.rn, v.winMsgs, v.winBytes, hello);
+    return link;
+  }
+
+  /** The HTTP exchange went away before it was answered. */
+  onExchangeGone(link: ServerLink, exchange: number): void {
+    link.onExchangeGone(exchange);
+  }
+
+  /** Earliest deadline of any session (Infinity if none). */
+  nextDeadline(): number {
+    let t = Infinity;
+    for (const l of this.sessions.values()) {
+      const d = l.nextDeadline();
+      if (d < t) t = d;
+    }
+    return t;
+  }
+
+  /** Runs every session's due timers and drops finished sessions. */
+  onTimer(now: number): void {
+    for (const l of this.sessions.values()) {
+      if (l.nextDeadline() <= now) l.onTimer(now);
+      this.sweep(l);
+    }
+  }
+
+  /** Drops a finished session from the table. */
+  sweep(link: ServerLink): void {
+    if (!link.isFinished) return;
+    const key = toHex(link.sid);
+    if (this.sessions.get(key) !== link) return;
+    this.sessions.delete(key);
+    const rec = this.devices.get(link.deviceId);
+    if (rec !== undefined && rec.link === link) rec.link = null;
+    this.config.onDrop?.(link);
+  }
+}

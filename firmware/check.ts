@@ -1,0 +1,34 @@
+/** Option validation helpers: each throws HF_ERR_OPTION naming the option and the value it got. */
+import { ErrorCode, hfError } from './errors';
+
+export function checkInt(name: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw hfError(ErrorCode.OPTION, `${name} must be an integer in ${min}..${max}, got ${String(v)}`);
+  }
+  return v;
+}
+
+export function checkPow2(name: string, v: unknown, min: number, max: number): number {
+  const n = checkInt(name, v, min, max);
+  if ((n & (n - 1)) !== 0) throw hfError(ErrorCode.OPTION, `${name} must be a power of two, got ${n}`);
+  return n;
+}
+
+/** A duration in milliseconds: finite, >= min. */
+export function checkMs(name: string, v: unknown, min: number, max = 86_400_000): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+    throw hfError(ErrorCode.OPTION, `${name} must be a number of milliseconds in ${min}..${max}, got ${String(v)}`);
+  }
+  return v;
+}
+
+/** Distance from b forward to a on the u32 circle. */
+export function dist(a: number, b: number): number {
+  return (a - b) >>> 0;
+}
+
+/** True if u32 sequence a is before b (within half the circle). */
+export function before(a: number, b: number): boolean {
+  const d = (b - a) >>> 0;
+  return d !== 0 && d < 0x80000000;
+}

@@ -1,0 +1,335 @@
+/**
+ * ClientLink: the device side of a session (Figure 6 of the protocol document, plus the direct
+ * transport).
+ *
+ * Over HTTP (Transport.HELD) the client keeps a request outstanding at all times so the server can
+ * always answer, and sends another one
+ *   - when a full bundle of messages has accumulated,
+ *   - when messages wait and the coalescing delay passed, or an acknowledgement is owed,
+ *   - when a response arrives and none is left outstanding,
+ *   - when a request times out (a held request gets `hold + RTO`; once a newer request went out the
+ *     server must answer the older one at once, so it gets `RTO`); retransmissions of what is
+ *     unacknowledged ride along,
+ * never more than `maxOutstanding` at once. After `failAfter` consecutive unanswered requests, with the
+ * server silent for at least `deadAfterMs`, the link fails with HF_ERR_TIMEOUT.
+ *
+ * States: IDLE -> HELLO (hello sent, resent on timeout) -> OPEN -> CLOSING -> CLOSED, or FAILED.
+ */
+import { Ctl, Welcome, encodeControl, limitsOf } from './control';
+import { Endpoint } from './endpoint';
+import { ErrorCode, hfError, isHfError } from './errors';
+import { LinkBase, LinkPort, LinkState, Transport, TransportValue } from './link-base';
+import { LinkOptions, ResolvedOptions, resolveOptions } from './options';
+import { BundleView } from './wire';
+import { equalBytes } from './bytes';
+
+export interface ClientPort extends LinkPort {
+  /**
+   * Carry `body[0, len)`: over HTTP as a new request (number `rn`), over a direct transport as a
+   * frame. The bytes are valid only during the call (copy them if the write is asynchronous).
+   */
+  transmit(body: Uint8Array, len: number, rn: number): void;
+}
+
+export interface ClientConfig {
+  /** Device id. */
+  id: string;
+  /** Fills a buffer with random bytes (hal Entropy). */
+  random: (buf: Uint8Array) => void;
+  /** Proof of the device key over the hello's nonce and counter (empty when the gateway needs none). */
+  prove?: (nonce: Uint8Array, n: number) => Uint8Array;
+  /** Hello counter for this new session: larger than any before (persisted, or from the wall clock). */
+  helloCounter?: number;
+  options?: LinkOptions;
+}
+
+const NONCE_BYTES = 16;
+
+export class ClientLink extends LinkBase {
+  declare protected port: ClientPort;
+  readonly id: string;
+  sid: Uint8Array | null = null;
+  /** Last request number used. */
+  rn = 0;
+  /** Server's hold limit and held count, from its welcome. */
+  serverHold: number;
+  serverHeld = 1;
+  private readonly config: ClientConfig;
+  private readonly nonce = new Uint8Array(NONCE_BYTES);
+  private helloN: number;
+  // Outstanding requests, oldest first.
+  private readonly reqRn: number[] = [];
+  private readonly reqDeadline: number[] = [];
+  /** Consecutive requests that went unanswered. */
+  unanswered = 0;
+  /** No keep-alive request before this time (back-off after failures). */
+  private retryAt = 0;
+  /** Request number of the first request sent once everything was drained (close handshake). */
+  private finalRn = -1;
+  private startedAt = 0;
+  private helloSends = 0;
+  private helloSentAt = 0;
+
+  constructor(config: ClientConfig, port: ClientPort, resolved?: ResolvedOptions) {
+    const o = resolved ?? resolveOptions(config.options);
+    super(o, new Endpoint(o, 0, 0), port, LinkState.IDLE);
+    this.config = config;
+    this.id = config.id;
+    this.serverHold = o.holdMs;
+    this.helloN = config.helloCounter ?? 0;
+  }
+
+  get outstanding(): number {
+    return this.reqRn.length;
+  }
+
+  /** Starts the session: IDLE -> HELLO. */
+  start(now: number): void {
+    if (this.state !== LinkState.IDLE) return;
+    this.state = LinkState.HELLO;
+    this.startedAt = now;
+    this.ep.lastHeard = now;
+    this.run(now);
+  }
+
+  /** Hello counter of the latest hello (a driver persists it so the next process starts above it). */
+  get helloCounter(): number {
+    return this.helloN;
+  }
+
+  /**
+   * Each hello attempt is a new hello (next counter, fresh nonce): if an earlier one reached the
+   * gateway and only its welcome was lost, the newer one replaces that session there, and a late
+   * welcome of an abandoned attempt is ignored (its request is no longer outstanding).
+   */
+  private nextHello(): Uint8Array {
+    if (this.helloSends > 0) this.helloN = (this.helloN + 1) >>> 0;
+    this.config.random(this.nonce);
+    const proof = this.config.prove ? this.config.prove(this.nonce, this.helloN) : new Uint8Array(0);
+    return encodeControl({ kind: Ctl.HELLO, id: this.id, n: this.helloN, nonce: this.nonce, proof, seq: this.ep.out.tail, off: this.ep.out.tailOff, lim: limitsOf(this.o) });
+  }
+
+  /** Resumes a restored session (state OPEN or CLOSING) on the current transport. */
+  resumeSession(now: number): void {
+    this.ep.lastHeard = now;
+    this.startedAt = now;
+    this.run(now);
+  }
+
+  /** The driver moved the session to another transport: unacknowledged messages go out again there. */
+  setTransport(now: number, t: TransportValue): void {
+    if (t === this.transport) return;
+    this.transport = t;
+    this.reqRn.length = 0;
+    this.reqDeadline.length = 0;
+    this.ep.resendAll();
+    this.retryAt = 0;
+    this.run(now);
+  }
+
+  /** A request could not be completed by the transport (refused, reset); it will not be answered. */
+  onRequestFailed(now: number, rn: number): void {
+    const i = this.reqRn.indexOf(rn);
+    if (i < 0 || this.isFinished) return;
+    this.reqRn.splice(i, 1);
+    this.reqDeadline.splice(i, 1);
+    this.unanswered++;
+    this.ep.rtt.backoff();
+    this.retryAt = now + this.ep.rtt.rto;
+    this.checkDead(now);
+    this.run(now);
+  }
+
+  /** A bundle arrived (HTTP response body or direct frame): `buf[start, end)`. */
+  onBundle(now: number, buf: Uint8Array, start = 0, end = buf.length): void {
+    if (this.isFinished || this.state === LinkState.IDLE) return;
+    const ep = this.ep;
+    let v: BundleView;
+    try {
+      v = ep.reader.read(buf, start, end);
+      if (this.state === LinkState.HELLO) {
+        if (!this.acceptWelcome(v, now)) return;
+      } else if (!v.hasSid || this.sid === null || !equalBytes(v.buf, v.sidOff, this.sid, 0, this.sid.length)) {
+        // An error without our session id answers a request of ours (e.g. the session is gone).
+        if (!v.hasSid && v.ctlCount > 0 && (this.transport === Transport.DIRECT || this.reqRn.indexOf(v.rn) >= 0)) this.applyControls(v, now, () => false);
+        else this.port.onReject?.(hfError(ErrorCode.PROTOCOL, 'bundle for another session'));
+        return;
+      }
+      ep.check(v);
+    } catch (e) {
+      if (!isHfError(e)) throw e;
+      this.port.onReject?.(e);
+      return;
+    }
+    try {
+      ep.apply(v, now);
+    } catch (e) {
+      if (!isHfError(e)) throw e;
+      this.fail(e, now);
+      return;
+    }
+    this.applyControls(v, now, (c) => c.kind === Ctl.WELCOME);
+    if (this.isFinished) return;
+    const i = this.reqRn.indexOf(v.rn);
+    if (i >= 0) {
+      this.reqRn.splice(i, 1);
+      this.reqDeadline.splice(i, 1);
+    }
+    this.unanswered = 0;
+    this.retryAt = 0;
+    if (this.finalRn >= 0 && (v.rn >= this.finalRn || this.transport === Transport.DIRECT)) {
+      this.deliver(now);
+      this.finish(now);
+      return;
+    }
+    this.run(now);
+  }
+
+  /** HELLO state: takes the welcome (or an error) from a response. Returns false to stop processing. */
+  private acceptWelcome(v: BundleView, now: number): boolean {
+    let welcome: Welcome | null = null;
+    for (let k = 0; k < v.ctlCount; k++) {
+      const c = this.decodeControl(v, k);
+      if (c !== null && c.kind === Ctl.WELCOME) welcome = c;
+    }
+    if (this.reqRn.indexOf(v.rn) < 0) return false; // the answer to an abandoned hello
+    if (welcome === null || !v.hasSid) {
+      if (v.ctlCount > 0) this.applyControls(v, now, () => false);
+      return false;
+    }
+    this.sid = v.buf.slice(v.sidOff, v.sidOff + 16);
+    // The hello's round trip is the first sample, if the hello went out once (Karn).
+    if (this.helloSends === 1) this.ep.rtt.sample(now - this.helloSentAt);
+    this.ep.setPeerStart(welcome.seq, welcome.off, v.winMsgs, v.winBytes);
+    this.ep.setPeerLimits(welcome.lim);
+    this.serverHold = welcome.hold;
+    this.serverHeld = Math.max(1, welcome.held);
+    this.state = this.localEnd >= 0 ? LinkState.CLOSING : LinkState.OPEN;
+    this.port.onOpen?.();
+    return !this.isFinished;
+  }
+
+  protected override onPeerError(c: { code: string; message: string }, now: number): void {
+    // The session is gone after we closed and everything we sent was acknowledged: that is a close.
+    if (c.code === ErrorCode.UNKNOWN_SESSION && this.localEnd >= 0 && this.ep.out.isEmpty) {
+      this.finish(now);
+      return;
+    }
+    super.onPeerError(c as never, now);
+  }
+
+  nextDeadline(): number {
+    if (this.isFinished || this.state === LinkState.IDLE) return Infinity;
+    let t = Infinity;
+    for (let i = 0; i < this.reqDeadline.length; i++) if (this.reqDeadline[i] < t) t = this.reqDeadline[i];
+    if (this.unanswered >= this.o.failAfter) t = Math.min(t, this.ep.lastHeard + this.o.deadAfterMs);
+    if (this.state === LinkState.HELLO) {
+      if (this.reqRn.length === 0) t = Math.min(t, this.retryAt);
+      return t;
+    }
+    t = Math.min(t, this.ep.retxDeadline());
+    if (this.transport === Transport.DIRECT) {
+      t = Math.min(t, this.baseDeadline(), this.ep.lastSent + this.o.keepaliveMs);
+    } else if (this.reqRn.length === 0) {
+      t = Math.min(t, this.retryAt);
+    } else if (this.reqRn.length < this.o.maxOutstanding) {
+      t = Math.min(t, this.baseDeadline());
+    }
+    return t;
+  }
+
+  onTimer(now: number): void {
+    if (this.isFinished || this.state === LinkState.IDLE) return;
+    let expired = false;
+    for (let i = 0; i < this.reqDeadline.length; ) {
+      if (this.reqDeadline[i] <= now) {
+        this.reqRn.splice(i, 1);
+        this.reqDeadline.splice(i, 1);
+        this.unanswered++;
+        expired = true;
+      } else i++;
+    }
+    // One back-off per timeout event: the retransmission timer backs off when it fires; a lost hello
+    // (no messages in flight yet) backs off here.
+    if (this.state === LinkState.HELLO) {
+      if (expired) this.ep.rtt.backoff();
+    } else if (now >= this.ep.retxDeadline()) this.ep.onRetxTimer(now);
+    this.checkDead(now);
+    this.run(now);
+  }
+
+  private checkDead(now: number): void {
+    if (this.unanswered >= this.o.failAfter && now >= this.ep.lastHeard + this.o.deadAfterMs) {
+      // Closed, everything acknowledged, and the server went quiet: nothing was lost.
+      if (this.localEnd >= 0 && this.ep.out.isEmpty && this.peerEnd >= 0) this.finish(now);
+      else this.fail(hfError(ErrorCode.TIMEOUT, `${this.unanswered} requests unanswered, server silent for ${Math.round(now - this.ep.lastHeard)} ms`), now);
+    }
+  }
+
+  protected pump(now: number): void {
+    if (this.isFinished || this.state === LinkState.IDLE) return;
+    if (this.transport === Transport.DIRECT) {
+      if (this.state === LinkState.HELLO) {
+        if (this.reqRn.length === 0 && now >= this.retryAt) this.request(now, true);
+        return;
+      }
+      if (this.drained && this.finalRn < 0) {
+        this.request(now, false);
+        this.finalRn = this.rn;
+        return;
+      }
+      if (this.directWants(now)) this.request(now, false);
+      return;
+    }
+    if (this.state === LinkState.HELLO) {
+      if (this.reqRn.length === 0 && now >= this.retryAt) this.request(now, true);
+      return;
+    }
+    while (this.reqRn.length < this.o.maxOutstanding) {
+      const ep = this.ep;
+      let want: boolean;
+      if (this.reqRn.length === 0) want = now >= this.retryAt;
+      else if (this.drained && this.finalRn < 0) want = true;
+      else {
+        want =
+          ep.fullBundle ||
+          (ep.hasSendable && now >= this.waitingSince + this.o.coalesceMs) ||
+          ep.ackDue(now) ||
+          (this.localEnd >= 0 && ep.out.isEmpty && !this.closeSent);
+      }
+      if (!want) break;
+      const final = this.drained && this.finalRn < 0;
+      this.request(now, false);
+      if (final) this.finalRn = this.rn;
+    }
+  }
+
+  /** Writes and transmits one request (or frame). */
+  private request(now: number, hello: boolean): void {
+    const ep = this.ep;
+    this.rn = (this.rn + 1) >>> 0;
+    let len: number;
+    if (hello) {
+      const item = this.nextHello();
+      this.helloSends++;
+      this.helloSentAt = now;
+      len = ep.writeBundle(null, this.rn, now, [item], false);
+    } else {
+      const close = this.closeItem();
+      if (close !== null) this.closeSent = true;
+      len = ep.writeBundle(this.sid, this.rn, now, close === null ? null : [close], true);
+    }
+    this.afterWrite(now);
+    if (this.transport === Transport.HELD || hello) {
+      // The server answers older held requests as soon as this one arrives; the newest may be held.
+      const quick = now + ep.rtt.rto;
+      const keep = this.reqRn.length - (this.serverHeld - 1);
+      for (let i = 0; i < keep; i++) if (this.reqDeadline[i] > quick) this.reqDeadline[i] = quick;
+      this.reqRn.push(this.rn);
+      this.reqDeadline.push(hello ? quick : now + this.serverHold + ep.rtt.rto);
+    }
+    this.port.transmit(ep.writer.buf, len, this.rn);
+  }
+}
+
+

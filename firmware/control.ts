@@ -1,0 +1,146 @@
+/**
+ * Control items: the rare, non-message parts of a bundle, each a CBOR array `[kind, fields]` with
+ * `fields` a map of text keys. Encoded and decoded with cbor-x (they are not on the per-message path).
+ *
+ *   [1, {id, n, nonce, proof, seq, off, lim}] hello: device id, hello counter, proof of the key, first
+ *                                            seq/offset, what its reader accepts
+ *   [2, {seq, off, hold, idle, held, lim}]   welcome: server's first seq/offset, hold/idle limits, held
+ *                                            count, what its reader accepts
+ *   [3, {end}]                               close: the sender will send no message at or after `end`
+ *   [4, {code, message}]                     error: the session ends with this code
+ */
+import { Encoder, decode } from 'cbor-x';
+import { ErrorCode, hfError } from './errors';
+
+export const Ctl = { HELLO: 1, WELCOME: 2, CLOSE: 3, ERROR: 4 } as const;
+
+/** A receiver's bundle limits: [maxMessages, maxBundleBytes, maxMessage, maxSackRanges, maxControls]. */
+export type Limits = [number, number, number, number, number];
+
+export interface Hello {
+  kind: typeof Ctl.HELLO;
+  /** Device id (1..128 characters). */
+  id: string;
+  /** Random bytes chosen by the device for this hello (8..64 bytes). */
+  nonce: Uint8Array;
+  /** Proof of the device key over the nonce (0..64 bytes; verified by the gateway's authenticator). */
+  proof: Uint8Array;
+  /** First sequence number and byte offset of the device's messages. */
+  seq: number;
+  off: number;
+  /** Hello counter: grows with every new session of this device, so an old hello cannot be replayed. */
+  n: number;
+  /** What the device's reader accepts. */
+  lim: Limits;
+}
+
+export interface Welcome {
+  kind: typeof Ctl.WELCOME;
+  seq: number;
+  off: number;
+  /** Longest the server holds a request, ms. */
+  hold: number;
+  /** Silence after which the server ends the session, ms. */
+  idle: number;
+  /** Most requests the server holds at once. */
+  held: number;
+  /** What the server's reader accepts. */
+  lim: Limits;
+}
+
+export interface Close {
+  kind: typeof Ctl.CLOSE;
+  end: number;
+}
+
+export interface ErrorItem {
+  kind: typeof Ctl.ERROR;
+  code: string;
+  message: string;
+}
+
+export type Control = Hello | Welcome | Close | ErrorItem;
+
+const enc = new Encoder({ useRecords: false, variableMapSize: true, mapsAsObjects: true });
+
+/** Encodes a control item (allocates; control items are rare). */
+export function encodeControl(c: Control): Uint8Array {
+  switch (c.kind) {
+    case Ctl.HELLO:
+      return enc.encode([c.kind, { id: c.id, n: c.n, nonce: c.nonce, proof: c.proof, seq: c.seq, off: c.off, lim: c.lim }]);
+    case Ctl.WELCOME:
+      return enc.encode([c.kind, { seq: c.seq, off: c.off, hold: c.hold, idle: c.idle, held: c.held, lim: c.lim }]);
+    case Ctl.CLOSE:
+      return enc.encode([c.kind, { end: c.end }]);
+    case Ctl.ERROR:
+      return enc.encode([c.kind, { code: c.code, message: c.message }]);
+  }
+}
+
+function u32(f: Record<string, unknown>, k: string): number {
+  const v = f[k];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw hfError(ErrorCode.BUNDLE, `control field ${k} must be a u32, got ${String(v)}`);
+  return v;
+}
+
+function limits(f: Record<string, unknown>): Limits {
+  const v = f.lim;
+  if (!Array.isArray(v) || v.length !== 5) throw hfError(ErrorCode.BUNDLE, 'control field lim must be [maxMessages, maxBundleBytes, maxMessage, maxSackRanges, maxControls]');
+  const l = v.map((x) => u32({ lim: x }, 'lim')) as Limits;
+  if (l[0] < 1 || l[1] < 256 || l[4] < 1) throw hfError(ErrorCode.BUNDLE, `control field lim ${JSON.stringify(l)} is below the protocol minimum`);
+  return l;
+}
+
+/** Limits as a tuple, for hello and welcome. */
+export function limitsOf(o: { maxMessages: number; maxBundleBytes: number; maxMessage: number; maxSackRanges: number; maxControls: number }): Limits {
+  return [o.maxMessages, o.maxBundleBytes, o.maxMessage, o.maxSackRanges, o.maxControls];
+}
+
+/** Tuple back to named limits. */
+export function limitsFrom(l: Limits) {
+  return { maxMessages: l[0], maxBundleBytes: l[1], maxMessage: l[2], maxSackRanges: l[3], maxControls: l[4] };
+}
+
+function bytes(f: Record<string, unknown>, k: string, min: number, max: number): Uint8Array {
+  const v = f[k];
+  if (!(v instanceof Uint8Array) || v.length < min || v.length > max) throw hfError(ErrorCode.BUNDLE, `control field ${k} must be ${min}..${max} bytes`);
+  return v;
+}
+
+function text(f: Record<string, unknown>, k: string, max: number): string {
+  const v = f[k];
+  if (typeof v !== 'string' || v.length > max) throw hfError(ErrorCode.BUNDLE, `control field ${k} must be text of at most ${max} characters`);
+  return v;
+}
+
+/**
+ * Decodes and validates one control item from `buf[start, end)`. Returns null for a kind this version
+ * does not know (ignored, for forward compatibility); throws HF_ERR_BUNDLE for a malformed one.
+ */
+export function decodeControl(buf: Uint8Array, start: number, end: number): Control | null {
+  let item: unknown;
+  try {
+    item = decode(buf.subarray(start, end));
+  } catch (e) {
+    throw hfError(ErrorCode.CBOR, `control item: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(item) || item.length !== 2 || typeof item[0] !== 'number' || item[1] === null || typeof item[1] !== 'object') {
+    throw hfError(ErrorCode.BUNDLE, 'control item must be [kind, {fields}]');
+  }
+  const f = item[1] as Record<string, unknown>;
+  switch (item[0]) {
+    case Ctl.HELLO: {
+      const id = text(f, 'id', 128);
+      if (id.length === 0) throw hfError(ErrorCode.BUNDLE, 'hello id is empty');
+      return { kind: Ctl.HELLO, id, n: u32(f, 'n'), nonce: bytes(f, 'nonce', 8, 64), proof: bytes(f, 'proof', 0, 64), seq: u32(f, 'seq'), off: u32(f, 'off'), lim: limits(f) };
+    }
+    case Ctl.WELCOME:
+      return { kind: Ctl.WELCOME, seq: u32(f, 'seq'), off: u32(f, 'off'), hold: u32(f, 'hold'), idle: u32(f, 'idle'), held: u32(f, 'held'), lim: limits(f) };
+    case Ctl.CLOSE:
+      return { kind: Ctl.CLOSE, end: u32(f, 'end') };
+    case Ctl.ERROR:
+      return { kind: Ctl.ERROR, code: text(f, 'code', 64), message: text(f, 'message', 1024) };
+    default:
+      return null;
+  }
+}

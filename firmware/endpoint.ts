@@ -1,0 +1,393 @@
+/**
+ * One side of a session's message exchange, whatever carries it: the out-ring and what the peer has
+ * acknowledged of it, the in-ring and what this side owes the peer (acknowledgement, window), the
+ * round-trip estimator, and the rules that pick which messages go into the next bundle.
+ *
+ * Sending rules. A message goes out when it was never sent (and fits the peer's window), or when it is
+ * due again: its retransmission timer expired (`onRetxTimer`), or a message sent after it has been
+ * received by the peer and a reordering allowance passed (loss detection in the manner of RACK,
+ * RFC 8985). A message leaves the out-ring only on the peer's cumulative acknowledgement; selective
+ * acknowledgements only spare retransmissions. Round trips are sampled only from messages sent once.
+ *
+ * The role state machines (ClientLink, ServerLink) decide when a bundle is written; this decides what
+ * is in it. Nothing here allocates per message.
+ */
+import { dist } from './check';
+import { ErrorCode, hfError } from './errors';
+import { DUPLICATE, InRing } from './in-ring';
+import { ResolvedOptions } from './options';
+import { Limits, limitsFrom } from './control';
+import { OutRing, SACKED } from './out-ring';
+import { RttEstimator } from './rtt';
+import { BundleReader, BundleView, BundleWriter } from './wire';
+
+/** Out-ring flag: the message is due for retransmission. */
+const DUE = 4;
+
+/** Receives delivered messages: `buf[off, off+len)` is valid only during the call. Return false to pause. */
+export type DeliverFn = (buf: Uint8Array, off: number, len: number) => boolean;
+
+export interface EndpointStats {
+  bundlesIn: number;
+  bundlesOut: number;
+  messagesIn: number;
+  messagesOut: number;
+  duplicatesIn: number;
+  retransmits: number;
+  timeouts: number;
+}
+
+export class Endpoint {
+  readonly o: ResolvedOptions;
+  readonly out: OutRing;
+  readonly inr: InRing;
+  readonly writer: BundleWriter;
+  readonly reader: BundleReader;
+  readonly rtt: RttEstimator;
+
+  /** Exclusive end of the peer's receive window: sequence number and byte offset. */
+  peerWndSeq: number;
+  peerWndOff: number;
+  /** First message never sent (everything in [out.tail, sendNext) went out at least once). */
+  sendNext: number;
+  /** Messages flagged DUE. */
+  private due = 0;
+  /** Latest send time of a message the peer is known to have (loss detection). */
+  private rackTime = -1;
+  /** The peer is owed an acknowledgement or a window update. */
+  ackOwed = false;
+  /** Time the oldest owed acknowledgement became owed (-1: none). */
+  ackOwedSince = -1;
+  /** Window end last advertised, to know when an update is worth a bundle. */
+  private advSeq: number;
+  /** Time a valid bundle last arrived. */
+  lastHeard = 0;
+  /** Time a bundle last went out. */
+  lastSent = 0;
+  /** Delivery paused by the application. */
+  paused = false;
+  /** Cached earliest retransmission deadline; NaN = recompute. */
+  private retxAt = NaN;
+
+  readonly stats: EndpointStats = { bundlesIn: 0, bundlesOut: 0, messagesIn: 0, messagesOut: 0, duplicatesIn: 0, retransmits: 0, timeouts: 0 };
+
+  constructor(o: ResolvedOptions, peerSeq: number, peerOff: number) {
+    this.o = o;
+    this.out = new OutRing({ slots: o.outSlots, bytes: o.outBytes, seq: o.initialSeq, off: o.initialOff });
+    this.inr = new InRing({ slots: o.inSlots, bytes: o.inBytes, seq: peerSeq, off: peerOff, maxMessage: o.maxMessage });
+    this.writer = new BundleWriter(o);
+    this.reader = new BundleReader(o);
+    this.rtt = new RttEstimator(o);
+    this.sendNext = this.out.head;
+    // Until the peer says otherwise, assume it has rings as large as ours.
+    this.peerWndSeq = (this.out.head + o.inSlots) >>> 0;
+    this.peerWndOff = (this.out.headOff + o.inBytes) >>> 0;
+    this.advSeq = (this.inr.next + this.inr.windowMsgs) >>> 0;
+    this.peerMaxMessage = o.maxMessage;
+  }
+
+  /** Largest message the peer accepts (its maxMessage; ours until it tells). */
+  peerMaxMessage: number;
+
+  /** Adopts the peer's reader limits (from its hello or welcome). */
+  setPeerLimits(l: Limits): void {
+    const peer = limitsFrom(l);
+    this.writer.limitTo(peer);
+    this.peerMaxMessage = Math.min(this.o.maxMessage, peer.maxMessage);
+  }
+
+  /** Sets where the peer's messages start and its first window (from its hello or welcome). */
+  setPeerStart(seq: number, off: number, winMsgs: number, winBytes: number): void {
+    this.inr.restart(seq, off);
+    this.advSeq = (seq + this.inr.windowMsgs) >>> 0;
+    this.peerWndSeq = (this.out.tail + winMsgs) >>> 0;
+    this.peerWndOff = (this.out.tailOff + winBytes) >>> 0;
+  }
+
+  // ---- sending ---------------------------------------------------------------------------------
+
+  /** Copies a message into the out-ring; false when full (backpressure). */
+  send(src: Uint8Array, off = 0, len = src.length - off): boolean {
+    if (len > this.peerMaxMessage) throw hfError(ErrorCode.TOO_BIG, `message of ${len} bytes, limit ${this.peerMaxMessage}`);
+    return this.out.push(src, off, len);
+  }
+
+  private inWindow(seq: number): boolean {
+    if (dist(seq, this.out.tail) >= dist(this.peerWndSeq, this.out.tail)) return false;
+    const end = (this.out.offOf(seq) + this.out.lenOf(seq)) >>> 0;
+    return dist(end, this.out.tailOff) <= dist(this.peerWndOff, this.out.tailOff);
+  }
+
+  /** Messages that could go out now, counted up to `limit`. */
+  sendable(limit: number): number {
+    let n = this.due < limit ? this.due : limit;
+    for (let q = this.sendNext; n < limit && q !== this.out.head && this.inWindow(q); q = (q + 1) >>> 0) n++;
+    return n;
+  }
+
+  /** True if a full bundle of messages is ready. */
+  get fullBundle(): boolean {
+    const m = this.writer.maxMessages;
+    return this.sendable(m) >= m;
+  }
+
+  /** True if anything waits: a new or due message. */
+  get hasSendable(): boolean {
+    return this.due > 0 || (this.sendNext !== this.out.head && this.inWindow(this.sendNext));
+  }
+
+  /** True if unacknowledged messages are in flight. */
+  get inFlight(): boolean {
+    return this.sendNext !== this.out.tail;
+  }
+
+  /** Earliest time an in-flight message's retransmission timer expires (Infinity if none). */
+  retxDeadline(): number {
+    if (this.retxAt === this.retxAt) return this.retxAt;
+    let t = Infinity;
+    const out = this.out;
+    for (let q = out.tail; q !== this.sendNext; q = (q + 1) >>> 0) {
+      if ((out.flagsOf(q) & (SACKED | DUE)) !== 0) continue;
+      const s = out.sentAt(q);
+      if (s >= 0 && s < t) t = s;
+    }
+    this.retxAt = t === Infinity ? Infinity : t + this.rtt.rto;
+    return this.retxAt;
+  }
+
+  /** Retransmission timer: flags every in-flight message whose timeout passed; backs off once. */
+  onRetxTimer(now: number): boolean {
+    const out = this.out;
+    const rto = this.rtt.rto;
+    let marked = 0;
+    for (let q = out.tail; q !== this.sendNext; q = (q + 1) >>> 0) {
+      const f = out.flagsOf(q);
+      if ((f & (SACKED | DUE)) !== 0) continue;
+      if (out.sentAt(q) + rto <= now) {
+        out.setFlag(q, DUE);
+        marked++;
+      }
+    }
+    if (marked > 0) {
+      this.due += marked;
+      this.stats.timeouts++;
+      this.rtt.backoff();
+    }
+    this.retxAt = NaN;
+    return marked > 0;
+  }
+
+  /** After a transport change: everything unacknowledged goes out again on the new one. */
+  resendAll(): void {
+    const out = this.out;
+    for (let q = out.tail; q !== this.sendNext; q = (q + 1) >>> 0) {
+      if ((out.flagsOf(q) & (SACKED | DUE)) === 0) {
+        out.setFlag(q, DUE);
+        this.due++;
+      }
+    }
+    this.retxAt = NaN;
+  }
+
+  /** Whether acknowledgement or window news is owed and has waited `ackDelayMs`. */
+  ackDue(now: number): boolean {
+    return this.ackOwed && now >= this.ackOwedSince + this.o.ackDelayMs;
+  }
+
+  /**
+   * Writes a bundle into `writer.buf` and returns its length: header with this side's acknowledgement
+   * state, the given control items, then as many sendable messages as fit (none if `messages` is
+   * false). Marks the messages sent and the acknowledgement paid.
+   */
+  writeBundle(sid: Uint8Array | null, rn: number, now: number, controls: readonly Uint8Array[] | null, messages: boolean): number {
+    const w = this.writer;
+    const inr = this.inr;
+    const out = this.out;
+    w.begin(sid, rn, inr.next, inr.windowMsgs, inr.windowBytes, out);
+    if (inr.hasGaps) inr.forEachRange(this.o.maxSackRanges, this.addSack);
+    if (controls !== null) for (let i = 0; i < controls.length; i++) w.control(controls[i]);
+    if (messages) {
+      let room = true;
+      if (this.due > 0) {
+        for (let q = out.tail; room && this.due > 0 && q !== this.sendNext; q = (q + 1) >>> 0) {
+          if ((out.flagsOf(q) & DUE) === 0) continue;
+          if ((out.flagsOf(q) & SACKED) !== 0) {
+            out.clearFlag(q, DUE);
+            this.due--;
+            continue;
+          }
+          room = w.message(q);
+          if (room) {
+            out.clearFlag(q, DUE);
+            this.due--;
+            out.markSent(q, now);
+            this.stats.retransmits++;
+          }
+        }
+      }
+      while (room && this.sendNext !== out.head && this.inWindow(this.sendNext)) {
+        room = w.message(this.sendNext);
+        if (room) {
+          out.markSent(this.sendNext, now);
+          this.sendNext = (this.sendNext + 1) >>> 0;
+        }
+      }
+      if (w.messages > 0) this.retxAt = NaN;
+    }
+    const len = w.finish();
+    this.stats.bundlesOut++;
+    this.stats.messagesOut += w.messages;
+    this.ackOwed = false;
+    this.ackOwedSince = -1;
+    this.advSeq = (inr.next + inr.windowMsgs) >>> 0;
+    this.lastSent = now;
+    return len;
+  }
+
+  private readonly addSack = (start: number, end: number): void => {
+    this.writer.sack(start, end);
+  };
+
+  // ---- receiving -------------------------------------------------------------------------------
+
+  /** Parses and validates a body; throws a coded error and changes nothing if it is bad. */
+  parse(buf: Uint8Array, start = 0, end = buf.length): BundleView {
+    const v = this.reader.read(buf, start, end);
+    this.check(v);
+    return v;
+  }
+
+  /** Checks a parsed bundle against this side's state (acks of unsent messages, window). */
+  check(v: BundleView): void {
+    this.out.checkAck(v.ack);
+    for (let k = 0; k < v.sackCount; k++) {
+      const a = v.sacks[2 * k];
+      const b = v.sacks[2 * k + 1];
+      const ahead = dist(b, this.out.tail);
+      if (ahead < 0x80000000 && ahead > this.out.length) {
+        throw hfError(ErrorCode.ACK, `sack range [${a}, ${b}) reaches past the last sent message ${(this.out.head - 1) >>> 0}`);
+      }
+    }
+    for (let i = 0; i < v.msgCount; i++) this.inr.check(v.seqs[i], v.offs[i], v.lens[i]);
+  }
+
+  /**
+   * Applies a bundle `parse` accepted: acknowledgements release out-ring messages (and give round-trip
+   * samples), the window moves, messages go into the in-ring. Returns how many new messages arrived.
+   */
+  apply(v: BundleView, now: number): number {
+    const out = this.out;
+    this.stats.bundlesIn++;
+    this.lastHeard = now;
+    // Cumulative acknowledgement.
+    if (out.holds(v.ack) || v.ack === out.head) {
+      const ackOff = v.ack === out.head ? out.headOff : out.offOf(v.ack);
+      const wndSeq = (v.ack + v.winMsgs) >>> 0;
+      const wndOff = (ackOff + v.winBytes) >>> 0;
+      if (dist(wndSeq, this.peerWndSeq) < 0x80000000) this.peerWndSeq = wndSeq;
+      if (dist(wndOff, this.peerWndOff) < 0x80000000) this.peerWndOff = wndOff;
+      if (v.ack !== out.tail) this.releaseTo(v.ack, now);
+    }
+    // Selective acknowledgements.
+    for (let k = 0; k < v.sackCount; k++) this.markSacked(v.sacks[2 * k], v.sacks[2 * k + 1]);
+    if (this.rackTime >= 0) this.detectLoss();
+    // Messages.
+    let fresh = 0;
+    for (let i = 0; i < v.msgCount; i++) {
+      const seq = v.seqs[i];
+      if (this.inr.check(seq, v.offs[i], v.lens[i]) === DUPLICATE) {
+        this.stats.duplicatesIn++;
+      } else {
+        this.inr.store(seq, v.offs[i], v.buf, v.starts[i], v.lens[i]);
+        fresh++;
+      }
+    }
+    if (v.msgCount > 0) {
+      this.stats.messagesIn += fresh;
+      this.owe(now);
+    }
+    return fresh;
+  }
+
+  private owe(now: number): void {
+    if (!this.ackOwed) {
+      this.ackOwed = true;
+      this.ackOwedSince = now;
+    }
+  }
+
+  private releaseTo(ack: number, now: number): void {
+    const out = this.out;
+    let sample = -1;
+    for (let q = out.tail; q !== ack; q = (q + 1) >>> 0) {
+      const f = out.flagsOf(q);
+      if ((f & DUE) !== 0) this.due--;
+      const sent = out.sentAt(q);
+      if (sent > this.rackTime) this.rackTime = sent;
+      if (out.sendCount(q) === 1 && (f & SACKED) === 0) sample = now - sent;
+    }
+    // After a restore every held message counts as unsent, yet the peer may have had some of them.
+    if (dist(this.sendNext, ack) >= 0x80000000) this.sendNext = ack;
+    out.release(ack);
+    if (sample >= 0) this.rtt.sample(sample);
+    this.retxAt = NaN;
+  }
+
+  private markSacked(a: number, b: number): void {
+    const out = this.out;
+    if (dist(b, out.tail) >= 0x80000000 || b === out.tail) return; // wholly stale
+    if (dist(a, out.tail) >= 0x80000000) a = out.tail;
+    for (let q = a; q !== b; q = (q + 1) >>> 0) {
+      const f = out.flagsOf(q);
+      if ((f & SACKED) !== 0) continue;
+      out.setFlag(q, SACKED);
+      if ((f & DUE) !== 0) {
+        out.clearFlag(q, DUE);
+        this.due--;
+      }
+      const sent = out.sentAt(q);
+      if (sent > this.rackTime) this.rackTime = sent;
+    }
+    this.retxAt = NaN;
+  }
+
+  /** A message sent well before one the peer already has is taken as lost and made due. */
+  private detectLoss(): void {
+    const out = this.out;
+    const reo = Math.max(1, this.rtt.srtt / 4);
+    const limit = this.rackTime - reo;
+    for (let q = out.tail; q !== this.sendNext; q = (q + 1) >>> 0) {
+      const f = out.flagsOf(q);
+      if ((f & (SACKED | DUE)) !== 0) continue;
+      const s = out.sentAt(q);
+      if (s >= 0 && s < limit) {
+        out.setFlag(q, DUE);
+        this.due++;
+        this.retxAt = NaN;
+      }
+    }
+  }
+
+  // ---- delivery --------------------------------------------------------------------------------
+
+  /**
+   * Hands in-order messages to `fn` until none is left or `fn` returns false (then delivery pauses
+   * until `resume`). If consuming opened the window by half or more since it was last advertised, a
+   * window update becomes owed.
+   */
+  deliver(fn: DeliverFn, now: number): number {
+    const inr = this.inr;
+    let n = 0;
+    while (!this.paused && inr.peek()) {
+      const go = fn(inr.viewBuf, inr.viewOff, inr.viewLen);
+      inr.release();
+      n++;
+      if (!go) this.paused = true;
+    }
+    if (n > 0) {
+      const end = (inr.next + inr.windowMsgs) >>> 0;
+      if (dist(end, this.advSeq) >= inr.slots / 2 && dist(end, this.advSeq) < 0x80000000) this.owe(now);
+    }
+    return n;
+  }
+}

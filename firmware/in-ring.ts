@@ -1,0 +1,234 @@
+/**
+ * The in-ring: messages received from the peer and not yet consumed by the application.
+ *
+ * Same fixed layout as the out-ring. Every message carries its byte offset in the sender's stream, so a
+ * message that arrives early (out of order) goes straight to its final place in the slab; the window
+ * the receiver advertises (free slots after `next`, free bytes after `nextOff`) guarantees it fits and
+ * never overwrites anything. Three positions, all free-running u32:
+ *   read <= next <= top: [read, next) received in order, not yet consumed by the application;
+ *   next: the cumulative acknowledgement (all before it received); [next, top) may hold early arrivals.
+ * No method allocates; a message that wraps the slab end is read through one scratch buffer.
+ */
+import { copyBytes } from './bytes';
+import { checkInt, checkPow2, dist } from './check';
+import { ErrorCode, hfError } from './errors';
+import { RING_DEFAULTS, RingOptions } from './out-ring';
+
+/** What `check` says about an incoming message. */
+export const NEW = 0;
+export const DUPLICATE = 1;
+
+export class InRing {
+  readonly slots: number;
+  readonly bytes: number;
+  private readonly mask: number;
+  private readonly bmask: number;
+  private readonly slab: Uint8Array;
+  private readonly offs: Uint32Array;
+  private readonly lens: Uint32Array;
+  private readonly present: Uint8Array;
+  private readonly scratch: Uint8Array;
+
+  /** Next message the application will consume. */
+  read: number;
+  readOff: number;
+  /** Next message expected in order: the cumulative acknowledgement. */
+  next: number;
+  nextOff: number;
+  /** One past the highest sequence number stored. */
+  top: number;
+
+  /** Set by `peek`: the message is `viewBuf[viewOff, viewOff+viewLen)`, valid until `release`. */
+  viewBuf: Uint8Array;
+  viewOff = 0;
+  viewLen = 0;
+
+  constructor(opts: RingOptions = {}) {
+    this.slots = checkPow2('slots', opts.slots ?? RING_DEFAULTS.slots, 1, 1 << 20);
+    this.bytes = checkPow2('bytes', opts.bytes ?? RING_DEFAULTS.bytes, 1, 1 << 30);
+    this.read = this.next = this.top = checkInt('seq', opts.seq ?? 0, 0, 0xffffffff);
+    this.readOff = this.nextOff = checkInt('off', opts.off ?? 0, 0, 0xffffffff);
+    this.mask = this.slots - 1;
+    this.bmask = this.bytes - 1;
+    this.slab = new Uint8Array(this.bytes);
+    this.offs = new Uint32Array(this.slots);
+    this.lens = new Uint32Array(this.slots);
+    this.present = new Uint8Array(this.slots);
+    this.scratch = new Uint8Array(Math.min(this.bytes, checkInt('maxMessage', opts.maxMessage ?? this.bytes, 0, this.bytes)));
+    this.viewBuf = this.slab;
+  }
+
+  /** Moves an empty ring to start at `seq`/`off` (the peer announced its first message). */
+  restart(seq: number, off: number): void {
+    if (this.read !== this.top) throw hfError(ErrorCode.PROTOCOL, `cannot restart a ring holding ${dist(this.top, this.read)} messages`);
+    this.read = this.next = this.top = seq >>> 0;
+    this.readOff = this.nextOff = off >>> 0;
+  }
+
+  /** Messages received in order and not yet consumed. */
+  get available(): number {
+    return (this.next - this.read) >>> 0;
+  }
+
+  /** Messages the peer may still send beyond `next`. */
+  get windowMsgs(): number {
+    return this.slots - this.available;
+  }
+
+  /** Bytes the peer may still send beyond `nextOff`. */
+  get windowBytes(): number {
+    return this.bytes - ((this.nextOff - this.readOff) >>> 0);
+  }
+
+  /** True if early arrivals are held above `next`. */
+  get hasGaps(): boolean {
+    return this.top !== this.next;
+  }
+
+  /** Whether early-arrival slot `seq` (next < seq < top) is held. */
+  has(seq: number): boolean {
+    return dist(seq, this.next) < dist(this.top, this.next) && this.present[seq & this.mask] === 1;
+  }
+
+  /**
+   * Classifies message (`seq`, `off`, `len`) without changing anything: DUPLICATE if already received,
+   * NEW if it fits the window; throws HF_ERR_WINDOW if it lies outside the window or HF_ERR_PROTOCOL if
+   * its byte offset contradicts a neighbour already held.
+   */
+  check(seq: number, off: number, len: number): number {
+    const back = dist(this.next, seq);
+    if (back !== 0 && back <= 0x80000000) return DUPLICATE;
+    const ahead = dist(seq, this.next);
+    if (ahead >= this.windowMsgs) {
+      throw hfError(ErrorCode.WINDOW, `message ${seq} is outside the receive window [${this.next}, ${(this.next + this.windowMsgs) >>> 0})`);
+    }
+    const s = seq & this.mask;
+    if (ahead > 0 && this.present[s] === 1) return DUPLICATE;
+    const rel = dist(off, this.readOff);
+    if (rel + len > this.bytes || dist(off, this.nextOff) > this.bytes) {
+      throw hfError(ErrorCode.WINDOW, `message ${seq} bytes [${off}, +${len}) are outside the receive window of ${this.windowBytes} bytes at ${this.nextOff}`);
+    }
+    if (ahead === 0) {
+      if (off !== this.nextOff) throw hfError(ErrorCode.PROTOCOL, `message ${seq} at offset ${off}, expected ${this.nextOff}`);
+    } else {
+      const p = (seq - 1) & this.mask;
+      if (ahead > 1 && this.present[p] === 1 && ((this.offs[p] + this.lens[p]) >>> 0) !== off) {
+        throw hfError(ErrorCode.PROTOCOL, `message ${seq} at offset ${off} does not follow message ${(seq - 1) >>> 0}`);
+      }
+    }
+    const n = (seq + 1) & this.mask;
+    if (dist((seq + 1) >>> 0, this.next) < dist(this.top, this.next) && this.present[n] === 1 && ((off + len) >>> 0) !== this.offs[n]) {
+      throw hfError(ErrorCode.PROTOCOL, `message ${seq} ends at ${(off + len) >>> 0}, message ${(seq + 1) >>> 0} starts at ${this.offs[n]}`);
+    }
+    return NEW;
+  }
+
+  /**
+   * Stores a message `check` said is NEW: copies `src[srcOff, srcOff+len)` to its place and moves
+   * `next` over every message now in order. Returns how many messages became available.
+   */
+  store(seq: number, off: number, src: Uint8Array, srcOff: number, len: number): number {
+    const s = seq & this.mask;
+    this.offs[s] = off;
+    this.lens[s] = len;
+    this.present[s] = 1;
+    const p = off & this.bmask;
+    const first = Math.min(len, this.bytes - p);
+    copyBytes(this.slab, p, src, srcOff, first);
+    if (first < len) copyBytes(this.slab, 0, src, srcOff + first, len - first);
+    if (dist((seq + 1) >>> 0, this.next) > dist(this.top, this.next)) this.top = (seq + 1) >>> 0;
+    let moved = 0;
+    while (this.next !== this.top && this.present[this.next & this.mask] === 1) {
+      const q = this.next & this.mask;
+      this.nextOff = (this.offs[q] + this.lens[q]) >>> 0;
+      this.next = (this.next + 1) >>> 0;
+      moved++;
+    }
+    return moved;
+  }
+
+  /**
+   * Makes the oldest unconsumed message visible as `viewBuf[viewOff, viewOff+viewLen)` and returns
+   * true, or returns false if none is available. The view is valid until `release`.
+   */
+  peek(): boolean {
+    if (this.read === this.next) return false;
+    const s = this.read & this.mask;
+    const len = this.lens[s];
+    const p = this.offs[s] & this.bmask;
+    if (p + len <= this.bytes) {
+      this.viewBuf = this.slab;
+      this.viewOff = p;
+    } else {
+      const first = this.bytes - p;
+      copyBytes(this.scratch, 0, this.slab, p, first);
+      copyBytes(this.scratch, first, this.slab, 0, len - first);
+      this.viewBuf = this.scratch;
+      this.viewOff = 0;
+    }
+    this.viewLen = len;
+    return true;
+  }
+
+  /** Copies the oldest unconsumed message into `dst` and releases it; returns its length or -1. */
+  readInto(dst: Uint8Array, dstOff = 0): number {
+    if (!this.peek()) return -1;
+    const n = this.viewLen;
+    if (dstOff + n > dst.length) throw hfError(ErrorCode.TOO_BIG, `message of ${n} bytes does not fit the ${dst.length - dstOff} bytes given`);
+    copyBytes(dst, dstOff, this.viewBuf, this.viewOff, n);
+    this.release();
+    return n;
+  }
+
+  /** Consumes the oldest available message (frees its slot and bytes; the window grows). */
+  release(): void {
+    if (this.read === this.next) throw hfError(ErrorCode.PROTOCOL, 'release with no message available');
+    const s = this.read & this.mask;
+    this.present[s] = 0;
+    this.readOff = (this.offs[s] + this.lens[s]) >>> 0;
+    this.read = (this.read + 1) >>> 0;
+  }
+
+  /**
+   * Visits the runs of early arrivals above `next` as half-open ranges [start, end), lowest first,
+   * at most `max` of them. Returns how many were visited.
+   */
+  forEachRange(max: number, visit: (start: number, end: number) => void): number {
+    let n = 0;
+    let q = this.next;
+    while (q !== this.top && n < max) {
+      while (q !== this.top && this.present[q & this.mask] === 0) q = (q + 1) >>> 0;
+      if (q === this.top) break;
+      const start = q;
+      while (q !== this.top && this.present[q & this.mask] === 1) q = (q + 1) >>> 0;
+      visit(start, q);
+      n++;
+    }
+    return n;
+  }
+
+  /** Length and offset of a held message (early arrival or unconsumed); for snapshots. */
+  offOf(seq: number): number {
+    return this.offs[seq & this.mask];
+  }
+
+  lenOf(seq: number): number {
+    return this.lens[seq & this.mask];
+  }
+
+  /** Copies held message `seq` into `dst` (for snapshots). */
+  copyOut(seq: number, dst: Uint8Array, dstOff = 0): number {
+    const s = seq & this.mask;
+    const len = this.lens[s];
+    const p = this.offs[s] & this.bmask;
+    const first = Math.min(len, this.bytes - p);
+    copyBytes(dst, dstOff, this.slab, p, first);
+    if (first < len) copyBytes(dst, dstOff + first, this.slab, 0, len - first);
+    return len;
+  }
+
+  /** Whether slot for `seq` is occupied (for snapshots, any seq in [read, top)). */
+  isPresent(seq: number): boolean {
+    return this.present[seq & this.mask] === 1 && dist(seq, this.read) < dist(this.top, this.read);
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * What the two role state machines share: the endpoint, the port they emit actions to, the session's
+ * lifecycle (open, half-closes, closed, failed), delivery, and the direct-transport pump (on a direct
+ * TCP connection there is no request to hold: either side sends a bundle whenever it has news).
+ *
+ * Events come in as method calls with the current time; actions go out through the port. No I/O and
+ * no timers inside: the driver asks `nextDeadline()` and calls `onTimer(now)` when it passes.
+ */
+import { Close, Control, Ctl, ErrorItem, decodeControl, encodeControl } from './control';
+import { Endpoint } from './endpoint';
+import { ErrorCode, ErrorCodeValue, HfError, hfError } from './errors';
+import { ResolvedOptions } from './options';
+import { BundleView } from './wire';
+
+/** Named lifecycle states. */
+export const LinkState = {
+  /** Client only: not started. */
+  IDLE: 0,
+  /** Client only: hello sent, no welcome yet. */
+  HELLO: 1,
+  OPEN: 2,
+  /** This side or the peer has closed its direction; not everything is acknowledged yet. */
+  CLOSING: 3,
+  CLOSED: 4,
+  FAILED: 5,
+} as const;
+export type LinkStateValue = (typeof LinkState)[keyof typeof LinkState];
+export const STATE_NAMES = ['idle', 'hello', 'open', 'closing', 'closed', 'failed'];
+
+/** Which kind of transport carries the session now. */
+export const Transport = {
+  /** HTTP: request/response, the server holds requests. */
+  HELD: 0,
+  /** Direct TCP: either side sends a framed bundle whenever it likes. */
+  DIRECT: 1,
+} as const;
+export type TransportValue = (typeof Transport)[keyof typeof Transport];
+
+/** Actions a link emits. The driver implements them with real or simulated I/O. */
+export interface LinkPort {
+  /** Deliver one in-order message; `buf[off, off+len)` is valid only during the call. False pauses. */
+  deliver(buf: Uint8Array, off: number, len: number): boolean;
+  /** The link opened (client: welcome received), or room appeared in the out-ring after it was full. */
+  onOpen?(): void;
+  onDrain?(): void;
+  /** The peer closed its direction: every message it sent has been delivered. */
+  onEnd?(): void;
+  /** The session ended: cleanly (`error` undefined) or failed. */
+  onClose?(error?: HfError): void;
+  /** A bundle was refused (bad input); the session goes on. */
+  onReject?(error: HfError): void;
+}
+
+export abstract class LinkBase {
+  readonly o: ResolvedOptions;
+  readonly ep: Endpoint;
+  protected port: LinkPort;
+  state: LinkStateValue;
+  transport: TransportValue = Transport.HELD;
+  /** This side's CLOSE: sequence number after its last message, or -1 while open. */
+  localEnd = -1;
+  /** The peer's CLOSE end, or -1. */
+  peerEnd = -1;
+  protected endSignalled = false;
+  /** Set when `send` returned false, so a drain event is owed. */
+  protected blocked = false;
+  /** Time sendable messages started waiting for a bundle (coalescing); -1 none. */
+  protected waitingSince = -1;
+  /** Re-entrancy guard: sends from inside deliver are pumped by the outer event. */
+  private busy = false;
+  failure: HfError | undefined;
+
+  constructor(o: ResolvedOptions, ep: Endpoint, port: LinkPort, state: LinkStateValue) {
+    this.o = o;
+    this.ep = ep;
+    this.port = port;
+    this.state = state;
+  }
+
+  /** Replaces the port (after a restore, or to attach an application). */
+  setPort(port: LinkPort): void {
+    this.port = port;
+  }
+
+  get isOpen(): boolean {
+    return this.state === LinkState.OPEN || this.state === LinkState.CLOSING || this.state === LinkState.HELLO || this.state === LinkState.IDLE;
+  }
+
+  get isFinished(): boolean {
+    return this.state === LinkState.CLOSED || this.state === LinkState.FAILED;
+  }
+
+  // ---- application events ----------------------------------------------------------------------
+
+  /**
+   * Queues a message. Returns false when the out-ring is full (wait for onDrain); throws HF_ERR_CLOSED
+   * after close() or once the session ended, HF_ERR_TOO_BIG for a message over `maxMessage`.
+   */
+  send(now: number, src: Uint8Array, off = 0, len = src.length - off): boolean {
+    if (this.localEnd >= 0 || this.isFinished) throw hfError(ErrorCode.CLOSED, `send on a ${STATE_NAMES[this.state]} link${this.localEnd >= 0 ? ' after close()' : ''}`);
+    if (!this.ep.send(src, off, len)) {
+      this.blocked = true;
+      return false;
+    }
+    if (this.waitingSince < 0) this.waitingSince = now;
+    this.run(now);
+    return true;
+  }
+
+  /** Closes this direction: no more sends; the peer gets everything already queued, then CLOSE. */
+  close(now: number): void {
+    if (this.isFinished || this.localEnd >= 0) return;
+    this.localEnd = this.ep.out.head;
+    if (this.state === LinkState.OPEN) this.state = LinkState.CLOSING;
+    this.run(now);
+  }
+
+  /** Resumes delivery after the port's deliver returned false. */
+  resume(now: number): void {
+    if (!this.ep.paused) return;
+    this.ep.paused = false;
+    this.run(now);
+  }
+
+  /** Ends the session at once with an error (both sides' buffers are dropped). */
+  abort(now: number, code: ErrorCodeValue = ErrorCode.CLOSED, message = 'aborted'): void {
+    this.fail(hfError(code, message), now);
+  }
+
+  // ---- shared machinery ------------------------------------------------------------------------
+
+  /** Runs `pump` once, unless already inside an event (then the outer one pumps). */
+  protected run(now: number): void {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      this.deliver(now);
+      this.pump(now);
+      this.afterPump(now);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  protected abstract pump(now: number): void;
+
+  /** Hook after every pump (drain and close bookkeeping). */
+  protected afterPump(now: number): void {
+    if (this.blocked && !this.isFinished && this.ep.out.length < this.ep.out.slots) {
+      this.blocked = false;
+      this.port.onDrain?.();
+    }
+    void now;
+  }
+
+  protected deliver(now: number): void {
+    if (this.isFinished) return;
+    this.ep.deliver(this.port.deliver, now);
+    if (!this.endSignalled && this.peerEnd >= 0 && this.ep.inr.read === this.peerEnd) {
+      this.endSignalled = true;
+      this.port.onEnd?.();
+    }
+  }
+
+  /** Applies control items other than hello/welcome; returns an error item if the peer sent one. */
+  protected applyControls(v: BundleView, now: number, skip: (c: Control) => boolean): void {
+    for (let k = 0; k < v.ctlCount; k++) {
+      const c = this.decodeControl(v, k);
+      if (c === null || skip(c)) continue;
+      if (c.kind === Ctl.CLOSE) {
+        if (this.peerEnd < 0) {
+          this.peerEnd = c.end;
+          if (this.state === LinkState.OPEN) this.state = LinkState.CLOSING;
+          this.ep.ackOwed = true;
+          if (this.ep.ackOwedSince < 0) this.ep.ackOwedSince = now;
+        }
+      } else if (c.kind === Ctl.ERROR) {
+        this.onPeerError(c, now);
+      }
+    }
+  }
+
+  protected decodeControl(v: BundleView, k: number): Control | null {
+    return decodeControl(v.buf, v.ctlStarts[k], v.ctlEnds[k]);
+  }
+
+  protected onPeerError(c: ErrorItem, now: number): void {
+    const code = (Object.values(ErrorCode) as string[]).includes(c.code) ? (c.code as ErrorCodeValue) : ErrorCode.PROTOCOL;
+    this.fail(hfError(code, `peer: ${c.message}`), now);
+  }
+
+  /** True once both directions are closed and everything is acknowledged and consumed. */
+  protected get drained(): boolean {
+    const ep = this.ep;
+    return this.localEnd >= 0 && this.peerEnd >= 0 && ep.out.isEmpty && ep.inr.next === this.peerEnd && ep.inr.read === this.peerEnd;
+  }
+
+  /** The CLOSE item to send while this direction is closed (the peer may have missed earlier ones). */
+  protected closeItem(): Uint8Array | null {
+    if (this.localEnd < 0 || !this.ep.out.isEmpty) return null;
+    return encodeControl({ kind: Ctl.CLOSE, end: this.localEnd } as Close);
+  }
+
+  protected finish(now: number): void {
+    if (this.isFinished) return;
+    this.state = LinkState.CLOSED;
+    void now;
+    this.port.onClose?.();
+  }
+
+  protected fail(err: HfError, now: number): void {
+    if (this.isFinished) return;
+    this.state = LinkState.FAILED;
+    this.failure = err;
+    void now;
+    this.port.onClose?.(err);
+  }
+
+  /** Direct transport: is a bundle worth sending now? */
+  protected directWants(now: number): boolean {
+    const ep = this.ep;
+    if (ep.fullBundle) return true;
+    if (ep.hasSendable && now >= this.waitingSince + this.o.coalesceMs) return true;
+    if (ep.ackDue(now)) return true;
+    if (this.localEnd >= 0 && ep.out.isEmpty && !this.closeSent) return true;
+    return now >= ep.lastSent + this.o.keepaliveMs;
+  }
+
+  /** Whether a CLOSE has gone out since this direction closed. */
+  protected closeSent = false;
+
+  /** Earliest of the endpoint's timers that matter on any transport. */
+  protected baseDeadline(): number {
+    const ep = this.ep;
+    let t = ep.retxDeadline();
+    if (ep.ackOwed) t = Math.min(t, ep.ackOwedSince + this.o.ackDelayMs);
+    if (ep.hasSendable && this.waitingSince >= 0) t = Math.min(t, this.waitingSince + this.o.coalesceMs);
+    return t;
+  }
+
+  /** Marks the coalescing wait over if nothing is left to send. */
+  protected afterWrite(now: number): void {
+    this.waitingSince = this.ep.hasSendable ? now : -1;
+  }
+
+  abstract nextDeadline(): number;
+  abstract onTimer(now: number): void;
+}
+

@@ -1,0 +1,104 @@
+/**
+ * Every bound of a link, with its default. `resolveOptions` validates all of them before anything is
+ * allocated and never mutates what it was given.
+ */
+import { checkInt, checkMs, checkPow2 } from './check';
+import { ErrorCode, hfError } from './errors';
+import { RTT_DEFAULTS, RttOptions } from './rtt';
+import { WIRE_DEFAULTS, WireLimits, headerBudget } from './wire';
+
+export interface LinkOptions extends WireLimits, RttOptions {
+  /** Out-ring message slots, power of two (default 256). */
+  outSlots?: number;
+  /** Out-ring payload bytes, power of two (default 262144). */
+  outBytes?: number;
+  /** In-ring message slots, power of two (default 256). */
+  inSlots?: number;
+  /** In-ring payload bytes, power of two (default 262144). */
+  inBytes?: number;
+  /** First sequence number and byte offset of this side's messages (default 0; tests use 2^32-k). */
+  initialSeq?: number;
+  initialOff?: number;
+  /** Wait this long for more messages before sending a bundle that is not full, ms (default 0). */
+  coalesceMs?: number;
+  /** Longest an acknowledgement may wait for a bundle to ride on, ms (default 5). */
+  ackDelayMs?: number;
+  /** Server: longest a request is held before it is answered anyway, ms (default 20000). */
+  holdMs?: number;
+  /** Server: most requests held at once per session (default 1). */
+  maxHeld?: number;
+  /** Server: answered requests remembered so a repeated request number gets the same answer (default 4). */
+  replayCache?: number;
+  /** Server: silence after which the session ends and is freed, ms (default 90000). */
+  idleMs?: number;
+  /** Client: most requests outstanding at once (default 2: one held, one carrying news). */
+  maxOutstanding?: number;
+  /** Client: consecutive unanswered requests before the link fails (default 8) ... */
+  failAfter?: number;
+  /** ... and only once the server has been silent at least this long, ms (default 60000). */
+  deadAfterMs?: number;
+  /** Direct transport: send an empty bundle after this much quiet so the peer knows we live, ms (default 15000). */
+  keepaliveMs?: number;
+}
+
+export type ResolvedOptions = Required<LinkOptions>;
+
+export const LINK_DEFAULTS: ResolvedOptions = {
+  ...WIRE_DEFAULTS,
+  ...RTT_DEFAULTS,
+  outSlots: 256,
+  outBytes: 262144,
+  inSlots: 256,
+  inBytes: 262144,
+  initialSeq: 0,
+  initialOff: 0,
+  coalesceMs: 0,
+  ackDelayMs: 5,
+  holdMs: 20000,
+  maxHeld: 1,
+  replayCache: 4,
+  idleMs: 90000,
+  maxOutstanding: 2,
+  failAfter: 8,
+  deadAfterMs: 60000,
+  keepaliveMs: 15000,
+};
+
+/** Bytes a bundle keeps for control items beyond its messages (a hello is about 300). */
+export const CONTROL_ROOM = 512;
+
+const KNOWN = new Set(Object.keys(LINK_DEFAULTS));
+
+export function resolveOptions(opts: LinkOptions = {}): ResolvedOptions {
+  if (opts === null || typeof opts !== 'object') throw hfError(ErrorCode.OPTION, `options must be an object, got ${String(opts)}`);
+  for (const k of Object.keys(opts)) {
+    if (!KNOWN.has(k)) throw hfError(ErrorCode.OPTION, `unknown option ${k}`);
+  }
+  const o = { ...LINK_DEFAULTS } as ResolvedOptions;
+  for (const k of Object.keys(opts) as (keyof LinkOptions)[]) {
+    if (opts[k] !== undefined) (o as Record<string, number>)[k] = opts[k] as number;
+  }
+  checkPow2('outSlots', o.outSlots, 1, 1 << 16);
+  checkPow2('outBytes', o.outBytes, 16, 1 << 30);
+  checkPow2('inSlots', o.inSlots, 1, 1 << 16);
+  checkPow2('inBytes', o.inBytes, 16, 1 << 30);
+  if (opts.maxMessage === undefined) o.maxMessage = Math.min(WIRE_DEFAULTS.maxMessage, o.outBytes, o.inBytes);
+  checkInt('initialSeq', o.initialSeq, 0, 0xffffffff);
+  checkInt('initialOff', o.initialOff, 0, 0xffffffff);
+  checkInt('maxMessages', o.maxMessages, 1, 4096);
+  checkInt('maxSackRanges', o.maxSackRanges, 0, 64);
+  checkInt('maxControls', o.maxControls, 2, 16);
+  checkInt('maxMessage', o.maxMessage, 0, Math.min(o.outBytes, o.inBytes));
+  checkInt('maxBundleBytes', o.maxBundleBytes, headerBudget(o) + CONTROL_ROOM + o.maxMessage + 16, 1 << 30);
+  checkMs('coalesceMs', o.coalesceMs, 0);
+  checkMs('ackDelayMs', o.ackDelayMs, 0);
+  checkMs('holdMs', o.holdMs, 1);
+  checkInt('maxHeld', o.maxHeld, 1, 64);
+  checkInt('replayCache', o.replayCache, 0, 64);
+  checkMs('idleMs', o.idleMs, 1);
+  checkInt('maxOutstanding', o.maxOutstanding, 2, 64);
+  checkInt('failAfter', o.failAfter, 1, 1000);
+  checkMs('deadAfterMs', o.deadAfterMs, 0);
+  checkMs('keepaliveMs', o.keepaliveMs, 1);
+  return o;
+}

@@ -1,0 +1,207 @@
+/**
+ * The out-ring: messages the application sent and the peer has not yet acknowledged.
+ *
+ * Fixed capacity in both messages (`slots`, a power of two) and payload bytes (`bytes`, a power of two,
+ * one slab allocated at construction). Sequence numbers and byte offsets are free-running u32 values:
+ * slot = seq & (slots-1), slab position = off & (bytes-1); lengths are `(head - tail) >>> 0`. A message
+ * is copied in by `push` (false when full; nothing is dropped or grown) and leaves only through
+ * `release` (the peer's cumulative acknowledgement). Per-message transmit state (last send time,
+ * selectively acknowledged, transmit count) lives here too. No method allocates.
+ */
+import { copyBytes } from './bytes';
+import { checkInt, checkPow2, dist } from './check';
+import { CborWriter } from './cbor';
+import { ErrorCode, hfError } from './errors';
+
+export interface RingOptions {
+  /** Message slots, a power of two (default 256). */
+  slots?: number;
+  /** Payload slab size in bytes, a power of two (default 262144). */
+  bytes?: number;
+  /** First sequence number (default 0); tests start near 2^32 to prove wrap-around. */
+  seq?: number;
+  /** First byte offset (default 0). */
+  off?: number;
+  /** Largest message in bytes (default: the slab size); sizes the in-ring's wrap scratch buffer. */
+  maxMessage?: number;
+}
+
+export const RING_DEFAULTS = { slots: 256, bytes: 262144 } as const;
+
+/** Flag bits per slot. */
+export const SACKED = 1;
+export const FAST_RETX = 2;
+
+export class OutRing {
+  readonly slots: number;
+  readonly bytes: number;
+  private readonly mask: number;
+  private readonly bmask: number;
+  private readonly slab: Uint8Array;
+  private readonly offs: Uint32Array;
+  private readonly lens: Uint32Array;
+  /** Last transmit time per slot (ms); -1 = never sent. */
+  private readonly sent: Float64Array;
+  /** Times sent per slot. */
+  private readonly sends: Uint16Array;
+  private readonly flags: Uint8Array;
+
+  /** Next sequence number to assign. */
+  head: number;
+  /** Oldest unacknowledged sequence number. */
+  tail: number;
+  /** Byte offset the next message will take. */
+  headOff: number;
+  /** Byte offset of the oldest unacknowledged message. */
+  tailOff: number;
+
+  constructor(opts: RingOptions = {}) {
+    this.slots = checkPow2('slots', opts.slots ?? RING_DEFAULTS.slots, 1, 1 << 20);
+    this.bytes = checkPow2('bytes', opts.bytes ?? RING_DEFAULTS.bytes, 1, 1 << 30);
+    this.head = this.tail = checkInt('seq', opts.seq ?? 0, 0, 0xffffffff);
+    this.headOff = this.tailOff = checkInt('off', opts.off ?? 0, 0, 0xffffffff);
+    this.mask = this.slots - 1;
+    this.bmask = this.bytes - 1;
+    this.slab = new Uint8Array(this.bytes);
+    this.offs = new Uint32Array(this.slots);
+    this.lens = new Uint32Array(this.slots);
+    this.sent = new Float64Array(this.slots);
+    this.sends = new Uint16Array(this.slots);
+    this.flags = new Uint8Array(this.slots);
+  }
+
+  /** Messages held (sent or not, all unacknowledged). */
+  get length(): number {
+    return (this.head - this.tail) >>> 0;
+  }
+
+  /** Payload bytes held. */
+  get usedBytes(): number {
+    return (this.headOff - this.tailOff) >>> 0;
+  }
+
+  get isEmpty(): boolean {
+    return this.head === this.tail;
+  }
+
+  /** True if a message of `len` bytes fits now. */
+  fits(len: number): boolean {
+    return this.length < this.slots && this.usedBytes + len <= this.bytes;
+  }
+
+  /**
+   * Copies `src[off, off+len)` in as the next message. Returns false, changing nothing, when the ring
+   * has no free slot or not enough free bytes. A message longer than the slab can never fit: that is
+   * HF_ERR_TOO_BIG, not backpressure.
+   */
+  push(src: Uint8Array, off = 0, len = src.length - off): boolean {
+    if (len > this.bytes) throw hfError(ErrorCode.TOO_BIG, `message of ${len} bytes is larger than the ${this.bytes}-byte ring`);
+    if (!this.fits(len)) return false;
+    const s = this.head & this.mask;
+    const o = this.headOff;
+    this.offs[s] = o;
+    this.lens[s] = len;
+    this.sent[s] = -1;
+    this.sends[s] = 0;
+    this.flags[s] = 0;
+    const p = o & this.bmask;
+    const first = Math.min(len, this.bytes - p);
+    copyBytes(this.slab, p, src, off, first);
+    if (first < len) copyBytes(this.slab, 0, src, off + first, len - first);
+    this.head = (this.head + 1) >>> 0;
+    this.headOff = (o + len) >>> 0;
+    return true;
+  }
+
+  /** True if `seq` is held (tail <= seq < head). */
+  holds(seq: number): boolean {
+    return dist(seq, this.tail) < this.length;
+  }
+
+  offOf(seq: number): number {
+    return this.offs[seq & this.mask];
+  }
+
+  lenOf(seq: number): number {
+    return this.lens[seq & this.mask];
+  }
+
+  sentAt(seq: number): number {
+    return this.sent[seq & this.mask];
+  }
+
+  sendCount(seq: number): number {
+    return this.sends[seq & this.mask];
+  }
+
+  flagsOf(seq: number): number {
+    return this.flags[seq & this.mask];
+  }
+
+  setFlag(seq: number, bit: number): void {
+    this.flags[seq & this.mask] |= bit;
+  }
+
+  clearFlag(seq: number, bit: number): void {
+    this.flags[seq & this.mask] &= ~bit;
+  }
+
+  /** Records a transmission of `seq` at `now`. */
+  markSent(seq: number, now: number): void {
+    const s = seq & this.mask;
+    this.sent[s] = now;
+    if (this.sends[s] < 0xffff) this.sends[s]++;
+  }
+
+  /** Forgets transmit times so every held message counts as unsent (after a transport change). */
+  markAllUnsent(): void {
+    for (let q = this.tail; q !== this.head; q = (q + 1) >>> 0) {
+      this.sent[q & this.mask] = -1;
+      this.flags[q & this.mask] &= ~FAST_RETX;
+    }
+  }
+
+  /** Writes message `seq`'s payload as one CBOR byte string. */
+  writePayload(seq: number, w: CborWriter): void {
+    const s = seq & this.mask;
+    const len = this.lens[s];
+    const p = this.offs[s] & this.bmask;
+    const first = Math.min(len, this.bytes - p);
+    w.bytesHeader(len);
+    w.copy(this.slab, p, first);
+    if (first < len) w.copy(this.slab, 0, len - first);
+  }
+
+  /** Copies message `seq`'s payload into `dst` at `dstOff`; returns its length. */
+  copyOut(seq: number, dst: Uint8Array, dstOff = 0): number {
+    const s = seq & this.mask;
+    const len = this.lens[s];
+    const p = this.offs[s] & this.bmask;
+    const first = Math.min(len, this.bytes - p);
+    copyBytes(dst, dstOff, this.slab, p, first);
+    if (first < len) copyBytes(dst, dstOff + first, this.slab, 0, len - first);
+    return len;
+  }
+
+  /**
+   * Releases every message before `ack` (a cumulative acknowledgement: the peer has all of them).
+   * Returns how many left. An `ack` before `tail` is stale and releases nothing; one past `head`
+   * acknowledges messages never sent: HF_ERR_ACK, nothing changed.
+   */
+  release(ack: number): number {
+    const n = dist(ack, this.tail);
+    if (n === 0 || n >= 0x80000000) return 0;
+    if (n > this.length) throw hfError(ErrorCode.ACK, `ack ${ack} is past the last sent message ${(this.head - 1) >>> 0}`);
+    this.tail = ack >>> 0;
+    this.tailOff = ack === this.head ? this.headOff : this.offs[ack & this.mask];
+    return n;
+  }
+
+  /** Checks that `release(ack)` would not throw (for validate-before-apply). */
+  checkAck(ack: number): void {
+    const n = dist(ack, this.tail);
+    if (n !== 0 && n < 0x80000000 && n > this.length) {
+      throw hfError(ErrorCode.ACK, `ack ${ack} is past the last sent message ${(this.head - 1) >>> 0}`);
+    }
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * ServerLink: the gateway side of one session (Figure 7 of the protocol document, plus the direct
+ * transport).
+ *
+ * Over HTTP (Transport.HELD) the server holds each request instead of answering it, and answers the
+ * oldest held request
+ *   - when the next request arrives (more than `maxHeld` held),
+ *   - when a full bundle of messages is ready,
+ *   - when messages wait and the coalescing delay passed, or an acknowledgement is owed,
+ *   - before `holdMs` passes (under the idle cut of common proxies),
+ * so that one request is nearly always held and the server can always answer. A repeated request
+ * number gets the same answer again (a lost response is replayed, not lost) from a cache of the last
+ * `replayCache` answers. Silence past `idleMs` ends the session (HF_ERR_TIMEOUT).
+ *
+ * States: OPEN -> CLOSING -> CLOSED, or FAILED. A finished link answers what it still holds and is
+ * dropped by the acceptor.
+ */
+import { Ctl, Hello, encodeControl, limitsOf } from './control';
+import { Endpoint } from './endpoint';
+import { ErrorCode, hfError, isHfError } from './errors';
+import { LinkBase, LinkPort, LinkState, Transport, TransportValue } from './link-base';
+import { ResolvedOptions } from './options';
+import { BundleView } from './wire';
+
+export interface ServerPort extends LinkPort {
+  /** Answer HTTP exchange `exchange` with `body[0, len)` (valid only during the call). */
+  answer(exchange: number, body: Uint8Array, len: number): void;
+  /** Send a frame on the direct transport (valid only during the call). */
+  transmit(body: Uint8Array, len: number): void;
+}
+
+export class ServerLink extends LinkBase {
+  declare protected port: ServerPort;
+  readonly sid: Uint8Array;
+  readonly deviceId: string;
+  // Held requests, oldest first.
+  private readonly heldEx: number[] = [];
+  private readonly heldRn: number[] = [];
+  private readonly heldAt: number[] = [];
+  // Replay cache: the last answers, by request number.
+  private readonly replayRn: number[] = [];
+  private readonly replayBody: Uint8Array[] = [];
+  /** The welcome bytes, replayed for a repeated hello. */
+  welcome: Uint8Array | null = null;
+
+  constructor(o: ResolvedOptions, sid: Uint8Array, deviceId: string, peerSeq: number, peerOff: number, port: ServerPort) {
+    super(o, new Endpoint(o, peerSeq, peerOff), port, LinkState.OPEN);
+    this.sid = sid;
+    this.deviceId = deviceId;
+  }
+
+  get held(): number {
+    return this.heldEx.length;
+  }
+
+  /** Answers a hello exchange with the welcome (and any messages already queued). */
+  answerHello(now: number, exchange: number, rn: number, winMsgs: number, winBytes: number, hello: Hello): void {
+    const ep = this.ep;
+    ep.setPeerStart(hello.seq, hello.off, winMsgs, winBytes);
+    ep.setPeerLimits(hello.lim);
+    ep.lastHeard = now;
+    const item = encodeControl({ kind: Ctl.WELCOME, seq: ep.out.tail, off: ep.out.tailOff, hold: Math.round(this.o.holdMs), idle: Math.round(this.o.idleMs), held: this.o.maxHeld, lim: limitsOf(this.o) });
+    const len = ep.writeBundle(this.sid, rn, now, [item], true);
+    this.afterWrite(now);
+    this.welcome = ep.writer.buf.slice(0, len);
+    this.remember(rn, this.welcome);
+    this.port.answer(exchange, ep.writer.buf, len);
+  }
+
+  /** Answers a repeated hello with the same welcome; false if the session is over. */
+  replayWelcome(now: number, exchange: number): boolean {
+    if (this.isFinished || this.welcome === null) return false;
+    this.ep.lastHeard = now;
+    this.port.answer(exchange, this.welcome, this.welcome.length);
+    return true;
+  }
+
+  /**
+   * An HTTP request for this session arrived as exchange `exchange`; `v` is its parsed body. Throws a
+   * coded error (changing nothing) if the body does not fit this session's state; the caller answers
+   * the exchange with that error. Otherwise the exchange is answered now or held.
+   */
+  onRequest(now: number, exchange: number, v: BundleView): void {
+    if (this.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, 'session has ended');
+    const cached = this.replayRn.indexOf(v.rn);
+    if (cached >= 0) {
+      this.ep.lastHeard = now;
+      const body = this.replayBody[cached];
+      this.port.answer(exchange, body, body.length);
+      return;
+    }
+    this.ep.check(v);
+    const dup = this.heldRn.indexOf(v.rn);
+    if (dup >= 0) {
+      // The same request again while the first is still held (a retry or a duplicate): the newer
+      // exchange takes its place; the older one is answered now with the current state.
+      const old = this.heldEx[dup];
+      this.heldEx[dup] = exchange;
+      this.answerWith(now, old, v.rn, false);
+    } else {
+      this.heldEx.push(exchange);
+      this.heldRn.push(v.rn);
+      this.heldAt.push(now);
+    }
+    this.take(v, now);
+  }
+
+  /** A frame arrived on the direct transport. Throws a coded error (changing nothing) if it is bad. */
+  onFrame(now: number, v: BundleView): void {
+    if (this.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, 'session has ended');
+    this.ep.check(v);
+    this.take(v, now);
+  }
+
+  private take(v: BundleView, now: number): void {
+    try {
+      this.ep.apply(v, now);
+    } catch (e) {
+      if (!isHfError(e)) throw e;
+      this.fail(e, now);
+      this.flushHeld(now);
+      return;
+    }
+    this.applyControls(v, now, (c) => c.kind === Ctl.HELLO || c.kind === Ctl.WELCOME);
+    this.run(now);
+  }
+
+  /** The HTTP exchange went away (client disconnected) before it was answered. */
+  onExchangeGone(exchange: number): void {
+    const i = this.heldEx.indexOf(exchange);
+    if (i < 0) return;
+    this.heldEx.splice(i, 1);
+    this.heldRn.splice(i, 1);
+    this.heldAt.splice(i, 1);
+  }
+
+  /** The device attached (DIRECT) or lost (HELD) its direct transport. */
+  setTransport(now: number, t: TransportValue): void {
+    if (t === this.transport) return;
+    this.transport = t;
+    this.ep.resendAll();
+    this.run(now);
+  }
+
+  nextDeadline(): number {
+    if (this.isFinished) return Infinity;
+    let t = this.ep.lastHeard + this.o.idleMs;
+    t = Math.min(t, this.ep.retxDeadline());
+    if (this.transport === Transport.DIRECT) return Math.min(t, this.baseDeadline(), this.ep.lastSent + this.o.keepaliveMs);
+    if (this.heldEx.length > 0) t = Math.min(t, this.heldAt[0] + this.o.holdMs, this.baseDeadline());
+    return t;
+  }
+
+  onTimer(now: number): void {
+    if (this.isFinished) return;
+    if (now >= this.ep.lastHeard + this.o.idleMs) {
+      this.fail(hfError(ErrorCode.TIMEOUT, `device silent for ${Math.round(now - this.ep.lastHeard)} ms`), now);
+      this.flushHeld(now);
+      return;
+    }
+    if (now >= this.ep.retxDeadline()) this.ep.onRetxTimer(now);
+    this.run(now);
+  }
+
+  protected pump(now: number): void {
+    if (this.isFinished) return;
+    const ep = this.ep;
+    if (this.transport === Transport.DIRECT) {
+      // Requests still held from before the switch are released at once; news goes on the frame.
+      while (this.heldEx.length > 0) this.answerOldest(now, false);
+      if (this.drained) {
+        this.frame(now);
+        this.finish(now);
+        return;
+      }
+      if (this.directWants(now)) this.frame(now);
+      return;
+    }
+    while (this.heldEx.length > 0) {
+      const want =
+        this.heldEx.length > this.o.maxHeld ||
+        ep.fullBundle ||
+        (ep.hasSendable && now >= this.waitingSince + this.o.coalesceMs) ||
+        ep.ackDue(now) ||
+        now >= this.heldAt[0] + this.o.holdMs ||
+        (this.localEnd >= 0 && ep.out.isEmpty && !this.closeSent) ||
+        this.drained;
+      if (!want) break;
+      this.answerOldest(now, true);
+    }
+    if (this.drained) {
+      this.finish(now);
+      this.flushHeld(now);
+    }
+  }
+
+  private frame(now: number): void {
+    const close = this.closeItem();
+    if (close !== null) this.closeSent = true;
+    const len = this.ep.writeBundle(this.sid, 0, now, close === null ? null : [close], true);
+    this.afterWrite(now);
+    this.port.transmit(this.ep.writer.buf, len);
+  }
+
+  private answerOldest(now: number, messages: boolean): void {
+    const ex = this.heldEx.shift() as number;
+    const rn = this.heldRn.shift() as number;
+    this.heldAt.shift();
+    this.answerWith(now, ex, rn, messages);
+  }
+
+  private answerWith(now: number, exchange: number, rn: number, messages: boolean): void {
+    const close = this.closeItem();
+    if (close !== null) this.closeSent = true;
+    const items: Uint8Array[] = [];
+    if (close !== null) items.push(close);
+    if (this.failure !== undefined) items.push(encodeControl({ kind: Ctl.ERROR, code: this.failure.code, message: this.failure.message }));
+    const len = this.ep.writeBundle(this.sid, rn, now, items.length > 0 ? items : null, messages && !this.isFinished);
+    this.afterWrite(now);
+    if (this.o.replayCache > 0) this.remember(rn, this.ep.writer.buf.slice(0, len));
+    this.port.answer(exchange, this.ep.writer.buf, len);
+  }
+
+  private remember(rn: number, body: Uint8Array): void {
+    if (this.o.replayCache === 0) return;
+    if (this.replayRn.length >= this.o.replayCache) {
+      this.replayRn.shift();
+      this.replayBody.shift();
+    }
+    this.replayRn.push(rn);
+    this.replayBody.push(body);
+  }
+
+  /** Answers everything still held (the link finished). */
+  private flushHeld(now: number): void {
+    while (this.heldEx.length > 0) this.answerOldest(now, false);
+  }
+}

@@ -1,0 +1,396 @@
+/**
+ * The bundle: one CBOR map per HTTP request body, HTTP response body or TCP frame. See
+ * docs/PROTOCOL.md for every field, its type and its limits.
+ *
+ *   { 0: version, 1: session id, 2: request number, 3: ack, 4: sack ranges, 5: window,
+ *     6: message runs, 7: control items }
+ *
+ * `BundleWriter` writes from the out-ring and the in-ring's acknowledgement state straight into one
+ * buffer it allocated once; `BundleReader` validates a whole body into a `BundleView` of numbers and
+ * offsets (also allocated once) before anything is applied, so bad input changes no session state.
+ * Neither allocates per message. Control items are rare and go through cbor-x (see control.ts).
+ */
+import { CborReader, CborWriter, headerSize } from './cbor';
+import { ErrorCode, hfError } from './errors';
+import { OutRing } from './out-ring';
+
+export const WIRE_VERSION = 1;
+
+export const Key = {
+  VERSION: 0,
+  SID: 1,
+  RN: 2,
+  ACK: 3,
+  SACK: 4,
+  WIN: 5,
+  MSGS: 6,
+  CTL: 7,
+} as const;
+
+export const SID_BYTES = 16;
+
+export interface WireLimits {
+  /** Most messages in one bundle (default 64). */
+  maxMessages?: number;
+  /** Largest bundle body in bytes (default 262144). */
+  maxBundleBytes?: number;
+  /** Largest message payload in bytes (default 65536). */
+  maxMessage?: number;
+  /** Most selective-ack ranges in one bundle (default 8). */
+  maxSackRanges?: number;
+  /** Most control items in one bundle (default 4). */
+  maxControls?: number;
+}
+
+export const WIRE_DEFAULTS: Required<WireLimits> = {
+  maxMessages: 64,
+  maxBundleBytes: 262144,
+  maxMessage: 65536,
+  maxSackRanges: 8,
+  maxControls: 4,
+};
+
+/** Largest header a bundle without messages takes, with every ack field and no control items. */
+export function headerBudget(limits: Required<WireLimits>): number {
+  // map(8) + version + sid + rn + ack + sack pairs + window + msgs/ctl array headers.
+  return 1 + 2 + (2 + 1 + SID_BYTES) + 2 * 6 + 1 + 3 + limits.maxSackRanges * 2 * 5 + 1 + 1 + 2 * 5 + 2 * 3;
+}
+
+/** Header fields of an outgoing bundle. */
+export interface BundleHead {
+  sid: Uint8Array | null;
+  rn: number;
+  ack: number;
+  winMsgs: number;
+  winBytes: number;
+}
+
+/**
+ * Writes bundles into one buffer of `maxBundleBytes`. Call `begin`, optionally `sack` for each range
+ * and `message` for each chosen sequence number (ascending), `control` for pre-encoded control items,
+ * then `finish`, which returns the body length; the body is `buf[0, length)`, valid until the next
+ * `begin`.
+ */
+export class BundleWriter {
+  readonly buf: Uint8Array;
+  private readonly w: CborWriter;
+  private readonly limits: Required<WireLimits>;
+  private readonly sacks: Uint32Array;
+  private sackCount = 0;
+  private readonly seqs: Uint32Array;
+  private msgCount = 0;
+  private msgBytes = 0;
+  private ctls: Uint8Array[] = [];
+  private ctlBytes = 0;
+  private head: BundleHead = { sid: null, rn: 0, ack: 0, winMsgs: 0, winBytes: 0 };
+  private ring: OutRing | null = null;
+  /** What the peer's reader accepts (never above this side's own limits). */
+  private capMessages: number;
+  private capBytes: number;
+  private capSacks: number;
+
+  constructor(limits: WireLimits = {}) {
+    this.limits = { ...WIRE_DEFAULTS, ...limits };
+    this.buf = new Uint8Array(this.limits.maxBundleBytes);
+    this.w = new CborWriter(this.buf);
+    this.sacks = new Uint32Array(this.limits.maxSackRanges * 2);
+    this.seqs = new Uint32Array(this.limits.maxMessages);
+    this.capMessages = this.limits.maxMessages;
+    this.capBytes = this.limits.maxBundleBytes;
+    this.capSacks = this.limits.maxSackRanges;
+  }
+
+  /** Most messages a bundle carries to this peer. */
+  get maxMessages(): number {
+    return this.capMessages;
+  }
+
+  /** Narrows what bundles carry to what the peer's reader accepts (from its hello or welcome). */
+  limitTo(peer: Required<WireLimits>): void {
+    this.capMessages = Math.min(this.limits.maxMessages, peer.maxMessages);
+    this.capBytes = Math.min(this.limits.maxBundleBytes, peer.maxBundleBytes);
+    this.capSacks = Math.min(this.limits.maxSackRanges, peer.maxSackRanges);
+  }
+
+  begin(sid: Uint8Array | null, rn: number, ack: number, winMsgs: number, winBytes: number, ring: OutRing | null): void {
+    const h = this.head;
+    h.sid = sid;
+    h.rn = rn >>> 0;
+    h.ack = ack >>> 0;
+    h.winMsgs = winMsgs;
+    h.winBytes = winBytes;
+    this.ring = ring;
+    this.sackCount = 0;
+    this.msgCount = 0;
+    this.msgBytes = 0;
+    this.ctls.length = 0;
+    this.ctlBytes = 0;
+  }
+
+  /** Adds a selective-ack range [start, end); returns false when the range table is full. */
+  sack(start: number, end: number): boolean {
+    if (this.sackCount >= this.capSacks) return false;
+    this.sacks[this.sackCount * 2] = start;
+    this.sacks[this.sackCount * 2 + 1] = end;
+    this.sackCount++;
+    return true;
+  }
+
+  /** Adds a pre-encoded control item. */
+  control(item: Uint8Array): void {
+    if (this.ctls.length === this.limits.maxControls) throw hfError(ErrorCode.LIMIT, `more than ${this.limits.maxControls} control items`);
+    this.ctls.push(item);
+    this.ctlBytes += item.length;
+  }
+
+  get messages(): number {
+    return this.msgCount;
+  }
+
+  /** Upper bound of the bytes the bundle takes now. */
+  private estimate(extraRuns: number): number {
+    return headerBudget(this.limits) + this.ctlBytes + this.msgBytes + extraRuns * (1 + 5 + 5);
+  }
+
+  /**
+   * Adds message `seq` of the out-ring given to `begin`, if it fits: returns false (adding nothing)
+   * when the bundle already has `maxMessages` or the bytes would pass `maxBundleBytes`.
+   * Sequence numbers must ascend.
+   */
+  message(seq: number): boolean {
+    if (this.msgCount >= this.capMessages || this.ring === null) return false;
+    const len = this.ring.lenOf(seq);
+    // Worst case every message starts a run of its own.
+    const cost = headerSize(len) + len + 1 + 5 + 5;
+    if (this.estimate(0) + cost > this.capBytes) return false;
+    this.seqs[this.msgCount++] = seq;
+    this.msgBytes += cost;
+    return true;
+  }
+
+  /** Writes the bundle; returns its length in bytes. */
+  finish(): number {
+    const w = this.w;
+    const h = this.head;
+    w.reset();
+    let pairs = 4; // version, rn, ack, win
+    if (h.sid !== null) pairs++;
+    if (this.sackCount > 0) pairs++;
+    if (this.msgCount > 0) pairs++;
+    if (this.ctls.length > 0) pairs++;
+    w.mapHeader(pairs);
+    w.uint(Key.VERSION);
+    w.uint(WIRE_VERSION);
+    if (h.sid !== null) {
+      w.uint(Key.SID);
+      w.bytes(h.sid);
+    }
+    w.uint(Key.RN);
+    w.uint(h.rn);
+    w.uint(Key.ACK);
+    w.uint(h.ack);
+    if (this.sackCount > 0) {
+      w.uint(Key.SACK);
+      w.arrayHeader(this.sackCount * 2);
+      for (let i = 0; i < this.sackCount * 2; i++) w.uint(this.sacks[i]);
+    }
+    w.uint(Key.WIN);
+    w.arrayHeader(2);
+    w.uint(h.winMsgs);
+    w.uint(h.winBytes);
+    if (this.msgCount > 0) this.writeRuns();
+    if (this.ctls.length > 0) {
+      w.uint(Key.CTL);
+      w.arrayHeader(this.ctls.length);
+      for (let i = 0; i < this.ctls.length; i++) w.copy(this.ctls[i], 0, this.ctls[i].length);
+    }
+    return w.pos;
+  }
+
+  private writeRuns(): void {
+    const w = this.w;
+    const ring = this.ring as OutRing;
+    const seqs = this.seqs;
+    const n = this.msgCount;
+    let runs = 1;
+    for (let i = 1; i < n; i++) if (seqs[i] !== ((seqs[i - 1] + 1) >>> 0)) runs++;
+    w.uint(Key.MSGS);
+    w.arrayHeader(runs);
+    let i = 0;
+    while (i < n) {
+      let j = i + 1;
+      while (j < n && seqs[j] === ((seqs[j - 1] + 1) >>> 0)) j++;
+      w.arrayHeader(2 + j - i);
+      w.uint(seqs[i]);
+      w.uint(ring.offOf(seqs[i]));
+      for (let k = i; k < j; k++) ring.writePayload(seqs[k], w);
+      i = j;
+    }
+  }
+}
+
+/**
+ * A validated bundle: numbers and offsets into `buf`, refilled by each `BundleReader.read`. Message i
+ * is sequence `seqs[i]`, stream offset `offs[i]`, payload `buf[starts[i], starts[i] + lens[i])`.
+ */
+export class BundleView {
+  buf: Uint8Array = new Uint8Array(0);
+  version = 0;
+  /** Session id bytes are `buf[sidOff, sidOff + 16)`; -1 when the bundle has none. */
+  sidOff = -1;
+  rn = 0;
+  ack = 0;
+  winMsgs = 0;
+  winBytes = 0;
+  sackCount = 0;
+  readonly sacks: Uint32Array;
+  msgCount = 0;
+  readonly seqs: Uint32Array;
+  readonly offs: Uint32Array;
+  readonly starts: Uint32Array;
+  readonly lens: Uint32Array;
+  ctlCount = 0;
+  readonly ctlStarts: Uint32Array;
+  readonly ctlEnds: Uint32Array;
+
+  constructor(limits: Required<WireLimits>) {
+    this.sacks = new Uint32Array(limits.maxSackRanges * 2);
+    this.seqs = new Uint32Array(limits.maxMessages);
+    this.offs = new Uint32Array(limits.maxMessages);
+    this.starts = new Uint32Array(limits.maxMessages);
+    this.lens = new Uint32Array(limits.maxMessages);
+    this.ctlStarts = new Uint32Array(limits.maxControls);
+    this.ctlEnds = new Uint32Array(limits.maxControls);
+  }
+
+  get hasSid(): boolean {
+    return this.sidOff >= 0;
+  }
+}
+
+/** Validates bundle bodies against the limits; one reader and one view per session or listener. */
+export class BundleReader {
+  readonly limits: Required<WireLimits>;
+  readonly view: BundleView;
+  private readonly r = new CborReader();
+
+  constructor(limits: WireLimits = {}) {
+    this.limits = { ...WIRE_DEFAULTS, ...limits };
+    this.view = new BundleView(this.limits);
+  }
+
+  /**
+   * Parses and validates `buf[start, end)` into `view`. Throws HF_ERR_CBOR (malformed or truncated),
+   * HF_ERR_BUNDLE (wrong type, missing or repeated field, bad version) or HF_ERR_LIMIT (a count or
+   * length over its limit). Touches no session state.
+   */
+  read(buf: Uint8Array, start = 0, end = buf.length): BundleView {
+    const r = this.r;
+    const v = this.view;
+    const L = this.limits;
+    if (end - start > L.maxBundleBytes) throw hfError(ErrorCode.LIMIT, `bundle of ${end - start} bytes, limit ${L.maxBundleBytes}`);
+    r.reset(buf, start, end);
+    v.buf = buf;
+    v.sidOff = -1;
+    v.sackCount = 0;
+    v.msgCount = 0;
+    v.ctlCount = 0;
+    let seen = 0;
+    const pairs = r.mapHeader('bundle', 16);
+    for (let i = 0; i < pairs; i++) {
+      const key = r.uint('key', 0xffff);
+      if (key <= Key.CTL) {
+        if (seen & (1 << key)) throw hfError(ErrorCode.BUNDLE, `key ${key} appears twice`);
+        seen |= 1 << key;
+      }
+      switch (key) {
+        case Key.VERSION:
+          v.version = r.uint('version');
+          if (v.version !== WIRE_VERSION) throw hfError(ErrorCode.BUNDLE, `version ${v.version} is not ${WIRE_VERSION}`);
+          break;
+        case Key.SID: {
+          const n = r.bytes('sid', SID_BYTES);
+          if (n !== SID_BYTES) throw hfError(ErrorCode.BUNDLE, `sid of ${n} bytes, expected ${SID_BYTES}`);
+          v.sidOff = r.pos - n;
+          break;
+        }
+        case Key.RN:
+          v.rn = r.uint('rn');
+          break;
+        case Key.ACK:
+          v.ack = r.uint('ack');
+          break;
+        case Key.SACK: {
+          const n = r.arrayHeader('sack', L.maxSackRanges * 2);
+          if (n % 2 !== 0) throw hfError(ErrorCode.BUNDLE, `sack has ${n} numbers, expected pairs`);
+          for (let k = 0; k < n; k++) v.sacks[k] = r.uint('sack');
+          v.sackCount = n / 2;
+          for (let k = 0; k < v.sackCount; k++) {
+            const len = (v.sacks[2 * k + 1] - v.sacks[2 * k]) >>> 0;
+            if (len === 0 || len > 0x80000000) throw hfError(ErrorCode.BUNDLE, `sack range [${v.sacks[2 * k]}, ${v.sacks[2 * k + 1]}) is empty or reversed`);
+          }
+          break;
+        }
+        case Key.WIN:
+          if (r.arrayHeader('win', 2) !== 2) throw hfError(ErrorCode.BUNDLE, 'win must be [messages, bytes]');
+          v.winMsgs = r.uint('win.messages');
+          v.winBytes = r.uint('win.bytes');
+          break;
+        case Key.MSGS:
+          this.readRuns();
+          break;
+        case Key.CTL: {
+          const n = r.arrayHeader('ctl', L.maxControls);
+          for (let k = 0; k < n; k++) {
+            v.ctlStarts[k] = r.pos;
+            r.skip();
+            v.ctlEnds[k] = r.pos;
+          }
+          v.ctlCount = n;
+          break;
+        }
+        default:
+          r.skip(); // unknown key: a later version's field
+      }
+    }
+    if (!r.done) throw hfError(ErrorCode.CBOR, `${r.end - r.pos} bytes after the bundle`);
+    const required = (1 << Key.VERSION) | (1 << Key.RN) | (1 << Key.ACK) | (1 << Key.WIN);
+    if ((seen & required) !== required) {
+      const missing = ['version', 'sid', 'rn', 'ack', 'sack', 'win'].filter((_, k) => (required & (1 << k)) !== 0 && (seen & (1 << k)) === 0);
+      throw hfError(ErrorCode.BUNDLE, `missing ${missing.join(', ')}`);
+    }
+    return v;
+  }
+
+  private readRuns(): void {
+    const r = this.r;
+    const v = this.view;
+    const L = this.limits;
+    const runs = r.arrayHeader('msgs', L.maxMessages);
+    let total = 0;
+    let prevEnd = -1;
+    for (let i = 0; i < runs; i++) {
+      const items = r.arrayHeader('run', L.maxMessages + 2);
+      if (items < 3) throw hfError(ErrorCode.BUNDLE, `run ${i} has ${items} items, expected [seq, off, payload...]`);
+      const k = items - 2;
+      if (total + k > L.maxMessages) throw hfError(ErrorCode.LIMIT, `more than ${L.maxMessages} messages`);
+      let seq = r.uint('run.seq');
+      let off = r.uint('run.off');
+      if (prevEnd >= 0 && ((seq - prevEnd) >>> 0) >= 0x80000000) {
+        throw hfError(ErrorCode.BUNDLE, `run ${i} starts at ${seq}, before the previous run ended (${prevEnd})`);
+      }
+      for (let m = 0; m < k; m++) {
+        const len = r.bytes('payload', L.maxMessage);
+        v.seqs[total] = seq;
+        v.offs[total] = off;
+        v.starts[total] = r.pos - len;
+        v.lens[total] = len;
+        total++;
+        seq = (seq + 1) >>> 0;
+        off = (off + len) >>> 0;
+      }
+      prevEnd = seq;
+    }
+    v.msgCount = total;
+  }
+}

@@ -1,0 +1,8 @@
+/**
+ * The hardware-abstraction layer: interfaces only. `firmware/` talks to the world through these;
+ * `targets/host`, `targets/pi` and `targets/sim` implement them.
+ */
+export type { Clock, TimerHandle } from './clock';
+export type { Storage } from './storage';
+export type { Log } from './log';
+export type { Entropy } from './entropy';

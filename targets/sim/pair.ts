@@ -1,0 +1,291 @@
+/**
+ * A device and a gateway joined by the simulated network, driven by the virtual clock: the sim
+ * target's process entry point, used by the property and scenario tests. It plays the part the host
+ * target's HTTP and TCP drivers play for real: it carries bundles, answers refused requests with an
+ * error bundle, and runs each side's timers at the deadlines the links ask for.
+ */
+import { Acceptor } from '../../firmware/acceptor';
+import { ClientLink } from '../../firmware/client-link';
+import { errorBundle } from '../../firmware/error-bundle';
+import { HfError, isHfError } from '../../firmware/errors';
+import { Transport } from '../../firmware/link-base';
+import { LinkOptions } from '../../firmware/options';
+import { ServerLink } from '../../firmware/server-link';
+import { BundleReader } from '../../firmware/wire';
+import { SimClock } from './clock';
+import { Faults, NO_FAULTS, SimNet } from './net';
+import { Prng } from './prng';
+
+export interface PairConfig {
+  seed: number;
+  client?: LinkOptions;
+  server?: LinkOptions;
+  requests?: Faults;
+  responses?: Faults;
+  /** Start on the direct transport (else HTTP). */
+  direct?: boolean;
+  onDeviceMessage?: (buf: Uint8Array, off: number, len: number) => boolean;
+  onGatewayMessage?: (buf: Uint8Array, off: number, len: number) => boolean;
+  onDeviceDrain?: () => void;
+  onGatewayDrain?: () => void;
+  onDeviceEnd?: () => void;
+  onDeviceClose?: (e?: HfError) => void;
+  onGatewayEnd?: () => void;
+  /** Device id and the gateway's authentication (default: accept any). */
+  authenticate?: (id: string, proof: Uint8Array) => boolean;
+}
+
+const noop = (): void => {};
+
+export class SimPair {
+  readonly clock = new SimClock();
+  readonly rng: Prng;
+  readonly net: SimNet;
+  readonly acceptor: Acceptor;
+  client: ClientLink;
+  /** The gateway's link for the device's current session. */
+  server: ServerLink | null = null;
+  /** Every server link ever opened, oldest first. */
+  readonly servers: ServerLink[] = [];
+  deviceError: HfError | undefined;
+  deviceClosed = false;
+  gatewayClosed: HfError | 'clean' | undefined;
+  /** Requests refused by the gateway (code -> count). */
+  readonly refusals = new Map<string, number>();
+  readonly rejects: HfError[] = [];
+  private readonly cfg: PairConfig;
+  private exchange = 0;
+  /** Client incarnation: responses to a dead incarnation's requests are lost with its sockets. */
+  private incarnation = 0;
+  private readonly exIncarnation = new Map<number, number>();
+  private clientTimer: unknown = null;
+  private serverTimer: unknown = null;
+  private clientAt = Infinity;
+  private serverAt = Infinity;
+  private readonly reader = new BundleReader();
+  private helloCounter = 1;
+  /** Hello counters used so far step by this much per client incarnation. */
+  static readonly HELLO_STEP = 1000;
+
+  constructor(cfg: PairConfig) {
+    this.cfg = cfg;
+    this.rng = new Prng(cfg.seed);
+    this.net = new SimNet(this.clock, this.rng, cfg.requests ?? NO_FAULTS, cfg.responses ?? cfg.requests ?? NO_FAULTS);
+    const idRng = new Prng(cfg.seed ^ 0x5eed);
+    this.acceptor = new Acceptor({
+      options: cfg.server,
+      random: (b) => idRng.fill(b),
+      authenticate: (h) => (cfg.authenticate ? cfg.authenticate(h.id, h.proof) : true),
+      open: (link) => {
+        this.server = link;
+        this.servers.push(link);
+        return {
+          answer: (ex, body, len) => this.answer(ex, body, len),
+          transmit: (body, len) => this.frameDown(body, len),
+          deliver: cfg.onGatewayMessage ?? (() => true),
+          onDrain: cfg.onGatewayDrain,
+          onEnd: cfg.onGatewayEnd,
+          onClose: (e) => {
+            if (link === this.server) this.gatewayClosed = e ?? 'clean';
+          },
+        };
+      },
+    });
+    this.client = this.newClient();
+    if (cfg.direct) this.net.openDirect();
+  }
+
+  private newClient(): ClientLink {
+    const inc = ++this.incarnation;
+    const c = new ClientLink(
+      { id: 'device-1', random: (b) => this.rng.fill(b), helloCounter: (this.helloCounter += SimPair.HELLO_STEP), options: this.cfg.client },
+      {
+        transmit: (body, len, rn) => this.transmit(inc, body, len, rn),
+        deliver: (b, o, l) => (this.cfg.onDeviceMessage ? this.cfg.onDeviceMessage(b, o, l) : true),
+        onDrain: () => this.cfg.onDeviceDrain?.(),
+        onEnd: () => this.cfg.onDeviceEnd?.(),
+        onClose: (e) => {
+          if (inc !== this.incarnation) return;
+          this.deviceClosed = true;
+          this.deviceError = e;
+          this.cfg.onDeviceClose?.(e);
+        },
+        onReject: (e) => this.rejects.push(e),
+      },
+    );
+    if (this.cfg.direct) c.transport = Transport.DIRECT;
+    return c;
+  }
+
+  get now(): number {
+    return this.clock.now();
+  }
+
+  start(): void {
+    this.client.start(this.now);
+    this.arm();
+  }
+
+  deviceSend(bytes: Uint8Array): boolean {
+    const ok = this.client.send(this.now, bytes);
+    this.arm();
+    return ok;
+  }
+
+  gatewaySend(bytes: Uint8Array): boolean {
+    if (this.server === null) return false;
+    const ok = this.server.send(this.now, bytes);
+    this.arm();
+    return ok;
+  }
+
+  /** Runs the simulation for `ms` of virtual time, or until `stop()`. */
+  run(ms: number, stop?: () => boolean): void {
+    this.clock.runUntil(this.now + ms, stop);
+  }
+
+  /** Moves the device to the direct transport (a new TCP connection) or back to HTTP. */
+  useDirect(on: boolean): void {
+    if (on) {
+      this.net.openDirect();
+      this.client.setTransport(this.now, Transport.DIRECT);
+    } else {
+      this.net.closeDirect();
+      this.client.setTransport(this.now, Transport.HELD);
+      if (this.server !== null && !this.server.isFinished) this.server.setTransport(this.now, Transport.HELD);
+    }
+    this.arm();
+  }
+
+  /** Replaces the client (after a crash the driver builds a new one from storage). */
+  replaceClient(make: (transmitIncarnation: number) => ClientLink): void {
+    this.incarnation++;
+    this.client = make(this.incarnation);
+    this.arm();
+  }
+
+  /** The client's port for incarnation `inc` (for a restored client). */
+  clientPort(inc: number) {
+    return {
+      transmit: (body: Uint8Array, len: number, rn: number) => this.transmit(inc, body, len, rn),
+      deliver: (b: Uint8Array, o: number, l: number) => (this.cfg.onDeviceMessage ? this.cfg.onDeviceMessage(b, o, l) : true),
+      onDrain: () => this.cfg.onDeviceDrain?.(),
+      onEnd: () => this.cfg.onDeviceEnd?.(),
+      onClose: (e?: HfError) => {
+        if (inc !== this.incarnation) return;
+        this.deviceClosed = true;
+        this.deviceError = e;
+        this.cfg.onDeviceClose?.(e);
+      },
+      onReject: (e: HfError) => this.rejects.push(e),
+    };
+  }
+
+  // ---- carrying ----------------------------------------------------------------------------------
+
+  private transmit(inc: number, body: Uint8Array, len: number, rn: number): void {
+    if (inc !== this.incarnation) return;
+    const copy = body.slice(0, len);
+    if (this.client.transport === Transport.DIRECT) {
+      this.net.frame(true, () => this.gatewayFrame(copy));
+      return;
+    }
+    this.net.carry(this.net.requests, () => {
+      const ex = ++this.exchange;
+      this.exIncarnation.set(ex, inc);
+      try {
+        this.acceptor.onRequest(this.now, ex, copy);
+      } catch (e) {
+        if (!isHfError(e)) throw e;
+        this.refuse(ex, copy, e, rn);
+      }
+      this.arm();
+    });
+  }
+
+  private gatewayFrame(body: Uint8Array): void {
+    try {
+      this.acceptor.onFrame(this.now, body, -1);
+    } catch (e) {
+      if (!isHfError(e)) throw e;
+      this.refusals.set(e.code, (this.refusals.get(e.code) ?? 0) + 1);
+      const err = errorBundle(this.rnOf(body), e);
+      this.net.frame(false, () => this.clientBundle(err, this.incarnation));
+    }
+    this.arm();
+  }
+
+  private rnOf(body: Uint8Array): number {
+    try {
+      return this.reader.read(body).rn;
+    } catch {
+      return 0;
+    }
+  }
+
+  private refuse(ex: number, body: Uint8Array, e: HfError, rn: number): void {
+    this.refusals.set(e.code, (this.refusals.get(e.code) ?? 0) + 1);
+    void rn;
+    this.answer(ex, errorBundle(this.rnOf(body), e), -1);
+  }
+
+  private answer(ex: number, body: Uint8Array, len: number): void {
+    const copy = len < 0 ? body : body.slice(0, len);
+    if (ex < 0) {
+      this.frameDown(copy, copy.length);
+      return;
+    }
+    const inc = this.exIncarnation.get(ex) ?? -1;
+    this.exIncarnation.delete(ex);
+    this.net.carry(this.net.responses, () => this.clientBundle(copy, inc));
+  }
+
+  private frameDown(body: Uint8Array, len: number): void {
+    const copy = body.slice(0, len);
+    const inc = this.incarnation;
+    this.net.frame(false, () => this.clientBundle(copy, inc));
+  }
+
+  private clientBundle(body: Uint8Array, inc: number): void {
+    if (inc !== this.incarnation) return;
+    this.client.onBundle(this.now, body);
+    this.arm();
+  }
+
+  // ---- timers ------------------------------------------------------------------------------------
+
+  /** Re-arms both sides' timers at the deadlines their state machines ask for. */
+  arm(): void {
+    const now = this.now;
+    const c = this.client.nextDeadline();
+    if (c !== this.clientAt) {
+      if (this.clientTimer !== null) this.clock.cancel(this.clientTimer);
+      this.clientAt = c;
+      this.clientTimer =
+        c === Infinity
+          ? null
+          : this.clock.at(Math.max(c, now), () => {
+              this.clientTimer = null;
+              this.clientAt = Infinity;
+              this.client.onTimer(this.now);
+              this.arm();
+            });
+    }
+    const s = this.acceptor.nextDeadline();
+    if (s !== this.serverAt) {
+      if (this.serverTimer !== null) this.clock.cancel(this.serverTimer);
+      this.serverAt = s;
+      this.serverTimer =
+        s === Infinity
+          ? null
+          : this.clock.at(Math.max(s, now), () => {
+              this.serverTimer = null;
+              this.serverAt = Infinity;
+              this.acceptor.onTimer(this.now);
+              this.arm();
+            });
+    }
+  }
+}
+
+export { noop };
