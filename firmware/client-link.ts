@@ -21,6 +21,9 @@ import { ErrorCode, hfError, isHfError } from './errors';
 import { LinkBase, LinkPort, LinkState, Transport, TransportValue } from './link-base';
 import { LinkOptions, ResolvedOptions, resolveOptions } from './options';
 import { BundleView } from './wire';
+import { ClientData, SNAPSHOT_VERSION, decodeSnapshot, encodeSnapshot } from './snapshot';
+import { Journal, JournalOptions, Rec, getU32 } from './journal';
+import type { Storage } from '../hal/storage';
 import { equalBytes } from './bytes';
 
 export interface ClientPort extends LinkPort {
@@ -44,6 +47,8 @@ export interface ClientConfig {
 }
 
 const NONCE_BYTES = 16;
+/** Request numbers skip this far ahead after a restore (past any the server's replay cache holds). */
+const RN_JUMP = 1 << 24;
 
 export class ClientLink extends LinkBase {
   declare protected port: ClientPort;
@@ -92,6 +97,87 @@ export class ClientLink extends LinkBase {
     this.run(now);
   }
 
+  /** The whole session as CBOR bytes (see snapshot.ts). */
+  snapshot(now: number): Uint8Array {
+    const link: ClientData = { ...this.linkData(), id: this.id, sid: this.sid, rn: this.rn, helloN: this.helloN, serverHold: this.serverHold, serverHeld: this.serverHeld };
+    return encodeSnapshot<ClientData>({ v: SNAPSHOT_VERSION, role: 'client', at: now, o: this.o, link, ep: this.ep.toData(now) });
+  }
+
+  /**
+   * Rebuilds a client from `snapshot()` bytes. Outstanding requests are not restored (they belonged to
+   * the old transport); request numbers jump ahead so none collides with an answer the server still
+   * remembers. Call `resumeSession(now)` (or `start(now)` if it had no session yet) to go on.
+   */
+  static restore(bytes: Uint8Array, now: number, config: ClientConfig, port: ClientPort): ClientLink {
+    const s = decodeSnapshot<ClientData>(bytes, 'client');
+    const c = new ClientLink({ ...config, id: s.link.id, helloCounter: s.link.helloN }, port, s.o);
+    c.ep.fromData(s.ep, now);
+    c.restoreLinkData(s.link);
+    c.sid = s.link.sid === null ? null : new Uint8Array(s.link.sid);
+    c.rn = (s.link.rn + RN_JUMP) >>> 0;
+    c.serverHold = s.link.serverHold;
+    c.serverHeld = s.link.serverHeld;
+    if (c.sid === null && !c.isFinished) c.state = LinkState.IDLE;
+    c.ep.restartSending();
+    return c;
+  }
+
+  /**
+   * Makes the session durable: from now on sends, releases and deliveries go to `journal`, which
+   * starts with a checkpoint of the current state. The device then acknowledges only what its
+   * application consumed.
+   */
+  attachJournal(journal: Journal, now: number): void {
+    this.journal = journal;
+    this.ep.journal = journal;
+    this.ep.ackConsumed = true;
+    journal.checkpoint(this.snapshot(now));
+  }
+
+  private journal: Journal | null = null;
+
+  protected override maybeCheckpoint(now: number): void {
+    this.checkpointIf(now, false);
+  }
+
+  override close(now: number): void {
+    const was = this.localEnd;
+    super.close(now);
+    this.checkpointIf(now, was < 0 && this.localEnd >= 0);
+  }
+
+  /** Checkpoints when the session changed in a way records do not capture, or the journal is long. */
+  private checkpointIf(now: number, changed: boolean): void {
+    if (this.journal !== null && (changed || this.journal.wantsCheckpoint)) this.journal.checkpoint(this.snapshot(now));
+  }
+
+  /**
+   * Rebuilds the device's client from its journal after a restart (power cut, crash, kill -9): the
+   * last checkpoint plus every record after it. Returns null if storage holds no journal. The journal
+   * stays attached. Call `resumeSession(now)` if the result has a session id, else `start(now)`.
+   */
+  static fromJournal(storage: Storage, now: number, config: ClientConfig, port: ClientPort, opts: JournalOptions = {}): ClientLink | null {
+    const j = Journal.load(storage, opts.key);
+    if (j === null) return null;
+    const c = ClientLink.restore(j.checkpoint, now, config, port);
+    const ep = c.ep;
+    for (const [type, body] of j.records) {
+      if (type === Rec.MESSAGE) {
+        if (!ep.out.push(body)) throw hfError(ErrorCode.STATE, `journal holds more messages than the out-ring fits`);
+      } else if (type === Rec.RELEASED) {
+        const tail = getU32(body, 0);
+        if (ep.out.holds(tail) || tail === ep.out.head) ep.out.release(tail);
+      } else if (type === Rec.DELIVERED) {
+        ep.inr.reset(getU32(body, 0), getU32(body, 4));
+      }
+    }
+    ep.restartSending();
+    // A new process never reuses a hello counter: the next hello goes above the recorded one.
+    if (c.sid === null) c.helloN = Math.max(c.helloN + 1, config.helloCounter ?? 0) >>> 0;
+    c.attachJournal(new Journal(storage, c.o.maxMessage, opts), now);
+    return c;
+  }
+
   /** Hello counter of the latest hello (a driver persists it so the next process starts above it). */
   get helloCounter(): number {
     return this.helloN;
@@ -120,6 +206,7 @@ export class ClientLink extends LinkBase {
   setTransport(now: number, t: TransportValue): void {
     if (t === this.transport) return;
     this.transport = t;
+    this.transportRn = this.rn;
     this.reqRn.length = 0;
     this.reqDeadline.length = 0;
     this.ep.resendAll();
@@ -151,7 +238,7 @@ export class ClientLink extends LinkBase {
         if (!this.acceptWelcome(v, now)) return;
       } else if (!v.hasSid || this.sid === null || !equalBytes(v.buf, v.sidOff, this.sid, 0, this.sid.length)) {
         // An error without our session id answers a request of ours (e.g. the session is gone).
-        if (!v.hasSid && v.ctlCount > 0 && (this.transport === Transport.DIRECT || this.reqRn.indexOf(v.rn) >= 0)) this.applyControls(v, now, () => false);
+        if (!v.hasSid && v.ctlCount > 0 && this.answersCurrent(v.rn)) this.applyControls(v, now, () => false);
         else this.port.onReject?.(hfError(ErrorCode.PROTOCOL, 'bundle for another session'));
         return;
       }
@@ -185,6 +272,20 @@ export class ClientLink extends LinkBase {
     this.run(now);
   }
 
+  /**
+   * Whether a refusal (an error bundle, which has no session id) answers something this client sent
+   * on its current transport: an outstanding request, or a frame sent since the last transport change.
+   * Late answers to abandoned requests are ignored.
+   */
+  private answersCurrent(rn: number): boolean {
+    if (this.reqRn.indexOf(rn) >= 0) return true;
+    const d = (rn - this.transportRn) >>> 0;
+    return this.transport === Transport.DIRECT && d >= 1 && d <= ((this.rn - this.transportRn) >>> 0);
+  }
+
+  /** Request number in use when the transport last changed. */
+  private transportRn = 0;
+
   /** HELLO state: takes the welcome (or an error) from a response. Returns false to stop processing. */
   private acceptWelcome(v: BundleView, now: number): boolean {
     let welcome: Welcome | null = null;
@@ -205,6 +306,7 @@ export class ClientLink extends LinkBase {
     this.serverHold = welcome.hold;
     this.serverHeld = Math.max(1, welcome.held);
     this.state = this.localEnd >= 0 ? LinkState.CLOSING : LinkState.OPEN;
+    this.checkpointIf(now, true);
     this.port.onOpen?.();
     return !this.isFinished;
   }
@@ -313,6 +415,7 @@ export class ClientLink extends LinkBase {
       const item = this.nextHello();
       this.helloSends++;
       this.helloSentAt = now;
+      this.checkpointIf(now, true); // the hello counter must survive a restart
       len = ep.writeBundle(null, this.rn, now, [item], false);
     } else {
       const close = this.closeItem();

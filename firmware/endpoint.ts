@@ -17,6 +17,7 @@ import { ErrorCode, hfError } from './errors';
 import { DUPLICATE, InRing } from './in-ring';
 import { ResolvedOptions } from './options';
 import { Limits, limitsFrom } from './control';
+import type { JournalSink } from './journal';
 import { OutRing, SACKED } from './out-ring';
 import { RttEstimator } from './rtt';
 import { BundleReader, BundleView, BundleWriter } from './wire';
@@ -26,6 +27,24 @@ const DUE = 4;
 
 /** Receives delivered messages: `buf[off, off+len)` is valid only during the call. Return false to pause. */
 export type DeliverFn = (buf: Uint8Array, off: number, len: number) => boolean;
+
+/** One out-ring message in a snapshot: [sent age ms or -1, times sent, flags, payload]. */
+export type OutMsgData = [number, number, number, Uint8Array];
+/** One in-ring message in a snapshot: [seq, offset, payload]. */
+export type InMsgData = [number, number, Uint8Array];
+
+export interface EndpointData {
+  /** [tail, tailOff, sendNext, messages from tail] */
+  out: [number, number, number, OutMsgData[]];
+  /** [read, readOff, held messages (unconsumed and early arrivals)] */
+  in: [number, number, InMsgData[]];
+  /** [window end seq, window end offset, peer max message, messages per bundle] */
+  peer: [number, number, number, number];
+  peerLimits: Limits | null;
+  rtt: number[];
+  /** Ages in ms: [loss-detection time, ack owed since (-2 none), last heard, last sent] */
+  times: [number, number, number, number];
+}
 
 export interface EndpointStats {
   bundlesIn: number;
@@ -91,6 +110,7 @@ export class Endpoint {
 
   /** Adopts the peer's reader limits (from its hello or welcome). */
   setPeerLimits(l: Limits): void {
+    this.peerLimits = l;
     const peer = limitsFrom(l);
     this.writer.limitTo(peer);
     this.peerMaxMessage = Math.min(this.o.maxMessage, peer.maxMessage);
@@ -109,7 +129,9 @@ export class Endpoint {
   /** Copies a message into the out-ring; false when full (backpressure). */
   send(src: Uint8Array, off = 0, len = src.length - off): boolean {
     if (len > this.peerMaxMessage) throw hfError(ErrorCode.TOO_BIG, `message of ${len} bytes, limit ${this.peerMaxMessage}`);
-    return this.out.push(src, off, len);
+    if (!this.out.push(src, off, len)) return false;
+    if (this.journal !== null) this.journal.pushed(src, off, len);
+    return true;
   }
 
   private inWindow(seq: number): boolean {
@@ -147,7 +169,7 @@ export class Endpoint {
     let t = Infinity;
     const out = this.out;
     for (let q = out.tail; q !== this.sendNext; q = (q + 1) >>> 0) {
-      if ((out.flagsOf(q) & (SACKED | DUE)) !== 0) continue;
+      if ((out.flagsOf(q) & DUE) !== 0) continue;
       const s = out.sentAt(q);
       if (s >= 0 && s < t) t = s;
     }
@@ -162,8 +184,12 @@ export class Endpoint {
     let marked = 0;
     for (let q = out.tail; q !== this.sendNext; q = (q + 1) >>> 0) {
       const f = out.flagsOf(q);
-      if ((f & (SACKED | DUE)) !== 0) continue;
+      if ((f & DUE) !== 0) continue;
       if (out.sentAt(q) + rto <= now) {
+        // A selectively acknowledged message still unacknowledged a whole timeout later may have been
+        // dropped by the receiver (it restarted, or consumes slowly): its mark is cleared and it goes
+        // again (RFC 2018: SACK is advisory until the cumulative ack).
+        if ((f & SACKED) !== 0) out.clearFlag(q, SACKED);
         out.setFlag(q, DUE);
         marked++;
       }
@@ -189,6 +215,19 @@ export class Endpoint {
     this.retxAt = NaN;
   }
 
+  /**
+   * Forgets every transmission: each held message counts as never sent (a restarted device resends
+   * everything unacknowledged, in order, on whatever transport it finds).
+   */
+  restartSending(): void {
+    const out = this.out;
+    for (let q = out.tail; q !== out.head; q = (q + 1) >>> 0) out.setSendState(q, -1, 0, 0);
+    this.sendNext = out.tail;
+    this.due = 0;
+    this.rackTime = -1;
+    this.retxAt = NaN;
+  }
+
   /** Whether acknowledgement or window news is owed and has waited `ackDelayMs`. */
   ackDue(now: number): boolean {
     return this.ackOwed && now >= this.ackOwedSince + this.o.ackDelayMs;
@@ -203,7 +242,14 @@ export class Endpoint {
     const w = this.writer;
     const inr = this.inr;
     const out = this.out;
-    w.begin(sid, rn, inr.next, inr.windowMsgs, inr.windowBytes, out);
+    if (this.ackConsumed) {
+      // Acknowledge only what the application consumed; what it has not yet is reported received
+      // (a selective ack spares the retransmission) but stays in the peer's ring until consumed.
+      w.begin(sid, rn, inr.read, inr.slots, inr.bytes, out);
+      if (inr.read !== inr.next) w.sack(inr.read, inr.next);
+    } else {
+      w.begin(sid, rn, inr.next, inr.windowMsgs, inr.windowBytes, out);
+    }
     if (inr.hasGaps) inr.forEachRange(this.o.maxSackRanges, this.addSack);
     if (controls !== null) for (let i = 0; i < controls.length; i++) w.control(controls[i]);
     if (messages) {
@@ -329,6 +375,7 @@ export class Endpoint {
     // After a restore every held message counts as unsent, yet the peer may have had some of them.
     if (dist(this.sendNext, ack) >= 0x80000000) this.sendNext = ack;
     out.release(ack);
+    if (this.journal !== null) this.journal.released(ack);
     if (sample >= 0) this.rtt.sample(sample);
     this.retxAt = NaN;
   }
@@ -368,6 +415,83 @@ export class Endpoint {
     }
   }
 
+  // ---- session state as data ------------------------------------------------------------------
+
+  /**
+   * Everything this endpoint is, as plain data (numbers and byte arrays) for a snapshot. Times are
+   * stored as ages relative to `now` so the data can be restored on another clock.
+   */
+  toData(now: number): EndpointData {
+    const out = this.out;
+    const inr = this.inr;
+    const outMsgs: OutMsgData[] = [];
+    for (let q = out.tail; q !== out.head; q = (q + 1) >>> 0) {
+      const payload = new Uint8Array(out.lenOf(q));
+      out.copyOut(q, payload);
+      const sent = out.sentAt(q);
+      outMsgs.push([sent < 0 ? -1 : now - sent, out.sendCount(q), out.flagsOf(q), payload]);
+    }
+    const inMsgs: InMsgData[] = [];
+    for (let q = inr.read; q !== inr.top; q = (q + 1) >>> 0) {
+      if (!inr.isPresent(q)) continue;
+      const payload = new Uint8Array(inr.lenOf(q));
+      inr.copyOut(q, payload);
+      inMsgs.push([q, inr.offOf(q), payload]);
+    }
+    const age = (t: number): number => (t < 0 ? -1 : now - t);
+    return {
+      out: [out.tail, out.tailOff, this.sendNext, outMsgs],
+      in: [inr.read, inr.readOff, inMsgs],
+      peer: [this.peerWndSeq, this.peerWndOff, this.peerMaxMessage, this.writer.maxMessages],
+      peerLimits: this.peerLimits,
+      rtt: this.rtt.toData(),
+      times: [age(this.rackTime), this.ackOwed ? age(this.ackOwedSince) : -2, now - this.lastHeard, now - this.lastSent],
+    };
+  }
+
+  /** Restores what `toData` produced into this (freshly built, empty) endpoint. */
+  fromData(d: EndpointData, now: number): void {
+    const [tail, tailOff, sendNext, outMsgs] = d.out;
+    const out = this.out;
+    out.reset(tail, tailOff);
+    this.due = 0;
+    for (let i = 0; i < outMsgs.length; i++) {
+      const [sentAgo, sends, flags, payload] = outMsgs[i];
+      if (!out.push(payload)) throw hfError(ErrorCode.STATE, `snapshot holds more messages than the out-ring fits (${outMsgs.length})`);
+      const seq = (tail + i) >>> 0;
+      out.setSendState(seq, sentAgo < 0 ? -1 : now - sentAgo, sends, flags);
+      if ((flags & DUE) !== 0) this.due++;
+    }
+    this.sendNext = sendNext;
+    const [read, readOff, inMsgs] = d.in;
+    this.inr.restart(read, readOff);
+    for (const [seq, off, payload] of inMsgs) {
+      if (this.inr.check(seq, off, payload.length) === DUPLICATE) throw hfError(ErrorCode.STATE, `snapshot repeats message ${seq}`);
+      this.inr.store(seq, off, payload, 0, payload.length);
+    }
+    if (d.peerLimits !== null) this.setPeerLimits(d.peerLimits);
+    [this.peerWndSeq, this.peerWndOff, this.peerMaxMessage] = d.peer;
+    this.rtt.fromData(d.rtt);
+    const [rackAgo, ackAgo, heardAgo, sentAgo] = d.times;
+    this.rackTime = rackAgo < 0 ? -1 : now - rackAgo;
+    this.ackOwed = ackAgo !== -2;
+    this.ackOwedSince = ackAgo < 0 ? -1 : now - ackAgo;
+    this.lastHeard = now - heardAgo;
+    this.lastSent = now - sentAgo;
+    // Whether delivery is paused belongs to the application, which starts afresh wherever this lands.
+    this.paused = false;
+    this.advSeq = (this.inr.next + this.inr.windowMsgs) >>> 0;
+    this.retxAt = NaN;
+  }
+
+  /** Durability: where sends, releases and deliveries are journaled (device), or null. */
+  journal: JournalSink | null = null;
+  /** Acknowledge only messages the application consumed (set while a journal is attached). */
+  ackConsumed = false;
+
+  /** The peer's reader limits once known (kept for snapshots). */
+  peerLimits: Limits | null = null;
+
   // ---- delivery --------------------------------------------------------------------------------
 
   /**
@@ -385,6 +509,7 @@ export class Endpoint {
       if (!go) this.paused = true;
     }
     if (n > 0) {
+      if (this.journal !== null) this.journal.delivered(inr.read, inr.readOff);
       const end = (inr.next + inr.windowMsgs) >>> 0;
       if (dist(end, this.advSeq) >= inr.slots / 2 && dist(end, this.advSeq) < 0x80000000) this.owe(now);
     }

@@ -65,6 +65,13 @@ export class InRing {
     this.readOff = this.nextOff = off >>> 0;
   }
 
+  /** Drops everything held and starts empty at `seq`/`off` (replaying a journal). */
+  reset(seq: number, off: number): void {
+    for (let q = this.read; q !== this.top; q = (q + 1) >>> 0) this.present[q & this.mask] = 0;
+    this.top = this.read;
+    this.restart(seq, off);
+  }
+
   /** Messages received in order and not yet consumed. */
   get available(): number {
     return (this.next - this.read) >>> 0;

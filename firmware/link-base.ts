@@ -11,6 +11,7 @@ import { Endpoint } from './endpoint';
 import { ErrorCode, ErrorCodeValue, HfError, hfError } from './errors';
 import { ResolvedOptions } from './options';
 import { BundleView } from './wire';
+import { LinkData } from './snapshot';
 
 /** Named lifecycle states. */
 export const LinkState = {
@@ -146,10 +147,16 @@ export abstract class LinkBase {
 
   /** Hook after every pump (drain and close bookkeeping). */
   protected afterPump(now: number): void {
+    this.maybeCheckpoint(now);
     if (this.blocked && !this.isFinished && this.ep.out.length < this.ep.out.slots) {
       this.blocked = false;
       this.port.onDrain?.();
     }
+    void now;
+  }
+
+  /** Durable links checkpoint here when their journal asks (device only). */
+  protected maybeCheckpoint(now: number): void {
     void now;
   }
 
@@ -241,6 +248,20 @@ export abstract class LinkBase {
   /** Marks the coalescing wait over if nothing is left to send. */
   protected afterWrite(now: number): void {
     this.waitingSince = this.ep.hasSendable ? now : -1;
+  }
+
+  /** The lifecycle part of a snapshot. */
+  protected linkData(): LinkData {
+    return { state: this.state, transport: this.transport, localEnd: this.localEnd, peerEnd: this.peerEnd, endSignalled: this.endSignalled, closeSent: this.closeSent };
+  }
+
+  protected restoreLinkData(d: LinkData): void {
+    this.state = d.state as LinkStateValue;
+    this.transport = d.transport as TransportValue;
+    this.localEnd = d.localEnd;
+    this.peerEnd = d.peerEnd;
+    this.endSignalled = d.endSignalled;
+    this.closeSent = d.closeSent;
   }
 
   abstract nextDeadline(): number;

@@ -153,6 +153,20 @@ export class OutRing {
     if (this.sends[s] < 0xffff) this.sends[s]++;
   }
 
+  /** Empties the ring and starts it at `seq`/`off` (restoring a snapshot). */
+  reset(seq: number, off: number): void {
+    this.head = this.tail = seq >>> 0;
+    this.headOff = this.tailOff = off >>> 0;
+  }
+
+  /** Sets a held message's transmit state (restoring a snapshot). */
+  setSendState(seq: number, sentAt: number, sends: number, flags: number): void {
+    const s = seq & this.mask;
+    this.sent[s] = sentAt;
+    this.sends[s] = sends;
+    this.flags[s] = flags;
+  }
+
   /** Forgets transmit times so every held message counts as unsent (after a transport change). */
   markAllUnsent(): void {
     for (let q = this.tail; q !== this.head; q = (q + 1) >>> 0) {

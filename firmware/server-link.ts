@@ -21,6 +21,7 @@ import { ErrorCode, hfError, isHfError } from './errors';
 import { LinkBase, LinkPort, LinkState, Transport, TransportValue } from './link-base';
 import { ResolvedOptions } from './options';
 import { BundleView } from './wire';
+import { SNAPSHOT_VERSION, ServerData, decodeSnapshot, encodeSnapshot } from './snapshot';
 
 export interface ServerPort extends LinkPort {
   /** Answer HTTP exchange `exchange` with `body[0, len)` (valid only during the call). */
@@ -65,6 +66,27 @@ export class ServerLink extends LinkBase {
     this.welcome = ep.writer.buf.slice(0, len);
     this.remember(rn, this.welcome);
     this.port.answer(exchange, ep.writer.buf, len);
+  }
+
+  /** The whole session as CBOR bytes (see snapshot.ts). Held exchanges stay with the transport. */
+  snapshot(now: number): Uint8Array {
+    const replay: [number, Uint8Array][] = this.replayRn.map((rn, i) => [rn, this.replayBody[i]]);
+    const link: ServerData = { ...this.linkData(), sid: this.sid, deviceId: this.deviceId, welcome: this.welcome, replay };
+    return encodeSnapshot<ServerData>({ v: SNAPSHOT_VERSION, role: 'server', at: now, o: this.o, link, ep: this.ep.toData(now) });
+  }
+
+  /** Rebuilds a server link from `snapshot()` bytes (on a standby or another cluster node). */
+  static restore(bytes: Uint8Array, now: number, port: ServerPort): ServerLink {
+    const s = decodeSnapshot<ServerData>(bytes, 'server');
+    const l = new ServerLink(s.o, new Uint8Array(s.link.sid), s.link.deviceId, 0, 0, port);
+    l.ep.fromData(s.ep, now);
+    l.restoreLinkData(s.link);
+    l.welcome = s.link.welcome === null ? null : new Uint8Array(s.link.welcome);
+    for (const [rn, body] of s.link.replay) {
+      l.replayRn.push(rn);
+      l.replayBody.push(new Uint8Array(body));
+    }
+    return l;
   }
 
   /** Answers a repeated hello with the same welcome; false if the session is over. */

@@ -15,6 +15,8 @@ import { BundleReader } from '../../firmware/wire';
 import { SimClock } from './clock';
 import { Faults, NO_FAULTS, SimNet } from './net';
 import { Prng } from './prng';
+import { MemoryStorage } from './storage';
+import { Journal } from '../../firmware/journal';
 
 export interface PairConfig {
   seed: number;
@@ -31,11 +33,14 @@ export interface PairConfig {
   onDeviceEnd?: () => void;
   onDeviceClose?: (e?: HfError) => void;
   onGatewayEnd?: () => void;
+  /** Journal the device's session to storage that survives `crash()`. */
+  durable?: boolean;
   /** Device id and the gateway's authentication (default: accept any). */
   authenticate?: (id: string, proof: Uint8Array) => boolean;
 }
 
 const noop = (): void => {};
+const DEAD_PORT = { transmit: noop, deliver: () => true };
 
 export class SimPair {
   readonly clock = new SimClock();
@@ -64,6 +69,10 @@ export class SimPair {
   private serverAt = Infinity;
   private readonly reader = new BundleReader();
   private helloCounter = 1;
+  /** The device's permanent storage (kept across crashes). */
+  readonly storage = new MemoryStorage();
+  /** True between `crash()` and `restart()`. */
+  crashed = false;
   /** Hello counters used so far step by this much per client incarnation. */
   static readonly HELLO_STEP = 1000;
 
@@ -92,7 +101,34 @@ export class SimPair {
       },
     });
     this.client = this.newClient();
+    if (cfg.durable) this.client.attachJournal(new Journal(this.storage, this.client.o.maxMessage, { compactBytes: 4096 }), this.now);
     if (cfg.direct) this.net.openDirect();
+  }
+
+  /** The device loses power: its objects and sockets are gone, its storage stays. */
+  crash(): void {
+    if (this.crashed) return;
+    this.crashed = true;
+    this.incarnation++;
+    this.client.setPort(DEAD_PORT);
+    this.client.ep.journal = null; // a dead process writes nothing more
+    if (this.cfg.direct || this.client.transport === Transport.DIRECT) this.net.closeDirect();
+    if (this.server !== null && !this.server.isFinished && this.server.transport === Transport.DIRECT) this.server.setTransport(this.now, Transport.HELD);
+    this.arm();
+  }
+
+  /** The device boots again and resumes from its journal (or starts afresh without one). */
+  restart(): void {
+    if (!this.crashed) return;
+    this.crashed = false;
+    const inc = ++this.incarnation;
+    const config = { id: 'device-1', random: (b: Uint8Array) => this.rng.fill(b), helloCounter: (this.helloCounter += SimPair.HELLO_STEP), options: this.cfg.client };
+    const restored = this.cfg.durable ? ClientLink.fromJournal(this.storage, this.now, config, this.clientPort(inc), { compactBytes: 4096 }) : null;
+    this.client = restored ?? new ClientLink(config, this.clientPort(inc));
+    this.client.transport = Transport.HELD;
+    if (this.client.sid !== null && !this.client.isFinished) this.client.resumeSession(this.now);
+    else this.client.start(this.now);
+    this.arm();
   }
 
   private newClient(): ClientLink {
@@ -122,11 +158,13 @@ export class SimPair {
   }
 
   start(): void {
+    if (this.crashed) return;
     this.client.start(this.now);
     this.arm();
   }
 
   deviceSend(bytes: Uint8Array): boolean {
+    if (this.crashed) return false;
     const ok = this.client.send(this.now, bytes);
     this.arm();
     return ok;
@@ -257,7 +295,7 @@ export class SimPair {
   /** Re-arms both sides' timers at the deadlines their state machines ask for. */
   arm(): void {
     const now = this.now;
-    const c = this.client.nextDeadline();
+    const c = this.crashed ? Infinity : this.client.nextDeadline();
     if (c !== this.clientAt) {
       if (this.clientTimer !== null) this.clock.cancel(this.clientTimer);
       this.clientAt = c;

@@ -47,6 +47,9 @@ export interface Scenario {
   outages: [number, number][];
   /** Times to flip the transport (direct <-> HTTP). */
   flips: number[];
+  /** Device journals its session; [at, down ms] power cuts (only when durable). */
+  durable: boolean;
+  crashes: [number, number][];
   /** Probability a delivery pauses the receiver, and for how long. */
   pause: number;
   pauseMs: number;
@@ -92,8 +95,13 @@ export function drawScenario(seed: number): Scenario {
   const direct = rng.chance(0.3);
   if (rng.chance(0.3)) for (let i = rng.range(1, 4); i > 0; i--) flips.push(rng.int(span));
   flips.sort((a, b) => a - b);
+  const durable = rng.chance(0.4);
+  const crashes: [number, number][] = [];
+  if (durable && rng.chance(0.6)) for (let i = rng.range(1, 3); i > 0; i--) crashes.push([rng.int(span), rng.chance(0.9) ? rng.range(1, 5000) : rng.range(5000, 60_000)]);
   return {
     seed,
+    durable,
+    crashes,
     client,
     server,
     requests: faults(),
@@ -108,6 +116,10 @@ export function drawScenario(seed: number): Scenario {
     pause: rng.chance(0.3) ? rng.next() * 0.2 : 0,
     pauseMs: rng.range(1, 500),
   };
+}
+
+function prefix(side: string, e: string | null): string | null {
+  return e === null ? null : `${side}: ${e}`;
 }
 
 export interface Outcome {
@@ -146,8 +158,9 @@ export function runScenario(sc: Scenario): Outcome {
     requests: sc.requests,
     responses: sc.responses,
     direct: sc.direct,
+    durable: sc.durable,
     onGatewayMessage: (b, o, l) => {
-      note(checkMessage(b, o, l, deliveredUp));
+      note(prefix("gateway", checkMessage(b, o, l, deliveredUp)));
       deliveredUp++;
       return pauseThen(() => {
         if (pair.server) pair.server.resume(pair.now);
@@ -155,12 +168,10 @@ export function runScenario(sc: Scenario): Outcome {
       });
     },
     onDeviceMessage: (b, o, l) => {
-      // Messages the gateway queued on a session the device never had (its welcome was lost and a
-      // newer hello replaced it) ended with that session, which reported its failure; the device's
-      // stream starts at the first message of the session it has.
-      note(checkMessage(b, o, l, downBase() + deliveredDown));
+      note(prefix("device", checkMessage(b, o, l, downBase() + deliveredDown)));
       deliveredDown++;
       return pauseThen(() => {
+        if (pair.crashed) return; // the application restarts with the device
         pair.client.resume(pair.now);
         pair.arm();
       });
@@ -183,7 +194,7 @@ export function runScenario(sc: Scenario): Outcome {
     return lens[i];
   };
   const pumpUp = (): void => {
-    while (acceptedUp < dueUp && !pair.client.isFinished && pair.client.localEnd < 0) {
+    while (acceptedUp < dueUp && !pair.crashed && !pair.client.isFinished && pair.client.localEnd < 0) {
       if (!pair.client.send(pair.now, makeMessage(acceptedUp, lenOf(acceptedUp)))) break;
       acceptedUp++;
     }
@@ -196,23 +207,40 @@ export function runScenario(sc: Scenario): Outcome {
   };
   const pumpDown = (): void => {
     const s = pair.server;
-    if (s !== null && !firstDown.has(s)) firstDown.set(s, acceptedDown);
     while (s !== null && acceptedDown < dueDown && !s.isFinished && s.localEnd < 0) {
       if (!s.send(pair.now, makeMessage(acceptedDown, lenDown(acceptedDown)))) break;
+      if (!firstDown.has(s)) firstDown.set(s, acceptedDown);
+      acceptedBy.set(s, (acceptedBy.get(s) ?? 0) + 1);
       acceptedDown++;
     }
     pair.arm();
   };
+  // Messages the gateway queued on a session the device never had (its welcome was lost and a newer
+  // hello replaced it) end with that session, which reports its failure to the gateway's
+  // application; the device's stream is the one of the session it has.
   const firstDown = new Map<unknown, number>();
-  const downBase = (): number => {
+  const acceptedBy = new Map<unknown, number>();
+  const deviceSession = (): unknown => {
     const sid = pair.client.sid;
-    for (const l of pair.servers) if (sid !== null && Buffer.from(l.sid).equals(Buffer.from(sid))) return firstDown.get(l) ?? 0;
-    return 0;
+    for (const l of pair.servers) if (sid !== null && Buffer.from(l.sid).equals(Buffer.from(sid))) return l;
+    return null;
   };
+  const downBase = (): number => firstDown.get(deviceSession()) ?? 0;
+  const downExpected = (): number => acceptedBy.get(deviceSession()) ?? 0;
   const t0 = pair.now;
   for (let i = 0; i < sc.up; i++) pair.clock.at(t0 + rng.int(sc.span), () => { dueUp++; pumpUp(); });
   for (let i = 0; i < sc.down; i++) pair.clock.at(t0 + rng.int(sc.span), () => { dueDown++; pumpDown(); });
   for (const [at, len] of sc.outages) pair.clock.at(t0 + at, () => pair.net.cut(len));
+  for (const [at, down] of sc.crashes) {
+    pair.clock.at(t0 + at, () => {
+      if (pair.crashed || pair.client.isFinished) return;
+      pair.crash();
+      pair.clock.schedule(down, () => {
+        pair.restart();
+        pumpUp();
+      });
+    });
+  }
   let direct = sc.direct;
   for (const at of sc.flips) pair.clock.at(t0 + at, () => { direct = !direct; pair.useDirect(direct); });
   // Ring bounds, checked every 50 virtual ms.
@@ -230,7 +258,7 @@ export function runScenario(sc: Scenario): Outcome {
   pair.clock.schedule(50, bounds);
   pair.start();
   // The traffic phase.
-  const lastOutage = sc.outages.reduce((m, [a, l]) => Math.max(m, a + l), 0);
+  const lastOutage = [...sc.outages, ...sc.crashes].reduce((m, [a, l]) => Math.max(m, a + l), 0);
   pair.run(Math.max(sc.span, lastOutage) + 1000, () => error !== null);
   // Heal the network and let everything drain.
   pair.net.requests = { drop: 0, dup: 0, delayMin: 1, delayMax: 5 };
@@ -239,7 +267,7 @@ export function runScenario(sc: Scenario): Outcome {
   const done = (): boolean =>
     error !== null ||
     pair.client.isFinished ||
-    (acceptedUp === sc.up && acceptedDown === sc.down && deliveredUp === sc.up && downBase() + deliveredDown === sc.down && pair.client.ep.out.isEmpty && (pair.server?.ep.out.isEmpty ?? false));
+    (acceptedUp === sc.up && acceptedDown === sc.down && deliveredUp === sc.up && deliveredDown === downExpected() && pair.client.ep.out.isEmpty && (pair.server?.ep.out.isEmpty ?? false));
   pair.run(600_000, done);
   const failed = pair.client.state === LinkState.FAILED;
   if (error === null) {
@@ -260,8 +288,8 @@ export function runScenario(sc: Scenario): Outcome {
     } else if (pair.client.isFinished) {
       note(`device link ended: state ${pair.client.state} ${pair.deviceError?.code ?? ''}`);
     } else {
-      if (deliveredUp !== sc.up || downBase() + deliveredDown !== sc.down) {
-        note(`not everything arrived: up ${deliveredUp}/${sc.up} (accepted ${acceptedUp}), down ${downBase()}+${deliveredDown}/${sc.down} (accepted ${acceptedDown}); client ${pair.client.state} server ${pair.server?.state}`);
+      if (deliveredUp !== sc.up || deliveredDown !== downExpected() || (pair.server === deviceSession() && acceptedDown !== sc.down)) {
+        note(`not everything arrived: up ${deliveredUp}/${sc.up} (accepted ${acceptedUp}), down ${deliveredDown}/${downExpected()} from ${downBase()} of ${sc.down} (accepted ${acceptedDown}); client ${pair.client.state} server ${pair.server?.state}`);
       }
     }
   }

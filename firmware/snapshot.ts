@@ -1,0 +1,73 @@
+/**
+ * Session state as data: a link (either role) to CBOR bytes and back. A standby gateway restores a
+ * session from these bytes; a cluster node hands a session over with them; the device's journal
+ * checkpoints with them. Everything a session is goes in: ids, sequence numbers, ring contents,
+ * round-trip state, and timers as ages. Transport-bound state (held HTTP exchanges, outstanding
+ * requests) does not: the restored side simply sends or waits for fresh ones.
+ */
+import { Encoder, decode } from 'cbor-x';
+import { EndpointData } from './endpoint';
+import { ErrorCode, hfError } from './errors';
+import { ResolvedOptions, resolveOptions } from './options';
+
+export const SNAPSHOT_VERSION = 1;
+
+export interface LinkData {
+  state: number;
+  transport: number;
+  localEnd: number;
+  peerEnd: number;
+  endSignalled: boolean;
+  closeSent: boolean;
+}
+
+export interface ClientData extends LinkData {
+  id: string;
+  sid: Uint8Array | null;
+  rn: number;
+  helloN: number;
+  serverHold: number;
+  serverHeld: number;
+}
+
+export interface ServerData extends LinkData {
+  sid: Uint8Array;
+  deviceId: string;
+  welcome: Uint8Array | null;
+  replay: [number, Uint8Array][];
+}
+
+export interface Snapshot<T extends LinkData> {
+  v: number;
+  role: 'client' | 'server';
+  /** Snapshot time on the taking side's clock (for information; ages carry the timers). */
+  at: number;
+  o: ResolvedOptions;
+  link: T;
+  ep: EndpointData;
+}
+
+const enc = new Encoder({ useRecords: false, variableMapSize: true, mapsAsObjects: true });
+
+export function encodeSnapshot<T extends LinkData>(s: Snapshot<T>): Uint8Array {
+  return enc.encode(s);
+}
+
+/** Decodes and checks a snapshot of the given role; throws HF_ERR_STATE if it is not one. */
+export function decodeSnapshot<T extends LinkData>(bytes: Uint8Array, role: 'client' | 'server'): Snapshot<T> {
+  let s: Snapshot<T>;
+  try {
+    s = decode(bytes) as Snapshot<T>;
+  } catch (e) {
+    throw hfError(ErrorCode.STATE, `snapshot is not CBOR: ${(e as Error).message}`);
+  }
+  if (s === null || typeof s !== 'object' || s.v !== SNAPSHOT_VERSION) throw hfError(ErrorCode.STATE, `not a version ${SNAPSHOT_VERSION} snapshot`);
+  if (s.role !== role) throw hfError(ErrorCode.STATE, `snapshot of a ${String(s.role)} link, expected ${role}`);
+  if (!s.link || !s.ep || !Array.isArray(s.ep.out) || !Array.isArray(s.ep.in)) throw hfError(ErrorCode.STATE, 'snapshot lacks link or endpoint state');
+  try {
+    s.o = resolveOptions(s.o);
+  } catch (e) {
+    throw hfError(ErrorCode.STATE, `snapshot options: ${(e as Error).message}`);
+  }
+  return s;
+}
