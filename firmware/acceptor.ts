@@ -138,6 +138,20 @@ export class Acceptor {
     return link;
   }
 
+  /**
+   * Takes over a session restored from a snapshot (a standby after failover, a cluster node after a
+   * handoff). Replaces any session this table had for the same id or device.
+   */
+  adopt(link: ServerLink, now: number): void {
+    const rec = this.devices.get(link.deviceId);
+    if (rec !== undefined && rec.link !== null && rec.link !== link && !rec.link.isFinished) {
+      rec.link.abort(now, ErrorCode.CLOSED, 'replaced by an adopted session');
+      this.sweep(rec.link);
+    }
+    this.sessions.set(toHex(link.sid), link);
+    this.devices.set(link.deviceId, { n: rec?.n ?? 0, nonce: rec?.nonce ?? new Uint8Array(0), link });
+  }
+
   /** The HTTP exchange went away before it was answered. */
   onExchangeGone(link: ServerLink, exchange: number): void {
     link.onExchangeGone(exchange);

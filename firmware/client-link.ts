@@ -211,6 +211,9 @@ export class ClientLink extends LinkBase {
     this.reqDeadline.length = 0;
     this.ep.resendAll();
     this.retryAt = 0;
+    // The first bundle on the new transport tells the server at once where the session now lives.
+    this.ep.ackOwed = true;
+    this.ep.ackOwedSince = -Infinity;
     this.run(now);
   }
 

@@ -216,6 +216,15 @@ export class Endpoint {
   }
 
   /**
+   * A window that ends before the oldest unacknowledged message (stale: learned before a restart
+   * replayed later acknowledgements) is taken as closed until the peer advertises again.
+   */
+  private clampWindow(): void {
+    if (dist(this.peerWndSeq, this.out.tail) >= 0x80000000) this.peerWndSeq = this.out.tail;
+    if (dist(this.peerWndOff, this.out.tailOff) >= 0x80000000) this.peerWndOff = this.out.tailOff;
+  }
+
+  /**
    * Forgets every transmission: each held message counts as never sent (a restarted device resends
    * everything unacknowledged, in order, on whatever transport it finds).
    */
@@ -223,6 +232,7 @@ export class Endpoint {
     const out = this.out;
     for (let q = out.tail; q !== out.head; q = (q + 1) >>> 0) out.setSendState(q, -1, 0, 0);
     this.sendNext = out.tail;
+    this.clampWindow();
     this.due = 0;
     this.rackTime = -1;
     this.retxAt = NaN;
@@ -375,6 +385,7 @@ export class Endpoint {
     // After a restore every held message counts as unsent, yet the peer may have had some of them.
     if (dist(this.sendNext, ack) >= 0x80000000) this.sendNext = ack;
     out.release(ack);
+    this.clampWindow();
     if (this.journal !== null) this.journal.released(ack);
     if (sample >= 0) this.rtt.sample(sample);
     this.retxAt = NaN;

@@ -1,0 +1,178 @@
+/** ClientLink transitions (Figure 6), driven by hand: outstanding requests, timeouts, failure, close. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { LinkState } from '../firmware/link-base';
+import { ServerLink } from '../firmware/server-link';
+import { Manual } from './support/manual';
+
+test('hello, welcome, then one request kept outstanding', () => {
+  const m = new Manual();
+  m.client.start(m.now);
+  assert.is(m.client.state, LinkState.HELLO);
+  assert.is(m.requests.length, 1);
+  assert.is(m.parse(m.requests[0].body).hasSid, false);
+  m.deliverRequest();
+  m.deliverAnswer();
+  assert.is(m.client.state, LinkState.OPEN);
+  assert.equal(m.events, ['device open']);
+  assert.is(m.client.outstanding, 1, 'a request goes out at once so the server can answer');
+});
+
+test('a lost hello is sent again after the timeout, as a new hello', () => {
+  const m = new Manual({ initialRto: 500 });
+  m.client.start(m.now);
+  m.dropAll();
+  m.advance(499);
+  assert.is(m.requests.length, 0);
+  m.advance(1);
+  assert.is(m.requests.length, 1, 'resent');
+  m.deliverRequest();
+  m.deliverAnswer();
+  assert.is(m.client.state, LinkState.OPEN);
+  assert.is(m.client.helloCounter, 2, 'the second attempt used the next counter');
+});
+
+test('a message goes out in a second request while one is held; never more than maxOutstanding', () => {
+  const m = new Manual({ maxOutstanding: 2 });
+  m.open();
+  m.send('a');
+  assert.is(m.client.outstanding, 2);
+  m.send('b');
+  assert.is(m.client.outstanding, 2, 'capped');
+  assert.is(m.requests.length, 2);
+  assert.is(m.parse(m.requests[1].body).msgCount, 1);
+});
+
+test('a response with nothing outstanding makes the client send another request at once', () => {
+  const m = new Manual();
+  m.open();
+  m.deliverRequest(); // held
+  m.gatewaySend('news');
+  assert.is(m.answers.length, 1);
+  m.deliverAnswer();
+  assert.equal(m.deviceGot, ['news']);
+  assert.is(m.client.outstanding, 1, 'a new request replaces the answered one');
+  assert.is(m.parse(m.requests[0].body).ack, 1, 'and it acknowledges the news');
+});
+
+test('a full bundle goes at once; a partial one waits for the coalescing delay', () => {
+  const m = new Manual({ maxMessages: 3, coalesceMs: 40, maxOutstanding: 3 });
+  m.open();
+  m.send('1');
+  m.send('2');
+  assert.is(m.requests.length, 1, 'only the held request so far');
+  m.send('3');
+  assert.is(m.requests.length, 2, 'full: sent');
+  assert.is(m.parse(m.requests[1].body).msgCount, 3);
+  m.send('4');
+  m.advance(39);
+  assert.is(m.requests.length, 2);
+  m.advance(1);
+  assert.is(m.requests.length, 3);
+});
+
+test('an unanswered message is resent after the retransmission timeout, same sequence number', () => {
+  const m = new Manual({ initialRto: 300, minRto: 100 });
+  m.open();
+  m.deliverRequest();
+  m.send('lost');
+  const first = m.parse(m.requests[0].body);
+  const seq = first.seqs[0];
+  m.dropAll();
+  const rto = m.client.ep.rtt.rto;
+  m.advance(rto - 1);
+  assert.is(m.requests.length, 0);
+  m.advance(1);
+  assert.is(m.requests.length, 1, 'resent');
+  const again = m.parse(m.requests[0].body);
+  assert.is(again.msgCount, 1);
+  assert.is(again.seqs[0], seq);
+  assert.ok(m.client.ep.rtt.rto >= rto * 2 - 1e-9, 'timeout backed off');
+  m.settle();
+  assert.equal(m.gatewayGot, ['lost']);
+});
+
+test('failure after N unanswered requests, and only after the silence limit', () => {
+  const m = new Manual({ failAfter: 3, deadAfterMs: 30_000, initialRto: 200 }, { holdMs: 2000 });
+  m.open();
+  m.dropAll();
+  m.send('x');
+  m.dropAll();
+  for (let t = 0; t < 29_000; t += 100) {
+    m.advance(100);
+    m.dropAll();
+  }
+  assert.ok(m.client.unanswered >= 3, `unanswered ${m.client.unanswered}`);
+  assert.is(m.client.state, LinkState.OPEN, 'not before the silence limit');
+  for (let t = 0; t < 60_000 && m.client.state === LinkState.OPEN; t += 100) {
+    m.advance(100);
+    m.dropAll();
+  }
+  assert.is(m.client.state, LinkState.FAILED);
+  assert.is(m.deviceClose !== undefined && m.deviceClose !== 'clean' && m.deviceClose.code, 'HF_ERR_TIMEOUT');
+  assert.ok(m.now - m.client.ep.lastHeard >= 30_000);
+});
+
+test('a response resets the unanswered count', () => {
+  const m = new Manual({ failAfter: 2, deadAfterMs: 1, initialRto: 200 }, { holdMs: 1000 });
+  m.open();
+  m.deliverRequest();
+  m.advance(1000); // the held request is answered at the hold limit
+  m.deliverAnswer();
+  assert.is(m.client.unanswered, 0);
+  assert.is(m.client.state, LinkState.OPEN);
+});
+
+test('send returns false when the out-ring is full; drain follows the acknowledgement', () => {
+  const m = new Manual({ outSlots: 2 });
+  m.open();
+  assert.ok(m.send('1'));
+  assert.ok(m.send('2'));
+  assert.is(m.send('3'), false);
+  m.settle();
+  assert.ok(m.events.includes('device drain'));
+  assert.ok(m.send('3'));
+});
+
+test('close: both directions end, everything delivered, both sides closed and the session freed', () => {
+  const m = new Manual();
+  m.open();
+  m.send('last words');
+  m.client.close(m.now);
+  assert.is(m.client.state, LinkState.CLOSING);
+  assert.throws(() => m.send('more'), /HF_ERR_CLOSED/);
+  m.settle();
+  assert.ok(m.events.includes('gateway end'), 'the gateway saw the end of the device stream');
+  const server = m.server as ServerLink;
+  server.send(m.now, Buffer.from('bye'));
+  server.close(m.now);
+  m.settle();
+  m.advance(10);
+  m.settle();
+  assert.equal(m.gatewayGot, ['last words']);
+  assert.equal(m.deviceGot, ['bye']);
+  assert.is(m.client.state, LinkState.CLOSED);
+  assert.is(server.state, LinkState.CLOSED);
+  assert.is(m.acceptor.size, 0);
+  assert.is(m.deviceClose, 'clean');
+  assert.is(m.gatewayClose, 'clean');
+});
+
+test('the server closing first: the device gets end, then closes too', () => {
+  const m = new Manual();
+  m.open();
+  m.deliverRequest();
+  const server = m.server as ServerLink;
+  server.send(m.now, Buffer.from('shutting down'));
+  server.close(m.now);
+  m.settle();
+  assert.ok(m.events.includes('device end'));
+  m.client.close(m.now);
+  m.settle();
+  m.advance(10);
+  m.settle();
+  assert.is(m.client.state, LinkState.CLOSED);
+  assert.is(m.acceptor.size, 0);
+});
+
+test.run();
