@@ -83,7 +83,7 @@ export class Acceptor {
   onRequest(now: number, exchange: number, body: Uint8Array): ServerLink {
     const { v, link } = this.route(body);
     if (link === null) return this.hello(now, exchange, v);
-    link.onRequest(now, exchange, v);
+    link.onRequest(now, exchange, body);
     this.sweep(link);
     return link;
   }
@@ -96,7 +96,7 @@ export class Acceptor {
       return l;
     }
     if (link.transport !== Transport.DIRECT) link.setTransport(now, Transport.DIRECT);
-    link.onFrame(now, v);
+    link.onFrame(now, body);
     this.sweep(link);
     return link;
   }

@@ -236,7 +236,7 @@ export class ClientLink extends LinkBase {
     const ep = this.ep;
     let v: BundleView;
     try {
-      v = ep.reader.read(buf, start, end);
+      v = ep.read(buf, start, end);
       if (this.state === LinkState.HELLO) {
         if (!this.acceptWelcome(v, now)) return;
       } else if (!v.hasSid || this.sid === null || !equalBytes(v.buf, v.sidOff, this.sid, 0, this.sid.length)) {
@@ -252,7 +252,7 @@ export class ClientLink extends LinkBase {
       return;
     }
     try {
-      ep.apply(v, now);
+      this.applyBundle(v, now);
     } catch (e) {
       if (!isHfError(e)) throw e;
       this.fail(e, now);

@@ -12,6 +12,7 @@
  * The role state machines (ClientLink, ServerLink) decide when a bundle is written; this decides what
  * is in it. Nothing here allocates per message.
  */
+import { copyBytes } from './bytes';
 import { dist } from './check';
 import { ErrorCode, hfError } from './errors';
 import { DUPLICATE, InRing } from './in-ring';
@@ -92,9 +93,20 @@ export class Endpoint {
 
   constructor(o: ResolvedOptions, peerSeq: number, peerOff: number) {
     this.o = o;
-    this.out = new OutRing({ slots: o.outSlots, bytes: o.outBytes, seq: o.initialSeq, off: o.initialOff });
-    this.inr = new InRing({ slots: o.inSlots, bytes: o.inBytes, seq: peerSeq, off: peerOff, maxMessage: o.maxMessage });
-    this.writer = new BundleWriter(o);
+    // One arena holds the rings' slabs and both bundle buffers, so copies between them are native
+    // copyWithin calls (see bytes.ts).
+    const scratch = Math.min(o.inBytes, o.maxMessage);
+    const arena = new ArrayBuffer(o.outBytes + o.inBytes + scratch + 2 * o.maxBundleBytes);
+    let at = 0;
+    const take = (n: number): Uint8Array => {
+      const v = new Uint8Array(arena, at, n);
+      at += n;
+      return v;
+    };
+    this.out = new OutRing({ slots: o.outSlots, bytes: o.outBytes, seq: o.initialSeq, off: o.initialOff, slab: take(o.outBytes) });
+    this.inr = new InRing({ slots: o.inSlots, bytes: o.inBytes, seq: peerSeq, off: peerOff, maxMessage: o.maxMessage, slab: take(o.inBytes), scratch: take(scratch) });
+    this.writer = new BundleWriter(o, take(o.maxBundleBytes));
+    this.rx = take(o.maxBundleBytes);
     this.reader = new BundleReader(o);
     this.rtt = new RttEstimator(o);
     this.sendNext = this.out.head;
@@ -308,10 +320,25 @@ export class Endpoint {
 
   /** Parses and validates a body; throws a coded error and changes nothing if it is bad. */
   parse(buf: Uint8Array, start = 0, end = buf.length): BundleView {
-    const v = this.reader.read(buf, start, end);
+    const v = this.read(buf, start, end);
     this.check(v);
     return v;
   }
+
+  /**
+   * Parses a body (no state check). The body is first copied into this endpoint's arena (one native
+   * copy), so every message copy after that stays inside one buffer. The view is valid until the
+   * next `read`.
+   */
+  read(buf: Uint8Array, start = 0, end = buf.length): BundleView {
+    const n = end - start;
+    if (n > this.rx.length) throw hfError(ErrorCode.LIMIT, `bundle of ${n} bytes, limit ${this.rx.length}`);
+    copyBytes(this.rx, 0, buf, start, n);
+    return this.reader.read(this.rx, 0, n);
+  }
+
+  /** Receive buffer in the arena. */
+  private readonly rx: Uint8Array;
 
   /** Checks a parsed bundle against this side's state (acks of unsent messages, window). */
   check(v: BundleView): void {
@@ -324,14 +351,14 @@ export class Endpoint {
         throw hfError(ErrorCode.ACK, `sack range [${a}, ${b}) reaches past the last sent message ${(this.out.head - 1) >>> 0}`);
       }
     }
-    for (let i = 0; i < v.msgCount; i++) this.inr.check(v.seqs[i], v.offs[i], v.lens[i]);
+    for (let i = 0; i < v.msgCount; i++) v.verdicts[i] = this.inr.check(v.seqs[i], v.offs[i], v.lens[i]);
   }
 
   /**
    * Applies a bundle `parse` accepted: acknowledgements release out-ring messages (and give round-trip
    * samples), the window moves, messages go into the in-ring. Returns how many new messages arrived.
    */
-  apply(v: BundleView, now: number): number {
+  apply(v: BundleView, now: number, fn: DeliverFn | null = null): number {
     const out = this.out;
     this.stats.bundlesIn++;
     this.lastHeard = now;
@@ -347,12 +374,22 @@ export class Endpoint {
     // Selective acknowledgements.
     for (let k = 0; k < v.sackCount; k++) this.markSacked(v.sacks[2 * k], v.sacks[2 * k + 1]);
     if (this.rackTime >= 0) this.detectLoss();
-    // Messages.
+    // Messages. A message delivered straight from the bundle is visible to `fn` only during the call.
     let fresh = 0;
+    let passed = 0;
     for (let i = 0; i < v.msgCount; i++) {
       const seq = v.seqs[i];
-      if (this.inr.check(seq, v.offs[i], v.lens[i]) === DUPLICATE) {
+      // `check` classified each message against the state before this bundle; a run's first message
+      // is checked again against what earlier runs of this bundle stored (its offset is the peer's word).
+      const first = i === 0 || seq !== ((v.seqs[i - 1] + 1) >>> 0);
+      if ((first ? this.inr.check(seq, v.offs[i], v.lens[i]) : v.verdicts[i]) === DUPLICATE) {
         this.stats.duplicatesIn++;
+      } else if (fn !== null && !this.paused && this.inr.isPassThrough(seq)) {
+        // In order with nothing waiting: straight to the application, no copy into the ring.
+        this.inr.pass(seq, v.offs[i], v.lens[i]);
+        passed++;
+        fresh++;
+        if (!fn(v.buf, v.starts[i], v.lens[i])) this.paused = true;
       } else {
         this.inr.store(seq, v.offs[i], v.buf, v.starts[i], v.lens[i]);
         fresh++;
@@ -362,6 +399,7 @@ export class Endpoint {
       this.stats.messagesIn += fresh;
       this.owe(now);
     }
+    if (passed > 0 && this.journal !== null) this.journal.delivered(this.inr.read, this.inr.readOff);
     return fresh;
   }
 

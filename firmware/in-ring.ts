@@ -12,7 +12,7 @@
 import { copyBytes } from './bytes';
 import { checkInt, checkPow2, dist } from './check';
 import { ErrorCode, hfError } from './errors';
-import { RING_DEFAULTS, RingOptions } from './out-ring';
+import { RING_DEFAULTS, RingOptions, memory } from './out-ring';
 
 /** What `check` says about an incoming message. */
 export const NEW = 0;
@@ -50,11 +50,11 @@ export class InRing {
     this.readOff = this.nextOff = checkInt('off', opts.off ?? 0, 0, 0xffffffff);
     this.mask = this.slots - 1;
     this.bmask = this.bytes - 1;
-    this.slab = new Uint8Array(this.bytes);
+    this.slab = memory('slab', opts.slab, this.bytes);
     this.offs = new Uint32Array(this.slots);
     this.lens = new Uint32Array(this.slots);
     this.present = new Uint8Array(this.slots);
-    this.scratch = new Uint8Array(Math.min(this.bytes, checkInt('maxMessage', opts.maxMessage ?? this.bytes, 0, this.bytes)));
+    this.scratch = memory('scratch', opts.scratch, Math.min(this.bytes, checkInt('maxMessage', opts.maxMessage ?? this.bytes, 0, this.bytes)));
     this.viewBuf = this.slab;
   }
 
@@ -152,6 +152,21 @@ export class InRing {
       moved++;
     }
     return moved;
+  }
+
+  /**
+   * True if a message arriving as `seq` would be consumed at once: it is the next in order and
+   * nothing is waiting before or after it. The caller may then hand it to the application straight
+   * from where it arrived and call `pass` instead of `store` + `release`.
+   */
+  isPassThrough(seq: number): boolean {
+    return seq === this.next && this.read === this.next && this.top === this.next;
+  }
+
+  /** Records message (`seq`, `off`, `len`) as received and consumed without storing it. */
+  pass(seq: number, off: number, len: number): void {
+    this.next = this.top = this.read = (seq + 1) >>> 0;
+    this.nextOff = this.readOff = (off + len) >>> 0;
   }
 
   /**

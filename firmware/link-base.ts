@@ -68,7 +68,7 @@ export abstract class LinkBase {
   /** Time sendable messages started waiting for a bundle (coalescing); -1 none. */
   protected waitingSince = -1;
   /** Re-entrancy guard: sends from inside deliver are pumped by the outer event. */
-  private busy = false;
+  protected busy = false;
   failure: HfError | undefined;
 
   constructor(o: ResolvedOptions, ep: Endpoint, port: LinkPort, state: LinkStateValue) {
@@ -140,6 +140,20 @@ export abstract class LinkBase {
       this.afterPump(now);
     } finally {
       this.busy = false;
+    }
+  }
+
+  /**
+   * Applies a checked bundle, delivering in-order messages straight to the application. Sends the
+   * application makes from inside its deliver callback only queue; the caller pumps afterwards.
+   */
+  protected applyBundle(v: BundleView, now: number): void {
+    const was = this.busy;
+    this.busy = true;
+    try {
+      this.ep.apply(v, now, this.isFinished ? null : this.port.deliver);
+    } finally {
+      this.busy = was;
     }
   }
 

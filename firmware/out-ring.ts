@@ -24,6 +24,17 @@ export interface RingOptions {
   off?: number;
   /** Largest message in bytes (default: the slab size); sizes the in-ring's wrap scratch buffer. */
   maxMessage?: number;
+  /** Memory for the payload slab (`bytes` long) instead of a new allocation: an endpoint's arena. */
+  slab?: Uint8Array;
+  /** In-ring only: memory for the wrap scratch buffer (`maxMessage` long). */
+  scratch?: Uint8Array;
+}
+
+/** The caller's memory if given (checked for size), else a new array. */
+export function memory(name: string, given: Uint8Array | undefined, size: number): Uint8Array {
+  if (given === undefined) return new Uint8Array(size);
+  if (given.length !== size) throw hfError(ErrorCode.OPTION, `${name} must be ${size} bytes, got ${given.length}`);
+  return given;
 }
 
 export const RING_DEFAULTS = { slots: 256, bytes: 262144 } as const;
@@ -62,7 +73,7 @@ export class OutRing {
     this.headOff = this.tailOff = checkInt('off', opts.off ?? 0, 0, 0xffffffff);
     this.mask = this.slots - 1;
     this.bmask = this.bytes - 1;
-    this.slab = new Uint8Array(this.bytes);
+    this.slab = memory('slab', opts.slab, this.bytes);
     this.offs = new Uint32Array(this.slots);
     this.lens = new Uint32Array(this.slots);
     this.sent = new Float64Array(this.slots);

@@ -98,12 +98,13 @@ export class ServerLink extends LinkBase {
   }
 
   /**
-   * An HTTP request for this session arrived as exchange `exchange`; `v` is its parsed body. Throws a
+   * An HTTP request for this session arrived as exchange `exchange` with `body`. Throws a
    * coded error (changing nothing) if the body does not fit this session's state; the caller answers
    * the exchange with that error. Otherwise the exchange is answered now or held.
    */
-  onRequest(now: number, exchange: number, v: BundleView): void {
+  onRequest(now: number, exchange: number, body: Uint8Array): void {
     if (this.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, 'session has ended');
+    const v = this.ep.read(body);
     const cached = this.replayRn.indexOf(v.rn);
     if (cached >= 0) {
       this.ep.lastHeard = now;
@@ -128,15 +129,16 @@ export class ServerLink extends LinkBase {
   }
 
   /** A frame arrived on the direct transport. Throws a coded error (changing nothing) if it is bad. */
-  onFrame(now: number, v: BundleView): void {
+  onFrame(now: number, body: Uint8Array): void {
     if (this.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, 'session has ended');
+    const v = this.ep.read(body);
     this.ep.check(v);
     this.take(v, now);
   }
 
   private take(v: BundleView, now: number): void {
     try {
-      this.ep.apply(v, now);
+      this.applyBundle(v, now);
     } catch (e) {
       if (!isHfError(e)) throw e;
       this.fail(e, now);

@@ -12,7 +12,7 @@
  */
 import { CborReader, CborWriter, headerSize } from './cbor';
 import { ErrorCode, hfError } from './errors';
-import { OutRing } from './out-ring';
+import { OutRing, memory } from './out-ring';
 
 export const WIRE_VERSION = 1;
 
@@ -89,15 +89,17 @@ export class BundleWriter {
   private capBytes: number;
   private capSacks: number;
 
-  constructor(limits: WireLimits = {}) {
+  /** `buf`, if given, is the memory bundles are written into (`maxBundleBytes` long). */
+  constructor(limits: WireLimits = {}, buf?: Uint8Array) {
     this.limits = { ...WIRE_DEFAULTS, ...limits };
-    this.buf = new Uint8Array(this.limits.maxBundleBytes);
+    this.buf = memory('bundle buffer', buf, this.limits.maxBundleBytes);
     this.w = new CborWriter(this.buf);
     this.sacks = new Uint32Array(this.limits.maxSackRanges * 2);
     this.seqs = new Uint32Array(this.limits.maxMessages);
     this.capMessages = this.limits.maxMessages;
     this.capBytes = this.limits.maxBundleBytes;
     this.capSacks = this.limits.maxSackRanges;
+    this.fixed = headerBudget(this.limits);
   }
 
   /** Most messages a bundle carries to this peer. */
@@ -148,9 +150,8 @@ export class BundleWriter {
   }
 
   /** Upper bound of the bytes the bundle takes now. */
-  private estimate(extraRuns: number): number {
-    return headerBudget(this.limits) + this.ctlBytes + this.msgBytes + extraRuns * (1 + 5 + 5);
-  }
+  /** Bytes every bundle may need besides messages and control items (computed once). */
+  private readonly fixed: number;
 
   /**
    * Adds message `seq` of the out-ring given to `begin`, if it fits: returns false (adding nothing)
@@ -162,7 +163,7 @@ export class BundleWriter {
     const len = this.ring.lenOf(seq);
     // Worst case every message starts a run of its own.
     const cost = headerSize(len) + len + 1 + 5 + 5;
-    if (this.estimate(0) + cost > this.capBytes) return false;
+    if (this.fixed + this.ctlBytes + this.msgBytes + cost > this.capBytes) return false;
     this.seqs[this.msgCount++] = seq;
     this.msgBytes += cost;
     return true;
@@ -249,6 +250,8 @@ export class BundleView {
   readonly offs: Uint32Array;
   readonly starts: Uint32Array;
   readonly lens: Uint32Array;
+  /** Per message, what the receiving endpoint's validation found (NEW or DUPLICATE). */
+  readonly verdicts: Uint8Array;
   ctlCount = 0;
   readonly ctlStarts: Uint32Array;
   readonly ctlEnds: Uint32Array;
@@ -259,6 +262,7 @@ export class BundleView {
     this.offs = new Uint32Array(limits.maxMessages);
     this.starts = new Uint32Array(limits.maxMessages);
     this.lens = new Uint32Array(limits.maxMessages);
+    this.verdicts = new Uint8Array(limits.maxMessages);
     this.ctlStarts = new Uint32Array(limits.maxControls);
     this.ctlEnds = new Uint32Array(limits.maxControls);
   }

@@ -5,7 +5,7 @@ import { ClientLink } from '../firmware/client-link';
 import { isHfError } from '../firmware/errors';
 import { LinkState } from '../firmware/link-base';
 import { ServerLink } from '../firmware/server-link';
-import { decodeSnapshot } from '../firmware/snapshot';
+import { ClientData, decodeSnapshot } from '../firmware/snapshot';
 import { Manual } from './support/manual';
 
 function code(fn: () => unknown): string {
@@ -34,8 +34,8 @@ test('a client snapshot restores to an identical snapshot', () => {
   const a = m.client.snapshot(m.now);
   const r = ClientLink.restore(a, m.now, { id: 'dev', random: () => {} }, { transmit: () => {}, deliver: () => true });
   const b = r.snapshot(m.now);
-  const da = decodeSnapshot(a, 'client');
-  const db = decodeSnapshot(b, 'client');
+  const da = decodeSnapshot<ClientData>(a, 'client');
+  const db = decodeSnapshot<ClientData>(b, 'client');
   // Request numbers jump after a restore and transmissions restart; everything else is the same.
   assert.equal(db.ep.out[3].map((x) => [...x[3]]), da.ep.out[3].map((x) => [...x[3]]));
   assert.equal(db.ep.in, da.ep.in);
