@@ -9,6 +9,7 @@
  * status plus the code in the body).
  */
 import { equalBytes, toHex } from './bytes';
+import { before } from './check';
 import { Ctl, Hello, decodeControl } from './control';
 import { ErrorCode, hfError } from './errors';
 import { LinkOptions, ResolvedOptions, resolveOptions } from './options';
@@ -117,7 +118,7 @@ export class Acceptor {
         if (cur !== null && cur.replayWelcome(now, exchange)) return cur;
         throw hfError(ErrorCode.AUTH, `hello ${hello.n} from ${JSON.stringify(hello.id)} was already used`);
       }
-      if (hello.n <= rec.n) throw hfError(ErrorCode.AUTH, `hello ${hello.n} from ${JSON.stringify(hello.id)} is not newer than ${rec.n} (replayed?)`);
+      if (!before(rec.n, hello.n)) throw hfError(ErrorCode.AUTH, `hello ${hello.n} from ${JSON.stringify(hello.id)} is not newer than ${rec.n} (replayed?)`);
     }
     if (this.sessions.size >= this.maxSessions && (rec === undefined || rec.link === null || rec.link.isFinished)) {
       throw hfError(ErrorCode.BUSY, `${this.sessions.size} sessions, limit ${this.maxSessions}`);

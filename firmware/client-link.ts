@@ -15,7 +15,8 @@
  *
  * States: IDLE -> HELLO (hello sent, resent on timeout) -> OPEN -> CLOSING -> CLOSED, or FAILED.
  */
-import { Ctl, Welcome, encodeControl, limitsOf } from './control';
+import { Control, Ctl, Welcome, encodeControl, limitsOf } from './control';
+import { dist } from './check';
 import { Endpoint } from './endpoint';
 import { ErrorCode, hfError, isHfError } from './errors';
 import { LinkBase, LinkPort, LinkState, Transport, TransportValue } from './link-base';
@@ -235,13 +236,15 @@ export class ClientLink extends LinkBase {
     if (this.isFinished || this.state === LinkState.IDLE) return;
     const ep = this.ep;
     let v: BundleView;
+    let ctls: Control[];
     try {
       v = ep.read(buf, start, end);
+      ctls = this.readControls(v);
       if (this.state === LinkState.HELLO) {
-        if (!this.acceptWelcome(v, now)) return;
+        if (!this.acceptWelcome(v, ctls, now)) return;
       } else if (!v.hasSid || this.sid === null || !equalBytes(v.buf, v.sidOff, this.sid, 0, this.sid.length)) {
         // An error without our session id answers a request of ours (e.g. the session is gone).
-        if (!v.hasSid && v.ctlCount > 0 && this.answersCurrent(v.rn)) this.applyControls(v, now, () => false);
+        if (!v.hasSid && ctls.length > 0 && this.answersCurrent(v.rn)) this.applyControls(ctls, now);
         else this.port.onReject?.(hfError(ErrorCode.PROTOCOL, 'bundle for another session'));
         return;
       }
@@ -258,7 +261,7 @@ export class ClientLink extends LinkBase {
       this.fail(e, now);
       return;
     }
-    this.applyControls(v, now, (c) => c.kind === Ctl.WELCOME);
+    this.applyControls(ctls, now);
     if (this.isFinished) return;
     const i = this.reqRn.indexOf(v.rn);
     if (i >= 0) {
@@ -267,7 +270,7 @@ export class ClientLink extends LinkBase {
     }
     this.unanswered = 0;
     this.retryAt = 0;
-    if (this.finalRn >= 0 && (v.rn >= this.finalRn || this.transport === Transport.DIRECT)) {
+    if (this.finalRn >= 0 && (dist(v.rn, this.finalRn) < 0x80000000 || this.transport === Transport.DIRECT)) {
       this.deliver(now);
       this.finish(now);
       return;
@@ -290,15 +293,12 @@ export class ClientLink extends LinkBase {
   private transportRn = 0;
 
   /** HELLO state: takes the welcome (or an error) from a response. Returns false to stop processing. */
-  private acceptWelcome(v: BundleView, now: number): boolean {
+  private acceptWelcome(v: BundleView, ctls: readonly Control[], now: number): boolean {
     let welcome: Welcome | null = null;
-    for (let k = 0; k < v.ctlCount; k++) {
-      const c = this.decodeControl(v, k);
-      if (c !== null && c.kind === Ctl.WELCOME) welcome = c;
-    }
+    for (const c of ctls) if (c.kind === Ctl.WELCOME) welcome = c;
     if (this.reqRn.indexOf(v.rn) < 0) return false; // the answer to an abandoned hello
     if (welcome === null || !v.hasSid) {
-      if (v.ctlCount > 0) this.applyControls(v, now, () => false);
+      if (ctls.length > 0) this.applyControls(ctls, now);
       return false;
     }
     this.sid = v.buf.slice(v.sidOff, v.sidOff + 16);

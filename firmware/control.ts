@@ -73,7 +73,7 @@ export function encodeControl(c: Control): Uint8Array {
     case Ctl.CLOSE:
       return enc.encode([c.kind, { end: c.end }]);
     case Ctl.ERROR:
-      return enc.encode([c.kind, { code: c.code, message: c.message }]);
+      return enc.encode([c.kind, { code: c.code, message: c.message.length > 1024 ? c.message.slice(0, 1021) + '...' : c.message }]);
   }
 }
 
@@ -87,7 +87,7 @@ function limits(f: Record<string, unknown>): Limits {
   const v = f.lim;
   if (!Array.isArray(v) || v.length !== 5) throw hfError(ErrorCode.BUNDLE, 'control field lim must be [maxMessages, maxBundleBytes, maxMessage, maxSackRanges, maxControls]');
   const l = v.map((x) => u32({ lim: x }, 'lim')) as Limits;
-  if (l[0] < 1 || l[1] < 256 || l[4] < 1) throw hfError(ErrorCode.BUNDLE, `control field lim ${JSON.stringify(l)} is below the protocol minimum`);
+  if (l[0] < 1 || l[1] < 256 || l[4] < 2) throw hfError(ErrorCode.BUNDLE, `control field lim ${JSON.stringify(l)} is below the protocol minimum`);
   return l;
 }
 

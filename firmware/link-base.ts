@@ -183,11 +183,22 @@ export abstract class LinkBase {
     }
   }
 
-  /** Applies control items other than hello/welcome; returns an error item if the peer sent one. */
-  protected applyControls(v: BundleView, now: number, skip: (c: Control) => boolean): void {
+  /**
+   * Decodes every control item of a bundle. Called before anything is applied: a malformed item
+   * throws (HF_ERR_CBOR / HF_ERR_BUNDLE) while the session is still untouched.
+   */
+  protected readControls(v: BundleView): Control[] {
+    const out: Control[] = [];
     for (let k = 0; k < v.ctlCount; k++) {
-      const c = this.decodeControl(v, k);
-      if (c === null || skip(c)) continue;
+      const c = decodeControl(v.buf, v.ctlStarts[k], v.ctlEnds[k]);
+      if (c !== null) out.push(c);
+    }
+    return out;
+  }
+
+  /** Applies close and error items (hello and welcome are the roles' business). */
+  protected applyControls(ctls: readonly Control[], now: number): void {
+    for (const c of ctls) {
       if (c.kind === Ctl.CLOSE) {
         if (this.peerEnd < 0) {
           this.peerEnd = c.end;
@@ -199,10 +210,6 @@ export abstract class LinkBase {
         this.onPeerError(c, now);
       }
     }
-  }
-
-  protected decodeControl(v: BundleView, k: number): Control | null {
-    return decodeControl(v.buf, v.ctlStarts[k], v.ctlEnds[k]);
   }
 
   protected onPeerError(c: ErrorItem, now: number): void {

@@ -15,7 +15,7 @@
  * States: OPEN -> CLOSING -> CLOSED, or FAILED. A finished link answers what it still holds and is
  * dropped by the acceptor.
  */
-import { Ctl, Hello, encodeControl, limitsOf } from './control';
+import { Control, Ctl, Hello, encodeControl, limitsOf } from './control';
 import { Endpoint } from './endpoint';
 import { ErrorCode, hfError, isHfError } from './errors';
 import { LinkBase, LinkPort, LinkState, Transport, TransportValue } from './link-base';
@@ -113,6 +113,7 @@ export class ServerLink extends LinkBase {
       return;
     }
     this.ep.check(v);
+    const ctls = this.readControls(v);
     const dup = this.heldRn.indexOf(v.rn);
     if (dup >= 0) {
       // The same request again while the first is still held (a retry or a duplicate): the newer
@@ -125,7 +126,7 @@ export class ServerLink extends LinkBase {
       this.heldRn.push(v.rn);
       this.heldAt.push(now);
     }
-    this.take(v, now);
+    this.take(v, ctls, now);
   }
 
   /** A frame arrived on the direct transport. Throws a coded error (changing nothing) if it is bad. */
@@ -133,10 +134,10 @@ export class ServerLink extends LinkBase {
     if (this.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, 'session has ended');
     const v = this.ep.read(body);
     this.ep.check(v);
-    this.take(v, now);
+    this.take(v, this.readControls(v), now);
   }
 
-  private take(v: BundleView, now: number): void {
+  private take(v: BundleView, ctls: readonly Control[], now: number): void {
     try {
       this.applyBundle(v, now);
     } catch (e) {
@@ -145,7 +146,7 @@ export class ServerLink extends LinkBase {
       this.flushHeld(now);
       return;
     }
-    this.applyControls(v, now, (c) => c.kind === Ctl.HELLO || c.kind === Ctl.WELCOME);
+    this.applyControls(ctls, now);
     this.run(now);
   }
 
@@ -247,6 +248,12 @@ export class ServerLink extends LinkBase {
 
   private remember(rn: number, body: Uint8Array): void {
     if (this.o.replayCache === 0) return;
+    const i = this.replayRn.indexOf(rn);
+    if (i >= 0) {
+      // Answered twice (a duplicate was released early): the later answer is the one to replay.
+      this.replayBody[i] = body;
+      return;
+    }
     if (this.replayRn.length >= this.o.replayCache) {
       this.replayRn.shift();
       this.replayBody.shift();
