@@ -12,7 +12,6 @@
  * The role state machines (ClientLink, ServerLink) decide when a bundle is written; this decides what
  * is in it. Nothing here allocates per message.
  */
-import { copyBytes } from './bytes';
 import { dist } from './check';
 import { ErrorCode, hfError } from './errors';
 import { DUPLICATE, InRing } from './in-ring';
@@ -93,10 +92,10 @@ export class Endpoint {
 
   constructor(o: ResolvedOptions, peerSeq: number, peerOff: number) {
     this.o = o;
-    // One arena holds the rings' slabs and both bundle buffers, so copies between them are native
+    // One arena holds the rings' slabs and the bundle buffer, so copies between them are native
     // copyWithin calls (see bytes.ts).
     const scratch = Math.min(o.inBytes, o.maxMessage);
-    const arena = new ArrayBuffer(o.outBytes + o.inBytes + scratch + 2 * o.maxBundleBytes);
+    const arena = new ArrayBuffer(o.outBytes + o.inBytes + scratch + o.maxBundleBytes);
     let at = 0;
     const take = (n: number): Uint8Array => {
       const v = new Uint8Array(arena, at, n);
@@ -106,7 +105,6 @@ export class Endpoint {
     this.out = new OutRing({ slots: o.outSlots, bytes: o.outBytes, seq: o.initialSeq, off: o.initialOff, slab: take(o.outBytes) });
     this.inr = new InRing({ slots: o.inSlots, bytes: o.inBytes, seq: peerSeq, off: peerOff, maxMessage: o.maxMessage, slab: take(o.inBytes), scratch: take(scratch) });
     this.writer = new BundleWriter(o, take(o.maxBundleBytes));
-    this.rx = take(o.maxBundleBytes);
     this.reader = new BundleReader(o);
     this.rtt = new RttEstimator(o);
     this.sendNext = this.out.head;
@@ -326,19 +324,12 @@ export class Endpoint {
   }
 
   /**
-   * Parses a body (no state check). The body is first copied into this endpoint's arena (one native
-   * copy), so every message copy after that stays inside one buffer. The view is valid until the
-   * next `read`.
+   * Parses a body (no state check). The view points into `buf`: messages delivered straight from it
+   * are visible only during the deliver call; stored ones are copied into the in-ring.
    */
   read(buf: Uint8Array, start = 0, end = buf.length): BundleView {
-    const n = end - start;
-    if (n > this.rx.length) throw hfError(ErrorCode.LIMIT, `bundle of ${n} bytes, limit ${this.rx.length}`);
-    copyBytes(this.rx, 0, buf, start, n);
-    return this.reader.read(this.rx, 0, n);
+    return this.reader.read(buf, start, end);
   }
-
-  /** Receive buffer in the arena. */
-  private readonly rx: Uint8Array;
 
   /** Checks a parsed bundle against this side's state (acks of unsent messages, window). */
   check(v: BundleView): void {
