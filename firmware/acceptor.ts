@@ -16,6 +16,8 @@ import { LinkOptions, ResolvedOptions, resolveOptions } from './options';
 import { ServerLink, ServerPort } from './server-link';
 import { BundleReader, BundleView, SID_BYTES } from './wire';
 import { Transport } from './link-base';
+import { Sealer, checkHelloProof, sessionKey } from './auth';
+import type { Crypto } from '../hal/crypto';
 
 export interface AcceptorConfig {
   options?: LinkOptions;
@@ -23,8 +25,15 @@ export interface AcceptorConfig {
   maxSessions?: number;
   /** Fills a buffer with random bytes (session ids: must be unguessable). */
   random: (buf: Uint8Array) => void;
-  /** Says whether a hello proves its device's key (the hello counter and nonce are inside). */
-  authenticate: (hello: Hello) => boolean;
+  /**
+   * The secret key of a device, or null for an unknown device (with `crypto`). When given, every hello
+   * must prove its device's key and every bundle of the session must carry the session's tag.
+   */
+  keyOf?: (id: string) => Uint8Array | null;
+  /** HMAC from the target's HAL; required with `keyOf`. */
+  crypto?: Crypto;
+  /** A further say on each hello (default: accept); runs after the key check. */
+  authenticate?: (hello: Hello) => boolean;
   /** Gives the new session its port (the application attaches to the link through it). */
   open: (link: ServerLink) => ServerPort;
   /** Told when a session is dropped from the table. */
@@ -49,6 +58,7 @@ export class Acceptor {
   private readonly devices = new Map<string, DeviceRecord>();
 
   constructor(config: AcceptorConfig) {
+    if ((config.keyOf === undefined) !== (config.crypto === undefined)) throw hfError(ErrorCode.OPTION, 'keyOf and crypto go together: give both or neither');
     this.config = config;
     this.o = resolveOptions(config.options);
     this.maxSessions = config.maxSessions ?? 10000;
@@ -110,7 +120,16 @@ export class Acceptor {
     }
     if (hello === null) throw hfError(ErrorCode.BUNDLE, 'bundle without session id and without hello');
     if (v.msgCount > 0) throw hfError(ErrorCode.BUNDLE, 'a hello carries no messages');
-    if (!this.config.authenticate(hello)) throw hfError(ErrorCode.AUTH, `hello from ${JSON.stringify(hello.id)} does not prove its key`);
+    const { keyOf, crypto } = this.config;
+    let key: Uint8Array | null = null;
+    if (keyOf !== undefined && crypto !== undefined) {
+      key = keyOf(hello.id);
+      // Unknown device and wrong key get the same answer: the gateway does not say which ids exist.
+      if (key === null || !checkHelloProof(crypto, key, hello.id, hello.n, hello.nonce, hello.proof)) {
+        throw hfError(ErrorCode.AUTH, `hello from ${JSON.stringify(hello.id)} does not prove a key this gateway knows`);
+      }
+    }
+    if (this.config.authenticate !== undefined && !this.config.authenticate(hello)) throw hfError(ErrorCode.AUTH, `hello from ${JSON.stringify(hello.id)} refused`);
     const rec = this.devices.get(hello.id);
     if (rec !== undefined) {
       if (hello.n === rec.n && equalBytes(hello.nonce, 0, rec.nonce, 0, rec.nonce.length) && hello.nonce.length === rec.nonce.length) {
@@ -129,10 +148,10 @@ export class Acceptor {
     }
     const sid = new Uint8Array(SID_BYTES);
     this.config.random(sid);
-    const key = toHex(sid);
     const link = new ServerLink(this.o, sid, hello.id, hello.seq, hello.off, NULL_PORT);
+    if (key !== null && crypto !== undefined) link.ep.sealer = new Sealer(crypto, sessionKey(crypto, key, sid, hello.nonce));
     link.setPort(this.config.open(link));
-    this.sessions.set(key, link);
+    this.sessions.set(toHex(sid), link);
     this.devices.set(hello.id, { n: hello.n, nonce: hello.nonce.slice(), link });
     if (exchange < 0) link.setTransport(now, Transport.DIRECT);
     link.answerHello(now, exchange, v.rn, v.winMsgs, v.winBytes, hello);

@@ -26,6 +26,9 @@ import { ClientData, SNAPSHOT_VERSION, decodeSnapshot, encodeSnapshot } from './
 import { Journal, JournalOptions, Rec, getU32 } from './journal';
 import type { Storage } from '../hal/storage';
 import { equalBytes } from './bytes';
+import type { Crypto } from '../hal/crypto';
+import { Sealer, helloProof, sessionKey } from './auth';
+import { SID_BYTES } from './wire';
 
 export interface ClientPort extends LinkPort {
   /**
@@ -40,8 +43,13 @@ export interface ClientConfig {
   id: string;
   /** Fills a buffer with random bytes (hal Entropy). */
   random: (buf: Uint8Array) => void;
-  /** Proof of the device key over the hello's nonce and counter (empty when the gateway needs none). */
-  prove?: (nonce: Uint8Array, n: number) => Uint8Array;
+  /**
+   * The device's secret key (with `crypto`): the hello proves it and every bundle of the session is
+   * tagged with a key derived from it (see auth.ts). Without it the session is not authenticated.
+   */
+  key?: Uint8Array;
+  /** HMAC from the target's HAL; required with `key`. */
+  crypto?: Crypto;
   /** Hello counter for this new session: larger than any before (persisted, or from the wall clock). */
   helloCounter?: number;
   options?: LinkOptions;
@@ -78,6 +86,8 @@ export class ClientLink extends LinkBase {
 
   constructor(config: ClientConfig, port: ClientPort, resolved?: ResolvedOptions) {
     const o = resolved ?? resolveOptions(config.options);
+    if ((config.key === undefined) !== (config.crypto === undefined)) throw hfError(ErrorCode.OPTION, 'key and crypto go together: give both or neither');
+    if (config.key !== undefined && config.key.length === 0) throw hfError(ErrorCode.OPTION, 'key must not be empty');
     super(o, new Endpoint(o, 0, 0), port, LinkState.IDLE);
     this.config = config;
     this.id = config.id;
@@ -100,7 +110,7 @@ export class ClientLink extends LinkBase {
 
   /** The whole session as CBOR bytes (see snapshot.ts). */
   snapshot(now: number): Uint8Array {
-    const link: ClientData = { ...this.linkData(), id: this.id, sid: this.sid, rn: this.rn, helloN: this.helloN, serverHold: this.serverHold, serverHeld: this.serverHeld };
+    const link: ClientData = { ...this.linkData(), id: this.id, sid: this.sid, rn: this.rn, helloN: this.helloN, serverHold: this.serverHold, serverHeld: this.serverHeld, skey: this.ep.sealer?.key ?? null };
     return encodeSnapshot<ClientData>({ v: SNAPSHOT_VERSION, role: 'client', at: now, o: this.o, link, ep: this.ep.toData(now) });
   }
 
@@ -118,6 +128,10 @@ export class ClientLink extends LinkBase {
     c.rn = (s.link.rn + RN_JUMP) >>> 0;
     c.serverHold = s.link.serverHold;
     c.serverHeld = s.link.serverHeld;
+    if (s.link.skey != null) {
+      if (config.crypto === undefined) throw hfError(ErrorCode.STATE, 'snapshot of an authenticated session, but no crypto given');
+      c.ep.sealer = new Sealer(config.crypto, new Uint8Array(s.link.skey));
+    }
     if (c.sid === null && !c.isFinished) c.state = LinkState.IDLE;
     c.ep.restartSending();
     return c;
@@ -192,7 +206,8 @@ export class ClientLink extends LinkBase {
   private nextHello(): Uint8Array {
     if (this.helloSends > 0) this.helloN = (this.helloN + 1) >>> 0;
     this.config.random(this.nonce);
-    const proof = this.config.prove ? this.config.prove(this.nonce, this.helloN) : new Uint8Array(0);
+    const { key, crypto } = this.config;
+    const proof = key !== undefined && crypto !== undefined ? helloProof(crypto, key, this.id, this.helloN, this.nonce) : new Uint8Array(0);
     return encodeControl({ kind: Ctl.HELLO, id: this.id, n: this.helloN, nonce: this.nonce, proof, seq: this.ep.out.tail, off: this.ep.out.tailOff, lim: limitsOf(this.o) });
   }
 
@@ -248,6 +263,7 @@ export class ClientLink extends LinkBase {
         else this.port.onReject?.(hfError(ErrorCode.PROTOCOL, 'bundle for another session'));
         return;
       }
+      if (this.state !== LinkState.HELLO) ep.authenticate(v);
       ep.check(v);
     } catch (e) {
       if (!isHfError(e)) throw e;
@@ -301,7 +317,16 @@ export class ClientLink extends LinkBase {
       if (ctls.length > 0) this.applyControls(ctls, now);
       return false;
     }
-    this.sid = v.buf.slice(v.sidOff, v.sidOff + 16);
+    const sid = v.buf.slice(v.sidOff, v.sidOff + SID_BYTES);
+    const { key, crypto } = this.config;
+    if (key !== undefined && crypto !== undefined) {
+      // The welcome's tag proves the gateway knows the device key; a forged welcome is refused and
+      // the hello stays outstanding.
+      const sealer = new Sealer(crypto, sessionKey(crypto, key, sid, this.nonce));
+      if (v.tagOff < 0 || !sealer.verify(v.buf, v.start, v.tagOff)) throw hfError(ErrorCode.AUTH, 'welcome does not carry the session tag: the gateway does not know this device key');
+      this.ep.sealer = sealer;
+    }
+    this.sid = sid;
     // The hello's round trip is the first sample, if the hello went out once (Karn).
     if (this.helloSends === 1) this.ep.rtt.sample(now - this.helloSentAt);
     this.ep.setPeerStart(welcome.seq, welcome.off, v.winMsgs, v.winBytes);

@@ -21,6 +21,7 @@ import type { JournalSink } from './journal';
 import { OutRing, SACKED } from './out-ring';
 import { RttEstimator } from './rtt';
 import { BundleReader, BundleView, BundleWriter } from './wire';
+import type { Sealer } from './auth';
 
 /** Out-ring flag: the message is due for retransmission. */
 const DUE = 4;
@@ -300,7 +301,9 @@ export class Endpoint {
       }
       if (w.messages > 0) this.retxAt = NaN;
     }
-    const len = w.finish();
+    const sealer = sid !== null ? this.sealer : null;
+    const len = w.finish(sealer !== null);
+    if (sealer !== null) sealer.sign(w.buf, 0, w.tagOff);
     this.stats.bundlesOut++;
     this.stats.messagesOut += w.messages;
     this.ackOwed = false;
@@ -319,6 +322,7 @@ export class Endpoint {
   /** Parses and validates a body; throws a coded error and changes nothing if it is bad. */
   parse(buf: Uint8Array, start = 0, end = buf.length): BundleView {
     const v = this.read(buf, start, end);
+    this.authenticate(v);
     this.check(v);
     return v;
   }
@@ -329,6 +333,20 @@ export class Endpoint {
    */
   read(buf: Uint8Array, start = 0, end = buf.length): BundleView {
     return this.reader.read(buf, start, end);
+  }
+
+  /**
+   * Tags this session's bundles and checks the peer's (null: the session is not authenticated).
+   * Set once the session key is known (after the hello); part of a snapshot.
+   */
+  sealer: Sealer | null = null;
+
+  /** Throws HF_ERR_AUTH unless the bundle carries this session's valid tag (no-op without a sealer). */
+  authenticate(v: BundleView): void {
+    const s = this.sealer;
+    if (s === null) return;
+    if (v.tagOff < 0) throw hfError(ErrorCode.AUTH, 'bundle has no tag; this session requires one');
+    if (!s.verify(v.buf, v.start, v.tagOff)) throw hfError(ErrorCode.AUTH, 'bundle tag does not match the session key (forged, altered or another session)');
   }
 
   /** Checks a parsed bundle against this side's state (acks of unsent messages, window). */

@@ -34,6 +34,14 @@ export const ErrorCode = {
   STORAGE: 'HF_ERR_STORAGE',
   /** The server has no room for another session or held request. */
   BUSY: 'HF_ERR_BUSY',
+  /** A forwarding target (host:port) that the gateway's allow list does not name. */
+  FORBIDDEN: 'HF_ERR_FORBIDDEN',
+  /** A connection could not be made (gateway, proxy or forwarding target refused or unreachable). */
+  CONNECT: 'HF_ERR_CONNECT',
+  /** An HTTP answer that is not a bundle (a proxy's error page, an unexpected status). */
+  HTTP: 'HF_ERR_HTTP',
+  /** The board or platform lacks what was asked for (no GPIO chip, no thermal zone, ...). */
+  UNSUPPORTED: 'HF_ERR_UNSUPPORTED',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -22,6 +22,12 @@ import { LinkBase, LinkPort, LinkState, Transport, TransportValue } from './link
 import { ResolvedOptions } from './options';
 import { BundleView } from './wire';
 import { SNAPSHOT_VERSION, ServerData, decodeSnapshot, encodeSnapshot } from './snapshot';
+import { Sealer } from './auth';
+import type { Crypto } from '../hal/crypto';
+import { before } from './check';
+
+/** How many request numbers below the newest one are still accepted (once each). */
+const RN_WINDOW = 32;
 
 export interface ServerPort extends LinkPort {
   /** Answer HTTP exchange `exchange` with `body[0, len)` (valid only during the call). */
@@ -41,8 +47,14 @@ export class ServerLink extends LinkBase {
   // Replay cache: the last answers, by request number.
   private readonly replayRn: number[] = [];
   private readonly replayBody: Uint8Array[] = [];
-  /** The welcome bytes, replayed for a repeated hello. */
+  /**
+   * The welcome bytes, replayed for a repeated hello until the device shows it has the welcome (its
+   * first bundle on the session); after that a repeat of the hello is a replay and is refused.
+   */
   welcome: Uint8Array | null = null;
+  /** Newest request number taken, and a bitmap of the RN_WINDOW before it (bit k: rnTop-1-k). */
+  private rnTop = 0;
+  private rnSeen = 0;
 
   constructor(o: ResolvedOptions, sid: Uint8Array, deviceId: string, peerSeq: number, peerOff: number, port: ServerPort) {
     super(o, new Endpoint(o, peerSeq, peerOff), port, LinkState.OPEN);
@@ -65,22 +77,33 @@ export class ServerLink extends LinkBase {
     this.afterWrite(now);
     this.welcome = ep.writer.buf.slice(0, len);
     this.remember(rn, this.welcome);
+    this.rnTop = rn >>> 0;
+    this.rnSeen = 0;
     this.port.answer(exchange, ep.writer.buf, len);
   }
 
   /** The whole session as CBOR bytes (see snapshot.ts). Held exchanges stay with the transport. */
   snapshot(now: number): Uint8Array {
     const replay: [number, Uint8Array][] = this.replayRn.map((rn, i) => [rn, this.replayBody[i]]);
-    const link: ServerData = { ...this.linkData(), sid: this.sid, deviceId: this.deviceId, welcome: this.welcome, replay };
+    const link: ServerData = { ...this.linkData(), sid: this.sid, deviceId: this.deviceId, welcome: this.welcome, replay, skey: this.ep.sealer?.key ?? null, rnTop: this.rnTop, rnSeen: this.rnSeen };
     return encodeSnapshot<ServerData>({ v: SNAPSHOT_VERSION, role: 'server', at: now, o: this.o, link, ep: this.ep.toData(now) });
   }
 
-  /** Rebuilds a server link from `snapshot()` bytes (on a standby or another cluster node). */
-  static restore(bytes: Uint8Array, now: number, port: ServerPort): ServerLink {
+  /**
+   * Rebuilds a server link from `snapshot()` bytes (on a standby or another cluster node). `crypto`
+   * is required for an authenticated session.
+   */
+  static restore(bytes: Uint8Array, now: number, port: ServerPort, crypto?: Crypto): ServerLink {
     const s = decodeSnapshot<ServerData>(bytes, 'server');
     const l = new ServerLink(s.o, new Uint8Array(s.link.sid), s.link.deviceId, 0, 0, port);
     l.ep.fromData(s.ep, now);
     l.restoreLinkData(s.link);
+    if (s.link.skey != null) {
+      if (crypto === undefined) throw hfError(ErrorCode.STATE, 'snapshot of an authenticated session, but no crypto given');
+      l.ep.sealer = new Sealer(crypto, new Uint8Array(s.link.skey));
+    }
+    l.rnTop = (s.link.rnTop ?? 0) >>> 0;
+    l.rnSeen = (s.link.rnSeen ?? 0) >>> 0;
     l.welcome = s.link.welcome === null ? null : new Uint8Array(s.link.welcome);
     for (const [rn, body] of s.link.replay) {
       l.replayRn.push(rn);
@@ -105,6 +128,7 @@ export class ServerLink extends LinkBase {
   onRequest(now: number, exchange: number, body: Uint8Array): void {
     if (this.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, 'session has ended');
     const v = this.ep.read(body);
+    this.ep.authenticate(v);
     const cached = this.replayRn.indexOf(v.rn);
     if (cached >= 0) {
       this.ep.lastHeard = now;
@@ -112,9 +136,11 @@ export class ServerLink extends LinkBase {
       this.port.answer(exchange, body, body.length);
       return;
     }
+    const dup = this.heldRn.indexOf(v.rn);
+    if (dup < 0) this.checkFresh(v.rn);
     this.ep.check(v);
     const ctls = this.readControls(v);
-    const dup = this.heldRn.indexOf(v.rn);
+    this.markTaken(v.rn);
     if (dup >= 0) {
       // The same request again while the first is still held (a retry or a duplicate): the newer
       // exchange takes its place; the older one is answered now with the current state.
@@ -133,8 +159,40 @@ export class ServerLink extends LinkBase {
   onFrame(now: number, body: Uint8Array): void {
     if (this.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, 'session has ended');
     const v = this.ep.read(body);
+    this.ep.authenticate(v);
+    this.checkFresh(v.rn);
     this.ep.check(v);
-    this.take(v, this.readControls(v), now);
+    const ctls = this.readControls(v);
+    this.markTaken(v.rn);
+    this.take(v, ctls, now);
+  }
+
+  /**
+   * Refuses (HF_ERR_AUTH) a request number taken before, or older than the window: a captured request
+   * sent again must not displace the device's held request. (The replay cache answers exact repeats
+   * of recent requests before this check.)
+   */
+  private checkFresh(rn: number): void {
+    if (rn === this.rnTop || before(rn, this.rnTop)) {
+      const k = ((this.rnTop - rn) >>> 0) - 1;
+      if (rn === this.rnTop || k >= RN_WINDOW || (this.rnSeen & (1 << k)) !== 0) {
+        throw hfError(ErrorCode.AUTH, `request number ${rn} was already used or is too old (newest ${this.rnTop}): replayed?`);
+      }
+    }
+  }
+
+  /** Records `rn` as taken (after checkFresh passed and the bundle was accepted). */
+  private markTaken(rn: number): void {
+    this.welcome = null; // the device has its welcome: a repeat of the hello is now a replay
+    if (before(this.rnTop, rn)) {
+      const shift = (rn - this.rnTop) >>> 0;
+      // The old top becomes bit shift-1; older bits move up by `shift` (and fall off past the window).
+      const moved = shift >= RN_WINDOW ? 0 : this.rnSeen << shift;
+      this.rnSeen = shift > RN_WINDOW ? 0 : (moved | (1 << (shift - 1))) >>> 0;
+      this.rnTop = rn >>> 0;
+    } else if (rn !== this.rnTop) {
+      this.rnSeen = (this.rnSeen | (1 << (((this.rnTop - rn) >>> 0) - 1))) >>> 0;
+    }
   }
 
   private take(v: BundleView, ctls: readonly Control[], now: number): void {

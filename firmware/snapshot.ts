@@ -28,6 +28,8 @@ export interface ClientData extends LinkData {
   helloN: number;
   serverHold: number;
   serverHeld: number;
+  /** Session key of an authenticated session, else null. */
+  skey: Uint8Array | null;
 }
 
 export interface ServerData extends LinkData {
@@ -35,6 +37,11 @@ export interface ServerData extends LinkData {
   deviceId: string;
   welcome: Uint8Array | null;
   replay: [number, Uint8Array][];
+  /** Session key of an authenticated session, else null. */
+  skey: Uint8Array | null;
+  /** Newest request number taken, and which of the 32 before it were taken (bit k: top-1-k). */
+  rnTop: number;
+  rnSeen: number;
 }
 
 export interface Snapshot<T extends LinkData> {

@@ -3,7 +3,10 @@
  * docs/PROTOCOL.md for every field, its type and its limits.
  *
  *   { 0: version, 1: session id, 2: request number, 3: ack, 4: sack ranges, 5: window,
- *     6: message runs, 7: control items }
+ *     6: message runs, 7: control items, 8: tag }
+ *
+ * The tag (see auth.ts), when present, is the last field: 16 bytes authenticating every byte of the
+ * bundle before them.
  *
  * `BundleWriter` writes from the out-ring and the in-ring's acknowledgement state straight into one
  * buffer it allocated once; `BundleReader` validates a whole body into a `BundleView` of numbers and
@@ -25,9 +28,12 @@ export const Key = {
   WIN: 5,
   MSGS: 6,
   CTL: 7,
+  TAG: 8,
 } as const;
 
 export const SID_BYTES = 16;
+/** Bytes of the tag field's value (see auth.ts). */
+export const TAG_LEN = 16;
 
 export interface WireLimits {
   /** Most messages in one bundle (default 64). */
@@ -52,8 +58,8 @@ export const WIRE_DEFAULTS: Required<WireLimits> = {
 
 /** Largest header a bundle without messages takes, with every ack field and no control items. */
 export function headerBudget(limits: Required<WireLimits>): number {
-  // map(8) + version + sid + rn + ack + sack pairs + window + msgs/ctl array headers.
-  return 1 + 2 + (2 + 1 + SID_BYTES) + 2 * 6 + 1 + 3 + limits.maxSackRanges * 2 * 5 + 1 + 1 + 2 * 5 + 2 * 3;
+  // map(9) + version + sid + rn + ack + sack pairs + window + msgs/ctl array headers + tag.
+  return 1 + 2 + (2 + 1 + SID_BYTES) + 2 * 6 + 1 + 3 + limits.maxSackRanges * 2 * 5 + 1 + 1 + 2 * 5 + 2 * 3 + (1 + 1 + TAG_LEN);
 }
 
 /** Header fields of an outgoing bundle. */
@@ -169,12 +175,19 @@ export class BundleWriter {
     return true;
   }
 
-  /** Writes the bundle; returns its length in bytes. */
-  finish(): number {
+  /**
+   * Offset of the tag's 16 bytes in `buf` after a `finish(true)` (zeros until the sealer signs them);
+   * -1 after `finish(false)`.
+   */
+  tagOff = -1;
+
+  /** Writes the bundle, with room for a tag at its end if `tagged`; returns its length in bytes. */
+  finish(tagged = false): number {
     const w = this.w;
     const h = this.head;
     w.reset();
     let pairs = 4; // version, rn, ack, win
+    if (tagged) pairs++;
     if (h.sid !== null) pairs++;
     if (this.sackCount > 0) pairs++;
     if (this.msgCount > 0) pairs++;
@@ -204,6 +217,14 @@ export class BundleWriter {
       w.uint(Key.CTL);
       w.arrayHeader(this.ctls.length);
       for (let i = 0; i < this.ctls.length; i++) w.copy(this.ctls[i], 0, this.ctls[i].length);
+    }
+    this.tagOff = -1;
+    if (tagged) {
+      w.uint(Key.TAG);
+      w.bytesHeader(TAG_LEN);
+      this.tagOff = w.pos;
+      for (let i = 0; i < TAG_LEN; i++) w.buf[w.pos + i] = 0;
+      w.pos += TAG_LEN;
     }
     return w.pos;
   }
@@ -236,7 +257,11 @@ export class BundleWriter {
  */
 export class BundleView {
   buf: Uint8Array = new Uint8Array(0);
+  /** Where the bundle starts in `buf`. */
+  start = 0;
   version = 0;
+  /** The tag's 16 bytes are `buf[tagOff, tagOff + 16)`, covering `buf[start, tagOff)` (everything before them); -1: untagged. */
+  tagOff = -1;
   /** Session id bytes are `buf[sidOff, sidOff + 16)`; -1 when the bundle has none. */
   sidOff = -1;
   rn = 0;
@@ -295,6 +320,8 @@ export class BundleReader {
     if (end - start > L.maxBundleBytes) throw hfError(ErrorCode.LIMIT, `bundle of ${end - start} bytes, limit ${L.maxBundleBytes}`);
     r.reset(buf, start, end);
     v.buf = buf;
+    v.start = start;
+    v.tagOff = -1;
     v.sidOff = -1;
     v.sackCount = 0;
     v.msgCount = 0;
@@ -303,7 +330,7 @@ export class BundleReader {
     const pairs = r.mapHeader('bundle', 16);
     for (let i = 0; i < pairs; i++) {
       const key = r.uint('key', 0xffff);
-      if (key <= Key.CTL) {
+      if (key <= Key.TAG) {
         if (seen & (1 << key)) throw hfError(ErrorCode.BUNDLE, `key ${key} appears twice`);
         seen |= 1 << key;
       }
@@ -351,6 +378,13 @@ export class BundleReader {
             v.ctlEnds[k] = r.pos;
           }
           v.ctlCount = n;
+          break;
+        }
+        case Key.TAG: {
+          if (i !== pairs - 1) throw hfError(ErrorCode.BUNDLE, 'tag must be the last field of the bundle');
+          const n = r.bytes('tag', TAG_LEN);
+          if (n !== TAG_LEN) throw hfError(ErrorCode.BUNDLE, `tag of ${n} bytes, expected ${TAG_LEN}`);
+          v.tagOff = r.pos - n;
           break;
         }
         default:

@@ -6,3 +6,4 @@ export type { Clock, TimerHandle } from './clock';
 export type { Storage } from './storage';
 export type { Log } from './log';
 export type { Entropy } from './entropy';
+export type { Crypto } from './crypto';

@@ -5,7 +5,8 @@ import { ClientLink } from '../firmware/client-link';
 import { isHfError } from '../firmware/errors';
 import { Journal, Rec } from '../firmware/journal';
 import { MemoryStorage } from '../targets/sim/storage';
-import { SimPair } from '../targets/sim/pair';
+import { SIM_KEY, SimPair } from '../targets/sim/pair';
+import { nodeCrypto } from '../targets/host/crypto';
 
 function code(fn: () => unknown): string {
   try {
@@ -81,8 +82,18 @@ test('a long journal is compacted into one checkpoint and still restores', () =>
   assert.ok(pair.storage.size('journal') < 4096 + 200, `journal is ${pair.storage.size('journal')} bytes`);
   const c = Journal.load(pair.storage)!;
   assert.ok(c.checkpoint.length > 0);
-  const r = ClientLink.fromJournal(pair.storage, pair.now, { id: 'device-1', random: () => {} }, { transmit: () => {}, deliver: () => true });
+  const port = { transmit: () => {}, deliver: () => true };
+  const r = ClientLink.fromJournal(pair.storage, pair.now, { id: 'device-1', random: () => {}, key: SIM_KEY, crypto: nodeCrypto }, port);
   assert.ok(r && r.sid !== null);
+  assert.ok(r.ep.sealer !== null, 'the session key comes back with the session');
+  const again = Journal.load(pair.storage)!;
+  let code = '';
+  try {
+    ClientLink.restore(again.checkpoint, pair.now, { id: 'device-1', random: () => {} }, port);
+  } catch (e) {
+    code = isHfError(e) ? e.code : String(e);
+  }
+  assert.is(code, 'HF_ERR_STATE', 'an authenticated session does not restore without crypto');
 });
 
 test('power cut mid-stream: every message send() accepted reaches the gateway exactly once', () => {

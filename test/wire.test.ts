@@ -462,9 +462,9 @@ test('wrong types for each field: HF_ERR_BUNDLE', () => {
 });
 
 test('duplicate keys: HF_ERR_BUNDLE (unknown keys may repeat)', () => {
-  const values: Record<number, string> = { 0: u(1), 1: bstr(SID), 2: u(1), 3: u(1), 4: arr(u(1), u(2)), 5: arr(u(1), u(1)), 6: arr(arr(u(0), u(0), bstr(''))), 7: arr() };
-  for (let k = 0; k <= 7; k++) refuses(bundle({ [k]: values[k] }, [[u(k), values[k]]]), ErrorCode.BUNDLE, `key ${k} twice`);
-  accepts(bundle({}, [[u(8), u(0)], [u(8), u(1)]]), 'unknown key 8 twice');
+  const values: Record<number, string> = { 0: u(1), 1: bstr(SID), 2: u(1), 3: u(1), 4: arr(u(1), u(2)), 5: arr(u(1), u(1)), 6: arr(arr(u(0), u(0), bstr(''))), 7: arr(), 8: bstr('00'.repeat(16)) };
+  for (let k = 0; k <= 8; k++) refuses(bundle({ [k]: values[k] }, [[u(k), values[k]]]), ErrorCode.BUNDLE, `key ${k} twice`);
+  accepts(bundle({}, [[u(9), u(0)], [u(9), u(1)]]), 'unknown key 9 twice');
 });
 
 test('missing required keys: HF_ERR_BUNDLE (sid, sack, msgs, ctl are optional)', () => {
@@ -472,7 +472,7 @@ test('missing required keys: HF_ERR_BUNDLE (sid, sack, msgs, ctl are optional)',
     refuses(bundle({ [k]: null }), ErrorCode.BUNDLE, `without ${name}`);
   }
   refuses(map([]), ErrorCode.BUNDLE, 'empty map');
-  refuses(bundle({ 0: null, 2: null, 3: null, 5: null }, [[u(8), u(0)]]), ErrorCode.BUNDLE, 'only an unknown key');
+  refuses(bundle({ 0: null, 2: null, 3: null, 5: null }, [[u(9), u(0)]]), ErrorCode.BUNDLE, 'only an unknown key');
   accepts(bundle({ 1: null, 4: null, 6: null, 7: null }), 'only the required keys');
 });
 
@@ -496,14 +496,14 @@ test('indefinite-length items and reserved headers: HF_ERR_CBOR', () => {
   refuses(bundle({ 7: '9fff' }), C, 'indefinite ctl');
   refuses(bundle({ 7: arr('9f03a0ff') }), C, 'indefinite control item');
   refuses(bundle({ 7: arr(arr(u(3), 'bf63656e6400ff')) }), C, 'indefinite control fields');
-  refuses(bundle({}, [[u(8), '7f6161ff']]), C, 'indefinite text under an unknown key');
-  refuses(bundle({}, [[u(8), '9fff']]), C, 'indefinite array under an unknown key');
-  refuses(bundle({}, [[u(8), 'ff']]), C, 'lone break under an unknown key');
+  refuses(bundle({}, [[u(9), '7f6161ff']]), C, 'indefinite text under an unknown key');
+  refuses(bundle({}, [[u(9), '9fff']]), C, 'indefinite array under an unknown key');
+  refuses(bundle({}, [[u(9), 'ff']]), C, 'lone break under an unknown key');
   refuses(bundle({ 2: '1f' }), C, 'uint with additional information 31');
   refuses('ff', C, 'lone break');
   for (const ai of [28, 29, 30]) {
     refuses(bundle({ 2: byte(ai) }), C, `uint with reserved additional information ${ai}`);
-    refuses(bundle({}, [[u(8), byte(0xe0 | ai)]]), C, `simple with reserved additional information ${ai}`);
+    refuses(bundle({}, [[u(9), byte(0xe0 | ai)]]), C, `simple with reserved additional information ${ai}`);
   }
 });
 
@@ -532,9 +532,9 @@ test('oversize counts and lengths: HF_ERR_LIMIT', () => {
   accepts(bundle({ 6: arr(arr(u(0), u(0), hd(2, D.maxMessage) + '00'.repeat(D.maxMessage))) }), `payload of ${D.maxMessage} bytes`);
   // Bundle bytes: checked before anything else, whatever the content.
   const pad = (total: number) => {
-    // Unknown key 8: a byte string filling the body to `total` bytes (its header is 5 bytes either way).
-    const room = total - bundle({}, [[u(8), hd(2, total)]]).length / 2;
-    return bundle({}, [[u(8), hd(2, room) + '00'.repeat(room)]]);
+    // Unknown key 9: a byte string filling the body to `total` bytes (its header is 5 bytes either way).
+    const room = total - bundle({}, [[u(9), hd(2, total)]]).length / 2;
+    return bundle({}, [[u(9), hd(2, room) + '00'.repeat(room)]]);
   };
   const exact = pad(D.maxBundleBytes);
   assert.is(exact.length / 2, D.maxBundleBytes, 'padded bundle size');
@@ -542,8 +542,8 @@ test('oversize counts and lengths: HF_ERR_LIMIT', () => {
   refuses(exact + '00', L, `bundle of ${D.maxBundleBytes + 1} bytes (trailing byte)`);
   refuses('00'.repeat(D.maxBundleBytes + 1), L, `${D.maxBundleBytes + 1} zero bytes`);
   // Fixed limits of the format.
-  refuses(hd(5, 17) + bundle().slice(2) + (u(8) + u(0)).repeat(13), L, '17 pairs');
-  accepts(hd(5, 16) + bundle().slice(2) + Array.from({ length: 12 }, (_, i) => u(8 + i) + u(0)).join(''), '16 pairs');
+  refuses(hd(5, 17) + bundle().slice(2) + (u(9) + u(0)).repeat(13), L, '17 pairs');
+  accepts(hd(5, 16) + bundle().slice(2) + Array.from({ length: 12 }, (_, i) => u(9 + i) + u(0)).join(''), '16 pairs');
   refuses(bundle({}, [[u(65536), u(0)]]), L, 'key 65536');
   accepts(bundle({}, [[u(65535), u(0)]]), 'key 65535');
   refuses(bundle({ 2: '1b0000000100000000' }), L, 'rn 2^32');
@@ -564,7 +564,7 @@ test('limits follow the reader options', () => {
   accepts(bundle({ 4: arr(u(1), u(2)) }), '1 sack range', r);
   refuses(bundle({ 4: arr(u(1), u(2), u(4), u(5)) }), L, '2 sack ranges', r);
   refuses(bundle({ 7: arr(arr(u(3), map([])), arr(u(3), map([]))) }), L, '2 control items', r);
-  refuses(bundle({}, [[u(8), bstr('00'.repeat(100))]]), L, 'bundle over 100 bytes', r);
+  refuses(bundle({}, [[u(9), bstr('00'.repeat(100))]]), L, 'bundle over 100 bytes', r);
   const none = new BundleReader({ maxSackRanges: 0 });
   refuses(bundle({ 4: arr(u(1), u(2)) }), L, 'sack with maxSackRanges 0', none);
   accepts(bundle({ 4: arr() }), 'empty sack with maxSackRanges 0', none);
@@ -616,24 +616,44 @@ test('trailing bytes: HF_ERR_CBOR', () => {
 
 test('nesting deeper than 16 levels: HF_ERR_CBOR', () => {
   const nest = (d: number) => '81'.repeat(d) + '00';
-  accepts(bundle({}, [[u(8), nest(16)]]), 'unknown value nested 16 deep');
-  refuses(bundle({}, [[u(8), nest(17)]]), ErrorCode.CBOR, 'unknown value nested 17 deep');
-  refuses(bundle({}, [[u(8), nest(1000)]]), ErrorCode.CBOR, 'unknown value nested 1000 deep');
-  refuses(bundle({}, [[u(8), 'c1'.repeat(17) + '00']]), ErrorCode.CBOR, 'tags nested 17 deep');
-  refuses(bundle({}, [[u(8), 'a100'.repeat(17) + '00']]), ErrorCode.CBOR, 'maps nested 17 deep');
+  accepts(bundle({}, [[u(9), nest(16)]]), 'unknown value nested 16 deep');
+  refuses(bundle({}, [[u(9), nest(17)]]), ErrorCode.CBOR, 'unknown value nested 17 deep');
+  refuses(bundle({}, [[u(9), nest(1000)]]), ErrorCode.CBOR, 'unknown value nested 1000 deep');
+  refuses(bundle({}, [[u(9), 'c1'.repeat(17) + '00']]), ErrorCode.CBOR, 'tags nested 17 deep');
+  refuses(bundle({}, [[u(9), 'a100'.repeat(17) + '00']]), ErrorCode.CBOR, 'maps nested 17 deep');
   accepts(bundle({ 7: arr(nest(16)) }), 'control item nested 16 deep');
   refuses(bundle({ 7: arr(nest(17)) }), ErrorCode.CBOR, 'control item nested 17 deep');
 });
 
 test('truncated inside skipped items and huge announced lengths: HF_ERR_CBOR', () => {
   const C = ErrorCode.CBOR;
-  refuses(bundle({}, [[u(8), hd(2, 10) + '0000']]), C, 'unknown byte string shorter than announced');
-  refuses(bundle({}, [[u(8), '5b0000000100000000']]), C, 'unknown byte string of 2^32 bytes');
-  refuses(bundle({}, [[u(8), hd(4, 1000)]]), C, 'unknown array of 1000 items, none there');
-  refuses(bundle({}, [[u(8), hd(5, 0xffffffff)]]), C, 'unknown map of 2^32-1 pairs');
-  refuses(bundle({}, [[u(8), '19']]), C, 'unknown uint with its argument missing');
+  refuses(bundle({}, [[u(9), hd(2, 10) + '0000']]), C, 'unknown byte string shorter than announced');
+  refuses(bundle({}, [[u(9), '5b0000000100000000']]), C, 'unknown byte string of 2^32 bytes');
+  refuses(bundle({}, [[u(9), hd(4, 1000)]]), C, 'unknown array of 1000 items, none there');
+  refuses(bundle({}, [[u(9), hd(5, 0xffffffff)]]), C, 'unknown map of 2^32-1 pairs');
+  refuses(bundle({}, [[u(9), '19']]), C, 'unknown uint with its argument missing');
   refuses(bundle({ 7: arr(hd(3, 5) + '61') }), C, 'control item: text shorter than announced');
   refuses(bundle({ 1: hd(2, 16) + '00' }), C, 'sid shorter than announced');
+});
+
+test('tag (key 8): 16 bytes, the last pair; anywhere else or of another length it is refused', () => {
+  const tag = bstr('ab'.repeat(16));
+  const v = accepts(bundle({ 1: bstr(SID) }, [[u(8), tag]]), 'tagged bundle');
+  assert.is(v.tagOff, v.buf.length - 16, 'tag bytes are the last 16');
+  assert.is(v.buf[v.tagOff - 2], 0x08, 'key 8 precedes them');
+  assert.is(accepts(bundle({ 1: bstr(SID) }), 'untagged').tagOff, -1);
+  refuses(bundle({ 1: bstr(SID) }, [[u(8), tag], [u(9), u(0)]]), ErrorCode.BUNDLE, 'tag before another pair');
+  refuses(bundle({ 1: bstr(SID) }, [[u(8), bstr('ab'.repeat(15))]]), ErrorCode.BUNDLE, 'tag of 15 bytes');
+  refuses(bundle({ 1: bstr(SID) }, [[u(8), bstr('ab'.repeat(17))]]), ErrorCode.LIMIT, 'tag of 17 bytes');
+  refuses(bundle({ 1: bstr(SID) }, [[u(8), u(1)]]), ErrorCode.BUNDLE, 'tag that is not a byte string');
+  // The writer leaves room at the end and reports where.
+  const w = new BundleWriter();
+  w.begin(fromHex(SID), 3, 0, 1, 1, null);
+  const len = w.finish(true);
+  assert.is(w.tagOff, len - 16);
+  assert.is(new BundleReader().read(w.buf, 0, len).tagOff, len - 16);
+  assert.is(w.finish(false), len - 18, 'untagged: two header bytes and 16 tag bytes fewer');
+  assert.is(w.tagOff, -1);
 });
 
 // ---- (d) unknown keys -----------------------------------------------------------------------------
@@ -661,14 +681,14 @@ test('unknown keys are skipped, whatever their value and place', () => {
     'fb3ff0000000000000',
   ];
   for (const v of values) {
-    for (const key of [8, 9, 100, 1000, 65535]) {
+    for (const key of [9, 10, 100, 1000, 65535]) {
       const got = fieldsOf(accepts(bundle(known, [[u(key), v]]), `key ${key} = ${v}`));
       assert.equal(got, want, `key ${key} = ${v}`);
     }
   }
   // Placed first, between known keys, several at once, with a non-shortest key.
   const pairs: [string, string][] = Object.entries({ 0: u(1), ...known }).map(([k, v]) => [u(Number(k)), v]);
-  const mixed = map([[u(8), u(1)], pairs[0], [u(300), arr()], ...pairs.slice(1, 5), ['190009', tstr('x')], ...pairs.slice(5), [u(8), u(2)]]);
+  const mixed = map([[u(9), u(1)], pairs[0], [u(300), arr()], ...pairs.slice(1, 5), ['190009', tstr('x')], ...pairs.slice(5), [u(9), u(2)]]);
   assert.equal(fieldsOf(accepts(mixed, 'unknown keys interleaved')), want);
 });
 

@@ -17,6 +17,7 @@ import { Faults, NO_FAULTS, SimNet } from './net';
 import { Prng } from './prng';
 import { MemoryStorage } from './storage';
 import { Journal } from '../../firmware/journal';
+import { nodeCrypto } from '../host/crypto';
 
 export interface PairConfig {
   seed: number;
@@ -35,11 +36,17 @@ export interface PairConfig {
   onGatewayEnd?: () => void;
   /** Journal the device's session to storage that survives `crash()`. */
   durable?: boolean;
-  /** Device id and the gateway's authentication (default: accept any). */
-  authenticate?: (id: string, proof: Uint8Array) => boolean;
+  /**
+   * The device's secret key, known to the gateway (default SIM_KEY): hellos prove it and every
+   * bundle is tagged. null runs the session unauthenticated.
+   */
+  key?: Uint8Array | null;
 }
 
 const noop = (): void => {};
+const DEVICE_ID = 'device-1';
+/** The sim device's key (any fixed bytes: the sim proves the mechanism, not the secrecy). */
+export const SIM_KEY = new Uint8Array(32).map((_, i) => (i * 37 + 11) & 0xff);
 const DEAD_PORT = { transmit: noop, deliver: () => true };
 
 export class SimPair {
@@ -59,6 +66,7 @@ export class SimPair {
   readonly refusals = new Map<string, number>();
   readonly rejects: HfError[] = [];
   private readonly cfg: PairConfig;
+  private readonly key: Uint8Array | null;
   private exchange = 0;
   /** Client incarnation: responses to a dead incarnation's requests are lost with its sockets. */
   private incarnation = 0;
@@ -78,13 +86,14 @@ export class SimPair {
 
   constructor(cfg: PairConfig) {
     this.cfg = cfg;
+    this.key = cfg.key === undefined ? SIM_KEY : cfg.key;
     this.rng = new Prng(cfg.seed);
     this.net = new SimNet(this.clock, this.rng, cfg.requests ?? NO_FAULTS, cfg.responses ?? cfg.requests ?? NO_FAULTS);
     const idRng = new Prng(cfg.seed ^ 0x5eed);
     this.acceptor = new Acceptor({
       options: cfg.server,
       random: (b) => idRng.fill(b),
-      authenticate: (h) => (cfg.authenticate ? cfg.authenticate(h.id, h.proof) : true),
+      ...(this.key === null ? {} : { keyOf: (id: string) => (id === DEVICE_ID ? this.key : null), crypto: nodeCrypto }),
       open: (link) => {
         this.server = link;
         this.servers.push(link);
@@ -122,7 +131,7 @@ export class SimPair {
     if (!this.crashed) return;
     this.crashed = false;
     const inc = ++this.incarnation;
-    const config = { id: 'device-1', random: (b: Uint8Array) => this.rng.fill(b), helloCounter: (this.helloCounter += SimPair.HELLO_STEP), options: this.cfg.client };
+    const config = { ...this.identity(), random: (b: Uint8Array) => this.rng.fill(b), helloCounter: (this.helloCounter += SimPair.HELLO_STEP), options: this.cfg.client };
     const restored = this.cfg.durable ? ClientLink.fromJournal(this.storage, this.now, config, this.clientPort(inc), { compactBytes: 4096 }) : null;
     this.client = restored ?? new ClientLink(config, this.clientPort(inc));
     this.client.transport = Transport.HELD;
@@ -131,10 +140,15 @@ export class SimPair {
     this.arm();
   }
 
+  /** The device's id, and its key and crypto unless the session runs unauthenticated. */
+  private identity(): { id: string; key?: Uint8Array; crypto?: typeof nodeCrypto } {
+    return this.key === null ? { id: DEVICE_ID } : { id: DEVICE_ID, key: this.key, crypto: nodeCrypto };
+  }
+
   private newClient(): ClientLink {
     const inc = ++this.incarnation;
     const c = new ClientLink(
-      { id: 'device-1', random: (b) => this.rng.fill(b), helloCounter: (this.helloCounter += SimPair.HELLO_STEP), options: this.cfg.client },
+      { ...this.identity(), random: (b) => this.rng.fill(b), helloCounter: (this.helloCounter += SimPair.HELLO_STEP), options: this.cfg.client },
       {
         transmit: (body, len, rn) => this.transmit(inc, body, len, rn),
         deliver: (b, o, l) => (this.cfg.onDeviceMessage ? this.cfg.onDeviceMessage(b, o, l) : true),

@@ -10,6 +10,7 @@ import { LinkOptions } from '../../firmware/options';
 import { ServerLink } from '../../firmware/server-link';
 import { BundleReader, BundleView } from '../../firmware/wire';
 import { Prng } from '../../targets/sim/prng';
+import { nodeCrypto } from '../../targets/host/crypto';
 
 export interface Sent {
   rn: number;
@@ -39,10 +40,16 @@ export class Manual {
   private exchange = 0;
   private readonly reader = new BundleReader({ maxMessages: 4096, maxSackRanges: 64, maxControls: 16 });
 
-  constructor(client: LinkOptions = {}, server: LinkOptions = {}) {
+  /**
+   * `keys.device` is the key the device proves; `keys.gateway` the key the gateway holds for device
+   * 'dev' (both absent: an unauthenticated session).
+   */
+  constructor(client: LinkOptions = {}, server: LinkOptions = {}, keys: { device?: Uint8Array; gateway?: Uint8Array } = {}) {
     const rng = new Prng(42);
+    const gatewayKey = keys.gateway;
     this.acceptor = new Acceptor({
       options: server,
+      ...(gatewayKey === undefined ? {} : { keyOf: (id: string) => (id === 'dev' ? gatewayKey : null), crypto: nodeCrypto }),
       random: (b) => rng.fill(b),
       authenticate: (h) => h.id !== 'intruder',
       open: (link) => {
@@ -60,13 +67,14 @@ export class Manual {
       },
     });
     this.client = new ClientLink(
-      { id: 'dev', random: (b) => rng.fill(b), helloCounter: 1, options: client },
+      { id: 'dev', random: (b) => rng.fill(b), helloCounter: 1, options: client, ...(keys.device === undefined ? {} : { key: keys.device, crypto: nodeCrypto }) },
       {
         transmit: (body, len, rn) => this.requests.push({ rn, body: body.slice(0, len) }),
         deliver: (b, o, l) => (this.deviceGot.push(Buffer.from(b.subarray(o, o + l)).toString()), true),
         onOpen: () => this.events.push('device open'),
         onEnd: () => this.events.push('device end'),
         onDrain: () => this.events.push('device drain'),
+        onReject: (e) => this.events.push(`device reject ${e.code}`),
         onClose: (e) => {
           this.deviceClose = e ?? 'clean';
           this.events.push(`device close ${e?.code ?? 'clean'}`);
