@@ -1,0 +1,131 @@
+/**
+ * The application's view of a session: a message channel. The same on the device (`connect`) and on
+ * the gateway (`'session'` event). Events never fire from inside the call that caused them.
+ *
+ *   send(bytes) -> boolean   false: the out-ring is full; wait for 'drain' (nothing was dropped:
+ *                            a message send() accepted is delivered exactly once, in order)
+ *   'message' (Buffer)       one message from the peer, in order, exactly once
+ *   'drain'                  room again after send() returned false
+ *   'end'                    the peer closed its direction; every message it sent was delivered
+ *   'close' (err?)           the session is over: cleanly (no argument) or failed (HfError with code)
+ *   pause()/resume()         stop/restart 'message' events (the peer is held back by the window)
+ *   end()                    close this direction once everything queued is delivered
+ *   destroy(err?)            end the session at once
+ */
+import { EventEmitter } from 'node:events';
+import { ErrorCode, HfError, hfError } from '../../firmware/errors';
+import type { LinkBase, LinkPort } from '../../firmware/link-base';
+
+export interface Channel extends EventEmitter {
+  /** Device id of the session. */
+  readonly deviceId: string;
+  send(data: Uint8Array): boolean;
+  pause(): void;
+  resume(): void;
+  end(): void;
+  destroy(err?: Error): void;
+  readonly closed: boolean;
+  on(event: 'message', fn: (data: Buffer) => void): this;
+  on(event: 'drain' | 'end', fn: () => void): this;
+  on(event: 'close', fn: (err?: HfError) => void): this;
+  on(event: 'error', fn: (err: Error) => void): this;
+  on(event: string, fn: (...args: any[]) => void): this;
+}
+
+/** What a channel needs from the driver that runs its link. */
+export interface ChannelHost {
+  /** The driver's clock (ms). */
+  now(): number;
+  /** Re-arm timers / flush after the link changed state. */
+  kick(): void;
+}
+
+/**
+ * A Channel over a link. The driver gives the link `channel.port()` as (part of) its port; messages,
+ * drains, ends and closes are queued and emitted on the next tick.
+ */
+export class LinkChannel extends EventEmitter implements Channel {
+  readonly deviceId: string;
+  private link: LinkBase | null = null;
+  private readonly host: ChannelHost;
+  private paused = false;
+  private wantResume = false;
+  closed = false;
+
+  constructor(deviceId: string, host: ChannelHost) {
+    super();
+    this.deviceId = deviceId;
+    this.host = host;
+  }
+
+  /** Binds the link (after it was built with `port()`), or a replacement after a restore. */
+  attach(link: LinkBase): void {
+    this.link = link;
+  }
+
+  /** The link-facing half: plug these into the link's port. */
+  port(): Pick<LinkPort, 'deliver' | 'onDrain' | 'onEnd' | 'onClose'> {
+    return {
+      deliver: (buf, off, len) => {
+        // The bytes are valid only during the call: the application gets its own copy.
+        const copy = Buffer.allocUnsafe(len);
+        copy.set(buf.subarray(off, off + len));
+        process.nextTick(() => this.emit('message', copy));
+        return !this.paused;
+      },
+      onDrain: () => process.nextTick(() => this.emit('drain')),
+      onEnd: () => process.nextTick(() => this.emit('end')),
+      onClose: (err) => {
+        if (this.closed) return;
+        this.closed = true;
+        process.nextTick(() => {
+          // 'error' only for those who listen for it (an unheard 'error' would throw).
+          if (err && this.listenerCount('error') > 0) this.emit('error', err);
+          this.emit('close', err);
+        });
+      },
+    };
+  }
+
+  private get live(): LinkBase {
+    if (this.link === null) throw hfError(ErrorCode.CLOSED, 'channel has no session yet');
+    return this.link;
+  }
+
+  send(data: Uint8Array): boolean {
+    if (this.closed) throw hfError(ErrorCode.CLOSED, 'send on a closed channel');
+    const ok = this.live.send(this.host.now(), data);
+    this.host.kick();
+    return ok;
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.wantResume) return;
+    this.wantResume = true;
+    process.nextTick(() => {
+      this.wantResume = false;
+      if (this.paused || this.link === null) return;
+      this.link.resume(this.host.now());
+      this.host.kick();
+    });
+  }
+
+  end(): void {
+    if (this.closed || this.link === null) return;
+    this.link.close(this.host.now());
+    this.host.kick();
+  }
+
+  destroy(err?: Error): void {
+    if (this.closed) return;
+    if (this.link !== null) this.link.abort(this.host.now(), ErrorCode.CLOSED, err?.message ?? 'destroyed by the application');
+    else this.closed = true;
+    this.host.kick();
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * A device and a gateway link joined inside one process, on the real clock: bundles cross by
+ * `setImmediate` instead of a socket. Gives a connected pair of Channels for tests of what sits on
+ * top of a channel (streams, port forwarding) and for embedding; the links, rings and acks are the
+ * real ones.
+ */
+import { randomFillSync } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { Acceptor } from '../../firmware/acceptor';
+import { ClientLink } from '../../firmware/client-link';
+import { errorBundle } from '../../firmware/error-bundle';
+import { isHfError } from '../../firmware/errors';
+import { LinkOptions } from '../../firmware/options';
+import { Channel, LinkChannel } from './channel';
+
+export interface LoopbackPair {
+  device: Channel;
+  gateway: Promise<Channel>;
+  /** Stops the timers (after both channels closed, or to abandon the pair). */
+  stop(): void;
+}
+
+export function loopbackPair(opts: { client?: LinkOptions; server?: LinkOptions; deviceId?: string } = {}): LoopbackPair {
+  const now = (): number => performance.now();
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  const host = { now, kick: () => arm() };
+  let resolveGateway!: (c: Channel) => void;
+  const gateway = new Promise<Channel>((r) => (resolveGateway = r));
+  const rn = new Map<number, number>();
+  let exchange = 0;
+  const acceptor: Acceptor = new Acceptor({
+    options: opts.server,
+    random: (b) => randomFillSync(b),
+    authenticate: () => true,
+    open: (link) => {
+      const ch = new LinkChannel(link.deviceId, host);
+      ch.attach(link);
+      process.nextTick(() => resolveGateway(ch));
+      return {
+        ...ch.port(),
+        answer: (ex, body, len) => {
+          const copy = Buffer.from(body.subarray(0, len));
+          setImmediate(() => {
+            client.onBundle(now(), copy);
+            arm();
+          });
+          rn.delete(ex);
+        },
+        transmit: () => {},
+      };
+    },
+  });
+  const device = new LinkChannel(opts.deviceId ?? 'loopback', host);
+  const client: ClientLink = new ClientLink(
+    { id: opts.deviceId ?? 'loopback', random: (b) => randomFillSync(b), helloCounter: 1, options: opts.client },
+    {
+      ...device.port(),
+      transmit: (body, len, n) => {
+        const copy = Buffer.from(body.subarray(0, len));
+        setImmediate(() => {
+          const ex = ++exchange;
+          rn.set(ex, n);
+          try {
+            acceptor.onRequest(now(), ex, copy);
+          } catch (e) {
+            if (!isHfError(e)) throw e;
+            const err = errorBundle(n, e);
+            setImmediate(() => client.onBundle(now(), err));
+          }
+          arm();
+        });
+      },
+    },
+  );
+  device.attach(client);
+  function arm(): void {
+    if (stopped) return;
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    const t = Math.min(client.nextDeadline(), acceptor.nextDeadline());
+    if (t === Infinity) return;
+    timer = setTimeout(() => {
+      timer = null;
+      const n = now();
+      if (client.nextDeadline() <= n) client.onTimer(n);
+      acceptor.onTimer(n);
+      arm();
+    }, Math.max(0, t - now()));
+  }
+  client.start(now());
+  arm();
+  return {
+    device,
+    gateway,
+    stop: () => {
+      stopped = true;
+      if (timer !== null) clearTimeout(timer);
+    },
+  };
+}
