@@ -99,6 +99,11 @@ export class ClientLink extends LinkBase {
     return this.reqRn.length;
   }
 
+  /** Whether request `rn` is still awaited (a driver cancels the HTTP requests that are not). */
+  isOutstanding(rn: number): boolean {
+    return this.reqRn.indexOf(rn) >= 0;
+  }
+
   /** Starts the session: IDLE -> HELLO. */
   start(now: number): void {
     if (this.state !== LinkState.IDLE) return;
@@ -432,6 +437,13 @@ export class ClientLink extends LinkBase {
       this.request(now, false);
       if (final) this.finalRn = this.rn;
     }
+  }
+
+  protected farewell(now: number): void {
+    if (this.sid === null) return; // the gateway has no session to end
+    this.rn = (this.rn + 1) >>> 0;
+    const len = this.ep.writeBundle(this.sid, this.rn, now, [this.failureItem()], false);
+    this.port.transmit(this.ep.writer.buf, len, this.rn);
   }
 
   /** Writes and transmits one request (or frame). */

@@ -79,7 +79,9 @@ export class Endpoint {
   /** Time the oldest owed acknowledgement became owed (-1: none). */
   ackOwedSince = -1;
   /** Window end last advertised, to know when an update is worth a bundle. */
-  private advSeq: number;
+  private advSeq = 0;
+  /** Window end (byte offset) last advertised. */
+  private advOff = 0;
   /** Time a valid bundle last arrived. */
   lastHeard = 0;
   /** Time a bundle last went out. */
@@ -112,7 +114,7 @@ export class Endpoint {
     // Until the peer says otherwise, assume it has rings as large as ours.
     this.peerWndSeq = (this.out.head + o.inSlots) >>> 0;
     this.peerWndOff = (this.out.headOff + o.inBytes) >>> 0;
-    this.advSeq = (this.inr.next + this.inr.windowMsgs) >>> 0;
+    this.markAdvertised();
     this.peerMaxMessage = o.maxMessage;
   }
 
@@ -130,7 +132,7 @@ export class Endpoint {
   /** Sets where the peer's messages start and its first window (from its hello or welcome). */
   setPeerStart(seq: number, off: number, winMsgs: number, winBytes: number): void {
     this.inr.restart(seq, off);
-    this.advSeq = (seq + this.inr.windowMsgs) >>> 0;
+    this.markAdvertised();
     this.peerWndSeq = (this.out.tail + winMsgs) >>> 0;
     this.peerWndOff = (this.out.tailOff + winBytes) >>> 0;
   }
@@ -308,7 +310,7 @@ export class Endpoint {
     this.stats.messagesOut += w.messages;
     this.ackOwed = false;
     this.ackOwedSince = -1;
-    this.advSeq = (inr.next + inr.windowMsgs) >>> 0;
+    this.markAdvertised();
     this.lastSent = now;
     return len;
   }
@@ -538,7 +540,7 @@ export class Endpoint {
     this.lastSent = now - sentAgo;
     // Whether delivery is paused belongs to the application, which starts afresh wherever this lands.
     this.paused = false;
-    this.advSeq = (this.inr.next + this.inr.windowMsgs) >>> 0;
+    this.markAdvertised();
     this.retxAt = NaN;
   }
 
@@ -549,6 +551,12 @@ export class Endpoint {
 
   /** The peer's reader limits once known (kept for snapshots). */
   peerLimits: Limits | null = null;
+
+  /** Records the window ends this side just told (or is about to tell) the peer. */
+  private markAdvertised(): void {
+    this.advSeq = (this.inr.next + this.inr.windowMsgs) >>> 0;
+    this.advOff = (this.inr.readOff + this.inr.bytes) >>> 0;
+  }
 
   // ---- delivery --------------------------------------------------------------------------------
 
@@ -568,8 +576,12 @@ export class Endpoint {
     }
     if (n > 0) {
       if (this.journal !== null) this.journal.delivered(inr.read, inr.readOff);
+      // Worth a bundle of its own once half the ring (slots or bytes) opened since the last advertisement.
       const end = (inr.next + inr.windowMsgs) >>> 0;
-      if (dist(end, this.advSeq) >= inr.slots / 2 && dist(end, this.advSeq) < 0x80000000) this.owe(now);
+      const endOff = (inr.readOff + inr.bytes) >>> 0;
+      const msgs = dist(end, this.advSeq);
+      const bytes = dist(endOff, this.advOff);
+      if ((msgs >= inr.slots / 2 && msgs < 0x80000000) || (bytes >= inr.bytes / 2 && bytes < 0x80000000)) this.owe(now);
     }
     return n;
   }

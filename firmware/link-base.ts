@@ -123,9 +123,27 @@ export abstract class LinkBase {
     this.run(now);
   }
 
-  /** Ends the session at once with an error (both sides' buffers are dropped). */
+  /**
+   * Ends the session at once with an error (both sides' buffers are dropped) and tells the peer, best
+   * effort, with an error item on one last bundle (the peer's session then fails with the same code
+   * instead of waiting for its silence limit).
+   */
   abort(now: number, code: ErrorCodeValue = ErrorCode.CLOSED, message = 'aborted'): void {
-    this.fail(hfError(code, message), now);
+    if (this.isFinished) return;
+    const err = hfError(code, message);
+    this.failure = err; // what the farewell tells; the port hears of the failure after it went out
+    this.farewell(now);
+    this.fail(err, now);
+  }
+
+  /** Sends the peer the failure (an error item) on whatever the transport offers now. */
+  protected abstract farewell(now: number): void;
+
+  /** The error item telling the peer why this side failed. */
+  protected failureItem(): Uint8Array {
+    const f = this.failure as HfError;
+    const prefix = `${f.code}: `;
+    return encodeControl({ kind: Ctl.ERROR, code: f.code, message: f.message.startsWith(prefix) ? f.message.slice(prefix.length) : f.message });
   }
 
   // ---- shared machinery ------------------------------------------------------------------------

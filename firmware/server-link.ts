@@ -32,8 +32,11 @@ const RN_WINDOW = 32;
 export interface ServerPort extends LinkPort {
   /** Answer HTTP exchange `exchange` with `body[0, len)` (valid only during the call). */
   answer(exchange: number, body: Uint8Array, len: number): void;
-  /** Send a frame on the direct transport (valid only during the call). */
-  transmit(body: Uint8Array, len: number): void;
+  /**
+   * Send a frame on the direct transport, on connection `conn` (the `exchange` number the driver gave
+   * with the session's latest accepted frame). `body` is valid only during the call.
+   */
+  transmit(body: Uint8Array, len: number, conn: number): void;
 }
 
 export class ServerLink extends LinkBase {
@@ -155,8 +158,12 @@ export class ServerLink extends LinkBase {
     this.take(v, ctls, now);
   }
 
-  /** A frame arrived on the direct transport. Throws a coded error (changing nothing) if it is bad. */
-  onFrame(now: number, body: Uint8Array): void {
+  /**
+   * A frame arrived on the direct transport, on connection `conn`. Throws a coded error (changing
+   * nothing) if it is bad. An accepted frame moves the session onto that connection: later frames to
+   * the device go there (a forged frame cannot move it: it is refused first).
+   */
+  onFrame(now: number, body: Uint8Array, conn = 0): void {
     if (this.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, 'session has ended');
     const v = this.ep.read(body);
     this.ep.authenticate(v);
@@ -164,8 +171,13 @@ export class ServerLink extends LinkBase {
     this.ep.check(v);
     const ctls = this.readControls(v);
     this.markTaken(v.rn);
+    this.directConn = conn;
+    this.switchTo(Transport.DIRECT);
     this.take(v, ctls, now);
   }
+
+  /** The direct connection frames go out on (transport-bound: not part of a snapshot). */
+  directConn = 0;
 
   /**
    * Refuses (HF_ERR_AUTH) a request number taken before, or older than the window: a captured request
@@ -205,6 +217,11 @@ export class ServerLink extends LinkBase {
       return;
     }
     this.applyControls(ctls, now);
+    if (this.isFinished) {
+      // The device's bundle ended the session (an error item): its held requests get their answer.
+      this.flushHeld(now);
+      return;
+    }
     this.run(now);
   }
 
@@ -219,10 +236,20 @@ export class ServerLink extends LinkBase {
 
   /** The device attached (DIRECT) or lost (HELD) its direct transport. */
   setTransport(now: number, t: TransportValue): void {
-    if (t === this.transport) return;
+    if (this.switchTo(t)) this.run(now);
+  }
+
+  private switchTo(t: TransportValue): boolean {
+    if (t === this.transport) return false;
     this.transport = t;
     this.ep.resendAll();
-    this.run(now);
+    // The first bundle on the new transport goes at once, so the device hears from it (its transport
+    // ladder waits for that before it trusts a new TCP connection).
+    if (t === Transport.DIRECT) {
+      this.ep.ackOwed = true;
+      this.ep.ackOwedSince = -Infinity;
+    }
+    return true;
   }
 
   nextDeadline(): number {
@@ -282,7 +309,7 @@ export class ServerLink extends LinkBase {
     if (close !== null) this.closeSent = true;
     const len = this.ep.writeBundle(this.sid, 0, now, close === null ? null : [close], true);
     this.afterWrite(now);
-    this.port.transmit(this.ep.writer.buf, len);
+    this.port.transmit(this.ep.writer.buf, len, this.directConn);
   }
 
   private answerOldest(now: number, messages: boolean): void {
@@ -297,7 +324,7 @@ export class ServerLink extends LinkBase {
     if (close !== null) this.closeSent = true;
     const items: Uint8Array[] = [];
     if (close !== null) items.push(close);
-    if (this.failure !== undefined) items.push(encodeControl({ kind: Ctl.ERROR, code: this.failure.code, message: this.failure.message }));
+    if (this.failure !== undefined) items.push(this.failureItem());
     const len = this.ep.writeBundle(this.sid, rn, now, items.length > 0 ? items : null, messages && !this.isFinished);
     this.afterWrite(now);
     if (this.o.replayCache > 0) this.remember(rn, this.ep.writer.buf.slice(0, len));
@@ -318,6 +345,14 @@ export class ServerLink extends LinkBase {
     }
     this.replayRn.push(rn);
     this.replayBody.push(body);
+  }
+
+  protected farewell(now: number): void {
+    if (this.transport === Transport.DIRECT) {
+      const len = this.ep.writeBundle(this.sid, 0, now, [this.failureItem()], false);
+      this.port.transmit(this.ep.writer.buf, len, this.directConn);
+    }
+    this.flushHeld(now); // over HTTP each held request is answered with the error item
   }
 
   /** Answers everything still held (the link finished). */

@@ -2,13 +2,15 @@
  * The application's view of a session: a message channel. The same on the device (`connect`) and on
  * the gateway (`'session'` event). Events never fire from inside the call that caused them.
  *
- *   send(bytes) -> boolean   false: the out-ring is full; wait for 'drain' (nothing was dropped:
- *                            a message send() accepted is delivered exactly once, in order)
+ *   send(bytes) -> boolean   true: accepted, and delivered exactly once, in order. false: NOT
+ *                            accepted (the out-ring is full): send it again after 'drain'
+ *   'open'                   the session is established (device: the gateway's welcome arrived)
  *   'message' (Buffer)       one message from the peer, in order, exactly once
  *   'drain'                  room again after send() returned false
  *   'end'                    the peer closed its direction; every message it sent was delivered
  *   'close' (err?)           the session is over: cleanly (no argument) or failed (HfError with code)
- *   pause()/resume()         stop/restart 'message' events (the peer is held back by the window)
+ *   pause()/resume()         stop/restart 'message' events (the peer is held back by the window);
+ *                            messages already taken from the link in this tick still arrive
  *   end()                    close this direction once everything queued is delivered
  *   destroy(err?)            end the session at once
  */
@@ -26,7 +28,7 @@ export interface Channel extends EventEmitter {
   destroy(err?: Error): void;
   readonly closed: boolean;
   on(event: 'message', fn: (data: Buffer) => void): this;
-  on(event: 'drain' | 'end', fn: () => void): this;
+  on(event: 'open' | 'drain' | 'end', fn: () => void): this;
   on(event: 'close', fn: (err?: HfError) => void): this;
   on(event: 'error', fn: (err: Error) => void): this;
   on(event: string, fn: (...args: any[]) => void): this;
@@ -64,8 +66,9 @@ export class LinkChannel extends EventEmitter implements Channel {
   }
 
   /** The link-facing half: plug these into the link's port. */
-  port(): Pick<LinkPort, 'deliver' | 'onDrain' | 'onEnd' | 'onClose'> {
+  port(): Pick<LinkPort, 'deliver' | 'onOpen' | 'onDrain' | 'onEnd' | 'onClose'> {
     return {
+      onOpen: () => process.nextTick(() => this.emit('open')),
       deliver: (buf, off, len) => {
         // The bytes are valid only during the call: the application gets its own copy.
         const copy = Buffer.allocUnsafe(len);
