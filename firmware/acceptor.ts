@@ -106,8 +106,7 @@ export class Acceptor {
       const l = this.hello(now, exchange, v);
       return l;
     }
-    if (link.transport !== Transport.DIRECT) link.setTransport(now, Transport.DIRECT);
-    link.onFrame(now, body);
+    link.onFrame(now, body, exchange);
     this.sweep(link);
     return link;
   }
@@ -153,7 +152,10 @@ export class Acceptor {
     link.setPort(this.config.open(link));
     this.sessions.set(toHex(sid), link);
     this.devices.set(hello.id, { n: hello.n, nonce: hello.nonce.slice(), link });
-    if (exchange < 0) link.setTransport(now, Transport.DIRECT);
+    if (exchange < 0) {
+      link.directConn = exchange;
+      link.setTransport(now, Transport.DIRECT);
+    }
     link.answerHello(now, exchange, v.rn, v.winMsgs, v.winBytes, hello);
     return link;
   }
@@ -193,6 +195,12 @@ export class Acceptor {
       if (l.nextDeadline() <= now) l.onTimer(now);
       this.sweep(l);
     }
+  }
+
+  /** Runs one session's timer if it is due, and drops the session if it finished. */
+  tick(link: ServerLink, now: number): void {
+    if (link.nextDeadline() <= now) link.onTimer(now);
+    this.sweep(link);
   }
 
   /** Drops a finished session from the table. */

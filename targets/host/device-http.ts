@@ -1,0 +1,183 @@
+/**
+ * The device's HTTP transport: each bundle the link transmits is one `POST` with an `application/cbor`
+ * body; the response body is the gateway's bundle for it. A keep-alive agent with as many sockets as
+ * the link keeps requests outstanding (default two: one sits held at the gateway while the next goes
+ * out with news). Through a forward proxy when one is configured: absolute-form request targets, the
+ * proxy's own keep-alive connections, and Proxy-Authorization when the proxy URL carries credentials.
+ *
+ * A request the link no longer waits for (it gave up on it) is cancelled with `cancelAbandoned`.
+ */
+import * as http from 'node:http';
+import { ErrorCode, HfError, hfError } from '../../firmware/errors';
+import { CBOR_TYPE } from './gateway-http';
+import { ERROR_HEADER } from './http-status';
+
+export interface HttpTransportOptions {
+  /** The gateway's link URL (http://host:port/v1/link). */
+  url: URL;
+  /** Forward proxy, or null. */
+  proxy: URL | null;
+  /** Sockets kept (= requests outstanding at once). */
+  sockets: number;
+  /** Largest response body accepted. */
+  maxBody: number;
+  /** A response arrived for request `rn` (its body is the caller's). */
+  onAnswer: (rn: number, body: Buffer) => void;
+  /** Request `rn` failed (connection refused or reset, not a bundle, ...). */
+  onFailed: (rn: number, err: HfError) => void;
+  /** Something worth a log line happened (plain words). */
+  onNote?: (text: string) => void;
+}
+
+/** Failures on reused connections in a row after which connections are not kept any more. */
+const STALE_LIMIT = 3;
+
+export class HttpTransport {
+  private readonly o: HttpTransportOptions;
+  private readonly agent: http.Agent;
+  private readonly inflight = new Map<number, http.ClientRequest>();
+  /** Requests cancelled on purpose: their errors are not failures. */
+  private readonly cancelled = new WeakSet<http.ClientRequest>();
+  private readonly target: { host: string; port: number; path: string; headers: Record<string, string> };
+  private closed = false;
+  /** Keep connections between requests (until the peer shows it does not). */
+  private keepAlive = true;
+  /** Requests in a row that failed on a reused connection. */
+  private staleReuses = 0;
+
+  constructor(o: HttpTransportOptions) {
+    this.o = o;
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: o.sockets, maxFreeSockets: o.sockets, scheduling: 'lifo' });
+    const headers: Record<string, string> = { 'Content-Type': CBOR_TYPE, Accept: CBOR_TYPE };
+    if (o.proxy !== null) {
+      headers.Host = o.url.host;
+      if (o.proxy.username !== '') {
+        const cred = `${decodeURIComponent(o.proxy.username)}:${decodeURIComponent(o.proxy.password)}`;
+        headers['Proxy-Authorization'] = 'Basic ' + Buffer.from(cred).toString('base64');
+      }
+    }
+    const via = o.proxy ?? o.url;
+    this.target = {
+      host: via.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(via.port || 80),
+      path: o.proxy !== null ? o.url.href : o.url.pathname + o.url.search,
+      headers,
+    };
+  }
+
+  /** Requests on the way. */
+  get pending(): number {
+    return this.inflight.size;
+  }
+
+  /**
+   * Sends `body` as request `rn`. A request that fails on a reused keep-alive socket before any answer
+   * (the server or a proxy closed it meanwhile: tinyproxy closes every client connection after one
+   * answer without saying so) goes once more on a fresh connection; the same request number twice is
+   * safe, the gateway takes it once. After `STALE_LIMIT` such failures in a row, connections are no
+   * longer kept (the peer evidently does not keep them).
+   */
+  post(rn: number, body: Buffer, fresh = false): void {
+    if (this.closed) return;
+    const t = this.target;
+    const agent = fresh || !this.keepAlive ? false : this.agent;
+    const req = http.request({ agent, method: 'POST', host: t.host, port: t.port, path: t.path, headers: { ...t.headers, 'Content-Length': String(body.length) } });
+    this.inflight.set(rn, req);
+    let done = false;
+    const fail = (err: HfError): void => {
+      if (done) return;
+      done = true;
+      if (this.inflight.get(rn) === req) this.inflight.delete(rn);
+      if (!this.closed && !this.cancelled.has(req)) this.o.onFailed(rn, err);
+      this.settled();
+    };
+    let answered = false;
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      if (!fresh && !answered && req.reusedSocket && !done && !this.closed && !this.cancelled.has(req) && this.inflight.get(rn) === req) {
+        done = true;
+        this.inflight.delete(rn);
+        if (++this.staleReuses >= STALE_LIMIT && this.keepAlive) {
+          this.keepAlive = false;
+          this.o.onNote?.(`${this.o.proxy !== null ? 'the proxy' : 'the gateway'} closes connections after each answer: a new connection per request from now on`);
+        }
+        this.post(rn, body, true);
+        return;
+      }
+      fail(hfError(ErrorCode.CONNECT, `${this.o.proxy !== null ? 'proxy' : 'gateway'} ${t.host}:${t.port}: ${e.code ?? e.message}`));
+    });
+    req.on('response', (res) => {
+      answered = true;
+      if (req.reusedSocket) this.staleReuses = 0;
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > this.o.maxBody) {
+          fail(hfError(ErrorCode.LIMIT, `response body over ${this.o.maxBody} bytes`));
+          req.destroy();
+          return;
+        }
+        chunks.push(c);
+      });
+      res.on('error', () => {});
+      res.on('aborted', () => fail(hfError(ErrorCode.CONNECT, 'response cut off')));
+      res.on('end', () => {
+        if (done) return;
+        const type = (res.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+        if (!res.complete) return fail(hfError(ErrorCode.CONNECT, 'response cut off'));
+        if (type !== CBOR_TYPE) {
+          // Not the gateway speaking (a proxy's error page, a captive portal, ...).
+          const code = res.headers[ERROR_HEADER];
+          return fail(hfError(ErrorCode.HTTP, `HTTP ${res.statusCode} ${res.statusMessage ?? ''} with ${type || 'no'} body${code ? ` (${code})` : ''}`.trim()));
+        }
+        done = true;
+        if (this.inflight.get(rn) === req) this.inflight.delete(rn);
+        if (!this.closed) this.o.onAnswer(rn, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+        this.settled();
+      });
+    });
+    req.end(body);
+  }
+
+  /** Cancels every request on the way whose number `keep` rejects (the link stopped waiting for it). */
+  cancelAbandoned(keep: (rn: number) => boolean): void {
+    for (const [rn, req] of this.inflight) {
+      if (keep(rn)) continue;
+      this.inflight.delete(rn);
+      this.cancelled.add(req);
+      req.destroy();
+    }
+  }
+
+  /**
+   * Closes: no more requests; those on the way get `graceMs` to finish (the last one may tell the
+   * gateway the session ended), then everything is cut. Idempotent.
+   */
+  close(graceMs = 0): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (graceMs <= 0 || this.inflight.size === 0) return this.cut();
+    const t = setTimeout(() => this.cut(), graceMs);
+    this.whenIdle = () => {
+      clearTimeout(t);
+      this.cut();
+    };
+  }
+
+  /** Called when a request leaves `inflight`: the last one of a closing transport cuts the rest. */
+  private whenIdle: (() => void) | null = null;
+
+  private settled(): void {
+    if (this.closed && this.inflight.size === 0 && this.whenIdle !== null) {
+      const f = this.whenIdle;
+      this.whenIdle = null;
+      f();
+    }
+  }
+
+  private cut(): void {
+    for (const req of this.inflight.values()) req.destroy();
+    this.inflight.clear();
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,279 @@
+/**
+ * The device on the host target: `connect(options)` opens a session to the gateway and returns its
+ * message Channel. Underneath: a ClientLink (from the journal in `stateDir` when there is one, so a
+ * restarted process resumes its session and resends what the gateway never acknowledged), the
+ * transport ladder (direct TCP first, HTTP when TCP is blocked or silent, back to TCP when it works
+ * again), the HTTP transport (through a forward proxy when configured) and the TCP transport.
+ *
+ *   const ch = connect({ gateway: 'http://gw.example:8080', tcp: 'gw.example:8081', id: 'pi-1', key: 'secret', stateDir: '/var/lib/holdfast' });
+ *   ch.on('message', (m) => ...); ch.send(Buffer.from('hello'));
+ *
+ * Events besides the Channel's: 'open' (session established or resumed), 'transport' (name, reason).
+ */
+import { ClientConfig, ClientLink, ClientPort } from '../../firmware/client-link';
+import { ErrorCode, hfError } from '../../firmware/errors';
+import { Journal } from '../../firmware/journal';
+import { Ladder, LadderOptions } from '../../firmware/ladder';
+import { LinkState, Transport } from '../../firmware/link-base';
+import { LinkOptions, resolveOptions } from '../../firmware/options';
+import type { Log } from '../../hal/log';
+import { Address, formatAddress, parseAddress } from './address';
+import { Channel, LinkChannel } from './channel';
+import { hostClock } from './clock';
+import { nodeCrypto } from './crypto';
+import { HttpTransport } from './device-http';
+import { TcpTransport } from './device-tcp';
+import { hostEntropy } from './entropy';
+import { silentLog } from './log';
+import { proxyFor } from './proxy';
+import { FileStorage } from './storage';
+
+export interface DeviceOptions {
+  /** The gateway's URL: http://host:port (the path defaults to /v1/link). */
+  gateway: string;
+  /** The gateway's direct TCP address, "host:port"; null or absent: HTTP only. */
+  tcp?: string | Address | null;
+  /** Device id (1..128 characters). */
+  id: string;
+  /** The device's secret key (text is taken as UTF-8); null: an unauthenticated session. */
+  key: string | Uint8Array | null;
+  /** Forward proxy URL; absent: from http_proxy/HTTP_PROXY/no_proxy; '' or null: none. */
+  proxy?: string | null;
+  /** The environment proxies are read from (default process.env). */
+  env?: Record<string, string | undefined>;
+  /** Where the session's journal lives; absent: in memory only (a restart starts a new session). */
+  stateDir?: string | null;
+  /** fsync every journal append (power-cut safe, slower); default false (kill -9 safe). */
+  syncAppends?: boolean;
+  /** Link bounds (firmware/options.ts). */
+  link?: LinkOptions;
+  /** Transport ladder timing (firmware/ladder.ts). */
+  ladder?: LadderOptions;
+  log?: Log;
+}
+
+/** The device's session channel. */
+export interface DeviceChannel extends Channel {
+  /** What carries the session now. */
+  readonly transport: 'tcp' | 'http' | 'none';
+  /** Session id (hex) once the gateway welcomed the device; null before. */
+  readonly sessionId: string | null;
+  /** True when this process took over a session from the journal. */
+  readonly resumed: boolean;
+  /**
+   * Messages send() has accepted in this session, counting those a previous process accepted before
+   * a restart (the next message is number `accepted`).
+   */
+  readonly accepted: number;
+  /** Stops all I/O and leaves the session as the journal has it (the next connect resumes it). */
+  detach(): void;
+  on(event: 'open', fn: () => void): this;
+  on(event: 'transport', fn: (name: 'tcp' | 'http', reason: string) => void): this;
+  on(event: string, fn: (...args: any[]) => void): this;
+}
+
+const utf8 = new TextEncoder();
+
+function gatewayUrl(s: string): URL {
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    throw hfError(ErrorCode.OPTION, `gateway must be a URL like http://host:8080, got ${JSON.stringify(s)}`);
+  }
+  if (u.protocol !== 'http:') throw hfError(ErrorCode.OPTION, `gateway URL must be http:, got ${u.protocol}`);
+  if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/link';
+  return u;
+}
+
+/** Opens (or resumes) the device's session. Options are validated before anything starts. */
+export function connect(opts: DeviceOptions): DeviceChannel {
+  return new Device(opts).channel as unknown as DeviceChannel;
+}
+
+class Device {
+  readonly channel: LinkChannel;
+  private readonly log: Log;
+  private readonly client: ClientLink;
+  private readonly http: HttpTransport;
+  private readonly tcp: TcpTransport | null;
+  private readonly ladder: Ladder;
+  private readonly storage: FileStorage | null;
+  private readonly resumed: boolean;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private started = false;
+  private finished = false;
+  private current: 'tcp' | 'http' | 'none' = 'none';
+
+  constructor(opts: DeviceOptions) {
+    if (opts === null || typeof opts !== 'object') throw hfError(ErrorCode.OPTION, 'device options must be an object');
+    if (typeof opts.id !== 'string' || opts.id.length === 0 || opts.id.length > 128) throw hfError(ErrorCode.OPTION, `id must be 1..128 characters, got ${JSON.stringify(opts.id)}`);
+    if (opts.key === undefined) throw hfError(ErrorCode.OPTION, 'key is required (null for an unauthenticated session)');
+    const url = gatewayUrl(opts.gateway);
+    const tcpAddr = opts.tcp === undefined || opts.tcp === null ? null : parseAddress(opts.tcp, 'tcp');
+    const proxy = opts.proxy === null ? null : proxyFor(url, { proxy: opts.proxy, env: opts.env });
+    const o = resolveOptions(opts.link);
+    const key = opts.key === null ? undefined : typeof opts.key === 'string' ? utf8.encode(opts.key) : opts.key;
+    if (key !== undefined && key.length === 0) throw hfError(ErrorCode.OPTION, 'key must not be empty');
+    this.log = opts.log ?? silentLog;
+
+    this.channel = new LinkChannel(opts.id, { now: () => hostClock.now(), kick: () => this.kick() });
+    Object.defineProperty(this.channel, 'transport', { get: () => this.current, enumerable: true });
+    Object.defineProperty(this.channel, 'sessionId', { get: () => (this.client.sid === null ? null : Buffer.from(this.client.sid).toString('hex')), enumerable: true });
+
+    const cp = this.channel.port();
+    const port: ClientPort = {
+      ...cp,
+      transmit: (body, len, rn) => this.transmit(body, len, rn),
+      onOpen: () => {
+        this.log.info(this.resumed ? 'session resumed' : 'session open', { session: this.client.sid === null ? undefined : Buffer.from(this.client.sid).toString('hex').slice(0, 8), transport: this.current });
+        process.nextTick(() => this.channel.emit('open'));
+      },
+      onReject: (e) => this.log.debug('bundle refused', { code: e.code, reason: e.message }),
+      onClose: (err) => {
+        if (err) this.log.warn('session failed', { code: err.code, reason: err.message, unacknowledged: this.client.ep.out.length });
+        else this.log.info('session closed');
+        cp.onClose?.(err);
+        this.shutdown();
+      },
+    };
+    const now = hostClock.now();
+    const config: ClientConfig = { id: opts.id, random: (b) => hostEntropy.fill(b), options: opts.link, helloCounter: Math.floor(hostClock.wall() / 100) >>> 0, ...(key === undefined ? {} : { key, crypto: nodeCrypto }) };
+    this.storage = opts.stateDir ? new FileStorage(opts.stateDir, { syncAppends: opts.syncAppends }) : null;
+    let client: ClientLink | null = null;
+    if (this.storage !== null) {
+      client = ClientLink.fromJournal(this.storage, now, config, port);
+      if (client !== null && client.id !== opts.id) throw hfError(ErrorCode.STATE, `state directory ${opts.stateDir} holds device ${JSON.stringify(client.id)}, not ${JSON.stringify(opts.id)}`);
+      if (client !== null && (client.isFinished || client.sid === null)) {
+        // A session that ended (or never opened) is not resumed: a new one starts, with a newer hello.
+        if (client.isFinished && client.ep.out.length > 0) this.log.warn('previous session ended with messages unacknowledged', { messages: client.ep.out.length });
+        config.helloCounter = Math.max(config.helloCounter ?? 0, (client.helloCounter + 1) >>> 0);
+        client = null;
+        this.storage.remove('journal');
+      }
+    }
+    this.resumed = client !== null;
+    if (client === null) {
+      client = new ClientLink(config, port, o);
+      if (this.storage !== null) client.attachJournal(new Journal(this.storage, o.maxMessage), now);
+    }
+    this.client = client;
+    this.channel.attach(client);
+    Object.defineProperty(this.channel, 'resumed', { value: this.resumed, enumerable: true });
+    Object.defineProperty(this.channel, 'accepted', { get: () => (this.client.ep.out.head - this.client.o.initialSeq) >>> 0, enumerable: true });
+    // Stops every transport and timer without touching the session: with a stateDir, the next
+    // connect() resumes it from the journal. No event follows.
+    Object.defineProperty(this.channel, 'detach', { value: () => this.shutdown(), enumerable: false });
+
+    this.http = new HttpTransport({
+      url,
+      proxy,
+      sockets: o.maxOutstanding,
+      maxBody: o.maxBundleBytes,
+      onAnswer: (_rn, body) => this.event((t) => this.client.onBundle(t, body)),
+      onNote: (text) => this.log.info(text),
+      onFailed: (rn, err) => {
+        this.log.debug('request failed', { rn, code: err.code, reason: err.message });
+        this.event((t) => this.client.onRequestFailed(t, rn));
+      },
+    });
+    this.tcp =
+      tcpAddr === null
+        ? null
+        : new TcpTransport(tcpAddr, o.maxBundleBytes, {
+            onUp: () => this.event((t) => this.ladder.connected(t)),
+            onFrame: (body) =>
+              this.event((t) => {
+                this.ladder.heard(t);
+                this.client.onBundle(t, body);
+              }),
+            onDown: (reason) => this.event((t) => this.ladder.lost(t, reason)),
+          });
+    this.ladder = new Ladder(this.tcp !== null, {
+      connect: () => this.tcp?.connect(),
+      disconnect: () => this.tcp?.close(),
+      useDirect: () => this.use('tcp', `connected to ${tcpAddr === null ? '?' : formatAddress(tcpAddr)}`),
+      useHttp: (reason) => this.use('http', reason),
+    }, opts.ladder);
+    this.log.info(this.resumed ? 'resuming session from journal' : 'starting', {
+      id: opts.id,
+      gateway: url.href,
+      tcp: tcpAddr === null ? 'off' : formatAddress(tcpAddr),
+      proxy: proxy === null ? undefined : `${proxy.protocol}//${proxy.host}`,
+      queued: this.resumed ? this.client.ep.out.length : undefined,
+    });
+    process.nextTick(() => this.event((t) => this.ladder.start(t)));
+  }
+
+  /** Moves the session onto a transport (starting or resuming it the first time). */
+  private use(name: 'tcp' | 'http', reason: string): void {
+    const t = hostClock.now();
+    const c = this.client;
+    if (name === this.current && this.started) return;
+    const from = this.current;
+    this.current = name;
+    c.setTransport(t, name === 'tcp' ? Transport.DIRECT : Transport.HELD);
+    if (name === 'tcp') this.http.cancelAbandoned((rn) => c.isOutstanding(rn));
+    if (from === 'none') this.log.info(`transport ${name}`, { reason });
+    else this.log.info(name === 'tcp' ? 'moved to tcp' : 'fell back to http', { reason });
+    process.nextTick(() => this.channel.emit('transport', name, reason));
+    if (!this.started) {
+      this.started = true;
+      if (c.state === LinkState.IDLE) c.start(t);
+      else c.resumeSession(t);
+    }
+  }
+
+  private transmit(body: Uint8Array, len: number, rn: number): void {
+    if (this.finished) return;
+    if (this.client.transport === Transport.DIRECT) {
+      this.tcp?.send(body, len);
+      return;
+    }
+    this.http.post(rn, Buffer.from(body.subarray(0, len)));
+  }
+
+  /** Runs an event on the link and the ladder, then tidies up (abandoned requests, the timer). */
+  private event(fn: (now: number) => void): void {
+    if (this.finished) return;
+    fn(hostClock.now());
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.finished) return;
+    const c = this.client;
+    this.http.cancelAbandoned((rn) => c.isOutstanding(rn));
+    const t = Math.min(c.nextDeadline(), this.ladder.nextDeadline());
+    if (t === this.timerAt && this.timer !== null) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = t;
+    if (t === Infinity) return;
+    this.timer = setTimeout(() => this.fire(), Math.max(1, Math.ceil(t - hostClock.now())));
+  }
+
+  private fire(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    this.event((t) => {
+      if (this.ladder.nextDeadline() <= t) this.ladder.onTimer(t);
+      if (this.client.nextDeadline() <= t) this.client.onTimer(t);
+    });
+  }
+
+  private shutdown(): void {
+    if (this.finished) return;
+    this.finished = true;
+    // The session's last bundle (a close handshake's answer, an abort's farewell) may still be on
+    // its way: TCP sends what it has, then closes; HTTP requests get a moment to finish.
+    this.tcp?.end();
+    this.ladder.stop();
+    this.http.close(1000);
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.storage?.close();
+  }
+}
+

@@ -1,0 +1,73 @@
+/**
+ * Framing for the direct TCP transport: each bundle travels as `[length u32 big-endian][bundle]`, in
+ * both directions. `FrameReader` reassembles frames from socket chunks; a length of 0 or over
+ * `maxFrame` throws HF_ERR_LIMIT (the stream cannot be resynchronised: the caller closes it).
+ */
+import { ErrorCode, hfError } from '../../firmware/errors';
+
+export const FRAME_HEAD = 4;
+
+/** Builds a frame around `body[0, len)` (copies: the link's buffer is valid only during the call). */
+export function frame(body: Uint8Array, len: number): Buffer {
+  const f = Buffer.allocUnsafe(FRAME_HEAD + len);
+  f.writeUInt32BE(len, 0);
+  f.set(body.subarray(0, len), FRAME_HEAD);
+  return f;
+}
+
+export class FrameReader {
+  private readonly maxFrame: number;
+  private chunks: Buffer[] = [];
+  private have = 0;
+  private need = -1;
+
+  constructor(maxFrame: number) {
+    this.maxFrame = maxFrame;
+  }
+
+  /** Feeds socket bytes; calls `onFrame` for each complete frame (its bytes are the caller's). */
+  push(chunk: Buffer, onFrame: (body: Buffer) => void): void {
+    this.chunks.push(chunk);
+    this.have += chunk.length;
+    for (;;) {
+      if (this.need < 0) {
+        if (this.have < FRAME_HEAD) return;
+        const len = this.take(FRAME_HEAD).readUInt32BE(0);
+        if (len === 0 || len > this.maxFrame) throw hfError(ErrorCode.LIMIT, `frame of ${len} bytes, limit 1..${this.maxFrame}`);
+        this.need = len;
+      }
+      if (this.have < this.need) return;
+      const body = this.take(this.need);
+      this.need = -1;
+      onFrame(body);
+    }
+  }
+
+  /** Bytes buffered (a partial frame). */
+  get buffered(): number {
+    return this.have;
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0];
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let at = 0;
+      while (at < n) {
+        const c = this.chunks[0];
+        const k = Math.min(c.length, n - at);
+        c.copy(out, at, 0, k);
+        at += k;
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.have -= n;
+    return out;
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * The gateway's HTTP front: `POST /v1/link` with an `application/cbor` body of one bundle. The request
+ * is handed to the acceptor and held until its session answers it; the answer is one bundle with
+ * Content-Length and `Cache-Control: no-store` (nothing in between may cache or transform it).
+ *
+ * Refusals carry the error code three ways: the HTTP status (403, 400, 413, 503, ...), the header
+ * `x-holdfast-error`, and the body — an error bundle (CBOR) for a client that sent CBOR, else JSON
+ * `{"code": ..., "message": ...}` for people with curl. A refusal changes no session.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { errorBundle } from '../../firmware/error-bundle';
+import { ErrorCode, ErrorCodeValue, HfError, hfError, isHfError } from '../../firmware/errors';
+import type { ServerLink } from '../../firmware/server-link';
+import { Address, formatAddress } from './address';
+import type { Gateway } from './gateway';
+import { ERROR_HEADER, statusFor } from './http-status';
+
+export const CBOR_TYPE = 'application/cbor';
+
+interface Exchange {
+  res: http.ServerResponse;
+  link: ServerLink | null;
+}
+
+export class HttpFront {
+  readonly server: http.Server;
+  private readonly gw: Gateway;
+  private readonly want: Address;
+  private readonly exchanges = new Map<number, Exchange>();
+  private seq = 0;
+  /** Bound address once listening. */
+  address = '';
+
+  constructor(gw: Gateway, want: Address) {
+    this.gw = gw;
+    this.want = want;
+    this.server = http.createServer((req, res) => this.onRequest(req, res));
+    // Held requests are answered within the link's hold limit; a socket between requests may idle a
+    // little longer than that before the gateway closes it.
+    const hold = gw.acceptor.o.holdMs;
+    this.server.keepAliveTimeout = hold + 10_000;
+    this.server.headersTimeout = 30_000;
+    this.server.requestTimeout = 60_000;
+  }
+
+  get url(): string {
+    return `http://${this.address}${this.gw.path}`;
+  }
+
+  /** Requests held open now. */
+  get held(): number {
+    return this.exchanges.size;
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error): void => reject(hfError(ErrorCode.CONNECT, `http listen on ${formatAddress(this.want)}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+      this.server.once('error', onError);
+      this.server.listen(this.want.port, this.want.host, () => {
+        this.server.off('error', onError);
+        const a = this.server.address() as AddressInfo;
+        this.address = formatAddress({ host: a.address, port: a.port });
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    for (const x of this.exchanges.values()) x.res.destroy();
+    this.exchanges.clear();
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections?.();
+    });
+  }
+
+  private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const cbor = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase() === CBOR_TYPE;
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== this.gw.path) return this.refuse(res, cbor, 0, hfError(ErrorCode.HTTP, `no such endpoint ${JSON.stringify(path)}; the link is POST ${this.gw.path}`), 404);
+    if (req.method !== 'POST') {
+      res.setHeader('Allow', 'POST');
+      return this.refuse(res, cbor, 0, hfError(ErrorCode.HTTP, `method ${req.method} not allowed; the link is POST ${this.gw.path}`), 405);
+    }
+    if (!cbor) return this.refuse(res, false, 0, hfError(ErrorCode.HTTP, `content type must be ${CBOR_TYPE}, got ${JSON.stringify(req.headers['content-type'] ?? '')}`), 415);
+    const declared = req.headers['content-length'] === undefined ? -1 : Number(req.headers['content-length']);
+    if (declared > this.gw.maxBody) return this.tooLarge(req, res, declared);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > this.gw.maxBody) {
+        over = true;
+        this.tooLarge(req, res, size);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (over) return;
+      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+      this.dispatch(body, res);
+    });
+    req.on('error', () => res.destroy());
+  }
+
+  private dispatch(body: Buffer, res: http.ServerResponse): void {
+    const gw = this.gw;
+    const ex = ++this.seq;
+    const x: Exchange = { res, link: null };
+    this.exchanges.set(ex, x);
+    res.on('close', () => {
+      // Gone before it was answered: the client (or a proxy) closed the connection.
+      if (this.exchanges.get(ex) !== x) return;
+      this.exchanges.delete(ex);
+      if (x.link !== null && !x.link.isFinished) {
+        gw.acceptor.onExchangeGone(x.link, ex);
+        gw.touched(x.link);
+      }
+    });
+    let link: ServerLink;
+    try {
+      link = gw.acceptor.onRequest(gw.now(), ex, body);
+    } catch (e) {
+      if (!isHfError(e)) throw e;
+      if (this.exchanges.get(ex) === x) this.exchanges.delete(ex);
+      this.refuse(res, true, gw.rnOf(body), e);
+      gw.log.debug('request refused', { code: e.code, reason: e.message });
+      return;
+    }
+    if (this.exchanges.get(ex) === x) x.link = link;
+    gw.touched(link);
+  }
+
+  /** Answers exchange `ex` with a bundle (200). The bytes are copied: they are valid only now. */
+  respond(ex: number, body: Uint8Array, len: number): void {
+    const x = this.exchanges.get(ex);
+    if (x === undefined) return;
+    this.exchanges.delete(ex);
+    if (x.res.destroyed) return;
+    x.res.writeHead(200, { 'Content-Type': CBOR_TYPE, 'Content-Length': len, 'Cache-Control': 'no-store' });
+    x.res.end(Buffer.from(body.subarray(0, len)));
+  }
+
+  private tooLarge(req: http.IncomingMessage, res: http.ServerResponse, size: number): void {
+    // The rest of the body is not read: the connection closes after the answer.
+    res.setHeader('Connection', 'close');
+    this.refuse(res, true, 0, hfError(ErrorCode.LIMIT, `request body of ${size} bytes, limit ${this.gw.maxBody}`), 413);
+    res.on('finish', () => req.destroy());
+  }
+
+  private refuse(res: http.ServerResponse, cbor: boolean, rn: number, e: HfError, status = statusFor(e.code as ErrorCodeValue)): void {
+    if (res.headersSent || res.destroyed) return;
+    const body = cbor ? Buffer.from(errorBundle(rn, e)) : Buffer.from(JSON.stringify({ code: e.code, message: e.message }) + '\n');
+    res.writeHead(status, {
+      'Content-Type': cbor ? CBOR_TYPE : 'application/json',
+      'Content-Length': body.length,
+      'Cache-Control': 'no-store',
+      [ERROR_HEADER]: e.code,
+      ...(status === 503 ? { 'Retry-After': '5' } : {}),
+    });
+    res.end(body);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The gateway's direct TCP front: each connection carries length-prefixed bundles both ways (see
+ * frames.ts). The first frame is a hello (a new session) or a bundle of an existing session (the
+ * device moving it onto this connection); the session's frames then go out on the connection that
+ * carried its latest accepted frame. When that connection closes, the session falls back to waiting
+ * for HTTP requests; nothing is lost, unacknowledged messages go again on whatever comes next.
+ *
+ * A refused frame is answered with an error frame (the code inside); a connection that never carried
+ * an accepted frame is closed after its refusal, as is one whose framing is broken.
+ */
+import * as net from 'node:net';
+import { errorBundle } from '../../firmware/error-bundle';
+import { ErrorCode, HfError, hfError, isHfError } from '../../firmware/errors';
+import { Transport } from '../../firmware/link-base';
+import type { ServerLink } from '../../firmware/server-link';
+import { Address, formatAddress } from './address';
+import { FrameReader, frame } from './frames';
+import type { Gateway } from './gateway';
+
+interface Conn {
+  id: number;
+  socket: net.Socket;
+  reader: FrameReader;
+  /** The session whose frame this connection last carried. */
+  link: ServerLink | null;
+}
+
+export class TcpFront {
+  readonly server: net.Server;
+  private readonly gw: Gateway;
+  private readonly want: Address;
+  private readonly maxConnections: number;
+  private readonly conns = new Map<number, Conn>();
+  private seq = 0;
+  address = '';
+
+  constructor(gw: Gateway, want: Address, maxConnections: number) {
+    this.gw = gw;
+    this.want = want;
+    this.maxConnections = maxConnections;
+    this.server = net.createServer((s) => this.onConnection(s));
+  }
+
+  get connections(): number {
+    return this.conns.size;
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error): void => reject(hfError(ErrorCode.CONNECT, `tcp listen on ${formatAddress(this.want)}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+      this.server.once('error', onError);
+      this.server.listen(this.want.port, this.want.host, () => {
+        this.server.off('error', onError);
+        const a = this.server.address() as net.AddressInfo;
+        this.address = formatAddress({ host: a.address, port: a.port });
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    for (const c of this.conns.values()) c.socket.destroy();
+    this.conns.clear();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Writes a frame on connection `id` (dropped if it is gone: the link retransmits). */
+  send(id: number, body: Uint8Array, len: number): void {
+    const c = this.conns.get(id);
+    if (c === undefined || c.socket.destroyed) return;
+    c.socket.write(frame(body, len));
+  }
+
+  private onConnection(socket: net.Socket): void {
+    if (this.conns.size >= this.maxConnections) {
+      const busy = hfError(ErrorCode.BUSY, `${this.conns.size} connections, limit ${this.maxConnections}`);
+      const e = errorBundle(0, busy);
+      socket.end(frame(e, e.length));
+      return;
+    }
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    const c: Conn = { id: ++this.seq, socket, reader: new FrameReader(this.gw.maxBody), link: null };
+    this.conns.set(c.id, c);
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        c.reader.push(chunk, (body) => this.onFrame(c, body));
+      } catch (e) {
+        if (!isHfError(e)) throw e;
+        this.refuse(c, 0, e);
+        socket.end();
+        socket.destroySoon?.();
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => this.onClose(c));
+  }
+
+  private onFrame(c: Conn, body: Buffer): void {
+    const gw = this.gw;
+    if (c.socket.destroyed) return;
+    let link: ServerLink;
+    try {
+      link = gw.acceptor.onFrame(gw.now(), body, -c.id);
+    } catch (e) {
+      if (!isHfError(e)) throw e;
+      this.refuse(c, gw.rnOf(body), e);
+      gw.log.debug('frame refused', { code: e.code, reason: e.message });
+      if (c.link === null) c.socket.end();
+      return;
+    }
+    if (c.link !== link) {
+      c.link = link;
+      gw.log.info('session on tcp', { device: link.deviceId, session: Buffer.from(link.sid).toString('hex').slice(0, 8) });
+    }
+    gw.touched(link);
+  }
+
+  private refuse(c: Conn, rn: number, e: HfError): void {
+    const b = errorBundle(rn, e);
+    if (!c.socket.destroyed) c.socket.write(frame(b, b.length));
+  }
+
+  private onClose(c: Conn): void {
+    this.conns.delete(c.id);
+    const link = c.link;
+    if (link === null || link.isFinished || link.directConn !== -c.id) return;
+    // The session's connection is gone: it waits for HTTP requests (or a new connection) now.
+    link.setTransport(this.gw.now(), Transport.HELD);
+    this.gw.log.info('session off tcp', { device: link.deviceId, session: Buffer.from(link.sid).toString('hex').slice(0, 8) });
+    this.gw.touched(link);
+  }
+}

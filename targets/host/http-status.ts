@@ -1,0 +1,19 @@
+/** The HTTP status a refusal gets, by error code. The code itself travels in the body (and a header). */
+import { ErrorCode, ErrorCodeValue } from '../../firmware/errors';
+
+const STATUS: Partial<Record<ErrorCodeValue, number>> = {
+  [ErrorCode.AUTH]: 403,
+  [ErrorCode.UNKNOWN_SESSION]: 403,
+  [ErrorCode.FORBIDDEN]: 403,
+  [ErrorCode.BUSY]: 503,
+  [ErrorCode.CLOSED]: 410,
+  [ErrorCode.TIMEOUT]: 410,
+};
+
+/** 400 unless the code says otherwise (bad bundles, windows, acks, protocol). */
+export function statusFor(code: ErrorCodeValue): number {
+  return STATUS[code] ?? 400;
+}
+
+/** The header that carries the code of a refusal, for people and proxies that cannot read CBOR. */
+export const ERROR_HEADER = 'x-holdfast-error';
