@@ -14,6 +14,7 @@ import { Ctl, Hello, decodeControl } from './control';
 import { ErrorCode, hfError } from './errors';
 import { LinkOptions, ResolvedOptions, resolveOptions } from './options';
 import { ServerLink, ServerPort } from './server-link';
+import type { ArenaAlloc } from './endpoint';
 import { BundleReader, BundleView, SID_BYTES } from './wire';
 import { Transport } from './link-base';
 import { Sealer, checkHelloProof, sessionKey } from './auth';
@@ -38,6 +39,8 @@ export interface AcceptorConfig {
   open: (link: ServerLink) => ServerPort;
   /** Told when a session is dropped from the table. */
   onDrop?: (link: ServerLink) => void;
+  /** Provides each session's memory (default: zero-filled ArrayBuffers; see Endpoint). */
+  alloc?: ArenaAlloc;
 }
 
 /** Placeholder until `open` gives the new link its real port. */
@@ -147,7 +150,7 @@ export class Acceptor {
     }
     const sid = new Uint8Array(SID_BYTES);
     this.config.random(sid);
-    const link = new ServerLink(this.o, sid, hello.id, hello.seq, hello.off, NULL_PORT);
+    const link = new ServerLink(this.o, sid, hello.id, hello.seq, hello.off, NULL_PORT, this.config.alloc);
     if (key !== null && crypto !== undefined) link.ep.sealer = new Sealer(crypto, sessionKey(crypto, key, sid, hello.nonce));
     link.setPort(this.config.open(link));
     this.sessions.set(toHex(sid), link);

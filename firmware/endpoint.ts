@@ -26,6 +26,9 @@ import type { Sealer } from './auth';
 /** Out-ring flag: the message is due for retransmission. */
 const DUE = 4;
 
+/** Provides a session's memory: an ArrayBuffer of at least `bytes` (contents may be anything). */
+export type ArenaAlloc = (bytes: number) => ArrayBuffer;
+
 /** Receives delivered messages: `buf[off, off+len)` is valid only during the call. Return false to pause. */
 export type DeliverFn = (buf: Uint8Array, off: number, len: number) => boolean;
 
@@ -93,12 +96,18 @@ export class Endpoint {
 
   readonly stats: EndpointStats = { bundlesIn: 0, bundlesOut: 0, messagesIn: 0, messagesOut: 0, duplicatesIn: 0, retransmits: 0, timeouts: 0 };
 
-  constructor(o: ResolvedOptions, peerSeq: number, peerOff: number) {
+  /**
+   * `alloc`, if given, provides the session's memory (one block of the given size; it need not be
+   * zeroed: nothing is read before it was written). Default: a zero-filled ArrayBuffer.
+   */
+  constructor(o: ResolvedOptions, peerSeq: number, peerOff: number, alloc?: ArenaAlloc) {
     this.o = o;
     // One arena holds the rings' slabs and the bundle buffer, so copies between them are native
     // copyWithin calls (see bytes.ts).
     const scratch = Math.min(o.inBytes, o.maxMessage);
-    const arena = new ArrayBuffer(o.outBytes + o.inBytes + scratch + o.maxBundleBytes);
+    const size = o.outBytes + o.inBytes + scratch + o.maxBundleBytes;
+    const arena = alloc !== undefined ? alloc(size) : new ArrayBuffer(size);
+    if (arena.byteLength < size) throw hfError(ErrorCode.OPTION, `alloc gave ${arena.byteLength} bytes, ${size} needed`);
     let at = 0;
     const take = (n: number): Uint8Array => {
       const v = new Uint8Array(arena, at, n);

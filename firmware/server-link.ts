@@ -16,7 +16,7 @@
  * dropped by the acceptor.
  */
 import { Control, Ctl, Hello, encodeControl, limitsOf } from './control';
-import { Endpoint } from './endpoint';
+import { ArenaAlloc, Endpoint } from './endpoint';
 import { ErrorCode, hfError, isHfError } from './errors';
 import { LinkBase, LinkPort, LinkState, Transport, TransportValue } from './link-base';
 import { ResolvedOptions } from './options';
@@ -59,8 +59,8 @@ export class ServerLink extends LinkBase {
   private rnTop = 0;
   private rnSeen = 0;
 
-  constructor(o: ResolvedOptions, sid: Uint8Array, deviceId: string, peerSeq: number, peerOff: number, port: ServerPort) {
-    super(o, new Endpoint(o, peerSeq, peerOff), port, LinkState.OPEN);
+  constructor(o: ResolvedOptions, sid: Uint8Array, deviceId: string, peerSeq: number, peerOff: number, port: ServerPort, alloc?: ArenaAlloc) {
+    super(o, new Endpoint(o, peerSeq, peerOff, alloc), port, LinkState.OPEN);
     this.sid = sid;
     this.deviceId = deviceId;
   }

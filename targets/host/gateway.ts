@@ -37,7 +37,7 @@ export interface GatewayOptions {
   tcp?: string | Address | null;
   /** The devices allowed in and their keys. null: no authentication at all (tests and demos only). */
   devices: DeviceKeys | null;
-  /** Link bounds for every session (see firmware/options.ts). */
+  /** Link bounds for every session (see firmware/options.ts); unset ones from GATEWAY_LINK_DEFAULTS. */
   link?: LinkOptions;
   /** Most sessions at once (default 10000). */
   maxSessions?: number;
@@ -66,6 +66,14 @@ export interface Slot {
 }
 
 const utf8 = new TextEncoder();
+
+/**
+ * A gateway keeps a session per device, each with its rings allocated up front, so its defaults are
+ * smaller than a device's: a 64 KiB window each way (64 messages), messages up to 32 KiB, bundles up
+ * to 64 KiB — about 230 KiB a session (a device's defaults take about 900 KiB). The window bounds one
+ * session's throughput to window / round trip (64 KiB at 100 ms: 5 Mbit/s); raise it with `link`.
+ */
+export const GATEWAY_LINK_DEFAULTS: LinkOptions = { outSlots: 64, outBytes: 65536, inSlots: 64, inBytes: 65536, maxMessage: 32768, maxBundleBytes: 65536 };
 
 function keyLookup(devices: DeviceKeys): (id: string) => Uint8Array | null {
   if (typeof devices === 'function') return devices;
@@ -100,11 +108,14 @@ export class Gateway extends EventEmitter {
     this.path = opts.path ?? '/v1/link';
     const keyOf = opts.devices === null ? null : keyLookup(opts.devices);
     this.acceptor = new Acceptor({
-      options: opts.link,
+      options: { ...GATEWAY_LINK_DEFAULTS, ...opts.link },
       maxSessions: opts.maxSessions,
       random: (b) => hostEntropy.fill(b),
       ...(keyOf === null ? {} : { keyOf, crypto: nodeCrypto }),
       open: (link) => this.open(link),
+      // Not zero-filled (nothing is read before it is written): a new session costs no memset, and
+      // pages the session never uses are never touched.
+      alloc: (n) => Buffer.allocUnsafeSlow(n).buffer as ArrayBuffer,
       onDrop: (link) => this.drop(link),
     });
     this.maxBody = this.acceptor.o.maxBundleBytes;
