@@ -1,0 +1,41 @@
+/** What the commands share: link and log flags, and running until a signal. */
+import { LinkOptions } from '../../firmware/options';
+import { Flag, Values } from './args';
+
+export const LOG_FLAGS: Flag[] = [
+  { name: 'log', meta: 'text|json', help: 'log lines for people (default) or one JSON object per line' },
+  { name: 'log-level', meta: 'LEVEL', help: 'debug, info (default), warn or error' },
+];
+
+export const LINK_FLAGS: Flag[] = [
+  { name: 'hold-ms', type: 'number', help: 'longest the gateway holds an HTTP request (default 20000, under common proxy idle cuts)' },
+  { name: 'idle-ms', type: 'number', help: 'silence after which a session ends (default 90000)' },
+];
+
+/** Link options from the link flags (only those given). */
+export function linkOptions(v: Values): LinkOptions {
+  const o: LinkOptions = {};
+  if (v['hold-ms'] !== undefined) o.holdMs = v['hold-ms'] as number;
+  if (v['idle-ms'] !== undefined) o.idleMs = v['idle-ms'] as number;
+  return o;
+}
+
+/**
+ * Resolves after the first SIGINT or SIGTERM, once `stop` finished. A second signal while stopping
+ * exits at once (status 130).
+ */
+export function onSignals(stop: (signal: string) => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const on = (sig: NodeJS.Signals): void => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      stop(sig).then(resolve, (e) => {
+        process.stderr.write(`holdfast: while stopping: ${(e as Error).message}\n`);
+        resolve();
+      });
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}

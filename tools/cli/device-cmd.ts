@@ -1,0 +1,177 @@
+/**
+ * `holdfast device`: keeps a session to the gateway (direct TCP first, HTTP through firewalls and
+ * proxies otherwise), forwards local ports through it, and starts a new session with back-off when
+ * one fails. With --state the session survives restarts: on SIGTERM the process stops without closing
+ * it, and the next start resumes it from the journal (nothing accepted is lost or sent twice).
+ */
+import { readFileSync } from 'node:fs';
+import { ErrorCode, HfError, hfError, isHfError } from '../../firmware/errors';
+import { parseTarget } from '../../firmware/mux';
+import { connect, DeviceChannel, DeviceOptions } from '../../targets/host/device';
+import { ForwardSpec, forwardPorts, PortForwarder } from '../../targets/host/forward';
+import { createLog, LogFormat, LogLevel } from '../../targets/host/log';
+import { Mux } from '../../targets/host/mux';
+import type { Log } from '../../hal/log';
+import { Flag, parseArgs, usage, Values } from './args';
+import { LOG_FLAGS, onSignals } from './common';
+
+const FLAGS: Flag[] = [
+  { name: 'gateway', meta: 'URL', help: "the gateway's HTTP URL, e.g. http://gw.example:8080" },
+  { name: 'tcp', meta: 'HOST:PORT', help: "the gateway's direct TCP address (tried first; HTTP when blocked)" },
+  { name: 'no-tcp', type: 'bool', help: 'HTTP only (the default when --tcp is not given)' },
+  { name: 'id', meta: 'ID', help: 'device id, as in the gateway\'s devices file' },
+  { name: 'key', meta: 'KEY', help: 'secret key (or --key-file, or HOLDFAST_KEY in the environment)' },
+  { name: 'key-file', meta: 'FILE', help: 'file whose first line is the secret key' },
+  { name: 'forward', meta: 'LOCALPORT:HOST:PORT', repeat: true, help: 'listen on 127.0.0.1:LOCALPORT, connect through the gateway to HOST:PORT' },
+  { name: 'proxy', meta: 'URL', help: 'HTTP forward proxy (default: http_proxy / HTTP_PROXY, honouring no_proxy)' },
+  { name: 'state', meta: 'DIR', help: 'keep the session journal here: restarts resume it, nothing accepted is lost' },
+  { name: 'config', meta: 'FILE', help: 'JSON with any of these settings ({"gateway": ..., "id": ..., "forward": [...]}); flags win' },
+  ...LOG_FLAGS,
+];
+
+const ABOUT = `Runs a device: one session to the gateway, carrying messages and forwarded TCP connections.`;
+
+/** Settings from --config, checked: the keys are flag names (camelCase also accepted). */
+function readConfig(file: string): Values {
+  let d: unknown;
+  try {
+    d = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw hfError(ErrorCode.OPTION, `--config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (d === null || typeof d !== 'object' || Array.isArray(d)) throw hfError(ErrorCode.OPTION, `--config ${file}: must be a JSON object`);
+  const out: Values = {};
+  const known = new Map(FLAGS.map((f) => [f.name, f]));
+  for (const [k, val] of Object.entries(d as Record<string, unknown>)) {
+    const name = k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+    const f = known.get(name);
+    if (f === undefined || name === 'config') throw hfError(ErrorCode.OPTION, `--config ${file}: unknown setting ${JSON.stringify(k)}`);
+    if (f.repeat) {
+      if (!Array.isArray(val) || !val.every((x) => typeof x === 'string')) throw hfError(ErrorCode.OPTION, `--config ${file}: ${k} must be a list of strings`);
+      out[name] = val as string[];
+    } else if (f.type === 'bool' ? typeof val !== 'boolean' : typeof val !== 'string') {
+      throw hfError(ErrorCode.OPTION, `--config ${file}: ${k} must be a ${f.type === 'bool' ? 'boolean' : 'string'}`);
+    } else out[name] = val as string | boolean;
+  }
+  return out;
+}
+
+/** "LOCALPORT:HOST:PORT" (HOST may be [v6]). */
+export function parseForward(s: string): ForwardSpec {
+  const i = s.indexOf(':');
+  const local = i < 0 ? NaN : Number(s.slice(0, i));
+  if (!Number.isInteger(local) || local < 0 || local > 65535) throw hfError(ErrorCode.OPTION, `--forward must be LOCALPORT:HOST:PORT, got ${JSON.stringify(s)}`);
+  const t = parseTarget(s.slice(i + 1));
+  return { localPort: local, host: t.host, port: t.port };
+}
+
+function keyOf(v: Values): string {
+  if (typeof v.key === 'string' && v.key.length > 0) return v.key;
+  if (typeof v['key-file'] === 'string') {
+    let line: string;
+    try {
+      line = readFileSync(v['key-file'], 'utf8').split(/\r?\n/)[0].trim();
+    } catch (e) {
+      throw hfError(ErrorCode.OPTION, `--key-file ${v['key-file']}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    if (line.length === 0) throw hfError(ErrorCode.OPTION, `--key-file ${v['key-file']}: the first line is empty`);
+    return line;
+  }
+  const env = process.env.HOLDFAST_KEY;
+  if (env !== undefined && env.length > 0) return env;
+  throw hfError(ErrorCode.OPTION, '--key, --key-file or HOLDFAST_KEY is required');
+}
+
+/** The device's settings from flags and --config, validated before anything starts. */
+export function deviceSettings(argv: string[]): { options: DeviceOptions; forwards: ForwardSpec[]; log: Log } | 'help' {
+  const { values: flags, help } = parseArgs(argv, FLAGS);
+  if (help) return 'help';
+  const v: Values = { ...(typeof flags.config === 'string' ? readConfig(flags.config) : {}), ...flags };
+  if (typeof v.gateway !== 'string') throw hfError(ErrorCode.OPTION, '--gateway URL is required');
+  if (typeof v.id !== 'string') throw hfError(ErrorCode.OPTION, '--id ID is required');
+  if (v['no-tcp'] === true && flags.tcp !== undefined) throw hfError(ErrorCode.OPTION, '--tcp and --no-tcp contradict each other');
+  const log = createLog({ name: 'device', format: (v.log as LogFormat) ?? 'text', level: (v['log-level'] as LogLevel) ?? 'info' });
+  const options: DeviceOptions = {
+    gateway: v.gateway,
+    tcp: v['no-tcp'] === true ? null : ((v.tcp as string | undefined) ?? null),
+    id: v.id,
+    key: keyOf(v),
+    proxy: v.proxy as string | undefined,
+    stateDir: (v.state as string | undefined) ?? null,
+    log,
+  };
+  const forwards = ((v.forward as string[] | undefined) ?? []).map(parseForward);
+  return { options, forwards, log };
+}
+
+export async function deviceCommand(argv: string[]): Promise<number> {
+  const s = deviceSettings(argv);
+  if (s === 'help') {
+    process.stdout.write(usage('holdfast device --gateway URL [--tcp HOST:PORT | --no-tcp] --id ID --key KEY [--forward LOCALPORT:HOST:PORT]... [--proxy URL] [--state DIR]', ABOUT, FLAGS));
+    return 0;
+  }
+  const { options, forwards, log } = s;
+  let stopping = false;
+  let current: { ch: DeviceChannel; fwd: PortForwarder | null } | null = null;
+  let wake: (() => void) | null = null;
+  const stopped = onSignals(async () => {
+    stopping = true;
+    wake?.();
+    const cur = current;
+    if (cur === null) return;
+    await cur.fwd?.close();
+    if (options.stateDir) {
+      // The journal holds the session: the next start resumes it.
+      (cur.ch as unknown as { detach(): void }).detach();
+      log.info('stopped; the session resumes from the state directory on the next start');
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        cur.ch.destroy();
+        resolve();
+      }, 5000);
+      cur.ch.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      cur.ch.end();
+    });
+  });
+  let backoff = 1000;
+  while (!stopping) {
+    const ch = connect(options);
+    const mux = new Mux(ch, { role: 'device' });
+    mux.on('error', () => {});
+    mux.on('message', (m: Buffer) => log.debug('message', { bytes: m.length }));
+    const cur: { ch: DeviceChannel; fwd: PortForwarder | null } = { ch, fwd: null };
+    current = cur;
+    const closed = new Promise<HfError | undefined>((resolve) => ch.once('close', resolve));
+    ch.once('open', () => {
+      backoff = 1000;
+    });
+    if (forwards.length > 0) {
+      try {
+        cur.fwd = await forwardPorts(mux, forwards);
+        for (const [i, f] of forwards.entries()) log.info('forwarding', { listen: `127.0.0.1:${cur.fwd.ports[i]}`, to: `${f.host}:${f.port}` });
+      } catch (e) {
+        ch.destroy();
+        throw e;
+      }
+    }
+    const err = await closed;
+    await cur.fwd?.close();
+    current = null;
+    if (stopping) break;
+    const wait = isHfError(err) && err.code === ErrorCode.AUTH ? 60_000 : backoff;
+    backoff = Math.min(30_000, backoff * 2);
+    log.info('reconnecting', { in_ms: wait, after: err?.code ?? 'close' });
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      setTimeout(resolve, wait);
+    });
+    wake = null;
+  }
+  await stopped;
+  return 0;
+}

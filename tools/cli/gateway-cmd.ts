@@ -1,0 +1,89 @@
+/**
+ * `holdfast gateway`: serves devices over HTTP (and direct TCP), forwards their port-forwarding
+ * streams to the targets the allow list names, and stops cleanly on SIGINT/SIGTERM.
+ */
+import { readFileSync } from 'node:fs';
+import { ErrorCode, hfError } from '../../firmware/errors';
+import { Gateway, GatewayChannel } from '../../targets/host/gateway';
+import { serveForwards } from '../../targets/host/forward';
+import { createLog, LogFormat, LogLevel } from '../../targets/host/log';
+import { Mux } from '../../targets/host/mux';
+import { parseTarget } from '../../firmware/mux';
+import { Flag, parseArgs, usage } from './args';
+import { linkOptions, LINK_FLAGS, LOG_FLAGS, onSignals } from './common';
+
+const FLAGS: Flag[] = [
+  { name: 'http', meta: 'HOST:PORT', help: 'HTTP listener (default 127.0.0.1:8080)' },
+  { name: 'tcp', meta: 'HOST:PORT', help: 'direct TCP listener (default: none)' },
+  { name: 'devices', meta: 'FILE', help: 'JSON {"<device id>": "<secret key>", ...}: the devices let in (required)' },
+  { name: 'allow', meta: 'HOST:PORT', repeat: true, help: 'a target devices may forward to (anything else is refused, HF_ERR_FORBIDDEN)' },
+  { name: 'echo', type: 'bool', help: 'send every plain message back to its device (for testing)' },
+  { name: 'max-sessions', type: 'number', help: 'most sessions at once (default 10000)' },
+  ...LINK_FLAGS,
+  ...LOG_FLAGS,
+];
+
+const ABOUT = `Runs the gateway devices connect to. Each device proves its key from the devices file;
+its session then carries messages and forwarded TCP connections to the --allow targets.`;
+
+/** Reads the devices file: a JSON object of non-empty string keys. */
+export function readDevices(file: string): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw hfError(ErrorCode.OPTION, `--devices ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let d: unknown;
+  try {
+    d = JSON.parse(text);
+  } catch (e) {
+    throw hfError(ErrorCode.OPTION, `--devices ${file}: not JSON (${(e as Error).message})`);
+  }
+  if (d === null || typeof d !== 'object' || Array.isArray(d)) throw hfError(ErrorCode.OPTION, `--devices ${file}: must be a JSON object {"<device id>": "<secret key>"}`);
+  for (const [id, k] of Object.entries(d as Record<string, unknown>)) {
+    if (id.length === 0 || id.length > 128) throw hfError(ErrorCode.OPTION, `--devices ${file}: device id ${JSON.stringify(id)} must be 1..128 characters`);
+    if (typeof k !== 'string' || k.length === 0) throw hfError(ErrorCode.OPTION, `--devices ${file}: the key of ${JSON.stringify(id)} must be a non-empty string`);
+  }
+  return d as Record<string, string>;
+}
+
+export async function gatewayCommand(argv: string[]): Promise<number> {
+  const { values: v, help } = parseArgs(argv, FLAGS);
+  if (help) {
+    process.stdout.write(usage('holdfast gateway --http HOST:PORT [--tcp HOST:PORT] --devices FILE [--allow HOST:PORT]...', ABOUT, FLAGS));
+    return 0;
+  }
+  if (v.devices === undefined) throw hfError(ErrorCode.OPTION, '--devices FILE is required');
+  const devices = readDevices(String(v.devices));
+  const allow = (v.allow as string[] | undefined) ?? [];
+  for (const a of allow) parseTarget(a); // a bad entry is an error now, not a refusal later
+  const log = createLog({ name: 'gateway', format: (v.log as LogFormat) ?? 'text', level: (v['log-level'] as LogLevel) ?? 'info' });
+  const gw = await Gateway.start({
+    http: (v.http as string) ?? '127.0.0.1:8080',
+    tcp: (v.tcp as string) ?? null,
+    devices,
+    link: linkOptions(v),
+    maxSessions: v['max-sessions'] as number | undefined,
+    log,
+  });
+  gw.on('session', (ch: GatewayChannel) => {
+    const mux = new Mux(ch, { role: 'gateway' });
+    const fwd = serveForwards(mux, { allow });
+    fwd.on('refused', (target: string, err: { code: string; message: string }) => log.warn('forward refused', { device: ch.deviceId, target, code: err.code }));
+    fwd.on('connection', () => log.debug('forward connected', { device: ch.deviceId }));
+    mux.on('message', (m: Buffer) => {
+      log.debug('message', { device: ch.deviceId, bytes: m.length });
+      if (v.echo === true) mux.send(m);
+    });
+    mux.on('error', () => {});
+    mux.on('close', () => fwd.close());
+    ch.on('end', () => ch.end());
+  });
+  log.info('ready', { devices: Object.keys(devices).length, allow: allow.length > 0 ? allow.join(',') : 'none' });
+  await onSignals(async (sig) => {
+    log.info('stopping', { signal: sig });
+    await gw.close();
+  });
+  return 0;
+}
