@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { Prng } from '../targets/sim/prng';
-import { startTinyproxy, Tinyproxy } from './support/tinyproxy';
+import { startTinyproxy, Tinyproxy, tinyproxyAvailable } from './support/tinyproxy';
 import { within } from './support/within';
 
 interface Seen {
@@ -90,6 +90,7 @@ function viaProxy(proxy: Tinyproxy, url: string, body: Buffer | null, agent: htt
 }
 
 async function withBoth(fn: (proxy: Tinyproxy, target: Target) => Promise<void>): Promise<void> {
+  if (!tinyproxyAvailable('tinyproxy test')) return;
   const proxy = await startTinyproxy();
   const target = await startTarget();
   try {
@@ -181,6 +182,7 @@ test('a request held by the target for 3 s completes through the proxy', () =>
 
 test('stop() ends the process and frees the port; a missing binary says how to install it', () =>
   within(10_000, 'stop', async () => {
+    if (!tinyproxyAvailable('tinyproxy stop test')) return;
     const proxy = await startTinyproxy({ via: false });
     await proxy.stop();
     await proxy.stop();

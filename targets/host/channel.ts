@@ -12,7 +12,8 @@
  *   pause()/resume()         stop/restart 'message' events (the peer is held back by the window);
  *                            messages already taken from the link in this tick still arrive
  *   end()                    close this direction once everything queued is delivered
- *   destroy(err?)            end the session at once
+ *   destroy(err?)            end the session at once (the peer's session fails with HF_ERR_CLOSED;
+ *                            here 'close' carries `err`, or nothing when none was given)
  */
 import { EventEmitter } from 'node:events';
 import { ErrorCode, HfError, hfError } from '../../firmware/errors';
@@ -53,6 +54,8 @@ export class LinkChannel extends EventEmitter implements Channel {
   private paused = false;
   private wantResume = false;
   closed = false;
+  /** destroy() without an error: the local 'close' carries none. */
+  private quiet = false;
 
   constructor(deviceId: string, host: ChannelHost) {
     super();
@@ -78,9 +81,10 @@ export class LinkChannel extends EventEmitter implements Channel {
       },
       onDrain: () => process.nextTick(() => this.emit('drain')),
       onEnd: () => process.nextTick(() => this.emit('end')),
-      onClose: (err) => {
+      onClose: (failure) => {
         if (this.closed) return;
         this.closed = true;
+        const err = this.quiet ? undefined : failure;
         process.nextTick(() => {
           // 'error' only for those who listen for it (an unheard 'error' would throw).
           if (err && this.listenerCount('error') > 0) this.emit('error', err);
@@ -127,6 +131,9 @@ export class LinkChannel extends EventEmitter implements Channel {
 
   destroy(err?: Error): void {
     if (this.closed) return;
+    // Like a socket: destroy() without an error closes quietly here; the peer still learns that the
+    // session was aborted (HF_ERR_CLOSED).
+    this.quiet = err === undefined;
     if (this.link !== null) this.link.abort(this.host.now(), ErrorCode.CLOSED, err?.message ?? 'destroyed by the application');
     else this.closed = true;
     this.host.kick();

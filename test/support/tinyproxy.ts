@@ -188,3 +188,15 @@ export async function startTinyproxy(opts: TinyproxyOptions = {}): Promise<Tinyp
     },
   };
 }
+
+/**
+ * Whether tests that need tinyproxy can run here. Without the binary they are skipped with a notice,
+ * unless HOLDFAST_REQUIRE_TINYPROXY=1 (set by .ci/run, which installs it): then its absence fails.
+ */
+export function tinyproxyAvailable(label: string): boolean {
+  const found = (process.env.PATH ?? '').split(':').some((d) => d !== '' && fs.existsSync(path.join(d, 'tinyproxy')));
+  if (found) return true;
+  if (process.env.HOLDFAST_REQUIRE_TINYPROXY === '1') throw hfError(ErrorCode.UNSUPPORTED, `${label}: tinyproxy not installed: apt-get install tinyproxy-bin`);
+  console.log(`  SKIPPED ${label}: tinyproxy is not installed (apt-get install tinyproxy-bin; .ci/run does)`);
+  return false;
+}
