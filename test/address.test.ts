@@ -4,18 +4,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ErrorCode, ErrorCodeValue, isHfError } from '../firmware/errors';
+import { ErrorCode, ErrorCodeValue } from '../firmware/errors';
 import { Address, formatAddress, parseAddress } from '../targets/host/address';
 import { ERROR_HEADER, statusFor } from '../targets/host/http-status';
+import { failure } from './support/errors';
 
-function failure(fn: () => unknown): { code: string; message: string } {
-  try {
-    fn();
-  } catch (e) {
-    return { code: isHfError(e) ? e.code : `not an HfError: ${String(e)}`, message: (e as Error).message };
-  }
-  return { code: 'no error', message: '' };
-}
 
 test('parseAddress: valid forms', () => {
   const table: [string, Address, string][] = [

@@ -10,24 +10,16 @@ import * as assert from 'uvu/assert';
 import { MAC_BYTES, Sealer, TAG_BYTES, checkHelloProof, helloProof, sessionKey } from '../firmware/auth';
 import { fromHex, toHex } from '../firmware/bytes';
 import { ClientLink } from '../firmware/client-link';
-import { isHfError } from '../firmware/errors';
 import { ServerLink } from '../firmware/server-link';
 import { BundleReader } from '../firmware/wire';
 import { nodeCrypto } from '../targets/host/crypto';
 import { Manual } from './support/manual';
+import { code } from './support/errors';
 
 const KEY = new Uint8Array(32).fill(7);
 const OTHER = new Uint8Array(32).fill(8);
 const NONCE = fromHex('000102030405060708090a0b0c0d0e0f');
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    return isHfError(e) ? e.code : `not an HfError: ${String(e)}`;
-  }
-  return 'no error';
-}
 
 test('hello proof: fixed for the same inputs, different for any other key, id, counter or nonce', () => {
   const p = helloProof(nodeCrypto, KEY, 'dev-1', 7, NONCE);

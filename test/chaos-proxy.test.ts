@@ -5,10 +5,10 @@ import { spawn } from 'node:child_process';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { isHfError } from '../firmware/errors';
 import { Prng } from '../targets/sim/prng';
 import { ChaosProxy, ChaosProxyOptions, KillInfo, KillPhase, httpMessageLength, startChaosProxy } from '../tools/chaos-proxy';
 import { sleep, within } from './support/within';
+import { code } from './support/errors';
 
 const BODY = 10_000;
 const ANSWER = 20_000;
@@ -166,14 +166,6 @@ async function withProxy(opts: Omit<ChaosProxyOptions, 'target'>, fn: (p: ChaosP
   }
 }
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-    return 'no error';
-  } catch (e) {
-    return isHfError(e) ? e.code : String(e);
-  }
-}
 
 test('before-request: the target gets part of the request (never all), the client no answer', () =>
   within(10_000, 'before-request', () =>

@@ -9,24 +9,16 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { isHfError } from '../firmware/errors';
 import { Journal, Rec, getU32 } from '../firmware/journal';
 import { FileStorage } from '../targets/host/storage';
 import { within } from './support/within';
+import { failure } from './support/errors';
 
 const ROOT = path.resolve(__dirname, '..');
 const WRITER = path.join(__dirname, 'support', 'journal-writer.ts');
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array | null): string | null => (b === null ? null : new TextDecoder().decode(b));
 
-function failure(fn: () => unknown): { code: string; message: string } {
-  try {
-    fn();
-  } catch (e) {
-    return { code: isHfError(e) ? e.code : `not an HfError: ${String(e)}`, message: (e as Error).message };
-  }
-  return { code: 'no error', message: '' };
-}
 
 /** Runs `body` with a fresh temporary directory, removed afterwards however the body ends. */
 function inTemp(body: (tmp: string) => void | Promise<void>): () => Promise<void> {

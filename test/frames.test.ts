@@ -4,28 +4,12 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isHfError } from '../firmware/errors';
 import { FRAME_HEAD, FrameReader, frame } from '../targets/host/frames';
+import { code, message } from './support/errors';
 
 const hex = (h: string): Buffer => Buffer.from(h.replace(/\s+/g, ''), 'hex');
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    return isHfError(e) ? e.code : `not an HfError: ${String(e)}`;
-  }
-  return 'no error';
-}
 
-function message(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  return 'no error';
-}
 
 /** Feeds chunks, returns the frames as hex. */
 function feed(r: FrameReader, chunks: Buffer[]): string[] {

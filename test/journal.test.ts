@@ -2,20 +2,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ClientLink } from '../firmware/client-link';
-import { isHfError } from '../firmware/errors';
 import { Journal, Rec } from '../firmware/journal';
 import { MemoryStorage } from '../targets/sim/storage';
 import { SIM_KEY, SimPair } from '../targets/sim/pair';
 import { nodeCrypto } from '../targets/host/crypto';
+import { code } from './support/errors';
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-    return 'no error';
-  } catch (e) {
-    return isHfError(e) ? e.code : String(e);
-  }
-}
 
 test('records load back in order after the checkpoint', () => {
   const st = new MemoryStorage();
@@ -87,13 +79,7 @@ test('a long journal is compacted into one checkpoint and still restores', () =>
   assert.ok(r && r.sid !== null);
   assert.ok(r.ep.sealer !== null, 'the session key comes back with the session');
   const again = Journal.load(pair.storage)!;
-  let code = '';
-  try {
-    ClientLink.restore(again.checkpoint, pair.now, { id: 'device-1', random: () => {} }, port);
-  } catch (e) {
-    code = isHfError(e) ? e.code : String(e);
-  }
-  assert.is(code, 'HF_ERR_STATE', 'an authenticated session does not restore without crypto');
+  assert.is(code(() => ClientLink.restore(again.checkpoint, pair.now, { id: 'device-1', random: () => {} }, port)), 'HF_ERR_STATE', 'an authenticated session does not restore without crypto');
 });
 
 test('power cut mid-stream: every message send() accepted reaches the gateway exactly once', () => {

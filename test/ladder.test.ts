@@ -4,26 +4,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isHfError } from '../firmware/errors';
 import { LADDER_DEFAULTS, Ladder, LadderOptions, LadderPort, RUNG_NAMES, Rung } from '../firmware/ladder';
+import { code, message } from './support/errors';
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    return isHfError(e) ? e.code : `not an HfError: ${String(e)}`;
-  }
-  return 'no error';
-}
 
-function message(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    return (e as Error).message;
-  }
-  return 'no error';
-}
 
 /** Small, distinct numbers so every deadline says which option it came from. */
 const OPTS: LadderOptions = { directTimeoutMs: 100, directSilenceMs: 500, reprobeMs: 1000, reprobeMaxMs: 5000, reconnectMs: 20 };

@@ -4,19 +4,12 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ErrorCode, hfError, isHfError } from '../firmware/errors';
+import { ErrorCode, hfError } from '../firmware/errors';
 import { LogOptions, createLog, silentLog } from '../targets/host/log';
+import { failure } from './support/errors';
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
-function failure(fn: () => unknown): { code: string; message: string } {
-  try {
-    fn();
-  } catch (e) {
-    return { code: isHfError(e) ? e.code : `not an HfError: ${String(e)}`, message: (e as Error).message };
-  }
-  return { code: 'no error', message: '' };
-}
 
 /** A log whose lines are kept (each write must be exactly one line ending in a newline). */
 function capture(opts: LogOptions = {}) {

@@ -4,20 +4,12 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromHex, toHex } from '../firmware/bytes';
-import { isHfError } from '../firmware/errors';
 import { MuxFrame, MuxOp, MuxTable, MuxWriter, StreamState, decodeFrame, encodeFrame, formatTarget, parseTarget, resolveMuxLimits } from '../firmware/mux';
+import { code } from './support/errors';
 
 const doc = readFileSync(join(__dirname, '..', 'docs', 'MUX.md'), 'utf8');
 const te = new TextEncoder();
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-    return 'no error';
-  } catch (e) {
-    return isHfError(e) ? e.code : String(e);
-  }
-}
 
 /** Table rows of the section that starts with `heading`: the cells of each body row. */
 function rows(heading: string): string[][] {

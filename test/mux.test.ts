@@ -2,18 +2,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fromHex } from '../firmware/bytes';
-import { ErrorCode, isHfError } from '../firmware/errors';
+import { ErrorCode } from '../firmware/errors';
 import { Mux, MuxStream } from '../targets/host/mux';
 import { channels, collect, errorOf, muxes, nextEvent, own, random, sha256, sleep, until, within } from './support/bounded';
+import { code } from './support/errors';
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-    return 'no error';
-  } catch (e) {
-    return isHfError(e) ? e.code : String(e);
-  }
-}
 
 /** Accepts every stream and echoes it back (half-close passes through). */
 function echo(m: Mux): void {

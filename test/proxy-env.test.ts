@@ -1,8 +1,8 @@
 /** targets/host/proxy: which forward proxy a gateway URL goes through (flag, http_proxy, no_proxy). */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isHfError } from '../firmware/errors';
 import { noProxyMatches, proxyFor } from '../targets/host/proxy';
+import { failure as error } from './support/errors';
 
 type Env = Record<string, string | undefined>;
 
@@ -77,15 +77,6 @@ test('the returned URL carries the credentials for Proxy-Authorization', () => {
   assert.is(u.port, '3128');
 });
 
-function error(fn: () => unknown): { code: string; message: string } {
-  try {
-    fn();
-  } catch (e) {
-    if (isHfError(e)) return { code: e.code, message: e.message };
-    return { code: 'not an HfError', message: String(e) };
-  }
-  return { code: 'no error', message: '' };
-}
 
 const invalid: [string, { proxy?: string; env?: Env }, string][] = [
   ['https proxy', { env: { http_proxy: 'https://p.corp:3128' } }, 'https://p.corp:3128'],

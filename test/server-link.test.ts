@@ -2,20 +2,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Ctl, decodeControl } from '../firmware/control';
-import { isHfError } from '../firmware/errors';
 import { LinkState } from '../firmware/link-base';
 import { ServerLink } from '../firmware/server-link';
 import { Manual } from './support/manual';
+import { code as codeOf } from './support/errors';
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isHfError(e)) return e.code;
-    throw e;
-  }
-  return 'no error';
-}
 
 test('the first request after the welcome is held, not answered', () => {
   const m = new Manual();

@@ -2,20 +2,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ClientLink } from '../firmware/client-link';
-import { isHfError } from '../firmware/errors';
 import { LinkState } from '../firmware/link-base';
 import { ServerLink } from '../firmware/server-link';
 import { ClientData, decodeSnapshot } from '../firmware/snapshot';
 import { Manual } from './support/manual';
+import { code } from './support/errors';
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-    return 'no error';
-  } catch (e) {
-    return isHfError(e) ? e.code : String(e);
-  }
-}
 
 /** A session with messages in flight both ways, some delivered, some lost on the wire. */
 function midStream(): Manual {

@@ -1,18 +1,10 @@
 /** channelStream: a Duplex over a whole channel (splitting, backpressure both ways, half-close, errors). */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isHfError } from '../firmware/errors';
 import { channelStream } from '../targets/host/stream';
 import { channels, collect, errorOf, nextEvent, own, random, sha256, sleep, until, within } from './support/bounded';
+import { code } from './support/errors';
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-    return 'no error';
-  } catch (e) {
-    return isHfError(e) ? e.code : String(e);
-  }
-}
 
 test('writes are cut into messages of at most maxChunk; bytes arrive whole and in order', within(5000, async (defer) => {
   const { device, gateway } = await channels(defer);

@@ -1,4 +1,5 @@
 /** "host:port" strings for listeners and targets: `127.0.0.1:8080`, `[::1]:8080`, `localhost:0`, `8080`. */
+import type { AddressInfo, Server } from 'node:net';
 import { ErrorCode, hfError } from '../../firmware/errors';
 
 export interface Address {
@@ -36,4 +37,17 @@ function checked(a: Address, what: string, shown: string): Address {
 /** "host:port" with IPv6 hosts in brackets. */
 export function formatAddress(a: Address): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+/** Starts `server` listening on `want`; resolves with the bound "host:port". Errors are HF_ERR_CONNECT. */
+export function listenOn(server: Server, want: Address, what: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error): void => reject(hfError(ErrorCode.CONNECT, `${what} listen on ${formatAddress(want)}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+    server.once('error', onError);
+    server.listen(want.port, want.host, () => {
+      server.off('error', onError);
+      const a = server.address() as AddressInfo;
+      resolve(formatAddress({ host: a.address, port: a.port }));
+    });
+  });
 }

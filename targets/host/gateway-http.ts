@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { errorBundle } from '../../firmware/error-bundle';
 import { ErrorCode, ErrorCodeValue, HfError, hfError, isHfError } from '../../firmware/errors';
 import type { ServerLink } from '../../firmware/server-link';
-import { Address, formatAddress } from './address';
+import { Address, listenOn } from './address';
 import type { Gateway } from './gateway';
 import { ERROR_HEADER, statusFor } from './http-status';
 
@@ -53,17 +53,8 @@ export class HttpFront {
     return this.exchanges.size;
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (e: Error): void => reject(hfError(ErrorCode.CONNECT, `http listen on ${formatAddress(this.want)}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
-      this.server.once('error', onError);
-      this.server.listen(this.want.port, this.want.host, () => {
-        this.server.off('error', onError);
-        const a = this.server.address() as AddressInfo;
-        this.address = formatAddress({ host: a.address, port: a.port });
-        resolve();
-      });
-    });
+  async listen(): Promise<void> {
+    this.address = await listenOn(this.server, this.want, 'http');
   }
 
   close(): Promise<void> {

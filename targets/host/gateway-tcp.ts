@@ -13,7 +13,7 @@ import { errorBundle } from '../../firmware/error-bundle';
 import { ErrorCode, HfError, hfError, isHfError } from '../../firmware/errors';
 import { Transport } from '../../firmware/link-base';
 import type { ServerLink } from '../../firmware/server-link';
-import { Address, formatAddress } from './address';
+import { Address, listenOn } from './address';
 import { FrameReader, frame } from './frames';
 import type { Gateway } from './gateway';
 
@@ -45,17 +45,8 @@ export class TcpFront {
     return this.conns.size;
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (e: Error): void => reject(hfError(ErrorCode.CONNECT, `tcp listen on ${formatAddress(this.want)}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
-      this.server.once('error', onError);
-      this.server.listen(this.want.port, this.want.host, () => {
-        this.server.off('error', onError);
-        const a = this.server.address() as net.AddressInfo;
-        this.address = formatAddress({ host: a.address, port: a.port });
-        resolve();
-      });
-    });
+  async listen(): Promise<void> {
+    this.address = await listenOn(this.server, this.want, 'tcp');
   }
 
   close(): Promise<void> {
