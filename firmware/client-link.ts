@@ -213,7 +213,7 @@ export class ClientLink extends LinkBase {
     this.config.random(this.nonce);
     const { key, crypto } = this.config;
     const proof = key !== undefined && crypto !== undefined ? helloProof(crypto, key, this.id, this.helloN, this.nonce) : new Uint8Array(0);
-    return encodeControl({ kind: Ctl.HELLO, id: this.id, n: this.helloN, nonce: this.nonce, proof, seq: this.ep.out.tail, off: this.ep.out.tailOff, lim: limitsOf(this.o) });
+    return encodeControl({ kind: Ctl.HELLO, id: this.id, n: this.helloN, nonce: this.nonce, proof, seq: this.ep.out.tail, off: this.ep.out.tailOff, lim: limitsOf(this.o), ring: [this.o.outSlots, this.o.outBytes] });
   }
 
   /** Resumes a restored session (state OPEN or CLOSING) on the current transport. */
@@ -336,6 +336,7 @@ export class ClientLink extends LinkBase {
     if (this.helloSends === 1) this.ep.rtt.sample(now - this.helloSentAt);
     this.ep.setPeerStart(welcome.seq, welcome.off, v.winMsgs, v.winBytes);
     this.ep.setPeerLimits(welcome.lim);
+    this.ep.peerRing = welcome.ring ?? null;
     this.serverHold = welcome.hold;
     this.serverHeld = Math.max(1, welcome.held);
     this.state = this.localEnd >= 0 ? LinkState.CLOSING : LinkState.OPEN;

@@ -1,18 +1,26 @@
 /**
  * Control items: the rare, non-message parts of a bundle, each a CBOR array `[kind, fields]` with
- * `fields` a map of text keys. Encoded and decoded with cbor-x (they are not on the per-message path).
+ * `fields` a map of text keys. Encoded and decoded with cbor-value.ts (they are not on the per-message
+ * path); byte strings go out inside tag 64, as in the examples of docs/PROTOCOL.md section 12.
  *
- *   [1, {id, n, nonce, proof, seq, off, lim}] hello: device id, hello counter, proof of the key, first
+ *   [1, {id, n, nonce, proof, seq, off, lim, ring}] hello: device id, hello counter, proof of the key, first
  *                                            seq/offset, what its reader accepts
- *   [2, {seq, off, hold, idle, held, lim}]   welcome: server's first seq/offset, hold/idle limits, held
+ *   [2, {seq, off, hold, idle, held, lim, ring}] welcome: server's first seq/offset, hold/idle limits, held
  *                                            count, what its reader accepts
  *   [3, {end}]                               close: the sender will send no message at or after `end`
  *   [4, {code, message}]                     error: the session ends with this code
  */
-import { Encoder, decode } from 'cbor-x';
-import { ErrorCode, hfError } from './errors';
+import { CborReader, MajorType, U32_MAX } from './cbor';
+import { decodeValue, encodeValue } from './cbor-value';
+import { ErrorCode, hfError, isHfError } from './errors';
 
 export const Ctl = { HELLO: 1, WELCOME: 2, CLOSE: 3, ERROR: 4 } as const;
+
+/**
+ * A sender's out-ring: [slots, bytes]. The most it can have unacknowledged, which may be less than the
+ * receiver's window: the receiver acknowledges at once when half of the smaller one has arrived.
+ */
+export type Ring = [number, number];
 
 /** A receiver's bundle limits: [maxMessages, maxBundleBytes, maxMessage, maxSackRanges, maxControls]. */
 export type Limits = [number, number, number, number, number];
@@ -32,6 +40,8 @@ export interface Hello {
   n: number;
   /** What the device's reader accepts. */
   lim: Limits;
+  /** The device's out-ring [slots, bytes] (optional). */
+  ring?: Ring;
 }
 
 export interface Welcome {
@@ -46,6 +56,8 @@ export interface Welcome {
   held: number;
   /** What the server's reader accepts. */
   lim: Limits;
+  /** The gateway's out-ring [slots, bytes] (optional). */
+  ring?: Ring;
 }
 
 export interface Close {
@@ -61,19 +73,17 @@ export interface ErrorItem {
 
 export type Control = Hello | Welcome | Close | ErrorItem;
 
-const enc = new Encoder({ useRecords: false, variableMapSize: true, mapsAsObjects: true });
-
 /** Encodes a control item (allocates; control items are rare). */
 export function encodeControl(c: Control): Uint8Array {
   switch (c.kind) {
     case Ctl.HELLO:
-      return enc.encode([c.kind, { id: c.id, n: c.n, nonce: c.nonce, proof: c.proof, seq: c.seq, off: c.off, lim: c.lim }]);
+      return encodeValue([c.kind, { id: c.id, n: c.n, nonce: c.nonce, proof: c.proof, seq: c.seq, off: c.off, lim: c.lim, ...(c.ring ? { ring: c.ring } : {}) }]);
     case Ctl.WELCOME:
-      return enc.encode([c.kind, { seq: c.seq, off: c.off, hold: c.hold, idle: c.idle, held: c.held, lim: c.lim }]);
+      return encodeValue([c.kind, { seq: c.seq, off: c.off, hold: c.hold, idle: c.idle, held: c.held, lim: c.lim, ...(c.ring ? { ring: c.ring } : {}) }]);
     case Ctl.CLOSE:
-      return enc.encode([c.kind, { end: c.end }]);
+      return encodeValue([c.kind, { end: c.end }]);
     case Ctl.ERROR:
-      return enc.encode([c.kind, { code: c.code, message: c.message.length > 1024 ? c.message.slice(0, 1021) + '...' : c.message }]);
+      return encodeValue([c.kind, { code: c.code, message: c.message.length > 1024 ? c.message.slice(0, 1021) + '...' : c.message }]);
   }
 }
 
@@ -89,6 +99,21 @@ function limits(f: Record<string, unknown>): Limits {
   const l = v.map((x) => u32({ lim: x }, 'lim')) as Limits;
   if (l[0] < 1 || l[1] < 256 || l[4] < 2) throw hfError(ErrorCode.BUNDLE, `control field lim ${JSON.stringify(l)} is below the protocol minimum`);
   return l;
+}
+
+/** The optional `ring` field: the sender's out-ring [slots, bytes] (absent: unknown). */
+function ring(f: Record<string, unknown>): Ring | undefined {
+  const v = f.ring;
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.length !== 2) throw hfError(ErrorCode.BUNDLE, 'control field ring must be [slots, bytes]');
+  const r = v.map((x) => u32({ ring: x }, 'ring')) as Ring;
+  if (r[0] < 1 || r[1] < 1) throw hfError(ErrorCode.BUNDLE, `control field ring ${JSON.stringify(r)} must be at least [1, 1]`);
+  return r;
+}
+
+function withRing(f: Record<string, unknown>): { ring?: Ring } {
+  const r = ring(f);
+  return r === undefined ? {} : { ring: r };
 }
 
 /** Limits as a tuple, for hello and welcome. */
@@ -113,29 +138,64 @@ function text(f: Record<string, unknown>, k: string, max: number): string {
   return v;
 }
 
+/** The fields of each kind this version knows; other keys are skipped unread (a later version's). */
+const FIELDS: Record<number, readonly string[] | undefined> = {
+  [Ctl.HELLO]: ['id', 'n', 'nonce', 'proof', 'seq', 'off', 'lim', 'ring'],
+  [Ctl.WELCOME]: ['seq', 'off', 'hold', 'idle', 'held', 'lim', 'ring'],
+  [Ctl.CLOSE]: ['end'],
+  [Ctl.ERROR]: ['code', 'message'],
+};
+
+const SHAPE = 'control item must be [kind, {fields}]';
+const r = new CborReader();
+
+/** The next item of `r` as a value. An integer beyond 2^53-1 is an invalid field here (HF_ERR_BUNDLE). */
+function nextValue(): unknown {
+  const start = r.pos;
+  r.skip();
+  try {
+    return decodeValue(r.buf, start, r.pos);
+  } catch (e) {
+    if (isHfError(e) && e.code === ErrorCode.LIMIT) throw hfError(ErrorCode.BUNDLE, `control item: ${e.message}`);
+    throw e;
+  }
+}
+
 /**
  * Decodes and validates one control item from `buf[start, end)`. Returns null for a kind this version
- * does not know (ignored, for forward compatibility); throws HF_ERR_BUNDLE for a malformed one.
+ * does not know (ignored, for forward compatibility); throws HF_ERR_CBOR if the item is not well-formed
+ * CBOR and HF_ERR_BUNDLE for a malformed one. Only the fields of a known kind are decoded: unknown
+ * kinds and unknown keys may hold any well-formed CBOR (PROTOCOL.md sections 2 and 7).
  */
 export function decodeControl(buf: Uint8Array, start: number, end: number): Control | null {
-  let item: unknown;
-  try {
-    item = decode(buf.subarray(start, end));
-  } catch (e) {
-    throw hfError(ErrorCode.CBOR, `control item: ${(e as Error).message}`);
+  r.reset(buf, start, end);
+  r.skip();
+  if (r.pos !== end) throw hfError(ErrorCode.CBOR, `control item: ${end - r.pos} bytes after the item at byte ${r.pos}`);
+  r.reset(buf, start, end);
+  if (r.peekMajor() !== MajorType.ARRAY || r.arrayHeader('control item', U32_MAX) !== 2) throw hfError(ErrorCode.BUNDLE, SHAPE);
+  const kind = nextValue();
+  if (typeof kind !== 'number' || r.peekMajor() !== MajorType.MAP) throw hfError(ErrorCode.BUNDLE, SHAPE);
+  const pairs = r.mapHeader('control fields', U32_MAX);
+  const names = FIELDS[kind];
+  if (names === undefined) return null;
+  const f: Record<string, unknown> = {};
+  const seen = new Set<string>();
+  for (let i = 0; i < pairs; i++) {
+    if (r.peekMajor() !== MajorType.TEXT) throw hfError(ErrorCode.BUNDLE, `control field name at byte ${r.pos} is not text`);
+    const k = nextValue() as string;
+    if (seen.has(k)) throw hfError(ErrorCode.BUNDLE, `control field ${k} appears twice`);
+    seen.add(k);
+    if (names.includes(k)) f[k] = nextValue();
+    else r.skip();
   }
-  if (!Array.isArray(item) || item.length !== 2 || typeof item[0] !== 'number' || item[1] === null || typeof item[1] !== 'object') {
-    throw hfError(ErrorCode.BUNDLE, 'control item must be [kind, {fields}]');
-  }
-  const f = item[1] as Record<string, unknown>;
-  switch (item[0]) {
+  switch (kind) {
     case Ctl.HELLO: {
       const id = text(f, 'id', 128);
       if (id.length === 0) throw hfError(ErrorCode.BUNDLE, 'hello id is empty');
-      return { kind: Ctl.HELLO, id, n: u32(f, 'n'), nonce: bytes(f, 'nonce', 8, 64), proof: bytes(f, 'proof', 0, 64), seq: u32(f, 'seq'), off: u32(f, 'off'), lim: limits(f) };
+      return { kind: Ctl.HELLO, id, n: u32(f, 'n'), nonce: bytes(f, 'nonce', 8, 64), proof: bytes(f, 'proof', 0, 64), seq: u32(f, 'seq'), off: u32(f, 'off'), lim: limits(f), ...withRing(f) };
     }
     case Ctl.WELCOME:
-      return { kind: Ctl.WELCOME, seq: u32(f, 'seq'), off: u32(f, 'off'), hold: u32(f, 'hold'), idle: u32(f, 'idle'), held: u32(f, 'held'), lim: limits(f) };
+      return { kind: Ctl.WELCOME, seq: u32(f, 'seq'), off: u32(f, 'off'), hold: u32(f, 'hold'), idle: u32(f, 'idle'), held: u32(f, 'held'), lim: limits(f), ...withRing(f) };
     case Ctl.CLOSE:
       return { kind: Ctl.CLOSE, end: u32(f, 'end') };
     case Ctl.ERROR:

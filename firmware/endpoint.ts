@@ -16,7 +16,7 @@ import { dist } from './check';
 import { ErrorCode, hfError } from './errors';
 import { DUPLICATE, InRing } from './in-ring';
 import { ResolvedOptions } from './options';
-import { Limits, limitsFrom } from './control';
+import { Limits, Ring, limitsFrom } from './control';
 import type { JournalSink } from './journal';
 import { OutRing, SACKED } from './out-ring';
 import { RttEstimator } from './rtt';
@@ -45,6 +45,8 @@ export interface EndpointData {
   /** [window end seq, window end offset, peer max message, messages per bundle] */
   peer: [number, number, number, number];
   peerLimits: Limits | null;
+  /** The peer's out-ring, when it said (absent in older snapshots). */
+  peerRing?: Ring | null;
   rtt: number[];
   /** Ages in ms: [loss-detection time, ack owed since (-2 none), last heard, last sent] */
   times: [number, number, number, number];
@@ -85,6 +87,13 @@ export class Endpoint {
   private advSeq = 0;
   /** Window end (byte offset) last advertised. */
   private advOff = 0;
+  /** Bundles with new messages received since this side last sent a bundle (its acknowledgement). */
+  private bundlesSinceAck = 0;
+  /** Where the in-ring stood (next seq, next offset) when this side last sent a bundle. */
+  private ackedSeq = 0;
+  private ackedOff = 0;
+  /** The peer's out-ring [slots, bytes], from its hello or welcome (null: unknown). */
+  peerRing: Ring | null = null;
   /** Time a valid bundle last arrived. */
   lastHeard = 0;
   /** Time a bundle last went out. */
@@ -319,6 +328,7 @@ export class Endpoint {
     this.stats.messagesOut += w.messages;
     this.ackOwed = false;
     this.ackOwedSince = -1;
+    this.bundlesSinceAck = 0;
     this.markAdvertised();
     this.lastSent = now;
     return len;
@@ -418,6 +428,22 @@ export class Endpoint {
     if (v.msgCount > 0) {
       this.stats.messagesIn += fresh;
       this.owe(now);
+      // Like TCP's delayed ack: the acknowledgement goes at once after a second bundle of news, or once
+      // the peer used half the window it was last told of; waiting ackDelayMs then would stall a
+      // sender at its window (which may be its own ring, smaller than ours).
+      const inr = this.inr;
+      if (fresh > 0) this.bundlesSinceAck++;
+      const slots = this.peerRing === null ? inr.slots : Math.min(inr.slots, this.peerRing[0]);
+      const bytes = this.peerRing === null ? inr.bytes : Math.min(inr.bytes, this.peerRing[1]);
+      if (
+        this.bundlesSinceAck >= 2 ||
+        dist(inr.next, this.ackedSeq) >= slots / 2 ||
+        dist(inr.nextOff, this.ackedOff) >= bytes / 2 ||
+        dist(this.advSeq, inr.next) <= inr.slots / 2 ||
+        dist(this.advOff, inr.nextOff) <= inr.bytes / 2
+      ) {
+        this.ackOwedSince = -Infinity;
+      }
     }
     if (passed > 0 && this.journal !== null) this.journal.delivered(this.inr.read, this.inr.readOff);
     return fresh;
@@ -513,6 +539,7 @@ export class Endpoint {
       in: [inr.read, inr.readOff, inMsgs],
       peer: [this.peerWndSeq, this.peerWndOff, this.peerMaxMessage, this.writer.maxMessages],
       peerLimits: this.peerLimits,
+      peerRing: this.peerRing,
       rtt: this.rtt.toData(),
       times: [age(this.rackTime), this.ackOwed ? age(this.ackOwedSince) : -2, now - this.lastHeard, now - this.lastSent],
     };
@@ -539,6 +566,7 @@ export class Endpoint {
       this.inr.store(seq, off, payload, 0, payload.length);
     }
     if (d.peerLimits !== null) this.setPeerLimits(d.peerLimits);
+    this.peerRing = d.peerRing ?? null;
     [this.peerWndSeq, this.peerWndOff, this.peerMaxMessage] = d.peer;
     this.rtt.fromData(d.rtt);
     const [rackAgo, ackAgo, heardAgo, sentAgo] = d.times;
@@ -565,6 +593,8 @@ export class Endpoint {
   private markAdvertised(): void {
     this.advSeq = (this.inr.next + this.inr.windowMsgs) >>> 0;
     this.advOff = (this.inr.readOff + this.inr.bytes) >>> 0;
+    this.ackedSeq = this.inr.next;
+    this.ackedOff = this.inr.nextOff;
   }
 
   // ---- delivery --------------------------------------------------------------------------------
@@ -590,7 +620,11 @@ export class Endpoint {
       const endOff = (inr.readOff + inr.bytes) >>> 0;
       const msgs = dist(end, this.advSeq);
       const bytes = dist(endOff, this.advOff);
-      if ((msgs >= inr.slots / 2 && msgs < 0x80000000) || (bytes >= inr.bytes / 2 && bytes < 0x80000000)) this.owe(now);
+      if ((msgs >= inr.slots / 2 && msgs < 0x80000000) || (bytes >= inr.bytes / 2 && bytes < 0x80000000)) {
+        // The peer may be stopped at the old window end: tell it now.
+        this.owe(now);
+        this.ackOwedSince = -Infinity;
+      }
     }
     return n;
   }

@@ -74,8 +74,9 @@ export class ServerLink extends LinkBase {
     const ep = this.ep;
     ep.setPeerStart(hello.seq, hello.off, winMsgs, winBytes);
     ep.setPeerLimits(hello.lim);
+    ep.peerRing = hello.ring ?? null;
     ep.lastHeard = now;
-    const item = encodeControl({ kind: Ctl.WELCOME, seq: ep.out.tail, off: ep.out.tailOff, hold: Math.round(this.o.holdMs), idle: Math.round(this.o.idleMs), held: this.o.maxHeld, lim: limitsOf(this.o) });
+    const item = encodeControl({ kind: Ctl.WELCOME, seq: ep.out.tail, off: ep.out.tailOff, hold: Math.round(this.o.holdMs), idle: Math.round(this.o.idleMs), held: this.o.maxHeld, lim: limitsOf(this.o), ring: [this.o.outSlots, this.o.outBytes] });
     const len = ep.writeBundle(this.sid, rn, now, [item], true);
     this.afterWrite(now);
     this.welcome = ep.writer.buf.slice(0, len);

@@ -5,7 +5,7 @@
  * round-trip state, and timers as ages. Transport-bound state (held HTTP exchanges, outstanding
  * requests) does not: the restored side simply sends or waits for fresh ones.
  */
-import { Encoder, decode } from 'cbor-x';
+import { decodeValue, encodeValue } from './cbor-value';
 import { EndpointData } from './endpoint';
 import { ErrorCode, hfError } from './errors';
 import { ResolvedOptions, resolveOptions } from './options';
@@ -54,19 +54,21 @@ export interface Snapshot<T extends LinkData> {
   ep: EndpointData;
 }
 
-const enc = new Encoder({ useRecords: false, variableMapSize: true, mapsAsObjects: true });
-
+/** The snapshot as CBOR (cbor-value.ts); the returned bytes are the caller's. */
 export function encodeSnapshot<T extends LinkData>(s: Snapshot<T>): Uint8Array {
-  return enc.encode(s);
+  return encodeValue(s);
 }
 
-/** Decodes and checks a snapshot of the given role; throws HF_ERR_STATE if it is not one. */
+/**
+ * Decodes and checks a snapshot of the given role; throws HF_ERR_STATE if it is not one. Reads what
+ * this version writes and what versions that wrote snapshots with cbor-x wrote.
+ */
 export function decodeSnapshot<T extends LinkData>(bytes: Uint8Array, role: 'client' | 'server'): Snapshot<T> {
   let s: Snapshot<T>;
   try {
-    s = decode(bytes) as Snapshot<T>;
+    s = decodeValue(bytes) as Snapshot<T>;
   } catch (e) {
-    throw hfError(ErrorCode.STATE, `snapshot is not CBOR: ${(e as Error).message}`);
+    throw hfError(ErrorCode.STATE, `snapshot cannot be decoded: ${(e as Error).message}`);
   }
   if (s === null || typeof s !== 'object' || s.v !== SNAPSHOT_VERSION) throw hfError(ErrorCode.STATE, `not a version ${SNAPSHOT_VERSION} snapshot`);
   if (s.role !== role) throw hfError(ErrorCode.STATE, `snapshot of a ${String(s.role)} link, expected ${role}`);

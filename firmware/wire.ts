@@ -11,7 +11,7 @@
  * `BundleWriter` writes from the out-ring and the in-ring's acknowledgement state straight into one
  * buffer it allocated once; `BundleReader` validates a whole body into a `BundleView` of numbers and
  * offsets (also allocated once) before anything is applied, so bad input changes no session state.
- * Neither allocates per message. Control items are rare and go through cbor-x (see control.ts).
+ * Neither allocates per message. Control items are rare and go through the general CBOR value codec (cbor-value.ts, see control.ts).
  */
 import { CborReader, CborWriter, headerSize } from './cbor';
 import { ErrorCode, hfError } from './errors';
