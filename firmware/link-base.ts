@@ -65,6 +65,8 @@ export abstract class LinkBase {
   protected endSignalled = false;
   /** Set when `send` returned false, so a drain event is owed. */
   protected blocked = false;
+  /** Length of the largest message `send` refused since the last drain. */
+  private blockedLen = 0;
   /** Time sendable messages started waiting for a bundle (coalescing); -1 none. */
   protected waitingSince = -1;
   /** Re-entrancy guard: sends from inside deliver are pumped by the outer event. */
@@ -101,12 +103,29 @@ export abstract class LinkBase {
     if (this.localEnd >= 0 || this.isFinished) throw hfError(ErrorCode.CLOSED, `send on a ${STATE_NAMES[this.state]} link${this.localEnd >= 0 ? ' after close()' : ''}`);
     if (!this.ep.send(src, off, len)) {
       this.blocked = true;
+      if (len > this.blockedLen) this.blockedLen = len;
       return false;
     }
     if (this.waitingSince < 0) this.waitingSince = now;
-    this.run(now);
+    if (!this.corked) this.run(now);
     return true;
   }
+
+  /**
+   * While corked, `send` only queues: the bundle decision waits for `uncork`, so messages sent in one
+   * burst (one turn of the driver's event loop) leave together instead of one bundle each.
+   */
+  cork(): void {
+    this.corked = true;
+  }
+
+  uncork(now: number): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.run(now);
+  }
+
+  private corked = false;
 
   /** Closes this direction: no more sends; the peer gets everything already queued, then CLOSE. */
   close(now: number): void {
@@ -180,8 +199,11 @@ export abstract class LinkBase {
   /** Hook after every pump (drain and close bookkeeping). */
   protected afterPump(now: number): void {
     this.maybeCheckpoint(now);
-    if (this.blocked && !this.isFinished && this.ep.out.length < this.ep.out.slots) {
+    // 'drain' once the largest message refused since the last drain fits again (room for a slot
+    // alone is not enough: the message may still not fit in the bytes left).
+    if (this.blocked && !this.isFinished && this.ep.out.fits(this.blockedLen)) {
       this.blocked = false;
+      this.blockedLen = 0;
       this.port.onDrain?.();
     }
     void now;

@@ -134,6 +134,20 @@ test('send returns false when the out-ring is full; drain follows the acknowledg
   assert.ok(m.send('3'));
 });
 
+test('drain waits until the refused message fits in the bytes left, not just in a free slot', () => {
+  const m = new Manual({ outSlots: 8, outBytes: 64 });
+  m.open();
+  assert.ok(m.send('a'.repeat(40)));
+  assert.is(m.send('b'.repeat(40)), false, '40 + 40 bytes do not fit in 64');
+  // A free slot is not enough: uncork-style re-runs of the link must not claim room that is not there.
+  m.client.cork();
+  m.client.uncork(m.now);
+  assert.not.ok(m.events.includes('device drain'), 'no drain while 40 bytes do not fit');
+  m.settle();
+  assert.ok(m.events.includes('device drain'), 'drain once the first message was acknowledged');
+  assert.ok(m.send('b'.repeat(40)));
+});
+
 test('close: both directions end, everything delivered, both sides closed and the session freed', () => {
   const m = new Manual();
   m.open();

@@ -101,10 +101,23 @@ export class LinkChannel extends EventEmitter implements Channel {
 
   send(data: Uint8Array): boolean {
     if (this.closed) throw hfError(ErrorCode.CLOSED, 'send on a closed channel');
-    const ok = this.live.send(this.host.now(), data);
-    this.host.kick();
-    return ok;
+    const link = this.live;
+    // Messages sent in one tick leave together: the link is corked until the next tick.
+    if (!this.corking) {
+      this.corking = true;
+      link.cork();
+      process.nextTick(this.uncork);
+    }
+    return link.send(this.host.now(), data);
   }
+
+  private corking = false;
+  private readonly uncork = (): void => {
+    this.corking = false;
+    if (this.link === null) return;
+    this.link.uncork(this.host.now());
+    this.host.kick();
+  };
 
   pause(): void {
     this.paused = true;
