@@ -7,3 +7,6 @@ export type { Storage } from './storage';
 export type { Log } from './log';
 export type { Entropy } from './entropy';
 export type { Crypto } from './crypto';
+export type { SystemInfo, NetInterface } from './system';
+export type { Gpio, GpioChip } from './gpio';
+export type { Platform, StorageOptions } from './platform';

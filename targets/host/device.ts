@@ -17,16 +17,14 @@ import { Ladder, LadderOptions } from '../../firmware/ladder';
 import { LinkState, Transport } from '../../firmware/link-base';
 import { LinkOptions, resolveOptions } from '../../firmware/options';
 import type { Log } from '../../hal/log';
+import type { Storage } from '../../hal/storage';
 import { Address, formatAddress, parseAddress } from './address';
 import { Channel, LinkChannel } from './channel';
-import { hostClock } from './clock';
-import { nodeCrypto } from './crypto';
+import { platform } from '#platform';
 import { HttpTransport } from './device-http';
 import { TcpTransport } from './device-tcp';
-import { hostEntropy } from './entropy';
 import { silentLog } from './log';
 import { proxyFor } from './proxy';
-import { FileStorage } from './storage';
 
 export interface DeviceOptions {
   /** The gateway's URL: http://host:port (the path defaults to /v1/link). */
@@ -43,7 +41,7 @@ export interface DeviceOptions {
   env?: Record<string, string | undefined>;
   /** Where the session's journal lives; absent: in memory only (a restart starts a new session). */
   stateDir?: string | null;
-  /** fsync every journal append (power-cut safe, slower); default false (kill -9 safe). */
+  /** fsync every journal append (power-cut safe, one flash write per message); default false (kill -9 safe). */
   syncAppends?: boolean;
   /** Link bounds (firmware/options.ts). */
   link?: LinkOptions;
@@ -98,7 +96,7 @@ class Device {
   private readonly http: HttpTransport;
   private readonly tcp: TcpTransport | null;
   private readonly ladder: Ladder;
-  private readonly storage: FileStorage | null;
+  private readonly storage: (Storage & { close(): void }) | null;
   private readonly resumed: boolean;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
@@ -118,7 +116,7 @@ class Device {
     if (key !== undefined && key.length === 0) throw hfError(ErrorCode.OPTION, 'key must not be empty');
     this.log = opts.log ?? silentLog;
 
-    this.channel = new LinkChannel(opts.id, { now: () => hostClock.now(), kick: () => this.kick() });
+    this.channel = new LinkChannel(opts.id, { now: () => platform.clock.now(), kick: () => this.kick() });
     Object.defineProperty(this.channel, 'transport', { get: () => this.current, enumerable: true });
     Object.defineProperty(this.channel, 'sessionId', { get: () => (this.client.sid === null ? null : Buffer.from(this.client.sid).toString('hex')), enumerable: true });
 
@@ -138,9 +136,9 @@ class Device {
         this.shutdown();
       },
     };
-    const now = hostClock.now();
-    const config: ClientConfig = { id: opts.id, random: (b) => hostEntropy.fill(b), options: opts.link, helloCounter: Math.floor(hostClock.wall() / 100) >>> 0, ...(key === undefined ? {} : { key, crypto: nodeCrypto }) };
-    this.storage = opts.stateDir ? new FileStorage(opts.stateDir, { syncAppends: opts.syncAppends }) : null;
+    const now = platform.clock.now();
+    const config: ClientConfig = { id: opts.id, random: (b) => platform.entropy.fill(b), options: opts.link, helloCounter: Math.floor(platform.clock.wall() / 100) >>> 0, ...(key === undefined ? {} : { key, crypto: platform.crypto }) };
+    this.storage = opts.stateDir ? platform.storage(opts.stateDir, { syncAppends: opts.syncAppends }) : null;
     let client: ClientLink | null = null;
     if (this.storage !== null) {
       client = ClientLink.fromJournal(this.storage, now, config, port);
@@ -208,7 +206,7 @@ class Device {
 
   /** Moves the session onto a transport (starting or resuming it the first time). */
   private use(name: 'tcp' | 'http', reason: string): void {
-    const t = hostClock.now();
+    const t = platform.clock.now();
     const c = this.client;
     if (name === this.current && this.started) return;
     const from = this.current;
@@ -237,7 +235,7 @@ class Device {
   /** Runs an event on the link and the ladder, then tidies up (abandoned requests, the timer). */
   private event(fn: (now: number) => void): void {
     if (this.finished) return;
-    fn(hostClock.now());
+    fn(platform.clock.now());
     this.kick();
   }
 
@@ -251,7 +249,7 @@ class Device {
     this.timer = null;
     this.timerAt = t;
     if (t === Infinity) return;
-    this.timer = setTimeout(() => this.fire(), Math.max(1, Math.ceil(t - hostClock.now())));
+    this.timer = setTimeout(() => this.fire(), Math.max(1, Math.ceil(t - platform.clock.now())));
   }
 
   private fire(): void {
