@@ -9,8 +9,7 @@
  */
 import * as http from 'node:http';
 import { ErrorCode, HfError, hfError } from '../../firmware/errors';
-import { CBOR_TYPE } from './gateway-http';
-import { ERROR_HEADER } from './http-status';
+import { CBOR_TYPE, ERROR_HEADER } from './http-status';
 
 export interface HttpTransportOptions {
   /** The gateway's link URL (http://host:port/v1/link). */

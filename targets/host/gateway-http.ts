@@ -14,9 +14,8 @@ import { ErrorCode, ErrorCodeValue, HfError, hfError, isHfError } from '../../fi
 import type { ServerLink } from '../../firmware/server-link';
 import { Address, listenOn } from './address';
 import type { Gateway } from './gateway';
-import { ERROR_HEADER, statusFor } from './http-status';
+import { CBOR_TYPE, ERROR_HEADER, statusFor } from './http-status';
 
-export const CBOR_TYPE = 'application/cbor';
 
 interface Exchange {
   res: http.ServerResponse;

@@ -17,3 +17,6 @@ export function statusFor(code: ErrorCodeValue): number {
 
 /** The header that carries the code of a refusal, for people and proxies that cannot read CBOR. */
 export const ERROR_HEADER = 'x-holdfast-error';
+
+/** The media type of a bundle body. */
+export const CBOR_TYPE = 'application/cbor';

@@ -4,7 +4,7 @@
  * one fails. With --state the session survives restarts: on SIGTERM the process stops without closing
  * it, and the next start resumes it from the journal (nothing accepted is lost or sent twice).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { ErrorCode, HfError, hfError, isHfError } from '../../firmware/errors';
 import { parseTarget } from '../../firmware/mux';
 import { connect, DeviceChannel, DeviceOptions } from '../../targets/host/device';
@@ -25,6 +25,8 @@ const FLAGS: Flag[] = [
   { name: 'forward', meta: 'LOCALPORT:HOST:PORT', repeat: true, help: 'listen on 127.0.0.1:LOCALPORT, connect through the gateway to HOST:PORT' },
   { name: 'proxy', meta: 'URL', help: 'HTTP forward proxy (default: http_proxy / HTTP_PROXY, honouring no_proxy)' },
   { name: 'state', meta: 'DIR', help: 'keep the session journal here: restarts resume it, nothing accepted is lost' },
+  { name: 'fsync', type: 'bool', help: 'with --state: sync every journal record to flash (survives power cuts; one write per message)' },
+  { name: 'status', meta: 'FILE', help: 'keep FILE up to date with the session state as JSON (for flash and monitoring)' },
   { name: 'config', meta: 'FILE', help: 'JSON with any of these settings ({"gateway": ..., "id": ..., "forward": [...]}); flags win' },
   ...LOG_FLAGS,
 ];
@@ -83,7 +85,7 @@ function keyOf(v: Values): string {
 }
 
 /** The device's settings from flags and --config, validated before anything starts. */
-export function deviceSettings(argv: string[]): { options: DeviceOptions; forwards: ForwardSpec[]; log: Log } | 'help' {
+export function deviceSettings(argv: string[]): { options: DeviceOptions; forwards: ForwardSpec[]; log: Log; status: string | null } | 'help' {
   const { values: flags, help } = parseArgs(argv, FLAGS);
   if (help) return 'help';
   const v: Values = { ...(typeof flags.config === 'string' ? readConfig(flags.config) : {}), ...flags };
@@ -98,10 +100,11 @@ export function deviceSettings(argv: string[]): { options: DeviceOptions; forwar
     key: keyOf(v),
     proxy: v.proxy as string | undefined,
     stateDir: (v.state as string | undefined) ?? null,
+    syncAppends: v.fsync === true,
     log,
   };
   const forwards = ((v.forward as string[] | undefined) ?? []).map(parseForward);
-  return { options, forwards, log };
+  return { options, forwards, log, status: (v.status as string | undefined) ?? null };
 }
 
 export async function deviceCommand(argv: string[]): Promise<number> {
@@ -111,6 +114,7 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const { options, forwards, log } = s;
+  const status = statusWriter(s.status, options.id, log);
   let stopping = false;
   let current: { ch: DeviceChannel; fwd: PortForwarder | null } | null = null;
   let wake: (() => void) | null = null;
@@ -147,8 +151,13 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     const cur: { ch: DeviceChannel; fwd: PortForwarder | null } = { ch, fwd: null };
     current = cur;
     const closed = new Promise<HfError | undefined>((resolve) => ch.once('close', resolve));
+    status({ state: 'connecting', session: null, transport: 'none', error: null });
     ch.once('open', () => {
       backoff = 1000;
+      status({ state: 'open', session: ch.sessionId, transport: ch.transport, error: null });
+    });
+    ch.on('transport', (t: string) => {
+      if (ch.sessionId !== null) status({ state: 'open', session: ch.sessionId, transport: t, error: null });
     });
     if (forwards.length > 0) {
       try {
@@ -164,6 +173,7 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     current = null;
     if (stopping) break;
     const wait = isHfError(err) && err.code === ErrorCode.AUTH ? 60_000 : backoff;
+    status({ state: 'reconnecting', session: null, transport: 'none', error: err?.code ?? null });
     backoff = Math.min(30_000, backoff * 2);
     log.info('reconnecting', { in_ms: wait, after: err?.code ?? 'close' });
     await new Promise<void>((resolve) => {
@@ -173,5 +183,32 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     wake = null;
   }
   await stopped;
+  status({ state: 'stopped', session: null, transport: 'none', error: null });
   return 0;
+}
+
+interface Status {
+  state: 'connecting' | 'open' | 'reconnecting' | 'stopped';
+  session: string | null;
+  transport: string;
+  error: string | null;
+}
+
+/** Writes the session state to `file` as one JSON object, atomically (tmp + rename), on each change. */
+function statusWriter(file: string | null, id: string, log: Log): (s: Status) => void {
+  if (file === null) return () => {};
+  let since = new Date().toISOString();
+  let last = '';
+  return (s) => {
+    const key = `${s.state} ${s.session} ${s.transport}`;
+    if (key !== last) since = new Date().toISOString();
+    last = key;
+    const body = JSON.stringify({ id, pid: process.pid, ...s, since, updated: new Date().toISOString() }) + '\n';
+    try {
+      writeFileSync(`${file}.tmp`, body);
+      renameSync(`${file}.tmp`, file);
+    } catch (e) {
+      log.warn('cannot write the status file', { file, reason: (e as NodeJS.ErrnoException).code ?? (e as Error).message });
+    }
+  };
 }

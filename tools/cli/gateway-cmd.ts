@@ -10,6 +10,7 @@ import { createLog, LogFormat, LogLevel } from '../../targets/host/log';
 import { Mux } from '../../targets/host/mux';
 import { parseTarget } from '../../firmware/mux';
 import { Flag, parseArgs, usage } from './args';
+import { benchResponder } from './bench-proto';
 import { linkOptions, LINK_FLAGS, LOG_FLAGS, onSignals } from './common';
 
 const FLAGS: Flag[] = [
@@ -18,6 +19,7 @@ const FLAGS: Flag[] = [
   { name: 'devices', meta: 'FILE', help: 'JSON {"<device id>": "<secret key>", ...}: the devices let in (required)' },
   { name: 'allow', meta: 'HOST:PORT', repeat: true, help: 'a target devices may forward to (anything else is refused, HF_ERR_FORBIDDEN)' },
   { name: 'echo', type: 'bool', help: 'send every plain message back to its device (for testing)' },
+  { name: 'bench', type: 'bool', help: "answer devices' `bench` command (implies --echo)" },
   { name: 'max-sessions', type: 'number', help: 'most sessions at once (default 10000)' },
   ...LINK_FLAGS,
   ...LOG_FLAGS,
@@ -72,10 +74,12 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     const fwd = serveForwards(mux, { allow });
     fwd.on('refused', (target: string, err: { code: string; message: string }) => log.warn('forward refused', { device: ch.deviceId, target, code: err.code }));
     fwd.on('connection', () => log.debug('forward connected', { device: ch.deviceId }));
-    mux.on('message', (m: Buffer) => {
-      log.debug('message', { device: ch.deviceId, bytes: m.length });
-      if (v.echo === true) mux.send(m);
-    });
+    if (v.bench === true) benchResponder(mux);
+    else
+      mux.on('message', (m: Buffer) => {
+        log.debug('message', { device: ch.deviceId, bytes: m.length });
+        if (v.echo === true) mux.send(m);
+      });
     mux.on('error', () => {});
     mux.on('close', () => fwd.close());
     ch.on('end', () => ch.end());

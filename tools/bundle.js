@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+'use strict';
+// `npm run bundle`: one CommonJS file per target, built by esbuild for the Node.js a board already has
+// (Node 18: Raspberry Pi OS / Debian bookworm).
+//
+//   dist/holdfast-device.js    the device (pi target: `#platform` -> targets/pi/platform.ts)
+//   dist/holdfast-gateway.js   the gateway (host target)
+//   dist/size.json             bytes per input module of each bundle (from esbuild's metafile)
+//
+// The target's HAL is chosen here, at build time, by aliasing the module `#platform`; nothing picks a
+// target at run time. cbor-x's optional native addon is aliased to an empty module (tools/empty.js).
+// The device bundle has a size budget (--budget-kib, default DEVICE_BUDGET_KIB): over it, the build
+// fails and names the biggest contributors. The goal is 64 KiB (see the note by DEVICE_BUDGET_KIB).
+//
+// Usage: node tools/bundle.js [--budget-kib N] [--quiet] [--out DIR]
+const { buildSync } = require('esbuild');
+const fs = require('node:fs');
+const path = require('node:path');
+const zlib = require('node:zlib');
+
+const root = path.resolve(__dirname, '..');
+
+// The goal for the device bundle is 64 KiB minified. What it holds today (the link core, the HTTP and
+// TCP transports, the transport ladder, authentication, the journal, the mux and port forwarding,
+// the CLI) does not fit in that: this budget is set just above the measured size so that growth
+// fails the build and has to be argued for. See docs/ARCHITECTURE.md ("The device bundle").
+const DEVICE_BUDGET_KIB = 120;
+const GOAL_KIB = 64;
+
+const BUNDLES = [
+  { name: 'holdfast-device.js', entry: 'tools/cli/device-main.ts', platform: 'targets/pi/platform.ts', budget: true },
+  { name: 'holdfast-gateway.js', entry: 'tools/cli/gateway-main.ts', platform: 'targets/host/platform.ts', budget: false },
+];
+
+function parseArgs(argv) {
+  const o = { budgetKib: DEVICE_BUDGET_KIB, quiet: false, out: path.join(root, 'dist') };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--budget-kib') o.budgetKib = Number(argv[++i]);
+    else if (a === '--quiet') o.quiet = true;
+    else if (a === '--out') o.out = path.resolve(argv[++i]);
+    else {
+      console.error(`bundle: unknown argument ${a}\nusage: node tools/bundle.js [--budget-kib N] [--quiet] [--out DIR]`);
+      process.exit(2);
+    }
+  }
+  if (!Number.isFinite(o.budgetKib) || o.budgetKib <= 0) {
+    console.error('bundle: --budget-kib must be a positive number');
+    process.exit(2);
+  }
+  return o;
+}
+
+/** Builds one bundle; returns its sizes and per-module contributions. */
+function build(b, out) {
+  const outfile = path.join(out, b.name);
+  const r = buildSync({
+    entryPoints: [path.join(root, b.entry)],
+    bundle: true,
+    minify: true,
+    platform: 'node',
+    target: 'node18',
+    format: 'cjs',
+    outfile,
+    metafile: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+    banner: { js: '#!/usr/bin/env node' },
+    alias: {
+      '#platform': path.join(root, b.platform),
+      'cbor-extract': path.join(root, 'tools', 'empty.js'),
+    },
+  });
+  fs.chmodSync(outfile, 0o755);
+  const output = r.metafile.outputs[path.relative(process.cwd(), outfile)] ?? Object.values(r.metafile.outputs)[0];
+  const bytes = fs.statSync(outfile).size;
+  const gzip = zlib.gzipSync(fs.readFileSync(outfile), { level: 9 }).length;
+  const modules = Object.entries(output.inputs)
+    .map(([file, v]) => ({ module: path.relative(root, path.resolve(process.cwd(), file)), bytes: v.bytesInOutput }))
+    .filter((m) => m.bytes > 0)
+    .sort((x, y) => y.bytes - x.bytes);
+  return { name: b.name, file: outfile, bytes, gzip, modules };
+}
+
+/** Bytes per top-level folder (firmware, targets/host, node_modules/cbor-x, ...). */
+function byArea(modules) {
+  const areas = new Map();
+  for (const m of modules) {
+    const parts = m.module.split(path.sep);
+    const area = parts[0] === 'node_modules' ? parts.slice(0, 2).join('/') : parts.length > 2 ? parts.slice(0, 2).join('/') : parts[0];
+    areas.set(area, (areas.get(area) ?? 0) + m.bytes);
+  }
+  return [...areas].sort((a, b) => b[1] - a[1]);
+}
+
+const kib = (n) => (n / 1024).toFixed(1);
+
+function main() {
+  const o = parseArgs(process.argv.slice(2));
+  fs.mkdirSync(o.out, { recursive: true });
+  const results = BUNDLES.map((b) => ({ ...build(b, o.out), budget: b.budget }));
+  const report = { goal_kib: GOAL_KIB, budget_kib: o.budgetKib, bundles: {} };
+  let failed = false;
+  for (const r of results) {
+    report.bundles[r.name] = { bytes: r.bytes, gzip_bytes: r.gzip, areas: Object.fromEntries(byArea(r.modules)), modules: r.modules };
+    if (!o.quiet) {
+      console.log(`${r.name}: ${r.bytes} bytes (${kib(r.bytes)} KiB) minified, ${r.gzip} bytes gzip`);
+      for (const [area, n] of byArea(r.modules)) console.log(`  ${kib(n).padStart(7)} KiB  ${area}`);
+      console.log('  biggest modules:');
+      for (const m of r.modules.slice(0, 12)) console.log(`  ${kib(m.bytes).padStart(7)} KiB  ${m.module}`);
+    }
+    if (r.budget) {
+      const limit = o.budgetKib * 1024;
+      const verdict = r.bytes <= limit ? 'within' : 'OVER';
+      console.log(`${r.name}: ${kib(r.bytes)} KiB, budget ${o.budgetKib} KiB (${verdict}), goal ${GOAL_KIB} KiB (${r.bytes <= GOAL_KIB * 1024 ? 'met' : 'not met'})`);
+      if (r.bytes > limit) {
+        failed = true;
+        console.error(`bundle: ${r.name} is ${r.bytes - limit} bytes over its ${o.budgetKib} KiB budget. Biggest contributors:`);
+        for (const m of r.modules.slice(0, 8)) console.error(`  ${kib(m.bytes).padStart(7)} KiB  ${m.module}`);
+      }
+    }
+  }
+  fs.writeFileSync(path.join(o.out, 'size.json'), JSON.stringify(report, null, 2) + '\n');
+  if (failed) process.exit(1);
+}
+
+main();
