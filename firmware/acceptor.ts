@@ -15,7 +15,7 @@ import { ErrorCode, hfError } from './errors';
 import { LinkOptions, ResolvedOptions, resolveOptions } from './options';
 import { ServerLink, ServerPort } from './server-link';
 import type { ArenaAlloc } from './endpoint';
-import { BundleReader, BundleView, SID_BYTES } from './wire';
+import { BundleReader, BundleView, SID_BYTES, peekSid } from './wire';
 import { Transport } from './link-base';
 import { Sealer, checkHelloProof, sessionKey } from './auth';
 import type { Crypto } from '../hal/crypto';
@@ -41,6 +41,12 @@ export interface AcceptorConfig {
   onDrop?: (link: ServerLink) => void;
   /** Provides each session's memory (default: zero-filled ArrayBuffers; see Endpoint). */
   alloc?: ArenaAlloc;
+  /**
+   * Cork each session that takes a request or frame (see LinkBase.cork) until `uncorkAll`: the
+   * driver calls that at the end of its event-loop turn, so an application's reply to a message rides
+   * on the answer the request would have got anyway. Default false.
+   */
+  corkInput?: boolean;
 }
 
 /** Placeholder until `open` gives the new link its real port. */
@@ -85,18 +91,31 @@ export class Acceptor {
    * Parses `body` and returns the session it belongs to (null for a hello). Throws HF_ERR_CBOR /
    * HF_ERR_BUNDLE / HF_ERR_LIMIT for a bad body, HF_ERR_UNKNOWN_SESSION for an unknown session id.
    */
-  private route(body: Uint8Array): { v: BundleView; link: ServerLink | null } {
-    const v = this.reader.read(body);
-    if (!v.hasSid) return { v, link: null };
-    const link = this.sessions.get(toHex(v.buf, v.sidOff, SID_BYTES));
-    if (link === undefined || link.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, `no session ${toHex(v.buf, v.sidOff, 4)}…`);
+  private route(body: Uint8Array): { v: BundleView | null; link: ServerLink | null } {
+    // Bundles of a session are routed by a peek at their session id (the session reads them fully,
+    // once); the last session routed is compared first, without a lookup.
+    let at = peekSid(body);
+    let v: BundleView | null = null;
+    if (at < 0) {
+      v = this.reader.read(body);
+      if (!v.hasSid) return { v, link: null };
+      at = v.sidOff; // (the walk and the full read agree; this only keeps the two honest)
+    }
+    const last = this.lastRouted;
+    const link = last !== null && equalBytes(body, at, last.sid, 0, SID_BYTES) ? last : this.sessions.get(toHex(body, at, SID_BYTES));
+    if (link === undefined || link.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, `no session ${toHex(body, at, 4)}…`);
+    this.lastRouted = link;
     return { v, link };
   }
+
+  /** The session the last bundle was routed to (dropped with it). */
+  private lastRouted: ServerLink | null = null;
 
   /** An HTTP request body arrived as exchange `exchange`. Answers through the link's port, or throws. */
   onRequest(now: number, exchange: number, body: Uint8Array): ServerLink {
     const { v, link } = this.route(body);
-    if (link === null) return this.hello(now, exchange, v);
+    if (link === null) return this.hello(now, exchange, v as BundleView);
+    this.corkFor(link);
     link.onRequest(now, exchange, body);
     this.sweep(link);
     return link;
@@ -105,10 +124,8 @@ export class Acceptor {
   /** A direct-transport frame arrived. Returns its session (the first frame may be a hello). */
   onFrame(now: number, body: Uint8Array, exchange: number): ServerLink {
     const { v, link } = this.route(body);
-    if (link === null) {
-      const l = this.hello(now, exchange, v);
-      return l;
-    }
+    if (link === null) return this.hello(now, exchange, v as BundleView);
+    this.corkFor(link);
     link.onFrame(now, body, exchange);
     this.sweep(link);
     return link;
@@ -200,6 +217,24 @@ export class Acceptor {
     }
   }
 
+  private readonly corked: ServerLink[] = [];
+
+  private corkFor(link: ServerLink): void {
+    if (this.config.corkInput !== true || this.corked.indexOf(link) >= 0) return;
+    link.cork();
+    this.corked.push(link);
+  }
+
+  /** Uncorks every session corked since the last call; returns them (their timers may have moved). */
+  uncorkAll(now: number): ServerLink[] {
+    const links = this.corked.splice(0);
+    for (const l of links) {
+      l.uncork(now);
+      this.sweep(l);
+    }
+    return links;
+  }
+
   /** Runs one session's timer if it is due, and drops the session if it finished. */
   tick(link: ServerLink, now: number): void {
     if (link.nextDeadline() <= now) link.onTimer(now);
@@ -212,6 +247,7 @@ export class Acceptor {
     const key = toHex(link.sid);
     if (this.sessions.get(key) !== link) return;
     this.sessions.delete(key);
+    if (this.lastRouted === link) this.lastRouted = null;
     const rec = this.devices.get(link.deviceId);
     if (rec !== undefined && rec.link === link) rec.link = null;
     this.config.onDrop?.(link);

@@ -112,8 +112,10 @@ export abstract class LinkBase {
   }
 
   /**
-   * While corked, `send` only queues: the bundle decision waits for `uncork`, so messages sent in one
-   * burst (one turn of the driver's event loop) leave together instead of one bundle each.
+   * While corked, events only queue and deliver: what to send waits for `uncork`, so messages sent in
+   * one burst, or an application's reply to a message it just received, leave in one bundle (over
+   * HTTP: on the request being answered anyway) instead of one bundle each. A driver corks for one turn
+   * of its event loop and always uncorks.
    */
   cork(): void {
     this.corked = true;
@@ -173,6 +175,7 @@ export abstract class LinkBase {
     this.busy = true;
     try {
       this.deliver(now);
+      if (this.corked) return; // uncork pumps
       this.pump(now);
       this.afterPump(now);
     } finally {

@@ -297,6 +297,32 @@ export class BundleView {
   }
 }
 
+const peeker = new CborReader();
+
+/**
+ * Where the session id of the bundle in `buf[start, end)` is (its 16 bytes start there), or -1 if it
+ * has none or is malformed: a cheap walk over the top-level keys for routing before the full read.
+ * Nothing is validated beyond that walk; the session's own read refuses a bad bundle.
+ */
+export function peekSid(buf: Uint8Array, start = 0, end = buf.length): number {
+  const r = peeker;
+  try {
+    r.reset(buf, start, end);
+    const pairs = r.mapHeader('bundle', 16);
+    for (let i = 0; i < pairs; i++) {
+      const key = r.uint('key', 0xffff);
+      if (key === Key.SID) {
+        const n = r.bytes('sid', SID_BYTES);
+        return n === SID_BYTES ? r.pos - n : -1;
+      }
+      r.skip();
+    }
+  } catch {
+    // malformed: the full read says how
+  }
+  return -1;
+}
+
 /** Validates bundle bodies against the limits; one reader and one view per session or listener. */
 export class BundleReader {
   readonly limits: Required<WireLimits>;

@@ -46,7 +46,7 @@ export class HttpTransport {
 
   constructor(o: HttpTransportOptions) {
     this.o = o;
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: o.sockets, maxFreeSockets: o.sockets, scheduling: 'lifo' });
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: o.sockets, maxFreeSockets: o.sockets, scheduling: 'lifo', noDelay: true } as http.AgentOptions);
     const headers: Record<string, string> = { 'Content-Type': CBOR_TYPE, Accept: CBOR_TYPE };
     if (o.proxy !== null) {
       headers.Host = o.url.host;

@@ -232,19 +232,38 @@ class Device {
     this.http.post(rn, Buffer.from(body.subarray(0, len)));
   }
 
-  /** Runs an event on the link and the ladder, then tidies up (abandoned requests, the timer). */
+  /**
+   * Runs an event on the link and the ladder, then tidies up (abandoned requests, the timer). The link
+   * stays corked until the end of this turn of the event loop, so the application's reply to what
+   * just arrived leaves with whatever the link sends next, in one bundle.
+   */
   private event(fn: (now: number) => void): void {
     if (this.finished) return;
+    if (!this.corkedTurn) {
+      this.corkedTurn = true;
+      this.client.cork();
+      process.nextTick(this.endTurn);
+    }
     fn(platform.clock.now());
     this.kick();
   }
+
+  private corkedTurn = false;
+  private readonly endTurn = (): void => {
+    this.corkedTurn = false;
+    if (this.finished) return;
+    this.client.uncork(platform.clock.now());
+    this.kick();
+  };
 
   private kick(): void {
     if (this.finished) return;
     const c = this.client;
     this.http.cancelAbandoned((rn) => c.isOutstanding(rn));
     const t = Math.min(c.nextDeadline(), this.ladder.nextDeadline());
-    if (t === this.timerAt && this.timer !== null) return;
+    // A timer already set for no later than `t` stays: if it fires early, fire() finds nothing due and
+    // sets the next one. (Deadlines mostly move later, on every acknowledgement: no timer churn.)
+    if (this.timer !== null && this.timerAt <= t) return;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.timerAt = t;

@@ -119,6 +119,7 @@ export class HttpFront {
       if (this.exchanges.get(ex) === x) this.exchanges.delete(ex);
       this.refuse(res, true, gw.rnOf(body), e);
       gw.log.debug('request refused', { code: e.code, reason: e.message });
+      gw.touched(null); // a refused request may have corked its session: uncork at the end of the turn
       return;
     }
     if (this.exchanges.get(ex) === x) x.link = link;

@@ -97,6 +97,7 @@ export class TcpFront {
       if (!isHfError(e)) throw e;
       this.refuse(c, gw.rnOf(body), e);
       gw.log.debug('frame refused', { code: e.code, reason: e.message });
+      gw.touched(null);
       if (c.link === null) c.socket.end();
       return;
     }

@@ -116,6 +116,7 @@ export class Gateway extends EventEmitter {
       // Not zero-filled (nothing is read before it is written): a new session costs no memset, and
       // pages the session never uses are never touched.
       alloc: (n) => Buffer.allocUnsafeSlow(n).buffer as ArrayBuffer,
+      corkInput: true,
       onDrop: (link) => this.drop(link),
     });
     this.maxBody = this.acceptor.o.maxBundleBytes;
@@ -204,7 +205,8 @@ export class Gateway extends EventEmitter {
   /** Re-arms the session's timer after anything happened to it. */
   arm(slot: Slot): void {
     const t = slot.link.nextDeadline();
-    if (t === slot.at && slot.timer !== null) return;
+    // A timer set for no later than `t` stays (if it fires early, nothing is due and fire() re-arms).
+    if (slot.timer !== null && slot.at <= t) return;
     if (slot.timer !== null) clearTimeout(slot.timer);
     slot.timer = null;
     slot.at = t;
@@ -219,12 +221,28 @@ export class Gateway extends EventEmitter {
     if (this.slots.has(slot.link)) this.arm(slot);
   }
 
-  /** Re-arms the timer of `link`'s session (after a request or frame). */
+  /**
+   * Re-arms the timer of `link`'s session (after a request or frame), and makes sure the sessions
+   * corked by this turn's input are uncorked at its end.
+   */
   touched(link: ServerLink | null): void {
+    if (!this.uncorkQueued) {
+      this.uncorkQueued = true;
+      process.nextTick(this.uncork);
+    }
     if (link === null) return;
     const slot = this.slots.get(link);
     if (slot !== undefined) this.arm(slot);
   }
+
+  private uncorkQueued = false;
+  private readonly uncork = (): void => {
+    this.uncorkQueued = false;
+    for (const l of this.acceptor.uncorkAll(this.now())) {
+      const slot = this.slots.get(l);
+      if (slot !== undefined) this.arm(slot);
+    }
+  };
 
   // ---- shutdown --------------------------------------------------------------------------------
 
