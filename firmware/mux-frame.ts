@@ -29,10 +29,16 @@ export const MuxOp = {
   CREDIT: 0x07,
   /** An application message that is not part of any stream (stream id 0). */
   MESSAGE: 0x08,
+  /**
+   * A new mux on this session (stream id 0, payload: epoch u32, not 0). The device sends it first
+   * thing; the gateway then drops every stream of the device's previous mux (a process that resumed
+   * the session from its journal) and sends the same frame back.
+   */
+  START: 0x09,
 } as const;
 export type MuxOpValue = (typeof MuxOp)[keyof typeof MuxOp];
 export const MUX_OP_NAMES: Record<number, string> = {
-  1: 'OPEN', 2: 'OPEN_OK', 3: 'OPEN_FAIL', 4: 'DATA', 5: 'END', 6: 'RESET', 7: 'CREDIT', 8: 'MESSAGE',
+  1: 'OPEN', 2: 'OPEN_OK', 3: 'OPEN_FAIL', 4: 'DATA', 5: 'END', 6: 'RESET', 7: 'CREDIT', 8: 'MESSAGE', 9: 'START',
 };
 
 /** Header bytes: op u8 + stream id u32. */
@@ -64,7 +70,8 @@ export type MuxFrame =
   | { op: typeof MuxOp.OPEN_FAIL | typeof MuxOp.RESET; id: number; code: string; message: string }
   | { op: typeof MuxOp.DATA | typeof MuxOp.MESSAGE; id: number; data: Uint8Array }
   | { op: typeof MuxOp.END; id: number }
-  | { op: typeof MuxOp.CREDIT; id: number; credit: number };
+  | { op: typeof MuxOp.CREDIT; id: number; credit: number }
+  | { op: typeof MuxOp.START; id: number; epoch: number };
 
 /** A forwarding target, split. `host` keeps IPv6 brackets off: "[::1]:22" is host "::1". */
 export interface MuxTarget {
@@ -126,9 +133,10 @@ export function decodeFrame(b: Uint8Array, limits: Required<MuxLimits> = MUX_LIM
   const op = b[0];
   const id = u32(b, 1);
   const n = b.length - MUX_HEADER;
-  if (op < MuxOp.OPEN || op > MuxOp.MESSAGE) throw hfError(ErrorCode.BUNDLE, `unknown op ${hex2(op)}`);
-  if ((op === MuxOp.MESSAGE) !== (id === 0)) {
-    throw hfError(ErrorCode.PROTOCOL, op === MuxOp.MESSAGE ? `MESSAGE on stream ${id}, must be 0` : `${MUX_OP_NAMES[op]} on stream 0 (reserved for MESSAGE)`);
+  if (op < MuxOp.OPEN || op > MuxOp.START) throw hfError(ErrorCode.BUNDLE, `unknown op ${hex2(op)}`);
+  const session = op === MuxOp.MESSAGE || op === MuxOp.START;
+  if (session !== (id === 0)) {
+    throw hfError(ErrorCode.PROTOCOL, session ? `${MUX_OP_NAMES[op]} on stream ${id}, must be 0` : `${MUX_OP_NAMES[op]} on stream 0 (reserved for MESSAGE and START)`);
   }
   switch (op) {
     case MuxOp.OPEN: {
@@ -164,6 +172,12 @@ export function decodeFrame(b: Uint8Array, limits: Required<MuxLimits> = MUX_LIM
     case MuxOp.END:
       exact(op, n, 0);
       return { op, id };
+    case MuxOp.START: {
+      exact(op, n, 4);
+      const epoch = u32(b, MUX_HEADER);
+      if (epoch === 0) throw hfError(ErrorCode.BUNDLE, 'START with epoch 0');
+      return { op, id, epoch };
+    }
     default:
       return { op: MuxOp.MESSAGE, id, data: b.subarray(MUX_HEADER) };
   }
@@ -229,6 +243,12 @@ export class MuxWriter {
     return this.carry(MuxOp.DATA, id, src, off, len);
   }
 
+  /** START of a mux incarnation `epoch` (not 0). */
+  start(epoch: number): Uint8Array {
+    if (epoch === 0) throw hfError(ErrorCode.OPTION, 'START epoch must not be 0');
+    return this.u32Frame(MuxOp.START, 0, epoch >>> 0);
+  }
+
   /** MESSAGE carrying `src` (0..maxData bytes). */
   message(src: Uint8Array): Uint8Array {
     if (src.length > this.maxData) throw hfError(ErrorCode.TOO_BIG, `message of ${src.length} bytes, limit ${this.maxData}`);
@@ -270,6 +290,7 @@ export function encodeFrame(f: MuxFrame, limits: Required<MuxLimits> = MUX_LIMIT
     case MuxOp.RESET: v = w.reset(f.id, f.code, f.message); break;
     case MuxOp.END: v = w.end(f.id); break;
     case MuxOp.DATA: v = w.data(f.id, f.data); break;
+    case MuxOp.START: v = w.start(f.epoch); break;
     default: v = w.message(f.data);
   }
   return v.slice();

@@ -62,6 +62,15 @@ export class MuxTable {
   private nextOwn: number;
   /** The highest id the peer opened so far (0: none). */
   private lastPeer = 0;
+  /** Device: the epoch of the START it sent, until the gateway answers it (0: answered, or gateway). */
+  epoch = 0;
+  /** Gateway: STARTs received (a second one means the device's mux started over). */
+  peerStarts = 0;
+
+  /** Device: a START of `epoch` is being sent (see MuxOp.START). */
+  starting(epoch: number): void {
+    this.epoch = epoch >>> 0;
+  }
 
   constructor(opts: MuxTableOptions) {
     if (opts === null || typeof opts !== 'object') throw hfError(ErrorCode.OPTION, `options must be an object, got ${String(opts)}`);
@@ -95,7 +104,9 @@ export class MuxTable {
   private known(f: MuxFrame): StreamEntry | null {
     const e = this.streams.get(f.id);
     if (e !== undefined) return e;
-    if (this.wasClosed(f.id)) return null;
+    // Until the gateway answered our START, frames may still come for the streams of this device's
+    // previous mux (the session outlived its process): they are stale, not wrong.
+    if (this.wasClosed(f.id) || this.epoch !== 0) return null;
     throw hfError(ErrorCode.PROTOCOL, `${MUX_OP_NAMES[f.op]} on stream ${f.id}, which was never opened`);
   }
 
@@ -111,6 +122,20 @@ export class MuxTable {
   receive(b: Uint8Array): MuxFrame | null {
     const f = decodeFrame(b, this.limits);
     if (f.op === MuxOp.MESSAGE) return f;
+    if (f.op === MuxOp.START) {
+      if (this.role === 'gateway') {
+        // A device mux after the first one: the previous one is gone (its process restarted and
+        // resumed the session), with every stream; its ids start over.
+        if (this.peerStarts++ > 0) {
+          this.streams.clear();
+          this.lastPeer = 0;
+        }
+        return f;
+      }
+      if (f.epoch !== this.epoch) return null; // the answer to an older START: not ours
+      this.epoch = 0;
+      return f;
+    }
     if (f.op === MuxOp.OPEN) {
       if (this.isOwn(f.id)) throw hfError(ErrorCode.PROTOCOL, `OPEN of stream ${f.id}: the ${this.role === 'device' ? 'gateway opens even' : 'device opens odd'} ids`);
       if (f.id <= this.lastPeer) throw hfError(ErrorCode.PROTOCOL, `OPEN of stream ${f.id}, not above the last opened ${this.lastPeer}`);

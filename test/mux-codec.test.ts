@@ -40,6 +40,7 @@ const GOOD: Record<string, MuxFrame> = {
   'open-fail': { op: MuxOp.OPEN_FAIL, id: 3, code: 'HF_ERR_FORBIDDEN', message: 'db:5432' },
   reset: { op: MuxOp.RESET, id: 5, code: 'HF_ERR_CLOSED', message: '' },
   message: { op: MuxOp.MESSAGE, id: 0, data: te.encode('hi') },
+  start: { op: MuxOp.START, id: 0, epoch: 0x0badcafe },
 };
 
 function plain(f: MuxFrame): unknown {
@@ -192,6 +193,27 @@ test('options are validated and name the bad value', () => {
   assert.is(code(() => new MuxTable({ role: 'device', maxFrame: 65537 })), 'HF_ERR_OPTION');
   assert.is(code(() => new MuxTable({ role: 'device', maxStreams: 0 })), 'HF_ERR_OPTION');
   assert.is(code(() => new MuxTable({ role: 'device', maxFrame: 64, maxTarget: 200 })), 'HF_ERR_OPTION');
+});
+
+test('START: a device mux that starts over (docs/MUX.md 2a)', () => {
+  const w = new MuxWriter(resolveMuxLimits());
+  const gw = new MuxTable({ role: 'gateway' });
+  assert.is(gw.receive(w.start(7).slice())?.op, MuxOp.START, 'the first START');
+  gw.receive(w.open(1, 100, 'h:1').slice());
+  gw.accept(1, 100);
+  assert.is(gw.size, 1);
+  assert.is(code(() => gw.receive(w.open(1, 100, 'h:1').slice())), 'HF_ERR_PROTOCOL', 'id 1 again, same mux: refused');
+  gw.receive(w.start(9).slice());
+  assert.is(gw.size, 0, 'a second START: the previous streams are gone');
+  assert.is(gw.receive(w.open(1, 100, 'h:1').slice())?.op, MuxOp.OPEN, 'and device ids start over');
+
+  const dev = new MuxTable({ role: 'device' });
+  dev.starting(42);
+  assert.is(dev.receive(w.data(4, te.encode('x')).slice()), null, 'before the answer: a frame of the old mux is ignored');
+  assert.is(dev.receive(w.start(41).slice()), null, 'an answer to another START is ignored');
+  assert.is(dev.receive(w.data(6, te.encode('x')).slice()), null, 'still waiting');
+  assert.is(dev.receive(w.start(42).slice())?.op, MuxOp.START, 'the answer');
+  assert.is(code(() => dev.receive(w.data(8, te.encode('x')).slice())), 'HF_ERR_PROTOCOL', 'after it, unknown ids are errors again');
 });
 
 test.run();

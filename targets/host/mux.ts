@@ -85,6 +85,12 @@ export class Mux extends EventEmitter implements MuxDriver {
     ];
     for (const [ev, fn] of this.chListeners) ch.on(ev, fn);
     if (ch.closed) process.nextTick(() => this.onChannelClose(hfError(ErrorCode.CLOSED, 'channel closed before the mux was made')));
+    else if (this.table.role === 'device') {
+      // Every device mux announces itself (docs/MUX.md 2a): a session resumed by a new process starts its streams over.
+      const epoch = (Math.floor(Math.random() * 0xfffffffe) + 1) >>> 0;
+      this.table.starting(epoch);
+      this.ctl(this.w.start(epoch));
+    }
   }
 
   /** Streams open now (both directions). */
@@ -164,6 +170,20 @@ export class Mux extends EventEmitter implements MuxDriver {
     if (f === null) return;
     if (f.op === MuxOp.MESSAGE) {
       this.emit('message', asBuffer(f.data));
+      return;
+    }
+    if (f.op === MuxOp.START) {
+      if (this.table.role === 'gateway') {
+        // After a restart (a second START) the table forgot the device's previous streams: end their
+        // local halves. Then answer.
+        if (this.table.peerStarts > 1)
+          for (const s of [...this.streams.values()]) {
+            this.streams.delete(s.id);
+            this.writers.delete(s);
+            s.destroy(hfError(ErrorCode.CLOSED, `stream ${s.id} (${s.target}): the device started a new mux (it restarted)`));
+          }
+        this.ctl(this.w.start(f.epoch));
+      }
       return;
     }
     if (f.op === MuxOp.OPEN) {
