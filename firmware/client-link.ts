@@ -130,6 +130,9 @@ export class ClientLink extends LinkBase {
     c.ep.fromData(s.ep, now);
     c.restoreLinkData(s.link);
     c.sid = s.link.sid === null ? null : new Uint8Array(s.link.sid);
+    // The transport belonged to the old process: the driver sets one, and the first setTransport
+    // must take effect (announce the session, resend what is unacknowledged) whichever it is.
+    c.transport = Transport.HELD;
     c.rn = (s.link.rn + RN_JUMP) >>> 0;
     c.serverHold = s.link.serverHold;
     c.serverHeld = s.link.serverHeld;
@@ -220,8 +223,15 @@ export class ClientLink extends LinkBase {
   resumeSession(now: number): void {
     this.ep.lastHeard = now;
     this.startedAt = now;
+    this.resuming = true;
+    // The first bundle goes at once: the gateway learns where the session lives now.
+    this.ep.ackOwed = true;
+    this.ep.ackOwedSince = -Infinity;
     this.run(now);
   }
+
+  /** A resumed session has not yet heard from the gateway (onOpen fires when it does). */
+  private resuming = false;
 
   /** The driver moved the session to another transport: unacknowledged messages go out again there. */
   setTransport(now: number, t: TransportValue): void {
@@ -291,6 +301,12 @@ export class ClientLink extends LinkBase {
     }
     this.unanswered = 0;
     this.retryAt = 0;
+    if (this.resuming) {
+      // The gateway still has the session: it is open again, in this process.
+      this.resuming = false;
+      this.port.onOpen?.();
+      if (this.isFinished) return;
+    }
     if (this.finalRn >= 0 && (dist(v.rn, this.finalRn) < 0x80000000 || this.transport === Transport.DIRECT)) {
       this.deliver(now);
       this.finish(now);
@@ -426,6 +442,9 @@ export class ClientLink extends LinkBase {
       let want: boolean;
       if (this.reqRn.length === 0) want = now >= this.retryAt;
       else if (this.drained && this.finalRn < 0) want = true;
+      // A resumed session asks for an answer at once: the second request makes the gateway answer the
+      // first (with its window, which the journal does not keep), instead of holding it.
+      else if (this.resuming) want = true;
       else {
         want =
           ep.fullBundle ||

@@ -41,7 +41,7 @@ export type TransportValue = (typeof Transport)[keyof typeof Transport];
 export interface LinkPort {
   /** Deliver one in-order message; `buf[off, off+len)` is valid only during the call. False pauses. */
   deliver(buf: Uint8Array, off: number, len: number): boolean;
-  /** The link opened (client: welcome received), or room appeared in the out-ring after it was full. */
+  /** The link opened (client: welcome received; or, for a resumed session, the gateway's first answer). */
   onOpen?(): void;
   onDrain?(): void;
   /** The peer closed its direction: every message it sent has been delivered. */

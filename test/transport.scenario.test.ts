@@ -207,10 +207,10 @@ test('5. through a real forward proxy (tinyproxy): forwards 2 MB intact', async 
   }
 });
 
-test('6. kill -9 mid-stream, restart with the same state: every accepted message exactly once, in order', async () => {
+async function killAndResume(transport: 'tcp' | 'http', TOTAL: number): Promise<void> {
   const c = new Cleanup();
   try {
-    await within(120_000, 'scenario 6', async () => {
+    await within(120_000, `scenario 6 (${transport})`, async () => {
       const dir = tmpDir(c);
       const gw = await Gateway.start({ http: '127.0.0.1:0', tcp: '127.0.0.1:0', devices: { 'pi-1': KEY } });
       c.add(() => gw.close());
@@ -220,9 +220,8 @@ test('6. kill -9 mid-stream, restart with the same state: every accepted message
         sessions++;
         ch.on('message', (m: Buffer) => got.push(m.readUInt32BE(0)));
       });
-      const TOTAL = 30_000;
       const sender = (): Proc =>
-        new Proc(process.execPath, ['-r', 'tsx/cjs', path.join(ROOT, 'test', 'support', 'sender.ts'), `http://${gw.http!.address}`, gw.tcp!.address, KEY, path.join(dir, 'state'), String(TOTAL)], c);
+        new Proc(process.execPath, ['-r', 'tsx/cjs', path.join(ROOT, 'test', 'support', 'sender.ts'), `http://${gw.http!.address}`, transport === 'tcp' ? gw.tcp!.address : 'none', KEY, path.join(dir, 'state'), String(TOTAL)], c);
       const first = sender();
       await first.waitFor(/accepted 5000\b/, 30_000);
       first.kill('SIGKILL');
@@ -232,6 +231,9 @@ test('6. kill -9 mid-stream, restart with the same state: every accepted message
       await second.waitFor(/resumed at (\d+)/, 30_000);
       const resumedAt = Number(/resumed at (\d+)/.exec(second.log)![1]);
       assert.ok(resumedAt > accepted1, `resumed at ${resumedAt}, after the last accepted ${accepted1}`);
+      // The gateway hears from the resumed session at once, not after it held a request holdMs (20 s).
+      const opened = Number((await second.waitFor(/open after (\d+) ms/, 10_000))[1]);
+      assert.ok(opened < 5000, `the resumed session opened after ${opened} ms`);
       await second.waitFor(/all accepted/, 60_000);
       while (got.length < TOTAL) await sleep(50);
       await sleep(200);
@@ -243,6 +245,10 @@ test('6. kill -9 mid-stream, restart with the same state: every accepted message
   } finally {
     await c.run();
   }
-});
+}
+
+test('6. kill -9 mid-stream, restart with the same state: every accepted message exactly once, in order (TCP)', () => killAndResume('tcp', 30_000));
+
+test('6b. the same over HTTP only: the resumed session asks the gateway for an answer at once', () => killAndResume('http', 12_000));
 
 test.run();

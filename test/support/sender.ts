@@ -2,18 +2,20 @@
  * A device process for the kill -9 test: sends numbered messages (u32 index + padding) through the
  * host target's connect() with a journal in STATE, printing "accepted N" after each send() that
  * returned true, until TOTAL are accepted. Resumes from the journal when it has one.
- *   node -r tsx/cjs test/support/sender.ts GATEWAY_URL TCP KEY STATE TOTAL
+ *   node -r tsx/cjs test/support/sender.ts GATEWAY_URL TCP|none KEY STATE TOTAL
  */
 import { connect } from '../../targets/host/device';
 
 const [url, tcp, key, state, totalArg] = process.argv.slice(2);
 const total = Number(totalArg);
-const ch = connect({ gateway: url, tcp, id: 'pi-1', key, stateDir: state });
+const ch = connect({ gateway: url, tcp: tcp === 'none' ? null : tcp, id: 'pi-1', key, stateDir: state });
 const out: string[] = [];
 const flush = (): void => {
   if (out.length > 0) process.stdout.write(out.splice(0).join(''));
 };
 if (ch.resumed) process.stdout.write(`resumed at ${ch.accepted}\n`);
+const t0 = Date.now();
+ch.on('open', () => process.stdout.write(`open after ${Date.now() - t0} ms\n`));
 let i = ch.accepted;
 function pump(): void {
   while (i < total) {
