@@ -150,7 +150,10 @@ async function board(arch, gw, sinkPort, o) {
       const code = await Promise.race([b.exited, new Promise((r) => setTimeout(() => r('timeout'), 600_000))]);
       const last = b.out.trim().split('\n').pop();
       if (code !== 0) throw new Error(`exit ${code}: ${b.out.slice(-1500)}`);
-      row[`bench_${transport}`] = JSON.parse(last);
+      const j = JSON.parse(last);
+      // The bench skipped its own start timing (it cannot start an emulated node): the times from here.
+      if (j.start_ms === null) Object.assign(j, { start_ms: row.start_ms, node_start_ms: row.node_start_ms });
+      row[`bench_${transport}`] = j;
     } catch (e) {
       row.ok = false;
       row[`bench_${transport}`] = { error: e.message.split('\n').slice(0, 4).join(' ') };
