@@ -6,7 +6,7 @@
  */
 import * as net from 'node:net';
 import { Address } from './address';
-import { FrameReader, frame } from './frames';
+import { FrameReader, FrameWriter } from './frames';
 
 export interface TcpTransportEvents {
   onUp(): void;
@@ -19,6 +19,7 @@ export class TcpTransport {
   private readonly maxFrame: number;
   private readonly ev: TcpTransportEvents;
   private socket: net.Socket | null = null;
+  private readonly writer = new FrameWriter();
   private up = false;
   private attempt = 0;
 
@@ -63,7 +64,7 @@ export class TcpTransport {
   /** Writes one frame; false if there is no connection (the link retransmits what is lost). */
   send(body: Uint8Array, len: number): boolean {
     if (!this.up || this.socket === null) return false;
-    this.socket.write(frame(body, len));
+    this.writer.write(this.socket, body, len);
     return true;
   }
 

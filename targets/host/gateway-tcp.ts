@@ -14,13 +14,14 @@ import { ErrorCode, HfError, hfError, isHfError } from '../../firmware/errors';
 import { Transport } from '../../firmware/link-base';
 import type { ServerLink } from '../../firmware/server-link';
 import { Address, listenOn } from './address';
-import { FrameReader, frame } from './frames';
+import { FrameReader, FrameWriter, frame } from './frames';
 import type { Gateway } from './gateway';
 
 interface Conn {
   id: number;
   socket: net.Socket;
   reader: FrameReader;
+  writer: FrameWriter;
   /** The session whose frame this connection last carried. */
   link: ServerLink | null;
 }
@@ -59,7 +60,7 @@ export class TcpFront {
   send(id: number, body: Uint8Array, len: number): void {
     const c = this.conns.get(id);
     if (c === undefined || c.socket.destroyed) return;
-    c.socket.write(frame(body, len));
+    c.writer.write(c.socket, body, len);
   }
 
   private onConnection(socket: net.Socket): void {
@@ -71,7 +72,7 @@ export class TcpFront {
     }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
-    const c: Conn = { id: ++this.seq, socket, reader: new FrameReader(this.gw.maxBody), link: null };
+    const c: Conn = { id: ++this.seq, socket, reader: new FrameReader(this.gw.maxBody), writer: new FrameWriter(), link: null };
     this.conns.set(c.id, c);
     socket.on('data', (chunk: Buffer) => {
       try {
