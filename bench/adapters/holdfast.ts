@@ -1,0 +1,108 @@
+/**
+ * holdfast, as users run it: `Gateway.start` with a devices map (authenticated sessions) and the
+ * device's `connect()`, through the channel API (send / 'message' / 'drain'). Default link options on
+ * both sides. `holdfast-http` is the device with `tcp: null` (HTTP long-poll only); `holdfast-tcp`
+ * gives it the gateway's direct TCP port (the ladder tries TCP first and falls back to HTTP while TCP
+ * is down, so the gateway listens on both).
+ */
+import { connect, DeviceChannel } from '../../targets/host/device';
+import { Gateway, GatewayChannel } from '../../targets/host/gateway';
+import type { Channel } from '../../targets/host/channel';
+import type { LinkOptions } from '../../firmware/options';
+import { Adapter, BaseConn, ConnectOptions, ListenOptions, Ports, Server, keyOf, within } from '../adapter';
+
+class ChannelConn extends BaseConn {
+  constructor(private readonly ch: Channel) {
+    super();
+    ch.on('message', (m: Buffer) => this.deliver(m));
+    ch.on('drain', () => this.window.wake());
+    ch.on('close', () => this.ended());
+    ch.on('error', () => {});
+    // The peer ended its direction: end ours too, so the session closes cleanly.
+    ch.on('end', () => ch.end());
+  }
+
+  send(msg: Buffer): boolean {
+    if (this.ch.closed) return false;
+    return this.ch.send(msg);
+  }
+
+  async close(timeoutMs: number): Promise<void> {
+    if (this.closed) return;
+    const done = new Promise<void>((resolve) => this.onClose(resolve));
+    this.ch.end();
+    try {
+      await within(done, timeoutMs, 'holdfast close');
+    } catch {
+      this.ch.destroy();
+    }
+  }
+}
+
+/**
+ * Wider windows than the defaults, the same on both ends (`link` of Gateway.start and connect): 4096
+ * messages / 4 MiB in flight each way, up to 1024 messages / 1 MiB per bundle. The extra
+ * `holdfast-*-wide` rows show how much of holdfast's throughput is its default window (the gateway
+ * keeps 64 messages / 64 KiB per session by default, to stay small per session).
+ */
+export const WIDE_LINK: LinkOptions = { outSlots: 4096, outBytes: 1 << 22, inSlots: 4096, inBytes: 1 << 22, maxMessages: 1024, maxBundleBytes: 1 << 20 };
+
+function holdfast(name: string, tcp: boolean, link?: LinkOptions): Adapter {
+  const opts = link === undefined ? 'default link options' : 'link: WIDE_LINK (4096 msgs / 4 MiB windows, 1024 msgs / 1 MiB bundles) on both ends';
+  return {
+    name,
+    settings: tcp
+      ? `Gateway.start({http, tcp, devices}) + connect({gateway, tcp, id, key}); ${opts}; ladder: TCP, HTTP while TCP is down`
+      : `Gateway.start({http, devices}) + connect({gateway, tcp: null, id, key}); ${opts}`,
+    reconnects: true,
+    windowed: false,
+    async listen(opts: ListenOptions): Promise<Server> {
+      const devices: Record<string, string> = {};
+      for (const id of opts.ids) devices[id] = keyOf(id);
+      const gw = await Gateway.start({ http: '127.0.0.1:0', tcp: tcp ? '127.0.0.1:0' : null, devices, maxSessions: opts.ids.length + 16, link });
+      let onConn: (c: ChannelConn) => void = () => {};
+      gw.on('session', (ch: GatewayChannel) => onConn(new ChannelConn(ch)));
+      const port = (a: string): number => Number(a.slice(a.lastIndexOf(':') + 1));
+      const ports: Ports = { http: port(gw.http!.address) };
+      if (gw.tcp !== null) ports.tcp = port(gw.tcp.address);
+      return {
+        ports,
+        onConnection: (fn) => (onConn = fn),
+        get size() {
+          return gw.sessionCount;
+        },
+        close: () => gw.close(),
+      };
+    },
+    async connect(ports: Ports, opts: ConnectOptions): Promise<ChannelConn> {
+      const ch: DeviceChannel = connect({
+        gateway: `http://127.0.0.1:${ports.http}`,
+        tcp: tcp ? `127.0.0.1:${ports.tcp}` : null,
+        id: opts.id,
+        key: keyOf(opts.id),
+        proxy: null,
+        // Idle sessions (the memory workload measures the gateway) keep the device's defaults: a
+        // thousand devices with 4 MiB rings would only slow the client process down.
+        link: opts.idle === true ? undefined : link,
+      });
+      const conn = new ChannelConn(ch);
+      const open = new Promise<void>((resolve, reject) => {
+        ch.once('open', () => resolve());
+        ch.once('close', (e?: Error) => reject(e ?? new Error('closed before open')));
+      });
+      try {
+        await within(open, opts.timeoutMs, `${name} connect`);
+        if (tcp && ch.transport !== 'tcp') throw new Error(`session opened on ${ch.transport}, not tcp`);
+      } catch (e) {
+        ch.destroy();
+        throw e;
+      }
+      return conn;
+    },
+  };
+}
+
+export const holdfastHttp = holdfast('holdfast-http', false);
+export const holdfastTcp = holdfast('holdfast-tcp', true);
+export const holdfastHttpWide = holdfast('holdfast-http-wide', false, WIDE_LINK);
+export const holdfastTcpWide = holdfast('holdfast-tcp-wide', true, WIDE_LINK);

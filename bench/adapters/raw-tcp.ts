@@ -1,0 +1,128 @@
+/**
+ * raw-tcp, the floor: `[length u32 BE][message]` frames on a net.Socket with setNoDelay, writes of one
+ * tick corked into one writev, up to `Window.high` bytes buffered in the socket (tuned like the
+ * peers' windows; the socket's own 16 KiB highWaterMark would let one 16 KiB message out per drain).
+ * No acknowledgements, no reconnect, no authentication: what is left when every guarantee is taken
+ * away.
+ */
+import * as net from 'node:net';
+import { Adapter, BaseConn, ConnectOptions, Registry, Server, Window, within } from '../adapter';
+
+const HEAD = 4;
+/** Largest frame accepted (the workloads send at most 16 KiB). */
+const MAX_FRAME = 1 << 20;
+
+class SocketConn extends BaseConn {
+  private corked = false;
+  private chunks: Buffer[] = [];
+  private have = 0;
+
+  constructor(private readonly s: net.Socket) {
+    super();
+    s.setNoDelay(true);
+    s.on('data', (d: Buffer) => this.read(d));
+    s.on('drain', () => this.window.wake());
+    s.on('error', () => {});
+    s.on('close', () => this.ended());
+  }
+
+  send(msg: Buffer): boolean {
+    if (this.closed || this.s.destroyed) return false;
+    if (this.s.writableLength >= Window.high) return false;
+    if (!this.corked) {
+      this.corked = true;
+      this.s.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.s.uncork();
+      });
+    }
+    const f = Buffer.allocUnsafe(HEAD + msg.length);
+    f.writeUInt32BE(msg.length, 0);
+    msg.copy(f, HEAD);
+    this.s.write(f);
+    return true;
+  }
+
+  /** Reassembles frames from socket chunks. */
+  private read(d: Buffer): void {
+    this.chunks.push(d);
+    this.have += d.length;
+    while (this.have >= HEAD) {
+      let buf = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.have);
+      const len = buf.readUInt32BE(0);
+      if (len > MAX_FRAME) {
+        this.s.destroy();
+        return;
+      }
+      if (this.have < HEAD + len) {
+        this.chunks = [buf];
+        return;
+      }
+      this.deliver(buf.subarray(HEAD, HEAD + len));
+      buf = buf.subarray(HEAD + len);
+      this.have = buf.length;
+      this.chunks = this.have > 0 ? [buf] : [];
+    }
+  }
+
+  async close(timeoutMs: number): Promise<void> {
+    if (this.closed) return;
+    const done = new Promise<void>((resolve) => this.onClose(resolve));
+    this.s.end();
+    try {
+      await within(done, timeoutMs, 'raw-tcp close');
+    } catch {
+      this.s.destroy();
+    }
+  }
+}
+
+export const rawTcp: Adapter = {
+  name: 'raw-tcp',
+  settings: 'net.Socket, setNoDelay(true), u32 length prefix, writes of one tick corked',
+  reconnects: false,
+  windowed: true,
+  async listen(): Promise<Server> {
+    const conns = new Registry<SocketConn>();
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((s) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      conns.add(new SocketConn(s));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    return {
+      ports: { main: (server.address() as net.AddressInfo).port },
+      onConnection: (fn) => conns.onConnection(fn),
+      get size() {
+        return conns.live.size;
+      },
+      close: () =>
+        new Promise<void>((resolve) => {
+          for (const s of sockets) s.destroy();
+          server.close(() => resolve());
+        }),
+    };
+  },
+  async connect(ports, opts: ConnectOptions): Promise<SocketConn> {
+    const s = net.connect({ host: '127.0.0.1', port: ports.main });
+    try {
+      await within(
+        new Promise<void>((resolve, reject) => {
+          s.once('connect', resolve);
+          s.once('error', reject);
+        }),
+        opts.timeoutMs,
+        'raw-tcp connect',
+      );
+    } catch (e) {
+      s.destroy();
+      throw e;
+    }
+    return new SocketConn(s);
+  },
+};

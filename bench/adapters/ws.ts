@@ -1,0 +1,86 @@
+/**
+ * ws: a WebSocketServer and a WebSocket client (the `ws` package), binary messages,
+ * perMessageDeflate off on both sides (ws sets TCP_NODELAY itself). ws has no reconnect of its own.
+ * Flow control: the send callback (the frame was written to the socket) releases the Window.
+ */
+import * as http from 'node:http';
+import { WebSocket, WebSocketServer } from 'ws';
+import { Adapter, BaseConn, ConnectOptions, Registry, Server, within } from '../adapter';
+
+class WsConn extends BaseConn {
+  constructor(private readonly ws: WebSocket) {
+    super();
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: Buffer) => this.deliver(data));
+    ws.on('error', () => {});
+    ws.on('close', () => this.ended());
+  }
+
+  send(msg: Buffer): boolean {
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) return false;
+    if (this.window.full) return false;
+    const n = msg.length;
+    this.window.add(n);
+    this.ws.send(msg, { binary: true }, () => this.window.done(n));
+    return true;
+  }
+
+  async close(timeoutMs: number): Promise<void> {
+    if (this.closed) return;
+    const done = new Promise<void>((resolve) => this.onClose(resolve));
+    this.ws.close();
+    try {
+      await within(done, timeoutMs, 'ws close');
+    } catch {
+      this.ws.terminate();
+    }
+  }
+}
+
+export const ws: Adapter = {
+  name: 'ws',
+  settings: 'ws WebSocketServer + WebSocket, perMessageDeflate: false, binary frames',
+  reconnects: false,
+  windowed: true,
+  async listen(): Promise<Server> {
+    const conns = new Registry<WsConn>();
+    const server = http.createServer();
+    const wss = new WebSocketServer({ server, perMessageDeflate: false });
+    wss.on('connection', (sock: WebSocket) => conns.add(new WsConn(sock)));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    return {
+      ports: { main: (server.address() as { port: number }).port },
+      onConnection: (fn) => conns.onConnection(fn),
+      get size() {
+        return conns.live.size;
+      },
+      close: () =>
+        new Promise<void>((resolve) => {
+          for (const c of wss.clients) c.terminate();
+          wss.close();
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    };
+  },
+  async connect(ports, opts: ConnectOptions): Promise<WsConn> {
+    const sock = new WebSocket(`ws://127.0.0.1:${ports.main}/`, { perMessageDeflate: false });
+    try {
+      await within(
+        new Promise<void>((resolve, reject) => {
+          sock.once('open', () => resolve());
+          sock.once('error', reject);
+        }),
+        opts.timeoutMs,
+        'ws connect',
+      );
+    } catch (e) {
+      sock.terminate();
+      throw e;
+    }
+    return new WsConn(sock);
+  },
+};
