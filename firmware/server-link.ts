@@ -29,6 +29,10 @@ import { before } from './check';
 /** How many request numbers below the newest one are still accepted (once each). */
 const RN_WINDOW = 32;
 
+/** Where a request number stands against the numbers already taken. */
+const RnAge = { FRESH: 0, TAKEN: 1 } as const;
+type RnAgeValue = (typeof RnAge)[keyof typeof RnAge];
+
 export interface ServerPort extends LinkPort {
   /** Answer HTTP exchange `exchange` with `body[0, len)` (valid only during the call). */
   answer(exchange: number, body: Uint8Array, len: number): void;
@@ -141,7 +145,15 @@ export class ServerLink extends LinkBase {
       return;
     }
     const dup = this.heldRn.indexOf(v.rn);
-    if (dup < 0) this.checkFresh(v.rn);
+    if (dup < 0 && this.checkFresh(v.rn) === RnAge.TAKEN) {
+      // A request taken recently whose answer is no longer cached: a driver's retry after the answer
+      // was lost (more answers went out meanwhile than the cache keeps). It gets the current
+      // acknowledgement state, no messages (they are resent as unacknowledged); nothing in it is
+      // applied and no held request is displaced, so a captured request sent again gains nothing.
+      this.ep.lastHeard = now;
+      this.answerWith(now, exchange, v.rn, false);
+      return;
+    }
     this.ep.check(v);
     const ctls = this.readControls(v);
     this.markTaken(v.rn);
@@ -168,7 +180,7 @@ export class ServerLink extends LinkBase {
     if (this.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, 'session has ended');
     const v = this.ep.read(body);
     this.ep.authenticate(v);
-    this.checkFresh(v.rn);
+    if (this.checkFresh(v.rn) === RnAge.TAKEN) throw hfError(ErrorCode.AUTH, `frame number ${v.rn} was already used (newest ${this.rnTop}): replayed?`);
     this.ep.check(v);
     const ctls = this.readControls(v);
     this.markTaken(v.rn);
@@ -181,17 +193,15 @@ export class ServerLink extends LinkBase {
   directConn = 0;
 
   /**
-   * Refuses (HF_ERR_AUTH) a request number taken before, or older than the window: a captured request
-   * sent again must not displace the device's held request. (The replay cache answers exact repeats
-   * of recent requests before this check.)
+   * Refuses (HF_ERR_AUTH) a request number older than the window: nothing can tell a retry from a
+   * captured request sent again. Within the window, says whether `rn` is fresh or was taken (the
+   * replay cache answers exact repeats of recent requests before this check).
    */
-  private checkFresh(rn: number): void {
-    if (rn === this.rnTop || before(rn, this.rnTop)) {
-      const k = ((this.rnTop - rn) >>> 0) - 1;
-      if (rn === this.rnTop || k >= RN_WINDOW || (this.rnSeen & (1 << k)) !== 0) {
-        throw hfError(ErrorCode.AUTH, `request number ${rn} was already used or is too old (newest ${this.rnTop}): replayed?`);
-      }
-    }
+  private checkFresh(rn: number): RnAgeValue {
+    if (rn !== this.rnTop && !before(rn, this.rnTop)) return RnAge.FRESH;
+    const k = rn === this.rnTop ? -1 : ((this.rnTop - rn) >>> 0) - 1;
+    if (k >= RN_WINDOW) throw hfError(ErrorCode.AUTH, `request number ${rn} is too old (newest ${this.rnTop}): replayed?`);
+    return k < 0 || (this.rnSeen & (1 << k)) !== 0 ? RnAge.TAKEN : RnAge.FRESH;
   }
 
   /** Records `rn` as taken (after checkFresh passed and the bundle was accepted). */
