@@ -59,7 +59,7 @@ function wordCopy(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: numb
   const d = dst.byteOffset + dstOff;
   const s = src.byteOffset + srcOff;
   let i = 0;
-  for (; i + 4 <= len; i += 4) dd.setUint32(d + i, ds.getUint32(s + i));
+  for (; i + 4 <= len; i += 4) dd.setUint32(d + i, ds.getUint32(s + i, true), true);
   for (; i < len; i++) dst[dstOff + i] = src[srcOff + i];
 }
 

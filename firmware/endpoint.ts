@@ -69,6 +69,11 @@ export class Endpoint {
   readonly writer: BundleWriter;
   readonly reader: BundleReader;
   readonly rtt: RttEstimator;
+  /**
+   * The memory the rings and the bundle buffer live in. A delivered message whose bytes are in it is
+   * valid only during the deliver call; one that is not was passed straight from the received bundle.
+   */
+  readonly arena: ArrayBuffer;
 
   /** Exclusive end of the peer's receive window: sequence number and byte offset. */
   peerWndSeq: number;
@@ -116,6 +121,7 @@ export class Endpoint {
     const scratch = Math.min(o.inBytes, o.maxMessage);
     const size = o.outBytes + o.inBytes + scratch + o.maxBundleBytes;
     const arena = alloc !== undefined ? alloc(size) : new ArrayBuffer(size);
+    this.arena = arena;
     if (arena.byteLength < size) throw hfError(ErrorCode.OPTION, `alloc gave ${arena.byteLength} bytes, ${size} needed`);
     let at = 0;
     const take = (n: number): Uint8Array => {

@@ -49,7 +49,7 @@ export interface WireLimits {
 }
 
 export const WIRE_DEFAULTS: Required<WireLimits> = {
-  maxMessages: 64,
+  maxMessages: 512,
   maxBundleBytes: 262144,
   maxMessage: 65536,
   maxSackRanges: 8,

@@ -22,7 +22,7 @@ import { Control, Ctl, Limits, decodeControl, encodeControl } from '../firmware/
 import { Endpoint } from '../firmware/endpoint';
 import { errorBundle } from '../firmware/error-bundle';
 import { ErrorCode, ErrorCodeValue } from '../firmware/errors';
-import { resolveOptions } from '../firmware/options';
+import { LINK_DEFAULTS, resolveOptions } from '../firmware/options';
 import { OutRing } from '../firmware/out-ring';
 import { ServerLink } from '../firmware/server-link';
 import { BundleReader, BundleView, BundleWriter, WIRE_DEFAULTS, WireLimits, headerBudget } from '../firmware/wire';
@@ -874,7 +874,7 @@ test('the gateway refuses acks past what it sent (HF_ERR_ACK) and out-of-window 
   const cases: [string, Uint8Array, ErrorCodeValue][] = [
     ['ack 1 with nothing sent', request(s.sid, 10, 1, [[0, 0, one]]), ErrorCode.ACK],
     ['sack range past what was sent', request(s.sid, 11, 0, [[0, 0, one]], [], [0, 1]), ErrorCode.ACK],
-    ['message 256 messages ahead (window 256)', raw(12, arr(u(256), u(0), bstr('01'))), ErrorCode.WINDOW],
+    [`message ${LINK_DEFAULTS.inSlots} messages ahead (window ${LINK_DEFAULTS.inSlots})`, raw(12, arr(u(LINK_DEFAULTS.inSlots), u(0), bstr('01'))), ErrorCode.WINDOW],
     ['message bytes past the window', raw(13, arr(u(5), u(262144), bstr('01'))), ErrorCode.WINDOW],
     ['first message at the wrong offset', raw(14, arr(u(0), u(9), bstr('01'))), ErrorCode.PROTOCOL],
     ['unknown session', request(new Uint8Array(16).fill(0xb0), 15, 0, [[0, 0, one]]), ErrorCode.UNKNOWN_SESSION],

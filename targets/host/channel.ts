@@ -18,7 +18,6 @@
 import { EventEmitter } from 'node:events';
 import { ErrorCode, HfError, hfError } from '../../firmware/errors';
 import type { LinkBase, LinkPort } from '../../firmware/link-base';
-import { copyBytes } from '../../firmware/bytes';
 
 export interface Channel extends EventEmitter {
   /** Device id of the session. */
@@ -36,7 +35,10 @@ export interface Channel extends EventEmitter {
   on(event: string, fn: (...args: any[]) => void): this;
 }
 
-/** What a channel needs from the driver that runs its link. */
+/**
+ * What a channel needs from the driver that runs its link. The driver promises never to reuse the
+ * bytes of a bundle it hands the link (messages are given to the application as views into them).
+ */
 export interface ChannelHost {
   /** The driver's clock (ms). */
   now(): number;
@@ -74,10 +76,11 @@ export class LinkChannel extends EventEmitter implements Channel {
     return {
       onOpen: () => this.later('open'),
       deliver: (buf, off, len) => {
-        // The bytes are valid only during the call: the application gets its own copy.
-        const copy = Buffer.allocUnsafe(len);
-        copyBytes(copy, 0, buf, off, len);
-        this.later('message', copy);
+        // Bytes in the link's own memory (a message it kept back in its ring) are valid only during
+        // the call: the application gets a copy. Bytes straight from the received bundle are the
+        // driver's, which never reuses a bundle it handed the link: the application gets a view.
+        const inRing = this.link !== null && buf.buffer === this.link.ep.arena;
+        this.later('message', inRing ? Buffer.from(buf.subarray(off, off + len)) : Buffer.from(buf.buffer, buf.byteOffset + off, len));
         return !this.paused;
       },
       onDrain: () => this.later('drain'),

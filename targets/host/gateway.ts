@@ -68,12 +68,14 @@ export interface Slot {
 const utf8 = new TextEncoder();
 
 /**
- * A gateway keeps a session per device, each with its rings allocated up front, so its defaults are
- * smaller than a device's: a 64 KiB window each way (64 messages), messages up to 32 KiB, bundles up
- * to 64 KiB — about 230 KiB a session (a device's defaults take about 900 KiB). The window bounds one
- * session's throughput to window / round trip (64 KiB at 100 ms: 5 Mbit/s); raise it with `link`.
+ * A gateway keeps a session per device, each with its rings reserved up front, so its defaults are
+ * smaller than a device's: a 128 KiB window each way (1024 messages), messages up to 32 KiB, bundles
+ * up to 128 KiB — 416 KiB reserved a session (a device's defaults reserve 832 KiB), of which a
+ * fresh idle session touches about 80 KiB (`npm run bench:peers`, idle workload). The window bounds
+ * one session's throughput to window / round trip (128 KiB at 100 ms: 10 Mbit/s; 1024 small
+ * messages per round trip); raise it with `link`, or lower it to keep more sessions per MiB.
  */
-export const GATEWAY_LINK_DEFAULTS: LinkOptions = { outSlots: 64, outBytes: 65536, inSlots: 64, inBytes: 65536, maxMessage: 32768, maxBundleBytes: 65536 };
+export const GATEWAY_LINK_DEFAULTS: LinkOptions = { outSlots: 1024, outBytes: 131072, inSlots: 1024, inBytes: 131072, maxMessage: 32768, maxBundleBytes: 131072 };
 
 function keyLookup(devices: DeviceKeys): (id: string) => Uint8Array | null {
   if (typeof devices === 'function') return devices;
