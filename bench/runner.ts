@@ -74,8 +74,8 @@ function parseArgs(argv: string[]): Config {
     n: 50_000,
     n1k: 10_000,
     n16k: 2_000,
-    rtt: 1000,
-    warmup: 100,
+    rtt: 5000,
+    warmup: 2000,
     idle: 1000,
     chaosN: 10_000,
     killRate: 0.02,
@@ -99,6 +99,7 @@ function parseArgs(argv: string[]): Config {
     else if (a === '--rtt') c.rtt = num(a, argv[++i]);
     else if (a === '--idle') c.idle = num(a, argv[++i]);
     else if (a === '--chaos-messages') c.chaosN = num(a, argv[++i]);
+    else if (a === '--kill-rate') c.killRate = Math.min(1, num(a, argv[++i]));
     else if (a === '--drain-ms') c.drainMs = num(a, argv[++i]);
     else if (a === '--skip') for (const s of argv[++i].split(',')) c.skip.add(s.trim());
     else if (a === '--quick') {
@@ -106,15 +107,18 @@ function parseArgs(argv: string[]): Config {
       c.n1k = 2000;
       c.n16k = 300;
       c.rtt = 200;
+      c.warmup = 300;
       c.idle = 100;
       c.chaosN = 2000;
       c.drainMs = 5000;
     } else if (a === '--write-docs') c.writeDocs = true;
+    else if (a === '--out') c.out = path.resolve(argv[++i] ?? '.');
     else if (a === '--help' || a === '-h') {
       process.stdout.write(
         [
           'usage: npm run bench:peers -- [--systems a,b] [--quick] [--messages N] [--rtt N] [--idle N]',
           '         [--chaos-messages N] [--drain-ms MS] [--skip throughput,rtt,sizes,bytes,idle,chaos] [--write-docs]',
+          '         [--kill-rate R] [--out DIR]   (R: 0..1, default 0.02; DIR: where peers.json and peers.md go, default bench/results)',
           `systems: ${ADAPTERS.map((x) => x.name).join(', ')}`,
           '--write-docs rewrites the results between the markers in docs/BENCHMARKS.md',
           '',

@@ -43,7 +43,7 @@ class ChannelConn extends BaseConn {
  * Wider windows than the defaults, the same on both ends (`link` of Gateway.start and connect): 4096
  * messages / 4 MiB in flight each way, up to 1024 messages / 1 MiB per bundle. The extra
  * `holdfast-*-wide` rows show how much of holdfast's throughput is its default window (the gateway
- * keeps 64 messages / 64 KiB per session by default, to stay small per session).
+ * keeps 1024 messages / 128 KiB per session by default, to stay small per session).
  */
 export const WIDE_LINK: LinkOptions = { outSlots: 4096, outBytes: 1 << 22, inSlots: 4096, inBytes: 1 << 22, maxMessages: 1024, maxBundleBytes: 1 << 20 };
 
