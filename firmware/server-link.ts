@@ -150,8 +150,9 @@ export class ServerLink extends LinkBase {
       // was lost (more answers went out meanwhile than the cache keeps). It gets the current
       // acknowledgement state, no messages (they are resent as unacknowledged); nothing in it is
       // applied and no held request is displaced, so a captured request sent again gains nothing.
+      // The bare answer is not cached: it would push a real answer out of the cache.
       this.ep.lastHeard = now;
-      this.answerWith(now, exchange, v.rn, false);
+      this.answerWith(now, exchange, v.rn, false, false);
       return;
     }
     this.ep.check(v);
@@ -330,7 +331,7 @@ export class ServerLink extends LinkBase {
     this.answerWith(now, ex, rn, messages);
   }
 
-  private answerWith(now: number, exchange: number, rn: number, messages: boolean): void {
+  private answerWith(now: number, exchange: number, rn: number, messages: boolean, cache = true): void {
     const close = this.closeItem();
     if (close !== null) this.closeSent = true;
     const items: Uint8Array[] = [];
@@ -338,7 +339,7 @@ export class ServerLink extends LinkBase {
     if (this.failure !== undefined) items.push(this.failureItem());
     const len = this.ep.writeBundle(this.sid, rn, now, items.length > 0 ? items : null, messages && !this.isFinished);
     this.afterWrite(now);
-    if (this.o.replayCache > 0) this.remember(rn, this.ep.writer.buf.slice(0, len));
+    if (cache && this.o.replayCache > 0) this.remember(rn, this.ep.writer.buf.slice(0, len));
     this.port.answer(exchange, this.ep.writer.buf, len);
   }
 

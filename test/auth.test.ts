@@ -11,6 +11,7 @@ import { MAC_BYTES, Sealer, TAG_BYTES, checkHelloProof, helloProof, sessionKey }
 import { fromHex, toHex } from '../firmware/bytes';
 import { ClientLink } from '../firmware/client-link';
 import { ServerLink } from '../firmware/server-link';
+import { ServerData, decodeSnapshot } from '../firmware/snapshot';
 import { BundleReader } from '../firmware/wire';
 import { nodeCrypto } from '../targets/host/crypto';
 import { Manual } from './support/manual';
@@ -163,8 +164,11 @@ test('a captured request sent again later gains nothing: a bare answer within th
   assert.ok(held >= 1, 'a request is held');
   // Within the window it may be a driver's retry whose answer was lost: it is answered with the
   // acknowledgement state only. Nothing in it is applied and the held request stays held.
+  const cachedBefore = decodeSnapshot<ServerData>(m.server!.snapshot(m.now), 'server').link.replay.map(([rn]) => rn);
   const ex = m.redeliver(captured);
   assert.is(m.server!.held, held, 'the held request is still held');
+  const cachedAfter = decodeSnapshot<ServerData>(m.server!.snapshot(m.now), 'server').link.replay.map(([rn]) => rn);
+  assert.equal(cachedAfter, cachedBefore, 'the bare answer pushes no real answer out of the replay cache');
   assert.is(m.answers.length, 1, 'answered at once');
   const bare = reader.read(m.answers[0].body);
   assert.is(m.answers[0].exchange, ex);
