@@ -6,6 +6,7 @@
  * One message is one message of the system (a holdfast message, a WebSocket message, an engine.io
  * message, an MQTT PUBLISH, a length-prefixed frame). Every system is given the same Buffers.
  */
+import type { AddressInfo, Server as NetServer } from 'node:net';
 
 /** One open connection (or session) as the workloads see it. */
 export interface Conn {
@@ -158,6 +159,18 @@ export abstract class BaseConn implements Conn {
     this.messageFn(m);
   }
 
+  /** Closes politely (`gentle`); if the connection has not closed within `timeoutMs`, `force`s it. */
+  protected async closeWithin(timeoutMs: number, what: string, gentle: () => void, force: () => void): Promise<void> {
+    if (this.closed) return;
+    const done = new Promise<void>((resolve) => this.onClose(resolve));
+    gentle();
+    try {
+      await within(done, timeoutMs, what);
+    } catch {
+      force();
+    }
+  }
+
   protected ended(): void {
     if (this.closed) return;
     this.closed = true;
@@ -167,6 +180,14 @@ export abstract class BaseConn implements Conn {
     // Whoever waits for a drain learns the connection is gone (and finds `closed`).
     this.window.wake();
   }
+}
+
+/** Starts `server` listening on 127.0.0.1 at a port the system picks; resolves with that port. */
+export function listenLocal(server: NetServer): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
 }
 
 /** A server's live connections, and who hears of new ones. */

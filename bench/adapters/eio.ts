@@ -16,7 +16,7 @@
 import * as http from 'node:http';
 import { attach, Socket as ServerSocket } from 'engine.io';
 import { Socket as ClientSocket, SocketOptions } from 'engine.io-client';
-import { Adapter, BaseConn, ConnectOptions, Registry, Server, within } from '../adapter';
+import { Adapter, BaseConn, ConnectOptions, Registry, Server, listenLocal, within } from '../adapter';
 
 type Kind = 'eio-polling' | 'eio-polling-noagent' | 'eio-websocket';
 
@@ -53,9 +53,7 @@ class EioConn extends BaseConn {
 
   async close(timeoutMs: number): Promise<void> {
     if (this.closed) return;
-    const done = new Promise<void>((resolve) => this.onClose(resolve));
-    this.sock.close();
-    await within(done, timeoutMs, 'engine.io close').catch(() => this.ended());
+    await this.closeWithin(timeoutMs, 'engine.io close', () => this.sock.close(), () => this.ended());
     this.agent?.destroy();
   }
 }
@@ -75,12 +73,9 @@ function eio(name: Kind): Adapter {
       const server = http.createServer();
       const engine = attach(server, { transports: [transport], allowUpgrades: false, httpCompression: false, perMessageDeflate: false, maxHttpBufferSize: 1e7 });
       engine.on('connection', (s: ServerSocket) => conns.add(new EioConn(s as unknown as EioSocket, null)));
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve());
-      });
+      const port = await listenLocal(server);
       return {
-        ports: { main: (server.address() as { port: number }).port },
+        ports: { main: port },
         onConnection: (fn) => conns.onConnection(fn),
         get size() {
           return conns.live.size;

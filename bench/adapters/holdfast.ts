@@ -27,15 +27,8 @@ class ChannelConn extends BaseConn {
     return this.ch.send(msg);
   }
 
-  async close(timeoutMs: number): Promise<void> {
-    if (this.closed) return;
-    const done = new Promise<void>((resolve) => this.onClose(resolve));
-    this.ch.end();
-    try {
-      await within(done, timeoutMs, 'holdfast close');
-    } catch {
-      this.ch.destroy();
-    }
+  close(timeoutMs: number): Promise<void> {
+    return this.closeWithin(timeoutMs, 'holdfast close', () => this.ch.end(), () => this.ch.destroy());
   }
 }
 

@@ -13,7 +13,7 @@
 import * as net from 'node:net';
 import { MqttClient } from 'mqtt';
 import type { Aedes, AedesPublishPacket } from 'aedes';
-import { Adapter, BaseConn, ConnectOptions, ListenOptions, Registry, Server, within } from '../adapter';
+import { Adapter, BaseConn, ConnectOptions, ListenOptions, Registry, Server, listenLocal, within } from '../adapter';
 
 type QoS = 0 | 1;
 
@@ -105,12 +105,9 @@ function mqtt(name: 'mqtt-qos0' | 'mqtt-qos1', qos: QoS): Adapter {
         s.on('close', () => sockets.delete(s));
         broker.handle(s);
       });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve());
-      });
+      const port = await listenLocal(server);
       return {
-        ports: { main: (server.address() as net.AddressInfo).port },
+        ports: { main: port },
         onConnection: (fn) => conns.onConnection(fn),
         get size() {
           return broker.connectedClients;

@@ -6,7 +6,7 @@
  * away.
  */
 import * as net from 'node:net';
-import { Adapter, BaseConn, ConnectOptions, Registry, Server, Window, within } from '../adapter';
+import { Adapter, BaseConn, ConnectOptions, Registry, Server, Window, listenLocal, within } from '../adapter';
 
 const HEAD = 4;
 /** Largest frame accepted (the workloads send at most 16 KiB). */
@@ -66,15 +66,8 @@ class SocketConn extends BaseConn {
     }
   }
 
-  async close(timeoutMs: number): Promise<void> {
-    if (this.closed) return;
-    const done = new Promise<void>((resolve) => this.onClose(resolve));
-    this.s.end();
-    try {
-      await within(done, timeoutMs, 'raw-tcp close');
-    } catch {
-      this.s.destroy();
-    }
+  close(timeoutMs: number): Promise<void> {
+    return this.closeWithin(timeoutMs, 'raw-tcp close', () => this.s.end(), () => this.s.destroy());
   }
 }
 
@@ -91,12 +84,9 @@ export const rawTcp: Adapter = {
       s.on('close', () => sockets.delete(s));
       conns.add(new SocketConn(s));
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
+    const port = await listenLocal(server);
     return {
-      ports: { main: (server.address() as net.AddressInfo).port },
+      ports: { main: port },
       onConnection: (fn) => conns.onConnection(fn),
       get size() {
         return conns.live.size;

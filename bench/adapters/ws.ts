@@ -5,7 +5,7 @@
  */
 import * as http from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
-import { Adapter, BaseConn, ConnectOptions, Registry, Server, within } from '../adapter';
+import { Adapter, BaseConn, ConnectOptions, Registry, Server, listenLocal, within } from '../adapter';
 
 class WsConn extends BaseConn {
   constructor(private readonly ws: WebSocket) {
@@ -25,15 +25,8 @@ class WsConn extends BaseConn {
     return true;
   }
 
-  async close(timeoutMs: number): Promise<void> {
-    if (this.closed) return;
-    const done = new Promise<void>((resolve) => this.onClose(resolve));
-    this.ws.close();
-    try {
-      await within(done, timeoutMs, 'ws close');
-    } catch {
-      this.ws.terminate();
-    }
+  close(timeoutMs: number): Promise<void> {
+    return this.closeWithin(timeoutMs, 'ws close', () => this.ws.close(), () => this.ws.terminate());
   }
 }
 
@@ -47,12 +40,9 @@ export const ws: Adapter = {
     const server = http.createServer();
     const wss = new WebSocketServer({ server, perMessageDeflate: false });
     wss.on('connection', (sock: WebSocket) => conns.add(new WsConn(sock)));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
+    const port = await listenLocal(server);
     return {
-      ports: { main: (server.address() as { port: number }).port },
+      ports: { main: port },
       onConnection: (fn) => conns.onConnection(fn),
       get size() {
         return conns.live.size;
