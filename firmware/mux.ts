@@ -1,7 +1,7 @@
 /**
  * The stream multiplexer's core (docs/MUX.md): the table of one side's streams, their states and
  * their flow-control credit. Pure: it checks frames against the streams and keeps the accounts; the
- * driver (targets/host/mux.ts) does the I/O and calls the methods below as it sends.
+ * driver (targets/host/app/mux.ts) does the I/O and calls the methods below as it sends.
  *
  * Stream ids: the device opens odd ids (1, 3, 5, ...), the gateway even ids (2, 4, ...); id 0 is the
  * session itself (MESSAGE frames). Ids are never reused, so a frame for an id this side has closed

@@ -1,12 +1,12 @@
 /**
- * "host:port" addresses (targets/host/address.ts) as a table, and the HTTP status of each error code
- * (targets/host/http-status.ts).
+ * "host:port" addresses (targets/host/net/address.ts) as a table, and the HTTP status of each error code
+ * (targets/host/net/http-status.ts).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ErrorCode, ErrorCodeValue } from '../firmware/errors';
-import { Address, formatAddress, parseAddress } from '../targets/host/address';
-import { ERROR_HEADER, statusFor } from '../targets/host/http-status';
+import { Address, formatAddress, parseAddress } from '../targets/host/net/address';
+import { ERROR_HEADER, statusFor } from '../targets/host/net/http-status';
 import { failure } from './support/errors';
 
 

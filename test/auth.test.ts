@@ -13,7 +13,7 @@ import { ClientLink } from '../firmware/client-link';
 import { ServerLink } from '../firmware/server-link';
 import { ServerData, decodeSnapshot } from '../firmware/snapshot';
 import { BundleReader } from '../firmware/wire';
-import { nodeCrypto } from '../targets/host/crypto';
+import { nodeCrypto } from '../targets/node/crypto';
 import { Manual } from './support/manual';
 import { code } from './support/errors';
 

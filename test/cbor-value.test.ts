@@ -19,7 +19,7 @@ import { ErrorCode } from '../firmware/errors';
 import { getU32, Journal, Rec } from '../firmware/journal';
 import { ServerLink } from '../firmware/server-link';
 import { ClientData, ServerData, decodeSnapshot } from '../firmware/snapshot';
-import { nodeCrypto } from '../targets/host/crypto';
+import { nodeCrypto } from '../targets/node/crypto';
 import { SIM_KEY, SimPair } from '../targets/sim/pair';
 import { Prng } from '../targets/sim/prng';
 import { MemoryStorage } from '../targets/sim/storage';

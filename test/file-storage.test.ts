@@ -1,5 +1,5 @@
 /**
- * FileStorage (targets/host/storage.ts), each test in a fresh temporary directory: values, atomic
+ * FileStorage (targets/node/storage.ts), each test in a fresh temporary directory: values, atomic
  * replacement, appends (and their descriptor after a replacement), removal, key checks, storage
  * errors, and a journal written by a process killed with SIGKILL mid-stream.
  */
@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Journal, Rec, getU32 } from '../firmware/journal';
-import { FileStorage } from '../targets/host/storage';
+import { FileStorage } from '../targets/node/storage';
 import { within } from './support/within';
 import { failure } from './support/errors';
 

@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as net from 'node:net';
 import { isHfError } from '../firmware/errors';
-import { ForwardSpec, PortForwarder, forwardPorts, serveForwards } from '../targets/host/forward';
+import { ForwardSpec, PortForwarder, forwardPorts, serveForwards } from '../targets/host/app/forward';
 import { Defer, collect, muxes, nextEvent, random, sha256, until, within } from './support/bounded';
 
 async function codeOf(p: Promise<unknown>): Promise<string> {

@@ -1,10 +1,10 @@
 /**
- * TCP framing (targets/host/frames.ts): `[length u32 BE][body]`, built by `frame()` and reassembled by
+ * TCP framing (targets/host/net/frames.ts): `[length u32 BE][body]`, built by `frame()` and reassembled by
  * FrameReader from chunks cut anywhere; zero and over-limit lengths are HF_ERR_LIMIT.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FRAME_HEAD, FrameReader, frame } from '../targets/host/frames';
+import { FRAME_HEAD, FrameReader, frame } from '../targets/host/net/frames';
 import { code, message } from './support/errors';
 
 const hex = (h: string): Buffer => Buffer.from(h.replace(/\s+/g, ''), 'hex');

@@ -1,5 +1,5 @@
 /**
- * The gateway on the host target (targets/host/gateway*.ts) against raw HTTP and TCP input:
+ * The gateway on the host target (targets/host/gateway/) against raw HTTP and TCP input:
  *  - every refusal gets its HTTP status and its code (header and body), and a real session running
  *    beside them keeps flowing, undisturbed;
  *  - 2,000 sessions that go silent are reclaimed after the idle limit: table, timers and memory.
@@ -14,12 +14,12 @@ import * as vm from 'node:vm';
 import { ClientLink } from '../firmware/client-link';
 import { decodeControl } from '../firmware/control';
 import { BundleReader } from '../firmware/wire';
-import { nodeCrypto } from '../targets/host/crypto';
-import { connect } from '../targets/host/device';
-import { frame, FrameReader } from '../targets/host/frames';
-import { Gateway, GatewayChannel } from '../targets/host/gateway';
-import { serveForwards } from '../targets/host/forward';
-import { Mux } from '../targets/host/mux';
+import { nodeCrypto } from '../targets/node/crypto';
+import { connect } from '../targets/host/device/device';
+import { frame, FrameReader } from '../targets/host/net/frames';
+import { Gateway, GatewayChannel } from '../targets/host/gateway/gateway';
+import { serveForwards } from '../targets/host/app/forward';
+import { Mux } from '../targets/host/app/mux';
 import { Cleanup, hashServer } from './support/host';
 import { sleep, within } from './support/within';
 

@@ -5,7 +5,7 @@ import { ClientLink } from '../firmware/client-link';
 import { Journal, Rec } from '../firmware/journal';
 import { MemoryStorage } from '../targets/sim/storage';
 import { SIM_KEY, SimPair } from '../targets/sim/pair';
-import { nodeCrypto } from '../targets/host/crypto';
+import { nodeCrypto } from '../targets/node/crypto';
 import { code } from './support/errors';
 
 

@@ -1,11 +1,11 @@
 /**
- * Process logs (targets/host/log.ts): text and JSON lines to a capturing `out`, level filtering, how
+ * Process logs (targets/node/log.ts): text and JSON lines to a capturing `out`, level filtering, how
  * field values are rendered, and option validation.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ErrorCode, hfError } from '../firmware/errors';
-import { LogOptions, createLog, silentLog } from '../targets/host/log';
+import { LogOptions, createLog, silentLog } from '../targets/node/log';
 import { failure } from './support/errors';
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;

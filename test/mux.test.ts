@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fromHex } from '../firmware/bytes';
 import { ErrorCode } from '../firmware/errors';
-import { Mux, MuxStream } from '../targets/host/mux';
+import { Mux, MuxStream } from '../targets/host/app/mux';
 import { channels, collect, errorOf, muxes, nextEvent, own, random, sha256, sleep, until, within } from './support/bounded';
 import { code } from './support/errors';
 

@@ -1,7 +1,7 @@
-/** targets/host/proxy: which forward proxy a gateway URL goes through (flag, http_proxy, no_proxy). */
+/** targets/host/device/proxy: which forward proxy a gateway URL goes through (flag, http_proxy, no_proxy). */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { noProxyMatches, proxyFor } from '../targets/host/proxy';
+import { noProxyMatches, proxyFor } from '../targets/host/device/proxy';
 import { failure as error } from './support/errors';
 
 type Env = Record<string, string | undefined>;

@@ -1,5 +1,5 @@
 /**
- * The host target's SHA-256 and HMAC-SHA256 (targets/host/sha256.ts) against node:crypto: FIPS 180-4
+ * The Node base's SHA-256 and HMAC-SHA256 (targets/node/sha256.ts) against node:crypto: FIPS 180-4
  * and RFC 4231 vectors, every length around the block boundaries, random keys and data (seeded:
  * a failure prints its seed), keys longer than a block, the same key object reused, and no
  * allocation per call once a key is known.
@@ -7,8 +7,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, createHmac } from 'node:crypto';
-import { hmacSha256, sha256 } from '../targets/host/sha256';
-import { nodeCrypto } from '../targets/host/crypto';
+import { hmacSha256, sha256 } from '../targets/node/sha256';
+import { nodeCrypto } from '../targets/node/crypto';
 import { Prng } from '../targets/sim/prng';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -58,9 +58,14 @@ test('the host Crypto uses it, and a call allocates nothing once the key is know
   nodeCrypto.hmac(key, data, 0, data.length, out, 0);
   assert.is(hex(out), createHmac('sha256', key).update(data).digest('hex'));
   for (let i = 0; i < 1000; i++) nodeCrypto.hmac(key, data, 0, data.length, out, 0);
-  const before = process.memoryUsage().heapUsed;
-  for (let i = 0; i < 20000; i++) nodeCrypto.hmac(key, data, i % 8, 100, out, 0);
-  const grew = process.memoryUsage().heapUsed - before;
+  // The least growth of three rounds: garbage other tests left behind can be collected (or not)
+  // in the middle of one round, which says nothing about this call.
+  let grew = Infinity;
+  for (let round = 0; round < 3; round++) {
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 20000; i++) nodeCrypto.hmac(key, data, i % 8, 100, out, 0);
+    grew = Math.min(grew, process.memoryUsage().heapUsed - before);
+  }
   assert.ok(grew < 200_000, `heap grew ${grew} bytes over 20,000 calls`);
 });
 

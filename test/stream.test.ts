@@ -1,7 +1,7 @@
 /** channelStream: a Duplex over a whole channel (splitting, backpressure both ways, half-close, errors). */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { channelStream } from '../targets/host/stream';
+import { channelStream } from '../targets/host/app/stream';
 import { channels, collect, errorOf, nextEvent, own, random, sha256, sleep, until, within } from './support/bounded';
 import { code } from './support/errors';
 

@@ -12,12 +12,12 @@
  */
 import { createServer, AddressInfo, connect as tcpConnect, Server, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { connect } from '../targets/host/device';
-import { forwardPorts } from '../targets/host/forward';
-import { Gateway, GatewayChannel } from '../targets/host/gateway';
-import { createLog } from '../targets/host/log';
-import { Mux } from '../targets/host/mux';
-import { serveForwards } from '../targets/host/forward';
+import { connect } from '../targets/host/device/device';
+import { forwardPorts } from '../targets/host/app/forward';
+import { Gateway, GatewayChannel } from '../targets/host/gateway/gateway';
+import { createLog } from '../targets/node/log';
+import { Mux } from '../targets/host/app/mux';
+import { serveForwards } from '../targets/host/app/forward';
 import { startChaosProxy } from './chaos-proxy';
 
 const args = process.argv.slice(2);

@@ -5,9 +5,9 @@
  * gives it the gateway's direct TCP port (the ladder tries TCP first and falls back to HTTP while TCP
  * is down, so the gateway listens on both).
  */
-import { connect, DeviceChannel } from '../../targets/host/device';
-import { Gateway, GatewayChannel } from '../../targets/host/gateway';
-import type { Channel } from '../../targets/host/channel';
+import { connect, DeviceChannel } from '../../targets/host/device/device';
+import { Gateway, GatewayChannel } from '../../targets/host/gateway/gateway';
+import type { Channel } from '../../targets/host/app/channel';
 import type { LinkOptions } from '../../firmware/options';
 import { Adapter, BaseConn, ConnectOptions, ListenOptions, Ports, Server, keyOf, within } from '../adapter';
 

@@ -1,10 +1,10 @@
 /** The host target as one `Platform` (hal/platform.ts): a Linux or other workstation running Node. */
 import type { Platform } from '../../hal/platform';
-import { hostClock } from './clock';
-import { nodeCrypto } from './crypto';
-import { hostEntropy } from './entropy';
+import { hostClock } from '../node/clock';
+import { nodeCrypto } from '../node/crypto';
+import { hostEntropy } from '../node/entropy';
 import { hostGpio } from './gpio';
-import { FileStorage } from './storage';
+import { FileStorage } from '../node/storage';
 import { hostSystem } from './system';
 
 export const platform: Platform = {

@@ -9,10 +9,10 @@
  * fake /proc and /sys tree) or another tool directory, for tests.
  */
 import type { Platform } from '../../hal/platform';
-import { hostClock } from '../host/clock';
-import { nodeCrypto } from '../host/crypto';
-import { hostEntropy } from '../host/entropy';
-import { FileStorage } from '../host/storage';
+import { hostClock } from '../node/clock';
+import { nodeCrypto } from '../node/crypto';
+import { hostEntropy } from '../node/entropy';
+import { FileStorage } from '../node/storage';
 import { GpiodGpio } from './gpio';
 import { AddressSource, LinuxSystem } from './system';
 

@@ -17,7 +17,7 @@ import { Faults, NO_FAULTS, SimNet } from './net';
 import { Prng } from './prng';
 import { MemoryStorage } from './storage';
 import { Journal } from '../../firmware/journal';
-import { nodeCrypto } from '../host/crypto';
+import { nodeCrypto } from '../node/crypto';
 
 export interface PairConfig {
   seed: number;

@@ -8,7 +8,7 @@
  */
 import { ErrorCode, hfError } from '../../firmware/errors';
 import type { Platform, StorageOptions } from '../../hal/platform';
-import { nodeCrypto } from '../host/crypto';
+import { nodeCrypto } from '../node/crypto';
 import { SimClock } from './clock';
 import { SimGpio, SimGpioOptions } from './gpio';
 import { Prng } from './prng';

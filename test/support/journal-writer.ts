@@ -8,7 +8,7 @@
  */
 import { writeSync } from 'node:fs';
 import { Journal, putU32 } from '../../firmware/journal';
-import { FileStorage } from '../../targets/host/storage';
+import { FileStorage } from '../../targets/node/storage';
 
 const dir = process.argv[2];
 if (dir === undefined) throw new Error('usage: journal-writer.ts DIR');

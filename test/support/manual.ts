@@ -10,7 +10,7 @@ import { LinkOptions } from '../../firmware/options';
 import { ServerLink } from '../../firmware/server-link';
 import { BundleReader, BundleView } from '../../firmware/wire';
 import { Prng } from '../../targets/sim/prng';
-import { nodeCrypto } from '../../targets/host/crypto';
+import { nodeCrypto } from '../../targets/node/crypto';
 
 export interface Sent {
   rn: number;

@@ -4,7 +4,7 @@
  * returned true, until TOTAL are accepted. Resumes from the journal when it has one.
  *   node -r tsx/cjs test/support/sender.ts GATEWAY_URL TCP|none KEY STATE TOTAL
  */
-import { connect } from '../../targets/host/device';
+import { connect } from '../../targets/host/device/device';
 
 const [url, tcp, key, state, totalArg] = process.argv.slice(2);
 const total = Number(totalArg);

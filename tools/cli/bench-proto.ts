@@ -8,7 +8,7 @@
  *
  * The gateway side (`benchResponder`) echoes every data message unless it is counting for "c2s".
  */
-import type { Mux } from '../../targets/host/mux';
+import type { Mux } from '../../targets/host/app/mux';
 
 export const CMD = 0x00;
 export const DATA = 0x01;

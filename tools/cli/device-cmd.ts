@@ -7,10 +7,10 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { ErrorCode, HfError, hfError, isHfError } from '../../firmware/errors';
 import { parseTarget } from '../../firmware/mux';
-import { connect, DeviceChannel, DeviceOptions } from '../../targets/host/device';
-import { ForwardSpec, forwardPorts, PortForwarder } from '../../targets/host/forward';
-import { createLog, LogFormat, LogLevel } from '../../targets/host/log';
-import { Mux } from '../../targets/host/mux';
+import { connect, DeviceChannel, DeviceOptions } from '../../targets/host/device/device';
+import { ForwardSpec, forwardPorts, PortForwarder } from '../../targets/host/app/forward';
+import { createLog, LogFormat, LogLevel } from '../../targets/node/log';
+import { Mux } from '../../targets/host/app/mux';
 import type { Log } from '../../hal/log';
 import { Flag, parseArgs, usage, Values } from './args';
 import { LOG_FLAGS, onSignals } from './common';

@@ -4,10 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { ErrorCode, hfError } from '../../firmware/errors';
-import { Gateway, GatewayChannel } from '../../targets/host/gateway';
-import { serveForwards } from '../../targets/host/forward';
-import { createLog, LogFormat, LogLevel } from '../../targets/host/log';
-import { Mux } from '../../targets/host/mux';
+import { Gateway, GatewayChannel } from '../../targets/host/gateway/gateway';
+import { serveForwards } from '../../targets/host/app/forward';
+import { createLog, LogFormat, LogLevel } from '../../targets/node/log';
+import { Mux } from '../../targets/host/app/mux';
 import { parseTarget } from '../../firmware/mux';
 import { Flag, parseArgs, usage } from './args';
 import { benchResponder } from './bench-proto';

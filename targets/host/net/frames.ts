@@ -3,8 +3,8 @@
  * both directions. `FrameReader` reassembles frames from socket chunks; a length of 0 or over
  * `maxFrame` throws HF_ERR_LIMIT (the stream cannot be resynchronised: the caller closes it).
  */
-import { copyBytes } from '../../firmware/bytes';
-import { ErrorCode, hfError } from '../../firmware/errors';
+import { copyBytes } from '../../../firmware/bytes';
+import { ErrorCode, hfError } from '../../../firmware/errors';
 
 export const FRAME_HEAD = 4;
 

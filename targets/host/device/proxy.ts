@@ -23,7 +23,7 @@
  * An invalid one throws HfError HF_ERR_OPTION naming it (with any password replaced by ***).
  */
 import * as net from 'node:net';
-import { ErrorCode, hfError } from '../../firmware/errors';
+import { ErrorCode, hfError } from '../../../firmware/errors';
 
 export interface ProxyForOptions {
   /** An explicit proxy URL (the --proxy flag); wins over the environment; '' = none. */

@@ -9,12 +9,12 @@
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { errorBundle } from '../../firmware/error-bundle';
-import { ErrorCode, ErrorCodeValue, HfError, hfError, isHfError } from '../../firmware/errors';
-import type { ServerLink } from '../../firmware/server-link';
-import { Address, listenOn } from './address';
+import { errorBundle } from '../../../firmware/error-bundle';
+import { ErrorCode, ErrorCodeValue, HfError, hfError, isHfError } from '../../../firmware/errors';
+import type { ServerLink } from '../../../firmware/server-link';
+import { Address, listenOn } from '../net/address';
 import type { Gateway } from './gateway';
-import { CBOR_TYPE, ERROR_HEADER, statusFor } from './http-status';
+import { CBOR_TYPE, ERROR_HEADER, statusFor } from '../net/http-status';
 
 
 interface Exchange {

@@ -9,12 +9,12 @@
  * an accepted frame is closed after its refusal, as is one whose framing is broken.
  */
 import * as net from 'node:net';
-import { errorBundle } from '../../firmware/error-bundle';
-import { ErrorCode, HfError, hfError, isHfError } from '../../firmware/errors';
-import { Transport } from '../../firmware/link-base';
-import type { ServerLink } from '../../firmware/server-link';
-import { Address, listenOn } from './address';
-import { FrameReader, FrameWriter, frame } from './frames';
+import { errorBundle } from '../../../firmware/error-bundle';
+import { ErrorCode, HfError, hfError, isHfError } from '../../../firmware/errors';
+import { Transport } from '../../../firmware/link-base';
+import type { ServerLink } from '../../../firmware/server-link';
+import { Address, listenOn } from '../net/address';
+import { FrameReader, FrameWriter, frame } from '../net/frames';
 import type { Gateway } from './gateway';
 
 interface Conn {

@@ -16,8 +16,8 @@
  *                            here 'close' carries `err`, or nothing when none was given)
  */
 import { EventEmitter } from 'node:events';
-import { ErrorCode, HfError, hfError } from '../../firmware/errors';
-import type { LinkBase, LinkPort } from '../../firmware/link-base';
+import { ErrorCode, HfError, hfError } from '../../../firmware/errors';
+import type { LinkBase, LinkPort } from '../../../firmware/link-base';
 
 export interface Channel extends EventEmitter {
   /** Device id of the session. */

@@ -12,8 +12,8 @@
  * channel finishes delivering what is queued and closes by itself).
  */
 import { Duplex } from 'node:stream';
-import { checkInt } from '../../firmware/check';
-import { ErrorCode, hfError } from '../../firmware/errors';
+import { checkInt } from '../../../firmware/check';
+import { ErrorCode, hfError } from '../../../firmware/errors';
 import type { Channel } from './channel';
 
 export interface ChannelStreamOptions {

@@ -6,11 +6,11 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Acceptor } from '../../firmware/acceptor';
-import { ClientLink } from '../../firmware/client-link';
-import { errorBundle } from '../../firmware/error-bundle';
-import { isHfError } from '../../firmware/errors';
-import { LinkOptions } from '../../firmware/options';
+import { Acceptor } from '../../../firmware/acceptor';
+import { ClientLink } from '../../../firmware/client-link';
+import { errorBundle } from '../../../firmware/error-bundle';
+import { isHfError } from '../../../firmware/errors';
+import { LinkOptions } from '../../../firmware/options';
 import { Channel, LinkChannel } from './channel';
 
 export interface LoopbackPair {

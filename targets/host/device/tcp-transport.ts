@@ -5,8 +5,8 @@
  * ignored, and `close` reports nothing.
  */
 import * as net from 'node:net';
-import { Address } from './address';
-import { FrameReader, FrameWriter } from './frames';
+import { Address } from '../net/address';
+import { FrameReader, FrameWriter } from '../net/frames';
 
 export interface TcpTransportEvents {
   onUp(): void;

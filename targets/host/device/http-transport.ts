@@ -8,8 +8,8 @@
  * A request the link no longer waits for (it gave up on it) is cancelled with `cancelAbandoned`.
  */
 import * as http from 'node:http';
-import { ErrorCode, HfError, hfError } from '../../firmware/errors';
-import { CBOR_TYPE, ERROR_HEADER } from './http-status';
+import { ErrorCode, HfError, hfError } from '../../../firmware/errors';
+import { CBOR_TYPE, ERROR_HEADER } from '../net/http-status';
 
 export interface HttpTransportOptions {
   /** The gateway's link URL (http://host:port/v1/link). */

@@ -11,21 +11,21 @@
  * exchange -k.
  */
 import { EventEmitter } from 'node:events';
-import { Acceptor } from '../../firmware/acceptor';
-import { ErrorCode, hfError } from '../../firmware/errors';
-import { LinkOptions } from '../../firmware/options';
-import { ServerLink } from '../../firmware/server-link';
-import { Transport } from '../../firmware/link-base';
-import { BundleReader, WIRE_DEFAULTS } from '../../firmware/wire';
-import type { Log } from '../../hal/log';
-import { Channel, LinkChannel } from './channel';
-import { hostClock } from './clock';
-import { nodeCrypto } from './crypto';
-import { hostEntropy } from './entropy';
-import { HttpFront } from './gateway-http';
-import { TcpFront } from './gateway-tcp';
-import { silentLog } from './log';
-import { Address, parseAddress } from './address';
+import { Acceptor } from '../../../firmware/acceptor';
+import { ErrorCode, hfError } from '../../../firmware/errors';
+import { LinkOptions } from '../../../firmware/options';
+import { ServerLink } from '../../../firmware/server-link';
+import { Transport } from '../../../firmware/link-base';
+import { BundleReader, WIRE_DEFAULTS } from '../../../firmware/wire';
+import type { Log } from '../../../hal/log';
+import { Channel, LinkChannel } from '../app/channel';
+import { hostClock } from '../../node/clock';
+import { nodeCrypto } from '../../node/crypto';
+import { hostEntropy } from '../../node/entropy';
+import { HttpFront } from './http-front';
+import { TcpFront } from './tcp-front';
+import { silentLog } from '../../node/log';
+import { Address, parseAddress } from '../net/address';
 
 /** Device id -> secret key (text keys are taken as their UTF-8 bytes). */
 export type DeviceKeys = Record<string, string | Uint8Array> | Map<string, string | Uint8Array> | ((id: string) => Uint8Array | null);

@@ -10,20 +10,20 @@
  *
  * Events besides the Channel's: 'open' (session established or resumed), 'transport' (name, reason).
  */
-import { ClientConfig, ClientLink, ClientPort } from '../../firmware/client-link';
-import { ErrorCode, hfError } from '../../firmware/errors';
-import { Journal } from '../../firmware/journal';
-import { Ladder, LadderOptions } from '../../firmware/ladder';
-import { LinkState, Transport } from '../../firmware/link-base';
-import { LinkOptions, resolveOptions } from '../../firmware/options';
-import type { Log } from '../../hal/log';
-import type { Storage } from '../../hal/storage';
-import { Address, formatAddress, parseAddress } from './address';
-import { Channel, LinkChannel } from './channel';
+import { ClientConfig, ClientLink, ClientPort } from '../../../firmware/client-link';
+import { ErrorCode, hfError } from '../../../firmware/errors';
+import { Journal } from '../../../firmware/journal';
+import { Ladder, LadderOptions } from '../../../firmware/ladder';
+import { LinkState, Transport } from '../../../firmware/link-base';
+import { LinkOptions, resolveOptions } from '../../../firmware/options';
+import type { Log } from '../../../hal/log';
+import type { Storage } from '../../../hal/storage';
+import { Address, formatAddress, parseAddress } from '../net/address';
+import { Channel, LinkChannel } from '../app/channel';
 import { platform } from '#platform';
-import { HttpTransport } from './device-http';
-import { TcpTransport } from './device-tcp';
-import { silentLog } from './log';
+import { HttpTransport } from './http-transport';
+import { TcpTransport } from './tcp-transport';
+import { silentLog } from '../../node/log';
 import { proxyFor } from './proxy';
 
 export interface DeviceOptions {

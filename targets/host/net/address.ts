@@ -1,6 +1,6 @@
 /** "host:port" strings for listeners and targets: `127.0.0.1:8080`, `[::1]:8080`, `localhost:0`, `8080`. */
 import type { AddressInfo, Server } from 'node:net';
-import { ErrorCode, hfError } from '../../firmware/errors';
+import { ErrorCode, hfError } from '../../../firmware/errors';
 
 export interface Address {
   host: string;

@@ -16,9 +16,9 @@
  * queued meanwhile (at most a few per stream).
  */
 import { EventEmitter } from 'node:events';
-import { checkInt } from '../../firmware/check';
-import { ErrorCode, ErrorCodeValue, HfError, hfError, isHfError } from '../../firmware/errors';
-import { MuxFrame, MuxOp, MuxTable, MuxTableOptions, MuxWriter, StreamState, formatTarget, parseTarget } from '../../firmware/mux';
+import { checkInt } from '../../../firmware/check';
+import { ErrorCode, ErrorCodeValue, HfError, hfError, isHfError } from '../../../firmware/errors';
+import { MuxFrame, MuxOp, MuxTable, MuxTableOptions, MuxWriter, StreamState, formatTarget, parseTarget } from '../../../firmware/mux';
 import type { Channel } from './channel';
 import { MuxDriver, MuxStream, WriteCallback } from './mux-stream';
 
