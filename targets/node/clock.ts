@@ -1,4 +1,7 @@
-/** `hal/Clock` on Node: a monotonic clock (performance.now) and real timers that never hold the process open. */
+/**
+ * `hal/Clock` on Node: a monotonic clock (performance.now) and real timers. A pending timer keeps
+ * the process running, as a socket does: a device waiting to retry its gateway is still at work.
+ */
 import { performance } from 'node:perf_hooks';
 import type { Clock, TimerHandle } from '../../hal/clock';
 
@@ -6,9 +9,7 @@ export const hostClock: Clock = {
   now: () => performance.now(),
   wall: () => Date.now(),
   schedule(ms: number, fn: () => void): TimerHandle {
-    const t = setTimeout(fn, Math.max(0, ms));
-    t.unref();
-    return t;
+    return setTimeout(fn, Math.max(0, ms));
   },
   cancel(handle: TimerHandle): void {
     clearTimeout(handle as NodeJS.Timeout);

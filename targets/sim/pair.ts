@@ -11,12 +11,13 @@ import { HfError, isHfError } from '../../firmware/errors';
 import { Transport } from '../../firmware/link-base';
 import { LinkOptions } from '../../firmware/options';
 import { ServerLink } from '../../firmware/server-link';
-import { BundleReader } from '../../firmware/wire';
+import { peekRn } from '../../firmware/wire';
 import { SimClock } from './clock';
 import { Faults, NO_FAULTS, SimNet } from './net';
 import { Prng } from './prng';
 import { MemoryStorage } from './storage';
 import { Journal } from '../../firmware/journal';
+import { DeadlineTimer } from '../../firmware/deadline-timer';
 import { nodeCrypto } from '../node/crypto';
 
 export interface PairConfig {
@@ -48,6 +49,7 @@ const DEVICE_ID = 'device-1';
 /** The sim device's key (any fixed bytes: the sim proves the mechanism, not the secrecy). */
 export const SIM_KEY = new Uint8Array(32).map((_, i) => (i * 37 + 11) & 0xff);
 const DEAD_PORT = { transmit: noop, deliver: () => true };
+const EXACT = { keepEarlier: false };
 
 export class SimPair {
   readonly clock = new SimClock();
@@ -71,11 +73,9 @@ export class SimPair {
   /** Client incarnation: responses to a dead incarnation's requests are lost with its sockets. */
   private incarnation = 0;
   private readonly exIncarnation = new Map<number, number>();
-  private clientTimer: unknown = null;
-  private serverTimer: unknown = null;
-  private clientAt = Infinity;
-  private serverAt = Infinity;
-  private readonly reader = new BundleReader();
+  /** Each side's timer, exactly at the deadline its state machine asks for (a seeded run replays). */
+  private readonly clientTimer: DeadlineTimer;
+  private readonly serverTimer: DeadlineTimer;
   private helloCounter = 1;
   /** The device's permanent storage (kept across crashes). */
   readonly storage = new MemoryStorage();
@@ -109,6 +109,14 @@ export class SimPair {
         };
       },
     });
+    this.clientTimer = new DeadlineTimer(this.clock, () => (this.crashed ? Infinity : this.client.nextDeadline()), (now) => {
+      this.client.onTimer(now);
+      this.arm();
+    }, EXACT);
+    this.serverTimer = new DeadlineTimer(this.clock, () => this.acceptor.nextDeadline(), (now) => {
+      this.acceptor.onTimer(now);
+      this.arm();
+    }, EXACT);
     this.client = this.newClient();
     if (cfg.durable) this.client.attachJournal(new Journal(this.storage, this.client.o.maxMessage, { compactBytes: 4096 }), this.now);
     if (cfg.direct) this.net.openDirect();
@@ -249,7 +257,7 @@ export class SimPair {
         this.acceptor.onRequest(this.now, ex, copy);
       } catch (e) {
         if (!isHfError(e)) throw e;
-        this.refuse(ex, copy, e, rn);
+        this.refuse(ex, copy, e);
       }
       this.arm();
     });
@@ -261,24 +269,15 @@ export class SimPair {
     } catch (e) {
       if (!isHfError(e)) throw e;
       this.refusals.set(e.code, (this.refusals.get(e.code) ?? 0) + 1);
-      const err = errorBundle(this.rnOf(body), e);
+      const err = errorBundle(peekRn(body), e);
       this.net.frame(false, () => this.clientBundle(err, this.incarnation));
     }
     this.arm();
   }
 
-  private rnOf(body: Uint8Array): number {
-    try {
-      return this.reader.read(body).rn;
-    } catch {
-      return 0;
-    }
-  }
-
-  private refuse(ex: number, body: Uint8Array, e: HfError, rn: number): void {
+  private refuse(ex: number, body: Uint8Array, e: HfError): void {
     this.refusals.set(e.code, (this.refusals.get(e.code) ?? 0) + 1);
-    void rn;
-    this.answer(ex, errorBundle(this.rnOf(body), e), -1);
+    this.answer(ex, errorBundle(peekRn(body), e), -1);
   }
 
   private answer(ex: number, body: Uint8Array, len: number): void {
@@ -308,35 +307,8 @@ export class SimPair {
 
   /** Re-arms both sides' timers at the deadlines their state machines ask for. */
   arm(): void {
-    const now = this.now;
-    const c = this.crashed ? Infinity : this.client.nextDeadline();
-    if (c !== this.clientAt) {
-      if (this.clientTimer !== null) this.clock.cancel(this.clientTimer);
-      this.clientAt = c;
-      this.clientTimer =
-        c === Infinity
-          ? null
-          : this.clock.at(Math.max(c, now), () => {
-              this.clientTimer = null;
-              this.clientAt = Infinity;
-              this.client.onTimer(this.now);
-              this.arm();
-            });
-    }
-    const s = this.acceptor.nextDeadline();
-    if (s !== this.serverAt) {
-      if (this.serverTimer !== null) this.clock.cancel(this.serverTimer);
-      this.serverAt = s;
-      this.serverTimer =
-        s === Infinity
-          ? null
-          : this.clock.at(Math.max(s, now), () => {
-              this.serverTimer = null;
-              this.serverAt = Infinity;
-              this.acceptor.onTimer(this.now);
-              this.arm();
-            });
-    }
+    this.clientTimer.arm();
+    this.serverTimer.arm();
   }
 }
 

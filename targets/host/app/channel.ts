@@ -18,8 +18,20 @@
 import { EventEmitter } from 'node:events';
 import { ErrorCode, HfError, hfError } from '../../../firmware/errors';
 import type { LinkBase, LinkPort } from '../../../firmware/link-base';
+import { TypedEmitter } from './typed-emitter';
 
-export interface Channel extends EventEmitter {
+/** The events of every channel and what their listeners get. */
+export type ChannelEvents = {
+  open: [];
+  message: [data: Buffer];
+  drain: [];
+  end: [];
+  close: [err?: HfError];
+  error: [err: Error];
+};
+
+/** The application's view of a session, whichever end it is on (see the top of this file). */
+export interface Channel<E extends ChannelEvents = ChannelEvents> extends TypedEmitter<E> {
   /** Device id of the session. */
   readonly deviceId: string;
   send(data: Uint8Array): boolean;
@@ -28,11 +40,6 @@ export interface Channel extends EventEmitter {
   end(): void;
   destroy(err?: Error): void;
   readonly closed: boolean;
-  on(event: 'message', fn: (data: Buffer) => void): this;
-  on(event: 'open' | 'drain' | 'end', fn: () => void): this;
-  on(event: 'close', fn: (err?: HfError) => void): this;
-  on(event: 'error', fn: (err: Error) => void): this;
-  on(event: string, fn: (...args: any[]) => void): this;
 }
 
 /**
@@ -50,7 +57,7 @@ export interface ChannelHost {
  * A Channel over a link. The driver gives the link `channel.port()` as (part of) its port; messages,
  * drains, ends and closes are queued and emitted on the next tick.
  */
-export class LinkChannel extends EventEmitter implements Channel {
+export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedEmitter<E> implements Channel<E> {
   readonly deviceId: string;
   private link: LinkBase | null = null;
   private readonly host: ChannelHost;
@@ -99,7 +106,7 @@ export class LinkChannel extends EventEmitter implements Channel {
    * Events wait for the next tick, in order, all in one queue: a bundle of a hundred messages costs
    * one nextTick, not a hundred.
    */
-  private later(event: string, arg?: unknown): void {
+  private later(event: keyof ChannelEvents, arg?: unknown): void {
     this.queue.push(event, arg);
     if (this.queue.length === 2) process.nextTick(this.flushEvents);
   }
@@ -107,14 +114,16 @@ export class LinkChannel extends EventEmitter implements Channel {
   private readonly queue: unknown[] = [];
   private readonly flushEvents = (): void => {
     const q = this.queue;
+    // The queue holds ChannelEvents only; E may add events but never changes these.
+    const emit = EventEmitter.prototype.emit;
     for (let i = 0; i < q.length; i += 2) {
-      const event = q[i] as string;
+      const event = q[i] as keyof ChannelEvents;
       if (event === 'close') {
         const err = q[i + 1] as Error | undefined;
-        if (err && this.listenerCount('error') > 0) this.emit('error', err);
-        this.emit('close', err);
-      } else if (event === 'message') this.emit('message', q[i + 1]);
-      else this.emit(event);
+        if (err && EventEmitter.prototype.listenerCount.call(this, 'error') > 0) emit.call(this, 'error', err);
+        emit.call(this, 'close', err);
+      } else if (event === 'message') emit.call(this, 'message', q[i + 1]);
+      else emit.call(this, event);
     }
     q.length = 0;
   };

@@ -5,12 +5,13 @@
  * real ones.
  */
 import { randomFillSync } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { Acceptor } from '../../../firmware/acceptor';
 import { ClientLink } from '../../../firmware/client-link';
 import { errorBundle } from '../../../firmware/error-bundle';
 import { isHfError } from '../../../firmware/errors';
 import { LinkOptions } from '../../../firmware/options';
+import { DeadlineTimer } from '../../../firmware/deadline-timer';
+import { hostClock } from '../../node/clock';
 import { Channel, LinkChannel } from './channel';
 
 export interface LoopbackPair {
@@ -21,9 +22,7 @@ export interface LoopbackPair {
 }
 
 export function loopbackPair(opts: { client?: LinkOptions; server?: LinkOptions; deviceId?: string } = {}): LoopbackPair {
-  const now = (): number => performance.now();
-  let timer: NodeJS.Timeout | null = null;
-  let stopped = false;
+  const now = (): number => hostClock.now();
   const host = { now, kick: () => arm() };
   let resolveGateway!: (c: Channel) => void;
   const gateway = new Promise<Channel>((r) => (resolveGateway = r));
@@ -74,28 +73,18 @@ export function loopbackPair(opts: { client?: LinkOptions; server?: LinkOptions;
     },
   );
   device.attach(client);
+  const timer = new DeadlineTimer(hostClock, () => Math.min(client.nextDeadline(), acceptor.nextDeadline()), (n) => {
+    if (client.nextDeadline() <= n) client.onTimer(n);
+    acceptor.onTimer(n);
+  }, { keepEarlier: false });
   function arm(): void {
-    if (stopped) return;
-    if (timer !== null) clearTimeout(timer);
-    timer = null;
-    const t = Math.min(client.nextDeadline(), acceptor.nextDeadline());
-    if (t === Infinity) return;
-    timer = setTimeout(() => {
-      timer = null;
-      const n = now();
-      if (client.nextDeadline() <= n) client.onTimer(n);
-      acceptor.onTimer(n);
-      arm();
-    }, Math.max(0, t - now()));
+    timer.arm();
   }
   client.start(now());
   arm();
   return {
     device,
     gateway,
-    stop: () => {
-      stopped = true;
-      if (timer !== null) clearTimeout(timer);
-    },
+    stop: () => timer.stop(),
   };
 }

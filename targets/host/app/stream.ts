@@ -14,7 +14,7 @@
 import { Duplex } from 'node:stream';
 import { checkInt } from '../../../firmware/check';
 import { ErrorCode, hfError } from '../../../firmware/errors';
-import type { Channel } from './channel';
+import type { Channel, ChannelEvents } from './channel';
 
 export interface ChannelStreamOptions {
   /** Largest message a write is cut into, bytes (default 16384; 1..65536, at most the link's maxMessage). */
@@ -36,7 +36,7 @@ class ChannelDuplex extends Duplex {
   /** The write waiting for 'drain': its bytes, how far they went, its callback. */
   private pending: { chunk: Buffer; off: number; cb: (err?: Error | null) => void } | null = null;
   private ended = false;
-  private readonly chListeners: [string, (...a: any[]) => void][];
+  private readonly chListeners: [keyof ChannelEvents, (...a: any[]) => void][];
 
   constructor(ch: Channel, maxChunk: number, hwm: number) {
     super({ allowHalfOpen: true, highWaterMark: hwm });

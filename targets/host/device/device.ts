@@ -19,8 +19,9 @@ import { LinkOptions, resolveOptions } from '../../../firmware/options';
 import type { Log } from '../../../hal/log';
 import type { Storage } from '../../../hal/storage';
 import { Address, formatAddress, parseAddress } from '../net/address';
-import { Channel, LinkChannel } from '../app/channel';
 import { platform } from '#platform';
+import { DeviceChannel, DeviceState } from './device-channel';
+import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { HttpTransport } from './http-transport';
 import { TcpTransport } from './tcp-transport';
 import { silentLog } from '../../node/log';
@@ -50,26 +51,6 @@ export interface DeviceOptions {
   log?: Log;
 }
 
-/** The device's session channel. */
-export interface DeviceChannel extends Channel {
-  /** What carries the session now. */
-  readonly transport: 'tcp' | 'http' | 'none';
-  /** Session id (hex) once the gateway welcomed the device; null before. */
-  readonly sessionId: string | null;
-  /** True when this process took over a session from the journal. */
-  readonly resumed: boolean;
-  /**
-   * Messages send() has accepted in this session, counting those a previous process accepted before
-   * a restart (the next message is number `accepted`).
-   */
-  readonly accepted: number;
-  /** Stops all I/O and leaves the session as the journal has it (the next connect resumes it). */
-  detach(): void;
-  on(event: 'open', fn: () => void): this;
-  on(event: 'transport', fn: (name: 'tcp' | 'http', reason: string) => void): this;
-  on(event: string, fn: (...args: any[]) => void): this;
-}
-
 const utf8 = new TextEncoder();
 
 function gatewayUrl(s: string): URL {
@@ -86,23 +67,24 @@ function gatewayUrl(s: string): URL {
 
 /** Opens (or resumes) the device's session. Options are validated before anything starts. */
 export function connect(opts: DeviceOptions): DeviceChannel {
-  return new Device(opts).channel as unknown as DeviceChannel;
+  return new Device(opts).channel;
 }
 
-class Device {
-  readonly channel: LinkChannel;
+/** The driver of the device's session: feeds the link its events, carries out its actions. */
+class Device implements DeviceState {
+  readonly channel: DeviceChannel;
   private readonly log: Log;
   private readonly client: ClientLink;
   private readonly http: HttpTransport;
   private readonly tcp: TcpTransport | null;
   private readonly ladder: Ladder;
   private readonly storage: (Storage & { close(): void }) | null;
-  private readonly resumed: boolean;
-  private timer: NodeJS.Timeout | null = null;
-  private timerAt = Infinity;
+  readonly resumed: boolean;
+  /** One timer for the link's and the ladder's deadlines. */
+  private readonly timer: DeadlineTimer;
   private started = false;
   private finished = false;
-  private current: 'tcp' | 'http' | 'none' = 'none';
+  transport: 'tcp' | 'http' | 'none' = 'none';
 
   constructor(opts: DeviceOptions) {
     if (opts === null || typeof opts !== 'object') throw hfError(ErrorCode.OPTION, 'device options must be an object');
@@ -116,16 +98,15 @@ class Device {
     if (key !== undefined && key.length === 0) throw hfError(ErrorCode.OPTION, 'key must not be empty');
     this.log = opts.log ?? silentLog;
 
-    this.channel = new LinkChannel(opts.id, { now: () => platform.clock.now(), kick: () => this.kick() });
-    Object.defineProperty(this.channel, 'transport', { get: () => this.current, enumerable: true });
-    Object.defineProperty(this.channel, 'sessionId', { get: () => (this.client.sid === null ? null : Buffer.from(this.client.sid).toString('hex')), enumerable: true });
+    this.channel = new DeviceChannel(opts.id, { now: () => platform.clock.now(), kick: () => this.kick() }, this);
+    this.timer = new DeadlineTimer(platform.clock, () => Math.min(this.client.nextDeadline(), this.ladder.nextDeadline()), () => this.fire());
 
     const cp = this.channel.port();
     const port: ClientPort = {
       ...cp,
       transmit: (body, len, rn) => this.transmit(body, len, rn),
       onOpen: () => {
-        this.log.info(this.resumed ? 'session resumed' : 'session open', { session: this.client.sid === null ? undefined : Buffer.from(this.client.sid).toString('hex').slice(0, 8), transport: this.current });
+        this.log.info(this.resumed ? 'session resumed' : 'session open', { session: this.client.sid === null ? undefined : Buffer.from(this.client.sid).toString('hex').slice(0, 8), transport: this.transport });
         process.nextTick(() => this.channel.emit('open'));
       },
       onReject: (e) => this.log.debug('bundle refused', { code: e.code, reason: e.message }),
@@ -158,11 +139,6 @@ class Device {
     }
     this.client = client;
     this.channel.attach(client);
-    Object.defineProperty(this.channel, 'resumed', { value: this.resumed, enumerable: true });
-    Object.defineProperty(this.channel, 'accepted', { get: () => (this.client.ep.out.head - this.client.o.initialSeq) >>> 0, enumerable: true });
-    // Stops every transport and timer without touching the session: with a stateDir, the next
-    // connect() resumes it from the journal. No event follows.
-    Object.defineProperty(this.channel, 'detach', { value: () => this.shutdown(), enumerable: false });
 
     this.http = new HttpTransport({
       url,
@@ -204,13 +180,29 @@ class Device {
     process.nextTick(() => this.event((t) => this.ladder.start(t)));
   }
 
+  get sessionId(): string | null {
+    return this.client.sid === null ? null : Buffer.from(this.client.sid).toString('hex');
+  }
+
+  get accepted(): number {
+    return (this.client.ep.out.head - this.client.o.initialSeq) >>> 0;
+  }
+
+  /**
+   * Stops every transport and timer without touching the session: with a stateDir, the next
+   * connect() resumes it from the journal. No event follows.
+   */
+  detach(): void {
+    this.shutdown();
+  }
+
   /** Moves the session onto a transport (starting or resuming it the first time). */
   private use(name: 'tcp' | 'http', reason: string): void {
     const t = platform.clock.now();
     const c = this.client;
-    if (name === this.current && this.started) return;
-    const from = this.current;
-    this.current = name;
+    if (name === this.transport && this.started) return;
+    const from = this.transport;
+    this.transport = name;
     c.setTransport(t, name === 'tcp' ? Transport.DIRECT : Transport.HELD);
     if (name === 'tcp') this.http.cancelAbandoned((rn) => c.isOutstanding(rn));
     if (from === 'none') this.log.info(`transport ${name}`, { reason });
@@ -260,20 +252,11 @@ class Device {
     if (this.finished) return;
     const c = this.client;
     this.http.cancelAbandoned((rn) => c.isOutstanding(rn));
-    const t = Math.min(c.nextDeadline(), this.ladder.nextDeadline());
-    // A timer already set for no later than `t` stays: if it fires early, fire() finds nothing due and
-    // sets the next one. (Deadlines mostly move later, on every acknowledgement: no timer churn.)
-    if (this.timer !== null && this.timerAt <= t) return;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    this.timerAt = t;
-    if (t === Infinity) return;
-    this.timer = setTimeout(() => this.fire(), Math.max(1, Math.ceil(t - platform.clock.now())));
+    this.timer.arm();
   }
 
+  /** The timer's callback: runs whatever of the ladder's and the link's timers is due. */
   private fire(): void {
-    this.timer = null;
-    this.timerAt = Infinity;
     this.event((t) => {
       if (this.ladder.nextDeadline() <= t) this.ladder.onTimer(t);
       if (this.client.nextDeadline() <= t) this.client.onTimer(t);
@@ -288,9 +271,11 @@ class Device {
     this.tcp?.end();
     this.ladder.stop();
     this.http.close(1000);
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
+    this.timer.stop();
     this.storage?.close();
   }
 }
 
+
+export { DeviceChannel } from './device-channel';
+export type { DeviceChannelEvents } from './device-channel';

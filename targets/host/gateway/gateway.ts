@@ -1,34 +1,46 @@
 /**
  * The gateway on the host target: one Acceptor (the session table) served over HTTP (`POST /v1/link`,
  * held requests) and over direct TCP (length-prefixed frames), with a timer per session and a
- * message Channel per session for the application.
+ * message channel per session for the application.
  *
  *   const gw = await Gateway.start({ http: '127.0.0.1:8080', tcp: '127.0.0.1:8081', devices: { 'pi-1': 'secret' } });
  *   gw.on('session', (ch) => ch.on('message', (m) => ch.send(m)));
  *
- * Events: 'session' (channel: GatewayChannel), 'listening'. Exchanges (HTTP requests held open) and
- * TCP connections are numbered: HTTP exchanges count up from 1; a TCP connection with id k answers as
- * exchange -k.
+ * Events: 'session' (a GatewayChannel), 'listening'. The fronts reach the gateway only through
+ * `FrontHost` (./front.ts). Exchanges (HTTP requests held open) count up from 1; direct TCP
+ * connection k answers as exchange -k.
  */
-import { EventEmitter } from 'node:events';
 import { Acceptor } from '../../../firmware/acceptor';
-import { ErrorCode, hfError } from '../../../firmware/errors';
+import { DeadlineTimer } from '../../../firmware/deadline-timer';
+import { ErrorCode, hfError, isHfError } from '../../../firmware/errors';
 import { LinkOptions } from '../../../firmware/options';
-import { ServerLink } from '../../../firmware/server-link';
+import { ServerLink, ServerPort } from '../../../firmware/server-link';
 import { Transport } from '../../../firmware/link-base';
-import { BundleReader, WIRE_DEFAULTS } from '../../../firmware/wire';
+import { peekRn } from '../../../firmware/wire';
 import type { Log } from '../../../hal/log';
-import { Channel, LinkChannel } from '../app/channel';
+import { TypedEmitter } from '../app/typed-emitter';
 import { hostClock } from '../../node/clock';
 import { nodeCrypto } from '../../node/crypto';
 import { hostEntropy } from '../../node/entropy';
-import { HttpFront } from './http-front';
-import { TcpFront } from './tcp-front';
 import { silentLog } from '../../node/log';
 import { Address, parseAddress } from '../net/address';
+import { FrontHost, HttpListener, Refusal, TcpListener } from './front';
+import { GatewayChannel } from './gateway-channel';
+import { HttpFront } from './http-front';
+import { DeviceKeys, keyLookup } from './keys';
+import { TcpFront } from './tcp-front';
 
-/** Device id -> secret key (text keys are taken as their UTF-8 bytes). */
-export type DeviceKeys = Record<string, string | Uint8Array> | Map<string, string | Uint8Array> | ((id: string) => Uint8Array | null);
+export type { DeviceKeys } from './keys';
+export { GatewayChannel } from './gateway-channel';
+export type { HttpListener, TcpListener } from './front';
+
+/** The gateway's events and what their listeners get. */
+export type GatewayEvents = {
+  /** A new session: its channel (emitted on the tick after the session opened). */
+  session: [channel: GatewayChannel];
+  /** Every listener is bound. */
+  listening: [];
+};
 
 export interface GatewayOptions {
   /** HTTP listener, "host:port" (port 0: any free port). null: none. */
@@ -48,24 +60,12 @@ export interface GatewayOptions {
   log?: Log;
 }
 
-/** A session's channel on the gateway. */
-export interface GatewayChannel extends Channel {
-  /** Session id, hex (for logs). */
-  readonly sessionId: string;
-  /** "http" or "tcp": what carries the session now. */
-  readonly transport: 'http' | 'tcp';
-}
-
 /** What the gateway keeps per session besides the link. */
-export interface Slot {
+interface Slot {
   link: ServerLink;
-  channel: LinkChannel;
-  timer: NodeJS.Timeout | null;
-  /** Deadline the timer is set for. */
-  at: number;
+  channel: GatewayChannel;
+  timer: DeadlineTimer;
 }
-
-const utf8 = new TextEncoder();
 
 /**
  * A gateway keeps a session per device, each with its rings reserved up front, so its defaults are
@@ -77,29 +77,20 @@ const utf8 = new TextEncoder();
  */
 export const GATEWAY_LINK_DEFAULTS: LinkOptions = { outSlots: 1024, outBytes: 131072, inSlots: 1024, inBytes: 131072, maxMessage: 32768, maxBundleBytes: 131072 };
 
-function keyLookup(devices: DeviceKeys): (id: string) => Uint8Array | null {
-  if (typeof devices === 'function') return devices;
-  const m = new Map<string, Uint8Array>();
-  const entries = devices instanceof Map ? [...devices.entries()] : Object.entries(devices);
-  for (const [id, k] of entries) {
-    const key = typeof k === 'string' ? utf8.encode(k) : k;
-    if (!(key instanceof Uint8Array) || key.length === 0) throw hfError(ErrorCode.OPTION, `device ${JSON.stringify(id)}: key must be a non-empty string`);
-    m.set(id, key);
-  }
-  return (id) => m.get(id) ?? null;
-}
-
-export class Gateway extends EventEmitter {
-  readonly acceptor: Acceptor;
+export class Gateway extends TypedEmitter<GatewayEvents> {
   readonly log: Log;
+  /** The HTTP path of the link (default "/v1/link"). */
   readonly path: string;
   /** Largest request body accepted (the link's maxBundleBytes); larger gets 413. */
   readonly maxBody: number;
-  readonly http: HttpFront | null;
-  readonly tcp: TcpFront | null;
+  /** The HTTP listener (null: none). */
+  readonly http: HttpListener | null;
+  /** The direct TCP listener (null: none). */
+  readonly tcp: TcpListener | null;
+  private readonly acceptor: Acceptor;
+  private readonly httpFront: HttpFront | null;
+  private readonly tcpFront: TcpFront | null;
   private readonly slots = new Map<ServerLink, Slot>();
-  /** Parses refused bodies again for their request number (errors only). */
-  private readonly peek: BundleReader;
   private closed = false;
 
   private constructor(opts: GatewayOptions) {
@@ -122,10 +113,12 @@ export class Gateway extends EventEmitter {
       onDrop: (link) => this.drop(link),
     });
     this.maxBody = this.acceptor.o.maxBundleBytes;
-    this.peek = new BundleReader({ ...WIRE_DEFAULTS, maxBundleBytes: this.maxBody, maxMessages: 4096, maxSackRanges: 64, maxControls: 16, maxMessage: this.maxBody });
+    const host = this.frontHost();
     const http = opts.http === undefined ? '127.0.0.1:0' : opts.http;
-    this.http = http === null ? null : new HttpFront(this, parseAddress(http, 'http'));
-    this.tcp = opts.tcp === undefined || opts.tcp === null ? null : new TcpFront(this, parseAddress(opts.tcp, 'tcp'), opts.maxConnections ?? 10000);
+    this.httpFront = http === null ? null : new HttpFront(host, parseAddress(http, 'http'));
+    this.tcpFront = opts.tcp === undefined || opts.tcp === null ? null : new TcpFront(host, parseAddress(opts.tcp, 'tcp'), opts.maxConnections ?? 10000);
+    this.http = this.httpFront;
+    this.tcp = this.tcpFront;
     if (this.http === null && this.tcp === null) throw hfError(ErrorCode.OPTION, 'a gateway needs an http or a tcp listener');
   }
 
@@ -133,8 +126,8 @@ export class Gateway extends EventEmitter {
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const gw = new Gateway(opts);
     try {
-      if (gw.http !== null) await gw.http.listen();
-      if (gw.tcp !== null) await gw.tcp.listen();
+      if (gw.httpFront !== null) await gw.httpFront.listen();
+      if (gw.tcpFront !== null) await gw.tcpFront.listen();
     } catch (e) {
       await gw.close();
       throw e;
@@ -144,48 +137,75 @@ export class Gateway extends EventEmitter {
     return gw;
   }
 
-  now(): number {
-    return hostClock.now();
-  }
-
   /** Live sessions. */
   get sessionCount(): number {
     return this.acceptor.size;
   }
 
-  /** The request number of a refused body, best effort (0 if it has none). */
-  rnOf(body: Uint8Array): number {
+  // ---- what the fronts may ask (front.ts) -------------------------------------------------------
+
+  private frontHost(): FrontHost {
+    return {
+      log: this.log,
+      path: this.path,
+      maxBody: this.maxBody,
+      holdMs: this.acceptor.o.holdMs,
+      request: (ex, body) => this.take(body, (now) => this.acceptor.onRequest(now, ex, body), 'request'),
+      frame: (conn, body) => this.take(body, (now) => this.acceptor.onFrame(now, body, -conn), 'frame'),
+      exchangeGone: (link, ex) => {
+        if (link.isFinished) return;
+        this.acceptor.onExchangeGone(link, ex);
+        this.touched(link);
+      },
+      connectionClosed: (link, conn) => {
+        if (link.isFinished || link.directConn !== -conn) return;
+        // The session's connection is gone: it waits for HTTP requests (or a new connection) now.
+        link.setTransport(hostClock.now(), Transport.HELD);
+        this.log.info('session off tcp', { device: link.deviceId, session: Buffer.from(link.sid).toString('hex').slice(0, 8) });
+        this.touched(link);
+      },
+    };
+  }
+
+  /**
+   * Gives one request or frame to the acceptor. A refusal changes no session; its request number
+   * comes from a walk of the header (peekRn), not a second parse of the body.
+   */
+  private take(body: Uint8Array, run: (now: number) => ServerLink, what: string): ServerLink | Refusal {
+    let link: ServerLink;
     try {
-      return this.peek.read(body).rn;
-    } catch {
-      return 0;
+      link = run(hostClock.now());
+    } catch (e) {
+      if (!isHfError(e)) throw e;
+      this.log.debug(`${what} refused`, { code: e.code, reason: e.message });
+      this.touched(null); // a refused request may have corked its session: uncork at the end of the turn
+      return new Refusal(e, peekRn(body));
     }
+    this.touched(link);
+    return link;
   }
 
   // ---- sessions --------------------------------------------------------------------------------
 
-  private open(link: ServerLink) {
-    const sidHex = Buffer.from(link.sid).toString('hex');
-    const slot: Slot = { link, channel: null as unknown as LinkChannel, timer: null, at: Infinity };
-    const channel = new LinkChannel(link.deviceId, { now: () => this.now(), kick: () => this.arm(slot) });
-    Object.defineProperty(channel, 'sessionId', { value: sidHex, enumerable: true });
-    Object.defineProperty(channel, 'transport', { get: () => (link.transport === Transport.DIRECT ? 'tcp' : 'http'), enumerable: true });
+  private open(link: ServerLink): ServerPort {
+    const channel = new GatewayChannel(link, { now: () => hostClock.now(), kick: () => slot.timer.arm() });
+    const slot: Slot = { link, channel, timer: new DeadlineTimer(hostClock, () => link.nextDeadline(), (now) => this.acceptor.tick(link, now)) };
     channel.attach(link);
-    slot.channel = channel;
     this.slots.set(link, slot);
+    const sid = channel.sessionId.slice(0, 8);
     const cp = channel.port();
-    this.log.info('session opened', { device: link.deviceId, session: sidHex.slice(0, 8), sessions: this.acceptor.size + 1 });
+    this.log.info('session opened', { device: link.deviceId, session: sid, sessions: this.acceptor.size + 1 });
     process.nextTick(() => {
-      if (!this.closed) this.emit('session', channel as unknown as GatewayChannel);
+      if (!this.closed) this.emit('session', channel);
     });
     return {
       ...cp,
-      answer: (exchange: number, body: Uint8Array, len: number) => this.answer(exchange, body, len),
-      transmit: (body: Uint8Array, len: number, conn: number) => this.tcp?.send(-conn, body, len),
-      onClose: (err?: Error) => {
-        if (err) this.log.info('session failed', { device: link.deviceId, session: sidHex.slice(0, 8), code: (err as { code?: string }).code, reason: err.message });
-        else this.log.info('session closed', { device: link.deviceId, session: sidHex.slice(0, 8) });
-        cp.onClose?.(err as never);
+      answer: (exchange, body, len) => this.answer(exchange, body, len),
+      transmit: (body, len, conn) => this.tcpFront?.send(-conn, body, len),
+      onClose: (err) => {
+        if (err) this.log.info('session failed', { device: link.deviceId, session: sid, code: err.code, reason: err.message });
+        else this.log.info('session closed', { device: link.deviceId, session: sid });
+        cp.onClose?.(err);
       },
     };
   }
@@ -193,57 +213,32 @@ export class Gateway extends EventEmitter {
   private drop(link: ServerLink): void {
     const slot = this.slots.get(link);
     if (slot === undefined) return;
-    if (slot.timer !== null) clearTimeout(slot.timer);
-    slot.timer = null;
+    slot.timer.stop();
     this.slots.delete(link);
   }
 
   /** Answers exchange `exchange`: an HTTP response, or a frame on TCP connection -exchange. */
   private answer(exchange: number, body: Uint8Array, len: number): void {
-    if (exchange < 0) this.tcp?.send(-exchange, body, len);
-    else this.http?.respond(exchange, body, len);
-  }
-
-  /** Re-arms the session's timer after anything happened to it. */
-  arm(slot: Slot): void {
-    const t = slot.link.nextDeadline();
-    // A timer set for no later than `t` stays (if it fires early, nothing is due and fire() re-arms).
-    if (slot.timer !== null && slot.at <= t) return;
-    if (slot.timer !== null) clearTimeout(slot.timer);
-    slot.timer = null;
-    slot.at = t;
-    if (t === Infinity || this.closed) return;
-    slot.timer = setTimeout(() => this.fire(slot), Math.max(1, Math.ceil(t - this.now())));
-  }
-
-  private fire(slot: Slot): void {
-    slot.timer = null;
-    slot.at = Infinity;
-    this.acceptor.tick(slot.link, this.now());
-    if (this.slots.has(slot.link)) this.arm(slot);
+    if (exchange < 0) this.tcpFront?.send(-exchange, body, len);
+    else this.httpFront?.respond(exchange, body, len);
   }
 
   /**
    * Re-arms the timer of `link`'s session (after a request or frame), and makes sure the sessions
    * corked by this turn's input are uncorked at its end.
    */
-  touched(link: ServerLink | null): void {
+  private touched(link: ServerLink | null): void {
     if (!this.uncorkQueued) {
       this.uncorkQueued = true;
       process.nextTick(this.uncork);
     }
-    if (link === null) return;
-    const slot = this.slots.get(link);
-    if (slot !== undefined) this.arm(slot);
+    if (link !== null) this.slots.get(link)?.timer.arm();
   }
 
   private uncorkQueued = false;
   private readonly uncork = (): void => {
     this.uncorkQueued = false;
-    for (const l of this.acceptor.uncorkAll(this.now())) {
-      const slot = this.slots.get(l);
-      if (slot !== undefined) this.arm(slot);
-    }
+    for (const l of this.acceptor.uncorkAll(hostClock.now())) this.slots.get(l)?.timer.arm();
   };
 
   // ---- shutdown --------------------------------------------------------------------------------
@@ -252,12 +247,12 @@ export class Gateway extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const now = this.now();
+    const now = hostClock.now();
     for (const slot of [...this.slots.values()]) {
       slot.link.abort(now, ErrorCode.CLOSED, 'gateway shutting down');
       this.acceptor.sweep(slot.link);
     }
-    await Promise.all([this.http?.close(), this.tcp?.close()]);
+    await Promise.all([this.httpFront?.close(), this.tcpFront?.close()]);
     this.log.info('stopped');
   }
 }

@@ -10,10 +10,10 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { errorBundle } from '../../../firmware/error-bundle';
-import { ErrorCode, ErrorCodeValue, HfError, hfError, isHfError } from '../../../firmware/errors';
+import { ErrorCode, ErrorCodeValue, HfError, hfError } from '../../../firmware/errors';
 import type { ServerLink } from '../../../firmware/server-link';
 import { Address, listenOn } from '../net/address';
-import type { Gateway } from './gateway';
+import { FrontHost, HttpListener, Refusal } from './front';
 import { CBOR_TYPE, ERROR_HEADER, statusFor } from '../net/http-status';
 
 
@@ -22,22 +22,22 @@ interface Exchange {
   link: ServerLink | null;
 }
 
-export class HttpFront {
-  readonly server: http.Server;
-  private readonly gw: Gateway;
+export class HttpFront implements HttpListener {
+  private readonly server: http.Server;
+  private readonly gw: FrontHost;
   private readonly want: Address;
   private readonly exchanges = new Map<number, Exchange>();
   private seq = 0;
   /** Bound address once listening. */
   address = '';
 
-  constructor(gw: Gateway, want: Address) {
+  constructor(gw: FrontHost, want: Address) {
     this.gw = gw;
     this.want = want;
     this.server = http.createServer((req, res) => this.onRequest(req, res));
     // Held requests are answered within the link's hold limit; a socket between requests may idle a
     // little longer than that before the gateway closes it.
-    const hold = gw.acceptor.o.holdMs;
+    const hold = gw.holdMs;
     this.server.keepAliveTimeout = hold + 10_000;
     this.server.headersTimeout = 30_000;
     this.server.requestTimeout = 60_000;
@@ -106,24 +106,15 @@ export class HttpFront {
       // Gone before it was answered: the client (or a proxy) closed the connection.
       if (this.exchanges.get(ex) !== x) return;
       this.exchanges.delete(ex);
-      if (x.link !== null && !x.link.isFinished) {
-        gw.acceptor.onExchangeGone(x.link, ex);
-        gw.touched(x.link);
-      }
+      if (x.link !== null) gw.exchangeGone(x.link, ex);
     });
-    let link: ServerLink;
-    try {
-      link = gw.acceptor.onRequest(gw.now(), ex, body);
-    } catch (e) {
-      if (!isHfError(e)) throw e;
+    const got = gw.request(ex, body);
+    if (got instanceof Refusal) {
       if (this.exchanges.get(ex) === x) this.exchanges.delete(ex);
-      this.refuse(res, true, gw.rnOf(body), e);
-      gw.log.debug('request refused', { code: e.code, reason: e.message });
-      gw.touched(null); // a refused request may have corked its session: uncork at the end of the turn
+      this.refuse(res, true, got.rn, got.error);
       return;
     }
-    if (this.exchanges.get(ex) === x) x.link = link;
-    gw.touched(link);
+    if (this.exchanges.get(ex) === x) x.link = got;
   }
 
   /** Answers exchange `ex` with a bundle (200). The bytes are copied: they are valid only now. */

@@ -11,11 +11,10 @@
 import * as net from 'node:net';
 import { errorBundle } from '../../../firmware/error-bundle';
 import { ErrorCode, HfError, hfError, isHfError } from '../../../firmware/errors';
-import { Transport } from '../../../firmware/link-base';
 import type { ServerLink } from '../../../firmware/server-link';
 import { Address, listenOn } from '../net/address';
 import { FrameReader, FrameWriter, frame } from '../net/frames';
-import type { Gateway } from './gateway';
+import { FrontHost, Refusal, TcpListener } from './front';
 
 interface Conn {
   id: number;
@@ -26,16 +25,16 @@ interface Conn {
   link: ServerLink | null;
 }
 
-export class TcpFront {
-  readonly server: net.Server;
-  private readonly gw: Gateway;
+export class TcpFront implements TcpListener {
+  private readonly server: net.Server;
+  private readonly gw: FrontHost;
   private readonly want: Address;
   private readonly maxConnections: number;
   private readonly conns = new Map<number, Conn>();
   private seq = 0;
   address = '';
 
-  constructor(gw: Gateway, want: Address, maxConnections: number) {
+  constructor(gw: FrontHost, want: Address, maxConnections: number) {
     this.gw = gw;
     this.want = want;
     this.maxConnections = maxConnections;
@@ -89,24 +88,17 @@ export class TcpFront {
   }
 
   private onFrame(c: Conn, body: Buffer): void {
-    const gw = this.gw;
     if (c.socket.destroyed) return;
-    let link: ServerLink;
-    try {
-      link = gw.acceptor.onFrame(gw.now(), body, -c.id);
-    } catch (e) {
-      if (!isHfError(e)) throw e;
-      this.refuse(c, gw.rnOf(body), e);
-      gw.log.debug('frame refused', { code: e.code, reason: e.message });
-      gw.touched(null);
+    const got = this.gw.frame(c.id, body);
+    if (got instanceof Refusal) {
+      this.refuse(c, got.rn, got.error);
       if (c.link === null) c.socket.end();
       return;
     }
-    if (c.link !== link) {
-      c.link = link;
-      gw.log.info('session on tcp', { device: link.deviceId, session: Buffer.from(link.sid).toString('hex').slice(0, 8) });
+    if (c.link !== got) {
+      c.link = got;
+      this.gw.log.info('session on tcp', { device: got.deviceId, session: Buffer.from(got.sid).toString('hex').slice(0, 8) });
     }
-    gw.touched(link);
   }
 
   private refuse(c: Conn, rn: number, e: HfError): void {
@@ -116,11 +108,6 @@ export class TcpFront {
 
   private onClose(c: Conn): void {
     this.conns.delete(c.id);
-    const link = c.link;
-    if (link === null || link.isFinished || link.directConn !== -c.id) return;
-    // The session's connection is gone: it waits for HTTP requests (or a new connection) now.
-    link.setTransport(this.gw.now(), Transport.HELD);
-    this.gw.log.info('session off tcp', { device: link.deviceId, session: Buffer.from(link.sid).toString('hex').slice(0, 8) });
-    this.gw.touched(link);
+    if (c.link !== null) this.gw.connectionClosed(c.link, c.id);
   }
 }

@@ -1,0 +1,57 @@
+/**
+ * The seam between the gateway and its fronts (HTTP, direct TCP; later the worker and cluster
+ * relays): what a front may ask of the gateway, and nothing more. A front owns its sockets and
+ * framing; it hands each request body or frame to `FrontHost` and gets back the session it belongs
+ * to or a `Refusal` to answer with. Fronts import no Gateway, so the gateway can grow (failover,
+ * cluster, workers) without its fronts knowing.
+ */
+import type { HfError } from '../../../firmware/errors';
+import type { ServerLink } from '../../../firmware/server-link';
+import type { Log } from '../../../hal/log';
+
+/** A request or frame the gateway would not take: the error, and the request number it answers. */
+export class Refusal {
+  readonly error: HfError;
+  /** The refused bundle's request number (0 when it has none), so the device can match the answer. */
+  readonly rn: number;
+  constructor(error: HfError, rn: number) {
+    this.error = error;
+    this.rn = rn;
+  }
+}
+
+export interface FrontHost {
+  readonly log: Log;
+  /** The HTTP path of the link, e.g. "/v1/link". */
+  readonly path: string;
+  /** Largest request body or frame taken, bytes (the link's maxBundleBytes). */
+  readonly maxBody: number;
+  /** Longest a request is held before it is answered anyway, ms (the link's holdMs). */
+  readonly holdMs: number;
+  /** An HTTP request body arrived as exchange `ex` (> 0): its session, or why it was refused. */
+  request(ex: number, body: Uint8Array): ServerLink | Refusal;
+  /** A frame arrived on direct connection `conn` (> 0): its session, or why it was refused. */
+  frame(conn: number, body: Uint8Array): ServerLink | Refusal;
+  /** HTTP exchange `ex` of `session` went away before it was answered. */
+  exchangeGone(session: ServerLink, ex: number): void;
+  /** Direct connection `conn`, which last carried `session`, closed. */
+  connectionClosed(session: ServerLink, conn: number): void;
+}
+
+/** What the application can see of the gateway's HTTP listener. */
+export interface HttpListener {
+  /** The link's URL once listening, e.g. "http://127.0.0.1:8080/v1/link". */
+  readonly url: string;
+  /** Bound "host:port" once listening. */
+  readonly address: string;
+  /** Requests held open now. */
+  readonly held: number;
+}
+
+/** What the application can see of the gateway's direct TCP listener. */
+export interface TcpListener {
+  /** Bound "host:port" once listening. */
+  readonly address: string;
+  /** Connections open now. */
+  readonly connections: number;
+}
