@@ -10,15 +10,15 @@
  */
 
 // The gateway: sessions for many devices over HTTP and direct TCP.
-export { Gateway, GATEWAY_LINK_DEFAULTS } from './targets/host/gateway/gateway';
-export type { GatewayOptions, GatewayChannel, DeviceKeys } from './targets/host/gateway/gateway';
+export { Gateway, GatewayChannel, GATEWAY_LINK_DEFAULTS } from './targets/host/gateway/gateway';
+export type { GatewayOptions, GatewayEvents, DeviceKeys, HttpListener, TcpListener } from './targets/host/gateway/gateway';
 
 // The device: one session to a gateway, TCP first, HTTP when TCP is blocked.
-export { connect } from './targets/host/device/device';
-export type { DeviceOptions, DeviceChannel } from './targets/host/device/device';
+export { connect, DeviceChannel } from './targets/host/device/device';
+export type { DeviceOptions, DeviceChannelEvents } from './targets/host/device/device';
 
 // What runs on a session: the message channel, a Duplex over it, the mux, port forwarding.
-export type { Channel } from './targets/host/app/channel';
+export type { Channel, ChannelEvents } from './targets/host/app/channel';
 export { channelStream } from './targets/host/app/stream';
 export type { ChannelStreamOptions } from './targets/host/app/stream';
 export { Mux } from './targets/host/app/mux';

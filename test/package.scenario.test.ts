@@ -26,9 +26,9 @@ test.after(() => {
 });
 
 /** What index.ts exports as values (its types are checked by the TypeScript run). */
-const SURFACE = ['ErrorCode', 'GATEWAY_LINK_DEFAULTS', 'Gateway', 'HfError', 'LINK_DEFAULTS', 'Mux', 'MuxStream', 'channelStream', 'connect', 'createLog', 'forwardPorts', 'isHfError', 'loopbackPair', 'serveForwards', 'silentLog'];
+const SURFACE = ['DeviceChannel', 'ErrorCode', 'GATEWAY_LINK_DEFAULTS', 'Gateway', 'GatewayChannel', 'HfError', 'LINK_DEFAULTS', 'Mux', 'MuxStream', 'channelStream', 'connect', 'createLog', 'forwardPorts', 'isHfError', 'loopbackPair', 'serveForwards', 'silentLog'];
 /** Its type-only exports. */
-const TYPES = ['GatewayOptions', 'GatewayChannel', 'DeviceKeys', 'DeviceOptions', 'DeviceChannel', 'Channel', 'ChannelStreamOptions', 'MuxOptions', 'ForwardSpec', 'ForwardOptions', 'ServeOptions', 'PortForwarder', 'ForwardServer', 'LoopbackPair', 'ErrorCodeValue', 'LinkOptions', 'LadderOptions', 'Log', 'LogOptions', 'LogLevel', 'LogFormat'];
+const TYPES = ['GatewayOptions', 'GatewayEvents', 'GatewayChannel', 'DeviceKeys', 'HttpListener', 'TcpListener', 'DeviceOptions', 'DeviceChannel', 'DeviceChannelEvents', 'Channel', 'ChannelEvents', 'ChannelStreamOptions', 'MuxOptions', 'ForwardSpec', 'ForwardOptions', 'ServeOptions', 'PortForwarder', 'ForwardServer', 'LoopbackPair', 'ErrorCodeValue', 'LinkOptions', 'LadderOptions', 'Log', 'LogOptions', 'LogLevel', 'LogFormat'];
 
 function kill(pid: number): void {
   try {

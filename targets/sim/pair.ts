@@ -158,7 +158,7 @@ export class SimPair {
     const c = new ClientLink(
       { ...this.identity(), random: (b) => this.rng.fill(b), helloCounter: (this.helloCounter += SimPair.HELLO_STEP), options: this.cfg.client },
       {
-        transmit: (body, len, rn) => this.transmit(inc, body, len, rn),
+        transmit: (body, len) => this.transmit(inc, body, len),
         deliver: (b, o, l) => (this.cfg.onDeviceMessage ? this.cfg.onDeviceMessage(b, o, l) : true),
         onDrain: () => this.cfg.onDeviceDrain?.(),
         onEnd: () => this.cfg.onDeviceEnd?.(),
@@ -227,7 +227,7 @@ export class SimPair {
   /** The client's port for incarnation `inc` (for a restored client). */
   clientPort(inc: number) {
     return {
-      transmit: (body: Uint8Array, len: number, rn: number) => this.transmit(inc, body, len, rn),
+      transmit: (body: Uint8Array, len: number) => this.transmit(inc, body, len),
       deliver: (b: Uint8Array, o: number, l: number) => (this.cfg.onDeviceMessage ? this.cfg.onDeviceMessage(b, o, l) : true),
       onDrain: () => this.cfg.onDeviceDrain?.(),
       onEnd: () => this.cfg.onDeviceEnd?.(),
@@ -243,7 +243,7 @@ export class SimPair {
 
   // ---- carrying ----------------------------------------------------------------------------------
 
-  private transmit(inc: number, body: Uint8Array, len: number, rn: number): void {
+  private transmit(inc: number, body: Uint8Array, len: number): void {
     if (inc !== this.incarnation) return;
     const copy = body.slice(0, len);
     if (this.client.transport === Transport.DIRECT) {

@@ -8,7 +8,6 @@
  * `{"code": ..., "message": ...}` for people with curl. A refusal changes no session.
  */
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { errorBundle } from '../../../firmware/error-bundle';
 import { ErrorCode, ErrorCodeValue, HfError, hfError } from '../../../firmware/errors';
 import type { ServerLink } from '../../../firmware/server-link';
