@@ -139,7 +139,7 @@ export class SimPair {
     if (!this.crashed) return;
     this.crashed = false;
     const inc = ++this.incarnation;
-    const config = { ...this.identity(), random: (b: Uint8Array) => this.rng.fill(b), helloCounter: (this.helloCounter += SimPair.HELLO_STEP), options: this.cfg.client };
+    const config = this.clientConfig();
     const restored = this.cfg.durable ? ClientLink.fromJournal(this.storage, this.now, config, this.clientPort(inc), { compactBytes: 4096 }) : null;
     this.client = restored ?? new ClientLink(config, this.clientPort(inc));
     this.client.transport = Transport.HELD;
@@ -153,24 +153,14 @@ export class SimPair {
     return this.key === null ? { id: DEVICE_ID } : { id: DEVICE_ID, key: this.key, crypto: nodeCrypto };
   }
 
+  /** A new incarnation's identity, options and next hello counter. */
+  private clientConfig() {
+    return { ...this.identity(), random: (b: Uint8Array) => this.rng.fill(b), helloCounter: (this.helloCounter += SimPair.HELLO_STEP), options: this.cfg.client };
+  }
+
   private newClient(): ClientLink {
     const inc = ++this.incarnation;
-    const c = new ClientLink(
-      { ...this.identity(), random: (b) => this.rng.fill(b), helloCounter: (this.helloCounter += SimPair.HELLO_STEP), options: this.cfg.client },
-      {
-        transmit: (body, len) => this.transmit(inc, body, len),
-        deliver: (b, o, l) => (this.cfg.onDeviceMessage ? this.cfg.onDeviceMessage(b, o, l) : true),
-        onDrain: () => this.cfg.onDeviceDrain?.(),
-        onEnd: () => this.cfg.onDeviceEnd?.(),
-        onClose: (e) => {
-          if (inc !== this.incarnation) return;
-          this.deviceClosed = true;
-          this.deviceError = e;
-          this.cfg.onDeviceClose?.(e);
-        },
-        onReject: (e) => this.rejects.push(e),
-      },
-    );
+    const c = new ClientLink(this.clientConfig(), this.clientPort(inc));
     if (this.cfg.direct) c.transport = Transport.DIRECT;
     return c;
   }
