@@ -54,7 +54,14 @@ export interface ChannelHost {
 }
 
 /**
- * A Channel over a link. The driver gives the link `channel.port()` as (part of) its port; messages,
+ * The driver's side of a LinkChannel, behind symbols that index.ts does not export: an application
+ * holding a channel cannot reach its link.
+ */
+export const kAttach: unique symbol = Symbol('holdfast.attach');
+export const kPort: unique symbol = Symbol('holdfast.port');
+
+/**
+ * A Channel over a link. The driver gives the link `channel[kPort]()` as (part of) its port; messages,
  * drains, ends and closes are queued and emitted on the next tick.
  */
 export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedEmitter<E> implements Channel<E> {
@@ -73,13 +80,13 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
     this.host = host;
   }
 
-  /** Binds the link (after it was built with `port()`), or a replacement after a restore. */
-  attach(link: LinkBase): void {
+  /** Binds the link (after it was built with `[kPort]()`), or a replacement after a restore. */
+  [kAttach](link: LinkBase): void {
     this.link = link;
   }
 
   /** The link-facing half: plug these into the link's port. */
-  port(): Pick<LinkPort, 'deliver' | 'onOpen' | 'onDrain' | 'onEnd' | 'onClose'> {
+  [kPort](): Pick<LinkPort, 'deliver' | 'onOpen' | 'onDrain' | 'onEnd' | 'onClose'> {
     return {
       onOpen: () => this.later('open'),
       deliver: (buf, off, len) => {

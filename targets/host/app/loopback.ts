@@ -12,7 +12,7 @@ import { isHfError } from '../../../firmware/errors';
 import { LinkOptions } from '../../../firmware/options';
 import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { hostClock } from '../../node/clock';
-import { Channel, LinkChannel } from './channel';
+import { Channel, LinkChannel, kAttach, kPort } from './channel';
 
 export interface LoopbackPair {
   device: Channel;
@@ -34,10 +34,10 @@ export function loopbackPair(opts: { client?: LinkOptions; server?: LinkOptions;
     authenticate: () => true,
     open: (link) => {
       const ch = new LinkChannel(link.deviceId, host);
-      ch.attach(link);
+      ch[kAttach](link);
       process.nextTick(() => resolveGateway(ch));
       return {
-        ...ch.port(),
+        ...ch[kPort](),
         answer: (ex, body, len) => {
           const copy = Buffer.from(body.subarray(0, len));
           setImmediate(() => {
@@ -54,7 +54,7 @@ export function loopbackPair(opts: { client?: LinkOptions; server?: LinkOptions;
   const client: ClientLink = new ClientLink(
     { id: opts.deviceId ?? 'loopback', random: (b) => randomFillSync(b), helloCounter: 1, options: opts.client },
     {
-      ...device.port(),
+      ...device[kPort](),
       transmit: (body, len, n) => {
         const copy = Buffer.from(body.subarray(0, len));
         setImmediate(() => {
@@ -72,7 +72,7 @@ export function loopbackPair(opts: { client?: LinkOptions; server?: LinkOptions;
       },
     },
   );
-  device.attach(client);
+  device[kAttach](client);
   const timer = new DeadlineTimer(hostClock, () => Math.min(client.nextDeadline(), acceptor.nextDeadline()), (n) => {
     if (client.nextDeadline() <= n) client.onTimer(n);
     acceptor.onTimer(n);

@@ -20,6 +20,7 @@ import type { Log } from '../../../hal/log';
 import type { Storage } from '../../../hal/storage';
 import { Address, formatAddress, parseAddress } from '../net/address';
 import { platform } from '#platform';
+import { kAttach, kPort } from '../app/channel';
 import { DeviceChannel, DeviceState } from './device-channel';
 import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { HttpTransport } from './http-transport';
@@ -101,7 +102,7 @@ class Device implements DeviceState {
     this.channel = new DeviceChannel(opts.id, { now: () => platform.clock.now(), kick: () => this.kick() }, this);
     this.timer = new DeadlineTimer(platform.clock, () => Math.min(this.client.nextDeadline(), this.ladder.nextDeadline()), () => this.fire());
 
-    const cp = this.channel.port();
+    const cp = this.channel[kPort]();
     const port: ClientPort = {
       ...cp,
       transmit: (body, len, rn) => this.transmit(body, len, rn),
@@ -138,7 +139,7 @@ class Device implements DeviceState {
       if (this.storage !== null) client.attachJournal(new Journal(this.storage, o.maxMessage), now);
     }
     this.client = client;
-    this.channel.attach(client);
+    this.channel[kAttach](client);
 
     this.http = new HttpTransport({
       url,

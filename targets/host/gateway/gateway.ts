@@ -18,6 +18,7 @@ import { ServerLink, ServerPort } from '../../../firmware/server-link';
 import { Transport } from '../../../firmware/link-base';
 import { peekRn } from '../../../firmware/wire';
 import type { Log } from '../../../hal/log';
+import { kAttach, kPort } from '../app/channel';
 import { TypedEmitter } from '../app/typed-emitter';
 import { hostClock } from '../../node/clock';
 import { nodeCrypto } from '../../node/crypto';
@@ -190,10 +191,10 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   private open(link: ServerLink): ServerPort {
     const channel = new GatewayChannel(link, { now: () => hostClock.now(), kick: () => slot.timer.arm() });
     const slot: Slot = { link, channel, timer: new DeadlineTimer(hostClock, () => link.nextDeadline(), (now) => this.acceptor.tick(link, now)) };
-    channel.attach(link);
+    channel[kAttach](link);
     this.slots.set(link, slot);
     const sid = channel.sessionId.slice(0, 8);
-    const cp = channel.port();
+    const cp = channel[kPort]();
     this.log.info('session opened', { device: link.deviceId, session: sid, sessions: this.acceptor.size + 1 });
     process.nextTick(() => {
       if (!this.closed) this.emit('session', channel);
