@@ -13,7 +13,7 @@
 import { Adapter, Conn, Ports, Window } from './adapter';
 import { adapterNamed } from './adapters/index';
 import { Side } from './flow';
-import { serve } from './ipc';
+import { errorText, serve } from './ipc';
 
 const side = new Side(false);
 let adapter: Adapter | null = null;
@@ -49,7 +49,7 @@ serve(
             idle.push(await sys.connect(ports, { id: `idle-${i}`, timeoutMs: Math.max(1, end - Date.now()), idle: true }));
           } catch (e) {
             failed++;
-            error ||= (e as Error).message;
+            error ||= errorText(e);
           }
         }
       };

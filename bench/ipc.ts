@@ -41,7 +41,7 @@ export function serve(handlers: Handlers, maxSeconds: number): void {
   process.on('disconnect', () => process.exit(0));
   let uncaught: Answer['uncaught'];
   process.on('uncaughtException', (e: Error) => {
-    if (uncaught === undefined) uncaught = { count: 0, first: `${e?.name ?? 'Error'}: ${e?.message ?? String(e)}${stackTop(e)}` };
+    if (uncaught === undefined) uncaught = { count: 0, first: `${e?.name ?? 'Error'}: ${errorText(e)}${stackTop(e)}` };
     uncaught.count++;
   });
   process.on('message', (m: Request) => {
@@ -57,7 +57,7 @@ export function serve(handlers: Handlers, maxSeconds: number): void {
       .then(() => fn(m.args ?? {}))
       .then(
         (value) => reply({ id: m.id, ok: true, value }),
-        (e: Error) => reply({ id: m.id, ok: false, error: e?.message ?? String(e) }),
+        (e: Error) => reply({ id: m.id, ok: false, error: errorText(e) }),
       );
   });
 }
@@ -142,6 +142,16 @@ function errorLine(stderr: string): string {
   const lines = stderr.trim().split('\n');
   const e = lines.find((l) => /^\w*Error\b|^Uncaught|^\w+: /.test(l.trim()));
   return (e ?? lines[lines.length - 1]).trim();
+}
+
+/**
+ * An error for a report: its message, after its code when it has one the message does not show
+ * already (holdfast's HF_ERR_... codes are a field of the error, not part of its message).
+ */
+export function errorText(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
 }
 
 /** " at <first frame>" of an error's stack, for reports. */

@@ -25,6 +25,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ADAPTERS, adapterNamed } from './adapters/index';
 import type { CountResult, PumpResult, RttResult } from './flow';
+import { errorText } from './ipc';
 import { MAIN_ID, Pair } from './pair';
 import { goals, jsonLine, machine, markdown, writeDocs, SystemResult } from './report';
 
@@ -187,7 +188,7 @@ async function phase(r: SystemResult, name: string, p: Pair, fn: () => Promise<v
   try {
     await fn();
   } catch (e) {
-    r.notes.push(`${name} failed: ${(e as Error).message}`);
+    r.notes.push(`${name} failed: ${errorText(e)}`);
   } finally {
     r.notes.push(...p.uncaughtNotes(name));
     await p.stop();

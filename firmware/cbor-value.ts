@@ -237,8 +237,8 @@ class In {
       case TEXT:
         try {
           return utf8Dec.decode(this.body());
-        } catch {
-          throw hfError(ErrorCode.CBOR, `text at byte ${at} is not valid UTF-8`);
+        } catch (e) {
+          throw hfError(ErrorCode.CBOR, `text at byte ${at} is not valid UTF-8`, e);
         }
       case ARRAY: {
         const a: unknown[] = [];

@@ -156,7 +156,7 @@ function nextValue(): unknown {
   try {
     return decodeValue(r.buf, start, r.pos);
   } catch (e) {
-    if (isHfError(e) && e.code === ErrorCode.LIMIT) throw hfError(ErrorCode.BUNDLE, `control item: ${e.message}`);
+    if (isHfError(e) && e.code === ErrorCode.LIMIT) throw hfError(ErrorCode.BUNDLE, `control item: ${e.message}`, e);
     throw e;
   }
 }

@@ -1,7 +1,9 @@
 /**
- * Errors with stable codes. Callers branch on `code`, never on message text.
- * Every code also travels on the wire (control item `error`) and in HTTP error bodies.
+ * Errors with stable codes. Callers branch on `code`, never on message text: the code is a field of
+ * its own and is not part of `message`, which is for people. Every code also travels on the wire
+ * (control item `error`, code and message apart) and in HTTP error bodies.
  */
+import type { HalError, HalErrorCode } from '../hal/errors';
 
 export const ErrorCode = {
   /** An option is missing, of the wrong type or outside its range. */
@@ -46,21 +48,39 @@ export const ErrorCode = {
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-/** The one error class of the core. `code` is stable; `message` is for people. */
+/**
+ * The one error class of the core. `code` is stable; `message` is for people and names the offending
+ * value, without the code; `cause` is the underlying error when this one wraps another.
+ * `toString()` shows both: `HfError [HF_ERR_OPTION]: credit must be ...`.
+ */
 export class HfError extends Error {
   readonly code: ErrorCodeValue;
-  constructor(code: ErrorCodeValue, message: string) {
-    super(`${code}: ${message}`);
+  constructor(code: ErrorCodeValue, message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
     this.name = 'HfError';
     this.code = code;
   }
+
+  override toString(): string {
+    return `${this.name} [${this.code}]: ${this.message}`;
+  }
 }
 
-/** Builds an HfError; the message should name the offending value. */
-export function hfError(code: ErrorCodeValue, message: string): HfError {
-  return new HfError(code, message);
+/** Builds an HfError; the message should name the offending value. `cause`: the error being wrapped. */
+export function hfError(code: ErrorCodeValue, message: string, cause?: unknown): HfError {
+  return new HfError(code, message, cause);
 }
 
 export function isHfError(e: unknown): e is HfError {
   return e instanceof HfError;
 }
+
+/** Accepts only `true`: the checks below fail to compile when their condition does not hold. */
+type Holds<T extends true> = T;
+
+/**
+ * hal/ states its error contract without firmware/ (`hal/errors.ts`); this proves it agrees with
+ * ours: every code a hal implementation may throw is an ErrorCode, and an HfError carrying one of
+ * them is a HalError. Adding a code to HalErrorCode that ErrorCode lacks breaks the build here.
+ */
+export type HalErrorContract = Holds<[HalErrorCode] extends [ErrorCodeValue] ? ([HfError & { readonly code: HalErrorCode }] extends [HalError] ? true : false) : false>;

@@ -163,8 +163,7 @@ export abstract class LinkBase {
   /** The error item telling the peer why this side failed. */
   protected failureItem(): Uint8Array {
     const f = this.failure as HfError;
-    const prefix = `${f.code}: `;
-    return encodeControl({ kind: Ctl.ERROR, code: f.code, message: f.message.startsWith(prefix) ? f.message.slice(prefix.length) : f.message });
+    return encodeControl({ kind: Ctl.ERROR, code: f.code, message: f.message });
   }
 
   // ---- shared machinery ------------------------------------------------------------------------
@@ -256,8 +255,12 @@ export abstract class LinkBase {
   }
 
   protected onPeerError(c: ErrorItem, now: number): void {
-    const code = (Object.values(ErrorCode) as string[]).includes(c.code) ? (c.code as ErrorCodeValue) : ErrorCode.PROTOCOL;
-    this.fail(hfError(code, `peer: ${c.message}`), now);
+    const known = (Object.values(ErrorCode) as string[]).includes(c.code);
+    // Peers of earlier versions wrote the code into the message as well ("HF_ERR_X: text"): it is a field.
+    const text = c.message.startsWith(`${c.code}: `) ? c.message.slice(c.code.length + 2) : c.message;
+    // A code this version does not know becomes HF_ERR_PROTOCOL; the message keeps the peer's.
+    if (known) this.fail(hfError(c.code as ErrorCodeValue, `peer: ${text}`), now);
+    else this.fail(hfError(ErrorCode.PROTOCOL, `peer: ${JSON.stringify(c.code)}: ${text}`), now);
   }
 
   /** True once both directions are closed and everything is acknowledged and consumed. */

@@ -68,7 +68,7 @@ export function decodeSnapshot<T extends LinkData>(bytes: Uint8Array, role: 'cli
   try {
     s = decodeValue(bytes) as Snapshot<T>;
   } catch (e) {
-    throw hfError(ErrorCode.STATE, `snapshot cannot be decoded: ${(e as Error).message}`);
+    throw hfError(ErrorCode.STATE, `snapshot cannot be decoded: ${(e as Error).message}`, e);
   }
   if (s === null || typeof s !== 'object' || s.v !== SNAPSHOT_VERSION) throw hfError(ErrorCode.STATE, `not a version ${SNAPSHOT_VERSION} snapshot`);
   if (s.role !== role) throw hfError(ErrorCode.STATE, `snapshot of a ${String(s.role)} link, expected ${role}`);
@@ -76,7 +76,7 @@ export function decodeSnapshot<T extends LinkData>(bytes: Uint8Array, role: 'cli
   try {
     s.o = resolveOptions(s.o);
   } catch (e) {
-    throw hfError(ErrorCode.STATE, `snapshot options: ${(e as Error).message}`);
+    throw hfError(ErrorCode.STATE, `snapshot options: ${(e as Error).message}`, e);
   }
   return s;
 }

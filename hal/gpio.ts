@@ -1,8 +1,8 @@
 /**
  * General-purpose I/O through the Linux GPIO character device. Chips are named by their label (for
  * example "pinctrl-bcm2711"), not by number: gpiochip numbers move between kernels and boards.
- * A board without GPIO, or without the means to drive it, throws HfError HF_ERR_UNSUPPORTED; a label
- * or line that does not exist throws HF_ERR_OPTION naming it.
+ * A board without GPIO, or without the means to drive it, throws a `HalError` (./errors) with code
+ * HF_ERR_UNSUPPORTED; a label or line that does not exist throws one with HF_ERR_OPTION naming it.
  */
 export interface GpioChip {
   /** Device name, e.g. "gpiochip0". */

@@ -10,3 +10,4 @@ export type { Crypto } from './crypto';
 export type { SystemInfo, NetInterface } from './system';
 export type { Gpio, GpioChip } from './gpio';
 export type { Platform, StorageOptions } from './platform';
+export type { HalError, HalErrorCode } from './errors';

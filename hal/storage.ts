@@ -1,7 +1,8 @@
 /**
  * Permanent storage: small named blobs (a flat namespace of keys such as `journal`).
  * All calls are synchronous: the device's journal must be on storage before `send` returns true.
- * Implementations throw HfError HF_ERR_STORAGE when the medium fails.
+ * Implementations throw a `HalError` (./errors) with code HF_ERR_STORAGE when the medium fails, keeping
+ * the platform's failure as `cause`; a key or directory they cannot use is HF_ERR_OPTION.
  */
 export interface Storage {
   /** The whole value of `key`, or null if there is none. The returned bytes belong to the caller. */

@@ -1,7 +1,7 @@
 /**
  * What a board can say about itself (the source document's Figure 8: processor, memory, permanent
- * storage, network interface). Every reading comes from the board; one it cannot give throws HfError
- * HF_ERR_UNSUPPORTED naming what is missing — never a made-up value.
+ * storage, network interface). Every reading comes from the board; one it cannot give throws a
+ * `HalError` (./errors) with code HF_ERR_UNSUPPORTED naming what is missing — never a made-up value.
  */
 export interface NetInterface {
   name: string;

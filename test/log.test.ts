@@ -107,7 +107,7 @@ test('json: Errors as code and message, bytes as hex (Uint8Array and Buffer alik
     view: new Uint8Array([9, 8, 7, 6]).subarray(1, 3),
   });
   const o = JSON.parse(lines[0]);
-  assert.equal(o.err, { code: 'HF_ERR_STORAGE', message: 'HF_ERR_STORAGE: write /x: ENOSPC' });
+  assert.equal(o.err, { code: 'HF_ERR_STORAGE', message: 'write /x: ENOSPC' });
   assert.equal(o.plain, { message: 'boom' });
   assert.is(o.bytes, '0001abff');
   assert.is(o.buf, '0aff');

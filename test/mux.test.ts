@@ -120,7 +120,7 @@ test('destroy(err) resets the stream: the peer gets the code; other streams go o
   a.reset(ErrorCode.TIMEOUT, 'the device gave up');
   const e = await peerErr;
   assert.is(e.code, 'HF_ERR_TIMEOUT');
-  assert.is(e.message, 'HF_ERR_TIMEOUT: the device gave up');
+  assert.is(e.message, 'the device gave up');
   // a plain Error's code is not a mux code: the RESET says HF_ERR_CLOSED
   const c = dev.open('127.0.0.1', 3);
   own(defer, c);

@@ -38,7 +38,7 @@
  */
 import * as net from 'node:net';
 import * as readline from 'node:readline';
-import { ErrorCode, hfError } from '../firmware/errors';
+import { ErrorCode, hfError, isHfError } from '../firmware/errors';
 import { Prng } from '../targets/sim/prng';
 
 export type KillPhase = 'before-request' | 'after-request' | 'mid-response';
@@ -327,7 +327,7 @@ export class ChaosProxy {
   private openListener(): Promise<void> {
     const server = net.createServer({ allowHalfOpen: true }, (s) => this.accept(s));
     return new Promise((resolve, reject) => {
-      const onError = (e: Error) => reject(hfError(ErrorCode.CONNECT, `cannot listen on ${this.host}:${this.boundPort}: ${e.message}`));
+      const onError = (e: Error) => reject(hfError(ErrorCode.CONNECT, `cannot listen on ${this.host}:${this.boundPort}: ${e.message}`, e));
       server.once('error', onError);
       server.listen(this.boundPort, this.host, () => {
         server.off('error', onError);
@@ -611,14 +611,14 @@ async function main(argv: string[]): Promise<void> {
     const cmd = line.trim();
     if (cmd === 'kill-all') process.stderr.write(`killed ${proxy.killAll()}\n`);
     else if (cmd === 'stats') process.stderr.write(JSON.stringify(proxy.stats) + '\n');
-    else if ((MODES as readonly string[]).includes(cmd)) void proxy.setMode(cmd as ChaosMode).then(() => process.stderr.write(`mode ${cmd}\n`), (e: Error) => process.stderr.write(`${e.message}\n`));
+    else if ((MODES as readonly string[]).includes(cmd)) void proxy.setMode(cmd as ChaosMode).then(() => process.stderr.write(`mode ${cmd}\n`), (e: Error) => process.stderr.write(`${isHfError(e) ? `${e.code}: ` : ''}${e.message}\n`));
     else if (cmd) process.stderr.write(`commands: pass | refuse | blackhole | kill-all | stats\n`);
   });
 }
 
 if (require.main === module) {
   main(process.argv.slice(2)).catch((e: Error) => {
-    process.stderr.write(`chaos-proxy: ${e.message}\n`);
+    process.stderr.write(`chaos-proxy: ${isHfError(e) ? `${e.code}: ` : ''}${e.message}\n`);
     process.exit(2);
   });
 }

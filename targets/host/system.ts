@@ -46,7 +46,7 @@ export const hostSystem: SystemInfo = {
     try {
       all = os.networkInterfaces();
     } catch (e) {
-      throw hfError(ErrorCode.UNSUPPORTED, `interfaces: os.networkInterfaces() failed (${(e as Error).message})`);
+      throw hfError(ErrorCode.UNSUPPORTED, `interfaces: os.networkInterfaces() failed (${(e as Error).message})`, e);
     }
     return osInterfaces(all);
   },

@@ -42,7 +42,7 @@ export class FileStorage implements Storage {
     try {
       return fn();
     } catch (e) {
-      throw hfError(ErrorCode.STORAGE, `${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw hfError(ErrorCode.STORAGE, `${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
     }
   }
 
@@ -52,7 +52,7 @@ export class FileStorage implements Storage {
       return new Uint8Array(fs.readFileSync(f));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw hfError(ErrorCode.STORAGE, `read ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw hfError(ErrorCode.STORAGE, `read ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
     }
   }
 
@@ -95,7 +95,7 @@ export class FileStorage implements Storage {
     try {
       fs.unlinkSync(f);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw hfError(ErrorCode.STORAGE, `remove ${f}: ${(e as NodeJS.ErrnoException).code}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw hfError(ErrorCode.STORAGE, `remove ${f}: ${(e as NodeJS.ErrnoException).code}`, e);
     }
     this.syncDir();
   }
@@ -125,7 +125,7 @@ export class FileStorage implements Storage {
       fs.fsyncSync(fd);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'EINVAL' && code !== 'EISDIR' && code !== 'EPERM') throw hfError(ErrorCode.STORAGE, `sync directory ${this.dir}: ${code}`);
+      if (code !== 'EINVAL' && code !== 'EISDIR' && code !== 'EPERM') throw hfError(ErrorCode.STORAGE, `sync directory ${this.dir}: ${code}`, e);
     } finally {
       if (fd >= 0) fs.closeSync(fd);
     }

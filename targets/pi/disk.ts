@@ -25,8 +25,8 @@ export function diskUsage(path: string, statfs: StatfsFn | null = nodeStatfs): {
     s = statfs(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw hfError(ErrorCode.OPTION, `disk: no such path ${JSON.stringify(path)} (${code})`);
-    throw hfError(ErrorCode.UNSUPPORTED, `disk: statfs ${JSON.stringify(path)} failed (${code})`);
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw hfError(ErrorCode.OPTION, `disk: no such path ${JSON.stringify(path)} (${code})`, e);
+    throw hfError(ErrorCode.UNSUPPORTED, `disk: statfs ${JSON.stringify(path)} failed (${code})`, e);
   }
   const totalBytes = s.blocks * s.bsize;
   const freeBytes = s.bavail * s.bsize;

@@ -130,7 +130,7 @@ export class GpiodGpio implements Gpio {
     try {
       return fn();
     } catch (e) {
-      if (e instanceof GpiodFormatError) throw hfError(ErrorCode.UNSUPPORTED, `${tool} printed what libgpiod 1.6's ${tool} does not: ${e.message}`);
+      if (e instanceof GpiodFormatError) throw hfError(ErrorCode.UNSUPPORTED, `${tool} printed what libgpiod 1.6's ${tool} does not: ${e.message}`, e);
       throw e;
     }
   }
@@ -149,14 +149,14 @@ export class GpiodGpio implements Gpio {
       });
     } catch (e) {
       const err = e as NodeJS.ErrnoException & { status?: number | null; signal?: string | null; stderr?: string };
-      if (err.code === 'ENOENT') throw hfError(ErrorCode.UNSUPPORTED, `no ${file}: ${INSTALL}`);
-      if (err.code === 'EACCES') throw hfError(ErrorCode.UNSUPPORTED, `${file} is not executable (EACCES)`);
-      if (err.code === 'ETIMEDOUT' || (err.signal && err.status === null)) throw hfError(ErrorCode.UNSUPPORTED, `${name} ${args.join(' ')} did not finish within ${this.timeoutMs} ms`);
+      if (err.code === 'ENOENT') throw hfError(ErrorCode.UNSUPPORTED, `no ${file}: ${INSTALL}`, e);
+      if (err.code === 'EACCES') throw hfError(ErrorCode.UNSUPPORTED, `${file} is not executable (EACCES)`, e);
+      if (err.code === 'ETIMEDOUT' || (err.signal && err.status === null)) throw hfError(ErrorCode.UNSUPPORTED, `${name} ${args.join(' ')} did not finish within ${this.timeoutMs} ms`, e);
       const msg = toolMessage(String(err.stderr ?? ''));
       const what = about ? `line ${about.line} of ${JSON.stringify(about.chip.label)} (${about.chip.name})` : args.join(' ');
-      if (/Permission denied/.test(msg)) throw hfError(ErrorCode.UNSUPPORTED, `${name} ${what}: permission denied on the GPIO chip; run as root or as a member of the group owning ${path.join(this.root, 'dev', about?.chip.name ?? 'gpiochip*')} (Raspberry Pi OS: gpio)`);
-      if (/Device or resource busy/.test(msg) && about) throw hfError(ErrorCode.UNSUPPORTED, `${name} ${what}: the line is in use${this.holder(about.chip, about.line)}`);
-      throw hfError(ErrorCode.UNSUPPORTED, `${name} ${what} failed (exit ${err.status ?? err.code}): ${msg || 'no message'}`);
+      if (/Permission denied/.test(msg)) throw hfError(ErrorCode.UNSUPPORTED, `${name} ${what}: permission denied on the GPIO chip; run as root or as a member of the group owning ${path.join(this.root, 'dev', about?.chip.name ?? 'gpiochip*')} (Raspberry Pi OS: gpio)`, e);
+      if (/Device or resource busy/.test(msg) && about) throw hfError(ErrorCode.UNSUPPORTED, `${name} ${what}: the line is in use${this.holder(about.chip, about.line)}`, e);
+      throw hfError(ErrorCode.UNSUPPORTED, `${name} ${what} failed (exit ${err.status ?? err.code}): ${msg || 'no message'}`, e);
     }
   }
 

@@ -108,7 +108,7 @@ export class LinuxSystem implements SystemInfo {
     try {
       names = fs.readdirSync(dir).filter((n) => /^thermal_zone\d+$/.test(n));
     } catch (e) {
-      throw hfError(ErrorCode.UNSUPPORTED, `cpu temperature: no ${dir} (${errCode(e)})`);
+      throw hfError(ErrorCode.UNSUPPORTED, `cpu temperature: no ${dir} (${errCode(e)})`, e);
     }
     const zones = names
       .map((n) => ({ n, num: Number(n.slice('thermal_zone'.length)), type: (readMaybe(path.join(dir, n, 'type')) ?? '').trim() }))
@@ -175,13 +175,13 @@ export class LinuxSystem implements SystemInfo {
     try {
       names = fs.readdirSync(dir);
     } catch (e) {
-      throw hfError(ErrorCode.UNSUPPORTED, `interfaces: no ${dir} (${errCode(e)})`);
+      throw hfError(ErrorCode.UNSUPPORTED, `interfaces: no ${dir} (${errCode(e)})`, e);
     }
     let live: NodeJS.Dict<os.NetworkInterfaceInfo[]>;
     try {
       live = this.addresses();
     } catch (e) {
-      throw hfError(ErrorCode.UNSUPPORTED, `interfaces: os.networkInterfaces() failed (${errCode(e)})`);
+      throw hfError(ErrorCode.UNSUPPORTED, `interfaces: os.networkInterfaces() failed (${errCode(e)})`, e);
     }
     const out: { index: number; nif: NetInterface }[] = [];
     for (const name of names) {
@@ -263,7 +263,7 @@ function readOrUnsupported(what: string, file: string): string {
   try {
     return fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw hfError(ErrorCode.UNSUPPORTED, `${what}: cannot read ${file} (${errCode(e)})`);
+    throw hfError(ErrorCode.UNSUPPORTED, `${what}: cannot read ${file} (${errCode(e)})`, e);
   }
 }
 

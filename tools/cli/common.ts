@@ -1,4 +1,5 @@
 /** What the commands share: link and log flags, and running until a signal. */
+import { isHfError } from '../../firmware/errors';
 import { LinkOptions } from '../../firmware/options';
 import { Flag, Values } from './args';
 
@@ -31,7 +32,7 @@ export function onSignals(stop: (signal: string) => Promise<void>): Promise<void
       if (stopping) process.exit(130);
       stopping = true;
       stop(sig).then(resolve, (e) => {
-        process.stderr.write(`holdfast: while stopping: ${(e as Error).message}\n`);
+        process.stderr.write(`holdfast: while stopping: ${isHfError(e) ? `${e.code}: ` : ''}${(e as Error).message}\n`);
         resolve();
       });
     };

@@ -39,7 +39,7 @@ function readConfig(file: string): Values {
   try {
     d = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw hfError(ErrorCode.OPTION, `--config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw hfError(ErrorCode.OPTION, `--config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
   }
   if (d === null || typeof d !== 'object' || Array.isArray(d)) throw hfError(ErrorCode.OPTION, `--config ${file}: must be a JSON object`);
   const out: Values = {};

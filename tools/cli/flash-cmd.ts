@@ -64,8 +64,8 @@ export interface FlashSettings {
   waitS: number;
 }
 
-function optionError(msg: string): never {
-  throw hfError(ErrorCode.OPTION, msg);
+function optionError(msg: string, cause?: unknown): never {
+  throw hfError(ErrorCode.OPTION, msg, cause);
 }
 
 /** A value for a flag that names a host:port, or HF_ERR_OPTION naming the flag. */
@@ -73,7 +73,7 @@ function target(flag: string, s: string): string {
   try {
     parseTarget(s);
   } catch (e) {
-    optionError(`--${flag} must be HOST:PORT, got ${JSON.stringify(s)}`);
+    optionError(`--${flag} must be HOST:PORT, got ${JSON.stringify(s)}`, e);
   }
   return s;
 }
@@ -82,8 +82,8 @@ function httpUrl(flag: string, s: string): string {
   let u: URL;
   try {
     u = new URL(s);
-  } catch {
-    optionError(`--${flag} must be a URL like http://host:8080, got ${JSON.stringify(s)}`);
+  } catch (e) {
+    optionError(`--${flag} must be a URL like http://host:8080, got ${JSON.stringify(s)}`, e);
   }
   if (u.protocol !== 'http:') optionError(`--${flag} must be an http: URL, got ${JSON.stringify(s)}`);
   return s;
@@ -97,7 +97,7 @@ function readableFile(flag: string, file: string): fs.Stats {
     return st;
   } catch (e) {
     if (isHfError(e)) throw e;
-    optionError(`--${flag} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    optionError(`--${flag} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
   }
 }
 
@@ -148,8 +148,8 @@ export function flashSettings(argv: string[]): FlashSettings | 'help' {
   const forward = ((v.forward as string[] | undefined) ?? []).map((f) => {
     try {
       parseForward(f);
-    } catch {
-      optionError(`--forward must be LOCALPORT:HOST:PORT, got ${JSON.stringify(f)}`);
+    } catch (e) {
+      optionError(`--forward must be LOCALPORT:HOST:PORT, got ${JSON.stringify(f)}`, e);
     }
     return f;
   });
@@ -209,14 +209,14 @@ class Steps {
       if (e instanceof StepFailure) ({ code, why } = e);
       else if (isHfError(e)) {
         code = e.code;
-        why = e.message.slice(e.code.length + 2);
+        why = e.message;
       } else {
         code = ErrorCode.UNSUPPORTED;
         why = (e as Error).message;
       }
       const state =
         this.changed.length === 0 ? 'Nothing on the board was changed.' : `Already done on the board: ${this.changed.join('; ')}.`;
-      throw hfError(code, `step ${this.n}/${STEPS} (${label}) failed: ${why.replace(/[.\s]+$/, '')}. ${state}`);
+      throw hfError(code, `step ${this.n}/${STEPS} (${label}) failed: ${why.replace(/[.\s]+$/, '')}. ${state}`, e);
     }
   }
 }

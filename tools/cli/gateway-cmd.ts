@@ -34,13 +34,13 @@ export function readDevices(file: string): Record<string, string> {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw hfError(ErrorCode.OPTION, `--devices ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw hfError(ErrorCode.OPTION, `--devices ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
   }
   let d: unknown;
   try {
     d = JSON.parse(text);
   } catch (e) {
-    throw hfError(ErrorCode.OPTION, `--devices ${file}: not JSON (${(e as Error).message})`);
+    throw hfError(ErrorCode.OPTION, `--devices ${file}: not JSON (${(e as Error).message})`, e);
   }
   if (d === null || typeof d !== 'object' || Array.isArray(d)) throw hfError(ErrorCode.OPTION, `--devices ${file}: must be a JSON object {"<device id>": "<secret key>"}`);
   for (const [id, k] of Object.entries(d as Record<string, unknown>)) {

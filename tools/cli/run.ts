@@ -41,7 +41,7 @@ export async function runCommand(prog: string, commands: Record<string, Command>
     process.exitCode = await c.run(rest);
   } catch (e) {
     if (!isHfError(e)) throw e;
-    process.stderr.write(`${prog} ${cmd}: ${e.message}\n`);
+    process.stderr.write(`${prog} ${cmd}: ${e.code}: ${e.message}\n`);
     process.exitCode = e.code === 'HF_ERR_OPTION' ? 2 : 1;
   }
 }

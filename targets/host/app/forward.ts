@@ -74,7 +74,7 @@ function checkSpec(s: ForwardSpec, i: number): ForwardSpec {
   try {
     formatTarget(s.host, s.port);
   } catch (e) {
-    throw hfError(ErrorCode.OPTION, `forward ${i} target: ${(e as Error).message}`);
+    throw hfError(ErrorCode.OPTION, `forward ${i} target: ${(e as Error).message}`, e);
   }
   return { localPort: s.localPort, host: s.host, port: s.port };
 }
@@ -186,7 +186,7 @@ export class ForwardServer extends EventEmitter {
       try {
         parseTarget(String(t));
       } catch (e) {
-        throw hfError(ErrorCode.OPTION, `allow entry ${JSON.stringify(t)}: ${(e as Error).message}`);
+        throw hfError(ErrorCode.OPTION, `allow entry ${JSON.stringify(t)}: ${(e as Error).message}`, e);
       }
     }
     this.allow = new Set(opts.allow);
@@ -201,7 +201,7 @@ export class ForwardServer extends EventEmitter {
   }
 
   private refuse(s: MuxStream, target: string, err: HfError): void {
-    if (!s.destroyed) s.refuse(err.code, err.message.slice(err.code.length + 2));
+    if (!s.destroyed) s.refuse(err.code, err.message);
     this.emit('refused', target, err);
   }
 
@@ -239,8 +239,8 @@ export class ForwardServer extends EventEmitter {
       this.sockets.delete(sock);
       if (connected) return;
       s.off('close', giveUp);
-      const why = failure === null ? 'connection abandoned' : isHfError(failure) ? failure.message.slice(failure.code.length + 2) : `${(failure as NodeJS.ErrnoException).code ?? failure.message}`;
-      this.refuse(s, target, hfError(failure === null && this.closed ? ErrorCode.CLOSED : ErrorCode.CONNECT, `${target}: ${why}`));
+      const why = failure === null ? 'connection abandoned' : isHfError(failure) ? failure.message : `${(failure as NodeJS.ErrnoException).code ?? failure.message}`;
+      this.refuse(s, target, hfError(failure === null && this.closed ? ErrorCode.CLOSED : ErrorCode.CONNECT, `${target}: ${why}`, failure ?? undefined));
     });
   }
 

@@ -29,11 +29,9 @@ export interface MuxOptions extends MuxTableOptions {
   credit?: number;
 }
 
-/** "HF_ERR_X: text" -> "text" (the code travels separately). */
+/** The text a refusal or reset carries (the code travels beside it). */
 function reasonOf(err: Error | null, fallback: string): string {
-  if (err === null) return fallback;
-  const m = err.message;
-  return isHfError(err) && m.startsWith(err.code + ': ') ? m.slice(err.code.length + 2) : m;
+  return err === null ? fallback : err.message;
 }
 
 function asBuffer(v: Uint8Array): Buffer {
@@ -109,7 +107,7 @@ export class Mux extends EventEmitter implements MuxDriver {
     try {
       target = formatTarget(String(host), port, this.table.limits.maxTarget);
     } catch (e) {
-      throw hfError(ErrorCode.OPTION, `open: ${reasonOf(e as Error, '')}`);
+      throw hfError(ErrorCode.OPTION, `open: ${reasonOf(e as Error, '')}`, e);
     }
     let id: number;
     try {

@@ -102,7 +102,7 @@ export class HttpTransport {
         this.post(rn, body, true);
         return;
       }
-      fail(hfError(ErrorCode.CONNECT, `${this.o.proxy !== null ? 'proxy' : 'gateway'} ${t.host}:${t.port}: ${e.code ?? e.message}`));
+      fail(hfError(ErrorCode.CONNECT, `${this.o.proxy !== null ? 'proxy' : 'gateway'} ${t.host}:${t.port}: ${e.code ?? e.message}`, e));
     });
     req.on('response', (res) => {
       answered = true;

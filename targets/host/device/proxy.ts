@@ -62,7 +62,7 @@ export function parseProxyUrl(value: string, source = 'proxy'): URL {
   try {
     url = new URL(withScheme);
   } catch {
-    throw bad('cannot parse');
+    throw bad('cannot parse'); // without the parser's error as cause: it holds the URL unredacted
   }
   if (url.protocol !== 'http:') throw bad(`scheme ${url.protocol} is not supported (only http:)`);
   if (url.hostname === '') throw bad('no host');

@@ -5,6 +5,7 @@
  * ignored, and `close` reports nothing.
  */
 import * as net from 'node:net';
+import { isHfError } from '../../../firmware/errors';
 import { Address } from '../net/address';
 import { FrameReader, FrameWriter } from '../net/frames';
 
@@ -54,7 +55,7 @@ export class TcpTransport {
           if (live()) this.ev.onFrame(body);
         });
       } catch (e) {
-        this.drop(n, (e as Error).message);
+        this.drop(n, isHfError(e) ? `${e.code}: ${e.message}` : (e as Error).message);
       }
     });
     s.on('error', (e: NodeJS.ErrnoException) => this.drop(n, e.code ?? e.message));

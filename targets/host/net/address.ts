@@ -42,7 +42,7 @@ export function formatAddress(a: Address): string {
 /** Starts `server` listening on `want`; resolves with the bound "host:port". Errors are HF_ERR_CONNECT. */
 export function listenOn(server: Server, want: Address, what: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const onError = (e: Error): void => reject(hfError(ErrorCode.CONNECT, `${what} listen on ${formatAddress(want)}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+    const onError = (e: Error): void => reject(hfError(ErrorCode.CONNECT, `${what} listen on ${formatAddress(want)}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, e));
     server.once('error', onError);
     server.listen(want.port, want.host, () => {
       server.off('error', onError);
