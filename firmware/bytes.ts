@@ -77,6 +77,25 @@ export function copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcO
   }
 }
 
+/**
+ * Copies `src[srcOff, srcOff+len)` into a ring slab (its length a power of two) from position
+ * `pos & (slab.length - 1)`, wrapping at the slab's end. `len` must not exceed the slab.
+ */
+export function copyIntoRing(slab: Uint8Array, pos: number, src: Uint8Array, srcOff: number, len: number): void {
+  const p = pos & (slab.length - 1);
+  const first = Math.min(len, slab.length - p);
+  copyBytes(slab, p, src, srcOff, first);
+  if (first < len) copyBytes(slab, 0, src, srcOff + first, len - first);
+}
+
+/** Copies `len` bytes of a ring slab from position `pos` (wrapping at its end) to `dst[dstOff, ...)`. */
+export function copyOutOfRing(dst: Uint8Array, dstOff: number, slab: Uint8Array, pos: number, len: number): void {
+  const p = pos & (slab.length - 1);
+  const first = Math.min(len, slab.length - p);
+  copyBytes(dst, dstOff, slab, p, first);
+  if (first < len) copyBytes(dst, dstOff + first, slab, 0, len - first);
+}
+
 /** Constant-time equality of two byte ranges (for session ids and proofs). */
 export function equalBytes(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, len: number): boolean {
   let d = 0;

@@ -6,7 +6,7 @@
  * Only what bundles need: unsigned integers up to 2^32-1, byte strings, arrays, maps (definite
  * lengths only), and skipping any well-formed item (for unknown keys and control items).
  */
-import { copyBytes } from './bytes';
+import { copyBytes, copyOutOfRing } from './bytes';
 import { ErrorCode, hfError } from './errors';
 
 const MAJOR_UINT = 0;
@@ -100,6 +100,13 @@ export class CborWriter {
   copy(src: Uint8Array, off: number, len: number): void {
     if (this.pos + len > this.buf.length) throw overflow(this.buf.length);
     copyBytes(this.buf, this.pos, src, off, len);
+    this.pos += len;
+  }
+
+  /** Raw bytes from a ring slab: `len` of them from position `pos`, wrapping at its end (see copyOutOfRing). */
+  copyFromRing(slab: Uint8Array, pos: number, len: number): void {
+    if (this.pos + len > this.buf.length) throw overflow(this.buf.length);
+    copyOutOfRing(this.buf, this.pos, slab, pos, len);
     this.pos += len;
   }
 

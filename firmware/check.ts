@@ -27,8 +27,17 @@ export function dist(a: number, b: number): number {
   return (a - b) >>> 0;
 }
 
-/** True if u32 sequence a is before b (within half the circle). */
+/** True if u32 sequence a is before b (within half the circle; the point opposite b is not before it). */
 export function before(a: number, b: number): boolean {
   const d = (b - a) >>> 0;
   return d !== 0 && d < 0x80000000;
+}
+
+/**
+ * True if u32 a lies in the half circle behind b: `dist(a, b) >= 2^31`, the sign bit of a - b. The
+ * same as `before(a, b)` except at the point opposite b, which counts as behind; `!behind(a, b)` is
+ * "a is b or ahead of it".
+ */
+export function behind(a: number, b: number): boolean {
+  return (a - b) >>> 0 >= 0x80000000;
 }

@@ -16,7 +16,7 @@
  * States: IDLE -> HELLO (hello sent, resent on timeout) -> OPEN -> CLOSING -> CLOSED, or FAILED.
  */
 import { Control, Ctl, Welcome, encodeControl, limitsOf } from './control';
-import { dist } from './check';
+import { behind } from './check';
 import { Endpoint } from './endpoint';
 import { ErrorCode, hfError, isHfError } from './errors';
 import { LinkBase, LinkPort, LinkState, Transport, TransportValue } from './link-base';
@@ -307,7 +307,7 @@ export class ClientLink extends LinkBase {
       this.port.onOpen?.();
       if (this.isFinished) return;
     }
-    if (this.finalRn >= 0 && (dist(v.rn, this.finalRn) < 0x80000000 || this.transport === Transport.DIRECT)) {
+    if (this.finalRn >= 0 && (!behind(v.rn, this.finalRn) || this.transport === Transport.DIRECT)) {
       this.deliver(now);
       this.finish(now);
       return;
@@ -438,20 +438,13 @@ export class ClientLink extends LinkBase {
       return;
     }
     while (this.reqRn.length < this.o.maxOutstanding) {
-      const ep = this.ep;
       let want: boolean;
       if (this.reqRn.length === 0) want = now >= this.retryAt;
       else if (this.drained && this.finalRn < 0) want = true;
       // A resumed session asks for an answer at once: the second request makes the gateway answer the
       // first (with its window, which the journal does not keep), instead of holding it.
       else if (this.resuming) want = true;
-      else {
-        want =
-          ep.fullBundle ||
-          (ep.hasSendable && now >= this.waitingSince + this.o.coalesceMs) ||
-          ep.ackDue(now) ||
-          (this.localEnd >= 0 && ep.out.isEmpty && !this.closeSent);
-      }
+      else want = this.newsDue(now);
       if (!want) break;
       const final = this.drained && this.finalRn < 0;
       this.request(now, false);

@@ -12,7 +12,7 @@
  * The role state machines (ClientLink, ServerLink) decide when a bundle is written; this decides what
  * is in it. Nothing here allocates per message.
  */
-import { dist } from './check';
+import { behind, dist } from './check';
 import { ErrorCode, hfError } from './errors';
 import { DUPLICATE, InRing } from './in-ring';
 import { ResolvedOptions } from './options';
@@ -257,8 +257,8 @@ export class Endpoint {
    * replayed later acknowledgements) is taken as closed until the peer advertises again.
    */
   private clampWindow(): void {
-    if (dist(this.peerWndSeq, this.out.tail) >= 0x80000000) this.peerWndSeq = this.out.tail;
-    if (dist(this.peerWndOff, this.out.tailOff) >= 0x80000000) this.peerWndOff = this.out.tailOff;
+    if (behind(this.peerWndSeq, this.out.tail)) this.peerWndSeq = this.out.tail;
+    if (behind(this.peerWndOff, this.out.tailOff)) this.peerWndOff = this.out.tailOff;
   }
 
   /**
@@ -382,8 +382,7 @@ export class Endpoint {
     for (let k = 0; k < v.sackCount; k++) {
       const a = v.sacks[2 * k];
       const b = v.sacks[2 * k + 1];
-      const ahead = dist(b, this.out.tail);
-      if (ahead < 0x80000000 && ahead > this.out.length) {
+      if (dist(b, this.out.tail) > this.out.length && !behind(b, this.out.tail)) {
         throw hfError(ErrorCode.ACK, `sack range [${a}, ${b}) reaches past the last sent message ${(this.out.head - 1) >>> 0}`);
       }
     }
@@ -403,8 +402,8 @@ export class Endpoint {
       const ackOff = v.ack === out.head ? out.headOff : out.offOf(v.ack);
       const wndSeq = (v.ack + v.winMsgs) >>> 0;
       const wndOff = (ackOff + v.winBytes) >>> 0;
-      if (dist(wndSeq, this.peerWndSeq) < 0x80000000) this.peerWndSeq = wndSeq;
-      if (dist(wndOff, this.peerWndOff) < 0x80000000) this.peerWndOff = wndOff;
+      if (!behind(wndSeq, this.peerWndSeq)) this.peerWndSeq = wndSeq;
+      if (!behind(wndOff, this.peerWndOff)) this.peerWndOff = wndOff;
       if (v.ack !== out.tail) this.releaseTo(v.ack, now);
     }
     // Selective acknowledgements.
@@ -473,7 +472,7 @@ export class Endpoint {
       if (out.sendCount(q) === 1 && (f & SACKED) === 0) sample = now - sent;
     }
     // After a restore every held message counts as unsent, yet the peer may have had some of them.
-    if (dist(this.sendNext, ack) >= 0x80000000) this.sendNext = ack;
+    if (behind(this.sendNext, ack)) this.sendNext = ack;
     out.release(ack);
     this.clampWindow();
     if (this.journal !== null) this.journal.released(ack);
@@ -483,8 +482,8 @@ export class Endpoint {
 
   private markSacked(a: number, b: number): void {
     const out = this.out;
-    if (dist(b, out.tail) >= 0x80000000 || b === out.tail) return; // wholly stale
-    if (dist(a, out.tail) >= 0x80000000) a = out.tail;
+    if (behind(b, out.tail) || b === out.tail) return; // wholly stale
+    if (behind(a, out.tail)) a = out.tail;
     for (let q = a; q !== b; q = (q + 1) >>> 0) {
       const f = out.flagsOf(q);
       if ((f & SACKED) !== 0) continue;
@@ -626,7 +625,7 @@ export class Endpoint {
       const endOff = (inr.readOff + inr.bytes) >>> 0;
       const msgs = dist(end, this.advSeq);
       const bytes = dist(endOff, this.advOff);
-      if ((msgs >= inr.slots / 2 && msgs < 0x80000000) || (bytes >= inr.bytes / 2 && bytes < 0x80000000)) {
+      if ((msgs >= inr.slots / 2 && !behind(end, this.advSeq)) || (bytes >= inr.bytes / 2 && !behind(endOff, this.advOff))) {
         // The peer may be stopped at the old window end: tell it now.
         this.owe(now);
         this.ackOwedSince = -Infinity;

@@ -9,8 +9,8 @@
  *   next: the cumulative acknowledgement (all before it received); [next, top) may hold early arrivals.
  * No method allocates; a message that wraps the slab end is read through one scratch buffer.
  */
-import { copyBytes } from './bytes';
-import { checkInt, checkPow2, dist } from './check';
+import { copyBytes, copyIntoRing, copyOutOfRing } from './bytes';
+import { behind, checkInt, checkPow2, dist } from './check';
 import { ErrorCode, hfError } from './errors';
 import { RING_DEFAULTS, RingOptions, memory } from './out-ring';
 
@@ -103,8 +103,7 @@ export class InRing {
    * its byte offset contradicts a neighbour already held.
    */
   check(seq: number, off: number, len: number): number {
-    const back = dist(this.next, seq);
-    if (back !== 0 && back <= 0x80000000) return DUPLICATE;
+    if (behind(seq, this.next)) return DUPLICATE;
     const ahead = dist(seq, this.next);
     if (ahead >= this.windowMsgs) {
       throw hfError(ErrorCode.WINDOW, `message ${seq} is outside the receive window [${this.next}, ${(this.next + this.windowMsgs) >>> 0})`);
@@ -139,10 +138,7 @@ export class InRing {
     this.offs[s] = off;
     this.lens[s] = len;
     this.present[s] = 1;
-    const p = off & this.bmask;
-    const first = Math.min(len, this.bytes - p);
-    copyBytes(this.slab, p, src, srcOff, first);
-    if (first < len) copyBytes(this.slab, 0, src, srcOff + first, len - first);
+    copyIntoRing(this.slab, off, src, srcOff, len);
     if (dist((seq + 1) >>> 0, this.next) > dist(this.top, this.next)) this.top = (seq + 1) >>> 0;
     let moved = 0;
     while (this.next !== this.top && this.present[this.next & this.mask] === 1) {
@@ -182,9 +178,7 @@ export class InRing {
       this.viewBuf = this.slab;
       this.viewOff = p;
     } else {
-      const first = this.bytes - p;
-      copyBytes(this.scratch, 0, this.slab, p, first);
-      copyBytes(this.scratch, first, this.slab, 0, len - first);
+      copyOutOfRing(this.scratch, 0, this.slab, p, len);
       this.viewBuf = this.scratch;
       this.viewOff = 0;
     }
@@ -242,10 +236,7 @@ export class InRing {
   copyOut(seq: number, dst: Uint8Array, dstOff = 0): number {
     const s = seq & this.mask;
     const len = this.lens[s];
-    const p = this.offs[s] & this.bmask;
-    const first = Math.min(len, this.bytes - p);
-    copyBytes(dst, dstOff, this.slab, p, first);
-    if (first < len) copyBytes(dst, dstOff + first, this.slab, 0, len - first);
+    copyOutOfRing(dst, dstOff, this.slab, this.offs[s], len);
     return len;
   }
 

@@ -290,14 +290,19 @@ export abstract class LinkBase {
     this.port.onClose?.(err);
   }
 
-  /** Direct transport: is a bundle worth sending now? */
-  protected directWants(now: number): boolean {
+  /**
+   * Whether this side has news worth a bundle now, on any transport: a full bundle of messages is
+   * ready, messages waited `coalesceMs`, an acknowledgement is due, or this direction's CLOSE has yet
+   * to go. The roles add their own reasons (a held request's age, keep-alives).
+   */
+  protected newsDue(now: number): boolean {
     const ep = this.ep;
-    if (ep.fullBundle) return true;
-    if (ep.hasSendable && now >= this.waitingSince + this.o.coalesceMs) return true;
-    if (ep.ackDue(now)) return true;
-    if (this.localEnd >= 0 && ep.out.isEmpty && !this.closeSent) return true;
-    return now >= ep.lastSent + this.o.keepaliveMs;
+    return ep.fullBundle || (ep.hasSendable && now >= this.waitingSince + this.o.coalesceMs) || ep.ackDue(now) || (this.localEnd >= 0 && ep.out.isEmpty && !this.closeSent);
+  }
+
+  /** Direct transport: is a bundle worth sending now? News, or `keepaliveMs` of quiet. */
+  protected directWants(now: number): boolean {
+    return this.newsDue(now) || now >= this.ep.lastSent + this.o.keepaliveMs;
   }
 
   /** Whether a CLOSE has gone out since this direction closed. */

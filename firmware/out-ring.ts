@@ -8,8 +8,8 @@
  * `release` (the peer's cumulative acknowledgement). Per-message transmit state (last send time,
  * selectively acknowledged, transmit count) lives here too. No method allocates.
  */
-import { copyBytes } from './bytes';
-import { checkInt, checkPow2, dist } from './check';
+import { copyIntoRing, copyOutOfRing } from './bytes';
+import { behind, checkInt, checkPow2, dist } from './check';
 import { CborWriter } from './cbor';
 import { ErrorCode, hfError } from './errors';
 
@@ -47,7 +47,6 @@ export class OutRing {
   readonly slots: number;
   readonly bytes: number;
   private readonly mask: number;
-  private readonly bmask: number;
   private readonly slab: Uint8Array;
   private readonly offs: Uint32Array;
   private readonly lens: Uint32Array;
@@ -72,7 +71,6 @@ export class OutRing {
     this.head = this.tail = checkInt('seq', opts.seq ?? 0, 0, 0xffffffff);
     this.headOff = this.tailOff = checkInt('off', opts.off ?? 0, 0, 0xffffffff);
     this.mask = this.slots - 1;
-    this.bmask = this.bytes - 1;
     this.slab = memory('slab', opts.slab, this.bytes);
     this.offs = new Uint32Array(this.slots);
     this.lens = new Uint32Array(this.slots);
@@ -115,10 +113,7 @@ export class OutRing {
     this.sent[s] = -1;
     this.sends[s] = 0;
     this.flags[s] = 0;
-    const p = o & this.bmask;
-    const first = Math.min(len, this.bytes - p);
-    copyBytes(this.slab, p, src, off, first);
-    if (first < len) copyBytes(this.slab, 0, src, off + first, len - first);
+    copyIntoRing(this.slab, o, src, off, len);
     this.head = (this.head + 1) >>> 0;
     this.headOff = (o + len) >>> 0;
     return true;
@@ -190,21 +185,15 @@ export class OutRing {
   writePayload(seq: number, w: CborWriter): void {
     const s = seq & this.mask;
     const len = this.lens[s];
-    const p = this.offs[s] & this.bmask;
-    const first = Math.min(len, this.bytes - p);
     w.bytesHeader(len);
-    w.copy(this.slab, p, first);
-    if (first < len) w.copy(this.slab, 0, len - first);
+    w.copyFromRing(this.slab, this.offs[s], len);
   }
 
   /** Copies message `seq`'s payload into `dst` at `dstOff`; returns its length. */
   copyOut(seq: number, dst: Uint8Array, dstOff = 0): number {
     const s = seq & this.mask;
     const len = this.lens[s];
-    const p = this.offs[s] & this.bmask;
-    const first = Math.min(len, this.bytes - p);
-    copyBytes(dst, dstOff, this.slab, p, first);
-    if (first < len) copyBytes(dst, dstOff + first, this.slab, 0, len - first);
+    copyOutOfRing(dst, dstOff, this.slab, this.offs[s], len);
     return len;
   }
 
@@ -215,7 +204,7 @@ export class OutRing {
    */
   release(ack: number): number {
     const n = dist(ack, this.tail);
-    if (n === 0 || n >= 0x80000000) return 0;
+    if (n === 0 || behind(ack, this.tail)) return 0;
     if (n > this.length) throw hfError(ErrorCode.ACK, `ack ${ack} is past the last sent message ${(this.head - 1) >>> 0}`);
     this.tail = ack >>> 0;
     this.tailOff = ack === this.head ? this.headOff : this.offs[ack & this.mask];
@@ -225,7 +214,7 @@ export class OutRing {
   /** Checks that `release(ack)` would not throw (for validate-before-apply). */
   checkAck(ack: number): void {
     const n = dist(ack, this.tail);
-    if (n !== 0 && n < 0x80000000 && n > this.length) {
+    if (n > this.length && !behind(ack, this.tail)) {
       throw hfError(ErrorCode.ACK, `ack ${ack} is past the last sent message ${(this.head - 1) >>> 0}`);
     }
   }

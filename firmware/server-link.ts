@@ -286,7 +286,6 @@ export class ServerLink extends LinkBase {
 
   protected pump(now: number): void {
     if (this.isFinished) return;
-    const ep = this.ep;
     if (this.transport === Transport.DIRECT) {
       // Requests still held from before the switch are released at once; news goes on the frame.
       while (this.heldEx.length > 0) this.answerOldest(now, false);
@@ -299,14 +298,7 @@ export class ServerLink extends LinkBase {
       return;
     }
     while (this.heldEx.length > 0) {
-      const want =
-        this.heldEx.length > this.o.maxHeld ||
-        ep.fullBundle ||
-        (ep.hasSendable && now >= this.waitingSince + this.o.coalesceMs) ||
-        ep.ackDue(now) ||
-        now >= this.heldAt[0] + this.o.holdMs ||
-        (this.localEnd >= 0 && ep.out.isEmpty && !this.closeSent) ||
-        this.drained;
+      const want = this.heldEx.length > this.o.maxHeld || this.newsDue(now) || now >= this.heldAt[0] + this.o.holdMs || this.drained;
       if (!want) break;
       this.answerOldest(now, true);
     }

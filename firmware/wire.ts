@@ -14,6 +14,7 @@
  * Neither allocates per message. Control items are rare and go through the general CBOR value codec (cbor-value.ts, see control.ts).
  */
 import { CborReader, CborWriter, headerSize } from './cbor';
+import { before, behind } from './check';
 import { ErrorCode, hfError } from './errors';
 import { OutRing, memory } from './out-ring';
 
@@ -383,8 +384,9 @@ export class BundleReader {
           for (let k = 0; k < n; k++) v.sacks[k] = r.uint('sack');
           v.sackCount = n / 2;
           for (let k = 0; k < v.sackCount; k++) {
-            const len = (v.sacks[2 * k + 1] - v.sacks[2 * k]) >>> 0;
-            if (len === 0 || len > 0x80000000) throw hfError(ErrorCode.BUNDLE, `sack range [${v.sacks[2 * k]}, ${v.sacks[2 * k + 1]}) is empty or reversed`);
+            const start = v.sacks[2 * k];
+            const end = v.sacks[2 * k + 1];
+            if (end === start || before(end, start)) throw hfError(ErrorCode.BUNDLE, `sack range [${start}, ${end}) is empty or reversed`);
           }
           break;
         }
@@ -440,7 +442,7 @@ export class BundleReader {
       if (total + k > L.maxMessages) throw hfError(ErrorCode.LIMIT, `more than ${L.maxMessages} messages`);
       let seq = r.uint('run.seq');
       let off = r.uint('run.off');
-      if (prevEnd >= 0 && ((seq - prevEnd) >>> 0) >= 0x80000000) {
+      if (prevEnd >= 0 && behind(seq, prevEnd)) {
         throw hfError(ErrorCode.BUNDLE, `run ${i} starts at ${seq}, before the previous run ended (${prevEnd})`);
       }
       for (let m = 0; m < k; m++) {
