@@ -205,4 +205,17 @@ export class Registry<C extends Conn> {
   onConnection(fn: (c: C) => void): void {
     this.fn = fn;
   }
+
+  /** The `Server` of one listener on `port` whose connections are these; `close` stops it. */
+  server(port: number, close: () => Promise<void>): Server {
+    const live = this.live;
+    return {
+      ports: { main: port },
+      onConnection: (fn) => this.onConnection(fn),
+      get size() {
+        return live.size;
+      },
+      close,
+    };
+  }
 }

@@ -38,6 +38,7 @@
  */
 import * as net from 'node:net';
 import * as readline from 'node:readline';
+import { checkInt } from '../firmware/check';
 import { ErrorCode, hfError, isHfError } from '../firmware/errors';
 import { Prng } from '../targets/sim/prng';
 
@@ -135,11 +136,6 @@ function isLoopback(host: string): boolean {
 
 function optionError(message: string): Error {
   return hfError(ErrorCode.OPTION, message);
-}
-
-function checkInt(name: string, v: unknown, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw optionError(`${name} must be an integer in ${min}..${max}, got ${String(v)}`);
-  return v;
 }
 
 /** Destroys with a RST where this Node can (resetAndDestroy, 18.3+), else plainly. */

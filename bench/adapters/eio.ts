@@ -74,19 +74,15 @@ function eio(name: Kind): Adapter {
       const engine = attach(server, { transports: [transport], allowUpgrades: false, httpCompression: false, perMessageDeflate: false, maxHttpBufferSize: 1e7 });
       engine.on('connection', (s: ServerSocket) => conns.add(new EioConn(s as unknown as EioSocket, null)));
       const port = await listenLocal(server);
-      return {
-        ports: { main: port },
-        onConnection: (fn) => conns.onConnection(fn),
-        get size() {
-          return conns.live.size;
-        },
-        close: () =>
+      return conns.server(
+        port,
+        () =>
           new Promise<void>((resolve) => {
             engine.close();
             server.close(() => resolve());
             server.closeAllConnections();
           }),
-      };
+      );
     },
     async connect(ports, opts: ConnectOptions): Promise<EioConn> {
       const agent = name === 'eio-polling' ? new http.Agent({ keepAlive: true }) : null;

@@ -85,18 +85,14 @@ export const rawTcp: Adapter = {
       conns.add(new SocketConn(s));
     });
     const port = await listenLocal(server);
-    return {
-      ports: { main: port },
-      onConnection: (fn) => conns.onConnection(fn),
-      get size() {
-        return conns.live.size;
-      },
-      close: () =>
+    return conns.server(
+      port,
+      () =>
         new Promise<void>((resolve) => {
           for (const s of sockets) s.destroy();
           server.close(() => resolve());
         }),
-    };
+    );
   },
   async connect(ports, opts: ConnectOptions): Promise<SocketConn> {
     const s = net.connect({ host: '127.0.0.1', port: ports.main });

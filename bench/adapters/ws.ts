@@ -41,20 +41,16 @@ export const ws: Adapter = {
     const wss = new WebSocketServer({ server, perMessageDeflate: false });
     wss.on('connection', (sock: WebSocket) => conns.add(new WsConn(sock)));
     const port = await listenLocal(server);
-    return {
-      ports: { main: port },
-      onConnection: (fn) => conns.onConnection(fn),
-      get size() {
-        return conns.live.size;
-      },
-      close: () =>
+    return conns.server(
+      port,
+      () =>
         new Promise<void>((resolve) => {
           for (const c of wss.clients) c.terminate();
           wss.close();
           server.close(() => resolve());
           server.closeAllConnections();
         }),
-    };
+    );
   },
   async connect(ports, opts: ConnectOptions): Promise<WsConn> {
     const sock = new WebSocket(`ws://127.0.0.1:${ports.main}/`, { perMessageDeflate: false });

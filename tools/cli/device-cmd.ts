@@ -14,6 +14,7 @@ import { Mux } from '../../targets/host/app/mux';
 import type { Log } from '../../hal/log';
 import { Flag, parseArgs, usage, Values } from './args';
 import { LOG_FLAGS, onSignals } from './common';
+import { deviceKey } from './key';
 
 const FLAGS: Flag[] = [
   { name: 'gateway', meta: 'URL', help: "the gateway's HTTP URL, e.g. http://gw.example:8080" },
@@ -67,23 +68,6 @@ export function parseForward(s: string): ForwardSpec {
   return { localPort: local, host: t.host, port: t.port };
 }
 
-function keyOf(v: Values): string {
-  if (typeof v.key === 'string' && v.key.length > 0) return v.key;
-  if (typeof v['key-file'] === 'string') {
-    let line: string;
-    try {
-      line = readFileSync(v['key-file'], 'utf8').split(/\r?\n/)[0].trim();
-    } catch (e) {
-      throw hfError(ErrorCode.OPTION, `--key-file ${v['key-file']}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    if (line.length === 0) throw hfError(ErrorCode.OPTION, `--key-file ${v['key-file']}: the first line is empty`);
-    return line;
-  }
-  const env = process.env.HOLDFAST_KEY;
-  if (env !== undefined && env.length > 0) return env;
-  throw hfError(ErrorCode.OPTION, '--key, --key-file or HOLDFAST_KEY is required');
-}
-
 /** The device's settings from flags and --config, validated before anything starts. */
 export function deviceSettings(argv: string[]): { options: DeviceOptions; forwards: ForwardSpec[]; log: Log; status: string | null } | 'help' {
   const { values: flags, help } = parseArgs(argv, FLAGS);
@@ -97,7 +81,7 @@ export function deviceSettings(argv: string[]): { options: DeviceOptions; forwar
     gateway: v.gateway,
     tcp: v['no-tcp'] === true ? null : ((v.tcp as string | undefined) ?? null),
     id: v.id,
-    key: keyOf(v),
+    key: deviceKey(v).key,
     proxy: v.proxy as string | undefined,
     stateDir: (v.state as string | undefined) ?? null,
     syncAppends: v.fsync === true,

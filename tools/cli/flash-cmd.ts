@@ -20,8 +20,9 @@ import * as path from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
 import { ErrorCode, ErrorCodeValue, hfError, isHfError } from '../../firmware/errors';
 import { parseTarget } from '../../firmware/mux';
-import { Flag, parseArgs, usage } from './args';
+import { Flag, parseArgs, usage, Values } from './args';
 import { parseForward } from './device-cmd';
+import { deviceKey } from './key';
 import { copyToBoard, describeTarget, parseSshHost, Ran, runChild, runOnBoard, shq, sshCommandLine, sshFailed, SshTarget, whyFailed } from './ssh';
 import { atBootLine, BoardPaths, boardPaths, deviceConfig, DeviceSettings, installUnitScript, startByHandScript, systemdUnit, UNIT_NAME } from './unit';
 
@@ -101,22 +102,9 @@ function readableFile(flag: string, file: string): fs.Stats {
   }
 }
 
-function keyOf(v: Record<string, unknown>): string {
-  let key: string;
-  let from: string;
-  if (typeof v.key === 'string') {
-    key = v.key;
-    from = '--key';
-  } else if (typeof v['key-file'] === 'string') {
-    const f = v['key-file'];
-    readableFile('key-file', f);
-    key = fs.readFileSync(f, 'utf8').split(/\r?\n/)[0].trim();
-    from = `--key-file ${f}`;
-  } else if (process.env.HOLDFAST_KEY !== undefined && process.env.HOLDFAST_KEY !== '') {
-    key = process.env.HOLDFAST_KEY;
-    from = 'HOLDFAST_KEY';
-  } else optionError('--key, --key-file or HOLDFAST_KEY is required');
-  if (key.length === 0) optionError(`${from}: the key is empty`);
+/** The key (see key.ts), which must also survive being the first line of a file on the board. */
+function keyOf(v: Values): string {
+  const { key, from } = deviceKey(v);
   if (/[\x00-\x1f\x7f]/.test(key)) optionError(`${from}: the key must be one line without control characters`);
   if (key.trim() !== key) optionError(`${from}: the key must not start or end with blanks`);
   return key;
