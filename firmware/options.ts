@@ -1,23 +1,30 @@
 /**
  * Every bound of a link, with its default. `resolveOptions` validates all of them before anything is
  * allocated and never mutates what it was given.
+ *
+ * Each default has one source: `LINK_DEFAULTS` here, built from the wire limits (`WIRE_DEFAULTS`,
+ * wire.ts), the round-trip bounds (`RTT_DEFAULTS`, rtt.ts) and the ring sizes (`RING_DEFAULTS`,
+ * out-ring.ts). The "(default N)" in the JSDoc below and the defaults in docs/PROTOCOL.md section 10
+ * are checked against these objects by test/defaults.test.ts.
  */
 import { checkInt, checkMs, checkPow2 } from './check';
 import { ErrorCode, hfError } from './errors';
+import { RING_DEFAULTS } from './out-ring';
 import { RTT_DEFAULTS, RttOptions } from './rtt';
 import { WIRE_DEFAULTS, WireLimits, headerBudget } from './wire';
 
 export interface LinkOptions extends WireLimits, RttOptions {
-  /** Out-ring message slots, power of two (default 256). */
+  /** Out-ring message slots, power of two (default 1024). */
   outSlots?: number;
   /** Out-ring payload bytes, power of two (default 262144). */
   outBytes?: number;
-  /** In-ring message slots, power of two (default 256). */
+  /** In-ring message slots, power of two (default 1024). */
   inSlots?: number;
   /** In-ring payload bytes, power of two (default 262144). */
   inBytes?: number;
-  /** First sequence number and byte offset of this side's messages (default 0; tests use 2^32-k). */
+  /** First sequence number of this side's messages (default 0; tests use 2^32-k). */
   initialSeq?: number;
+  /** First byte offset of this side's messages (default 0). */
   initialOff?: number;
   /** Wait this long for more messages before sending a bundle that is not full, ms (default 0). */
   coalesceMs?: number;
@@ -31,7 +38,7 @@ export interface LinkOptions extends WireLimits, RttOptions {
   replayCache?: number;
   /** Server: silence after which the session ends and is freed, ms (default 90000). */
   idleMs?: number;
-  /** Client: most requests outstanding at once (default 2: one held, one carrying news). */
+  /** Client: most requests outstanding at once (default 4: one held, the others carrying news; at least 2). */
   maxOutstanding?: number;
   /** Client: consecutive unanswered requests before the link fails (default 8) ... */
   failAfter?: number;
@@ -46,10 +53,10 @@ export type ResolvedOptions = Required<LinkOptions>;
 export const LINK_DEFAULTS: ResolvedOptions = {
   ...WIRE_DEFAULTS,
   ...RTT_DEFAULTS,
-  outSlots: 1024,
-  outBytes: 262144,
-  inSlots: 1024,
-  inBytes: 262144,
+  outSlots: RING_DEFAULTS.slots,
+  outBytes: RING_DEFAULTS.bytes,
+  inSlots: RING_DEFAULTS.slots,
+  inBytes: RING_DEFAULTS.bytes,
   initialSeq: 0,
   initialOff: 0,
   coalesceMs: 0,

@@ -14,7 +14,7 @@ import { CborWriter } from './cbor';
 import { ErrorCode, hfError } from './errors';
 
 export interface RingOptions {
-  /** Message slots, a power of two (default 256). */
+  /** Message slots, a power of two (default 1024). */
   slots?: number;
   /** Payload slab size in bytes, a power of two (default 262144). */
   bytes?: number;
@@ -37,7 +37,11 @@ export function memory(name: string, given: Uint8Array | undefined, size: number
   return given;
 }
 
-export const RING_DEFAULTS = { slots: 256, bytes: 262144 } as const;
+/**
+ * A ring's size when none is given: the one source of the link's default ring sizes too
+ * (`LINK_DEFAULTS.outSlots`/`inSlots` and `outBytes`/`inBytes` in options.ts are these).
+ */
+export const RING_DEFAULTS = { slots: 1024, bytes: 262144 } as const;
 
 /** Flag bits per slot. */
 export const SACKED = 1;

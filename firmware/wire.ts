@@ -37,7 +37,7 @@ export const SID_BYTES = 16;
 export const TAG_LEN = 16;
 
 export interface WireLimits {
-  /** Most messages in one bundle (default 64). */
+  /** Most messages in one bundle (default 512). */
   maxMessages?: number;
   /** Largest bundle body in bytes (default 262144). */
   maxBundleBytes?: number;

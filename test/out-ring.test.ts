@@ -79,7 +79,7 @@ function checkBoth(r: OutRing, seq: number, expected: Uint8Array, what: string):
 
 // ---- construction ----------------------------------------------------------------------------
 
-test('defaults: 256 slots, 256 KiB slab, starts empty at 0/0', () => {
+test('defaults: RING_DEFAULTS slots and slab (the link\'s ring sizes), starts empty at 0/0', () => {
   const r = new OutRing();
   assert.is(r.slots, RING_DEFAULTS.slots);
   assert.is(r.bytes, RING_DEFAULTS.bytes);
