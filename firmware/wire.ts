@@ -308,20 +308,40 @@ const peeker = new CborReader();
 export function peekSid(buf: Uint8Array, start = 0, end = buf.length): number {
   const r = peeker;
   try {
-    r.reset(buf, start, end);
-    const pairs = r.mapHeader('bundle', 16);
-    for (let i = 0; i < pairs; i++) {
-      const key = r.uint('key', 0xffff);
-      if (key === Key.SID) {
-        const n = r.bytes('sid', SID_BYTES);
-        return n === SID_BYTES ? r.pos - n : -1;
-      }
-      r.skip();
+    if (seekKey(r, buf, start, end, Key.SID)) {
+      const n = r.bytes('sid', SID_BYTES);
+      return n === SID_BYTES ? r.pos - n : -1;
     }
   } catch {
     // malformed: the full read says how
   }
   return -1;
+}
+
+/**
+ * The request number of a bundle, from a walk of its header like `peekSid` (no allocation, no
+ * validation of the rest): what a refusal answers to, without parsing the refused body again.
+ * 0 when the header does not give one.
+ */
+export function peekRn(buf: Uint8Array, start = 0, end = buf.length): number {
+  const r = peeker;
+  try {
+    if (seekKey(r, buf, start, end, Key.RN)) return r.uint('rn');
+  } catch {
+    // malformed: no number to answer to
+  }
+  return 0;
+}
+
+/** Moves `r` to the value of top-level key `key` of the bundle map in `buf[start, end)`; false if absent. */
+function seekKey(r: CborReader, buf: Uint8Array, start: number, end: number, key: number): boolean {
+  r.reset(buf, start, end);
+  const pairs = r.mapHeader('bundle', 16);
+  for (let i = 0; i < pairs; i++) {
+    if (r.uint('key', 0xffff) === key) return true;
+    r.skip();
+  }
+  return false;
 }
 
 /** Validates bundle bodies against the limits; one reader and one view per session or listener. */

@@ -25,7 +25,7 @@ import { ErrorCode, ErrorCodeValue } from '../firmware/errors';
 import { LINK_DEFAULTS, resolveOptions } from '../firmware/options';
 import { OutRing } from '../firmware/out-ring';
 import { ServerLink } from '../firmware/server-link';
-import { BundleReader, BundleView, BundleWriter, WIRE_DEFAULTS, WireLimits, headerBudget } from '../firmware/wire';
+import { BundleReader, BundleView, BundleWriter, WIRE_DEFAULTS, WireLimits, headerBudget, peekRn, peekSid } from '../firmware/wire';
 import { Prng } from '../targets/sim/prng';
 import { code as codeOf } from './support/errors';
 
@@ -336,6 +336,9 @@ function roundTrip(seed: number): void {
   assert.is(v.version, 1);
   assert.is(v.hasSid ? toHex(body, v.sidOff, 16) : null, sid === null ? null : toHex(sid));
   assert.equal([v.rn, v.ack, v.winMsgs, v.winBytes], [head.rn, head.ack, head.wm, head.wb]);
+  // The header walks agree with the full read.
+  assert.is(peekRn(body), v.rn, 'peekRn');
+  assert.is(peekSid(body), v.hasSid ? v.sidOff : -1, 'peekSid');
   assert.equal(Array.from(v.sacks.subarray(0, v.sackCount * 2)), sacks);
   assert.is(v.msgCount, seqs.length);
   for (let i = 0; i < seqs.length; i++) {
@@ -375,6 +378,15 @@ test('the minimal bundle is accepted (sanity for the cases below)', () => {
   const full = bundle({ 1: bstr(SID), 4: arr(u(1), u(2)), 6: arr(arr(u(0), u(0), bstr('00'))), 7: arr(arr(u(3), map([[tstr('end'), u(0)]]))) });
   const f = accepts(full, 'all fields');
   assert.equal([f.hasSid, f.sackCount, f.msgCount, f.ctlCount], [true, 1, 1, 1]);
+});
+
+test('peekRn: the request number from the header walk; 0 when there is none or the header is broken', () => {
+  assert.is(peekRn(fromHex(bundle({ 2: u(77) }))), 77);
+  assert.is(peekRn(fromHex(bundle({ 1: bstr(SID), 2: u(0xfffffffe) }))), 0xfffffffe, 'after the session id');
+  assert.is(peekRn(fromHex(bundle({ 2: null }))), 0, 'no rn key');
+  assert.is(peekRn(fromHex('a1')), 0, 'truncated map');
+  assert.is(peekRn(fromHex('83010203')), 0, 'not a map');
+  assert.is(peekRn(new Uint8Array(0)), 0, 'empty');
 });
 
 test('truncated at every byte offset of a bundle with every field: HF_ERR_CBOR', () => {
