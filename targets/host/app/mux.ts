@@ -19,7 +19,7 @@ import { EventEmitter } from 'node:events';
 import { checkInt } from '../../../firmware/check';
 import { ErrorCode, ErrorCodeValue, HfError, hfError, isHfError } from '../../../firmware/errors';
 import { MuxFrame, MuxOp, MuxTable, MuxTableOptions, MuxWriter, StreamState, formatTarget, parseTarget } from '../../../firmware/mux';
-import type { Channel } from './channel';
+import type { Channel, ChannelEvents } from './channel';
 import { MuxDriver, MuxStream, WriteCallback } from './mux-stream';
 
 export { MuxStream } from './mux-stream';
@@ -61,7 +61,7 @@ export class Mux extends EventEmitter implements MuxDriver {
   private endSent = false;
   private failure: HfError | undefined;
   closed = false;
-  private readonly chListeners: [string, (...a: any[]) => void][];
+  private readonly chListeners: [keyof ChannelEvents, (...a: any[]) => void][];
 
   constructor(ch: Channel, opts: MuxOptions) {
     super();
