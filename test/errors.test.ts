@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeControl, ErrorItem } from '../firmware/control';
+import { decodeControl, type ErrorItem } from '../firmware/control';
 import { errorBundle } from '../firmware/error-bundle';
 import { ErrorCode, HfError, hfError, isHfError } from '../firmware/errors';
 import { BundleReader } from '../firmware/wire';
@@ -129,13 +129,36 @@ test('the CLI prints the code with the text on stderr; HF_ERR_OPTION exits 2, ot
   const lines: string[] = [];
   const write = process.stderr.write;
   const exitCode = process.exitCode;
-  (process.stderr as { write: unknown }).write = (s: string) => (lines.push(String(s)), true);
+  (process.stderr as { write: unknown }).write = (s: string) => {
+    lines.push(String(s));
+    return true;
+  };
   try {
-    await runCommand('holdfast', {
-      bad: { about: '', run: async () => { throw hfError(ErrorCode.OPTION, '--port must be 1..65535, got 0'); } },
-    }, ['bad']);
+    await runCommand(
+      'holdfast',
+      {
+        bad: {
+          about: '',
+          run: async () => {
+            throw hfError(ErrorCode.OPTION, '--port must be 1..65535, got 0');
+          },
+        },
+      },
+      ['bad'],
+    );
     assert.is(process.exitCode, 2);
-    await runCommand('holdfast', { down: { about: '', run: async () => { throw hfError(ErrorCode.CONNECT, 'gateway 127.0.0.1:1: ECONNREFUSED'); } } }, ['down']);
+    await runCommand(
+      'holdfast',
+      {
+        down: {
+          about: '',
+          run: async () => {
+            throw hfError(ErrorCode.CONNECT, 'gateway 127.0.0.1:1: ECONNREFUSED');
+          },
+        },
+      },
+      ['down'],
+    );
     assert.is(process.exitCode, 1);
   } finally {
     (process.stderr as { write: unknown }).write = write;
@@ -151,7 +174,9 @@ const halDir = join(__dirname, '..', 'hal');
 test('hal/ imports nothing outside hal/ and holds types only', () => {
   const bad: string[] = [];
   for (const f of readdirSync(halDir).filter((n) => n.endsWith('.ts'))) {
-    const src = readFileSync(join(halDir, f), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+    const src = readFileSync(join(halDir, f), 'utf8')
+      .replace(/\/\*[\s\S]*?\*\//g, '')
+      .replace(/\/\/.*$/gm, '');
     for (const m of src.matchAll(/(?:from\s+|require\(\s*|import\(\s*)['"]([^'"]+)['"]/g)) if (!m[1].startsWith('./')) bad.push(`${f}: imports ${m[1]}`);
     for (const m of src.matchAll(/^(?:export\s+)?(\w+)/gm)) if (!['import', 'export', 'interface', 'type'].includes(m[1])) bad.push(`${f}: ${m[0]}`);
     for (const m of src.matchAll(/^(import|export)\s+(?!type\b|interface\b)(.*)$/gm)) bad.push(`${f}: ${m[0]}`);

@@ -46,7 +46,8 @@ export async function infoCommand(argv: string[]): Promise<number> {
     return 0;
   }
   for (const [k, val] of Object.entries(info)) {
-    const shown = val !== null && typeof val === 'object' && 'error' in (val as object) ? `(${(val as { error: string; message: string }).error}: ${(val as { message: string }).message})` : JSON.stringify(val);
+    const failed = val !== null && typeof val === 'object' && 'error' in (val as object) ? (val as { error: string; message: string }) : null;
+    const shown = failed !== null ? `(${failed.error}: ${failed.message})` : JSON.stringify(val);
     process.stdout.write(`${k.padEnd(18)} ${shown}\n`);
   }
   return 0;
