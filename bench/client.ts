@@ -10,7 +10,7 @@
  *   idle {k, concurrency, timeoutMs} -> {opened, failed, error}   k more connections that stay idle
  *   stop
  */
-import { Adapter, Conn, Ports, Window } from './adapter';
+import { type Adapter, type Conn, type Ports, Window } from './adapter';
 import { adapterNamed } from './adapters/index';
 import { Side } from './flow';
 import { errorText, serve } from './ipc';

@@ -70,7 +70,10 @@ class Tally {
   first = 0;
   last = 0;
 
-  constructor(readonly expected: number, private readonly onAll: () => void) {
+  constructor(
+    readonly expected: number,
+    private readonly onAll: () => void,
+  ) {
     this.seen = new Uint8Array(expected);
   }
 

@@ -4,7 +4,7 @@
  * does not answer in time is killed (by its PID) and the call fails. A child exits by itself when the
  * runner goes away (IPC disconnect) or after its own lifetime limit.
  */
-import { ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 
 interface Request {
   id: number;
@@ -72,7 +72,11 @@ export class Child {
   /** Exceptions the child did not catch (reported with its answers). */
   uncaught: Answer['uncaught'];
 
-  constructor(readonly name: string, file: string, args: string[] = []) {
+  constructor(
+    readonly name: string,
+    file: string,
+    args: string[] = [],
+  ) {
     this.proc = fork(file, args, { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
     this.proc.stderr!.on('data', (d: Buffer) => {
       // Keep the tail for error reports.

@@ -148,18 +148,32 @@ const pair = (a: number | null | undefined, b: number | null | undefined): strin
 const mbs = (msgs: number | null | undefined, size: number): string => (typeof msgs === 'number' ? ` (${((msgs * size) / 1048576).toFixed(0)} MB/s)` : '');
 
 /** The Markdown block: tables, goals, notes, machine and counts. */
-export function markdown(rs: SystemResult[], g: Goal[], m: Machine, c: { n: number; n1k: number; n16k: number; rtt: number; idle: number; chaosN: number; killRate: number; drainMs: number; quietMs: number }, wall: number): string {
+export function markdown(
+  rs: SystemResult[],
+  g: Goal[],
+  m: Machine,
+  c: { n: number; n1k: number; n16k: number; rtt: number; idle: number; chaosN: number; killRate: number; drainMs: number; quietMs: number },
+  wall: number,
+): string {
   const L: string[] = [];
   L.push(`Run of ${m.date} on ${m.nproc} cores (${m.cpu}), Node ${m.node}, ${m.os}; \`npm run bench:peers\` took ${wall} s.`);
-  L.push(`Peers: ${Object.entries(m.peers).map(([k, v]) => `${k} ${v}`).join(', ')}.`);
-  L.push(`Counts: ${c.n.toLocaleString('en-US')} x 64 B, ${c.n1k.toLocaleString('en-US')} x 1 KiB, ${c.n16k.toLocaleString('en-US')} x 16 KiB each way; ${c.rtt} round trips; ${c.idle} idle sessions; ${c.chaosN.toLocaleString('en-US')} x 64 B each way at once under ${c.killRate * 100}% kills (paced: 25 every 5 ms), then up to ${c.drainMs / 1000} s to drain (ending after ${c.quietMs / 1000} s without progress). Throughput: best of 3 runs.`);
+  L.push(
+    `Peers: ${Object.entries(m.peers)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}.`,
+  );
+  L.push(
+    `Counts: ${c.n.toLocaleString('en-US')} x 64 B, ${c.n1k.toLocaleString('en-US')} x 1 KiB, ${c.n16k.toLocaleString('en-US')} x 16 KiB each way; ${c.rtt} round trips; ${c.idle} idle sessions; ${c.chaosN.toLocaleString('en-US')} x 64 B each way at once under ${c.killRate * 100}% kills (paced: 25 every 5 ms), then up to ${c.drainMs / 1000} s to drain (ending after ${c.quietMs / 1000} s without progress). Throughput: best of 3 runs.`,
+  );
   const scaled = rs.filter((r) => r.scale !== 1);
   if (scaled.length > 0) L.push(`Scaled down (slow): ${scaled.map((r) => `${r.name} at ${r.scale * 100}% of every count`).join(', ')}.`);
   L.push('');
   L.push('| system | c2s msg/s | s2c msg/s | RTT p50 ms | RTT p99 ms | 1 KiB c2s / s2c msg/s | 16 KiB c2s / s2c msg/s |');
   L.push('|---|---:|---:|---:|---:|---:|---:|');
   for (const r of rs) {
-    L.push(`| ${r.name} | ${fmt(r.c2s_msgs_per_s)} | ${fmt(r.s2c_msgs_per_s)} | ${fmt(r.rtt_p50_ms, 3)} | ${fmt(r.rtt_p99_ms, 3)} | ${pair(r.c2s_1k_msgs_per_s, r.s2c_1k_msgs_per_s)} | ${pair(r.c2s_16k_msgs_per_s, r.s2c_16k_msgs_per_s)}${mbs(r.c2s_16k_msgs_per_s, 16384)} |`);
+    L.push(
+      `| ${r.name} | ${fmt(r.c2s_msgs_per_s)} | ${fmt(r.s2c_msgs_per_s)} | ${fmt(r.rtt_p50_ms, 3)} | ${fmt(r.rtt_p99_ms, 3)} | ${pair(r.c2s_1k_msgs_per_s, r.s2c_1k_msgs_per_s)} | ${pair(r.c2s_16k_msgs_per_s, r.s2c_16k_msgs_per_s)}${mbs(r.c2s_16k_msgs_per_s, 16384)} |`,
+    );
   }
   L.push('');
   L.push('| system | wire bytes/msg (c2s / s2c) | server heap / RSS per idle session KiB | under kills: delivered / offered | lost | not sent | duplicated | out of order | kills |');
@@ -168,7 +182,9 @@ export function markdown(rs: SystemResult[], g: Goal[], m: Machine, c: { n: numb
     const ch = r.chaos;
     const wire = r.bytes_per_msg === undefined ? '—' : `${fmt(r.bytes_per_msg, 1)} (${fmt(r.bytes_per_msg_c2s, 1)} / ${fmt(r.bytes_per_msg_s2c, 1)})`;
     const mem = r.heap_per_session_kb === undefined ? '—' : `${fmt(r.heap_per_session_kb, 1)} / ${fmt(r.rss_per_session_kb, 1)}`;
-    L.push(`| ${r.name} | ${wire} | ${mem} | ${ch ? `${fmt(ch.delivered)} / ${fmt(ch.messages)}` : '—'} | ${fmt(ch?.lost)} | ${fmt(ch?.not_sent)} | ${fmt(ch?.duplicated)} | ${fmt(ch?.reordered)} | ${fmt(ch?.kills)} |`);
+    L.push(
+      `| ${r.name} | ${wire} | ${mem} | ${ch ? `${fmt(ch.delivered)} / ${fmt(ch.messages)}` : '—'} | ${fmt(ch?.lost)} | ${fmt(ch?.not_sent)} | ${fmt(ch?.duplicated)} | ${fmt(ch?.reordered)} | ${fmt(ch?.kills)} |`,
+    );
   }
   L.push('');
   L.push('Goals (this run):');

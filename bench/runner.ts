@@ -27,7 +27,7 @@ import { ADAPTERS, adapterNamed } from './adapters/index';
 import type { CountResult, PumpResult, RttResult } from './flow';
 import { errorText } from './ipc';
 import { MAIN_ID, Pair } from './pair';
-import { goals, jsonLine, machine, markdown, writeDocs, SystemResult } from './report';
+import { goals, jsonLine, machine, markdown, writeDocs, type SystemResult } from './report';
 
 interface Config {
   systems: string[];
@@ -356,7 +356,10 @@ async function main(): Promise<void> {
   const wall = round((Date.now() - t0) / 1000, 1);
   const md = markdown(results, g, m, c, wall);
   fs.mkdirSync(c.out, { recursive: true });
-  fs.writeFileSync(path.join(c.out, 'peers.json'), JSON.stringify({ machine: m, config: { ...c, skip: [...c.skip], out: undefined }, wall_seconds: wall, goals: g, adapters: results }, null, 2) + '\n');
+  fs.writeFileSync(
+    path.join(c.out, 'peers.json'),
+    JSON.stringify({ machine: m, config: { ...c, skip: [...c.skip], out: undefined }, wall_seconds: wall, goals: g, adapters: results }, null, 2) + '\n',
+  );
   fs.writeFileSync(path.join(c.out, 'peers.md'), md);
   if (c.writeDocs) writeDocs(path.join(root, 'docs', 'BENCHMARKS.md'), md);
   process.stdout.write('\n' + md + '\n');

@@ -13,7 +13,7 @@
  *   memory                       -> process.memoryUsage() after a full GC
  *   stop
  */
-import { Server, Window, within } from './adapter';
+import { type Server, Window, within } from './adapter';
 import { adapterNamed } from './adapters/index';
 import { Side } from './flow';
 import { serve } from './ipc';

@@ -10,12 +10,12 @@
  */
 import { equalBytes, toHex } from './bytes';
 import { before } from './check';
-import { Ctl, Hello, decodeControl } from './control';
+import { Ctl, type Hello, decodeControl } from './control';
 import { ErrorCode, hfError } from './errors';
-import { LinkOptions, ResolvedOptions, resolveOptions } from './options';
-import { ServerLink, ServerPort } from './server-link';
+import { type LinkOptions, type ResolvedOptions, resolveOptions } from './options';
+import { ServerLink, type ServerPort } from './server-link';
 import type { ArenaAlloc } from './endpoint';
-import { BundleReader, BundleView, SID_BYTES, peekSid } from './wire';
+import { BundleReader, type BundleView, SID_BYTES, peekSid } from './wire';
 import { Transport } from './link-base';
 import { Sealer, checkHelloProof, sessionKey } from './auth';
 import type { Crypto } from '../hal/crypto';
@@ -153,7 +153,7 @@ export class Acceptor {
     if (rec !== undefined) {
       if (hello.n === rec.n && equalBytes(hello.nonce, 0, rec.nonce, 0, rec.nonce.length) && hello.nonce.length === rec.nonce.length) {
         const cur = rec.link;
-        if (cur !== null && cur.replayWelcome(now, exchange)) return cur;
+        if (cur?.replayWelcome(now, exchange)) return cur;
         throw hfError(ErrorCode.AUTH, `hello ${hello.n} from ${JSON.stringify(hello.id)} was already used`);
       }
       if (!before(rec.n, hello.n)) throw hfError(ErrorCode.AUTH, `hello ${hello.n} from ${JSON.stringify(hello.id)} is not newer than ${rec.n} (replayed?)`);

@@ -251,7 +251,7 @@ class In {
           const kat = this.pos;
           if (this.buf[kat] >>> 5 !== TEXT) throw hfError(ErrorCode.BUNDLE, `map key at byte ${kat} is not text`);
           const k = this.value() as string;
-          if (Object.prototype.hasOwnProperty.call(o, k)) throw hfError(ErrorCode.BUNDLE, `map key "${k}" at byte ${kat} appears twice`);
+          if (Object.hasOwn(o, k)) throw hfError(ErrorCode.BUNDLE, `map key "${k}" at byte ${kat} appears twice`);
           // defineProperty, not assignment: a key "__proto__" is data, not the object's prototype.
           Object.defineProperty(o, k, { value: this.value(), enumerable: true, writable: true, configurable: true });
         }

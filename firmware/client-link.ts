@@ -15,15 +15,15 @@
  *
  * States: IDLE -> HELLO (hello sent, resent on timeout) -> OPEN -> CLOSING -> CLOSED, or FAILED.
  */
-import { Control, Ctl, Welcome, encodeControl, limitsOf } from './control';
+import { type Control, Ctl, type ErrorItem, type Welcome, encodeControl, limitsOf } from './control';
 import { behind } from './check';
 import { Endpoint } from './endpoint';
 import { ErrorCode, hfError, isHfError } from './errors';
-import { LinkBase, LinkPort, LinkState, Transport, TransportValue } from './link-base';
-import { LinkOptions, ResolvedOptions, resolveOptions } from './options';
-import { BundleView } from './wire';
-import { ClientData, SNAPSHOT_VERSION, decodeSnapshot, encodeSnapshot } from './snapshot';
-import { Journal, JournalOptions, Rec, getU32 } from './journal';
+import { LinkBase, type LinkPort, LinkState, Transport, type TransportValue } from './link-base';
+import { type LinkOptions, type ResolvedOptions, resolveOptions } from './options';
+import type { BundleView } from './wire';
+import { type ClientData, SNAPSHOT_VERSION, decodeSnapshot, encodeSnapshot } from './snapshot';
+import { Journal, type JournalOptions, Rec, getU32 } from './journal';
 import type { Storage } from '../hal/storage';
 import { equalBytes } from './bytes';
 import type { Crypto } from '../hal/crypto';
@@ -80,7 +80,6 @@ export class ClientLink extends LinkBase {
   private retryAt = 0;
   /** Request number of the first request sent once everything was drained (close handshake). */
   private finalRn = -1;
-  private startedAt = 0;
   private helloSends = 0;
   private helloSentAt = 0;
 
@@ -108,14 +107,22 @@ export class ClientLink extends LinkBase {
   start(now: number): void {
     if (this.state !== LinkState.IDLE) return;
     this.state = LinkState.HELLO;
-    this.startedAt = now;
     this.ep.lastHeard = now;
     this.run(now);
   }
 
   /** The whole session as CBOR bytes (see snapshot.ts). */
   snapshot(now: number): Uint8Array {
-    const link: ClientData = { ...this.linkData(), id: this.id, sid: this.sid, rn: this.rn, helloN: this.helloN, serverHold: this.serverHold, serverHeld: this.serverHeld, skey: this.ep.sealer?.key ?? null };
+    const link: ClientData = {
+      ...this.linkData(),
+      id: this.id,
+      sid: this.sid,
+      rn: this.rn,
+      helloN: this.helloN,
+      serverHold: this.serverHold,
+      serverHeld: this.serverHeld,
+      skey: this.ep.sealer?.key ?? null,
+    };
     return encodeSnapshot<ClientData>({ v: SNAPSHOT_VERSION, role: 'client', at: now, o: this.o, link, ep: this.ep.toData(now) });
   }
 
@@ -216,13 +223,22 @@ export class ClientLink extends LinkBase {
     this.config.random(this.nonce);
     const { key, crypto } = this.config;
     const proof = key !== undefined && crypto !== undefined ? helloProof(crypto, key, this.id, this.helloN, this.nonce) : new Uint8Array(0);
-    return encodeControl({ kind: Ctl.HELLO, id: this.id, n: this.helloN, nonce: this.nonce, proof, seq: this.ep.out.tail, off: this.ep.out.tailOff, lim: limitsOf(this.o), ring: [this.o.outSlots, this.o.outBytes] });
+    return encodeControl({
+      kind: Ctl.HELLO,
+      id: this.id,
+      n: this.helloN,
+      nonce: this.nonce,
+      proof,
+      seq: this.ep.out.tail,
+      off: this.ep.out.tailOff,
+      lim: limitsOf(this.o),
+      ring: [this.o.outSlots, this.o.outBytes],
+    });
   }
 
   /** Resumes a restored session (state OPEN or CLOSING) on the current transport. */
   resumeSession(now: number): void {
     this.ep.lastHeard = now;
-    this.startedAt = now;
     this.resuming = true;
     // The first bundle goes at once: the gateway learns where the session lives now.
     this.ep.ackOwed = true;
@@ -289,7 +305,7 @@ export class ClientLink extends LinkBase {
       this.applyBundle(v, now);
     } catch (e) {
       if (!isHfError(e)) throw e;
-      this.fail(e, now);
+      this.fail(e);
       return;
     }
     this.applyControls(ctls, now);
@@ -309,7 +325,7 @@ export class ClientLink extends LinkBase {
     }
     if (this.finalRn >= 0 && (!behind(v.rn, this.finalRn) || this.transport === Transport.DIRECT)) {
       this.deliver(now);
-      this.finish(now);
+      this.finish();
       return;
     }
     this.run(now);
@@ -323,7 +339,7 @@ export class ClientLink extends LinkBase {
   private answersCurrent(rn: number): boolean {
     if (this.reqRn.indexOf(rn) >= 0) return true;
     const d = (rn - this.transportRn) >>> 0;
-    return this.transport === Transport.DIRECT && d >= 1 && d <= ((this.rn - this.transportRn) >>> 0);
+    return this.transport === Transport.DIRECT && d >= 1 && d <= (this.rn - this.transportRn) >>> 0;
   }
 
   /** Request number in use when the transport last changed. */
@@ -361,13 +377,13 @@ export class ClientLink extends LinkBase {
     return !this.isFinished;
   }
 
-  protected override onPeerError(c: { code: string; message: string }, now: number): void {
+  protected override onPeerError(c: ErrorItem): void {
     // The session is gone after we closed and everything we sent was acknowledged: that is a close.
     if (c.code === ErrorCode.UNKNOWN_SESSION && this.localEnd >= 0 && this.ep.out.isEmpty) {
-      this.finish(now);
+      this.finish();
       return;
     }
-    super.onPeerError(c as never, now);
+    super.onPeerError(c);
   }
 
   nextDeadline(): number {
@@ -413,8 +429,8 @@ export class ClientLink extends LinkBase {
   private checkDead(now: number): void {
     if (this.unanswered >= this.o.failAfter && now >= this.ep.lastHeard + this.o.deadAfterMs) {
       // Closed, everything acknowledged, and the server went quiet: nothing was lost.
-      if (this.localEnd >= 0 && this.ep.out.isEmpty && this.peerEnd >= 0) this.finish(now);
-      else this.fail(hfError(ErrorCode.TIMEOUT, `${this.unanswered} requests unanswered, server silent for ${Math.round(now - this.ep.lastHeard)} ms`), now);
+      if (this.localEnd >= 0 && this.ep.out.isEmpty && this.peerEnd >= 0) this.finish();
+      else this.fail(hfError(ErrorCode.TIMEOUT, `${this.unanswered} requests unanswered, server silent for ${Math.round(now - this.ep.lastHeard)} ms`));
     }
   }
 
@@ -487,5 +503,3 @@ export class ClientLink extends LinkBase {
     this.port.transmit(ep.writer.buf, len, this.rn);
   }
 }
-
-

@@ -15,12 +15,12 @@
 import { behind, dist } from './check';
 import { ErrorCode, hfError } from './errors';
 import { DUPLICATE, InRing } from './in-ring';
-import { ResolvedOptions } from './options';
-import { Limits, Ring, limitsFrom } from './control';
+import type { ResolvedOptions } from './options';
+import { type Limits, type Ring, limitsFrom } from './control';
 import type { JournalSink } from './journal';
 import { OutRing, SACKED } from './out-ring';
 import { RttEstimator } from './rtt';
-import { BundleReader, BundleView, BundleWriter } from './wire';
+import { BundleReader, type BundleView, BundleWriter } from './wire';
 import type { Sealer } from './auth';
 
 /** Out-ring flag: the message is due for retransmission. */
@@ -179,7 +179,7 @@ export class Endpoint {
 
   /** Messages that could go out now, counted up to `limit`. */
   sendable(limit: number): number {
-    let n = this.due < limit ? this.due : limit;
+    let n = Math.min(this.due , limit);
     for (let q = this.sendNext; n < limit && q !== this.out.head && this.inWindow(q); q = (q + 1) >>> 0) n++;
     return n;
   }
@@ -193,11 +193,6 @@ export class Endpoint {
   /** True if anything waits: a new or due message. */
   get hasSendable(): boolean {
     return this.due > 0 || (this.sendNext !== this.out.head && this.inWindow(this.sendNext));
-  }
-
-  /** True if unacknowledged messages are in flight. */
-  get inFlight(): boolean {
-    return this.sendNext !== this.out.tail;
   }
 
   /** Earliest time an in-flight message's retransmission timer expires (Infinity if none). */
@@ -416,7 +411,7 @@ export class Endpoint {
       const seq = v.seqs[i];
       // `check` classified each message against the state before this bundle; a run's first message
       // is checked again against what earlier runs of this bundle stored (its offset is the peer's word).
-      const first = i === 0 || seq !== ((v.seqs[i - 1] + 1) >>> 0);
+      const first = i === 0 || seq !== (v.seqs[i - 1] + 1) >>> 0;
       if ((first ? this.inr.check(seq, v.offs[i], v.lens[i]) : v.verdicts[i]) === DUPLICATE) {
         this.stats.duplicatesIn++;
       } else if (fn !== null && !this.paused && this.inr.isPassThrough(seq)) {

@@ -5,7 +5,7 @@
  */
 import { CborWriter } from './cbor';
 import { Ctl, encodeControl } from './control';
-import { HfError } from './errors';
+import type { HfError } from './errors';
 import { Key, WIRE_VERSION } from './wire';
 
 export function errorBundle(rn: number, err: Pick<HfError, 'code' | 'message'>): Uint8Array {
@@ -27,4 +27,3 @@ export function errorBundle(rn: number, err: Pick<HfError, 'code' | 'message'>):
   w.copy(item, 0, item.length);
   return w.buf.slice(0, w.pos);
 }
-

@@ -12,7 +12,7 @@
 import { copyBytes, copyIntoRing, copyOutOfRing } from './bytes';
 import { behind, checkInt, checkPow2, dist } from './check';
 import { ErrorCode, hfError } from './errors';
-import { RING_DEFAULTS, RingOptions, memory } from './out-ring';
+import { RING_DEFAULTS, type RingOptions, memory } from './out-ring';
 
 /** What `check` says about an incoming message. */
 export const NEW = 0;
@@ -118,12 +118,12 @@ export class InRing {
       if (off !== this.nextOff) throw hfError(ErrorCode.PROTOCOL, `message ${seq} at offset ${off}, expected ${this.nextOff}`);
     } else {
       const p = (seq - 1) & this.mask;
-      if (ahead > 1 && this.present[p] === 1 && ((this.offs[p] + this.lens[p]) >>> 0) !== off) {
+      if (ahead > 1 && this.present[p] === 1 && (this.offs[p] + this.lens[p]) >>> 0 !== off) {
         throw hfError(ErrorCode.PROTOCOL, `message ${seq} at offset ${off} does not follow message ${(seq - 1) >>> 0}`);
       }
     }
     const n = (seq + 1) & this.mask;
-    if (dist((seq + 1) >>> 0, this.next) < dist(this.top, this.next) && this.present[n] === 1 && ((off + len) >>> 0) !== this.offs[n]) {
+    if (dist((seq + 1) >>> 0, this.next) < dist(this.top, this.next) && this.present[n] === 1 && (off + len) >>> 0 !== this.offs[n]) {
       throw hfError(ErrorCode.PROTOCOL, `message ${seq} ends at ${(off + len) >>> 0}, message ${(seq + 1) >>> 0} starts at ${this.offs[n]}`);
     }
     return NEW;

@@ -6,12 +6,12 @@
  * Events come in as method calls with the current time; actions go out through the port. No I/O and
  * no timers inside: the driver asks `nextDeadline()` and calls `onTimer(now)` when it passes.
  */
-import { Close, Control, Ctl, ErrorItem, decodeControl, encodeControl } from './control';
-import { Endpoint } from './endpoint';
-import { ErrorCode, ErrorCodeValue, HfError, hfError } from './errors';
-import { ResolvedOptions } from './options';
-import { BundleView } from './wire';
-import { LinkData } from './snapshot';
+import { type Close, type Control, Ctl, type ErrorItem, decodeControl, encodeControl } from './control';
+import type { Endpoint } from './endpoint';
+import { ErrorCode, type ErrorCodeValue, type HfError, hfError } from './errors';
+import type { ResolvedOptions } from './options';
+import type { BundleView } from './wire';
+import type { LinkData } from './snapshot';
 
 /** Named lifecycle states. */
 export const LinkState = {
@@ -85,10 +85,6 @@ export abstract class LinkBase {
     this.port = port;
   }
 
-  get isOpen(): boolean {
-    return this.state === LinkState.OPEN || this.state === LinkState.CLOSING || this.state === LinkState.HELLO || this.state === LinkState.IDLE;
-  }
-
   get isFinished(): boolean {
     return this.state === LinkState.CLOSED || this.state === LinkState.FAILED;
   }
@@ -154,7 +150,7 @@ export abstract class LinkBase {
     const err = hfError(code, message);
     this.failure = err; // what the farewell tells; the port hears of the failure after it went out
     this.farewell(now);
-    this.fail(err, now);
+    this.fail(err);
   }
 
   /** Sends the peer the failure (an error item) on whatever the transport offers now. */
@@ -208,13 +204,10 @@ export abstract class LinkBase {
       this.blockedLen = 0;
       this.port.onDrain?.();
     }
-    void now;
   }
 
   /** Durable links checkpoint here when their journal asks (device only). */
-  protected maybeCheckpoint(now: number): void {
-    void now;
-  }
+  protected maybeCheckpoint(_now: number): void {}
 
   protected deliver(now: number): void {
     if (this.isFinished) return;
@@ -249,18 +242,18 @@ export abstract class LinkBase {
           if (this.ep.ackOwedSince < 0) this.ep.ackOwedSince = now;
         }
       } else if (c.kind === Ctl.ERROR) {
-        this.onPeerError(c, now);
+        this.onPeerError(c);
       }
     }
   }
 
-  protected onPeerError(c: ErrorItem, now: number): void {
+  protected onPeerError(c: ErrorItem): void {
     const known = (Object.values(ErrorCode) as string[]).includes(c.code);
     // Peers of earlier versions wrote the code into the message as well ("HF_ERR_X: text"): it is a field.
     const text = c.message.startsWith(`${c.code}: `) ? c.message.slice(c.code.length + 2) : c.message;
     // A code this version does not know becomes HF_ERR_PROTOCOL; the message keeps the peer's.
-    if (known) this.fail(hfError(c.code as ErrorCodeValue, `peer: ${text}`), now);
-    else this.fail(hfError(ErrorCode.PROTOCOL, `peer: ${JSON.stringify(c.code)}: ${text}`), now);
+    if (known) this.fail(hfError(c.code as ErrorCodeValue, `peer: ${text}`));
+    else this.fail(hfError(ErrorCode.PROTOCOL, `peer: ${JSON.stringify(c.code)}: ${text}`));
   }
 
   /** True once both directions are closed and everything is acknowledged and consumed. */
@@ -275,18 +268,16 @@ export abstract class LinkBase {
     return encodeControl({ kind: Ctl.CLOSE, end: this.localEnd } as Close);
   }
 
-  protected finish(now: number): void {
+  protected finish(): void {
     if (this.isFinished) return;
     this.state = LinkState.CLOSED;
-    void now;
     this.port.onClose?.();
   }
 
-  protected fail(err: HfError, now: number): void {
+  protected fail(err: HfError): void {
     if (this.isFinished) return;
     this.state = LinkState.FAILED;
     this.failure = err;
-    void now;
     this.port.onClose?.(err);
   }
 
@@ -339,4 +330,3 @@ export abstract class LinkBase {
   abstract nextDeadline(): number;
   abstract onTimer(now: number): void;
 }
-

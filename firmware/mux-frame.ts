@@ -38,7 +38,15 @@ export const MuxOp = {
 } as const;
 export type MuxOpValue = (typeof MuxOp)[keyof typeof MuxOp];
 export const MUX_OP_NAMES: Record<number, string> = {
-  1: 'OPEN', 2: 'OPEN_OK', 3: 'OPEN_FAIL', 4: 'DATA', 5: 'END', 6: 'RESET', 7: 'CREDIT', 8: 'MESSAGE', 9: 'START',
+  1: 'OPEN',
+  2: 'OPEN_OK',
+  3: 'OPEN_FAIL',
+  4: 'DATA',
+  5: 'END',
+  6: 'RESET',
+  7: 'CREDIT',
+  8: 'MESSAGE',
+  9: 'START',
 };
 
 /** Header bytes: op u8 + stream id u32. */
@@ -283,15 +291,32 @@ export function encodeFrame(f: MuxFrame, limits: Required<MuxLimits> = MUX_LIMIT
   const w = new MuxWriter(limits);
   let v: Uint8Array;
   switch (f.op) {
-    case MuxOp.OPEN: v = w.open(f.id, f.credit, f.target); break;
-    case MuxOp.OPEN_OK: v = w.openOk(f.id, f.credit); break;
-    case MuxOp.CREDIT: v = w.credit(f.id, f.credit); break;
-    case MuxOp.OPEN_FAIL: v = w.openFail(f.id, f.code, f.message); break;
-    case MuxOp.RESET: v = w.reset(f.id, f.code, f.message); break;
-    case MuxOp.END: v = w.end(f.id); break;
-    case MuxOp.DATA: v = w.data(f.id, f.data); break;
-    case MuxOp.START: v = w.start(f.epoch); break;
-    default: v = w.message(f.data);
+    case MuxOp.OPEN:
+      v = w.open(f.id, f.credit, f.target);
+      break;
+    case MuxOp.OPEN_OK:
+      v = w.openOk(f.id, f.credit);
+      break;
+    case MuxOp.CREDIT:
+      v = w.credit(f.id, f.credit);
+      break;
+    case MuxOp.OPEN_FAIL:
+      v = w.openFail(f.id, f.code, f.message);
+      break;
+    case MuxOp.RESET:
+      v = w.reset(f.id, f.code, f.message);
+      break;
+    case MuxOp.END:
+      v = w.end(f.id);
+      break;
+    case MuxOp.DATA:
+      v = w.data(f.id, f.data);
+      break;
+    case MuxOp.START:
+      v = w.start(f.epoch);
+      break;
+    default:
+      v = w.message(f.data);
   }
   return v.slice();
 }

@@ -13,7 +13,7 @@
  */
 import { checkInt } from './check';
 import { ErrorCode, hfError } from './errors';
-import { MUX_OP_NAMES, MuxFrame, MuxLimits, MuxOp, decodeFrame, resolveMuxLimits } from './mux-frame';
+import { MUX_OP_NAMES, type MuxFrame, type MuxLimits, MuxOp, decodeFrame, resolveMuxLimits } from './mux-frame';
 
 export * from './mux-frame';
 
@@ -215,7 +215,7 @@ export class MuxTable {
   sendable(id: number, maxData: number): number {
     const e = this.streams.get(id);
     if (e === undefined || e.state !== StreamState.OPEN || e.localEnd) return 0;
-    return e.sendCredit < maxData ? e.sendCredit : maxData;
+    return Math.min(e.sendCredit , maxData);
   }
 
   /** DATA of `n` bytes was sent on `id` (n <= sendable). */

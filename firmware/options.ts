@@ -10,8 +10,8 @@
 import { checkInt, checkMs, checkPow2 } from './check';
 import { ErrorCode, hfError } from './errors';
 import { RING_DEFAULTS } from './out-ring';
-import { RTT_DEFAULTS, RttOptions } from './rtt';
-import { WIRE_DEFAULTS, WireLimits, headerBudget } from './wire';
+import { RTT_DEFAULTS, type RttOptions } from './rtt';
+import { WIRE_DEFAULTS, type WireLimits, headerBudget } from './wire';
 
 export interface LinkOptions extends WireLimits, RttOptions {
   /** Out-ring message slots, power of two (default 1024). */

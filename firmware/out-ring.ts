@@ -10,7 +10,7 @@
  */
 import { copyIntoRing, copyOutOfRing } from './bytes';
 import { behind, checkInt, checkPow2, dist } from './check';
-import { CborWriter } from './cbor';
+import type { CborWriter } from './cbor';
 import { ErrorCode, hfError } from './errors';
 
 export interface RingOptions {

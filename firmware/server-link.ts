@@ -15,13 +15,13 @@
  * States: OPEN -> CLOSING -> CLOSED, or FAILED. A finished link answers what it still holds and is
  * dropped by the acceptor.
  */
-import { Control, Ctl, Hello, encodeControl, limitsOf } from './control';
-import { ArenaAlloc, Endpoint } from './endpoint';
+import { type Control, Ctl, type Hello, encodeControl, limitsOf } from './control';
+import { type ArenaAlloc, Endpoint } from './endpoint';
 import { ErrorCode, hfError, isHfError } from './errors';
-import { LinkBase, LinkPort, LinkState, Transport, TransportValue } from './link-base';
-import { ResolvedOptions } from './options';
-import { BundleView } from './wire';
-import { SNAPSHOT_VERSION, ServerData, decodeSnapshot, encodeSnapshot } from './snapshot';
+import { LinkBase, type LinkPort, LinkState, Transport, type TransportValue } from './link-base';
+import type { ResolvedOptions } from './options';
+import type { BundleView } from './wire';
+import { SNAPSHOT_VERSION, type ServerData, decodeSnapshot, encodeSnapshot } from './snapshot';
 import { Sealer } from './auth';
 import type { Crypto } from '../hal/crypto';
 import { before } from './check';
@@ -80,7 +80,16 @@ export class ServerLink extends LinkBase {
     ep.setPeerLimits(hello.lim);
     ep.peerRing = hello.ring ?? null;
     ep.lastHeard = now;
-    const item = encodeControl({ kind: Ctl.WELCOME, seq: ep.out.tail, off: ep.out.tailOff, hold: Math.round(this.o.holdMs), idle: Math.round(this.o.idleMs), held: this.o.maxHeld, lim: limitsOf(this.o), ring: [this.o.outSlots, this.o.outBytes] });
+    const item = encodeControl({
+      kind: Ctl.WELCOME,
+      seq: ep.out.tail,
+      off: ep.out.tailOff,
+      hold: Math.round(this.o.holdMs),
+      idle: Math.round(this.o.idleMs),
+      held: this.o.maxHeld,
+      lim: limitsOf(this.o),
+      ring: [this.o.outSlots, this.o.outBytes],
+    });
     const len = ep.writeBundle(this.sid, rn, now, [item], true);
     this.afterWrite(now);
     this.welcome = ep.writer.buf.slice(0, len);
@@ -224,7 +233,7 @@ export class ServerLink extends LinkBase {
       this.applyBundle(v, now);
     } catch (e) {
       if (!isHfError(e)) throw e;
-      this.fail(e, now);
+      this.fail(e);
       this.flushHeld(now);
       return;
     }
@@ -276,7 +285,7 @@ export class ServerLink extends LinkBase {
   onTimer(now: number): void {
     if (this.isFinished) return;
     if (now >= this.ep.lastHeard + this.o.idleMs) {
-      this.fail(hfError(ErrorCode.TIMEOUT, `device silent for ${Math.round(now - this.ep.lastHeard)} ms`), now);
+      this.fail(hfError(ErrorCode.TIMEOUT, `device silent for ${Math.round(now - this.ep.lastHeard)} ms`));
       this.flushHeld(now);
       return;
     }
@@ -291,7 +300,7 @@ export class ServerLink extends LinkBase {
       while (this.heldEx.length > 0) this.answerOldest(now, false);
       if (this.drained) {
         this.frame(now);
-        this.finish(now);
+        this.finish();
         return;
       }
       if (this.directWants(now)) this.frame(now);
@@ -303,7 +312,7 @@ export class ServerLink extends LinkBase {
       this.answerOldest(now, true);
     }
     if (this.drained) {
-      this.finish(now);
+      this.finish();
       this.flushHeld(now);
     }
   }

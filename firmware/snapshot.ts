@@ -6,9 +6,9 @@
  * requests) does not: the restored side simply sends or waits for fresh ones.
  */
 import { decodeValue, encodeValue } from './cbor-value';
-import { EndpointData } from './endpoint';
+import type { EndpointData } from './endpoint';
 import { ErrorCode, hfError } from './errors';
-import { ResolvedOptions, resolveOptions } from './options';
+import { type ResolvedOptions, resolveOptions } from './options';
 
 export const SNAPSHOT_VERSION = 1;
 

@@ -16,7 +16,7 @@
 import { CborReader, CborWriter, headerSize } from './cbor';
 import { before, behind } from './check';
 import { ErrorCode, hfError } from './errors';
-import { OutRing, memory } from './out-ring';
+import { type OutRing, memory } from './out-ring';
 
 export const WIRE_VERSION = 1;
 
@@ -236,13 +236,13 @@ export class BundleWriter {
     const seqs = this.seqs;
     const n = this.msgCount;
     let runs = 1;
-    for (let i = 1; i < n; i++) if (seqs[i] !== ((seqs[i - 1] + 1) >>> 0)) runs++;
+    for (let i = 1; i < n; i++) if (seqs[i] !== (seqs[i - 1] + 1) >>> 0) runs++;
     w.uint(Key.MSGS);
     w.arrayHeader(runs);
     let i = 0;
     while (i < n) {
       let j = i + 1;
-      while (j < n && seqs[j] === ((seqs[j - 1] + 1) >>> 0)) j++;
+      while (j < n && seqs[j] === (seqs[j - 1] + 1) >>> 0) j++;
       w.arrayHeader(2 + j - i);
       w.uint(seqs[i]);
       w.uint(ring.offOf(seqs[i]));

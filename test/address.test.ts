@@ -4,11 +4,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ErrorCode, ErrorCodeValue } from '../firmware/errors';
-import { Address, formatAddress, parseAddress } from '../targets/host/net/address';
+import { ErrorCode, type ErrorCodeValue } from '../firmware/errors';
+import { type Address, formatAddress, parseAddress } from '../targets/host/net/address';
 import { ERROR_HEADER, statusFor } from '../targets/host/net/http-status';
 import { failure } from './support/errors';
-
 
 test('parseAddress: valid forms', () => {
   const table: [string, Address, string][] = [

@@ -11,7 +11,7 @@ import { MAC_BYTES, Sealer, TAG_BYTES, checkHelloProof, helloProof, sessionKey }
 import { fromHex, toHex } from '../firmware/bytes';
 import { ClientLink } from '../firmware/client-link';
 import { ServerLink } from '../firmware/server-link';
-import { ServerData, decodeSnapshot } from '../firmware/snapshot';
+import { type ServerData, decodeSnapshot } from '../firmware/snapshot';
 import { BundleReader } from '../firmware/wire';
 import { nodeCrypto } from '../targets/node/crypto';
 import { Manual } from './support/manual';
@@ -20,7 +20,6 @@ import { code } from './support/errors';
 const KEY = new Uint8Array(32).fill(7);
 const OTHER = new Uint8Array(32).fill(8);
 const NONCE = fromHex('000102030405060708090a0b0c0d0e0f');
-
 
 test('hello proof: fixed for the same inputs, different for any other key, id, counter or nonce', () => {
   const p = helloProof(nodeCrypto, KEY, 'dev-1', 7, NONCE);
@@ -77,7 +76,10 @@ test('sealer: a tag covers every byte before it', () => {
   assert.ok(s.verify(buf, 4, tagOff), 'bytes before start and after the tag are not covered');
   const other = new Sealer(nodeCrypto, sessionKey(nodeCrypto, KEY, new Uint8Array(16).fill(2), NONCE));
   assert.not.ok(other.verify(buf, 4, tagOff), 'another session key');
-  assert.is(code(() => new Sealer(nodeCrypto, new Uint8Array(16))), 'HF_ERR_OPTION');
+  assert.is(
+    code(() => new Sealer(nodeCrypto, new Uint8Array(16))),
+    'HF_ERR_OPTION',
+  );
 });
 
 test('an authenticated session: every bundle after the hello is tagged, messages flow both ways', () => {
@@ -128,8 +130,15 @@ test('a forged bundle with the real session id is refused (HF_ERR_AUTH) and chan
   const altered = real.body.slice();
   altered[v.starts[0]] ^= 0x20;
   const before = toHex(m.server!.snapshot(m.now));
-  for (const [name, body] of [['zeroed tag', zeroed], ['altered payload', altered]] as const) {
-    assert.is(code(() => m.redeliver(body)), 'HF_ERR_AUTH', name);
+  for (const [name, body] of [
+    ['zeroed tag', zeroed],
+    ['altered payload', altered],
+  ] as const) {
+    assert.is(
+      code(() => m.redeliver(body)),
+      'HF_ERR_AUTH',
+      name,
+    );
   }
   // An untagged bundle for the session (as an unauthenticated client would write it).
   const bare = new Manual();
@@ -138,7 +147,11 @@ test('a forged bundle with the real session id is refused (HF_ERR_AUTH) and chan
   const untagged = bare.requests[bare.requests.length - 1].body.slice();
   const sidAt = reader.read(untagged).sidOff;
   untagged.set(m.server!.sid, sidAt);
-  assert.is(code(() => m.redeliver(untagged)), 'HF_ERR_AUTH', 'untagged bundle with the real sid');
+  assert.is(
+    code(() => m.redeliver(untagged)),
+    'HF_ERR_AUTH',
+    'untagged bundle with the real sid',
+  );
   assert.is(toHex(m.server!.snapshot(m.now)), before, 'the session did not change');
   m.settle();
   assert.equal(m.gatewayGot, ['one'], 'the real bundle still counts');
@@ -179,7 +192,11 @@ test('a captured request sent again later gains nothing: a bare answer within th
     m.send(`n${i}`);
     m.settle();
   }
-  assert.is(code(() => m.redeliver(captured)), 'HF_ERR_AUTH', 'past the window');
+  assert.is(
+    code(() => m.redeliver(captured)),
+    'HF_ERR_AUTH',
+    'past the window',
+  );
   m.send('after');
   m.settle();
   const want = ['a', ...Array.from({ length: 8 }, (_, i) => `m${i}`), ...Array.from({ length: 40 }, (_, i) => `n${i}`), 'after'];
@@ -198,7 +215,11 @@ test('a repeated hello gets the same welcome until the device used it; afterward
   m.answers.push({ exchange: 1, body: welcome });
   m.deliverAnswer();
   m.deliverRequest(); // the device's first request on the session
-  assert.is(code(() => m.redeliver(hello)), 'HF_ERR_AUTH', 'replayed hello');
+  assert.is(
+    code(() => m.redeliver(hello)),
+    'HF_ERR_AUTH',
+    'replayed hello',
+  );
   assert.is(m.acceptor.size, 1);
   m.send('still here');
   m.settle();
@@ -223,15 +244,25 @@ test('an authenticated server link snapshot restores with its session key and re
   m.settle();
   const snap = m.server!.snapshot(m.now);
   const port = { answer: () => {}, transmit: () => {}, deliver: () => true };
-  assert.is(code(() => ServerLink.restore(snap, m.now, port)), 'HF_ERR_STATE', 'no crypto for an authenticated session');
+  assert.is(
+    code(() => ServerLink.restore(snap, m.now, port)),
+    'HF_ERR_STATE',
+    'no crypto for an authenticated session',
+  );
   const r = ServerLink.restore(snap, m.now, port, nodeCrypto);
   assert.is(toHex(r.ep.sealer!.key), toHex(m.server!.ep.sealer!.key));
   assert.is(toHex(r.snapshot(m.now)), toHex(snap));
 });
 
 test('key and crypto go together', () => {
-  assert.is(code(() => new ClientLink({ id: 'x', random: () => {}, key: KEY }, { transmit: () => {}, deliver: () => true })), 'HF_ERR_OPTION');
-  assert.is(code(() => new ClientLink({ id: 'x', random: () => {}, key: new Uint8Array(0), crypto: nodeCrypto }, { transmit: () => {}, deliver: () => true })), 'HF_ERR_OPTION');
+  assert.is(
+    code(() => new ClientLink({ id: 'x', random: () => {}, key: KEY }, { transmit: () => {}, deliver: () => true })),
+    'HF_ERR_OPTION',
+  );
+  assert.is(
+    code(() => new ClientLink({ id: 'x', random: () => {}, key: new Uint8Array(0), crypto: nodeCrypto }, { transmit: () => {}, deliver: () => true })),
+    'HF_ERR_OPTION',
+  );
 });
 
 test.run();

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { goals, jsonLine, SystemResult } from '../bench/report';
+import { goals, jsonLine, type SystemResult } from '../bench/report';
 
 const ROOT = join(__dirname, '..');
 
@@ -40,16 +40,41 @@ test('goals: ratios against the baseline of the same run, met or not, missing on
   assert.is(met('holdfast-http lost'), true);
   assert.is(met('holdfast-tcp lost'), false, 'one duplicate, one missing');
   const none = goals([result('holdfast-tcp', {})]);
-  assert.ok(none.every((x) => !x.met), 'nothing measured: nothing met');
+  assert.ok(
+    none.every((x) => !x.met),
+    'nothing measured: nothing met',
+  );
   const line = JSON.parse(jsonLine(rs));
-  assert.equal(line.adapters.map((a: { name: string }) => a.name), ['holdfast-http', 'eio-polling', 'holdfast-tcp', 'raw-tcp']);
+  assert.equal(
+    line.adapters.map((a: { name: string }) => a.name),
+    ['holdfast-http', 'eio-polling', 'holdfast-tcp', 'raw-tcp'],
+  );
   assert.is(line.adapters[3].bytes_per_msg, null, 'unmeasured is null, not a number');
 });
 
 test('a small run of holdfast-tcp and raw-tcp finishes by itself and its counts add up', () => {
   const out = mkdtempSync(join(tmpdir(), 'hf-peers-'));
   try {
-    const args = ['bench/run.js', '--systems', 'holdfast-tcp,raw-tcp', '--quick', '--skip', 'sizes,idle', '--messages', '2000', '--rtt', '50', '--chaos-messages', '2000', '--kill-rate', '0.05', '--drain-ms', '3000', '--out', out];
+    const args = [
+      'bench/run.js',
+      '--systems',
+      'holdfast-tcp,raw-tcp',
+      '--quick',
+      '--skip',
+      'sizes,idle',
+      '--messages',
+      '2000',
+      '--rtt',
+      '50',
+      '--chaos-messages',
+      '2000',
+      '--kill-rate',
+      '0.05',
+      '--drain-ms',
+      '3000',
+      '--out',
+      out,
+    ];
     const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 240_000, killSignal: 'SIGKILL' });
     assert.is(r.status, 0, `exit ${r.status} ${r.signal ?? ''}\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
     assert.ok(existsSync(join(out, 'peers.json')) && existsSync(join(out, 'peers.md')), 'files written to --out');

@@ -17,7 +17,13 @@ test.after(() => fs.rmSync(out, { recursive: true, force: true }));
 test('npm run bundle: both bundles, a size report, the device within its budget', () => {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'tools', 'bundle.js'), '--out', out], { encoding: 'utf8' });
   assert.is(r.status, 0, r.stdout + r.stderr);
-  console.log('  ' + r.stdout.split('\n').filter((l) => /budget/.test(l)).join('\n  '));
+  console.log(
+    '  ' +
+      r.stdout
+        .split('\n')
+        .filter((l) => /budget/.test(l))
+        .join('\n  '),
+  );
   const size = JSON.parse(fs.readFileSync(path.join(out, 'size.json'), 'utf8'));
   const dev = size.bundles['holdfast-device.js'];
   assert.ok(dev.bytes > 0 && dev.bytes <= size.budget_kib * 1024, `device bundle ${dev.bytes} bytes, budget ${size.budget_kib} KiB`);
@@ -26,14 +32,23 @@ test('npm run bundle: both bundles, a size report, the device within its budget'
   assert.ok(modules.includes(path.join('targets', 'pi', 'platform.ts')), 'the device bundle is the pi target');
   assert.not.ok(modules.includes(path.join('targets', 'host', 'platform.ts')), 'and not the host target');
   for (const gatewayOnly of ['server-link.ts', 'acceptor.ts', 'gateway.ts', 'http-front.ts', 'tcp-front.ts']) {
-    assert.not.ok(modules.some((m) => m.endsWith(gatewayOnly)), `no ${gatewayOnly} in the device bundle`);
+    assert.not.ok(
+      modules.some((m) => m.endsWith(gatewayOnly)),
+      `no ${gatewayOnly} in the device bundle`,
+    );
   }
-  assert.not.ok(modules.some((m) => m.includes('cbor-x') || m.includes('cbor-extract')), 'no cbor-x in the device bundle');
+  assert.not.ok(
+    modules.some((m) => m.includes('cbor-x') || m.includes('cbor-extract')),
+    'no cbor-x in the device bundle',
+  );
   const sum = modules.length > 0 ? dev.modules.reduce((n: number, m: { bytes: number }) => n + m.bytes, 0) : 0;
   assert.ok(sum > 0.9 * dev.bytes, 'the per-module report accounts for the bundle');
   const gw: string[] = size.bundles['holdfast-gateway.js'].modules.map((m: { module: string }) => m.module);
   assert.ok(gw.includes(path.join('targets', 'host', 'gateway', 'gateway.ts')), 'the gateway bundle is the host gateway');
-  assert.not.ok(gw.some((m) => m.startsWith(path.join('targets', 'pi'))), 'with nothing of the pi target');
+  assert.not.ok(
+    gw.some((m) => m.startsWith(path.join('targets', 'pi'))),
+    'with nothing of the pi target',
+  );
 });
 
 test('a budget below the size fails the build and names the biggest contributors', () => {

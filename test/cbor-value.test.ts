@@ -13,12 +13,12 @@ import * as assert from 'uvu/assert';
 import { Encoder, decode as cborxDecode } from 'cbor-x';
 import { fromHex, toHex } from '../firmware/bytes';
 import { ClientLink } from '../firmware/client-link';
-import { Control, Ctl, decodeControl, encodeControl } from '../firmware/control';
+import { type Control, Ctl, decodeControl, encodeControl } from '../firmware/control';
 import { decodeValue, encodeValue } from '../firmware/cbor-value';
 import { ErrorCode } from '../firmware/errors';
 import { getU32, Journal, Rec } from '../firmware/journal';
 import { ServerLink } from '../firmware/server-link';
-import { ClientData, ServerData, decodeSnapshot } from '../firmware/snapshot';
+import { type ClientData, type ServerData, decodeSnapshot } from '../firmware/snapshot';
 import { nodeCrypto } from '../targets/node/crypto';
 import { SIM_KEY, SimPair } from '../targets/sim/pair';
 import { Prng } from '../targets/sim/prng';
@@ -103,7 +103,7 @@ const OURS: [string, unknown, string][] = [
   ['a key "__proto__" is a key', obj([['__proto__', 1]]), 'a1695f5f70726f746f5f5f01'],
   ['undefined in a map', { a: undefined }, 'a16161f7'],
   ['keys named like Object.prototype members are keys', { constructor: 1, toString: 2 }, 'a26b636f6e7374727563746f720168746f537472696e6702'],
-  ['a hole in an array is undefined', [1, , 3], '8301f703'], // eslint-disable-line no-sparse-arrays
+  ['a hole in an array is undefined', [1,  undefined, 3], '8301f703'], // eslint-disable-line no-sparse-arrays
   ['a lone surrogate becomes U+FFFD', 'a\ud800', '6461efbfbd'],
   ['a null-prototype object is a map', Object.assign(Object.create(null), { a: 1 }), 'a1616101'],
   ['a 24-byte string: 1-byte length', 'x'.repeat(24), '7818' + '78'.repeat(24)],
@@ -285,10 +285,22 @@ test('bad input is refused with its code', () => {
 });
 
 test('error messages say where', () => {
-  assert.match(message(() => dec('82 01 c1 00')), 'tag 1 at byte 2');
-  assert.match(message(() => dec('a2 6161 01 6161 02')), 'map key "a" at byte 4 appears twice');
-  assert.match(message(() => dec('0000')), '1 bytes after the item at byte 1');
-  assert.match(message(() => dec('81 61 ff')), 'text at byte 1 is not valid UTF-8');
+  assert.match(
+    message(() => dec('82 01 c1 00')),
+    'tag 1 at byte 2',
+  );
+  assert.match(
+    message(() => dec('a2 6161 01 6161 02')),
+    'map key "a" at byte 4 appears twice',
+  );
+  assert.match(
+    message(() => dec('0000')),
+    '1 bytes after the item at byte 1',
+  );
+  assert.match(
+    message(() => dec('81 61 ff')),
+    'text at byte 1 is not valid UTF-8',
+  );
 });
 
 test('values it cannot write are HF_ERR_BUNDLE, naming the type', () => {
@@ -319,7 +331,11 @@ test('values it cannot write are HF_ERR_BUNDLE, naming the type', () => {
   }
   assert.is(hex(nested(16)), nest(16, '00'), 'level 16 is written');
   assert.is(hex(nested(15, new Uint8Array(1))), nest(15, 'd8404100'), 'bytes at level 15: their tag 64 at 15, the byte string at 16');
-  assert.is(code(() => decodeValue(encodeValue(nested(15, new Uint8Array(1))))), 'no error', 'and that reads back');
+  assert.is(
+    code(() => decodeValue(encodeValue(nested(15, new Uint8Array(1))))),
+    'no error',
+    'and that reads back',
+  );
 });
 
 function nested(n: number, inner: unknown = 0): unknown {
@@ -445,7 +461,12 @@ test('random values truncated at every cut are HF_ERR_CBOR (seeded)', () => {
 test('fixtures truncated at every cut are HF_ERR_CBOR', () => {
   for (const h of [...APPENDIX_A.map((x) => x[1]), ...OURS.map((x) => x[2])]) {
     const b = fromHex(h);
-    for (let k = 0; k < b.length; k++) assert.is(code(() => decodeValue(b, 0, k)), C, `${h} cut to ${k}`);
+    for (let k = 0; k < b.length; k++)
+      assert.is(
+        code(() => decodeValue(b, 0, k)),
+        C,
+        `${h} cut to ${k}`,
+      );
   }
 });
 
@@ -502,7 +523,16 @@ function randomControl(rng: Prng): Control {
   const lim = (): [number, number, number, number, number] => [u32(rng), u32(rng), u32(rng), u32(rng), u32(rng)];
   switch (rng.int(4)) {
     case 0:
-      return { kind: Ctl.HELLO, id: randomString(rng, { forCborx: true }) || 'd', n: u32(rng), nonce: bytes(rng.range(8, 64)), proof: bytes(rng.range(0, 64)), seq: u32(rng), off: u32(rng), lim: lim() };
+      return {
+        kind: Ctl.HELLO,
+        id: randomString(rng, { forCborx: true }) || 'd',
+        n: u32(rng),
+        nonce: bytes(rng.range(8, 64)),
+        proof: bytes(rng.range(0, 64)),
+        seq: u32(rng),
+        off: u32(rng),
+        lim: lim(),
+      };
     case 1:
       return { kind: Ctl.WELCOME, seq: u32(rng), off: u32(rng), hold: u32(rng), idle: u32(rng), held: u32(rng), lim: lim() };
     case 2:
@@ -543,16 +573,56 @@ test('control items: unknown kinds and unknown fields may hold any well-formed C
   // [3, {"end": 4, "t": 1(0), "x": 2^64-1}]: the known field is read, the others skipped.
   assert.equal(item('82 03 a3 63656e64 04 6174 c100 6178 1bffffffffffffffff'), { kind: Ctl.CLOSE, end: 4 }, 'unknown fields');
   // Still refused: a field name that is not text, a name twice, a known field that is not valid.
-  assert.is(code(() => item('82 03 a2 63656e64 04 01 02')), B, 'integer field name');
-  assert.is(code(() => item('82 03 a2 63656e64 04 63656e64 05')), B, 'end twice');
-  assert.is(code(() => item('82 03 a3 63656e64 04 6178 00 6178 00')), B, 'an unknown field twice');
-  assert.is(code(() => item('82 03 a1 63656e64 1bffffffffffffffff')), B, 'end above 2^53: an invalid field');
-  assert.is(code(() => item('82 03 a1 63656e64 c100')), B, 'end as a tag');
-  assert.is(code(() => item('82 03 a1 63656e64 fa3fc00000')), B, 'end as a fraction');
-  assert.is(code(() => item('82 1863 80')), B, 'fields not a map');
-  assert.is(code(() => item('82 03 a1 63656e64 04 00')), C, 'trailing byte');
-  assert.is(code(() => item('82 1863 a1 6161 9f ff')), C, 'indefinite inside an unknown kind');
-  assert.is(code(() => item('82 03 a1 6261ff 04')), C, 'field name not UTF-8');
+  assert.is(
+    code(() => item('82 03 a2 63656e64 04 01 02')),
+    B,
+    'integer field name',
+  );
+  assert.is(
+    code(() => item('82 03 a2 63656e64 04 63656e64 05')),
+    B,
+    'end twice',
+  );
+  assert.is(
+    code(() => item('82 03 a3 63656e64 04 6178 00 6178 00')),
+    B,
+    'an unknown field twice',
+  );
+  assert.is(
+    code(() => item('82 03 a1 63656e64 1bffffffffffffffff')),
+    B,
+    'end above 2^53: an invalid field',
+  );
+  assert.is(
+    code(() => item('82 03 a1 63656e64 c100')),
+    B,
+    'end as a tag',
+  );
+  assert.is(
+    code(() => item('82 03 a1 63656e64 fa3fc00000')),
+    B,
+    'end as a fraction',
+  );
+  assert.is(
+    code(() => item('82 1863 80')),
+    B,
+    'fields not a map',
+  );
+  assert.is(
+    code(() => item('82 03 a1 63656e64 04 00')),
+    C,
+    'trailing byte',
+  );
+  assert.is(
+    code(() => item('82 1863 a1 6161 9f ff')),
+    C,
+    'indefinite inside an unknown kind',
+  );
+  assert.is(
+    code(() => item('82 03 a1 6261ff 04')),
+    C,
+    'field name not UTF-8',
+  );
   // Byte strings plain or inside tag 64 (PROTOCOL.md section 7).
   const hello = (nonce: string) => item('82 01 a7 626964 6164 616e 01 656e6f6e6365 ' + nonce + ' 6570726f6f66 40 63736571 00 636f6666 00 636c696d 85 01 190100 00 00 02');
   const plain = hello('48 0001020304050607') as { nonce: Uint8Array };
@@ -564,7 +634,12 @@ test('control items: unknown kinds and unknown fields may hold any well-formed C
 test('control items truncated at every cut are HF_ERR_CBOR', () => {
   seeded(100, 'control truncation', (seed) => {
     const b = encodeControl(randomControl(new Prng(seed)));
-    for (let k = 0; k < b.length; k++) assert.is(code(() => decodeControl(b, 0, k)), C, `cut to ${k} of ${b.length}`);
+    for (let k = 0; k < b.length; k++)
+      assert.is(
+        code(() => decodeControl(b, 0, k)),
+        C,
+        `cut to ${k} of ${b.length}`,
+      );
   });
 });
 

@@ -6,7 +6,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Prng } from '../targets/sim/prng';
-import { ChaosProxy, ChaosProxyOptions, KillInfo, KillPhase, httpMessageLength, startChaosProxy } from '../tools/chaos-proxy';
+import { ChaosProxy, type ChaosProxyOptions, type KillInfo, type KillPhase, httpMessageLength, startChaosProxy } from '../tools/chaos-proxy';
 import { sleep, within } from './support/within';
 import { code } from './support/errors';
 
@@ -46,9 +46,12 @@ function startServer(): Promise<Server> {
       seen.complete.push(n);
       const hold = /^\/hold\/(\d+)$/.exec(req.url ?? '');
       const body = req.url === '/echo' ? Buffer.concat(parts) : Buffer.alloc(hold ? 2 : ANSWER, 'r');
-      setTimeout(() => {
-        if (!res.destroyed) res.writeHead(200, { 'content-length': body.length }).end(body);
-      }, hold ? Number(hold[1]) : 0);
+      setTimeout(
+        () => {
+          if (!res.destroyed) res.writeHead(200, { 'content-length': body.length }).end(body);
+        },
+        hold ? Number(hold[1]) : 0,
+      );
     });
   });
   server.on('connection', (s: net.Socket) => {
@@ -166,7 +169,6 @@ async function withProxy(opts: Omit<ChaosProxyOptions, 'target'>, fn: (p: ChaosP
   }
 }
 
-
 test('before-request: the target gets part of the request (never all), the client no answer', () =>
   within(10_000, 'before-request', () =>
     withProxy({ killRate: 1, phases: ['before-request'], seed: 5 }, async (p, srv, kills) => {
@@ -187,7 +189,8 @@ test('before-request: the target gets part of the request (never all), the clien
       // The cut lands anywhere in the request, not only in the first chunk: some in the body.
       assert.ok(srv.seen.partial.length > 0, `every cut was in the head: ${kills.map((k) => k.forwarded)}`);
       assert.is(p.stats.kills['before-request'], 8);
-    })));
+    }),
+  ));
 
 test('after-request: the target gets the whole request, the client not one byte of the answer', () =>
   within(10_000, 'after-request', () =>
@@ -198,8 +201,12 @@ test('after-request: the target gets the whole request, the client not one byte 
         assert.is(o.error, 'ECONNRESET');
       }
       assert.equal(srv.seen.complete, [BODY, BODY, BODY, BODY]);
-      assert.equal(kills.map((k) => [k.phase, k.request, k.forwarded]), Array(4).fill(['after-request', 1, post('/x', BODY).length]));
-    })));
+      assert.equal(
+        kills.map((k) => [k.phase, k.request, k.forwarded]),
+        Array(4).fill(['after-request', 1, post('/x', BODY).length]),
+      );
+    }),
+  ));
 
 test('mid-response: the client gets some of the answer (never all), then a reset', () =>
   within(10_000, 'mid-response', () =>
@@ -219,7 +226,8 @@ test('mid-response: the client gets some of the answer (never all), then a reset
       assert.equal(srv.seen.complete.length, 6);
       assert.ok(Math.max(...lens) > 200, `cuts all in the head: ${lens}`);
       assert.ok(Math.max(...lens) < ANSWER + 200);
-    })));
+    }),
+  ));
 
 test('pass mode forwards a 1 MB body both ways intact', () =>
   within(10_000, '1 MB echo', () =>
@@ -243,7 +251,8 @@ test('pass mode forwards a 1 MB body both ways intact', () =>
       const s = p.stats;
       assert.ok(s.bytesUp > body.length && s.bytesDown > body.length, JSON.stringify(s));
       assert.is(s.kills['before-request'] + s.kills['after-request'] + s.kills['mid-response'], 0);
-    })));
+    }),
+  ));
 
 test('delayMs adds latency each way', () =>
   within(10_000, 'delay', () =>
@@ -253,7 +262,8 @@ test('delayMs adds latency each way', () =>
       const ms = Date.now() - t0;
       assert.is(httpMessageLength(o.got, false), o.got.length, 'the answer is whole');
       assert.ok(ms >= 115, `round trip ${ms} ms`);
-    })));
+    }),
+  ));
 
 test('refuse: connects fail with ECONNREFUSED; back to pass on the same port', () =>
   within(10_000, 'refuse', () =>
@@ -275,7 +285,8 @@ test('refuse: connects fail with ECONNREFUSED; back to pass on the same port', (
       assert.is(p.mode, 'pass');
       const again = await exchange(port, post('/x', 10));
       assert.is(httpMessageLength(again.got, false), again.got.length);
-    })));
+    }),
+  ));
 
 test('refuse leaves open connections alone', () =>
   within(10_000, 'refuse, open connection', () =>
@@ -285,7 +296,8 @@ test('refuse leaves open connections alone', () =>
       await p.setMode('refuse');
       assert.ok(await c.request(post('/x', 10, true)), 'the open connection still works');
       c.destroy();
-    })));
+    }),
+  ));
 
 test('blackhole: new connections are accepted and never answered; open ones freeze and thaw', () =>
   within(10_000, 'blackhole', () =>
@@ -307,7 +319,8 @@ test('blackhole: new connections are accepted and never answered; open ones free
       fresh.destroy();
       open.destroy();
       void freshAnswer;
-    })));
+    }),
+  ));
 
 test('killAll cuts every open connection with a reset', () =>
   within(10_000, 'killAll', () =>
@@ -323,7 +336,8 @@ test('killAll cuts every open connection with a reset', () =>
       assert.is(p.stats.kills.killAll, 2);
       await sleep(20);
       assert.is(p.stats.open, 0);
-    })));
+    }),
+  ));
 
 test('keep-alive: each request on a connection is its own draw', () =>
   within(10_000, 'keep-alive', () =>
@@ -343,9 +357,13 @@ test('keep-alive: each request on a connection is its own draw', () =>
           assert.is(k.request, n + 1, 'the kill names the request after the last one served');
         }
       }
-      assert.ok(kills.some((k) => k.request > 1), `no kill after the first request: ${JSON.stringify(kills)}`);
+      assert.ok(
+        kills.some((k) => k.request > 1),
+        `no kill after the first request: ${JSON.stringify(kills)}`,
+      );
       assert.is(p.stats.requests, served + kills.length);
-    })));
+    }),
+  ));
 
 test('the same seed gives the same kill sequence; another seed another', () =>
   within(20_000, 'replay', async () => {
@@ -367,23 +385,51 @@ test('the same seed gives the same kill sequence; another seed another', () =>
     assert.not.equal(a, c);
     const killed = a.filter((x) => !x.startsWith('ok')).length;
     assert.ok(killed > 3 && killed < 21, `${killed} of 24 killed at rate 0.5`);
-    for (const phase of ['before-request', 'after-request', 'mid-response'] as KillPhase[]) assert.ok(a.some((x) => x.startsWith(phase)), `no ${phase} in ${a}`);
+    for (const phase of ['before-request', 'after-request', 'mid-response'] as KillPhase[])
+      assert.ok(
+        a.some((x) => x.startsWith(phase)),
+        `no ${phase} in ${a}`,
+      );
   }));
 
 test('options are checked: loopback only, rates, phases; close is idempotent, later calls throw', async () => {
   const t = { port: 9 };
-  assert.is(code(() => new ChaosProxy({ target: { host: '10.0.0.1', port: 80 } })), 'HF_ERR_OPTION');
-  assert.is(code(() => new ChaosProxy({ target: t, host: '0.0.0.0' })), 'HF_ERR_OPTION');
-  assert.is(code(() => new ChaosProxy({ target: t, killRate: 1.5 })), 'HF_ERR_OPTION');
-  assert.is(code(() => new ChaosProxy({ target: t, phases: [] })), 'HF_ERR_OPTION');
-  assert.is(code(() => new ChaosProxy({ target: t, phases: ['during-lunch' as KillPhase] })), 'HF_ERR_OPTION');
-  assert.is(code(() => new ChaosProxy({ target: t, delayMs: -1 })), 'HF_ERR_OPTION');
-  assert.is(code(() => new ChaosProxy({ target: { port: 0 } })), 'HF_ERR_OPTION');
+  assert.is(
+    code(() => new ChaosProxy({ target: { host: '10.0.0.1', port: 80 } })),
+    'HF_ERR_OPTION',
+  );
+  assert.is(
+    code(() => new ChaosProxy({ target: t, host: '0.0.0.0' })),
+    'HF_ERR_OPTION',
+  );
+  assert.is(
+    code(() => new ChaosProxy({ target: t, killRate: 1.5 })),
+    'HF_ERR_OPTION',
+  );
+  assert.is(
+    code(() => new ChaosProxy({ target: t, phases: [] })),
+    'HF_ERR_OPTION',
+  );
+  assert.is(
+    code(() => new ChaosProxy({ target: t, phases: ['during-lunch' as KillPhase] })),
+    'HF_ERR_OPTION',
+  );
+  assert.is(
+    code(() => new ChaosProxy({ target: t, delayMs: -1 })),
+    'HF_ERR_OPTION',
+  );
+  assert.is(
+    code(() => new ChaosProxy({ target: { port: 0 } })),
+    'HF_ERR_OPTION',
+  );
   assert.match(String(code(() => new ChaosProxy({ target: { host: '192.168.1.1', port: 80 } }))), 'HF_ERR_OPTION');
   const p = await startChaosProxy({ target: t });
   await p.close();
   await p.close();
-  assert.is(code(() => p.killAll()), 'HF_ERR_CLOSED');
+  assert.is(
+    code(() => p.killAll()),
+    'HF_ERR_CLOSED',
+  );
   let err = '';
   await p.setMode('refuse').catch((e) => (err = e.code));
   assert.is(err, 'HF_ERR_CLOSED');

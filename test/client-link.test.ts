@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LinkState } from '../firmware/link-base';
-import { ServerLink } from '../firmware/server-link';
+import type { ServerLink } from '../firmware/server-link';
 import { code } from './support/errors';
 import { Manual } from './support/manual';
 
@@ -155,7 +155,10 @@ test('close: both directions end, everything delivered, both sides closed and th
   m.send('last words');
   m.client.close(m.now);
   assert.is(m.client.state, LinkState.CLOSING);
-  assert.is(code(() => m.send('more')), 'HF_ERR_CLOSED');
+  assert.is(
+    code(() => m.send('more')),
+    'HF_ERR_CLOSED',
+  );
   m.settle();
   assert.ok(m.events.includes('gateway end'), 'the gateway saw the end of the device stream');
   const server = m.server as ServerLink;

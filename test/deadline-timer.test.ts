@@ -22,10 +22,14 @@ function machine() {
 test('keepEarlier: an earlier timer stays when the deadline moves later; the early call finds nothing and the timer is set again', () => {
   const clock = new SimClock(0);
   const { m, due } = machine();
-  const t = new DeadlineTimer(clock, () => m.deadline, (now) => {
-    due(now);
-    if (m.deadline <= now) m.deadline = Infinity; // what was due is done
-  });
+  const t = new DeadlineTimer(
+    clock,
+    () => m.deadline,
+    (now) => {
+      due(now);
+      if (m.deadline <= now) m.deadline = Infinity; // what was due is done
+    },
+  );
   m.deadline = 100;
   t.arm();
   assert.is(t.setFor, 100);
@@ -43,10 +47,15 @@ test('keepEarlier: an earlier timer stays when the deadline moves later; the ear
 test('keepEarlier: a deadline that moves earlier moves the timer; delays round up to whole ms, at least minDelayMs', () => {
   const clock = new SimClock(0);
   const { m, due } = machine();
-  const t = new DeadlineTimer(clock, () => m.deadline, (now) => {
-    due(now);
-    m.deadline = Infinity;
-  }, { minDelayMs: 5 });
+  const t = new DeadlineTimer(
+    clock,
+    () => m.deadline,
+    (now) => {
+      due(now);
+      m.deadline = Infinity;
+    },
+    { minDelayMs: 5 },
+  );
   m.deadline = 100;
   t.arm();
   m.deadline = 10.2;
@@ -67,10 +76,15 @@ test('keepEarlier: a deadline that moves earlier moves the timer; delays round u
 test('exact: the timer sits at the deadline itself, earlier or later, fractional or not', () => {
   const clock = new SimClock(0);
   const { m, due } = machine();
-  const t = new DeadlineTimer(clock, () => m.deadline, (now) => {
-    due(now);
-    m.deadline = Infinity;
-  }, { keepEarlier: false });
+  const t = new DeadlineTimer(
+    clock,
+    () => m.deadline,
+    (now) => {
+      due(now);
+      m.deadline = Infinity;
+    },
+    { keepEarlier: false },
+  );
   m.deadline = 100;
   t.arm();
   m.deadline = 250.5;
@@ -83,10 +97,15 @@ test('exact: the timer sits at the deadline itself, earlier or later, fractional
 test('a deadline already past fires on the next turn of the clock, not inside arm()', () => {
   const clock = new SimClock(50);
   const { m, due } = machine();
-  const t = new DeadlineTimer(clock, () => m.deadline, (now) => {
-    due(now);
-    m.deadline = Infinity;
-  }, { keepEarlier: false });
+  const t = new DeadlineTimer(
+    clock,
+    () => m.deadline,
+    (now) => {
+      due(now);
+      m.deadline = Infinity;
+    },
+    { keepEarlier: false },
+  );
   m.deadline = 10;
   t.arm();
   assert.equal(m.calls, [], 'never from inside the call that set it');
@@ -112,10 +131,14 @@ test('a machine that stops its own timer from inside the call is not set again',
   const clock = new SimClock(0);
   const { m, due } = machine();
   let t: DeadlineTimer | null = null;
-  t = new DeadlineTimer(clock, () => m.deadline, (now) => {
-    due(now);
-    t?.stop(); // the session finished and its driver dropped it
-  });
+  t = new DeadlineTimer(
+    clock,
+    () => m.deadline,
+    (now) => {
+      due(now);
+      t?.stop(); // the session finished and its driver dropped it
+    },
+  );
   m.deadline = 5;
   t.arm();
   clock.runUntil(100);

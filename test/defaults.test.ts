@@ -15,7 +15,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LADDER_DEFAULTS } from '../firmware/ladder';
 import { MUX_LIMIT_DEFAULTS } from '../firmware/mux-frame';
-import { LINK_DEFAULTS, ResolvedOptions, resolveOptions } from '../firmware/options';
+import { LINK_DEFAULTS, type ResolvedOptions, resolveOptions } from '../firmware/options';
 import { RING_DEFAULTS } from '../firmware/out-ring';
 import { RTT_DEFAULTS } from '../firmware/rtt';
 import { WIRE_DEFAULTS, headerBudget } from '../firmware/wire';

@@ -26,8 +26,8 @@ test('npm start: HTTP while TCP is blocked, then TCP; messages and the forwarded
     assert.is(code, 0, out);
     assert.match(out, /device: now on http \(tcp failed: ECONNREFUSED\)/);
     assert.match(out, /device: now on tcp/);
-    assert.match(out, /^.*http  readings sent \d+, acks back \d+, forwarded port echoed "ping through the tunnel"/m);
-    assert.match(out, /^.*tcp   readings sent \d+, acks back \d+, forwarded port echoed "ping through the tunnel"/m);
+    assert.match(out, /^.*http {2}readings sent \d+, acks back \d+, forwarded port echoed "ping through the tunnel"/m);
+    assert.match(out, /^.*tcp {3}readings sent \d+, acks back \d+, forwarded port echoed "ping through the tunnel"/m);
     assert.match(out, /stopped: (\d+) readings sent, \1 acknowledged by the gateway: every one, once/);
   } finally {
     try {

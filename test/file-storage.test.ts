@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -18,7 +18,6 @@ const ROOT = path.resolve(__dirname, '..');
 const WRITER = path.join(__dirname, 'support', 'journal-writer.ts');
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array | null): string | null => (b === null ? null : new TextDecoder().decode(b));
-
 
 /** Runs `body` with a fresh temporary directory, removed afterwards however the body ends. */
 function inTemp(body: (tmp: string) => void | Promise<void>): () => Promise<void> {
@@ -140,7 +139,10 @@ test(
     st.write('j', bytes('CK2'));
     st.append('j', bytes('3'), 0, 1);
     assert.is(text(st.read('j')), 'CK23');
-    assert.ok(openUnder(dir).every((f) => !f.endsWith('(deleted)')), 'no descriptor on a deleted file');
+    assert.ok(
+      openUnder(dir).every((f) => !f.endsWith('(deleted)')),
+      'no descriptor on a deleted file',
+    );
     st.close();
     assert.equal(openUnder(dir), []);
   }),
@@ -288,7 +290,10 @@ test(
       await within(30_000, 'two writer processes killed mid-stream', async () => {
         const dir = path.join(tmp, 'store');
         let expected = 0; // records in the journal so far
-        for (const [round, after] of [[1, 300], [2, 2000]]) {
+        for (const [round, after] of [
+          [1, 300],
+          [2, 2000],
+        ]) {
           const proc = spawn(process.execPath, ['-r', 'tsx/cjs', WRITER, dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
           child = proc;
           let out = '';
@@ -329,7 +334,10 @@ test(
             assert.is(type, Rec.MESSAGE);
             assert.is(body.length, 4 + (i % 40), `record ${i}`);
             assert.is(getU32(body, 0), i, `record ${i}`);
-            assert.ok(body.subarray(4).every((b) => b === (i & 0xff)), `record ${i} body`);
+            assert.ok(
+              body.subarray(4).every((b) => b === (i & 0xff)),
+              `record ${i} body`,
+            );
           }
           expected = n;
         }

@@ -29,7 +29,9 @@ test('firmware imports nothing from node:* or targets/', () => {
 test('firmware uses no Node globals (Buffer, process, setTimeout)', () => {
   const bad: string[] = [];
   for (const f of files(root)) {
-    const src = readFileSync(f, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+    const src = readFileSync(f, 'utf8')
+      .replace(/\/\*[\s\S]*?\*\//g, '')
+      .replace(/\/\/.*$/gm, '');
     for (const g of ['Buffer.', 'process.', 'setTimeout(', 'setInterval(', 'require(']) if (src.includes(g)) bad.push(`${f}: ${g}`);
   }
   assert.equal(bad, []);

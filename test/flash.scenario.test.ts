@@ -98,10 +98,7 @@ async function startSshd(c: Cleanup, dir: string): Promise<Board> {
     const sshd = new Proc(SSHD, ['-D', '-e', '-f', conf], c);
     c.add(() => sshd.kill('SIGTERM'));
     try {
-      await Promise.race([
-        sshd.waitFor(/Server listening on 127\.0\.0\.1 port/, 5000, 0),
-        sshd.exited.then((code) => Promise.reject(new Error(`sshd exited (${code}):\n${sshd.log}`))),
-      ]);
+      await Promise.race([sshd.waitFor(/Server listening on 127\.0\.0\.1 port/, 5000, 0), sshd.exited.then((code) => Promise.reject(new Error(`sshd exited (${code}):\n${sshd.log}`)))]);
     } catch (e) {
       sshd.kill('SIGKILL');
       if (attempt === 2) throw e;
@@ -183,17 +180,27 @@ function startFlash(w: World, extra: string[], opts: { identity?: string; prefix
   return holdfast(
     [
       'flash',
-      '--host', `${w.board.user}@127.0.0.1`,
-      '--port', String(w.board.port),
-      '--identity', opts.identity ?? w.board.identity,
-      '--known-hosts', w.board.knownHosts,
-      '--gateway', `http://127.0.0.1:${w.gwHttp}`,
-      '--tcp', `127.0.0.1:${w.gwTcp}`,
-      '--id', ID,
+      '--host',
+      `${w.board.user}@127.0.0.1`,
+      '--port',
+      String(w.board.port),
+      '--identity',
+      opts.identity ?? w.board.identity,
+      '--known-hosts',
+      w.board.knownHosts,
+      '--gateway',
+      `http://127.0.0.1:${w.gwHttp}`,
+      '--tcp',
+      `127.0.0.1:${w.gwTcp}`,
+      '--id',
+      ID,
       ...key,
-      '--forward', `${w.forwardPort}:127.0.0.1:${w.sink.port}`,
-      '--prefix', opts.prefix ?? w.prefix,
-      '--wait-s', '20',
+      '--forward',
+      `${w.forwardPort}:127.0.0.1:${w.sink.port}`,
+      '--prefix',
+      opts.prefix ?? w.prefix,
+      '--wait-s',
+      '20',
       ...extra,
     ],
     w.c,
@@ -329,7 +336,11 @@ test('1. flash: every step ok, files and modes, no key on a command line, sessio
       status: path.join(p, 'status.json'),
       keyFile: path.join(p, 'device.key'),
     });
-    assert.equal(fs.readdirSync(p).filter((n) => n.endsWith('.tmp')), [], 'no temporary files left');
+    assert.equal(
+      fs.readdirSync(p).filter((n) => n.endsWith('.tmp')),
+      [],
+      'no temporary files left',
+    );
 
     // the device: started by hand, from its pidfile, no key on its command line
     const pid = readPid(w);

@@ -9,8 +9,6 @@ import { code, message } from './support/errors';
 
 const hex = (h: string): Buffer => Buffer.from(h.replace(/\s+/g, ''), 'hex');
 
-
-
 /** Feeds chunks, returns the frames as hex. */
 function feed(r: FrameReader, chunks: Buffer[]): string[] {
   const got: string[] = [];
@@ -95,7 +93,10 @@ test('a frame body is the bytes of its own frame only, and stays valid after mor
   const kept: Buffer[] = [];
   r.push(hex('00000002 0102 0000'), (b) => kept.push(b));
   r.push(hex('0002 0304'), (b) => kept.push(b));
-  assert.equal(kept.map((b) => b.toString('hex')), ['0102', '0304']);
+  assert.equal(
+    kept.map((b) => b.toString('hex')),
+    ['0102', '0304'],
+  );
   assert.is(kept[0].length, 2);
 });
 
@@ -103,12 +104,25 @@ test('maxFrame is allowed; maxFrame + 1 and 0 are HF_ERR_LIMIT, as soon as the h
   const r = new FrameReader(4);
   assert.equal(feed(r, [frame(hex('01020304'), 4)]), ['01020304']);
   const over = new FrameReader(4);
-  assert.is(code(() => over.push(hex('00000005'), () => {})), 'HF_ERR_LIMIT', 'the body need not arrive');
+  assert.is(
+    code(() => over.push(hex('00000005'), () => {})),
+    'HF_ERR_LIMIT',
+    'the body need not arrive',
+  );
   assert.ok(message(() => new FrameReader(4).push(hex('00000005'), () => {})).includes('5'), 'the message shows the length');
-  assert.is(code(() => new FrameReader(4).push(hex('ffffffff'), () => {})), 'HF_ERR_LIMIT');
-  assert.is(code(() => new FrameReader(4).push(hex('80000000'), () => {})), 'HF_ERR_LIMIT');
+  assert.is(
+    code(() => new FrameReader(4).push(hex('ffffffff'), () => {})),
+    'HF_ERR_LIMIT',
+  );
+  assert.is(
+    code(() => new FrameReader(4).push(hex('80000000'), () => {})),
+    'HF_ERR_LIMIT',
+  );
   const zero = new FrameReader(4);
-  assert.is(code(() => zero.push(hex('00000000'), () => {})), 'HF_ERR_LIMIT');
+  assert.is(
+    code(() => zero.push(hex('00000000'), () => {})),
+    'HF_ERR_LIMIT',
+  );
   assert.ok(message(() => new FrameReader(4).push(hex('00000000'), () => {})).includes('0 bytes'));
   // A bad header after good frames in the same chunk: the good ones are delivered first.
   const got: string[] = [];
@@ -118,8 +132,14 @@ test('maxFrame is allowed; maxFrame + 1 and 0 are HF_ERR_LIMIT, as soon as the h
   assert.equal(got, ['aa']);
   // A header split across chunks is checked once it is whole.
   const split = new FrameReader(4);
-  assert.is(code(() => split.push(hex('0000'), () => {})), 'no error');
-  assert.is(code(() => split.push(hex('0100'), () => {})), 'HF_ERR_LIMIT');
+  assert.is(
+    code(() => split.push(hex('0000'), () => {})),
+    'no error',
+  );
+  assert.is(
+    code(() => split.push(hex('0100'), () => {})),
+    'HF_ERR_LIMIT',
+  );
 });
 
 test('buffered counts bytes held for a partial frame', () => {

@@ -17,7 +17,7 @@ import { BundleReader } from '../firmware/wire';
 import { nodeCrypto } from '../targets/node/crypto';
 import { connect } from '../targets/host/device/device';
 import { frame, FrameReader } from '../targets/host/net/frames';
-import { Gateway, GatewayChannel } from '../targets/host/gateway/gateway';
+import { Gateway, type GatewayChannel } from '../targets/host/gateway/gateway';
 import { serveForwards } from '../targets/host/app/forward';
 import { Mux } from '../targets/host/app/mux';
 import { Cleanup, hashServer } from './support/host';
@@ -37,7 +37,9 @@ function post(url: string, body: Buffer | string, type = 'application/cbor', met
     const req = http.request(url, { method, agent, headers: { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: res.headers['x-holdfast-error'] as string | undefined, type: String(res.headers['content-type']), body: Buffer.concat(chunks) }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, code: res.headers['x-holdfast-error'] as string | undefined, type: String(res.headers['content-type']), body: Buffer.concat(chunks) }),
+      );
     });
     req.on('error', reject);
     req.end(body);
@@ -55,7 +57,17 @@ function bodyCode(body: Buffer): string {
 function rawClient(id: string, key: string) {
   const sent: { rn: number; body: Buffer }[] = [];
   // Tiny rings: the test makes thousands of these and only needs their hellos and first bundles.
-  const c = new ClientLink({ id, options: { outSlots: 4, outBytes: 1024, inSlots: 4, inBytes: 1024, maxBundleBytes: 4096 }, random: (b) => randomFillSync(b), helloCounter: 5, key: new TextEncoder().encode(key), crypto: nodeCrypto }, { transmit: (b, len, rn) => sent.push({ rn, body: Buffer.from(b.subarray(0, len)) }), deliver: () => true });
+  const c = new ClientLink(
+    {
+      id,
+      options: { outSlots: 4, outBytes: 1024, inSlots: 4, inBytes: 1024, maxBundleBytes: 4096 },
+      random: (b) => randomFillSync(b),
+      helloCounter: 5,
+      key: new TextEncoder().encode(key),
+      crypto: nodeCrypto,
+    },
+    { transmit: (b, len, rn) => sent.push({ rn, body: Buffer.from(b.subarray(0, len)) }), deliver: () => true },
+  );
   return { c, sent };
 }
 

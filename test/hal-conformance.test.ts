@@ -64,7 +64,16 @@ function tree(root: string, files: Record<string, string | Buffer>): string {
 /** /proc/meminfo as the kernel prints it ("%-16s%8lu kB" per line, HugePages_* without unit). */
 function meminfo(totalKb: number, freeKb: number, availKb: number): string {
   const row = (k: string, v: number, unit = ' kB'): string => `${(k + ':').padEnd(16)}${String(v).padStart(8)}${unit}\n`;
-  return row('MemTotal', totalKb) + row('MemFree', freeKb) + row('MemAvailable', availKb) + row('Buffers', 53432) + row('Cached', 1022756) + row('SwapCached', 0) + row('HugePages_Total', 0, '') + row('Hugepagesize', 2048);
+  return (
+    row('MemTotal', totalKb) +
+    row('MemFree', freeKb) +
+    row('MemAvailable', availKb) +
+    row('Buffers', 53432) +
+    row('Cached', 1022756) +
+    row('SwapCached', 0) +
+    row('HugePages_Total', 0, '') +
+    row('Hugepagesize', 2048)
+  );
 }
 
 function netIf(d: { address: string; type: number; flags: string; operstate: string; carrier?: string; ifindex: number }): Record<string, string> {
@@ -273,7 +282,11 @@ for m in "$@"; do printf '%s' "\${m#*=}" > "$DATA/chips/$n/level/\${m%%=*}"; don
         return '';
       }
     },
-    calls: () => fs.readFileSync(path.join(data, 'calls.log'), 'utf8').split('\n').filter((l) => l !== ''),
+    calls: () =>
+      fs
+        .readFileSync(path.join(data, 'calls.log'), 'utf8')
+        .split('\n')
+        .filter((l) => l !== ''),
     clearCalls: () => fs.writeFileSync(path.join(data, 'calls.log'), ''),
     setChips,
   };
@@ -287,7 +300,13 @@ const PI_CHIPS: FakeChip[] = [
     names: ['ID_SDA', 'ID_SCL', 'SDA1', 'SCL1', 'GPIO_GCLK', 'GPIO5', 'GPIO6', 'SPI_CE1_N', 'SPI_CE0_N', 'SPI_MISO', 'SPI_MOSI', 'SPI_SCLK', 'GPIO12', 'GPIO13', 'TXD1', 'RXD1', 'GPIO16', 'GPIO17'],
     busy: { 8: 'spi0 CS0' },
   },
-  { name: 'gpiochip1', label: 'raspberrypi-exp-gpio', lines: 8, names: ['BT_ON', 'WL_ON', 'PWR_LED_OFF', 'GLOBAL_RESET', 'VDD_SD_IO_SEL', 'CAM_GPIO', 'SD_PWR_ON', null], busy: { 2: 'led1', 6: null } },
+  {
+    name: 'gpiochip1',
+    label: 'raspberrypi-exp-gpio',
+    lines: 8,
+    names: ['BT_ON', 'WL_ON', 'PWR_LED_OFF', 'GLOBAL_RESET', 'VDD_SD_IO_SEL', 'CAM_GPIO', 'SD_PWR_ON', null],
+    busy: { 2: 'led1', 6: null },
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -334,7 +353,16 @@ function fakePi(): { p: ReturnType<typeof piPlatform>; tools: FakeGpiod } {
 
 let sim: ReturnType<typeof simPlatform> | null = null;
 function simBoard(): ReturnType<typeof simPlatform> {
-  if (sim === null) sim = simPlatform({ seed: 42, gpio: { chips: [{ label: 'sim-gpio', lines: 32 }, { label: 'sim-expander', lines: 8 }] } });
+  if (sim === null)
+    sim = simPlatform({
+      seed: 42,
+      gpio: {
+        chips: [
+          { label: 'sim-gpio', lines: 32 },
+          { label: 'sim-expander', lines: 8 },
+        ],
+      },
+    });
   return sim;
 }
 
@@ -566,7 +594,10 @@ for (const t of TARGETS) {
     }
     const e = t.gpio;
     const chips = g.chips();
-    assert.equal(chips.map((c) => ({ label: c.label, lines: c.lines })), e.chips);
+    assert.equal(
+      chips.map((c) => ({ label: c.label, lines: c.lines })),
+      e.chips,
+    );
     for (const c of chips) assert.ok(/^gpiochip\d+$/.test(c.name), c.name);
     for (const { label, lines } of e.chips) {
       const line = e.freeLine(label);
@@ -604,7 +635,10 @@ bounded('platforms: names, and clock, entropy and crypto that work', 10_000, () 
     assert.ok(p.clock.now() >= a, `${p.name}: the clock does not go back`);
     const b = new Uint8Array(32);
     p.entropy.fill(b);
-    assert.ok(b.some((x) => x !== 0), `${p.name}: entropy fills`);
+    assert.ok(
+      b.some((x) => x !== 0),
+      `${p.name}: entropy fills`,
+    );
     const out = new Uint8Array(34);
     p.crypto.hmac(bytes('key'), bytes('xxdataxx'), 2, 4, out, 1);
     // HMAC-SHA256("key", "data"), a published value.
@@ -753,7 +787,10 @@ test('gpiod formats: gpiodetect, gpioinfo (padding and overflow), gpioget, versi
     { name: 'gpiochip0', label: 'pinctrl-bcm2711', lines: 58 },
     { name: 'gpiochip1', label: 'raspberrypi-exp-gpio', lines: 8 },
   ]);
-  assert.equal(parseGpiodetect('gpiochip4 [gpio-brcmstb@107d508500] (32 lines)\ngpiochip2 [INT34BB:00] (312 lines)\ngpiochip9 [odd [label]] (4 lines)\n').map((c) => c.label), ['gpio-brcmstb@107d508500', 'INT34BB:00', 'odd [label]']);
+  assert.equal(
+    parseGpiodetect('gpiochip4 [gpio-brcmstb@107d508500] (32 lines)\ngpiochip2 [INT34BB:00] (312 lines)\ngpiochip9 [odd [label]] (4 lines)\n').map((c) => c.label),
+    ['gpio-brcmstb@107d508500', 'INT34BB:00', 'odd [label]'],
+  );
   assert.equal(parseGpiodetect(''), [], 'no chip: no output');
   assert.throws(() => parseGpiodetect('gpiochip0 - pinctrl-bcm2711 58\n'));
 
@@ -809,8 +846,11 @@ bounded('pi gpio: chips by label, the tools get a /dev path (never a number), gp
   assert.ok(calls.includes(`gpioset --mode=exit ${dev0} 17=1`), calls.join('\n'));
   assert.ok(calls.includes(`gpioset --mode=exit ${dev1} 0=1`), calls.join('\n'));
   for (const c of calls.filter((l) => l.startsWith('gpioget') || l.startsWith('gpioset'))) {
-    const chipArg = c.split(' ').slice(1).find((a) => !a.startsWith('-'));
-    assert.ok(chipArg !== undefined && chipArg.startsWith(path.join(p.gpio.root, 'dev') + '/gpiochip'), `the chip is given by path: ${c}`);
+    const chipArg = c
+      .split(' ')
+      .slice(1)
+      .find((a) => !a.startsWith('-'));
+    assert.ok(chipArg?.startsWith(path.join(p.gpio.root, 'dev') + '/gpiochip'), `the chip is given by path: ${c}`);
   }
   // Chips were known already: writing needed no new gpiodetect.
   assert.is(calls.filter((c) => c.startsWith('gpiodetect')).length, 0, calls.join('\n'));
@@ -823,7 +863,10 @@ bounded('pi gpio: a chip that appears later (a USB adapter) is found by label', 
   const root = fakePiTree(tmp('hotplug-root'));
   const tools = fakeGpiod(tmp('hotplug-gpiod'), PI_CHIPS.slice(0, 1));
   const g = new GpiodGpio({ root, toolDir: tools.toolDir });
-  assert.equal(g.chips().map((c) => c.label), ['pinctrl-bcm2711']);
+  assert.equal(
+    g.chips().map((c) => c.label),
+    ['pinctrl-bcm2711'],
+  );
   assert.is(failure(() => g.read('ftdi-cbus', 0)).code, 'HF_ERR_OPTION');
   tools.setChips([...PI_CHIPS.slice(0, 1), { name: 'gpiochip2', label: 'ftdi-cbus', lines: 4 }]);
   tools.setInput('gpiochip2', 3, 1);
@@ -860,7 +903,11 @@ bounded('pi gpio: missing tools, libgpiod 2 tools, no permission, bad output, a 
   assert.ok(two.message.includes('v2.1') && two.message.includes('1.x'), two.message);
 
   const denied = fakeGpiod(tmp('denied-gpiod'), PI_CHIPS);
-  fs.writeFileSync(path.join(denied.toolDir, 'gpiodetect'), `#!/bin/sh\ncase "$1" in --version) printf '%s' '${VERSION('gpiodetect')}'; exit 0;; esac\necho "$0: unable to access GPIO chips: Permission denied" >&2\nexit 1\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(denied.toolDir, 'gpiodetect'),
+    `#!/bin/sh\ncase "$1" in --version) printf '%s' '${VERSION('gpiodetect')}'; exit 0;; esac\necho "$0: unable to access GPIO chips: Permission denied" >&2\nexit 1\n`,
+    { mode: 0o755 },
+  );
   const perm = failure(() => new GpiodGpio({ root, toolDir: denied.toolDir }).chips());
   assert.is(perm.code, 'HF_ERR_UNSUPPORTED');
   assert.ok(perm.message.includes('permission denied') && perm.message.includes('gpio'), perm.message);
@@ -954,7 +1001,13 @@ bounded('sim: model, memory, disk and interface from the configuration; bad conf
   assert.equal(simPlatform({ seed: 3 }).system.interfaces(), ifs, 'from the seed');
   ifs[0].addresses.push('x');
   assert.is(p.system.interfaces()[0].addresses.length, 2, 'the caller’s copy');
-  for (const system of [{ memory: { totalBytes: GiB, availableBytes: 2 * GiB } }, { disk: { totalBytes: 1, freeBytes: 2 } }, { cores: 0 }, { ambientC: NaN }, { iface: { name: '', mac: null, addresses: [], up: true } }]) {
+  for (const system of [
+    { memory: { totalBytes: GiB, availableBytes: 2 * GiB } },
+    { disk: { totalBytes: 1, freeBytes: 2 } },
+    { cores: 0 },
+    { ambientC: NaN },
+    { iface: { name: '', mac: null, addresses: [], up: true } },
+  ]) {
     assert.is(failure(() => simPlatform({ system })).code, 'HF_ERR_OPTION', JSON.stringify(system));
   }
   assert.is(failure(() => simPlatform({ seed: -1 })).code, 'HF_ERR_OPTION');
@@ -979,7 +1032,18 @@ bounded('sim: entropy replays from the seed; storage survives reopening and keep
 });
 
 bounded('sim gpio: configuration is checked; a board without chips is HF_ERR_UNSUPPORTED', 10_000, () => {
-  assert.is(failure(() => new SimGpio({ chips: [{ label: 'a', lines: 4 }, { label: 'a', lines: 4 }] })).code, 'HF_ERR_OPTION');
+  assert.is(
+    failure(
+      () =>
+        new SimGpio({
+          chips: [
+            { label: 'a', lines: 4 },
+            { label: 'a', lines: 4 },
+          ],
+        }),
+    ).code,
+    'HF_ERR_OPTION',
+  );
   assert.is(failure(() => new SimGpio({ chips: [{ label: 'a', lines: 0 }] })).code, 'HF_ERR_OPTION');
   assert.is(failure(() => new SimGpio({ chips: [{ label: '', lines: 4 }] })).code, 'HF_ERR_OPTION');
   const none = new SimGpio({ chips: [] });

@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InRing, NEW, DUPLICATE } from '../firmware/in-ring';
 import { RING_DEFAULTS } from '../firmware/out-ring';
-import { ErrorCode, ErrorCodeValue, isHfError } from '../firmware/errors';
+import { ErrorCode, type ErrorCodeValue, isHfError } from '../firmware/errors';
 
 // ---- helpers ---------------------------------------------------------------------------------
 
@@ -294,7 +294,10 @@ test('early arrivals are stored; next advances over them when the gap fills', ()
   assert.not.ok(r.peek(), 'nothing in order yet');
   assert.is(r.readInto(new Uint8Array(64)), -1);
   throwsCode(() => r.release(), ErrorCode.PROTOCOL, 'release with nothing available');
-  assert.equal(ranges(r), [[2, 3], [4, 5]]);
+  assert.equal(ranges(r), [
+    [2, 3],
+    [4, 5],
+  ]);
   assert.is(st.deliver(r, 3), 0);
   assert.equal(ranges(r), [[2, 5]], 'runs merge');
   assert.is(st.deliver(r, 1), 0);
@@ -319,11 +322,18 @@ test('partial fill: next stops at the first remaining gap', () => {
   const st = new Stream(0, 0, [1, 1, 1, 1, 1, 1, 1, 1]);
   const r = new InRing({ slots: 8, bytes: 64 });
   for (const i of [1, 2, 4, 5, 7]) st.deliver(r, i);
-  assert.equal(ranges(r), [[1, 3], [4, 6], [7, 8]]);
+  assert.equal(ranges(r), [
+    [1, 3],
+    [4, 6],
+    [7, 8],
+  ]);
   assert.is(st.deliver(r, 0), 3);
   assert.is(r.next, 3);
   assert.is(r.nextOff, 3);
-  assert.equal(ranges(r), [[4, 6], [7, 8]]);
+  assert.equal(ranges(r), [
+    [4, 6],
+    [7, 8],
+  ]);
   assert.is(st.deliver(r, 6), 0, 'filling a later gap moves nothing');
   assert.equal(ranges(r), [[4, 8]]);
   assert.is(st.deliver(r, 3), 5);
@@ -336,9 +346,23 @@ test('forEachRange: lowest first, at most max, returns the count', () => {
   const st = new Stream(0, 0, new Array(16).fill(2));
   const r = new InRing({ slots: 16, bytes: 64 });
   for (const i of [2, 3, 6, 9, 10, 11, 15]) st.deliver(r, i);
-  assert.equal(ranges(r), [[2, 4], [6, 7], [9, 12], [15, 16]]);
-  assert.equal(ranges(r, 4), [[2, 4], [6, 7], [9, 12], [15, 16]]);
-  assert.equal(ranges(r, 3), [[2, 4], [6, 7], [9, 12]]);
+  assert.equal(ranges(r), [
+    [2, 4],
+    [6, 7],
+    [9, 12],
+    [15, 16],
+  ]);
+  assert.equal(ranges(r, 4), [
+    [2, 4],
+    [6, 7],
+    [9, 12],
+    [15, 16],
+  ]);
+  assert.equal(ranges(r, 3), [
+    [2, 4],
+    [6, 7],
+    [9, 12],
+  ]);
   assert.equal(ranges(r, 1), [[2, 4]]);
   assert.equal(ranges(r, 0), []);
   const empty = new InRing({ slots: 4, bytes: 16 });
@@ -469,13 +493,24 @@ test('windowMsgs / windowBytes shrink as messages arrive in order and grow as th
     st.deliver(r, i);
     seen.push([r.windowMsgs, r.windowBytes]);
   }
-  assert.equal(seen, [[4, 64], [3, 54], [2, 34], [1, 29], [0, 29]]);
+  assert.equal(seen, [
+    [4, 64],
+    [3, 54],
+    [2, 34],
+    [1, 29],
+    [0, 29],
+  ]);
   const grow: [number, number][] = [];
   for (let i = 0; i < 4; i++) {
     consume(r, st.data(i), `m${i}`);
     grow.push([r.windowMsgs, r.windowBytes]);
   }
-  assert.equal(grow, [[1, 39], [2, 59], [3, 64], [4, 64]]);
+  assert.equal(grow, [
+    [1, 39],
+    [2, 59],
+    [3, 64],
+    [4, 64],
+  ]);
   // Early arrivals do not shrink the advertised window (it is counted from next / nextOff) ...
   const e = new InRing({ slots: 4, bytes: 64 });
   st.deliver(e, 2);
@@ -537,7 +572,14 @@ test('across the 2^32 wrap of sequence numbers and offsets', () => {
   st.deliver(r, 3);
   st.deliver(r, 5);
   assert.is(r.top, 3);
-  assert.equal(ranges(r), [[0xffffffff, 1], [2, 3]], 'ranges across the wrap ([start, end) with end < start numerically)');
+  assert.equal(
+    ranges(r),
+    [
+      [0xffffffff, 1],
+      [2, 3],
+    ],
+    'ranges across the wrap ([start, end) with end < start numerically)',
+  );
   assert.ok(r.has(0xffffffff));
   assert.ok(r.has(0));
   assert.not.ok(r.has(1));

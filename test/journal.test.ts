@@ -8,7 +8,6 @@ import { SIM_KEY, SimPair } from '../targets/sim/pair';
 import { nodeCrypto } from '../targets/node/crypto';
 import { code } from './support/errors';
 
-
 test('records load back in order after the checkpoint', () => {
   const st = new MemoryStorage();
   const j = new Journal(st, 64);
@@ -19,7 +18,10 @@ test('records load back in order after the checkpoint', () => {
   const c = Journal.load(st);
   assert.ok(c);
   assert.equal([...c!.checkpoint], [9, 9, 9]);
-  assert.equal(c!.records.map(([t]) => t), [Rec.MESSAGE, Rec.RELEASED, Rec.DELIVERED]);
+  assert.equal(
+    c!.records.map(([t]) => t),
+    [Rec.MESSAGE, Rec.RELEASED, Rec.DELIVERED],
+  );
   assert.equal([...c!.records[0][1]], [1, 2, 3]);
   assert.is(c!.torn, 0);
   assert.is(j.size, st.size('journal'));
@@ -58,7 +60,10 @@ test('no journal loads as null; one without a checkpoint is HF_ERR_STATE', () =>
   assert.is(Journal.load(st), null);
   const j = new Journal(st, 64);
   j.released(3);
-  assert.is(code(() => Journal.load(st)), 'HF_ERR_STATE');
+  assert.is(
+    code(() => Journal.load(st)),
+    'HF_ERR_STATE',
+  );
 });
 
 test('a long journal is compacted into one checkpoint and still restores', () => {
@@ -79,7 +84,11 @@ test('a long journal is compacted into one checkpoint and still restores', () =>
   assert.ok(r && r.sid !== null);
   assert.ok(r.ep.sealer !== null, 'the session key comes back with the session');
   const again = Journal.load(pair.storage)!;
-  assert.is(code(() => ClientLink.restore(again.checkpoint, pair.now, { id: 'device-1', random: () => {} }, port)), 'HF_ERR_STATE', 'an authenticated session does not restore without crypto');
+  assert.is(
+    code(() => ClientLink.restore(again.checkpoint, pair.now, { id: 'device-1', random: () => {} }, port)),
+    'HF_ERR_STATE',
+    'an authenticated session does not restore without crypto',
+  );
 });
 
 test('power cut mid-stream: every message send() accepted reaches the gateway exactly once', () => {
@@ -108,7 +117,10 @@ test('power cut mid-stream: every message send() accepted reaches the gateway ex
     pair.restart();
   }
   for (let i = 0; i < 100 && got.length < accepted; i++) pair.run(200);
-  assert.equal(got, Array.from({ length: accepted }, (_, i) => i));
+  assert.equal(
+    got,
+    Array.from({ length: accepted }, (_, i) => i),
+  );
   assert.ok(accepted >= 150, `accepted ${accepted}`);
 });
 

@@ -4,10 +4,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LADDER_DEFAULTS, Ladder, LadderOptions, LadderPort, RUNG_NAMES, Rung } from '../firmware/ladder';
+import { LADDER_DEFAULTS, Ladder, type LadderOptions, type LadderPort, RUNG_NAMES, Rung } from '../firmware/ladder';
 import { code, message } from './support/errors';
-
-
 
 /** Small, distinct numbers so every deadline says which option it came from. */
 const OPTS: LadderOptions = { directTimeoutMs: 100, directSilenceMs: 500, reprobeMs: 1000, reprobeMaxMs: 5000, reconnectMs: 20 };
@@ -466,7 +464,10 @@ test('options: accepted at their bounds, and the caller’s object is not change
   const d = new Rig(true, { directTimeoutMs: undefined, reconnectMs: 5 });
   assert.is(d.ladder.o.directTimeoutMs, 3000);
   assert.is(d.ladder.o.reconnectMs, 5);
-  assert.is(code(() => new Rig(true, { directSilenceMs: 86_400_000 })), 'no error');
+  assert.is(
+    code(() => new Rig(true, { directSilenceMs: 86_400_000 })),
+    'no error',
+  );
 });
 
 test('options: unknown names and out-of-range values are HF_ERR_OPTION naming the option and value', () => {

@@ -5,11 +5,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ErrorCode, hfError } from '../firmware/errors';
-import { LogOptions, createLog, silentLog } from '../targets/node/log';
+import { type LogOptions, createLog, silentLog } from '../targets/node/log';
 import { failure } from './support/errors';
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-
 
 /** A log whose lines are kept (each write must be exactly one line ending in a newline). */
 function capture(opts: LogOptions = {}) {

@@ -4,12 +4,11 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromHex, toHex } from '../firmware/bytes';
-import { MuxFrame, MuxOp, MuxTable, MuxWriter, StreamState, decodeFrame, encodeFrame, formatTarget, parseTarget, resolveMuxLimits } from '../firmware/mux';
+import { type MuxFrame, MuxOp, MuxTable, MuxWriter, StreamState, decodeFrame, encodeFrame, formatTarget, parseTarget, resolveMuxLimits } from '../firmware/mux';
 import { code } from './support/errors';
 
 const doc = readFileSync(join(__dirname, '..', 'docs', 'MUX.md'), 'utf8');
 const te = new TextEncoder();
-
 
 /** Table rows of the section that starts with `heading`: the cells of each body row. */
 function rows(heading: string): string[][] {
@@ -19,7 +18,12 @@ function rows(heading: string): string[][] {
   for (const line of doc.slice(at + heading.length).split('\n')) {
     if (line.startsWith('#')) break;
     if (!line.startsWith('|') || line.startsWith('|---') || line.startsWith('| name')) continue;
-    out.push(line.split('|').slice(1, -1).map((c) => c.trim()));
+    out.push(
+      line
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim()),
+    );
   }
   return out;
 }
@@ -75,7 +79,11 @@ test('every bad example of docs/MUX.md gives its code and leaves the table uncha
   for (const [name, , hex, want] of seen) {
     const t = deviceTable();
     const before = snapshot(t);
-    assert.is(code(() => t.receive(docHex(hex))), want.replace(/`/g, ''), name);
+    assert.is(
+      code(() => t.receive(docHex(hex))),
+      want.replace(/`/g, ''),
+      name,
+    );
     assert.is(snapshot(t), before, `${name}: state unchanged`);
   }
 });
@@ -90,9 +98,18 @@ test('a frame over maxFrame is HF_ERR_LIMIT; exactly maxFrame decodes', () => {
   const over = new Uint8Array(65);
   over[0] = MuxOp.DATA;
   over[4] = 1;
-  assert.is(code(() => decodeFrame(over, limits)), 'HF_ERR_LIMIT');
-  assert.is(code(() => w.data(1, new Uint8Array(60))), 'HF_ERR_TOO_BIG');
-  assert.is(code(() => w.message(new Uint8Array(60))), 'HF_ERR_TOO_BIG');
+  assert.is(
+    code(() => decodeFrame(over, limits)),
+    'HF_ERR_LIMIT',
+  );
+  assert.is(
+    code(() => w.data(1, new Uint8Array(60))),
+    'HF_ERR_TOO_BIG',
+  );
+  assert.is(
+    code(() => w.message(new Uint8Array(60))),
+    'HF_ERR_TOO_BIG',
+  );
 });
 
 test('targets: one spelling per target; bad ones named', () => {
@@ -100,12 +117,29 @@ test('targets: one spelling per target; bad ones named', () => {
   assert.equal(parseTarget('[::1]:65535'), { host: '::1', port: 65535 });
   assert.is(formatTarget('::1', 22), '[::1]:22');
   assert.is(formatTarget('db.local', 5432), 'db.local:5432');
-  for (const bad of ['h:080', 'h:65536', 'h:', ':80', 'a b:1', '::1:22', 'h:1x', 'ü:1']) assert.is(code(() => parseTarget(bad)), 'HF_ERR_BUNDLE', bad);
-  assert.is(code(() => parseTarget('a'.repeat(300) + ':1')), 'HF_ERR_LIMIT');
-  assert.is(code(() => formatTarget('h', 0)), 'HF_ERR_BUNDLE');
+  for (const bad of ['h:080', 'h:65536', 'h:', ':80', 'a b:1', '::1:22', 'h:1x', 'ü:1'])
+    assert.is(
+      code(() => parseTarget(bad)),
+      'HF_ERR_BUNDLE',
+      bad,
+    );
+  assert.is(
+    code(() => parseTarget('a'.repeat(300) + ':1')),
+    'HF_ERR_LIMIT',
+  );
+  assert.is(
+    code(() => formatTarget('h', 0)),
+    'HF_ERR_BUNDLE',
+  );
   // exactly maxTarget is fine, one more is not
-  assert.is(code(() => parseTarget('a'.repeat(252) + ':22')), 'no error');
-  assert.is(code(() => parseTarget('a'.repeat(253) + ':22')), 'HF_ERR_LIMIT');
+  assert.is(
+    code(() => parseTarget('a'.repeat(252) + ':22')),
+    'no error',
+  );
+  assert.is(
+    code(() => parseTarget('a'.repeat(253) + ':22')),
+    'HF_ERR_LIMIT',
+  );
 });
 
 test('an error message too long for the frame is cut at a character boundary', () => {
@@ -115,7 +149,10 @@ test('an error message too long for the frame is cut at a character boundary', (
   assert.ok(f.length <= 64);
   const d = decodeFrame(f.slice(), limits);
   assert.ok(d.op === MuxOp.RESET && /^é+$/.test(d.message));
-  assert.is(code(() => w.reset(7, 'not a code', 'x')), 'HF_ERR_OPTION');
+  assert.is(
+    code(() => w.reset(7, 'not a code', 'x')),
+    'HF_ERR_OPTION',
+  );
 });
 
 test('ids: device odd, gateway even, never reused; the opener parity is checked on OPEN', () => {
@@ -126,9 +163,18 @@ test('ids: device odd, gateway even, never reused; the opener parity is checked 
   const w = new MuxWriter();
   assert.is(gw.receive(w.open(1, 10, 'h:1').slice())!.op, MuxOp.OPEN);
   assert.is(gw.get(1)!.state, StreamState.ACCEPTING);
-  assert.is(code(() => gw.receive(w.open(1, 10, 'h:1').slice())), 'HF_ERR_PROTOCOL'); // reused id
-  assert.is(code(() => gw.receive(w.open(2, 10, 'h:1').slice())), 'HF_ERR_PROTOCOL'); // gateway parity
-  assert.is(code(() => dev.receive(w.open(7, 10, 'h:1').slice())), 'HF_ERR_PROTOCOL'); // device parity
+  assert.is(
+    code(() => gw.receive(w.open(1, 10, 'h:1').slice())),
+    'HF_ERR_PROTOCOL',
+  ); // reused id
+  assert.is(
+    code(() => gw.receive(w.open(2, 10, 'h:1').slice())),
+    'HF_ERR_PROTOCOL',
+  ); // gateway parity
+  assert.is(
+    code(() => dev.receive(w.open(7, 10, 'h:1').slice())),
+    'HF_ERR_PROTOCOL',
+  ); // device parity
 });
 
 test('a stream lives until END went both ways; frames for a closed id are ignored', () => {
@@ -143,14 +189,20 @@ test('a stream lives until END went both ways; frames for a closed id are ignore
   dev.sent(id, 50);
   gw.receive(w.data(id, new Uint8Array(50)).slice());
   assert.is(dev.sendable(id, 1000), 0);
-  assert.is(code(() => dev.sent(id, 1)), 'HF_ERR_PROTOCOL');
+  assert.is(
+    code(() => dev.sent(id, 1)),
+    'HF_ERR_PROTOCOL',
+  );
   gw.grant(id, 20);
   dev.receive(w.credit(id, 20).slice());
   assert.is(dev.sendable(id, 8), 8);
   dev.end(id);
   gw.receive(w.end(id).slice());
   assert.is(dev.sendable(id, 8), 0, 'nothing after END');
-  assert.is(code(() => gw.receive(w.data(id, new Uint8Array(1)).slice())), 'HF_ERR_PROTOCOL');
+  assert.is(
+    code(() => gw.receive(w.data(id, new Uint8Array(1)).slice())),
+    'HF_ERR_PROTOCOL',
+  );
   gw.end(id);
   dev.receive(w.end(id).slice());
   assert.is(dev.size + gw.size, 0);
@@ -166,33 +218,64 @@ test('RESET crossing DATA and OPEN_OK: the late frames are ignored', () => {
   dev.reset(id); // gave up before OPEN_OK arrived
   assert.is(dev.receive(w.openOk(id, 10).slice()), null);
   assert.is(dev.receive(w.data(id, new Uint8Array(3)).slice()), null);
-  assert.is(code(() => dev.receive(w.openOk(id + 2, 10).slice())), 'HF_ERR_PROTOCOL', 'never opened');
+  assert.is(
+    code(() => dev.receive(w.openOk(id + 2, 10).slice())),
+    'HF_ERR_PROTOCOL',
+    'never opened',
+  );
 });
 
 test('DATA before OPEN_OK, and refusing, follow the states', () => {
   const gw = new MuxTable({ role: 'gateway' });
   const w = new MuxWriter();
   gw.receive(w.open(1, 100, 'h:1').slice());
-  assert.is(code(() => gw.receive(w.data(1, new Uint8Array(1)).slice())), 'HF_ERR_PROTOCOL');
-  assert.is(code(() => gw.sent(1, 1)), 'HF_ERR_PROTOCOL');
+  assert.is(
+    code(() => gw.receive(w.data(1, new Uint8Array(1)).slice())),
+    'HF_ERR_PROTOCOL',
+  );
+  assert.is(
+    code(() => gw.sent(1, 1)),
+    'HF_ERR_PROTOCOL',
+  );
   gw.refuse(1);
   assert.is(gw.size, 0);
-  assert.is(code(() => gw.accept(1, 1)), 'HF_ERR_CLOSED');
+  assert.is(
+    code(() => gw.accept(1, 1)),
+    'HF_ERR_CLOSED',
+  );
 });
 
 test('maxStreams bounds the streams this side opens', () => {
   const t = new MuxTable({ role: 'device', maxStreams: 2 });
   t.open(1);
   t.open(1);
-  assert.is(code(() => t.open(1)), 'HF_ERR_LIMIT');
+  assert.is(
+    code(() => t.open(1)),
+    'HF_ERR_LIMIT',
+  );
 });
 
 test('options are validated and name the bad value', () => {
-  assert.is(code(() => new MuxTable({ role: 'server' as 'device' })), 'HF_ERR_OPTION');
-  assert.is(code(() => new MuxTable({ role: 'device', maxFrame: 32 })), 'HF_ERR_OPTION');
-  assert.is(code(() => new MuxTable({ role: 'device', maxFrame: 65537 })), 'HF_ERR_OPTION');
-  assert.is(code(() => new MuxTable({ role: 'device', maxStreams: 0 })), 'HF_ERR_OPTION');
-  assert.is(code(() => new MuxTable({ role: 'device', maxFrame: 64, maxTarget: 200 })), 'HF_ERR_OPTION');
+  assert.is(
+    code(() => new MuxTable({ role: 'server' as 'device' })),
+    'HF_ERR_OPTION',
+  );
+  assert.is(
+    code(() => new MuxTable({ role: 'device', maxFrame: 32 })),
+    'HF_ERR_OPTION',
+  );
+  assert.is(
+    code(() => new MuxTable({ role: 'device', maxFrame: 65537 })),
+    'HF_ERR_OPTION',
+  );
+  assert.is(
+    code(() => new MuxTable({ role: 'device', maxStreams: 0 })),
+    'HF_ERR_OPTION',
+  );
+  assert.is(
+    code(() => new MuxTable({ role: 'device', maxFrame: 64, maxTarget: 200 })),
+    'HF_ERR_OPTION',
+  );
 });
 
 test('START: a device mux that starts over (docs/MUX.md 2a)', () => {
@@ -202,7 +285,11 @@ test('START: a device mux that starts over (docs/MUX.md 2a)', () => {
   gw.receive(w.open(1, 100, 'h:1').slice());
   gw.accept(1, 100);
   assert.is(gw.size, 1);
-  assert.is(code(() => gw.receive(w.open(1, 100, 'h:1').slice())), 'HF_ERR_PROTOCOL', 'id 1 again, same mux: refused');
+  assert.is(
+    code(() => gw.receive(w.open(1, 100, 'h:1').slice())),
+    'HF_ERR_PROTOCOL',
+    'id 1 again, same mux: refused',
+  );
   gw.receive(w.start(9).slice());
   assert.is(gw.size, 0, 'a second START: the previous streams are gone');
   assert.is(gw.receive(w.open(1, 100, 'h:1').slice())?.op, MuxOp.OPEN, 'and device ids start over');
@@ -213,7 +300,11 @@ test('START: a device mux that starts over (docs/MUX.md 2a)', () => {
   assert.is(dev.receive(w.start(41).slice()), null, 'an answer to another START is ignored');
   assert.is(dev.receive(w.data(6, te.encode('x')).slice()), null, 'still waiting');
   assert.is(dev.receive(w.start(42).slice())?.op, MuxOp.START, 'the answer');
-  assert.is(code(() => dev.receive(w.data(8, te.encode('x')).slice())), 'HF_ERR_PROTOCOL', 'after it, unknown ids are errors again');
+  assert.is(
+    code(() => dev.receive(w.data(8, te.encode('x')).slice())),
+    'HF_ERR_PROTOCOL',
+    'after it, unknown ids are errors again',
+  );
 });
 
 test.run();

@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { OutRing, RING_DEFAULTS, SACKED, FAST_RETX } from '../firmware/out-ring';
 import { CborReader, CborWriter } from '../firmware/cbor';
-import { ErrorCode, ErrorCodeValue, isHfError } from '../firmware/errors';
+import { ErrorCode, type ErrorCodeValue, isHfError } from '../firmware/errors';
 
 // ---- helpers ---------------------------------------------------------------------------------
 
@@ -79,7 +79,7 @@ function checkBoth(r: OutRing, seq: number, expected: Uint8Array, what: string):
 
 // ---- construction ----------------------------------------------------------------------------
 
-test('defaults: RING_DEFAULTS slots and slab (the link\'s ring sizes), starts empty at 0/0', () => {
+test("defaults: RING_DEFAULTS slots and slab (the link's ring sizes), starts empty at 0/0", () => {
   const r = new OutRing();
   assert.is(r.slots, RING_DEFAULTS.slots);
   assert.is(r.bytes, RING_DEFAULTS.bytes);
@@ -642,7 +642,7 @@ function randomRun(seed: number, ops: number, stats: OutStats): void {
         throwsCode(() => r.release(ack), ErrorCode.ACK, ctx(i, `release(tail+${d})`));
       } else {
         r.checkAck(ack);
-        const n = d > 0 ? d : 0;
+        const n = Math.max(d , 0);
         assert.is(r.release(ack), n, ctx(i, `release(tail${d >= 0 ? '+' : ''}${d})`));
         model.splice(0, n);
         tail = (tail + n) >>> 0;
@@ -693,7 +693,11 @@ function randomRun(seed: number, ops: number, stats: OutStats): void {
     assert.is(r.headOff, headOff, ctx(i, 'headOff'));
     assert.is(r.tailOff, tailOff, ctx(i, 'tailOff'));
     assert.is(r.length, model.length, ctx(i, 'length'));
-    assert.is(r.usedBytes, model.reduce((s, m) => s + m.data.length, 0), ctx(i, 'usedBytes'));
+    assert.is(
+      r.usedBytes,
+      model.reduce((s, m) => s + m.data.length, 0),
+      ctx(i, 'usedBytes'),
+    );
     assert.is(r.isEmpty, model.length === 0, ctx(i, 'isEmpty'));
     for (const m of model) {
       if (!r.holds(m.seq)) assert.unreachable(ctx(i, `holds(${m.seq})`));

@@ -26,9 +26,54 @@ test.after(() => {
 });
 
 /** What index.ts exports as values (its types are checked by the TypeScript run). */
-const SURFACE = ['DeviceChannel', 'ErrorCode', 'GATEWAY_LINK_DEFAULTS', 'Gateway', 'GatewayChannel', 'HfError', 'LINK_DEFAULTS', 'Mux', 'MuxStream', 'channelStream', 'connect', 'createLog', 'forwardPorts', 'isHfError', 'loopbackPair', 'serveForwards', 'silentLog'];
+const SURFACE = [
+  'DeviceChannel',
+  'ErrorCode',
+  'GATEWAY_LINK_DEFAULTS',
+  'Gateway',
+  'GatewayChannel',
+  'HfError',
+  'LINK_DEFAULTS',
+  'Mux',
+  'MuxStream',
+  'channelStream',
+  'connect',
+  'createLog',
+  'forwardPorts',
+  'isHfError',
+  'loopbackPair',
+  'serveForwards',
+  'silentLog',
+];
 /** Its type-only exports. */
-const TYPES = ['GatewayOptions', 'GatewayEvents', 'GatewayChannel', 'DeviceKeys', 'HttpListener', 'TcpListener', 'DeviceOptions', 'DeviceChannel', 'DeviceChannelEvents', 'Channel', 'ChannelEvents', 'ChannelStreamOptions', 'MuxOptions', 'ForwardSpec', 'ForwardOptions', 'ServeOptions', 'PortForwarder', 'ForwardServer', 'LoopbackPair', 'ErrorCodeValue', 'LinkOptions', 'LadderOptions', 'Log', 'LogOptions', 'LogLevel', 'LogFormat'];
+const TYPES = [
+  'GatewayOptions',
+  'GatewayEvents',
+  'GatewayChannel',
+  'DeviceKeys',
+  'HttpListener',
+  'TcpListener',
+  'DeviceOptions',
+  'DeviceChannel',
+  'DeviceChannelEvents',
+  'Channel',
+  'ChannelEvents',
+  'ChannelStreamOptions',
+  'MuxOptions',
+  'ForwardSpec',
+  'ForwardOptions',
+  'ServeOptions',
+  'PortForwarder',
+  'ForwardServer',
+  'LoopbackPair',
+  'ErrorCodeValue',
+  'LinkOptions',
+  'LadderOptions',
+  'Log',
+  'LogOptions',
+  'LogLevel',
+  'LogFormat',
+];
 
 function kill(pid: number): void {
   try {
@@ -113,9 +158,15 @@ test('npm pack: prepack builds dist/pkg; the tarball holds it, README.md and pac
   tarball = path.join(packDir, info.filename);
   assert.ok(fs.existsSync(tarball), tarball);
   const files: string[] = info.files.map((f: { path: string }) => f.path).sort();
-  assert.equal(files.filter((f) => !f.startsWith('dist/pkg/')), ['README.md', 'package.json']);
+  assert.equal(
+    files.filter((f) => !f.startsWith('dist/pkg/')),
+    ['README.md', 'package.json'],
+  );
   for (const f of ['dist/pkg/index.js', 'dist/pkg/index.mjs', 'dist/pkg/types/index.d.ts']) assert.ok(files.includes(f), `${f} is in the tarball`);
-  assert.not.ok(files.some((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')), 'no TypeScript sources');
+  assert.not.ok(
+    files.some((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')),
+    'no TypeScript sources',
+  );
 });
 
 test('npm install <tarball> in a fresh project, offline: holdfast and nothing else', async () => {
@@ -123,7 +174,11 @@ test('npm install <tarball> in a fresh project, offline: holdfast and nothing el
   fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'holdfast-user', version: '1.0.0', private: true, type: 'module' }, null, 2));
   const r = await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--cache', cache, tarball], project, 60_000);
   assert.is(r.code, 0, r.out);
-  assert.equal(fs.readdirSync(path.join(project, 'node_modules')).filter((n) => !n.startsWith('.')), ['holdfast'], 'no dependencies came with it');
+  assert.equal(
+    fs.readdirSync(path.join(project, 'node_modules')).filter((n) => !n.startsWith('.')),
+    ['holdfast'],
+    'no dependencies came with it',
+  );
 });
 
 test("README's ten lines as CommonJS: require('holdfast')", () => runExample('readme.cjs', asCommonJs));
@@ -138,10 +193,14 @@ test("README's ten lines as TypeScript: type-checked against the package's decla
   fs.writeFileSync(path.join(project, 'surface.ts'), `import type { ${TYPES.join(', ')} } from 'holdfast';\nexport type Surface = [${TYPES.join(', ')}];\n`);
   const tsconfig = { compilerOptions: { target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, types: ['node'], skipLibCheck: false }, files: ['readme.ts', 'surface.ts'] };
   fs.writeFileSync(path.join(project, 'tsconfig.json'), JSON.stringify(tsconfig, null, 2));
-  await runExample('readme.ts', (code) => code, async () => {
-    const r = await run(path.join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', '.'], project, 30_000);
-    assert.is(r.code, 0, `tsc in the user's project:\n${r.out}`);
-  });
+  await runExample(
+    'readme.ts',
+    (code) => code,
+    async () => {
+      const r = await run(path.join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', '.'], project, 30_000);
+      assert.is(r.code, 0, `tsc in the user's project:\n${r.out}`);
+    },
+  );
 });
 
 test('require and import give the same objects (one copy of the code), and the surface is what index.ts names', async () => {

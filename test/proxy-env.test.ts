@@ -77,7 +77,6 @@ test('the returned URL carries the credentials for Proxy-Authorization', () => {
   assert.is(u.port, '3128');
 });
 
-
 const invalid: [string, { proxy?: string; env?: Env }, string][] = [
   ['https proxy', { env: { http_proxy: 'https://p.corp:3128' } }, 'https://p.corp:3128'],
   ['socks proxy', { env: { HTTP_PROXY: 'socks5://p.corp:1080' } }, 'socks5://p.corp:1080'],

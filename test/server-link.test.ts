@@ -3,10 +3,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Ctl, decodeControl } from '../firmware/control';
 import { LinkState } from '../firmware/link-base';
-import { ServerLink } from '../firmware/server-link';
+import type { ServerLink } from '../firmware/server-link';
 import { Manual } from './support/manual';
 import { code as codeOf } from './support/errors';
-
 
 test('the first request after the welcome is held, not answered', () => {
   const m = new Manual();
@@ -142,12 +141,23 @@ test('bad bundles are refused with a code and change nothing; the session keeps 
   const before = [server.ep.inr.next, server.ep.out.tail, server.held];
   m.send('good');
   const good = m.requests[0].body;
-  assert.is(codeOf(() => m.redeliver(good.subarray(0, good.length - 3))), 'HF_ERR_CBOR', 'truncated');
-  assert.is(codeOf(() => m.redeliver(new Uint8Array([0xa1, 0x00, 0x02]))), 'HF_ERR_BUNDLE', 'wrong version');
+  assert.is(
+    codeOf(() => m.redeliver(good.subarray(0, good.length - 3))),
+    'HF_ERR_CBOR',
+    'truncated',
+  );
+  assert.is(
+    codeOf(() => m.redeliver(new Uint8Array([0xa1, 0x00, 0x02]))),
+    'HF_ERR_BUNDLE',
+    'wrong version',
+  );
   const unknown = good.slice();
   const v = m.parse(unknown);
   unknown[v.sidOff] ^= 0xff;
-  assert.is(codeOf(() => m.redeliver(unknown)), 'HF_ERR_UNKNOWN_SESSION');
+  assert.is(
+    codeOf(() => m.redeliver(unknown)),
+    'HF_ERR_UNKNOWN_SESSION',
+  );
   assert.equal([server.ep.inr.next, server.ep.out.tail, server.held], before);
   m.deliverRequest();
   assert.equal(m.gatewayGot, ['good']);
@@ -166,7 +176,10 @@ test('a message outside the window is refused (HF_ERR_WINDOW) and changes nothin
   const v = m.parse(body);
   assert.ok(v.msgCount >= 5);
   const next = server.ep.inr.next;
-  assert.is(codeOf(() => m.redeliver(body)), 'HF_ERR_WINDOW');
+  assert.is(
+    codeOf(() => m.redeliver(body)),
+    'HF_ERR_WINDOW',
+  );
   assert.is(server.ep.inr.next, next);
   assert.equal(m.gatewayGot, []);
 });
@@ -184,7 +197,10 @@ test('hello: wrong proof, replayed hello, newer hello replaces the session', () 
   const intruder = new Manual();
   (intruder.client as unknown as { id: string }).id = 'intruder';
   intruder.client.start(intruder.now);
-  assert.is(codeOf(() => intruder.redeliver(intruder.requests[0].body)), 'HF_ERR_AUTH');
+  assert.is(
+    codeOf(() => intruder.redeliver(intruder.requests[0].body)),
+    'HF_ERR_AUTH',
+  );
   assert.is(intruder.acceptor.size, 0);
 });
 

@@ -29,7 +29,10 @@ test('FIPS 180-4 examples and RFC 4231 test cases', () => {
   assert.is(ours(new Uint8Array(0)), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
   // RFC 4231 case 1 and case 6 (a key longer than a block).
   assert.is(oursMac(new Uint8Array(20).fill(0x0b), new TextEncoder().encode('Hi There')), 'b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7');
-  assert.is(oursMac(new Uint8Array(131).fill(0xaa), new TextEncoder().encode('Test Using Larger Than Block-Size Key - Hash Key First')), '60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54');
+  assert.is(
+    oursMac(new Uint8Array(131).fill(0xaa), new TextEncoder().encode('Test Using Larger Than Block-Size Key - Hash Key First')),
+    '60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54',
+  );
 });
 
 test('every length from 0 to 300 bytes, and random keys and data, agree with node:crypto', () => {
@@ -45,7 +48,9 @@ test('every length from 0 to 300 bytes, and random keys and data, agree with nod
     rng.fill(key);
     const off = rng.int(40);
     const len = rng.int(260);
-    const want = createHmac('sha256', key).update(data.subarray(off, off + len)).digest('hex');
+    const want = createHmac('sha256', key)
+      .update(data.subarray(off, off + len))
+      .digest('hex');
     assert.is(oursMac(key, data, off, len), want, `hmac case ${i}: key ${key.length} bytes, data [${off}, +${len}) (seed ${seed}; SHA_SEED=${seed} replays)`);
     assert.is(oursMac(key, data, off, len), want, 'the same key object again (its pads are kept)');
   }

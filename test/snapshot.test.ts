@@ -4,10 +4,9 @@ import * as assert from 'uvu/assert';
 import { ClientLink } from '../firmware/client-link';
 import { LinkState } from '../firmware/link-base';
 import { ServerLink } from '../firmware/server-link';
-import { ClientData, decodeSnapshot } from '../firmware/snapshot';
+import { type ClientData, decodeSnapshot } from '../firmware/snapshot';
 import { Manual } from './support/manual';
 import { code } from './support/errors';
-
 
 /** A session with messages in flight both ways, some delivered, some lost on the wire. */
 function midStream(): Manual {
@@ -29,7 +28,10 @@ test('a client snapshot restores to an identical snapshot', () => {
   const da = decodeSnapshot<ClientData>(a, 'client');
   const db = decodeSnapshot<ClientData>(b, 'client');
   // Request numbers jump after a restore and transmissions restart; everything else is the same.
-  assert.equal(db.ep.out[3].map((x) => [...x[3]]), da.ep.out[3].map((x) => [...x[3]]));
+  assert.equal(
+    db.ep.out[3].map((x) => [...x[3]]),
+    da.ep.out[3].map((x) => [...x[3]]),
+  );
   assert.equal(db.ep.in, da.ep.in);
   assert.equal(db.link.sid, da.link.sid);
   assert.is(r.state, m.client.state);
@@ -51,10 +53,15 @@ test('both sides move mid-stream (snapshot, restore on new objects) and every me
   });
   n.acceptor.adopt(restoredServer, n.now);
   n.server = restoredServer;
-  const client = ClientLink.restore(cs, n.now, { id: 'dev', random: () => {} }, {
-    transmit: (body, len, rn) => n.requests.push({ rn, body: body.slice(0, len) }),
-    deliver: (b, o, l) => (n.deviceGot.push(Buffer.from(b.subarray(o, o + l)).toString()), true),
-  });
+  const client = ClientLink.restore(
+    cs,
+    n.now,
+    { id: 'dev', random: () => {} },
+    {
+      transmit: (body, len, rn) => n.requests.push({ rn, body: body.slice(0, len) }),
+      deliver: (b, o, l) => (n.deviceGot.push(Buffer.from(b.subarray(o, o + l)).toString()), true),
+    },
+  );
   (n as unknown as { client: ClientLink }).client = client;
   client.resumeSession(n.now);
   for (let i = 0; i < 50 && !(client.ep.out.isEmpty && restoredServer.ep.out.isEmpty); i++) {
@@ -70,9 +77,19 @@ test('bad snapshots are refused with HF_ERR_STATE', () => {
   const m = midStream();
   const s = m.client.snapshot(m.now);
   const port = { transmit: () => {}, deliver: () => true };
-  assert.is(code(() => ClientLink.restore(new Uint8Array([1, 2, 3]), 0, { id: 'x', random: () => {} }, port)), 'HF_ERR_STATE');
-  assert.is(code(() => ClientLink.restore(s.subarray(0, s.length - 5), 0, { id: 'x', random: () => {} }, port)), 'HF_ERR_STATE');
-  assert.is(code(() => ServerLink.restore(s, 0, { answer: () => {}, transmit: () => {}, deliver: () => true })), 'HF_ERR_STATE', 'client snapshot into a server');
+  assert.is(
+    code(() => ClientLink.restore(new Uint8Array([1, 2, 3]), 0, { id: 'x', random: () => {} }, port)),
+    'HF_ERR_STATE',
+  );
+  assert.is(
+    code(() => ClientLink.restore(s.subarray(0, s.length - 5), 0, { id: 'x', random: () => {} }, port)),
+    'HF_ERR_STATE',
+  );
+  assert.is(
+    code(() => ServerLink.restore(s, 0, { answer: () => {}, transmit: () => {}, deliver: () => true })),
+    'HF_ERR_STATE',
+    'client snapshot into a server',
+  );
 });
 
 test.run();

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { Prng } from '../targets/sim/prng';
-import { startTinyproxy, Tinyproxy, tinyproxyAvailable } from './support/tinyproxy';
+import { startTinyproxy, type Tinyproxy, tinyproxyAvailable } from './support/tinyproxy';
 import { within } from './support/within';
 
 interface Seen {
@@ -35,10 +35,13 @@ function startTarget(): Promise<Target> {
       seen.push({ method: req.method!, url: req.url!, headers: req.headers, bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') });
       const hold = /^\/hold\/(\d+)$/.exec(req.url ?? '');
       const answer = req.url === '/echo' ? body : Buffer.from('ok');
-      const t = setTimeout(() => {
-        timers.delete(t);
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': answer.length }).end(answer);
-      }, hold ? Number(hold[1]) : 0);
+      const t = setTimeout(
+        () => {
+          timers.delete(t);
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': answer.length }).end(answer);
+        },
+        hold ? Number(hold[1]) : 0,
+      );
       timers.add(t);
     });
   });
@@ -57,7 +60,8 @@ function startTarget(): Promise<Target> {
             for (const s of sockets) s.destroy();
             server.close(() => done());
           }),
-      }));
+      }),
+    );
   });
 }
 
@@ -120,7 +124,8 @@ test('a 1 MB application/octet-stream POST in absolute form arrives intact, and 
       assert.is(s.headers.connection, 'close', 'tinyproxy asks the target to close');
       assert.ok(r.body.equals(body), 'the echo differs');
       assert.match(String(r.headers.via), /tinyproxy/, 'tinyproxy adds Via to the answer');
-    })));
+    }),
+  ));
 
 test('keep-alive agent: both requests succeed; tinyproxy closes the client connection after each', () =>
   within(15_000, 'keep-alive', () =>
@@ -137,11 +142,15 @@ test('keep-alive agent: both requests succeed; tinyproxy closes the client conne
         assert.is(second.status, 200);
         assert.is(second.reused, false);
         assert.ok(second.socket !== first.socket, 'tinyproxy 1.11 kept a client connection open: update test/support/tinyproxy.ts');
-        assert.equal(target.seen.map((s) => s.bytes), [3, 3]);
+        assert.equal(
+          target.seen.map((s) => s.bytes),
+          [3, 3],
+        );
       } finally {
         agent.destroy();
       }
-    })));
+    }),
+  ));
 
 test('keep-alive agent back to back: a request on a socket tinyproxy is closing fails as reusedSocket, a retry succeeds', () =>
   within(15_000, 'back to back', () =>
@@ -167,7 +176,8 @@ test('keep-alive agent back to back: a request on a socket tinyproxy is closing 
       }
       assert.is(target.seen.length, 6, 'a failed request reached the target');
       assert.ok(retries <= 5, `retries ${retries}`);
-    })));
+    }),
+  ));
 
 test('a request held by the target for 3 s completes through the proxy', () =>
   within(15_000, 'held request', () =>
@@ -178,7 +188,8 @@ test('a request held by the target for 3 s completes through the proxy', () =>
       assert.is(r.status, 200);
       assert.is(r.body.toString(), 'ok');
       assert.ok(ms >= 2900 && ms < 10_000, `took ${ms} ms`);
-    })));
+    }),
+  ));
 
 test('stop() ends the process and frees the port; a missing binary says how to install it', () =>
   within(10_000, 'stop', async () => {

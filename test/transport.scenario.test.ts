@@ -15,9 +15,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import { ChaosProxy, startChaosProxy } from '../tools/chaos-proxy';
+import { type ChaosProxy, startChaosProxy } from '../tools/chaos-proxy';
 import { connect } from '../targets/host/device/device';
-import { Gateway, GatewayChannel } from '../targets/host/gateway/gateway';
+import { Gateway, type GatewayChannel } from '../targets/host/gateway/gateway';
 import { channelStream } from '../targets/host/app/stream';
 import { startTinyproxy, tinyproxyAvailable } from './support/tinyproxy';
 import { within, sleep } from './support/within';
@@ -221,7 +221,11 @@ async function killAndResume(transport: 'tcp' | 'http', TOTAL: number): Promise<
         ch.on('message', (m: Buffer) => got.push(m.readUInt32BE(0)));
       });
       const sender = (): Proc =>
-        new Proc(process.execPath, ['-r', 'tsx/cjs', path.join(ROOT, 'test', 'support', 'sender.ts'), `http://${gw.http!.address}`, transport === 'tcp' ? gw.tcp!.address : 'none', KEY, path.join(dir, 'state'), String(TOTAL)], c);
+        new Proc(
+          process.execPath,
+          ['-r', 'tsx/cjs', path.join(ROOT, 'test', 'support', 'sender.ts'), `http://${gw.http!.address}`, transport === 'tcp' ? gw.tcp!.address : 'none', KEY, path.join(dir, 'state'), String(TOTAL)],
+          c,
+        );
       const first = sender();
       await first.waitFor(/accepted 5000\b/, 30_000);
       first.kill('SIGKILL');

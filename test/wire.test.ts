@@ -18,14 +18,14 @@ import * as vm from 'node:vm';
 import { Acceptor } from '../firmware/acceptor';
 import { fromHex, toHex } from '../firmware/bytes';
 import { ClientLink } from '../firmware/client-link';
-import { Control, Ctl, Limits, decodeControl, encodeControl } from '../firmware/control';
+import { type Control, Ctl, type Limits, decodeControl, encodeControl } from '../firmware/control';
 import { Endpoint } from '../firmware/endpoint';
 import { errorBundle } from '../firmware/error-bundle';
-import { ErrorCode, ErrorCodeValue } from '../firmware/errors';
+import { ErrorCode, type ErrorCodeValue } from '../firmware/errors';
 import { LINK_DEFAULTS, resolveOptions } from '../firmware/options';
 import { OutRing } from '../firmware/out-ring';
-import { ServerLink } from '../firmware/server-link';
-import { BundleReader, BundleView, BundleWriter, WIRE_DEFAULTS, WireLimits, headerBudget, peekRn, peekSid } from '../firmware/wire';
+import type { ServerLink } from '../firmware/server-link';
+import { BundleReader, type BundleView, BundleWriter, WIRE_DEFAULTS, type WireLimits, headerBudget, peekRn, peekSid } from '../firmware/wire';
 import { Prng } from '../targets/sim/prng';
 import { code as codeOf } from './support/errors';
 
@@ -73,7 +73,7 @@ function ringFor(msgs: [number, number, Uint8Array][]): OutRing | null {
   const ring = new OutRing({ seq: msgs[0][0], off: msgs[0][1] });
   for (const [seq, off, payload] of msgs) {
     while (ring.head !== seq) {
-      const last = ((ring.head + 1) >>> 0) === seq;
+      const last = (ring.head + 1) >>> 0 === seq;
       const len = last ? (off - ring.headOff) >>> 0 : 0;
       if (!ring.push(new Uint8Array(len))) throw new Error('ring too small for the gap');
     }
@@ -130,7 +130,6 @@ function rewrite(v: BundleView, limits: WireLimits): Uint8Array {
     limits,
   );
 }
-
 
 function refuses(hex: string, code: ErrorCodeValue, label: string, reader = new BundleReader()): void {
   const got = codeOf(() => reader.read(fromHex(hex)));
@@ -354,7 +353,12 @@ function roundTrip(seed: number): void {
   // Canonical: what was read writes back to the same bytes.
   assert.is(toHex(rewrite(v, L)), toHex(body), 'rewrite');
   // Any prefix is truncated input.
-  for (let k = 0; k < len; k += 1 + rng.int(7)) assert.is(codeOf(() => r.read(body, 0, k)), ErrorCode.CBOR, `cut to ${k}`);
+  for (let k = 0; k < len; k += 1 + rng.int(7))
+    assert.is(
+      codeOf(() => r.read(body, 0, k)),
+      ErrorCode.CBOR,
+      `cut to ${k}`,
+    );
 }
 
 test('random bundles round-trip (seeded)', () => {
@@ -405,7 +409,12 @@ test('truncated at every byte offset of a bundle with every field: HF_ERR_CBOR',
   });
   const r = new BundleReader();
   r.read(body);
-  for (let k = 0; k < body.length; k++) assert.is(codeOf(() => r.read(body, 0, k)), ErrorCode.CBOR, `cut to ${k} of ${body.length}`);
+  for (let k = 0; k < body.length; k++)
+    assert.is(
+      codeOf(() => r.read(body, 0, k)),
+      ErrorCode.CBOR,
+      `cut to ${k} of ${body.length}`,
+    );
 });
 
 test('wrong types for each field: HF_ERR_BUNDLE', () => {
@@ -422,7 +431,11 @@ test('wrong types for each field: HF_ERR_BUNDLE', () => {
   ];
   const B = ErrorCode.BUNDLE;
   // Scalar fields: anything but an unsigned integer.
-  for (const [key, name] of [[0, 'version'], [2, 'rn'], [3, 'ack']] as [number, string][]) {
+  for (const [key, name] of [
+    [0, 'version'],
+    [2, 'rn'],
+    [3, 'ack'],
+  ] as [number, string][]) {
     for (const [what, v] of wrong) refuses(bundle({ [key]: v }), B, `${name} as ${what}`);
   }
   // sid: anything but a byte string.
@@ -430,7 +443,12 @@ test('wrong types for each field: HF_ERR_BUNDLE', () => {
   refuses(bundle({ 1: u(7) }), B, 'sid as uint');
   refuses(bundle({ 1: tstr('a'.repeat(16)) }), B, 'sid as 16-character text');
   // Arrays: anything but an array, and items of the wrong type.
-  for (const [key, name] of [[4, 'sack'], [5, 'win'], [6, 'msgs'], [7, 'ctl']] as [number, string][]) {
+  for (const [key, name] of [
+    [4, 'sack'],
+    [5, 'win'],
+    [6, 'msgs'],
+    [7, 'ctl'],
+  ] as [number, string][]) {
     for (const [what, v] of wrong.filter(([w]) => w !== 'array')) refuses(bundle({ [key]: v }), B, `${name} as ${what}`);
     refuses(bundle({ [key]: u(0) }), B, `${name} as uint`);
   }
@@ -467,11 +485,22 @@ test('wrong types for each field: HF_ERR_BUNDLE', () => {
 test('duplicate keys: HF_ERR_BUNDLE (unknown keys may repeat)', () => {
   const values: Record<number, string> = { 0: u(1), 1: bstr(SID), 2: u(1), 3: u(1), 4: arr(u(1), u(2)), 5: arr(u(1), u(1)), 6: arr(arr(u(0), u(0), bstr(''))), 7: arr(), 8: bstr('00'.repeat(16)) };
   for (let k = 0; k <= 8; k++) refuses(bundle({ [k]: values[k] }, [[u(k), values[k]]]), ErrorCode.BUNDLE, `key ${k} twice`);
-  accepts(bundle({}, [[u(9), u(0)], [u(9), u(1)]]), 'unknown key 9 twice');
+  accepts(
+    bundle({}, [
+      [u(9), u(0)],
+      [u(9), u(1)],
+    ]),
+    'unknown key 9 twice',
+  );
 });
 
 test('missing required keys: HF_ERR_BUNDLE (sid, sack, msgs, ctl are optional)', () => {
-  for (const [k, name] of [[0, 'version'], [2, 'rn'], [3, 'ack'], [5, 'win']] as [number, string][]) {
+  for (const [k, name] of [
+    [0, 'version'],
+    [2, 'rn'],
+    [3, 'ack'],
+    [5, 'win'],
+  ] as [number, string][]) {
     refuses(bundle({ [k]: null }), ErrorCode.BUNDLE, `without ${name}`);
   }
   refuses(map([]), ErrorCode.BUNDLE, 'empty map');
@@ -645,7 +674,14 @@ test('tag (key 8): 16 bytes, the last pair; anywhere else or of another length i
   assert.is(v.tagOff, v.buf.length - 16, 'tag bytes are the last 16');
   assert.is(v.buf[v.tagOff - 2], 0x08, 'key 8 precedes them');
   assert.is(accepts(bundle({ 1: bstr(SID) }), 'untagged').tagOff, -1);
-  refuses(bundle({ 1: bstr(SID) }, [[u(8), tag], [u(9), u(0)]]), ErrorCode.BUNDLE, 'tag before another pair');
+  refuses(
+    bundle({ 1: bstr(SID) }, [
+      [u(8), tag],
+      [u(9), u(0)],
+    ]),
+    ErrorCode.BUNDLE,
+    'tag before another pair',
+  );
   refuses(bundle({ 1: bstr(SID) }, [[u(8), bstr('ab'.repeat(15))]]), ErrorCode.BUNDLE, 'tag of 15 bytes');
   refuses(bundle({ 1: bstr(SID) }, [[u(8), bstr('ab'.repeat(17))]]), ErrorCode.LIMIT, 'tag of 17 bytes');
   refuses(bundle({ 1: bstr(SID) }, [[u(8), u(1)]]), ErrorCode.BUNDLE, 'tag that is not a byte string');
@@ -672,7 +708,10 @@ test('unknown keys are skipped, whatever their value and place', () => {
     bstr('00'.repeat(300)),
     tstr('future field'),
     arr(u(1), arr(u(2), map([[tstr('a'), arr()]]))),
-    map([[u(1), u(2)], [tstr('x'), bstr('')]]),
+    map([
+      [u(1), u(2)],
+      [tstr('x'), bstr('')],
+    ]),
     'c1' + u(5),
     'd82a' + bstr('0001'),
     'f4',
@@ -698,7 +737,15 @@ test('unknown keys are skipped, whatever their value and place', () => {
 test('control items of an unknown kind, and unknown control fields, are ignored', () => {
   const item = fromHex(arr(u(99), map([[tstr('z'), u(1)]])));
   assert.is(decodeControl(item, 0, item.length), null, 'unknown kind');
-  const close = fromHex(arr(u(3), map([[tstr('end'), u(4)], [tstr('later'), arr(u(1))]])));
+  const close = fromHex(
+    arr(
+      u(3),
+      map([
+        [tstr('end'), u(4)],
+        [tstr('later'), arr(u(1))],
+      ]),
+    ),
+  );
   assert.equal(decodeControl(close, 0, close.length), { kind: Ctl.CLOSE, end: 4 }, 'unknown field');
   const v = accepts(bundle({ 7: arr(arr(u(99), map([])), arr(u(3), map([[tstr('end'), u(4)]]))) }), 'bundle with an unknown kind');
   assert.is(v.ctlCount, 2);
@@ -719,10 +766,41 @@ test('control items: malformed ones are HF_ERR_BUNDLE or HF_ERR_CBOR when decode
   assert.is(code(arr(u(3), map([[tstr('end'), tstr('x')]]))), B, 'close end as text');
   assert.is(code(arr(u(3), map([[tstr('end'), '20']]))), B, 'close end negative');
   assert.is(code(arr(u(3), map([[tstr('end'), '1b0000000100000000']]))), B, 'close end 2^32');
-  assert.is(code(arr(u(4), map([[tstr('code'), tstr('x'.repeat(65))], [tstr('message'), tstr('')]]))), B, 'error code of 65 characters');
-  assert.is(code(arr(u(4), map([[tstr('code'), tstr('HF_ERR_CLOSED')], [tstr('message'), hd(3, 1025) + '61'.repeat(1025)]]))), B, 'error message of 1025 characters');
+  assert.is(
+    code(
+      arr(
+        u(4),
+        map([
+          [tstr('code'), tstr('x'.repeat(65))],
+          [tstr('message'), tstr('')],
+        ]),
+      ),
+    ),
+    B,
+    'error code of 65 characters',
+  );
+  assert.is(
+    code(
+      arr(
+        u(4),
+        map([
+          [tstr('code'), tstr('HF_ERR_CLOSED')],
+          [tstr('message'), hd(3, 1025) + '61'.repeat(1025)],
+        ]),
+      ),
+    ),
+    B,
+    'error message of 1025 characters',
+  );
   const hello = (f: Record<string, string>) =>
-    arr(u(1), map(Object.entries({ id: tstr('d'), n: u(1), nonce: bstr('00'.repeat(8)), proof: bstr(''), seq: u(0), off: u(0), lim: arr(u(1), u(256), u(0), u(0), u(2)), ...f }).map(([k, v]) => [tstr(k), v] as [string, string])));
+    arr(
+      u(1),
+      map(
+        Object.entries({ id: tstr('d'), n: u(1), nonce: bstr('00'.repeat(8)), proof: bstr(''), seq: u(0), off: u(0), lim: arr(u(1), u(256), u(0), u(0), u(2)), ...f }).map(
+          ([k, v]) => [tstr(k), v] as [string, string],
+        ),
+      ),
+    );
   assert.is(code(hello({})), 'no error', 'minimal hello');
   assert.is(code(hello({ nonce: 'd840' + bstr('00'.repeat(8)) })), 'no error', 'hello with a tag-64 nonce');
   assert.is(code(hello({ id: tstr('') })), B, 'empty id');
@@ -835,7 +913,10 @@ test('the writer refuses more control items than its own maxControls', () => {
   const c = encodeControl({ kind: Ctl.CLOSE, end: 1 });
   w.control(c);
   w.control(c);
-  assert.is(codeOf(() => w.control(c)), ErrorCode.LIMIT);
+  assert.is(
+    codeOf(() => w.control(c)),
+    ErrorCode.LIMIT,
+  );
 });
 
 // ---- section 9: receiver rules --------------------------------------------------------------------
@@ -871,7 +952,18 @@ function openSession() {
 /** What a refused bundle must not change on the gateway. */
 function serverState(link: ServerLink) {
   const ep = link.ep;
-  return JSON.stringify({ next: ep.inr.next, top: ep.inr.top, read: ep.inr.read, tail: ep.out.tail, head: ep.out.head, held: link.held, state: link.state, peerEnd: link.peerEnd, wnd: [ep.peerWndSeq, ep.peerWndOff], bundlesIn: ep.stats.bundlesIn });
+  return JSON.stringify({
+    next: ep.inr.next,
+    top: ep.inr.top,
+    read: ep.inr.read,
+    tail: ep.out.tail,
+    head: ep.out.head,
+    held: link.held,
+    state: link.state,
+    peerEnd: link.peerEnd,
+    wnd: [ep.peerWndSeq, ep.peerWndOff],
+    bundlesIn: ep.stats.bundlesIn,
+  });
 }
 
 function request(sid: Uint8Array, rn: number, ack: number, msgs: [number, number, Uint8Array][], ctl: Uint8Array[] = [], sack: number[] = []): Uint8Array {
@@ -893,11 +985,22 @@ test('the gateway refuses acks past what it sent (HF_ERR_ACK) and out-of-window 
     ['truncated', request(s.sid, 16, 0, [[0, 0, one]]).subarray(0, 30), ErrorCode.CBOR],
   ];
   for (const [label, body, code] of cases) {
-    assert.is(codeOf(() => s.acc.onRequest(3, 100, body)), code, label);
+    assert.is(
+      codeOf(() => s.acc.onRequest(3, 100, body)),
+      code,
+      label,
+    );
     assert.is(serverState(s.link), before, `${label}: nothing changed`);
   }
   // The same messages in a valid bundle are taken.
-  s.acc.onRequest(3, 101, request(s.sid, 17, 0, [[0, 0, one], [1, 1, one]]));
+  s.acc.onRequest(
+    3,
+    101,
+    request(s.sid, 17, 0, [
+      [0, 0, one],
+      [1, 1, one],
+    ]),
+  );
   assert.is(s.link.ep.inr.next, 2);
 });
 
@@ -918,7 +1021,11 @@ test('duplicates are ignored and stale acks change nothing (Endpoint)', () => {
   a.apply(a.parse(ack2), 6);
   assert.is(a.out.tail, 3, 'stale ack 2 ignored');
   const ack4 = writeParts({ sid: null, rn: 3, ack: 4, win: [256, 262144], sack: [], msgs: [], ctl: [] });
-  assert.is(codeOf(() => a.parse(ack4)), ErrorCode.ACK, 'ack past the last queued message');
+  assert.is(
+    codeOf(() => a.parse(ack4)),
+    ErrorCode.ACK,
+    'ack past the last queued message',
+  );
 });
 
 test('a refused bundle changes no session state (malformed control item)', () => {
@@ -927,7 +1034,11 @@ test('a refused bundle changes no session state (malformed control item)', () =>
   const s = openSession();
   const before = serverState(s.link);
   const body = request(s.sid, 50, 0, [[0, 0, new Uint8Array([1, 2, 3])]], [fromHex(arr(u(3), map([[tstr('end'), tstr('x')]])))]);
-  assert.is(codeOf(() => s.acc.onRequest(3, 7, body)), ErrorCode.BUNDLE, 'refused');
+  assert.is(
+    codeOf(() => s.acc.onRequest(3, 7, body)),
+    ErrorCode.BUNDLE,
+    'refused',
+  );
   assert.is(serverState(s.link), before, 'nothing changed');
 });
 

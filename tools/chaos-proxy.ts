@@ -607,7 +607,11 @@ async function main(argv: string[]): Promise<void> {
     const cmd = line.trim();
     if (cmd === 'kill-all') process.stderr.write(`killed ${proxy.killAll()}\n`);
     else if (cmd === 'stats') process.stderr.write(JSON.stringify(proxy.stats) + '\n');
-    else if ((MODES as readonly string[]).includes(cmd)) void proxy.setMode(cmd as ChaosMode).then(() => process.stderr.write(`mode ${cmd}\n`), (e: Error) => process.stderr.write(`${isHfError(e) ? `${e.code}: ` : ''}${e.message}\n`));
+    else if ((MODES as readonly string[]).includes(cmd))
+      void proxy.setMode(cmd as ChaosMode).then(
+        () => process.stderr.write(`mode ${cmd}\n`),
+        (e: Error) => process.stderr.write(`${isHfError(e) ? `${e.code}: ` : ''}${e.message}\n`),
+      );
     else if (cmd) process.stderr.write(`commands: pass | refuse | blackhole | kill-all | stats\n`);
   });
 }

@@ -10,11 +10,11 @@
  *
  * Stops on Ctrl-C (or after --seconds N), closing everything; exit status 0.
  */
-import { createServer, AddressInfo, connect as tcpConnect, Server, Socket } from 'node:net';
+import { createServer, type AddressInfo, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { connect } from '../targets/host/device/device';
 import { forwardPorts } from '../targets/host/app/forward';
-import { Gateway, GatewayChannel } from '../targets/host/gateway/gateway';
+import { Gateway, type GatewayChannel } from '../targets/host/gateway/gateway';
 import { createLog } from '../targets/node/log';
 import { Mux } from '../targets/host/app/mux';
 import { serveForwards } from '../targets/host/app/forward';
@@ -57,7 +57,14 @@ async function main(): Promise<void> {
   const firewall = await startChaosProxy({ target: { port: gwTcp }, mode: 'refuse' });
   say(`gateway: http ${gw.http!.url}, tcp ${gw.tcp!.address}; the device's tcp path is blocked for now`);
 
-  const dev = connect({ gateway: `http://${gw.http!.address}`, tcp: `127.0.0.1:${firewall.port}`, id: 'demo-pi', key: 'demo-secret', log, ladder: { reprobeMs: 1000, reprobeMaxMs: 2000, directTimeoutMs: 1000 } });
+  const dev = connect({
+    gateway: `http://${gw.http!.address}`,
+    tcp: `127.0.0.1:${firewall.port}`,
+    id: 'demo-pi',
+    key: 'demo-secret',
+    log,
+    ladder: { reprobeMs: 1000, reprobeMaxMs: 2000, directTimeoutMs: 1000 },
+  });
   const mux = new Mux(dev, { role: 'device' });
   mux.on('error', () => {});
   let sent = 0;

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 'use strict';
-// The project's test command: type-check, then every uvu test file under test/ (TypeScript through
-// the tsx/cjs loader, which also works on Node 18). Ends with one line "N passed, N failed" and exits
-// non-zero on any failure. SOAK=1 raises the property-test seed counts (see test/*.property.test.ts).
+// The project's test command: the linter and the formatter's check (Biome), two type-checks (the
+// whole project, and firmware/ alone without Node's types), then every uvu test file under test/
+// (TypeScript through the tsx/cjs loader, which also works on Node 18). Each check counts as one
+// test. Ends with one line "N passed, N failed" and exits non-zero on any failure. SOAK=1 raises the
+// property-test seed counts (see test/*.property.test.ts). An argument narrows the uvu files by
+// name and skips the checks.
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 
@@ -13,10 +16,17 @@ const filter = process.argv[2];
 let failed = 0;
 let passed = 0;
 
+/** Runs one whole-tree check; it passes when the command exits 0. */
+function check(name, cmd, args) {
+  const r = spawnSync(bin(cmd), args, { cwd: root, stdio: 'inherit' });
+  if (r.status === 0) { passed++; console.log(`${name}: ok`); }
+  else { failed++; console.log(`${name}: FAILED${r.error ? ` (${r.error.message})` : ''}`); }
+}
+
 if (!filter) {
-  const tsc = spawnSync(bin('tsc'), ['--noEmit', '-p', '.'], { cwd: root, stdio: 'inherit' });
-  if (tsc.status === 0) { passed++; console.log('typecheck: ok'); }
-  else { failed++; console.log('typecheck: FAILED'); }
+  check('lint and format (biome ci)', 'biome', ['ci', '--reporter=summary', '.']);
+  check('typecheck', 'tsc', ['--noEmit', '-p', '.']);
+  check('typecheck firmware/ without Node types', 'tsc', ['--noEmit', '-p', 'tsconfig.firmware.json']);
 }
 
 // Only *.test.ts files are tests (test/support/ holds helpers); an argument narrows them by name.

@@ -14,9 +14,9 @@
  * Window.
  */
 import * as http from 'node:http';
-import { attach, Socket as ServerSocket } from 'engine.io';
-import { Socket as ClientSocket, SocketOptions } from 'engine.io-client';
-import { Adapter, BaseConn, ConnectOptions, Registry, Server, listenLocal, within } from '../adapter';
+import { attach, type Socket as ServerSocket } from 'engine.io';
+import { Socket as ClientSocket, type SocketOptions } from 'engine.io-client';
+import { type Adapter, BaseConn, type ConnectOptions, Registry, type Server, listenLocal, within } from '../adapter';
 
 type Kind = 'eio-polling' | 'eio-polling-noagent' | 'eio-websocket';
 
@@ -32,7 +32,10 @@ interface EioSocket {
 const asBuffer = (d: unknown): Buffer => (Buffer.isBuffer(d) ? d : typeof d === 'string' ? Buffer.from(d) : Buffer.from(d as ArrayBuffer));
 
 class EioConn extends BaseConn {
-  constructor(private readonly sock: EioSocket, private readonly agent: http.Agent | null) {
+  constructor(
+    private readonly sock: EioSocket,
+    private readonly agent: http.Agent | null,
+  ) {
     super();
     sock.on('message', (d: unknown) => this.deliver(asBuffer(d)));
     sock.on('drain', () => this.window.reset());
@@ -53,7 +56,12 @@ class EioConn extends BaseConn {
 
   async close(timeoutMs: number): Promise<void> {
     if (this.closed) return;
-    await this.closeWithin(timeoutMs, 'engine.io close', () => this.sock.close(), () => this.ended());
+    await this.closeWithin(
+      timeoutMs,
+      'engine.io close',
+      () => this.sock.close(),
+      () => this.ended(),
+    );
     this.agent?.destroy();
   }
 }

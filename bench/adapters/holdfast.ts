@@ -5,11 +5,11 @@
  * gives it the gateway's direct TCP port (the ladder tries TCP first and falls back to HTTP while TCP
  * is down, so the gateway listens on both).
  */
-import { connect, DeviceChannel } from '../../targets/host/device/device';
-import { Gateway, GatewayChannel } from '../../targets/host/gateway/gateway';
+import { connect, type DeviceChannel } from '../../targets/host/device/device';
+import { Gateway, type GatewayChannel } from '../../targets/host/gateway/gateway';
 import type { Channel } from '../../targets/host/app/channel';
 import type { LinkOptions } from '../../firmware/options';
-import { Adapter, BaseConn, ConnectOptions, ListenOptions, Ports, Server, keyOf, within } from '../adapter';
+import { type Adapter, BaseConn, type ConnectOptions, type ListenOptions, type Ports, type Server, keyOf, within } from '../adapter';
 
 class ChannelConn extends BaseConn {
   constructor(private readonly ch: Channel) {
@@ -28,7 +28,12 @@ class ChannelConn extends BaseConn {
   }
 
   close(timeoutMs: number): Promise<void> {
-    return this.closeWithin(timeoutMs, 'holdfast close', () => this.ch.end(), () => this.ch.destroy());
+    return this.closeWithin(
+      timeoutMs,
+      'holdfast close',
+      () => this.ch.end(),
+      () => this.ch.destroy(),
+    );
   }
 }
 

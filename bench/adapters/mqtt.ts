@@ -13,13 +13,17 @@
 import * as net from 'node:net';
 import { MqttClient } from 'mqtt';
 import type { Aedes, AedesPublishPacket } from 'aedes';
-import { Adapter, BaseConn, ConnectOptions, ListenOptions, Registry, Server, listenLocal, within } from '../adapter';
+import { type Adapter, BaseConn, type ConnectOptions, type ListenOptions, Registry, type Server, listenLocal, within } from '../adapter';
 
 type QoS = 0 | 1;
 
 /** The broker side of one client id: survives the client's reconnections, as a session does. */
 class BrokerConn extends BaseConn {
-  constructor(private readonly broker: Aedes, private readonly topic: string, private readonly qos: QoS) {
+  constructor(
+    private readonly broker: Aedes,
+    private readonly topic: string,
+    private readonly qos: QoS,
+  ) {
     super();
   }
 
@@ -42,7 +46,11 @@ class BrokerConn extends BaseConn {
 }
 
 class ClientConn extends BaseConn {
-  constructor(private readonly client: MqttClient, private readonly topic: string, private readonly qos: QoS) {
+  constructor(
+    private readonly client: MqttClient,
+    private readonly topic: string,
+    private readonly qos: QoS,
+  ) {
     super();
     client.on('message', (_t: string, payload: Buffer) => this.deliver(payload));
     client.on('error', () => {});

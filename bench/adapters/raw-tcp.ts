@@ -6,7 +6,7 @@
  * away.
  */
 import * as net from 'node:net';
-import { Adapter, BaseConn, ConnectOptions, Registry, Server, Window, listenLocal, within } from '../adapter';
+import { type Adapter, BaseConn, type ConnectOptions, Registry, type Server, Window, listenLocal, within } from '../adapter';
 
 const HEAD = 4;
 /** Largest frame accepted (the workloads send at most 16 KiB). */
@@ -67,7 +67,12 @@ class SocketConn extends BaseConn {
   }
 
   close(timeoutMs: number): Promise<void> {
-    return this.closeWithin(timeoutMs, 'raw-tcp close', () => this.s.end(), () => this.s.destroy());
+    return this.closeWithin(
+      timeoutMs,
+      'raw-tcp close',
+      () => this.s.end(),
+      () => this.s.destroy(),
+    );
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import * as http from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
-import { Adapter, BaseConn, ConnectOptions, Registry, Server, listenLocal, within } from '../adapter';
+import { type Adapter, BaseConn, type ConnectOptions, Registry, type Server, listenLocal, within } from '../adapter';
 
 class WsConn extends BaseConn {
   constructor(private readonly ws: WebSocket) {
@@ -26,7 +26,12 @@ class WsConn extends BaseConn {
   }
 
   close(timeoutMs: number): Promise<void> {
-    return this.closeWithin(timeoutMs, 'ws close', () => this.ws.close(), () => this.ws.terminate());
+    return this.closeWithin(
+      timeoutMs,
+      'ws close',
+      () => this.ws.close(),
+      () => this.ws.terminate(),
+    );
   }
 }
 

@@ -54,7 +54,9 @@ export function createLog(opts: LogOptions = {}): Log {
     }
     let line = `${t} ${lv.padEnd(5)} ${name}: ${event}`;
     if (fields !== undefined) {
-      const parts = Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${plainValue(v)}`);
+      const parts = Object.entries(fields)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => `${k}=${plainValue(v)}`);
       if (parts.length > 0) line += '  ' + parts.join(' ');
     }
     out.write(line + '\n');

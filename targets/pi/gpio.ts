@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCode, hfError } from '../../firmware/errors';
 import type { Gpio, GpioChip } from '../../hal/gpio';
-import { GpiodFormatError, GpioLineInfo, parseGpiodetect, parseGpioget, parseGpioinfo, parseVersion, toolMessage } from './gpiod';
+import { GpiodFormatError, type GpioLineInfo, parseGpiodetect, parseGpioget, parseGpioinfo, parseVersion, toolMessage } from './gpiod';
 
 export interface GpiodGpioOptions {
   /** Directory that stands for '/' (default '/'): chips are looked for in ROOT/dev. */
@@ -154,7 +154,12 @@ export class GpiodGpio implements Gpio {
       if (err.code === 'ETIMEDOUT' || (err.signal && err.status === null)) throw hfError(ErrorCode.UNSUPPORTED, `${name} ${args.join(' ')} did not finish within ${this.timeoutMs} ms`, e);
       const msg = toolMessage(String(err.stderr ?? ''));
       const what = about ? `line ${about.line} of ${JSON.stringify(about.chip.label)} (${about.chip.name})` : args.join(' ');
-      if (/Permission denied/.test(msg)) throw hfError(ErrorCode.UNSUPPORTED, `${name} ${what}: permission denied on the GPIO chip; run as root or as a member of the group owning ${path.join(this.root, 'dev', about?.chip.name ?? 'gpiochip*')} (Raspberry Pi OS: gpio)`, e);
+      if (/Permission denied/.test(msg))
+        throw hfError(
+          ErrorCode.UNSUPPORTED,
+          `${name} ${what}: permission denied on the GPIO chip; run as root or as a member of the group owning ${path.join(this.root, 'dev', about?.chip.name ?? 'gpiochip*')} (Raspberry Pi OS: gpio)`,
+          e,
+        );
       if (/Device or resource busy/.test(msg) && about) throw hfError(ErrorCode.UNSUPPORTED, `${name} ${what}: the line is in use${this.holder(about.chip, about.line)}`, e);
       throw hfError(ErrorCode.UNSUPPORTED, `${name} ${what} failed (exit ${err.status ?? err.code}): ${msg || 'no message'}`, e);
     }
@@ -163,7 +168,11 @@ export class GpiodGpio implements Gpio {
   /** ' by "consumer"' for a held line, from gpioinfo; '' if that cannot be told. */
   private holder(chip: GpioChip, line: number): string {
     try {
-      const row = this.parse('gpioinfo', () => parseGpioinfo(this.run('gpioinfo', [this.devPath(chip)])).get(chip.name)?.find((r) => r.offset === line));
+      const row = this.parse('gpioinfo', () =>
+        parseGpioinfo(this.run('gpioinfo', [this.devPath(chip)]))
+          .get(chip.name)
+          ?.find((r) => r.offset === line),
+      );
       if (row === undefined) return '';
       return row.consumer !== null ? ` by ${JSON.stringify(row.consumer)}` : row.flags.includes('used') ? ' by the kernel' : '';
     } catch {
@@ -174,5 +183,6 @@ export class GpiodGpio implements Gpio {
 
 function checkArgs(label: string, line: number): void {
   if (typeof label !== 'string' || label === '') throw hfError(ErrorCode.OPTION, `gpio label must be a non-empty string, got ${JSON.stringify(label)}`);
-  if (!Number.isInteger(line) || line < 0) throw hfError(ErrorCode.OPTION, `gpio line must be an integer >= 0, got ${typeof line === 'number' ? String(line) : JSON.stringify(line)} (label ${JSON.stringify(label)})`);
+  if (!Number.isInteger(line) || line < 0)
+    throw hfError(ErrorCode.OPTION, `gpio line must be an integer >= 0, got ${typeof line === 'number' ? String(line) : JSON.stringify(line)} (label ${JSON.stringify(label)})`);
 }

@@ -26,8 +26,8 @@
  *   order: used, open-drain, open-source, pull-up, pull-down, bias-disabled. A field wider than its
  *   column is printed whole, and every later field of that row then unpadded. Examples (Pi 4):
  *     gpiochip0 - 58 lines:
- *     \tline   0:     "ID_SDA"       unused   input  active-high 
- *     \tline  17:     "GPIO17"       unused  output  active-high 
+ *     \tline   0:     "ID_SDA"       unused   input  active-high
+ *     \tline  17:     "GPIO17"       unused  output  active-high
  *     gpiochip1 - 8 lines:
  *     \tline   2: "STATUS_LED_G_CLK" "led0" output active-high [used]
  *   (note the space before the newline when no flag is set). Unknown chip: "<argv0>: looking up chip

@@ -14,7 +14,7 @@ import { nodeCrypto } from '../node/crypto';
 import { hostEntropy } from '../node/entropy';
 import { FileStorage } from '../node/storage';
 import { GpiodGpio } from './gpio';
-import { AddressSource, LinuxSystem } from './system';
+import { type AddressSource, LinuxSystem } from './system';
 
 export interface PiPlatformOptions {
   /** Directory that stands for '/' (default '/'): /proc, /sys and /dev are read under it. */

@@ -20,7 +20,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCode, hfError } from '../../firmware/errors';
 import type { NetInterface, SystemInfo } from '../../hal/system';
-import { diskUsage, nodeStatfs, StatfsFn } from './disk';
+import { diskUsage, nodeStatfs, type StatfsFn } from './disk';
 
 /** What os.networkInterfaces() returns (injectable: a fake tree has no live addresses). */
 export type AddressSource = () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
@@ -41,7 +41,8 @@ export const PLAUSIBLE_CELSIUS: readonly [number, number] = [-40, 150];
 const CPU_ZONE = /cpu|soc|x86_pkg_temp|coretemp|k10temp|bcm2835/i;
 
 /** DMI placeholders firmware leaves in unset fields: not a model. */
-const DMI_PLACEHOLDER = /^(|to be filled by o\.?e\.?m\.?|not specified|not applicable|none|default string|system (product name|version|manufacturer)|o\.?e\.?m\.?|n\/a|unknown|0|1\.0|x\.x+|0123456789|123456789)$/i;
+const DMI_PLACEHOLDER =
+  /^(|to be filled by o\.?e\.?m\.?|not specified|not applicable|none|default string|system (product name|version|manufacturer)|o\.?e\.?m\.?|n\/a|unknown|0|1\.0|x\.x+|0123456789|123456789)$/i;
 
 const IFF_UP = 0x1;
 const ARPHRD_LOOPBACK = 772;
@@ -110,9 +111,7 @@ export class LinuxSystem implements SystemInfo {
     } catch (e) {
       throw hfError(ErrorCode.UNSUPPORTED, `cpu temperature: no ${dir} (${errCode(e)})`, e);
     }
-    const zones = names
-      .map((n) => ({ n, num: Number(n.slice('thermal_zone'.length)), type: (readMaybe(path.join(dir, n, 'type')) ?? '').trim() }))
-      .sort((a, b) => a.num - b.num);
+    const zones = names.map((n) => ({ n, num: Number(n.slice('thermal_zone'.length)), type: (readMaybe(path.join(dir, n, 'type')) ?? '').trim() })).sort((a, b) => a.num - b.num);
     const ordered = [...zones.filter((z) => CPU_ZONE.test(z.type)), ...zones.filter((z) => !CPU_ZONE.test(z.type))];
     const passed: string[] = [];
     for (const z of ordered) {

@@ -85,7 +85,8 @@ export class SimGpio implements Gpio {
 
 function checkArgs(label: unknown, line: unknown): void {
   if (typeof label !== 'string' || label === '') throw hfError(ErrorCode.OPTION, `gpio label must be a non-empty string, got ${JSON.stringify(label)}`);
-  if (typeof line !== 'number' || !Number.isInteger(line) || line < 0) throw hfError(ErrorCode.OPTION, `gpio line must be an integer >= 0, got ${typeof line === 'number' ? String(line) : JSON.stringify(line)} (label ${JSON.stringify(label)})`);
+  if (typeof line !== 'number' || !Number.isInteger(line) || line < 0)
+    throw hfError(ErrorCode.OPTION, `gpio line must be an integer >= 0, got ${typeof line === 'number' ? String(line) : JSON.stringify(line)} (label ${JSON.stringify(label)})`);
 }
 
 function checkValue(value: unknown): void {

@@ -4,8 +4,8 @@
  * drop, duplicate and delay (so reorder) what it carries; `cut(ms)` takes the whole path down for a
  * while. Direct frames keep their order (TCP) but a cut kills the connection.
  */
-import { SimClock } from './clock';
-import { Prng } from './prng';
+import type { SimClock } from './clock';
+import type { Prng } from './prng';
 
 export interface Faults {
   /** Probability a request or response is lost (0..1). */

@@ -7,13 +7,13 @@
 import { Acceptor } from '../../firmware/acceptor';
 import { ClientLink } from '../../firmware/client-link';
 import { errorBundle } from '../../firmware/error-bundle';
-import { HfError, isHfError } from '../../firmware/errors';
+import { type HfError, isHfError } from '../../firmware/errors';
 import { Transport } from '../../firmware/link-base';
-import { LinkOptions } from '../../firmware/options';
-import { ServerLink } from '../../firmware/server-link';
+import type { LinkOptions } from '../../firmware/options';
+import type { ServerLink } from '../../firmware/server-link';
 import { peekRn } from '../../firmware/wire';
 import { SimClock } from './clock';
-import { Faults, NO_FAULTS, SimNet } from './net';
+import { type Faults, NO_FAULTS, SimNet } from './net';
 import { Prng } from './prng';
 import { MemoryStorage } from './storage';
 import { Journal } from '../../firmware/journal';
@@ -109,14 +109,24 @@ export class SimPair {
         };
       },
     });
-    this.clientTimer = new DeadlineTimer(this.clock, () => (this.crashed ? Infinity : this.client.nextDeadline()), (now) => {
-      this.client.onTimer(now);
-      this.arm();
-    }, EXACT);
-    this.serverTimer = new DeadlineTimer(this.clock, () => this.acceptor.nextDeadline(), (now) => {
-      this.acceptor.onTimer(now);
-      this.arm();
-    }, EXACT);
+    this.clientTimer = new DeadlineTimer(
+      this.clock,
+      () => (this.crashed ? Infinity : this.client.nextDeadline()),
+      (now) => {
+        this.client.onTimer(now);
+        this.arm();
+      },
+      EXACT,
+    );
+    this.serverTimer = new DeadlineTimer(
+      this.clock,
+      () => this.acceptor.nextDeadline(),
+      (now) => {
+        this.acceptor.onTimer(now);
+        this.arm();
+      },
+      EXACT,
+    );
     this.client = this.newClient();
     if (cfg.durable) this.client.attachJournal(new Journal(this.storage, this.client.o.maxMessage, { compactBytes: 4096 }), this.now);
     if (cfg.direct) this.net.openDirect();
@@ -204,13 +214,6 @@ export class SimPair {
       this.client.setTransport(this.now, Transport.HELD);
       if (this.server !== null && !this.server.isFinished) this.server.setTransport(this.now, Transport.HELD);
     }
-    this.arm();
-  }
-
-  /** Replaces the client (after a crash the driver builds a new one from storage). */
-  replaceClient(make: (transmitIncarnation: number) => ClientLink): void {
-    this.incarnation++;
-    this.client = make(this.incarnation);
     this.arm();
   }
 

@@ -10,11 +10,11 @@ import { ErrorCode, hfError } from '../../firmware/errors';
 import type { Platform, StorageOptions } from '../../hal/platform';
 import { nodeCrypto } from '../node/crypto';
 import { SimClock } from './clock';
-import { SimGpio, SimGpioOptions } from './gpio';
+import { SimGpio, type SimGpioOptions } from './gpio';
 import { Prng } from './prng';
 import { MemoryStorage } from './storage';
 import { SimStorage } from './storage-dir';
-import { SimSystem, SimSystemOptions } from './system';
+import { SimSystem, type SimSystemOptions } from './system';
 
 export interface SimPlatformOptions {
   /** Seed of the entropy stream and of the system's workload (default 1). */

@@ -76,7 +76,8 @@ export class SimSystem implements SystemInfo {
     num('disk.freeBytes', d.freeBytes, 0, d.totalBytes);
     const iface = opts.iface ?? defaultIface(this.seed);
     if (typeof iface.name !== 'string' || iface.name === '') throw hfError(ErrorCode.OPTION, `sim system iface.name must be a non-empty string, got ${JSON.stringify(iface.name)}`);
-    if (iface.mac !== null && !/^[0-9a-f]{2}(:[0-9a-f]{2})+$/.test(iface.mac)) throw hfError(ErrorCode.OPTION, `sim system iface.mac must be lowercase hex with colons or null, got ${JSON.stringify(iface.mac)}`);
+    if (iface.mac !== null && !/^[0-9a-f]{2}(:[0-9a-f]{2})+$/.test(iface.mac))
+      throw hfError(ErrorCode.OPTION, `sim system iface.mac must be lowercase hex with colons or null, got ${JSON.stringify(iface.mac)}`);
     for (const a of iface.addresses) if (!/^[0-9a-f.:]+\/\d{1,3}$/i.test(a)) throw hfError(ErrorCode.OPTION, `sim system iface address must be "address/prefix", got ${JSON.stringify(a)}`);
     this.mem = { totalBytes: m.totalBytes, availableBytes: m.availableBytes };
     this.diskSize = { totalBytes: d.totalBytes, freeBytes: d.freeBytes };

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Channel } from '../../targets/host/app/channel';
 import { loopbackPair } from '../../targets/host/app/loopback';
-import { Mux, MuxOptions } from '../../targets/host/app/mux';
+import { Mux, type MuxOptions } from '../../targets/host/app/mux';
 import type { LinkOptions } from '../../firmware/options';
 
 export type Defer = (fn: () => unknown) => void;

@@ -2,7 +2,7 @@
  * Helpers for integration tests on the host target: loopback TCP sources and sinks with sha256,
  * `bin/holdfast` child processes with their logs, and cleanup of everything a test started.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';

@@ -4,11 +4,11 @@
  */
 import { Acceptor } from '../../firmware/acceptor';
 import { ClientLink } from '../../firmware/client-link';
-import { HfError, isHfError } from '../../firmware/errors';
+import { type HfError, isHfError } from '../../firmware/errors';
 import { errorBundle } from '../../firmware/error-bundle';
-import { LinkOptions } from '../../firmware/options';
-import { ServerLink } from '../../firmware/server-link';
-import { BundleReader, BundleView } from '../../firmware/wire';
+import type { LinkOptions } from '../../firmware/options';
+import type { ServerLink } from '../../firmware/server-link';
+import { BundleReader, type BundleView } from '../../firmware/wire';
 import { Prng } from '../../targets/sim/prng';
 import { nodeCrypto } from '../../targets/node/crypto';
 

@@ -16,7 +16,7 @@
  *     default (`via: false` turns it off). Nothing in holdfast reads Via.
  *   - Chunked request bodies pass through unchanged.
  */
-import { spawn, ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';

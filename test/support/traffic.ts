@@ -2,10 +2,10 @@
  * Random two-way traffic over a SimPair for property tests: every message carries its index and a
  * pattern derived from it, so the receiver checks order, exactly-once and content as it goes.
  */
-import { Faults } from '../../targets/sim/net';
+import type { Faults } from '../../targets/sim/net';
 import { SimPair } from '../../targets/sim/pair';
 import { Prng } from '../../targets/sim/prng';
-import { LinkOptions } from '../../firmware/options';
+import type { LinkOptions } from '../../firmware/options';
 import { LinkState } from '../../firmware/link-base';
 
 export const HEADER = 8;
@@ -74,7 +74,16 @@ export function drawScenario(seed: number): Scenario {
     ackDelayMs: rng.range(0, 20),
     maxSackRanges: rng.range(0, 8),
   });
-  const client: LinkOptions = { ...common(), outSlots: slotsOut, outBytes: bytesOut, inSlots: slotsIn, inBytes: bytesIn, maxOutstanding: rng.range(2, 4), failAfter: rng.range(3, 8), deadAfterMs: rng.range(5, 60) * 1000 };
+  const client: LinkOptions = {
+    ...common(),
+    outSlots: slotsOut,
+    outBytes: bytesOut,
+    inSlots: slotsIn,
+    inBytes: bytesIn,
+    maxOutstanding: rng.range(2, 4),
+    failAfter: rng.range(3, 8),
+    deadAfterMs: rng.range(5, 60) * 1000,
+  };
   const server: LinkOptions = { ...common(), outSlots: slotsIn, outBytes: bytesIn, inSlots: slotsOut, inBytes: bytesOut, holdMs: rng.range(1, 20) * 1000, maxHeld: 1, idleMs: 90_000 };
   if (rng.chance(0.3)) {
     // Sequence numbers and offsets start just below 2^32 and wrap mid-run.
@@ -160,7 +169,7 @@ export function runScenario(sc: Scenario): Outcome {
     direct: sc.direct,
     durable: sc.durable,
     onGatewayMessage: (b, o, l) => {
-      note(prefix("gateway", checkMessage(b, o, l, deliveredUp)));
+      note(prefix('gateway', checkMessage(b, o, l, deliveredUp)));
       deliveredUp++;
       return pauseThen(() => {
         if (pair.server) pair.server.resume(pair.now);
@@ -168,7 +177,7 @@ export function runScenario(sc: Scenario): Outcome {
       });
     },
     onDeviceMessage: (b, o, l) => {
-      note(prefix("device", checkMessage(b, o, l, downBase() + deliveredDown)));
+      note(prefix('device', checkMessage(b, o, l, downBase() + deliveredDown)));
       deliveredDown++;
       return pauseThen(() => {
         if (pair.crashed) return; // the application restarts with the device
@@ -228,8 +237,16 @@ export function runScenario(sc: Scenario): Outcome {
   const downBase = (): number => firstDown.get(deviceSession()) ?? 0;
   const downExpected = (): number => acceptedBy.get(deviceSession()) ?? 0;
   const t0 = pair.now;
-  for (let i = 0; i < sc.up; i++) pair.clock.at(t0 + rng.int(sc.span), () => { dueUp++; pumpUp(); });
-  for (let i = 0; i < sc.down; i++) pair.clock.at(t0 + rng.int(sc.span), () => { dueDown++; pumpDown(); });
+  for (let i = 0; i < sc.up; i++)
+    pair.clock.at(t0 + rng.int(sc.span), () => {
+      dueUp++;
+      pumpUp();
+    });
+  for (let i = 0; i < sc.down; i++)
+    pair.clock.at(t0 + rng.int(sc.span), () => {
+      dueDown++;
+      pumpDown();
+    });
   for (const [at, len] of sc.outages) pair.clock.at(t0 + at, () => pair.net.cut(len));
   for (const [at, down] of sc.crashes) {
     pair.clock.at(t0 + at, () => {
@@ -242,7 +259,11 @@ export function runScenario(sc: Scenario): Outcome {
     });
   }
   let direct = sc.direct;
-  for (const at of sc.flips) pair.clock.at(t0 + at, () => { direct = !direct; pair.useDirect(direct); });
+  for (const at of sc.flips)
+    pair.clock.at(t0 + at, () => {
+      direct = !direct;
+      pair.useDirect(direct);
+    });
   // Ring bounds, checked every 50 virtual ms.
   const bounds = (): void => {
     const c = pair.client.ep;
@@ -277,7 +298,7 @@ export function runScenario(sc: Scenario): Outcome {
       if (e?.code === 'HF_ERR_UNKNOWN_SESSION') {
         // The gateway gave up first (its idle limit passed in an outage); the device learns it.
         if (g === undefined || g === 'clean' || g.code !== 'HF_ERR_TIMEOUT') note(`device told the session is gone, but the gateway's ended with ${g === undefined || g === 'clean' ? g : g.code}`);
-      } else if (!e || e.code !== 'HF_ERR_TIMEOUT') {
+      } else if (e?.code !== 'HF_ERR_TIMEOUT') {
         note(`device failed with ${e?.code}: ${e?.message}`);
       } else if (failedAt - lastHeardAtFail + 1e-6 < (sc.client.deadAfterMs ?? 60000)) {
         note(`device failed after only ${failedAt - lastHeardAtFail} ms of silence`);
@@ -289,7 +310,9 @@ export function runScenario(sc: Scenario): Outcome {
       note(`device link ended: state ${pair.client.state} ${pair.deviceError?.code ?? ''}`);
     } else {
       if (deliveredUp !== sc.up || deliveredDown !== downExpected() || (pair.server === deviceSession() && acceptedDown !== sc.down)) {
-        note(`not everything arrived: up ${deliveredUp}/${sc.up} (accepted ${acceptedUp}), down ${deliveredDown}/${downExpected()} from ${downBase()} of ${sc.down} (accepted ${acceptedDown}); client ${pair.client.state} server ${pair.server?.state}`);
+        note(
+          `not everything arrived: up ${deliveredUp}/${sc.up} (accepted ${acceptedUp}), down ${deliveredDown}/${downExpected()} from ${downBase()} of ${sc.down} (accepted ${acceptedDown}); client ${pair.client.state} server ${pair.server?.state}`,
+        );
       }
     }
   }

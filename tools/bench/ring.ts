@@ -85,28 +85,28 @@ function baseline(): Pipeline {
   let seq = 0;
   return { sum: () => sum, run };
   function run(n: number): void {
-  let sent = 0;
-  while (sent < n) {
-    while (sent < n && outQ.length < 1024) {
-      outQ.push(src.slice(0, SIZE));
-      sent++;
-    }
-    while (outQ.length > 0) {
-      const msgs = outQ.slice(0, BUNDLE);
-      const body = encode({ sid: null, rn: 1, ack: seq, seq, msgs });
-      const got = decode(body) as { seq: number; msgs: Uint8Array[] };
-      for (const m of got.msgs) inQ.push(m);
-      let consumed = 0;
-      while (inQ.length > 0) {
-        const m = inQ.shift() as Uint8Array;
-        sum = (sum + m[m.length - 1] + m.length) | 0;
-        consumed++;
+    let sent = 0;
+    while (sent < n) {
+      while (sent < n && outQ.length < 1024) {
+        outQ.push(src.slice(0, SIZE));
+        sent++;
       }
-      const ack = decode(encode({ ack: got.seq + consumed })) as { ack: number };
-      for (let k = seq; k < ack.ack; k++) outQ.shift();
-      seq = ack.ack;
+      while (outQ.length > 0) {
+        const msgs = outQ.slice(0, BUNDLE);
+        const body = encode({ sid: null, rn: 1, ack: seq, seq, msgs });
+        const got = decode(body) as { seq: number; msgs: Uint8Array[] };
+        for (const m of got.msgs) inQ.push(m);
+        let consumed = 0;
+        while (inQ.length > 0) {
+          const m = inQ.shift() as Uint8Array;
+          sum = (sum + m[m.length - 1] + m.length) | 0;
+          consumed++;
+        }
+        const ack = decode(encode({ ack: got.seq + consumed })) as { ack: number };
+        for (let k = seq; k < ack.ack; k++) outQ.shift();
+        seq = ack.ack;
+      }
     }
-  }
   }
 }
 
@@ -139,14 +139,14 @@ async function measure(name: string, make: () => Pipeline): Promise<{ rate: numb
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 async function main(): Promise<void> {
-const hf = await measure('holdfast', holdfast);
-const base = await measure('baseline', baseline);
-if (hf.sum !== base.sum) {
-  console.error(`checksums differ: holdfast ${hf.sum}, baseline ${base.sum}`);
-  process.exit(1);
-}
-console.log(`ratio ${(hf.rate / base.rate).toFixed(2)}x (goal >= 3x), GC events ${hf.gc} (goal 0; baseline ${base.gc})`);
-console.log(JSON.stringify({ ops_per_s: Math.round(hf.rate), baseline_ops_per_s: Math.round(base.rate), gc_events: hf.gc, baseline_gc_events: base.gc, messages: MESSAGES, message_bytes: SIZE }));
+  const hf = await measure('holdfast', holdfast);
+  const base = await measure('baseline', baseline);
+  if (hf.sum !== base.sum) {
+    console.error(`checksums differ: holdfast ${hf.sum}, baseline ${base.sum}`);
+    process.exit(1);
+  }
+  console.log(`ratio ${(hf.rate / base.rate).toFixed(2)}x (goal >= 3x), GC events ${hf.gc} (goal 0; baseline ${base.gc})`);
+  console.log(JSON.stringify({ ops_per_s: Math.round(hf.rate), baseline_ops_per_s: Math.round(base.rate), gc_events: hf.gc, baseline_gc_events: base.gc, messages: MESSAGES, message_bytes: SIZE }));
 }
 
 void main();

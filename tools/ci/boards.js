@@ -145,7 +145,11 @@ async function board(arch, gw, sinkPort, o) {
   row.start_ms = median(3, () => run(nodeCmd(arch), [DEVICE, '--help']));
   row.node_start_ms = median(3, () => run(nodeCmd(arch), ['-e', '0']));
   for (const transport of ['http', 'tcp']) {
-    const b = start(nodeCmd(arch), [DEVICE, 'bench', '--gateway', gw.url, '--tcp', gw.tcp, '--id', 'board', '--transport', transport, '--json', '--messages', String(o.messages), '--rtt-samples', '300', '--start-runs', '0'], `${arch} bench ${transport}`);
+    const b = start(
+      nodeCmd(arch),
+      [DEVICE, 'bench', '--gateway', gw.url, '--tcp', gw.tcp, '--id', 'board', '--transport', transport, '--json', '--messages', String(o.messages), '--rtt-samples', '300', '--start-runs', '0'],
+      `${arch} bench ${transport}`,
+    );
     try {
       const code = await Promise.race([b.exited, new Promise((r) => setTimeout(() => r('timeout'), 600_000))]);
       const last = b.out.trim().split('\n').pop();
@@ -171,9 +175,9 @@ function table(rows) {
     ['1 MiB forward', (r) => r.forward_1mib],
     ['bundle B', (r) => r.bench_http?.bundle_bytes ?? '-'],
     ['start ms (node -e 0)', (r) => `${r.start_ms} (${r.node_start_ms})`],
-    ['http rtt p50/p99 ms', (r) => (r.bench_http?.rtt_p50_ms !== undefined ? `${r.bench_http.rtt_p50_ms}/${r.bench_http.rtt_p99_ms}` : r.bench_http?.error ?? '-')],
+    ['http rtt p50/p99 ms', (r) => (r.bench_http?.rtt_p50_ms !== undefined ? `${r.bench_http.rtt_p50_ms}/${r.bench_http.rtt_p99_ms}` : (r.bench_http?.error ?? '-'))],
     ['http c2s/s2c msg/s', (r) => (r.bench_http?.c2s_msgs_per_s !== undefined ? `${r.bench_http.c2s_msgs_per_s}/${r.bench_http.s2c_msgs_per_s}` : '-')],
-    ['tcp rtt p50/p99 ms', (r) => (r.bench_tcp?.rtt_p50_ms !== undefined ? `${r.bench_tcp.rtt_p50_ms}/${r.bench_tcp.rtt_p99_ms}` : r.bench_tcp?.error ?? '-')],
+    ['tcp rtt p50/p99 ms', (r) => (r.bench_tcp?.rtt_p50_ms !== undefined ? `${r.bench_tcp.rtt_p50_ms}/${r.bench_tcp.rtt_p99_ms}` : (r.bench_tcp?.error ?? '-'))],
     ['tcp c2s/s2c msg/s', (r) => (r.bench_tcp?.c2s_msgs_per_s !== undefined ? `${r.bench_tcp.c2s_msgs_per_s}/${r.bench_tcp.s2c_msgs_per_s}` : '-')],
     ['rss MB', (r) => r.bench_tcp?.rss_mb ?? r.bench_http?.rss_mb ?? '-'],
   ];
@@ -191,7 +195,11 @@ async function main() {
   fs.writeFileSync(path.join(dir, 'devices.json'), JSON.stringify({ board: KEY }));
   const s = await sink();
   const [httpPort, tcpPort] = [await freePort(), await freePort()];
-  const gw = start([process.execPath], [GATEWAY, 'gateway', '--http', `127.0.0.1:${httpPort}`, '--tcp', `127.0.0.1:${tcpPort}`, '--devices', path.join(dir, 'devices.json'), '--allow', `127.0.0.1:${s.port}`, '--bench'], 'gateway');
+  const gw = start(
+    [process.execPath],
+    [GATEWAY, 'gateway', '--http', `127.0.0.1:${httpPort}`, '--tcp', `127.0.0.1:${tcpPort}`, '--devices', path.join(dir, 'devices.json'), '--allow', `127.0.0.1:${s.port}`, '--bench'],
+    'gateway',
+  );
   const rows = [];
   try {
     await gw.waitFor(/gateway: ready/, 30_000);

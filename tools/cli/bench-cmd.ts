@@ -8,10 +8,10 @@ import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, hfError } from '../../firmware/errors';
-import { connect, DeviceChannel } from '../../targets/host/device/device';
-import { createLog, LogLevel } from '../../targets/node/log';
+import { connect, type DeviceChannel } from '../../targets/host/device/device';
+import { createLog, type LogLevel } from '../../targets/node/log';
 import { Mux } from '../../targets/host/app/mux';
-import { Flag, parseArgs, usage } from './args';
+import { type Flag, parseArgs, usage } from './args';
 import { command, DATA, parseCommand } from './bench-proto';
 
 const FLAGS: Flag[] = [

@@ -1,7 +1,7 @@
 /** What the commands share: link and log flags, and running until a signal. */
 import { isHfError } from '../../firmware/errors';
-import { LinkOptions } from '../../firmware/options';
-import { Flag, Values } from './args';
+import type { LinkOptions } from '../../firmware/options';
+import type { Flag, Values } from './args';
 
 export const LOG_FLAGS: Flag[] = [
   { name: 'log', meta: 'text|json', help: 'log lines for people (default) or one JSON object per line' },

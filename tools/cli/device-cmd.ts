@@ -5,14 +5,14 @@
  * it, and the next start resumes it from the journal (nothing accepted is lost or sent twice).
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { ErrorCode, HfError, hfError, isHfError } from '../../firmware/errors';
+import { ErrorCode, type HfError, hfError, isHfError } from '../../firmware/errors';
 import { parseTarget } from '../../firmware/mux';
-import { connect, DeviceChannel, DeviceOptions } from '../../targets/host/device/device';
-import { ForwardSpec, forwardPorts, PortForwarder } from '../../targets/host/app/forward';
-import { createLog, LogFormat, LogLevel } from '../../targets/node/log';
+import { connect, type DeviceChannel, type DeviceOptions } from '../../targets/host/device/device';
+import { type ForwardSpec, forwardPorts, type PortForwarder } from '../../targets/host/app/forward';
+import { createLog, type LogFormat, type LogLevel } from '../../targets/node/log';
 import { Mux } from '../../targets/host/app/mux';
 import type { Log } from '../../hal/log';
-import { Flag, parseArgs, usage, Values } from './args';
+import { type Flag, parseArgs, usage, type Values } from './args';
 import { LOG_FLAGS, onSignals } from './common';
 import { deviceKey } from './key';
 
@@ -20,7 +20,7 @@ const FLAGS: Flag[] = [
   { name: 'gateway', meta: 'URL', help: "the gateway's HTTP URL, e.g. http://gw.example:8080" },
   { name: 'tcp', meta: 'HOST:PORT', help: "the gateway's direct TCP address (tried first; HTTP when blocked)" },
   { name: 'no-tcp', type: 'bool', help: 'HTTP only (the default when --tcp is not given)' },
-  { name: 'id', meta: 'ID', help: 'device id, as in the gateway\'s devices file' },
+  { name: 'id', meta: 'ID', help: "device id, as in the gateway's devices file" },
   { name: 'key', meta: 'KEY', help: 'secret key (or --key-file, or HOLDFAST_KEY in the environment)' },
   { name: 'key-file', meta: 'FILE', help: 'file whose first line is the secret key' },
   { name: 'forward', meta: 'LOCALPORT:HOST:PORT', repeat: true, help: 'listen on 127.0.0.1:LOCALPORT, connect through the gateway to HOST:PORT' },

@@ -2,11 +2,11 @@
 import { benchCommand } from './bench-cmd';
 import { deviceCommand } from './device-cmd';
 import { infoCommand } from './info-cmd';
-import { Command, runCommand } from './run';
+import { type Command, runCommand } from './run';
 
 const COMMANDS: Record<string, Command> = {
   device: { run: deviceCommand, about: 'keep a session to a gateway and forward local ports through it' },
-  info: { run: infoCommand, about: "print what this board reports through the HAL (model, temperature, memory, ...)" },
+  info: { run: infoCommand, about: 'print what this board reports through the HAL (model, temperature, memory, ...)' },
   bench: { run: benchCommand, about: 'measure size, start, round trips, rates and memory against a gateway run with --bench' },
 };
 

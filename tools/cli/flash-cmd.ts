@@ -18,18 +18,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
-import { ErrorCode, ErrorCodeValue, hfError, isHfError } from '../../firmware/errors';
+import { ErrorCode, type ErrorCodeValue, hfError, isHfError } from '../../firmware/errors';
 import { parseTarget } from '../../firmware/mux';
-import { Flag, parseArgs, usage, Values } from './args';
+import { type Flag, parseArgs, usage, type Values } from './args';
 import { parseForward } from './device-cmd';
 import { deviceKey } from './key';
-import { copyToBoard, describeTarget, parseSshHost, Ran, runChild, runOnBoard, shq, sshCommandLine, sshFailed, SshTarget, whyFailed } from './ssh';
-import { atBootLine, BoardPaths, boardPaths, deviceConfig, DeviceSettings, installUnitScript, startByHandScript, systemdUnit, UNIT_NAME } from './unit';
+import { copyToBoard, describeTarget, parseSshHost, type Ran, runChild, runOnBoard, shq, sshCommandLine, sshFailed, type SshTarget, whyFailed } from './ssh';
+import { atBootLine, type BoardPaths, boardPaths, deviceConfig, type DeviceSettings, installUnitScript, startByHandScript, systemdUnit, UNIT_NAME } from './unit';
 
 const FLAGS: Flag[] = [
   { name: 'host', meta: 'USER@HOST', help: 'the board, as for ssh (required)' },
   { name: 'port', type: 'number', help: "the board's ssh port (default 22)" },
-  { name: 'identity', meta: 'KEYFILE', help: 'ssh private key to log in with (default: ssh\'s own keys and agent)' },
+  { name: 'identity', meta: 'KEYFILE', help: "ssh private key to log in with (default: ssh's own keys and agent)" },
   { name: 'known-hosts', meta: 'FILE', help: "known_hosts file for the board's host key (default ~/.ssh/known_hosts; a new board is added, a changed key is refused)" },
   { name: 'gateway', meta: 'URL', help: "the gateway's HTTP URL as the board sees it (required)" },
   { name: 'tcp', meta: 'HOST:PORT', help: "the gateway's direct TCP address (default: HTTP only)" },
@@ -37,9 +37,9 @@ const FLAGS: Flag[] = [
   { name: 'id', meta: 'ID', help: "device id, as in the gateway's devices file (required)" },
   { name: 'key', meta: 'KEY', help: "the device's secret key (shows in ps here: prefer --key-file or HOLDFAST_KEY)" },
   { name: 'key-file', meta: 'FILE', help: 'file whose first line is the secret key' },
-  { name: 'forward', meta: 'LOCALPORT:HOST:PORT', repeat: true, help: "on the board, listen on 127.0.0.1:LOCALPORT and connect through the gateway to HOST:PORT" },
+  { name: 'forward', meta: 'LOCALPORT:HOST:PORT', repeat: true, help: 'on the board, listen on 127.0.0.1:LOCALPORT and connect through the gateway to HOST:PORT' },
   { name: 'prefix', meta: 'DIR', help: 'where the device lives on the board (default /opt/holdfast)' },
-  { name: 'node', meta: 'PATH', help: "node on the board (default: `command -v node` there)" },
+  { name: 'node', meta: 'PATH', help: 'node on the board (default: `command -v node` there)' },
   { name: 'systemd', type: 'bool', help: 'install a systemd unit when the board runs systemd (default; --no-systemd starts it by hand)' },
   { name: 'wait-s', type: 'number', help: 'how long to wait for the session to open (default 60)' },
 ];
@@ -48,8 +48,7 @@ const ABOUT = `Installs the device on a board over ssh (OpenSSH's ssh and scp), 
 without it) and waits until its session to the gateway is open. Flash again to update: the bundle and
 config are replaced and the device restarts, resuming its session from PREFIX/state.`;
 
-const SYNOPSIS =
-  'holdfast flash --host USER@HOST [--port 22] [--identity KEYFILE] --gateway URL [--tcp HOST:PORT] --id ID --key KEY [--forward L:H:P]... [--prefix /opt/holdfast] [--wait-s 60]';
+const SYNOPSIS = 'holdfast flash --host USER@HOST [--port 22] [--identity KEYFILE] --gateway URL [--tcp HOST:PORT] --id ID --key KEY [--forward L:H:P]... [--prefix /opt/holdfast] [--wait-s 60]';
 
 const STEPS = 7;
 const MIN_NODE = 18;
@@ -202,8 +201,7 @@ class Steps {
         code = ErrorCode.UNSUPPORTED;
         why = (e as Error).message;
       }
-      const state =
-        this.changed.length === 0 ? 'Nothing on the board was changed.' : `Already done on the board: ${this.changed.join('; ')}.`;
+      const state = this.changed.length === 0 ? 'Nothing on the board was changed.' : `Already done on the board: ${this.changed.join('; ')}.`;
       throw hfError(code, `step ${this.n}/${STEPS} (${label}) failed: ${why.replace(/[.\s]+$/, '')}. ${state}`, e);
     }
   }
@@ -324,7 +322,10 @@ if [ -d /run/systemd/system ]; then echo systemd=yes; else echo systemd=no; fi
     systemd: s.systemd && f.get('systemd') === 'yes',
   };
   if (board.systemd && !board.root) {
-    fail(ErrorCode.UNSUPPORTED, `the board runs systemd and installing the unit needs root, but ${t.user ?? 'this user'} is uid ${f.get('uid')}: flash as root@${t.host}, or pass --no-systemd to start the device by hand`);
+    fail(
+      ErrorCode.UNSUPPORTED,
+      `the board runs systemd and installing the unit needs root, but ${t.user ?? 'this user'} is uid ${f.get('uid')}: flash as root@${t.host}, or pass --no-systemd to start the device by hand`,
+    );
   }
   const how = board.systemd ? 'systemd' : f.get('systemd') === 'yes' ? 'systemd, not used (--no-systemd)' : 'no systemd';
   return { value: board, note: `${board.model}, ${board.arch}, node ${version} at ${node}, ${how}` };
@@ -398,9 +399,7 @@ mv -f .device.json.tmp ${shq(p.config)}
 }
 
 async function startDevice(s: FlashSettings, p: BoardPaths, board: Board, steps: Steps): Promise<{ value: number; note: string }> {
-  const r = board.systemd
-    ? await runOnBoard(s.target, installUnitScript(p), { stdin: systemdUnit(board.node, p, s.device.id) })
-    : await runOnBoard(s.target, startByHandScript(board.node, p));
+  const r = board.systemd ? await runOnBoard(s.target, installUnitScript(p), { stdin: systemdUnit(board.node, p, s.device.id) }) : await runOnBoard(s.target, startByHandScript(board.node, p));
   if (sshFailed(r)) connectFailure(s, r, 60_000);
   const f = fields(r.stdout);
   if (f.get('unit') === 'disabled') steps.changed.push(`disabled and stopped ${UNIT_NAME} (an earlier flash installed it)`);

@@ -4,12 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { ErrorCode, hfError } from '../../firmware/errors';
-import { Gateway, GatewayChannel } from '../../targets/host/gateway/gateway';
+import { Gateway, type GatewayChannel } from '../../targets/host/gateway/gateway';
 import { serveForwards } from '../../targets/host/app/forward';
-import { createLog, LogFormat, LogLevel } from '../../targets/node/log';
+import { createLog, type LogFormat, type LogLevel } from '../../targets/node/log';
 import { Mux } from '../../targets/host/app/mux';
 import { parseTarget } from '../../firmware/mux';
-import { Flag, parseArgs, usage } from './args';
+import { type Flag, parseArgs, usage } from './args';
 import { benchResponder } from './bench-proto';
 import { linkOptions, LINK_FLAGS, LOG_FLAGS, onSignals } from './common';
 

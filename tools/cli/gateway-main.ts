@@ -1,6 +1,6 @@
 /** Entry of dist/holdfast-gateway.js (`node holdfast-gateway.js gateway ...`). */
 import { gatewayCommand } from './gateway-cmd';
-import { Command, runCommand } from './run';
+import { type Command, runCommand } from './run';
 
 const COMMANDS: Record<string, Command> = {
   gateway: { run: gatewayCommand, about: 'serve devices over HTTP and direct TCP' },

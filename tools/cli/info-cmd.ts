@@ -5,7 +5,7 @@
  */
 import { platform } from '#platform';
 import { isHfError } from '../../firmware/errors';
-import { Flag, parseArgs, usage } from './args';
+import { type Flag, parseArgs, usage } from './args';
 
 const FLAGS: Flag[] = [
   { name: 'json', type: 'bool', help: 'one JSON object instead of a table' },

@@ -4,7 +4,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { ErrorCode, hfError, isHfError } from '../../firmware/errors';
-import { Values } from './args';
+import type { Values } from './args';
 
 export interface DeviceKey {
   key: string;

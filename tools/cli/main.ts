@@ -4,12 +4,12 @@ import { deviceCommand } from './device-cmd';
 import { flashCommand } from './flash-cmd';
 import { infoCommand } from './info-cmd';
 import { gatewayCommand } from './gateway-cmd';
-import { Command, runCommand } from './run';
+import { type Command, runCommand } from './run';
 
 export const COMMANDS: Record<string, Command> = {
   gateway: { run: gatewayCommand, about: 'serve devices over HTTP and direct TCP' },
   device: { run: deviceCommand, about: 'keep a session to a gateway and forward local ports through it' },
-  info: { run: infoCommand, about: "print what this board reports through the HAL (model, temperature, memory, ...)" },
+  info: { run: infoCommand, about: 'print what this board reports through the HAL (model, temperature, memory, ...)' },
   flash: { run: flashCommand, about: 'install the device on a board over ssh, start it and wait for its session' },
   bench: { run: benchCommand, about: 'measure size, start, round trips, rates and memory against a gateway run with --bench' },
 };

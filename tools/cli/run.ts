@@ -11,12 +11,7 @@ export interface Command {
 
 function help(prog: string, commands: Record<string, Command>): string {
   const w = Math.max(...Object.keys(commands).map((k) => k.length)) + 2;
-  return [
-    `usage: ${prog} <command> [flags]   (${prog} <command> --help for its flags)`,
-    '',
-    ...Object.entries(commands).map(([k, c]) => `  ${k.padEnd(w)}${c.about}`),
-    '',
-  ].join('\n');
+  return [`usage: ${prog} <command> [flags]   (${prog} <command> --help for its flags)`, '', ...Object.entries(commands).map(([k, c]) => `  ${k.padEnd(w)}${c.about}`), ''].join('\n');
 }
 
 export async function runCommand(prog: string, commands: Record<string, Command>, argv: string[]): Promise<void> {

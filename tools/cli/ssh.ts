@@ -60,12 +60,18 @@ export function shq(s: string): string {
 /** The -o options ssh and scp share. */
 function commonOptions(t: SshTarget): string[] {
   const o = [
-    '-o', 'BatchMode=yes', // never ask for a password or passphrase: fail instead
-    '-o', 'StrictHostKeyChecking=accept-new',
-    '-o', `ConnectTimeout=${t.connectTimeoutS}`,
-    '-o', 'ServerAliveInterval=10',
-    '-o', 'ServerAliveCountMax=3',
-    '-o', 'LogLevel=ERROR', // no "Permanently added ..." chatter; errors still come
+    '-o',
+    'BatchMode=yes', // never ask for a password or passphrase: fail instead
+    '-o',
+    'StrictHostKeyChecking=accept-new',
+    '-o',
+    `ConnectTimeout=${t.connectTimeoutS}`,
+    '-o',
+    'ServerAliveInterval=10',
+    '-o',
+    'ServerAliveCountMax=3',
+    '-o',
+    'LogLevel=ERROR', // no "Permanently added ..." chatter; errors still come
   ];
   if (t.knownHosts !== null) o.push('-o', `UserKnownHostsFile=${t.knownHosts}`);
   if (t.identity !== null) o.push('-i', t.identity, '-o', 'IdentitiesOnly=yes');
@@ -151,7 +157,10 @@ export function sshFailed(r: Ran): boolean {
 /** One line on why a child failed: its last stderr line(s), or the timeout, or the status. */
 export function whyFailed(r: Ran, timeoutMs?: number): string {
   if (r.timedOut) return `no answer within ${Math.round((timeoutMs ?? 0) / 1000)} s`;
-  const lines = r.stderr.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  const lines = r.stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   const tail = lines.slice(-3).join(' / ');
   return tail.length > 0 ? tail : `exit status ${r.code ?? 'killed'}`;
 }

@@ -16,7 +16,7 @@
  *                            here 'close' carries `err`, or nothing when none was given)
  */
 import { EventEmitter } from 'node:events';
-import { ErrorCode, HfError, hfError } from '../../../firmware/errors';
+import { ErrorCode, type HfError, hfError } from '../../../firmware/errors';
 import type { LinkBase, LinkPort } from '../../../firmware/link-base';
 import { TypedEmitter } from './typed-emitter';
 

@@ -13,7 +13,7 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { checkInt, checkMs } from '../../../firmware/check';
-import { ErrorCode, HfError, hfError, isHfError } from '../../../firmware/errors';
+import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
 import { formatTarget, parseTarget } from '../../../firmware/mux';
 import type { Mux, MuxStream } from './mux';
 

@@ -9,10 +9,10 @@ import { Acceptor } from '../../../firmware/acceptor';
 import { ClientLink } from '../../../firmware/client-link';
 import { errorBundle } from '../../../firmware/error-bundle';
 import { isHfError } from '../../../firmware/errors';
-import { LinkOptions } from '../../../firmware/options';
+import type { LinkOptions } from '../../../firmware/options';
 import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { hostClock } from '../../node/clock';
-import { Channel, LinkChannel, kAttach, kPort } from './channel';
+import { type Channel, LinkChannel, kAttach, kPort } from './channel';
 
 export interface LoopbackPair {
   device: Channel;
@@ -73,10 +73,15 @@ export function loopbackPair(opts: { client?: LinkOptions; server?: LinkOptions;
     },
   );
   device[kAttach](client);
-  const timer = new DeadlineTimer(hostClock, () => Math.min(client.nextDeadline(), acceptor.nextDeadline()), (n) => {
-    if (client.nextDeadline() <= n) client.onTimer(n);
-    acceptor.onTimer(n);
-  }, { keepEarlier: false });
+  const timer = new DeadlineTimer(
+    hostClock,
+    () => Math.min(client.nextDeadline(), acceptor.nextDeadline()),
+    (n) => {
+      if (client.nextDeadline() <= n) client.onTimer(n);
+      acceptor.onTimer(n);
+    },
+    { keepEarlier: false },
+  );
   function arm(): void {
     timer.arm();
   }

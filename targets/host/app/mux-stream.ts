@@ -12,7 +12,7 @@
  *   accept() / refuse()    (incoming streams, once) answer the peer's OPEN
  */
 import { Duplex } from 'node:stream';
-import { ErrorCode, ErrorCodeValue, hfError } from '../../../firmware/errors';
+import { ErrorCode, type ErrorCodeValue, hfError } from '../../../firmware/errors';
 
 /** What a stream asks of the Mux that owns it. */
 export interface MuxDriver {

@@ -17,10 +17,10 @@
  */
 import { EventEmitter } from 'node:events';
 import { checkInt } from '../../../firmware/check';
-import { ErrorCode, ErrorCodeValue, HfError, hfError, isHfError } from '../../../firmware/errors';
-import { MuxFrame, MuxOp, MuxTable, MuxTableOptions, MuxWriter, StreamState, formatTarget, parseTarget } from '../../../firmware/mux';
+import { ErrorCode, type ErrorCodeValue, type HfError, hfError, isHfError } from '../../../firmware/errors';
+import { type MuxFrame, MuxOp, MuxTable, type MuxTableOptions, MuxWriter, StreamState, formatTarget, parseTarget } from '../../../firmware/mux';
 import type { Channel, ChannelEvents } from './channel';
-import { MuxDriver, MuxStream, WriteCallback } from './mux-stream';
+import { type MuxDriver, MuxStream, type WriteCallback } from './mux-stream';
 
 export { MuxStream } from './mux-stream';
 
@@ -74,10 +74,13 @@ export class Mux extends EventEmitter implements MuxDriver {
     this.ch = ch;
     this.chListeners = [
       ['message', (b: Buffer) => this.onFrame(b)],
-      ['drain', () => {
-        this.blocked = false;
-        this.flush();
-      }],
+      [
+        'drain',
+        () => {
+          this.blocked = false;
+          this.flush();
+        },
+      ],
       ['end', () => this.onPeerEnd()],
       ['close', (err?: HfError) => this.onChannelClose(err)],
     ];

@@ -43,13 +43,19 @@ class ChannelDuplex extends Duplex {
     this.ch = ch;
     this.maxChunk = maxChunk;
     this.chListeners = [
-      ['message', (m: Buffer) => {
-        if (!this.destroyed && !this.push(m)) ch.pause();
-      }],
+      [
+        'message',
+        (m: Buffer) => {
+          if (!this.destroyed && !this.push(m)) ch.pause();
+        },
+      ],
       ['drain', () => this.flush()],
-      ['end', () => {
-        if (!this.destroyed) this.push(null);
-      }],
+      [
+        'end',
+        () => {
+          if (!this.destroyed) this.push(null);
+        },
+      ],
       ['close', (err?: Error) => this.onChannelClose(err)],
     ];
     for (const [ev, fn] of this.chListeners) ch.on(ev, fn);

@@ -25,6 +25,8 @@ export declare interface TypedEmitter<E extends EventMap> {
   listenerCount<K extends keyof E & string>(event: K): number;
 }
 
-// The declaration above narrows EventEmitter's signatures for this class and its subclasses.
+// The declaration above narrows EventEmitter's signatures for this class and its subclasses; `E` is
+// used there (declaration merging needs the same type parameters on both).
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the merge is the typing, by design
+// biome-ignore lint/correctness/noUnusedVariables: E is used by the merged interface above
 export class TypedEmitter<E extends EventMap> extends EventEmitter {}

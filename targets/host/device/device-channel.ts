@@ -4,7 +4,7 @@
  * (./device.ts) answers its questions through `DeviceState`.
  */
 import type { HfError } from '../../../firmware/errors';
-import { ChannelEvents, ChannelHost, LinkChannel } from '../app/channel';
+import { type ChannelEvents, type ChannelHost, LinkChannel } from '../app/channel';
 
 /** A DeviceChannel's events: a channel's, and 'transport' when the session moves. */
 export type DeviceChannelEvents = ChannelEvents & {

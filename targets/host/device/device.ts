@@ -10,18 +10,18 @@
  *
  * Events besides the Channel's: 'open' (session established or resumed), 'transport' (name, reason).
  */
-import { ClientConfig, ClientLink, ClientPort } from '../../../firmware/client-link';
+import { type ClientConfig, ClientLink, type ClientPort } from '../../../firmware/client-link';
 import { ErrorCode, hfError } from '../../../firmware/errors';
 import { Journal } from '../../../firmware/journal';
-import { Ladder, LadderOptions } from '../../../firmware/ladder';
+import { Ladder, type LadderOptions } from '../../../firmware/ladder';
 import { LinkState, Transport } from '../../../firmware/link-base';
-import { LinkOptions, resolveOptions } from '../../../firmware/options';
+import { type LinkOptions, resolveOptions } from '../../../firmware/options';
 import type { Log } from '../../../hal/log';
 import type { Storage } from '../../../hal/storage';
-import { Address, formatAddress, parseAddress } from '../net/address';
+import { type Address, formatAddress, parseAddress } from '../net/address';
 import { platform } from '#platform';
 import { kAttach, kPort } from '../app/channel';
-import { DeviceChannel, DeviceState } from './device-channel';
+import { DeviceChannel, type DeviceState } from './device-channel';
 import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { HttpTransport } from './http-transport';
 import { TcpTransport } from './tcp-transport';
@@ -100,14 +100,21 @@ class Device implements DeviceState {
     this.log = opts.log ?? silentLog;
 
     this.channel = new DeviceChannel(opts.id, { now: () => platform.clock.now(), kick: () => this.kick() }, this);
-    this.timer = new DeadlineTimer(platform.clock, () => Math.min(this.client.nextDeadline(), this.ladder.nextDeadline()), () => this.fire());
+    this.timer = new DeadlineTimer(
+      platform.clock,
+      () => Math.min(this.client.nextDeadline(), this.ladder.nextDeadline()),
+      () => this.fire(),
+    );
 
     const cp = this.channel[kPort]();
     const port: ClientPort = {
       ...cp,
       transmit: (body, len, rn) => this.transmit(body, len, rn),
       onOpen: () => {
-        this.log.info(this.resumed ? 'session resumed' : 'session open', { session: this.client.sid === null ? undefined : Buffer.from(this.client.sid).toString('hex').slice(0, 8), transport: this.transport });
+        this.log.info(this.resumed ? 'session resumed' : 'session open', {
+          session: this.client.sid === null ? undefined : Buffer.from(this.client.sid).toString('hex').slice(0, 8),
+          transport: this.transport,
+        });
         process.nextTick(() => this.channel.emit('open'));
       },
       onReject: (e) => this.log.debug('bundle refused', { code: e.code, reason: e.message }),
@@ -119,7 +126,13 @@ class Device implements DeviceState {
       },
     };
     const now = platform.clock.now();
-    const config: ClientConfig = { id: opts.id, random: (b) => platform.entropy.fill(b), options: opts.link, helloCounter: Math.floor(platform.clock.wall() / 100) >>> 0, ...(key === undefined ? {} : { key, crypto: platform.crypto }) };
+    const config: ClientConfig = {
+      id: opts.id,
+      random: (b) => platform.entropy.fill(b),
+      options: opts.link,
+      helloCounter: Math.floor(platform.clock.wall() / 100) >>> 0,
+      ...(key === undefined ? {} : { key, crypto: platform.crypto }),
+    };
     this.storage = opts.stateDir ? platform.storage(opts.stateDir, { syncAppends: opts.syncAppends }) : null;
     let client: ClientLink | null = null;
     if (this.storage !== null) {
@@ -165,12 +178,16 @@ class Device implements DeviceState {
               }),
             onDown: (reason) => this.event((t) => this.ladder.lost(t, reason)),
           });
-    this.ladder = new Ladder(this.tcp !== null, {
-      connect: () => this.tcp?.connect(),
-      disconnect: () => this.tcp?.close(),
-      useDirect: () => this.use('tcp', `connected to ${tcpAddr === null ? '?' : formatAddress(tcpAddr)}`),
-      useHttp: (reason) => this.use('http', reason),
-    }, opts.ladder);
+    this.ladder = new Ladder(
+      this.tcp !== null,
+      {
+        connect: () => this.tcp?.connect(),
+        disconnect: () => this.tcp?.close(),
+        useDirect: () => this.use('tcp', `connected to ${tcpAddr === null ? '?' : formatAddress(tcpAddr)}`),
+        useHttp: (reason) => this.use('http', reason),
+      },
+      opts.ladder,
+    );
     this.log.info(this.resumed ? 'resuming session from journal' : 'starting', {
       id: opts.id,
       gateway: url.href,
@@ -276,7 +293,6 @@ class Device implements DeviceState {
     this.storage?.close();
   }
 }
-
 
 export { DeviceChannel } from './device-channel';
 export type { DeviceChannelEvents } from './device-channel';

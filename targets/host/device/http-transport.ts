@@ -8,7 +8,7 @@
  * A request the link no longer waits for (it gave up on it) is cancelled with `cancelAbandoned`.
  */
 import * as http from 'node:http';
-import { ErrorCode, HfError, hfError } from '../../../firmware/errors';
+import { ErrorCode, type HfError, hfError } from '../../../firmware/errors';
 import { CBOR_TYPE, ERROR_HEADER } from '../net/http-status';
 
 export interface HttpTransportOptions {

@@ -139,5 +139,5 @@ function inCidr4(host: string, base: string, bits: string): boolean {
   if (!net.isIPv4(base) || !/^\d{1,2}$/.test(bits) || Number(bits) > 32) return false;
   const n = Number(bits);
   const mask = n === 0 ? 0 : (0xffffffff << (32 - n)) >>> 0;
-  return ((ipv4ToInt(host) & mask) >>> 0) === ((ipv4ToInt(base) & mask) >>> 0);
+  return (ipv4ToInt(host) & mask) >>> 0 === (ipv4ToInt(base) & mask) >>> 0;
 }

@@ -6,7 +6,7 @@
  */
 import * as net from 'node:net';
 import { isHfError } from '../../../firmware/errors';
-import { Address } from '../net/address';
+import type { Address } from '../net/address';
 import { FrameReader, FrameWriter } from '../net/frames';
 
 export interface TcpTransportEvents {
@@ -28,10 +28,6 @@ export class TcpTransport {
     this.to = to;
     this.maxFrame = maxFrame;
     this.ev = ev;
-  }
-
-  get isUp(): boolean {
-    return this.up;
   }
 
   connect(): void {

@@ -2,9 +2,9 @@
  * A session's channel on the gateway: a LinkChannel (targets/host/app/channel.ts) that also names
  * its session and what carries it. The gateway emits one per session ('session' event).
  */
-import { ServerLink } from '../../../firmware/server-link';
+import type { ServerLink } from '../../../firmware/server-link';
 import { Transport } from '../../../firmware/link-base';
-import { ChannelHost, LinkChannel } from '../app/channel';
+import { type ChannelHost, LinkChannel } from '../app/channel';
 
 export class GatewayChannel extends LinkChannel {
   /** Session id, hex (for logs). */

@@ -13,8 +13,8 @@
 import { Acceptor } from '../../../firmware/acceptor';
 import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { ErrorCode, hfError, isHfError } from '../../../firmware/errors';
-import { LinkOptions } from '../../../firmware/options';
-import { ServerLink, ServerPort } from '../../../firmware/server-link';
+import type { LinkOptions } from '../../../firmware/options';
+import type { ServerLink, ServerPort } from '../../../firmware/server-link';
 import { Transport } from '../../../firmware/link-base';
 import { peekRn } from '../../../firmware/wire';
 import type { Log } from '../../../hal/log';
@@ -24,11 +24,11 @@ import { hostClock } from '../../node/clock';
 import { nodeCrypto } from '../../node/crypto';
 import { hostEntropy } from '../../node/entropy';
 import { silentLog } from '../../node/log';
-import { Address, parseAddress } from '../net/address';
-import { FrontHost, HttpListener, Refusal, TcpListener } from './front';
+import { type Address, parseAddress } from '../net/address';
+import { type FrontHost, type HttpListener, Refusal, type TcpListener } from './front';
 import { GatewayChannel } from './gateway-channel';
 import { HttpFront } from './http-front';
-import { DeviceKeys, keyLookup } from './keys';
+import { type DeviceKeys, keyLookup } from './keys';
 import { TcpFront } from './tcp-front';
 
 export type { DeviceKeys } from './keys';
@@ -190,7 +190,15 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   private open(link: ServerLink): ServerPort {
     const channel = new GatewayChannel(link, { now: () => hostClock.now(), kick: () => slot.timer.arm() });
-    const slot: Slot = { link, channel, timer: new DeadlineTimer(hostClock, () => link.nextDeadline(), (now) => this.acceptor.tick(link, now)) };
+    const slot: Slot = {
+      link,
+      channel,
+      timer: new DeadlineTimer(
+        hostClock,
+        () => link.nextDeadline(),
+        (now) => this.acceptor.tick(link, now),
+      ),
+    };
     channel[kAttach](link);
     this.slots.set(link, slot);
     const sid = channel.sessionId.slice(0, 8);

@@ -9,12 +9,11 @@
  */
 import * as http from 'node:http';
 import { errorBundle } from '../../../firmware/error-bundle';
-import { ErrorCode, ErrorCodeValue, HfError, hfError } from '../../../firmware/errors';
+import { ErrorCode, type ErrorCodeValue, type HfError, hfError } from '../../../firmware/errors';
 import type { ServerLink } from '../../../firmware/server-link';
-import { Address, listenOn } from '../net/address';
-import { FrontHost, HttpListener, Refusal } from './front';
+import { type Address, listenOn } from '../net/address';
+import { type FrontHost, type HttpListener, Refusal } from './front';
 import { CBOR_TYPE, ERROR_HEADER, statusFor } from '../net/http-status';
-
 
 interface Exchange {
   res: http.ServerResponse;

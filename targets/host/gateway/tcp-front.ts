@@ -10,11 +10,11 @@
  */
 import * as net from 'node:net';
 import { errorBundle } from '../../../firmware/error-bundle';
-import { ErrorCode, HfError, hfError, isHfError } from '../../../firmware/errors';
+import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
 import type { ServerLink } from '../../../firmware/server-link';
-import { Address, listenOn } from '../net/address';
+import { type Address, listenOn } from '../net/address';
 import { FrameReader, FrameWriter, frame } from '../net/frames';
-import { FrontHost, Refusal, TcpListener } from './front';
+import { type FrontHost, Refusal, type TcpListener } from './front';
 
 interface Conn {
   id: number;

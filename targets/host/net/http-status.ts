@@ -1,5 +1,5 @@
 /** The HTTP status a refusal gets, by error code. The code itself travels in the body (and a header). */
-import { ErrorCode, ErrorCodeValue } from '../../../firmware/errors';
+import { ErrorCode, type ErrorCodeValue } from '../../../firmware/errors';
 
 const STATUS: Partial<Record<ErrorCodeValue, number>> = {
   [ErrorCode.AUTH]: 403,
