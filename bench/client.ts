@@ -28,7 +28,9 @@ serve(
       side.attach(await adapter.connect(ports, { id: a.id, timeoutMs: a.timeoutMs }));
       return true;
     },
-    window: (a: { bytes: number }) => void (Window.high = a.bytes),
+    window: (a: { bytes: number }) => {
+      Window.high = a.bytes;
+    },
     arm: (a: { n: number }) => side.arm(a.n),
     wait: (a: { timeoutMs: number; quietMs?: number }) => side.wait(a.timeoutMs, a.quietMs),
     pump: (a: { n: number; size: number; timeoutMs: number; burst?: number; everyMs?: number }) => side.pump(a.n, a.size, a.timeoutMs, a.burst, a.everyMs),

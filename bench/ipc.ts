@@ -21,7 +21,8 @@ interface Answer {
   uncaught?: { count: number; first: string };
 }
 
-export type Handlers = Record<string, (args: any) => unknown | Promise<unknown>>;
+/** Operations by name; each takes the arguments it declares (they arrive as structured clones). */
+export type Handlers = Record<string, (args: never) => unknown | Promise<unknown>>;
 
 /**
  * Child side: answers the runner's requests with `handlers`; exits after `maxSeconds` at most.
@@ -54,7 +55,7 @@ export function serve(handlers: Handlers, maxSeconds: number): void {
       return;
     }
     Promise.resolve()
-      .then(() => fn(m.args ?? {}))
+      .then(() => fn((m.args ?? {}) as never)) // each handler declares its own arguments
       .then(
         (value) => reply({ id: m.id, ok: true, value }),
         (e: Error) => reply({ id: m.id, ok: false, error: errorText(e) }),
@@ -66,7 +67,7 @@ export function serve(handlers: Handlers, maxSeconds: number): void {
 export class Child {
   private readonly proc: ChildProcess;
   private nextId = 1;
-  private readonly waiting = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private exited: string | null = null;
   stderr = '';
   /** Exceptions the child did not catch (reported with its answers). */
@@ -113,8 +114,14 @@ export class Child {
         reject(new Error(`${this.name} ${op}: no answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.waiting.set(id, {
-        resolve: (v) => (clearTimeout(timer), resolve(v as T)),
-        reject: (e) => (clearTimeout(timer), reject(e)),
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v as T);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
       });
       this.proc.send({ id, op, args } satisfies Request);
     });

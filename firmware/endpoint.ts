@@ -179,7 +179,7 @@ export class Endpoint {
 
   /** Messages that could go out now, counted up to `limit`. */
   sendable(limit: number): number {
-    let n = Math.min(this.due , limit);
+    let n = Math.min(this.due, limit);
     for (let q = this.sendNext; n < limit && q !== this.out.head && this.inWindow(q); q = (q + 1) >>> 0) n++;
     return n;
   }
@@ -197,7 +197,7 @@ export class Endpoint {
 
   /** Earliest time an in-flight message's retransmission timer expires (Infinity if none). */
   retxDeadline(): number {
-    if (this.retxAt === this.retxAt) return this.retxAt;
+    if (!Number.isNaN(this.retxAt)) return this.retxAt;
     let t = Infinity;
     const out = this.out;
     for (let q = out.tail; q !== this.sendNext; q = (q + 1) >>> 0) {

@@ -215,7 +215,7 @@ export class MuxTable {
   sendable(id: number, maxData: number): number {
     const e = this.streams.get(id);
     if (e === undefined || e.state !== StreamState.OPEN || e.localEnd) return 0;
-    return Math.min(e.sendCredit , maxData);
+    return Math.min(e.sendCredit, maxData);
   }
 
   /** DATA of `n` bytes was sent on `id` (n <= sendable). */

@@ -39,7 +39,7 @@ export class RttEstimator {
   }
 
   private clamp(v: number): number {
-    return v < this.minRto ? this.minRto : Math.min(v , this.maxRto);
+    return v < this.minRto ? this.minRto : Math.min(v, this.maxRto);
   }
 
   /** Adds one round-trip measurement in ms. */

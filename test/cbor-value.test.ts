@@ -103,7 +103,7 @@ const OURS: [string, unknown, string][] = [
   ['a key "__proto__" is a key', obj([['__proto__', 1]]), 'a1695f5f70726f746f5f5f01'],
   ['undefined in a map', { a: undefined }, 'a16161f7'],
   ['keys named like Object.prototype members are keys', { constructor: 1, toString: 2 }, 'a26b636f6e7374727563746f720168746f537472696e6702'],
-  ['a hole in an array is undefined', [1,  undefined, 3], '8301f703'], // eslint-disable-line no-sparse-arrays
+  ['a hole in an array is undefined', [1, undefined, 3], '8301f703'], // eslint-disable-line no-sparse-arrays
   ['a lone surrogate becomes U+FFFD', 'a\ud800', '6461efbfbd'],
   ['a null-prototype object is a map', Object.assign(Object.create(null), { a: 1 }), 'a1616101'],
   ['a 24-byte string: 1-byte length', 'x'.repeat(24), '7818' + '78'.repeat(24)],
@@ -144,7 +144,7 @@ test('decode: what a peer or an older version may send', () => {
     ['f97bff', 65504],
     ['fa47c35000', 100000],
     ['fa7f7fffff', 3.4028234663852886e38],
-    ['f90001', 5.960464477539063e-8],
+    ['f90001', 2 ** -24],
     ['f90400', 0.00006103515625],
     ['f9c400', -4],
     ['f97c00', Infinity],

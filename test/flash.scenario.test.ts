@@ -308,7 +308,7 @@ test('1. flash: every step ok, files and modes, no key on a command line, sessio
     assert.is(r.code, 0, `flash exit status\n${r.out}`);
     const lines = steps(r.out);
     assert.is(lines.length, 7, `seven steps:\n${r.out}`);
-    lines.forEach((l, i) => assert.match(l, new RegExp(`^${i + 1}/7 .* \\.\\.\\. ok`), `step ${i + 1} ok: ${l}`));
+    for (const [i, l] of lines.entries()) assert.match(l, new RegExp(`^${i + 1}/7 .* \\.\\.\\. ok`), `step ${i + 1} ok: ${l}`);
     assert.match(lines[1], /no systemd/, 'this sandbox has no systemd');
     assert.match(lines[4], /started by hand, pid \d+/);
     assert.not.match(r.out, new RegExp(KEY), 'the key is not printed');

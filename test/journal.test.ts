@@ -97,7 +97,10 @@ test('power cut mid-stream: every message send() accepted reaches the gateway ex
     seed: 11,
     durable: true,
     requests: { drop: 0.1, dup: 0.05, delayMin: 2, delayMax: 40 },
-    onGatewayMessage: (b, o) => (got.push(b[o] | (b[o + 1] << 8)), true),
+    onGatewayMessage: (b, o) => {
+      got.push(b[o] | (b[o + 1] << 8));
+      return true;
+    },
   });
   pair.start();
   pair.run(200);

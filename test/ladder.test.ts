@@ -314,9 +314,23 @@ test('stop(): disconnects when TRYING, VERIFYING or DIRECT; not when on HTTP; no
   const cases: [string, (r: Rig) => void, string[]][] = [
     ['idle', () => {}, []],
     ['trying', (r) => r.ladder.start(r.now), ['disconnect']],
-    ['verifying', (r) => (r.ladder.start(r.now), r.ladder.connected(r.now)), ['disconnect']],
+    [
+      'verifying',
+      (r) => {
+        r.ladder.start(r.now);
+        r.ladder.connected(r.now);
+      },
+      ['disconnect'],
+    ],
     ['direct', (r) => r.toDirect(), ['disconnect']],
-    ['fallback', (r) => (r.ladder.start(r.now), r.ladder.lost(r.now, 'x')), []],
+    [
+      'fallback',
+      (r) => {
+        r.ladder.start(r.now);
+        r.ladder.lost(r.now, 'x');
+      },
+      [],
+    ],
   ];
   for (const [name, setup, expected] of cases) {
     const r = new Rig();

@@ -8,7 +8,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { drawScenario, runScenario } from './support/traffic';
+import { type Outcome, drawScenario, runScenario } from './support/traffic';
 
 const one = process.env.SEED !== undefined ? Number(process.env.SEED) : null;
 const count = process.env.SOAK ? 50_000 : 2_000;
@@ -20,7 +20,7 @@ test(one !== null ? `seed ${one}` : `${count} random seeds`, () => {
   let failedSessions = 0;
   let delivered = 0;
   for (const seed of seeds) {
-    let out;
+    let out: Outcome;
     try {
       out = runScenario(drawScenario(seed));
     } catch (e) {

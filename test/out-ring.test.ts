@@ -642,7 +642,7 @@ function randomRun(seed: number, ops: number, stats: OutStats): void {
         throwsCode(() => r.release(ack), ErrorCode.ACK, ctx(i, `release(tail+${d})`));
       } else {
         r.checkAck(ack);
-        const n = Math.max(d , 0);
+        const n = Math.max(d, 0);
         assert.is(r.release(ack), n, ctx(i, `release(tail${d >= 0 ? '+' : ''}${d})`));
         model.splice(0, n);
         tail = (tail + n) >>> 0;

@@ -96,7 +96,10 @@ function run(cmd: string, args: string[], cwd: string, ms: number): Promise<{ co
   running.add(pid);
   let stdout = '';
   let out = '';
-  child.stdout.on('data', (d) => ((stdout += d), (out += d)));
+  child.stdout.on('data', (d) => {
+    stdout += d;
+    out += d;
+  });
   child.stderr.on('data', (d) => (out += d));
   return new Promise((resolve) => {
     let late = false;

@@ -49,7 +49,10 @@ test('both sides move mid-stream (snapshot, restore on new objects) and every me
   const restoredServer = ServerLink.restore(ss, n.now, {
     answer: (exchange, body, len) => n.answers.push({ exchange, body: body.slice(0, len) }),
     transmit: () => {},
-    deliver: (b, o, l) => (n.gatewayGot.push(Buffer.from(b.subarray(o, o + l)).toString()), true),
+    deliver: (b, o, l) => {
+      n.gatewayGot.push(Buffer.from(b.subarray(o, o + l)).toString());
+      return true;
+    },
   });
   n.acceptor.adopt(restoredServer, n.now);
   n.server = restoredServer;
@@ -59,7 +62,10 @@ test('both sides move mid-stream (snapshot, restore on new objects) and every me
     { id: 'dev', random: () => {} },
     {
       transmit: (body, len, rn) => n.requests.push({ rn, body: body.slice(0, len) }),
-      deliver: (b, o, l) => (n.deviceGot.push(Buffer.from(b.subarray(o, o + l)).toString()), true),
+      deliver: (b, o, l) => {
+        n.deviceGot.push(Buffer.from(b.subarray(o, o + l)).toString());
+        return true;
+      },
     },
   );
   (n as unknown as { client: ClientLink }).client = client;

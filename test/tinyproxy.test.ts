@@ -199,7 +199,10 @@ test('stop() ends the process and frees the port; a missing binary says how to i
     await proxy.stop();
     const refused = await new Promise<string>((resolve) => {
       const s = net.connect(proxy.port, '127.0.0.1');
-      s.on('connect', () => (s.destroy(), resolve('connected')));
+      s.on('connect', () => {
+        s.destroy();
+        resolve('connected');
+      });
       s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? ''));
     });
     assert.is(refused, 'ECONNREFUSED');

@@ -10,8 +10,14 @@ const pair = new SimPair({
   seed: Number(process.env.SEED ?? 7),
   requests: faults,
   responses: faults,
-  onGatewayMessage: (b, o, l) => (console.log(`t=${(pair.now / 1000).toFixed(3)}s gateway <- ${text(b, o, l)}`), true),
-  onDeviceMessage: (b, o, l) => (console.log(`t=${(pair.now / 1000).toFixed(3)}s device  <- ${text(b, o, l)}`), true),
+  onGatewayMessage: (b, o, l) => {
+    console.log(`t=${(pair.now / 1000).toFixed(3)}s gateway <- ${text(b, o, l)}`);
+    return true;
+  },
+  onDeviceMessage: (b, o, l) => {
+    console.log(`t=${(pair.now / 1000).toFixed(3)}s device  <- ${text(b, o, l)}`);
+    return true;
+  },
 });
 pair.start();
 pair.run(30_000, () => pair.server !== null && pair.client.sid !== null);

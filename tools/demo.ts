@@ -115,7 +115,7 @@ async function main(): Promise<void> {
     });
     await gw.close();
     await firewall.close();
-    sockets.forEach((s) => s.destroy());
+    for (const s of sockets) s.destroy();
     await new Promise((r) => echo.close(r));
     say(`stopped: ${sent} readings sent, ${acks} acknowledged by the gateway${acks === sent ? ': every one, once' : ''}`);
   };

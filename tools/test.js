@@ -19,8 +19,13 @@ let passed = 0;
 /** Runs one whole-tree check; it passes when the command exits 0. */
 function check(name, cmd, args) {
   const r = spawnSync(bin(cmd), args, { cwd: root, stdio: 'inherit' });
-  if (r.status === 0) { passed++; console.log(`${name}: ok`); }
-  else { failed++; console.log(`${name}: FAILED${r.error ? ` (${r.error.message})` : ''}`); }
+  if (r.status === 0) {
+    passed++;
+    console.log(`${name}: ok`);
+  } else {
+    failed++;
+    console.log(`${name}: FAILED${r.error ? ` (${r.error.message})` : ''}`);
+  }
 }
 
 if (!filter) {

@@ -25,7 +25,9 @@ interface EioSocket {
   readyState: string;
   send(data: Buffer): unknown;
   close(): unknown;
+  // biome-ignore lint/suspicious/noExplicitAny: engine.io's server and client sockets type their listeners differently
   on(ev: string, fn: (...a: any[]) => void): unknown;
+  // biome-ignore lint/suspicious/noExplicitAny: as above
   once(ev: string, fn: (...a: any[]) => void): unknown;
 }
 

@@ -68,13 +68,13 @@ export class SimClock implements Clock {
     let n = 0;
     let same = 0;
     let last = this.t;
-    while (!(stop?.()) && this.step(time)) {
+    while (!stop?.() && this.step(time)) {
       if (++n > maxSteps) throw new Error(`simulation did not settle after ${maxSteps} events at t=${this.t}`);
       same = this.t === last ? same + 1 : 0;
       last = this.t;
       if (same > 20_000) throw new Error(`simulation spins: 20000 events at t=${this.t} without time moving`);
     }
-    if (!(stop?.()) && time !== Infinity && this.t < time) this.t = time;
+    if (!stop?.() && time !== Infinity && this.t < time) this.t = time;
   }
 
   private less(a: Ev, b: Ev): boolean {

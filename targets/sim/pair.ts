@@ -165,7 +165,8 @@ export class SimPair {
 
   /** A new incarnation's identity, options and next hello counter. */
   private clientConfig() {
-    return { ...this.identity(), random: (b: Uint8Array) => this.rng.fill(b), helloCounter: (this.helloCounter += SimPair.HELLO_STEP), options: this.cfg.client };
+    this.helloCounter += SimPair.HELLO_STEP;
+    return { ...this.identity(), random: (b: Uint8Array) => this.rng.fill(b), helloCounter: this.helloCounter, options: this.cfg.client };
   }
 
   private newClient(): ClientLink {

@@ -51,7 +51,10 @@ export function simPlatform(opts: SimPlatformOptions = {}): SimPlatform {
     storage(dir: string): SimStorage {
       if (typeof dir !== 'string' || dir === '') throw hfError(ErrorCode.OPTION, `storage directory must be a non-empty string, got ${JSON.stringify(dir)}`);
       let m = dirs.get(dir);
-      if (m === undefined) dirs.set(dir, (m = new MemoryStorage()));
+      if (m === undefined) {
+        m = new MemoryStorage();
+        dirs.set(dir, m);
+      }
       return new SimStorage(m);
     },
     system,

@@ -60,7 +60,9 @@ export async function hashServer(cleanup: Cleanup): Promise<{ port: number; dige
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   cleanup.add(() => new Promise((r) => server.close(r)));
-  cleanup.add(() => socks.forEach((s) => s.destroy()));
+  cleanup.add(() => {
+    for (const s of socks) s.destroy();
+  });
   return { port: (server.address() as net.AddressInfo).port, digests, bytes };
 }
 
@@ -152,7 +154,14 @@ export class Proc {
     if (m !== null) return Promise.resolve(m);
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`no ${re} in the log within ${ms} ms:\n${this.log.slice(-3000)}`)), ms);
-      this.waiters.push({ re, from, resolve: (x) => (clearTimeout(t), resolve(x)) });
+      this.waiters.push({
+        re,
+        from,
+        resolve: (x) => {
+          clearTimeout(t);
+          resolve(x);
+        },
+      });
     });
   }
 

@@ -57,7 +57,10 @@ export class Manual {
         return {
           answer: (exchange, body, len) => this.answers.push({ exchange, body: body.slice(0, len) }),
           transmit: (body, len) => this.frames.push(body.slice(0, len)),
-          deliver: (b, o, l) => (this.gatewayGot.push(Buffer.from(b.subarray(o, o + l)).toString()), true),
+          deliver: (b, o, l) => {
+            this.gatewayGot.push(Buffer.from(b.subarray(o, o + l)).toString());
+            return true;
+          },
           onEnd: () => this.events.push('gateway end'),
           onClose: (e) => {
             this.gatewayClose = e ?? 'clean';
@@ -70,7 +73,10 @@ export class Manual {
       { id: 'dev', random: (b) => rng.fill(b), helloCounter: 1, options: client, ...(keys.device === undefined ? {} : { key: keys.device, crypto: nodeCrypto }) },
       {
         transmit: (body, len, rn) => this.requests.push({ rn, body: body.slice(0, len) }),
-        deliver: (b, o, l) => (this.deviceGot.push(Buffer.from(b.subarray(o, o + l)).toString()), true),
+        deliver: (b, o, l) => {
+          this.deviceGot.push(Buffer.from(b.subarray(o, o + l)).toString());
+          return true;
+        },
         onOpen: () => this.events.push('device open'),
         onEnd: () => this.events.push('device end'),
         onDrain: () => this.events.push('device drain'),

@@ -139,8 +139,14 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const rss = rssBytes > 0 ? rssBytes / 1048576 : null;
   mux.close();
   await new Promise<void>((resolve) => {
-    const t = setTimeout(() => (ch.destroy(), resolve()), 3000);
-    ch.once('close', () => (clearTimeout(t), resolve()));
+    const t = setTimeout(() => {
+      ch.destroy();
+      resolve();
+    }, 3000);
+    ch.once('close', () => {
+      clearTimeout(t);
+      resolve();
+    });
   });
 
   const result = {

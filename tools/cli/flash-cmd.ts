@@ -104,6 +104,7 @@ function readableFile(flag: string, file: string): fs.Stats {
 /** The key (see key.ts), which must also survive being the first line of a file on the board. */
 function keyOf(v: Values): string {
   const { key, from } = deviceKey(v);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
   if (/[\x00-\x1f\x7f]/.test(key)) optionError(`${from}: the key must be one line without control characters`);
   if (key.trim() !== key) optionError(`${from}: the key must not start or end with blanks`);
   return key;
@@ -131,6 +132,7 @@ export function flashSettings(argv: string[]): FlashSettings | 'help' {
   const tcp = typeof v.tcp === 'string' ? target('tcp', v.tcp) : null;
   const proxy = typeof v.proxy === 'string' ? httpUrl('proxy', v.proxy) : null;
   if (typeof v.id !== 'string') optionError('--id ID is required');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
   if (v.id.length === 0 || v.id.length > 128 || /[\x00-\x1f\x7f]/.test(v.id)) optionError(`--id must be 1..128 printable characters, got ${JSON.stringify(v.id)}`);
   const forward = ((v.forward as string[] | undefined) ?? []).map((f) => {
     try {

@@ -61,6 +61,7 @@ export class Mux extends EventEmitter implements MuxDriver {
   private endSent = false;
   private failure: HfError | undefined;
   closed = false;
+  // biome-ignore lint/suspicious/noExplicitAny: one table for listeners of events with different arguments
   private readonly chListeners: [keyof ChannelEvents, (...a: any[]) => void][];
 
   constructor(ch: Channel, opts: MuxOptions) {
@@ -191,7 +192,8 @@ export class Mux extends EventEmitter implements MuxDriver {
       this.onOpen(f.id, f.target);
       return;
     }
-    const s = this.streams.get(f.id)!;
+    const s = this.streams.get(f.id);
+    if (s === undefined) return; // the table passes on frames only of streams it knows: none here is a bug's trace, not a crash
     switch (f.op) {
       case MuxOp.OPEN_OK:
         s.emit('connect');

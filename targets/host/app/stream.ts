@@ -36,6 +36,7 @@ class ChannelDuplex extends Duplex {
   /** The write waiting for 'drain': its bytes, how far they went, its callback. */
   private pending: { chunk: Buffer; off: number; cb: (err?: Error | null) => void } | null = null;
   private ended = false;
+  // biome-ignore lint/suspicious/noExplicitAny: one table for listeners of events with different arguments
   private readonly chListeners: [keyof ChannelEvents, (...a: any[]) => void][];
 
   constructor(ch: Channel, maxChunk: number, hwm: number) {
