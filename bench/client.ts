@@ -10,9 +10,9 @@
  *   idle {k, concurrency, timeoutMs} -> {opened, failed, error}   k more connections that stay idle
  *   stop
  */
-import { type Adapter, type Conn, type Ports, Window } from './adapter';
+import type { Adapter, Conn, Ports } from './adapter';
 import { adapterNamed } from './adapters/index';
-import { Side } from './flow';
+import { Side, sideHandlers } from './flow';
 import { errorText, serve } from './ipc';
 
 const side = new Side(false);
@@ -28,12 +28,7 @@ serve(
       side.attach(await adapter.connect(ports, { id: a.id, timeoutMs: a.timeoutMs }));
       return true;
     },
-    window: (a: { bytes: number }) => {
-      Window.high = a.bytes;
-    },
-    arm: (a: { n: number }) => side.arm(a.n),
-    wait: (a: { timeoutMs: number; quietMs?: number }) => side.wait(a.timeoutMs, a.quietMs),
-    pump: (a: { n: number; size: number; timeoutMs: number; burst?: number; everyMs?: number }) => side.pump(a.n, a.size, a.timeoutMs, a.burst, a.everyMs),
+    ...sideHandlers(side),
     ping: (a: { n: number; warmup: number; size: number; timeoutMs: number }) => side.ping(a.n, a.warmup, a.size, a.timeoutMs),
     async idle(a: { k: number; concurrency: number; timeoutMs: number; system?: string; ports?: Ports }) {
       if (a.system !== undefined) adapter = adapterNamed(a.system);

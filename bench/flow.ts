@@ -9,7 +9,7 @@
  * Times are `process.hrtime` in ms (CLOCK_MONOTONIC: the same clock in every process of the machine),
  * so a start taken in one process and an end taken in the other subtract.
  */
-import type { Conn } from './adapter';
+import { type Conn, Window } from './adapter';
 
 export const DATA = 1;
 export const PING = 2;
@@ -280,4 +280,16 @@ export class Side {
     const mean = rtts.length === 0 ? NaN : rtts.reduce((a, b) => a + b, 0) / rtts.length;
     return { samples: rtts.length, p50: pct(50), p99: pct(99), mean, min: rtts[0] ?? NaN, max: rtts[rtts.length - 1] ?? NaN, end };
   }
+}
+
+/** The IPC operations both processes offer over their Side: flow-control window, arming, waiting, pumping. */
+export function sideHandlers(side: Side) {
+  return {
+    window: (a: { bytes: number }) => {
+      Window.high = a.bytes;
+    },
+    arm: (a: { n: number }) => side.arm(a.n),
+    wait: (a: { timeoutMs: number; quietMs?: number }) => side.wait(a.timeoutMs, a.quietMs),
+    pump: (a: { n: number; size: number; timeoutMs: number; burst?: number; everyMs?: number }) => side.pump(a.n, a.size, a.timeoutMs, a.burst, a.everyMs),
+  };
 }

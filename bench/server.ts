@@ -13,9 +13,9 @@
  *   memory                       -> process.memoryUsage() after a full GC
  *   stop
  */
-import { type Server, Window, within } from './adapter';
+import { type Server, within } from './adapter';
 import { adapterNamed } from './adapters/index';
-import { Side } from './flow';
+import { Side, sideHandlers } from './flow';
 import { serve } from './ipc';
 
 const side = new Side(true);
@@ -53,12 +53,7 @@ serve(
       if (side.conn === null) await within(new Promise<void>((r) => (primaryWaiter = r)), a.timeoutMs, 'primary connection');
       return true;
     },
-    window: (a: { bytes: number }) => {
-      Window.high = a.bytes;
-    },
-    arm: (a: { n: number }) => side.arm(a.n),
-    wait: (a: { timeoutMs: number; quietMs?: number }) => side.wait(a.timeoutMs, a.quietMs),
-    pump: (a: { n: number; size: number; timeoutMs: number; burst?: number; everyMs?: number }) => side.pump(a.n, a.size, a.timeoutMs, a.burst, a.everyMs),
+    ...sideHandlers(side),
     async sessions(a: { atLeast: number; timeoutMs: number }) {
       const end = Date.now() + a.timeoutMs;
       while (live().size < a.atLeast && Date.now() < end) await sleep(20);
