@@ -4,7 +4,7 @@
  * server's ports when a workload counts bytes or kills connections.
  */
 import * as path from 'node:path';
-import { ChaosProxy, type ChaosStats } from '../tools/chaos-proxy';
+import { ChaosProxy, type ChaosStats, zeroStats } from '../tools/chaos-proxy';
 import type { Ports } from './adapter';
 import { Child } from './ipc';
 
@@ -37,17 +37,7 @@ export class Pair {
 
   /** The proxies' counters, added up. */
   stats(): ChaosStats {
-    const sum: ChaosStats = {
-      connections: 0,
-      open: 0,
-      requests: 0,
-      bytesUp: 0,
-      bytesDown: 0,
-      discarded: 0,
-      kills: { 'before-request': 0, 'after-request': 0, 'mid-response': 0, killAll: 0 },
-      upstreamErrors: 0,
-      rejected: 0,
-    };
+    const sum = zeroStats();
     for (const p of this.proxies) {
       const s = p.stats;
       sum.connections += s.connections;

@@ -106,6 +106,21 @@ export interface ChaosStats {
   rejected: number;
 }
 
+/** Counters at zero: a new proxy's, or the start of a sum over several. */
+export function zeroStats(): ChaosStats {
+  return {
+    connections: 0,
+    open: 0,
+    requests: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    discarded: 0,
+    kills: { 'before-request': 0, 'after-request': 0, 'mid-response': 0, killAll: 0 },
+    upstreamErrors: 0,
+    rejected: 0,
+  };
+}
+
 interface Conn {
   id: number;
   prng: Prng;
@@ -195,17 +210,7 @@ export class ChaosProxy {
   private listened = false;
   private closing: Promise<void> | null = null;
   private modeChain: Promise<void> = Promise.resolve();
-  private readonly counts: ChaosStats = {
-    connections: 0,
-    open: 0,
-    requests: 0,
-    bytesUp: 0,
-    bytesDown: 0,
-    discarded: 0,
-    kills: { 'before-request': 0, 'after-request': 0, 'mid-response': 0, killAll: 0 },
-    upstreamErrors: 0,
-    rejected: 0,
-  };
+  private readonly counts: ChaosStats = zeroStats();
 
   /** Validates every option; listens only on listen(). Throws HF_ERR_OPTION naming the bad value. */
   constructor(opts: ChaosProxyOptions) {
