@@ -40,6 +40,12 @@ export const ErrorCode = {
   FORBIDDEN: 'HF_ERR_FORBIDDEN',
   /** A connection could not be made (gateway, proxy or forwarding target refused or unreachable). */
   CONNECT: 'HF_ERR_CONNECT',
+  /**
+   * A TLS connection was refused: the peer's certificate is not trusted (unknown CA, self-signed,
+   * expired), names another host, does not match the pinned fingerprint, or the handshake failed.
+   * The message carries the peer's reason; `cause` the underlying error.
+   */
+  TLS: 'HF_ERR_TLS',
   /** An HTTP answer that is not a bundle (a proxy's error page, an unexpected status). */
   HTTP: 'HF_ERR_HTTP',
   /** The board or platform lacks what was asked for (no GPIO chip, no thermal zone, ...). */

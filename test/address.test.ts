@@ -123,6 +123,7 @@ test('statusFor: each error code and its HTTP status', () => {
     HF_ERR_FORBIDDEN: 403,
     HF_ERR_CONNECT: 400,
     HF_ERR_HTTP: 400,
+    HF_ERR_TLS: 400,
     HF_ERR_UNSUPPORTED: 400,
   };
   // The table names every code there is (a new code makes this test ask for its status).

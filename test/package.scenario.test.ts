@@ -49,6 +49,7 @@ const SURFACE = [
 const TYPES = [
   'GatewayOptions',
   'GatewayEvents',
+  'GatewayTlsOptions',
   'GatewayChannel',
   'DeviceKeys',
   'HttpListener',
@@ -56,6 +57,7 @@ const TYPES = [
   'DeviceOptions',
   'DeviceChannel',
   'DeviceChannelEvents',
+  'DeviceTlsOptions',
   'Channel',
   'ChannelEvents',
   'ChannelStreamOptions',

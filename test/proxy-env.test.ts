@@ -109,8 +109,13 @@ test('a no_proxy-matched target skips even an invalid proxy URL; an unmatched on
   assert.is(error(() => proxyFor(new URL('http://gw/'), { env: { http_proxy: 'https://bad', no_proxy: 'x' } })).code, 'HF_ERR_OPTION');
 });
 
-test('only http: targets', () => {
-  assert.is(error(() => proxyFor(new URL('https://gw/'), { env: {} })).code, 'HF_ERR_OPTION');
+test('http: and https: targets: https: reads https_proxy / HTTPS_PROXY (as curl), its no_proxy port is 443', () => {
+  assert.is(error(() => proxyFor(new URL('ftp://gw/'), { env: {} })).code, 'HF_ERR_OPTION');
+  assert.is(proxyFor(new URL('https://gw/'), { env: { http_proxy: 'http://p:3128' } }), null);
+  assert.is(proxyFor(new URL('https://gw/'), { env: { https_proxy: 'http://p:3128' } })?.host, 'p:3128');
+  assert.is(proxyFor(new URL('https://gw/'), { env: { HTTPS_PROXY: 'http://q:3128' } })?.host, 'q:3128');
+  assert.is(proxyFor(new URL('https://gw/'), { env: { https_proxy: 'http://p:3128', no_proxy: 'gw:443' } }), null);
+  assert.is(proxyFor(new URL('https://gw/'), { env: { https_proxy: 'http://p:3128', no_proxy: 'gw:80' } })?.host, 'p:3128');
 });
 
 test('process.env is the default environment', () => {

@@ -24,7 +24,8 @@ const root = path.resolve(__dirname, '..');
 // TCP transports, the transport ladder, authentication, the journal, the mux and port forwarding,
 // the CLI) does not fit in that: this budget is set just above the measured size so that growth
 // fails the build and has to be argued for. See docs/ARCHITECTURE.md ("The device bundle").
-const DEVICE_BUDGET_KIB = 128;
+// 128 -> 136 KiB: TLS on both transports (tls-client.ts, the https agent with CONNECT), about 4.5 KiB.
+const DEVICE_BUDGET_KIB = 136;
 const GOAL_KIB = 64;
 
 const BUNDLES = [

@@ -3,8 +3,8 @@
  * streams to the targets the allow list names, and stops cleanly on SIGINT/SIGTERM.
  */
 import { readFileSync } from 'node:fs';
-import { ErrorCode, hfError } from '../../firmware/errors';
-import { Gateway, type GatewayChannel } from '../../targets/host/gateway/gateway';
+import { ErrorCode, hfError, isHfError } from '../../firmware/errors';
+import { Gateway, type GatewayChannel, type GatewayTlsOptions } from '../../targets/host/gateway/gateway';
 import { serveForwards } from '../../targets/host/app/forward';
 import { createLog, type LogFormat, type LogLevel } from '../../targets/node/log';
 import { Mux } from '../../targets/host/app/mux';
@@ -21,6 +21,9 @@ const FLAGS: Flag[] = [
   { name: 'echo', type: 'bool', help: 'send every plain message back to its device (for testing)' },
   { name: 'bench', type: 'bool', help: "answer devices' `bench` command (implies --echo)" },
   { name: 'max-sessions', type: 'number', help: 'most sessions at once (default 10000)' },
+  { name: 'tls-cert', meta: 'FILE', help: 'TLS certificate chain (PEM): HTTPS and TLS on --tcp; re-read on SIGHUP' },
+  { name: 'tls-key', meta: 'FILE', help: "the certificate's private key (PEM); re-read on SIGHUP" },
+  { name: 'tls-ca', meta: 'FILE', help: 'CA certificates (PEM): devices must show a client certificate from one of them' },
   ...LINK_FLAGS,
   ...LOG_FLAGS,
 ];
@@ -50,6 +53,24 @@ export function readDevices(file: string): Record<string, string> {
   return d as Record<string, string>;
 }
 
+/** The TLS files named by --tls-cert/--tls-key/--tls-ca, read now (null without --tls-cert). */
+export function readTls(v: Record<string, unknown>): GatewayTlsOptions | null {
+  if (v['tls-cert'] === undefined && v['tls-key'] === undefined) {
+    if (v['tls-ca'] !== undefined) throw hfError(ErrorCode.OPTION, '--tls-ca needs --tls-cert and --tls-key');
+    return null;
+  }
+  if (v['tls-cert'] === undefined || v['tls-key'] === undefined) throw hfError(ErrorCode.OPTION, '--tls-cert and --tls-key go together');
+  const read = (flag: string): Buffer => {
+    const file = String(v[flag]);
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      throw hfError(ErrorCode.OPTION, `--${flag} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
+    }
+  };
+  return { cert: read('tls-cert'), key: read('tls-key'), ...(v['tls-ca'] === undefined ? {} : { ca: read('tls-ca'), requestCert: true }) };
+}
+
 export async function gatewayCommand(argv: string[]): Promise<number> {
   const { values: v, help } = parseArgs(argv, FLAGS);
   if (help) {
@@ -67,8 +88,21 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     devices,
     link: linkOptions(v),
     maxSessions: v['max-sessions'] as number | undefined,
+    tls: readTls(v),
     log,
   });
+  // SIGHUP: the TLS files again (a renewed certificate); a bad one is a warning, the old one stays.
+  const reloadTls = (): void => {
+    try {
+      const t = readTls(v);
+      if (t === null) return log.info('SIGHUP: no --tls-cert, nothing to reload');
+      gw.setTls(t);
+      log.info('tls certificate reloaded', { cert: String(v['tls-cert']) });
+    } catch (e) {
+      log.warn('tls reload failed; the previous certificate stays', { code: isHfError(e) ? e.code : undefined, reason: (e as Error).message });
+    }
+  };
+  process.on('SIGHUP', reloadTls);
   gw.on('session', (ch: GatewayChannel) => {
     const mux = new Mux(ch, { role: 'gateway' });
     const fwd = serveForwards(mux, { allow });
@@ -87,6 +121,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   log.info('ready', { devices: Object.keys(devices).length, allow: allow.length > 0 ? allow.join(',') : 'none' });
   await onSignals(async (sig) => {
     log.info('stopping', { signal: sig });
+    process.off('SIGHUP', reloadTls);
     await gw.close();
   });
   return 0;

@@ -6,16 +6,42 @@
  * proxy's own keep-alive connections, and Proxy-Authorization when the proxy URL carries credentials.
  *
  * A request the link no longer waits for (it gave up on it) is cancelled with `cancelAbandoned`.
+ *
+ * https: (`tls` given): the agent's connections are TLS (tls-client.ts), handed to the request only
+ * once the gateway's certificate passed; through a proxy each connection is first a `CONNECT
+ * host:port` tunnel (Proxy-Authorization on the CONNECT), then TLS to the gateway inside it, and the
+ * requests inside are origin-form. A refused certificate fails the request with HF_ERR_TLS.
  */
 import * as http from 'node:http';
-import { ErrorCode, type HfError, hfError } from '../../../firmware/errors';
+import type * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
 import { CBOR_TYPE, ERROR_HEADER } from '../net/http-status';
+import { type ClientTls, openTls } from './tls-client';
+
+type OnSocket = (err: Error | null, socket: net.Socket) => void;
+
+/** An agent whose connections `open` makes (TLS, possibly inside a CONNECT tunnel), asynchronously. */
+class ConnectAgent extends http.Agent {
+  private readonly open: (cb: OnSocket) => void;
+  constructor(opts: http.AgentOptions, open: (cb: OnSocket) => void) {
+    super(opts);
+    this.open = open;
+  }
+  // Node's Agent takes a callback here and waits for it when nothing is returned.
+  override createConnection(_opts: http.ClientRequestArgs, cb?: (err: Error | null, stream: Duplex) => void): undefined {
+    if (cb !== undefined) this.open(cb);
+    return undefined;
+  }
+}
 
 export interface HttpTransportOptions {
   /** The gateway's link URL (http://host:port/v1/link). */
   url: URL;
   /** Forward proxy, or null. */
   proxy: URL | null;
+  /** TLS to the gateway (an https: URL), or null for plain http. */
+  tls?: ClientTls | null;
   /** Sockets kept (= requests outstanding at once). */
   sockets: number;
   /** Largest response body accepted. */
@@ -34,6 +60,8 @@ const STALE_LIMIT = 3;
 export class HttpTransport {
   private readonly o: HttpTransportOptions;
   private readonly agent: http.Agent;
+  /** For a request on a fresh connection: false (plain) or a TLS agent that keeps nothing. */
+  private readonly freshAgent: http.Agent | false;
   private readonly inflight = new Map<number, http.ClientRequest>();
   /** Requests cancelled on purpose: their errors are not failures. */
   private readonly cancelled = new WeakSet<http.ClientRequest>();
@@ -46,22 +74,62 @@ export class HttpTransport {
 
   constructor(o: HttpTransportOptions) {
     this.o = o;
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: o.sockets, maxFreeSockets: o.sockets, scheduling: 'lifo', noDelay: true } as http.AgentOptions);
+    const agentOpts = { keepAlive: true, maxSockets: o.sockets, maxFreeSockets: o.sockets, scheduling: 'lifo', noDelay: true } as http.AgentOptions;
+    const tls = o.tls ?? null;
+    if (tls === null) {
+      this.agent = new http.Agent(agentOpts);
+      this.freshAgent = false;
+    } else {
+      const open = (cb: OnSocket): void => this.openTls(tls, cb);
+      this.agent = new ConnectAgent(agentOpts, open);
+      this.freshAgent = new ConnectAgent({ keepAlive: false }, open);
+    }
     const headers: Record<string, string> = { 'Content-Type': CBOR_TYPE, Accept: CBOR_TYPE };
-    if (o.proxy !== null) {
+    if (o.proxy !== null && tls === null) {
       headers.Host = o.url.host;
       if (o.proxy.username !== '') {
         const cred = `${decodeURIComponent(o.proxy.username)}:${decodeURIComponent(o.proxy.password)}`;
         headers['Proxy-Authorization'] = 'Basic ' + Buffer.from(cred).toString('base64');
       }
     }
-    const via = o.proxy ?? o.url;
+    // Plain http through a proxy: absolute-form requests to the proxy. TLS: requests to the gateway
+    // (the agent makes the tunnel).
+    const via = o.proxy !== null && tls === null ? o.proxy : o.url;
     this.target = {
       host: via.hostname.replace(/^\[|\]$/g, ''),
-      port: Number(via.port || 80),
-      path: o.proxy !== null ? o.url.href : o.url.pathname + o.url.search,
+      port: Number(via.port || (via.protocol === 'https:' ? 443 : 80)),
+      path: o.proxy !== null && tls === null ? o.url.href : o.url.pathname + o.url.search,
       headers,
     };
+  }
+
+  /** One TLS connection to the gateway, through a CONNECT tunnel when there is a proxy. */
+  private openTls(tls: ClientTls, cb: OnSocket): void {
+    const host = this.o.url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(this.o.url.port || 443);
+    const start = (socket?: net.Socket): void => {
+      const s = openTls(tls, host, port, (err) => cb(err, s), socket);
+    };
+    const proxy = this.o.proxy;
+    if (proxy === null) return start();
+    const authority = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    const headers: Record<string, string> = { Host: authority };
+    if (proxy.username !== '') headers['Proxy-Authorization'] = 'Basic ' + Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64');
+    const where = `proxy ${proxy.hostname}:${proxy.port || 80}`;
+    const req = http.request({ agent: false, method: 'CONNECT', host: proxy.hostname.replace(/^\[|\]$/g, ''), port: Number(proxy.port || 80), path: authority, headers });
+    req.on('connect', (res, socket) => {
+      if (res.statusCode !== 200) {
+        socket.destroy();
+        return cb(hfError(ErrorCode.HTTP, `${where}: CONNECT ${authority} answered ${res.statusCode} ${res.statusMessage ?? ''}`.trim()), socket);
+      }
+      start(socket);
+    });
+    req.on('response', (res) => {
+      res.resume();
+      cb(hfError(ErrorCode.HTTP, `${where}: CONNECT ${authority} answered ${res.statusCode} ${res.statusMessage ?? ''}`.trim()), res.socket);
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => cb(hfError(ErrorCode.CONNECT, `${where}: ${e.code ?? e.message}`, e), req.socket as net.Socket));
+    req.end();
   }
 
   /** Requests on the way. */
@@ -79,7 +147,7 @@ export class HttpTransport {
   post(rn: number, body: Buffer, fresh = false): void {
     if (this.closed) return;
     const t = this.target;
-    const agent = fresh || !this.keepAlive ? false : this.agent;
+    const agent = fresh || !this.keepAlive ? this.freshAgent : this.agent;
     const req = http.request({ agent, method: 'POST', host: t.host, port: t.port, path: t.path, headers: { ...t.headers, 'Content-Length': String(body.length) } });
     this.inflight.set(rn, req);
     let done = false;
@@ -102,7 +170,9 @@ export class HttpTransport {
         this.post(rn, body, true);
         return;
       }
-      fail(hfError(ErrorCode.CONNECT, `${this.o.proxy !== null ? 'proxy' : 'gateway'} ${t.host}:${t.port}: ${e.code ?? e.message}`, e));
+      // Coded failures of the connection (HF_ERR_TLS: the certificate; a proxy refusing CONNECT) as they are.
+      if (isHfError(e)) return fail(e);
+      fail(hfError(ErrorCode.CONNECT, `${this.o.proxy !== null && this.freshAgent === false ? 'proxy' : 'gateway'} ${t.host}:${t.port}: ${e.code ?? e.message}`, e));
     });
     req.on('response', (res) => {
       answered = true;
@@ -178,5 +248,6 @@ export class HttpTransport {
     for (const req of this.inflight.values()) req.destroy();
     this.inflight.clear();
     this.agent.destroy();
+    if (this.freshAgent !== false) this.freshAgent.destroy();
   }
 }

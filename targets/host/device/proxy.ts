@@ -1,6 +1,8 @@
 /**
- * Which HTTP forward proxy carries requests to a plain-http gateway URL: an explicit `--proxy`, or the
- * environment (`http_proxy`, `HTTP_PROXY`, `no_proxy`, `NO_PROXY`) the way curl reads it.
+ * Which HTTP forward proxy carries requests to the gateway URL: an explicit `--proxy`, or the
+ * environment (`http_proxy`, `HTTP_PROXY`, `no_proxy`, `NO_PROXY`) the way curl reads it. For an
+ * https: gateway URL the environment's variables are `https_proxy` and `HTTPS_PROXY` (as curl's), and
+ * the transport tunnels through the proxy with CONNECT (TLS end to end: the proxy sees only bytes).
  *
  *   1. `proxy` given (a --proxy flag): that one, whatever no_proxy says. `proxy: ''` means no proxy,
  *      even if the environment names one.
@@ -11,7 +13,7 @@
  *   *                 no proxy for any host
  *   example.com       example.com and every subdomain (a.example.com), not notexample.com;
  *   .example.com      the same (a leading dot, or "*.", changes nothing)
- *   host:8080         only that port (the target's port, 80 when the URL has none)
+ *   host:8080         only that port (the target's port, 80 or 443 when the URL has none)
  *   10.1.2.3, [::1]   IP literals, compared exactly (an IPv6 entry may be bare: ::1)
  *   10.0.0.0/8        an IPv4 CIDR block, for targets written as an IPv4 literal
  * No name is resolved: `localhost` does not match 127.0.0.1. Entries that parse as nothing are skipped.
@@ -32,12 +34,12 @@ export interface ProxyForOptions {
   env?: Record<string, string | undefined>;
 }
 
-/** The proxy for `target` (an http: URL), or null to connect directly. */
+/** The proxy for `target` (an http: or https: URL), or null to connect directly. */
 export function proxyFor(target: URL, opts: ProxyForOptions = {}): URL | null {
-  if (target.protocol !== 'http:') throw hfError(ErrorCode.OPTION, `proxyFor takes an http: URL, got ${target.protocol}`);
+  if (target.protocol !== 'http:' && target.protocol !== 'https:') throw hfError(ErrorCode.OPTION, `proxyFor takes an http: or https: URL, got ${target.protocol}`);
   if (opts.proxy !== undefined) return opts.proxy.trim() === '' ? null : parseProxyUrl(opts.proxy, '--proxy');
   const env = opts.env ?? process.env;
-  const [name, value] = pick(env, 'http_proxy', 'HTTP_PROXY');
+  const [name, value] = target.protocol === 'https:' ? pick(env, 'https_proxy', 'HTTPS_PROXY') : pick(env, 'http_proxy', 'HTTP_PROXY');
   if (value === undefined) return null;
   const noProxy = pick(env, 'no_proxy', 'NO_PROXY')[1];
   if (noProxy !== undefined && noProxyMatches(noProxy, target)) return null;
@@ -84,7 +86,7 @@ function redact(value: string): string {
 /** True when the no_proxy list names the target's host (and port, when the entry has one). */
 export function noProxyMatches(list: string, target: URL): boolean {
   const host = normalizeHost(target.hostname);
-  const port = Number(target.port || 80);
+  const port = Number(target.port || (target.protocol === 'https:' ? 443 : 80));
   const ipv4 = net.isIPv4(host);
   const ip = ipv4 || net.isIPv6(host);
   for (const raw of list.split(/[\s,]+/)) {

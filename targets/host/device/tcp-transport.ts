@@ -3,16 +3,22 @@
  * both ways (frames.ts). It reports what happens (up, frame, down) and knows nothing of the ladder
  * that decides when to use it. Each `connect` starts a new attempt; events of an older attempt are
  * ignored, and `close` reports nothing.
+ *
+ * With `tls` the connection is TLS (tls-client.ts): it is up only once the handshake is done and the
+ * gateway's certificate passed; a refused one goes down with the HF_ERR_TLS (retried as any other
+ * failed connection, with the ladder's back-off).
  */
 import * as net from 'node:net';
-import { isHfError } from '../../../firmware/errors';
+import { type HfError, isHfError } from '../../../firmware/errors';
 import type { Address } from '../net/address';
 import { FrameReader, FrameWriter } from '../net/frames';
+import { type ClientTls, openTls } from './tls-client';
 
 export interface TcpTransportEvents {
   onUp(): void;
   onFrame(body: Buffer): void;
-  onDown(reason: string): void;
+  /** The connection went down; `err` when a coded failure says why (HF_ERR_TLS: the certificate). */
+  onDown(reason: string, err?: HfError): void;
 }
 
 export class TcpTransport {
@@ -24,26 +30,33 @@ export class TcpTransport {
   private up = false;
   private attempt = 0;
 
-  constructor(to: Address, maxFrame: number, ev: TcpTransportEvents) {
+  private readonly tls: ClientTls | null;
+
+  constructor(to: Address, maxFrame: number, ev: TcpTransportEvents, tls: ClientTls | null = null) {
     this.to = to;
     this.maxFrame = maxFrame;
     this.ev = ev;
+    this.tls = tls;
   }
 
   connect(): void {
     this.close();
     const n = ++this.attempt;
     const reader = new FrameReader(this.maxFrame);
-    const s = net.connect({ host: this.to.host, port: this.to.port });
-    this.socket = s;
-    s.setNoDelay(true);
-    s.setKeepAlive(true, 30_000);
     const live = (): boolean => n === this.attempt;
-    s.on('connect', () => {
+    const up = (): void => {
       if (!live()) return;
       this.up = true;
       this.ev.onUp();
-    });
+    };
+    const s =
+      this.tls === null
+        ? net.connect({ host: this.to.host, port: this.to.port })
+        : openTls(this.tls, this.to.host, this.to.port, (err) => (err === null ? up() : this.drop(n, `${err.code}: ${err.message}`, err)));
+    this.socket = s;
+    s.setNoDelay(true);
+    s.setKeepAlive(true, 30_000);
+    if (this.tls === null) s.on('connect', up);
     s.on('data', (chunk: Buffer) => {
       if (!live()) return;
       try {
@@ -87,12 +100,12 @@ export class TcpTransport {
     }
   }
 
-  private drop(n: number, reason: string): void {
+  private drop(n: number, reason: string, err?: HfError): void {
     if (n !== this.attempt) return;
     this.attempt++;
     this.up = false;
     this.socket?.destroy();
     this.socket = null;
-    this.ev.onDown(reason);
+    this.ev.onDown(reason, err);
   }
 }

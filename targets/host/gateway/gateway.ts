@@ -30,10 +30,12 @@ import { GatewayChannel } from './gateway-channel';
 import { HttpFront } from './http-front';
 import { type DeviceKeys, keyLookup } from './keys';
 import { TcpFront } from './tcp-front';
+import { type GatewayTlsOptions, isLoopbackHost, serverTlsOptions } from './tls';
 
 export type { DeviceKeys } from './keys';
 export { GatewayChannel } from './gateway-channel';
 export type { HttpListener, TcpListener } from './front';
+export type { GatewayTlsOptions } from './tls';
 
 /** The gateway's events and what their listeners get. */
 export type GatewayEvents = {
@@ -58,6 +60,8 @@ export interface GatewayOptions {
   maxConnections?: number;
   /** The HTTP path of the link (default "/v1/link"). */
   path?: string;
+  /** TLS for both fronts (HTTPS, TLS on the direct TCP port); absent or null: plain (loopback and labs). */
+  tls?: GatewayTlsOptions | null;
   log?: Log;
 }
 
@@ -115,9 +119,11 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     });
     this.maxBody = this.acceptor.o.maxBundleBytes;
     const host = this.frontHost();
+    const tls = opts.tls === undefined || opts.tls === null ? null : serverTlsOptions(opts.tls);
     const http = opts.http === undefined ? '127.0.0.1:0' : opts.http;
-    this.httpFront = http === null ? null : new HttpFront(host, parseAddress(http, 'http'));
-    this.tcpFront = opts.tcp === undefined || opts.tcp === null ? null : new TcpFront(host, parseAddress(opts.tcp, 'tcp'), opts.maxConnections ?? 10000);
+    this.httpFront = http === null ? null : new HttpFront(host, parseAddress(http, 'http'), tls);
+    this.tcpFront = opts.tcp === undefined || opts.tcp === null ? null : new TcpFront(host, parseAddress(opts.tcp, 'tcp'), opts.maxConnections ?? 10000, tls);
+    this.secure = tls !== null;
     this.http = this.httpFront;
     this.tcp = this.tcpFront;
     if (this.http === null && this.tcp === null) throw hfError(ErrorCode.OPTION, 'a gateway needs an http or a tcp listener');
@@ -133,9 +139,36 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       await gw.close();
       throw e;
     }
-    gw.log.info('listening', { http: gw.http?.url, tcp: gw.tcp?.address });
+    gw.log.info('listening', { http: gw.http?.url, tcp: gw.tcp?.address, tls: gw.secure ? 'on' : 'off' });
+    gw.warnIfPlain();
     gw.emit('listening');
     return gw;
+  }
+
+  /** Whether both fronts serve TLS. */
+  private readonly secure: boolean;
+
+  /** Plain http/tcp on an address other than loopback: everything crosses the network readable. */
+  private warnIfPlain(): void {
+    if (this.secure) return;
+    const open = [this.http?.address, this.tcp?.address].filter((a): a is string => a !== undefined && !isLoopbackHost(a.slice(0, a.lastIndexOf(':'))));
+    if (open.length > 0) this.log.warn('serving plain http/tcp on a non-loopback address: payloads cross the network unencrypted (give tls: --tls-cert/--tls-key)', { listen: open.join(',') });
+  }
+
+  /**
+   * Replaces the certificate and key (the CLI does this on SIGHUP): connections from now on get the
+   * new ones, open ones keep theirs. Only for a gateway started with `tls`. Throws HF_ERR_OPTION on
+   * bad options, and HF_ERR_TLS when Node cannot use them (a key that does not match, bad PEM).
+   */
+  setTls(o: GatewayTlsOptions): void {
+    if (!this.secure) throw hfError(ErrorCode.OPTION, 'setTls: this gateway was started without tls');
+    const t = serverTlsOptions(o);
+    try {
+      this.httpFront?.setSecureContext(t);
+      this.tcpFront?.setSecureContext(t);
+    } catch (e) {
+      throw hfError(ErrorCode.TLS, `new certificate refused: ${(e as Error).message}`, e);
+    }
   }
 
   /** Live sessions. */

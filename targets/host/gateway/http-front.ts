@@ -8,6 +8,8 @@
  * `{"code": ..., "message": ...}` for people with curl. A refusal changes no session.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
+import type * as tls from 'node:tls';
 import { errorBundle } from '../../../firmware/error-bundle';
 import { ErrorCode, type ErrorCodeValue, type HfError, hfError } from '../../../firmware/errors';
 import type { ServerLink } from '../../../firmware/server-link';
@@ -21,7 +23,8 @@ interface Exchange {
 }
 
 export class HttpFront implements HttpListener {
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
+  private readonly secure: boolean;
   private readonly gw: FrontHost;
   private readonly want: Address;
   private readonly exchanges = new Map<number, Exchange>();
@@ -29,10 +32,16 @@ export class HttpFront implements HttpListener {
   /** Bound address once listening. */
   address = '';
 
-  constructor(gw: FrontHost, want: Address) {
+  /** `tls`: Node's server TLS options (gateway/tls.ts); null: plain HTTP. */
+  constructor(gw: FrontHost, want: Address, tlsOptions: tls.TlsOptions | null = null) {
     this.gw = gw;
     this.want = want;
-    this.server = http.createServer((req, res) => this.onRequest(req, res));
+    this.secure = tlsOptions !== null;
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => this.onRequest(req, res);
+    this.server = tlsOptions === null ? http.createServer(onRequest) : https.createServer(tlsOptions, onRequest);
+    // A failed handshake (an untrusted or missing client certificate, plain HTTP on the TLS port) only
+    // closes that connection.
+    this.server.on('tlsClientError', (e: NodeJS.ErrnoException) => gw.log.debug('tls handshake failed', { front: 'http', reason: e.code ?? e.message }));
     // Held requests are answered within the link's hold limit; a socket between requests may idle a
     // little longer than that before the gateway closes it.
     const hold = gw.holdMs;
@@ -42,7 +51,17 @@ export class HttpFront implements HttpListener {
   }
 
   get url(): string {
-    return `http://${this.address}${this.gw.path}`;
+    return `${this.secure ? 'https' : 'http'}://${this.address}${this.gw.path}`;
+  }
+
+  /** Whether this front serves HTTPS. */
+  get tls(): boolean {
+    return this.secure;
+  }
+
+  /** New certificate and key for connections from now on (HTTPS only). */
+  setSecureContext(o: tls.TlsOptions): void {
+    if (this.server instanceof https.Server) this.server.setSecureContext(o);
   }
 
   /** Requests held open now. */

@@ -9,6 +9,7 @@
  * an accepted frame is closed after its refusal, as is one whose framing is broken.
  */
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { errorBundle } from '../../../firmware/error-bundle';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
 import type { ServerLink } from '../../../firmware/server-link';
@@ -26,7 +27,7 @@ interface Conn {
 }
 
 export class TcpFront implements TcpListener {
-  private readonly server: net.Server;
+  private readonly server: net.Server | tls.Server;
   private readonly gw: FrontHost;
   private readonly want: Address;
   private readonly maxConnections: number;
@@ -34,11 +35,19 @@ export class TcpFront implements TcpListener {
   private seq = 0;
   address = '';
 
-  constructor(gw: FrontHost, want: Address, maxConnections: number) {
+  /** `tlsOptions`: Node's server TLS options (gateway/tls.ts); null: plain TCP. */
+  constructor(gw: FrontHost, want: Address, maxConnections: number, tlsOptions: tls.TlsOptions | null = null) {
     this.gw = gw;
     this.want = want;
     this.maxConnections = maxConnections;
-    this.server = net.createServer((s) => this.onConnection(s));
+    // TLS: connections reach onConnection once their handshake is done; a failed one only closes.
+    this.server = tlsOptions === null ? net.createServer((s) => this.onConnection(s)) : tls.createServer(tlsOptions, (s) => this.onConnection(s));
+    if (tlsOptions !== null) this.server.on('tlsClientError', (e: NodeJS.ErrnoException) => gw.log.debug('tls handshake failed', { front: 'tcp', reason: e.code ?? e.message }));
+  }
+
+  /** New certificate and key for connections from now on (TLS only). */
+  setSecureContext(o: tls.TlsOptions): void {
+    if (this.server instanceof tls.Server) this.server.setSecureContext(o);
   }
 
   get connections(): number {
