@@ -249,11 +249,20 @@ export class ClientLink extends LinkBase {
   /** A resumed session has not yet heard from the gateway (onOpen fires when it does). */
   private resuming = false;
 
+  /**
+   * The session just moved onto a new direct connection and has sent nothing on it yet: the first
+   * frame there carries no messages (an empty bundle of the session, perhaps with a close item), so
+   * it fits the gateway's limit for connections that have not proved a key (PROTOCOL 11.4); what is
+   * due follows in the next frame at once.
+   */
+  private freshDirect = false;
+
   /** The driver moved the session to another transport: unacknowledged messages go out again there. */
   setTransport(now: number, t: TransportValue): void {
     if (t === this.transport) return;
     this.transport = t;
     this.transportRn = this.rn;
+    this.freshDirect = t === Transport.DIRECT;
     this.reqRn.length = 0;
     this.reqDeadline.length = 0;
     this.ep.resendAll();
@@ -446,7 +455,11 @@ export class ClientLink extends LinkBase {
         this.finalRn = this.rn;
         return;
       }
-      if (this.directWants(now)) this.request(now, false);
+      if (this.directWants(now)) {
+        const fresh = this.freshDirect;
+        this.request(now, false);
+        if (fresh && this.ep.hasSendable) this.request(now, false);
+      }
       return;
     }
     if (this.state === LinkState.HELLO) {
@@ -489,8 +502,10 @@ export class ClientLink extends LinkBase {
     } else {
       const close = this.closeItem();
       if (close !== null) this.closeSent = true;
-      len = ep.writeBundle(this.sid, this.rn, now, close === null ? null : [close], true);
+      const messages = !(this.freshDirect && this.transport === Transport.DIRECT);
+      len = ep.writeBundle(this.sid, this.rn, now, close === null ? null : [close], messages);
     }
+    if (this.transport === Transport.DIRECT) this.freshDirect = false;
     this.afterWrite(now);
     if (this.transport === Transport.HELD || hello) {
       // The server answers older held requests as soon as this one arrives; the newest may be held.

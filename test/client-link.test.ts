@@ -1,7 +1,7 @@
 /** ClientLink transitions (Figure 6), driven by hand: outstanding requests, timeouts, failure, close. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LinkState } from '../firmware/link-base';
+import { LinkState, Transport } from '../firmware/link-base';
 import type { ServerLink } from '../firmware/server-link';
 import { code } from './support/errors';
 import { Manual } from './support/manual';
@@ -191,6 +191,25 @@ test('the server closing first: the device gets end, then closes too', () => {
   m.settle();
   assert.is(m.client.state, LinkState.CLOSED);
   assert.is(m.acceptor.size, 0);
+});
+
+test('the first frame on a new direct connection carries no messages (it must fit preAuthFrameBytes); they follow at once', () => {
+  const m = new Manual();
+  m.open();
+  for (let i = 0; i < 8; i++) m.send(`message ${i} `.padEnd(1000, 'x'));
+  m.requests.length = 0;
+  m.client.setTransport(m.now, Transport.DIRECT);
+  assert.ok(m.requests.length >= 2, `${m.requests.length} frames`);
+  const first = m.parse(m.requests[0].body);
+  assert.is(first.hasSid, true, 'a bundle of the session');
+  assert.is(first.msgCount, 0, 'no messages in the first frame');
+  assert.ok(m.requests[0].body.length < 512, `the first frame is ${m.requests[0].body.length} bytes`);
+  assert.is(m.parse(m.requests[1].body).msgCount, 8, 'the unacknowledged messages go again at once, in the second');
+  // Later frames on the same connection carry messages as usual.
+  m.requests.length = 0;
+  m.send('later');
+  m.advance(50);
+  assert.is(m.parse(m.requests[0].body).msgCount, 1);
 });
 
 test.run();

@@ -1,6 +1,7 @@
 /**
  * One source for each default: the defaults objects (LINK_DEFAULTS, built from WIRE_DEFAULTS,
- * RTT_DEFAULTS and RING_DEFAULTS; LADDER_DEFAULTS; MUX_LIMIT_DEFAULTS; GATEWAY_LINK_DEFAULTS). Every
+ * RTT_DEFAULTS and RING_DEFAULTS; LADDER_DEFAULTS; MUX_LIMIT_DEFAULTS; GATEWAY_LINK_DEFAULTS;
+ * TCP_LIMIT_DEFAULTS). Every
  * number written elsewhere is read back here and compared with them:
  *   - the "(default N)" in the JSDoc of each option interface;
  *   - docs/PROTOCOL.md section 10's table of options (defaults, integer ranges) and its sentences
@@ -20,7 +21,9 @@ import { RING_DEFAULTS } from '../firmware/out-ring';
 import { RTT_DEFAULTS } from '../firmware/rtt';
 import { WIRE_DEFAULTS, headerBudget } from '../firmware/wire';
 import { GATEWAY_LINK_DEFAULTS } from '../targets/host/gateway/gateway';
+import { TCP_LIMIT_DEFAULTS } from '../targets/host/gateway/tcp-front';
 import { LINK_FLAGS } from '../tools/cli/common';
+import { TCP_LIMIT_FLAGS } from '../tools/cli/gateway-cmd';
 import { code } from './support/errors';
 
 const root = join(__dirname, '..');
@@ -95,6 +98,7 @@ test('JSDoc defaults of the link options, wire limits, RTT bounds and rings are 
   checkJsdoc('RING_DEFAULTS', RING_DEFAULTS, [['firmware/out-ring.ts', 'RingOptions']]);
   checkJsdoc('LADDER_DEFAULTS', LADDER_DEFAULTS, [['firmware/ladder.ts', 'LadderOptions']]);
   checkJsdoc('MUX_LIMIT_DEFAULTS', MUX_LIMIT_DEFAULTS, [['firmware/mux-frame.ts', 'MuxLimits']]);
+  checkJsdoc('TCP_LIMIT_DEFAULTS', TCP_LIMIT_DEFAULTS, [['targets/host/gateway/tcp-front.ts', 'TcpLimits']]);
 });
 
 test('the rings alone and the link have one ring size', () => {
@@ -185,7 +189,7 @@ test('docs/PROTOCOL.md: the sentences about the defaults', () => {
 /** Options the docs may name with a default: the defaults objects, then the JSDoc of options kept inline. */
 function docDefaults(): Map<string, number> {
   const m = new Map<string, number>();
-  for (const o of [LINK_DEFAULTS, LADDER_DEFAULTS, MUX_LIMIT_DEFAULTS] as Numbers[]) for (const [k, v] of Object.entries(o)) m.set(k, v);
+  for (const o of [LINK_DEFAULTS, LADDER_DEFAULTS, MUX_LIMIT_DEFAULTS, TCP_LIMIT_DEFAULTS] as Numbers[]) for (const [k, v] of Object.entries(o)) m.set(k, v);
   const inline: [string, string][] = [
     ['firmware/mux.ts', 'MuxTableOptions'],
     ['firmware/journal.ts', 'JournalOptions'],
@@ -243,6 +247,20 @@ test('the CLI link flags state the link defaults', () => {
 function reserved(o: ResolvedOptions): number {
   return o.outBytes + o.inBytes + Math.min(o.inBytes, o.maxMessage) + o.maxBundleBytes;
 }
+
+test("the gateway's TCP limit flags state TCP_LIMIT_DEFAULTS", () => {
+  let n = 0;
+  for (const f of TCP_LIMIT_FLAGS) {
+    const name = f.name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    const d = /\(default (\S+?)[,)]/.exec(f.help);
+    assert.ok(d !== null, `--${f.name}: its help states no default`);
+    if (name === 'maxConnections') continue; // the gateway's own option, not a TcpLimits bound
+    assert.ok(name in TCP_LIMIT_DEFAULTS, `--${f.name} is not a TcpLimits bound (${name})`);
+    assert.is(amountAt(d[1], name), TCP_LIMIT_DEFAULTS[name as keyof typeof TCP_LIMIT_DEFAULTS], `--${f.name}: "${f.help}"`);
+    n++;
+  }
+  assert.is(n, Object.keys(TCP_LIMIT_DEFAULTS).length, 'a flag for every bound');
+});
 
 test("the gateway's sizing note states GATEWAY_LINK_DEFAULTS", () => {
   const text = read('targets/host/gateway/gateway.ts');

@@ -8,10 +8,34 @@ import { Gateway, type GatewayChannel, type GatewayTlsOptions } from '../../targ
 import { serveForwards } from '../../targets/host/app/forward';
 import { createLog, type LogFormat, type LogLevel } from '../../targets/node/log';
 import { Mux } from '../../targets/host/app/mux';
+import type { TcpLimits } from '../../targets/host/gateway/tcp-front';
 import { parseTarget } from '../../firmware/mux';
 import { type Flag, parseArgs, usage } from './args';
 import { benchResponder } from './bench-proto';
 import { linkOptions, LINK_FLAGS, LOG_FLAGS, onSignals } from './common';
+
+/** The direct TCP port's bounds on connections that have not proved a key (TcpLimits). */
+export const TCP_LIMIT_FLAGS: Flag[] = [
+  { name: 'max-connections', type: 'number', help: 'most direct TCP connections at once (default 10000)' },
+  { name: 'pre-auth-frame-bytes', type: 'number', help: 'largest first frame a TCP connection may announce before it proved a key (default 4096)' },
+  { name: 'pre-auth-deadline-ms', type: 'number', help: 'a TCP connection must have a frame accepted within this, ms (default 10000)' },
+  { name: 'pre-auth-idle-ms', type: 'number', help: 'a TCP connection not yet authenticated that goes quiet this long is closed, ms (default 5000)' },
+  { name: 'connection-idle-ms', type: 'number', help: "a session's TCP connection with nothing received this long is closed, ms (default 45000)" },
+  { name: 'max-pre-auth', type: 'number', help: 'most TCP connections not yet authenticated, at once (default 1000)' },
+  { name: 'max-pre-auth-per-address', type: 'number', help: 'most TCP connections not yet authenticated from one address (default 64)' },
+  { name: 'hello-rate', type: 'number', help: 'first frames taken per second from one address (default 20)' },
+  { name: 'hello-burst', type: 'number', help: 'first frames one address may send in a burst (default 100)' },
+];
+
+/** The TcpLimits the flags give (unset ones stay unset: the gateway's defaults apply). */
+export function tcpLimitsOf(v: Record<string, unknown>): TcpLimits {
+  const o: Record<string, number> = {};
+  for (const f of TCP_LIMIT_FLAGS) {
+    if (f.name === 'max-connections' || v[f.name] === undefined) continue;
+    o[f.name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = v[f.name] as number;
+  }
+  return o as TcpLimits;
+}
 
 const FLAGS: Flag[] = [
   { name: 'http', meta: 'HOST:PORT', help: 'HTTP listener (default 127.0.0.1:8080)' },
@@ -25,6 +49,7 @@ const FLAGS: Flag[] = [
   { name: 'tls-key', meta: 'FILE', help: "the certificate's private key (PEM); re-read on SIGHUP" },
   { name: 'tls-ca', meta: 'FILE', help: 'CA certificates (PEM): devices must show a client certificate from one of them' },
   ...LINK_FLAGS,
+  ...TCP_LIMIT_FLAGS,
   ...LOG_FLAGS,
 ];
 
@@ -88,6 +113,8 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     devices,
     link: linkOptions(v),
     maxSessions: v['max-sessions'] as number | undefined,
+    maxConnections: v['max-connections'] as number | undefined,
+    tcpLimits: tcpLimitsOf(v),
     tls: readTls(v),
     log,
   });

@@ -8,6 +8,7 @@
 import type { HfError } from '../../../firmware/errors';
 import type { ServerLink } from '../../../firmware/server-link';
 import type { Log } from '../../../hal/log';
+import type { TcpLimits } from './tcp-front';
 
 /** A request or frame the gateway would not take: the error, and the request number it answers. */
 export class Refusal {
@@ -28,6 +29,10 @@ export interface FrontHost {
   readonly maxBody: number;
   /** Longest a request is held before it is answered anyway, ms (the link's holdMs). */
   readonly holdMs: number;
+  /** The link's keepaliveMs: a live session sends at least this often on a direct connection. */
+  readonly keepaliveMs: number;
+  /** The direct TCP front's bounds on connections before they proved a key (unset: TCP_LIMIT_DEFAULTS). */
+  readonly tcpLimits: TcpLimits | undefined;
   /** An HTTP request body arrived as exchange `ex` (> 0): its session, or why it was refused. */
   request(ex: number, body: Uint8Array): ServerLink | Refusal;
   /** A frame arrived on direct connection `conn` (> 0): its session, or why it was refused. */
@@ -54,4 +59,6 @@ export interface TcpListener {
   readonly address: string;
   /** Connections open now. */
   readonly connections: number;
+  /** Of them, those with no frame accepted yet (bounded by TcpLimits). */
+  readonly preAuthConnections: number;
 }

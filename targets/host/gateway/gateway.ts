@@ -29,12 +29,13 @@ import { type FrontHost, type HttpListener, Refusal, type TcpListener } from './
 import { GatewayChannel } from './gateway-channel';
 import { HttpFront } from './http-front';
 import { type DeviceKeys, keyLookup } from './keys';
-import { TcpFront } from './tcp-front';
+import { TcpFront, type TcpLimits } from './tcp-front';
 import { type GatewayTlsOptions, isLoopbackHost, serverTlsOptions } from './tls';
 
 export type { DeviceKeys } from './keys';
 export { GatewayChannel } from './gateway-channel';
 export type { HttpListener, TcpListener } from './front';
+export { TCP_LIMIT_DEFAULTS, type TcpLimits } from './tcp-front';
 export type { GatewayTlsOptions } from './tls';
 
 /** The gateway's events and what their listeners get. */
@@ -58,6 +59,11 @@ export interface GatewayOptions {
   maxSessions?: number;
   /** Most direct TCP connections at once (default 10000). */
   maxConnections?: number;
+  /**
+   * Bounds on direct TCP connections that have not proved a key yet (first frame size, deadlines,
+   * per-address caps, hello rate) and on idle ones; unset ones from TCP_LIMIT_DEFAULTS.
+   */
+  tcpLimits?: TcpLimits;
   /** The HTTP path of the link (default "/v1/link"). */
   path?: string;
   /** TLS for both fronts (HTTPS, TLS on the direct TCP port); absent or null: plain (loopback and labs). */
@@ -97,6 +103,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   private readonly tcpFront: TcpFront | null;
   private readonly slots = new Map<ServerLink, Slot>();
   private closed = false;
+  private readonly tcpLimits: TcpLimits | undefined;
 
   private constructor(opts: GatewayOptions) {
     super();
@@ -104,6 +111,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     if (opts.devices === undefined) throw hfError(ErrorCode.OPTION, 'devices is required (null runs without authentication)');
     this.log = opts.log ?? silentLog;
     this.path = opts.path ?? '/v1/link';
+    this.tcpLimits = opts.tcpLimits;
     const keyOf = opts.devices === null ? null : keyLookup(opts.devices);
     this.acceptor = new Acceptor({
       options: { ...GATEWAY_LINK_DEFAULTS, ...opts.link },
@@ -184,6 +192,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       path: this.path,
       maxBody: this.maxBody,
       holdMs: this.acceptor.o.holdMs,
+      keepaliveMs: this.acceptor.o.keepaliveMs,
+      tcpLimits: this.tcpLimits,
       request: (ex, body) => this.take(body, (now) => this.acceptor.onRequest(now, ex, body), 'request'),
       frame: (conn, body) => this.take(body, (now) => this.acceptor.onFrame(now, body, -conn), 'frame'),
       exchangeGone: (link, ex) => {

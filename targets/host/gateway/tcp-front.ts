@@ -7,15 +7,101 @@
  *
  * A refused frame is answered with an error frame (the code inside); a connection that never carried
  * an accepted frame is closed after its refusal, as is one whose framing is broken.
+ *
+ * Strangers (connections with no frame accepted yet: they proved no key) are bounded by `TcpLimits`:
+ * they may announce only a small first frame (nothing larger is buffered, and nothing is allocated
+ * for it before it is complete), must get a frame accepted by a deadline and may not go quiet, are
+ * capped in number overall and per source address, and one address may send only so many first
+ * frames a second. See docs/PROTOCOL.md 11.4 for what a stranger can cost.
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { errorBundle } from '../../../firmware/error-bundle';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
 import type { ServerLink } from '../../../firmware/server-link';
+import { hostClock } from '../../node/clock';
 import { type Address, listenOn } from '../net/address';
 import { FrameReader, FrameWriter, frame } from '../net/frames';
 import { type FrontHost, Refusal, type TcpListener } from './front';
+
+// ---- limits on strangers (TcpLimits) ------------------------------------------------------------
+
+/** Bounds on direct TCP connections before (and after) they proved a key; see docs/PROTOCOL.md 11.4. */
+export interface TcpLimits {
+  /**
+   * Largest frame a connection may announce before a frame of it was accepted, bytes (default 4096);
+   * a larger length is refused at once (HF_ERR_LIMIT) and the connection closed. A hello is about
+   * 300 bytes, and a device's first frame on a new connection carries no messages.
+   */
+  preAuthFrameBytes?: number;
+  /** A connection must have a frame accepted within this of connecting, or it is closed (HF_ERR_TIMEOUT), ms (default 10000). */
+  preAuthDeadlineMs?: number;
+  /** A connection with no frame accepted yet that sends nothing for this long is closed, ms (default 5000). */
+  preAuthIdleMs?: number;
+  /**
+   * A connection that carries a session is closed when nothing arrives on it for this long, ms
+   * (default 45000: three keep-alive periods of a device with the default keepaliveMs); the session
+   * then waits for HTTP or a new connection. Must exceed the gateway's keepaliveMs.
+   */
+  connectionIdleMs?: number;
+  /** Most connections with no frame accepted yet, at once, from all addresses (default 1000): the rest of maxConnections stays for sessions. */
+  maxPreAuth?: number;
+  /** Most connections with no frame accepted yet, at once, from one source address (default 64); more are refused (HF_ERR_BUSY). */
+  maxPreAuthPerAddress?: number;
+  /** First frames (hellos, or sessions moving onto a new connection) taken from one source address per second: the token bucket's refill (default 20). */
+  helloRate?: number;
+  /** The token bucket's size: first frames one source address may send in a burst (default 100); beyond it they are refused (HF_ERR_BUSY). */
+  helloBurst?: number;
+}
+
+export const TCP_LIMIT_DEFAULTS: Readonly<Required<TcpLimits>> = {
+  preAuthFrameBytes: 4096,
+  preAuthDeadlineMs: 10000,
+  preAuthIdleMs: 5000,
+  connectionIdleMs: 45000,
+  maxPreAuth: 1000,
+  maxPreAuthPerAddress: 64,
+  helloRate: 20,
+  helloBurst: 100,
+};
+
+/** TcpLimits with every bound set, and the connection cap they sit under. */
+export type ResolvedTcpLimits = Readonly<Required<TcpLimits>> & { readonly maxConnections: number };
+
+/**
+ * Checks `o` (unset bounds from TCP_LIMIT_DEFAULTS) against `maxConnections` and the gateway's
+ * `keepaliveMs`; a bad value is HF_ERR_OPTION naming it. Does not change `o`.
+ */
+export function resolveTcpLimits(o: TcpLimits | undefined, maxConnections: number, keepaliveMs: number): ResolvedTcpLimits {
+  if (o !== undefined && (o === null || typeof o !== 'object')) throw hfError(ErrorCode.OPTION, 'tcpLimits must be an object');
+  const int = (name: string, v: number, lo: number, hi: number): number => {
+    if (!Number.isInteger(v) || v < lo || v > hi) throw hfError(ErrorCode.OPTION, `${name} must be an integer ${lo}..${hi}, got ${v}`);
+    return v;
+  };
+  const max = int('maxConnections', maxConnections, 1, 1 << 20);
+  const r = { ...TCP_LIMIT_DEFAULTS, ...o };
+  const rate = r.helloRate;
+  if (typeof rate !== 'number' || !(rate > 0) || rate > 1 << 20) throw hfError(ErrorCode.OPTION, `helloRate must be a number above 0, at most ${1 << 20} a second, got ${rate}`);
+  return {
+    preAuthFrameBytes: int('preAuthFrameBytes', r.preAuthFrameBytes, 512, 2 ** 30),
+    preAuthDeadlineMs: int('preAuthDeadlineMs', r.preAuthDeadlineMs, 100, 3_600_000),
+    preAuthIdleMs: int('preAuthIdleMs', r.preAuthIdleMs, 100, 3_600_000),
+    connectionIdleMs: int('connectionIdleMs', r.connectionIdleMs, keepaliveMs + 1, 86_400_000),
+    maxPreAuth: int('maxPreAuth', r.maxPreAuth, 1, max),
+    maxPreAuthPerAddress: int('maxPreAuthPerAddress', r.maxPreAuthPerAddress, 1, 1 << 20),
+    helloRate: rate,
+    helloBurst: int('helloBurst', r.helloBurst, 1, 1 << 20),
+    maxConnections: max,
+  };
+}
+
+/** What the front keeps per source address: its strangers now, and its hello token bucket. */
+interface Source {
+  preAuth: number;
+  tokens: number;
+  /** When `tokens` was last brought up to date, ms (hostClock). */
+  at: number;
+}
 
 interface Conn {
   id: number;
@@ -24,6 +110,15 @@ interface Conn {
   writer: FrameWriter;
   /** The session whose frame this connection last carried. */
   link: ServerLink | null;
+  /** Source address (the per-address limits' key). */
+  addr: string;
+  /** No frame accepted yet: counted among the strangers, bounded by the pre-auth limits. */
+  preAuth: boolean;
+  /** Being closed: later frames are ignored. */
+  closing: boolean;
+  openedAt: number;
+  lastRead: number;
+  timer: NodeJS.Timeout | null;
 }
 
 export class TcpFront implements TcpListener {
@@ -33,6 +128,10 @@ export class TcpFront implements TcpListener {
   private readonly maxConnections: number;
   private readonly conns = new Map<number, Conn>();
   private seq = 0;
+  private readonly limits: ResolvedTcpLimits;
+  private readonly sources = new Map<string, Source>();
+  private preAuthCount = 0;
+  private sweeper: NodeJS.Timeout | null = null;
   address = '';
 
   /** `tlsOptions`: Node's server TLS options (gateway/tls.ts); null: plain TCP. */
@@ -40,6 +139,7 @@ export class TcpFront implements TcpListener {
     this.gw = gw;
     this.want = want;
     this.maxConnections = maxConnections;
+    this.limits = resolveTcpLimits(gw.tcpLimits, maxConnections, gw.keepaliveMs);
     // TLS: connections reach onConnection once their handshake is done; a failed one only closes.
     this.server = tlsOptions === null ? net.createServer((s) => this.onConnection(s)) : tls.createServer(tlsOptions, (s) => this.onConnection(s));
     if (tlsOptions !== null) this.server.on('tlsClientError', (e: NodeJS.ErrnoException) => gw.log.debug('tls handshake failed', { front: 'tcp', reason: e.code ?? e.message }));
@@ -54,12 +154,25 @@ export class TcpFront implements TcpListener {
     return this.conns.size;
   }
 
+  /** Connections open now with no frame accepted yet. */
+  get preAuthConnections(): number {
+    return this.preAuthCount;
+  }
+
   async listen(): Promise<void> {
     this.address = await listenOn(this.server, this.want, 'tcp');
+    // Forgets the addresses with no strangers whose bucket is full again (so the map stays small).
+    this.sweeper = setInterval(() => this.sweep(hostClock.now()), 10_000);
+    this.sweeper.unref();
   }
 
   close(): Promise<void> {
-    for (const c of this.conns.values()) c.socket.destroy();
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
+    for (const c of this.conns.values()) {
+      if (c.timer !== null) clearTimeout(c.timer);
+      c.socket.destroy();
+    }
     this.conns.clear();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
@@ -72,38 +185,155 @@ export class TcpFront implements TcpListener {
   }
 
   private onConnection(socket: net.Socket): void {
-    if (this.conns.size >= this.maxConnections) {
-      const busy = hfError(ErrorCode.BUSY, `${this.conns.size} connections, limit ${this.maxConnections}`);
+    socket.on('error', () => {});
+    const now = hostClock.now();
+    const addr = socket.remoteAddress ?? '?';
+    const busy = this.admit(addr);
+    if (busy !== null) {
+      this.gw.log.debug('tcp connection refused', { from: addr, code: busy.code, reason: busy.message });
       const e = errorBundle(0, busy);
       socket.end(frame(e, e.length));
+      socket.destroySoon(); // once the refusal is written: a peer that never closes holds nothing
       return;
     }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
-    const c: Conn = { id: ++this.seq, socket, reader: new FrameReader(this.gw.maxBody), writer: new FrameWriter(), link: null };
+    const reader = new FrameReader(this.gw.maxBody);
+    reader.setLimit(Math.min(this.limits.preAuthFrameBytes, this.gw.maxBody), 'before authentication (preAuthFrameBytes)');
+    const c: Conn = { id: ++this.seq, socket, reader, writer: new FrameWriter(), link: null, addr, preAuth: true, closing: false, openedAt: now, lastRead: now, timer: null };
     this.conns.set(c.id, c);
+    this.preAuthCount++;
+    this.source(addr, now).preAuth++;
+    this.arm(c, now);
     socket.on('data', (chunk: Buffer) => {
+      c.lastRead = hostClock.now();
       try {
         c.reader.push(chunk, (body) => this.onFrame(c, body));
       } catch (e) {
         if (!isHfError(e)) throw e;
         this.refuse(c, 0, e);
-        socket.end();
-        socket.destroySoon?.();
+        this.shut(c);
       }
     });
-    socket.on('error', () => {});
     socket.on('close', () => this.onClose(c));
   }
 
+  /** Why a new connection from `addr` is refused (HF_ERR_BUSY), or null to take it. */
+  private admit(addr: string): HfError | null {
+    const l = this.limits;
+    if (this.conns.size >= this.maxConnections) return hfError(ErrorCode.BUSY, `${this.conns.size} connections, limit ${this.maxConnections}`);
+    if (this.preAuthCount >= l.maxPreAuth) return hfError(ErrorCode.BUSY, `${this.preAuthCount} connections not yet authenticated, limit maxPreAuth ${l.maxPreAuth}`);
+    const n = this.sources.get(addr)?.preAuth ?? 0;
+    if (n >= l.maxPreAuthPerAddress) return hfError(ErrorCode.BUSY, `${n} connections not yet authenticated from ${addr}, limit maxPreAuthPerAddress ${l.maxPreAuthPerAddress}`);
+    return null;
+  }
+
+  /** The state of source address `addr` (made with a full bucket the first time). */
+  private source(addr: string, now: number): Source {
+    let s = this.sources.get(addr);
+    if (s === undefined) {
+      s = { preAuth: 0, tokens: this.limits.helloBurst, at: now };
+      this.sources.set(addr, s);
+    }
+    return s;
+  }
+
+  /** Takes one hello token of `addr`'s bucket; false if it is empty. */
+  private takeToken(addr: string, now: number): boolean {
+    const s = this.source(addr, now);
+    const l = this.limits;
+    s.tokens = Math.min(l.helloBurst, s.tokens + ((now - s.at) * l.helloRate) / 1000);
+    s.at = now;
+    if (s.tokens < 1) return false;
+    s.tokens -= 1;
+    return true;
+  }
+
+  private sweep(now: number): void {
+    const l = this.limits;
+    for (const [addr, s] of this.sources) {
+      if (s.preAuth === 0 && s.tokens + ((now - s.at) * l.helloRate) / 1000 >= l.helloBurst) this.sources.delete(addr);
+    }
+  }
+
+  /** When connection `c` is closed unless something changes: its pre-auth deadlines, or its idle one. */
+  private dueAt(c: Conn): number {
+    const l = this.limits;
+    if (c.preAuth) return Math.min(c.openedAt + l.preAuthDeadlineMs, c.lastRead + l.preAuthIdleMs);
+    return c.lastRead + l.connectionIdleMs;
+  }
+
+  /** One timer per connection, re-armed only when it fires (reads just move `lastRead`). */
+  private arm(c: Conn, now: number): void {
+    if (c.timer !== null) clearTimeout(c.timer);
+    c.timer = setTimeout(() => this.onDue(c), Math.max(0, this.dueAt(c) - now) + 1);
+    c.timer.unref();
+  }
+
+  private onDue(c: Conn): void {
+    c.timer = null;
+    if (c.socket.destroyed || !this.conns.has(c.id)) return;
+    const now = hostClock.now();
+    if (now < this.dueAt(c)) {
+      this.arm(c, now);
+      return;
+    }
+    const l = this.limits;
+    if (!c.preAuth) {
+      // A session's connection gone quiet: the device is gone or its path is; the session waits for it.
+      this.gw.log.debug('tcp connection idle', { id: c.id, from: c.addr, ms: Math.round(now - c.lastRead) });
+      c.reader.halt();
+      c.socket.destroy();
+      return;
+    }
+    const why =
+      now >= c.openedAt + l.preAuthDeadlineMs
+        ? `no frame accepted within preAuthDeadlineMs ${l.preAuthDeadlineMs} ms`
+        : `nothing received for preAuthIdleMs ${l.preAuthIdleMs} ms before authentication`;
+    this.gw.log.debug('tcp connection timed out', { id: c.id, from: c.addr, reason: why });
+    this.refuse(c, 0, hfError(ErrorCode.TIMEOUT, why));
+    c.reader.halt();
+    c.socket.destroy();
+  }
+
+  /** Closes `c` once what is written went out (the refusal); nothing more is read from it. */
+  private shut(c: Conn): void {
+    c.closing = true;
+    c.reader.halt();
+    c.socket.end();
+    c.socket.destroySoon();
+  }
+
+  /** `c` has a frame accepted: it is no longer a stranger. */
+  private authenticated(c: Conn): void {
+    if (!c.preAuth) return;
+    this.release(c);
+    c.reader.setLimit(this.gw.maxBody);
+  }
+
+  /** Takes `c` off the strangers' counts. */
+  private release(c: Conn): void {
+    c.preAuth = false;
+    this.preAuthCount--;
+    const s = this.sources.get(c.addr);
+    if (s !== undefined) s.preAuth--;
+  }
+
   private onFrame(c: Conn, body: Buffer): void {
-    if (c.socket.destroyed) return;
+    if (c.socket.destroyed || c.closing) return;
+    if (c.preAuth && !this.takeToken(c.addr, hostClock.now())) {
+      const l = this.limits;
+      this.refuse(c, 0, hfError(ErrorCode.BUSY, `too many hellos from ${c.addr}: helloRate ${l.helloRate} a second, helloBurst ${l.helloBurst}`));
+      this.shut(c);
+      return;
+    }
     const got = this.gw.frame(c.id, body);
     if (got instanceof Refusal) {
       this.refuse(c, got.rn, got.error);
-      if (c.link === null) c.socket.end();
+      if (c.link === null) this.shut(c);
       return;
     }
+    this.authenticated(c);
     if (c.link !== got) {
       c.link = got;
       this.gw.log.info('session on tcp', { device: got.deviceId, session: Buffer.from(got.sid).toString('hex').slice(0, 8) });
@@ -117,6 +347,9 @@ export class TcpFront implements TcpListener {
 
   private onClose(c: Conn): void {
     this.conns.delete(c.id);
+    if (c.timer !== null) clearTimeout(c.timer);
+    c.timer = null;
+    if (c.preAuth) this.release(c);
     if (c.link !== null) this.gw.connectionClosed(c.link, c.id);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Framing for the direct TCP transport: each bundle travels as `[length u32 big-endian][bundle]`, in
- * both directions. `FrameReader` reassembles frames from socket chunks; a length of 0 or over
- * `maxFrame` throws HF_ERR_LIMIT (the stream cannot be resynchronised: the caller closes it).
+ * both directions. `FrameReader` reassembles frames from socket chunks; a length of 0 or over its
+ * limit throws HF_ERR_LIMIT (the stream cannot be resynchronised: the caller closes it).
  */
 import { copyBytes } from '../../../firmware/bytes';
 import { ErrorCode, hfError } from '../../../firmware/errors';
@@ -51,25 +51,59 @@ export class FrameWriter {
   }
 }
 
+/**
+ * Reassembles frames from socket chunks. A partial frame is kept as the chunks that arrived (no
+ * buffer of the announced length is allocated before the whole frame is there), so what a reader
+ * holds is at most `FRAME_HEAD + limit - 1` bytes between frames. The limit can be changed between
+ * frames (`setLimit`, e.g. from inside `onFrame`): the gateway takes only a small first frame from a
+ * connection that has not proved a key yet.
+ */
 export class FrameReader {
-  private readonly maxFrame: number;
+  private maxFrame: number;
+  private what = '';
   private chunks: Buffer[] = [];
   private have = 0;
   private need = -1;
+  private halted = false;
 
+  /** `maxFrame`: the largest frame body taken, bytes. */
   constructor(maxFrame: number) {
     this.maxFrame = maxFrame;
   }
 
+  /**
+   * Sets the largest frame body taken from the next header on, bytes; `what` is said in the
+   * HF_ERR_LIMIT message (e.g. "before authentication").
+   */
+  setLimit(maxFrame: number, what = ''): void {
+    this.maxFrame = maxFrame;
+    this.what = what;
+  }
+
+  /** The largest frame body taken now, bytes. */
+  get limit(): number {
+    return this.maxFrame;
+  }
+
+  /** Drops what is buffered and ignores every later chunk (the connection is being closed). */
+  halt(): void {
+    this.halted = true;
+    this.chunks = [];
+    this.have = 0;
+    this.need = -1;
+  }
+
   /** Feeds socket bytes; calls `onFrame` for each complete frame (its bytes are the caller's). */
   push(chunk: Buffer, onFrame: (body: Buffer) => void): void {
+    if (this.halted) return;
     this.chunks.push(chunk);
     this.have += chunk.length;
     for (;;) {
+      if (this.halted) return;
       if (this.need < 0) {
         if (this.have < FRAME_HEAD) return;
         const len = this.take(FRAME_HEAD).readUInt32BE(0);
-        if (len === 0 || len > this.maxFrame) throw hfError(ErrorCode.LIMIT, `frame of ${len} bytes, limit 1..${this.maxFrame}`);
+        if (len === 0 || len > this.maxFrame) throw hfError(ErrorCode.LIMIT, `frame of ${len} bytes, limit 1..${this.maxFrame}${this.what === '' ? '' : ` ${this.what}`}`);
         this.need = len;
       }
       if (this.have < this.need) return;
