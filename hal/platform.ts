@@ -13,6 +13,8 @@ import type { SystemInfo } from './system';
 export interface StorageOptions {
   /** fsync every append (power-cut safe for every record, one flash write per message). */
   syncAppends?: boolean;
+  /** Called when a write found the directory gone (removed under the process) and made it again. */
+  onRecreated?: (dir: string) => void;
 }
 
 export interface Platform {

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Journal, Rec, getU32 } from '../firmware/journal';
-import { FileStorage } from '../targets/node/storage';
+import { FileStorage, REMOVED_CHECK_MS } from '../targets/node/storage';
 import { within } from './support/within';
 import { failure } from './support/errors';
 
@@ -348,6 +348,37 @@ test(
       const c = child as ChildProcess | null;
       if (c !== null && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     }
+  }),
+);
+
+test(
+  'the directory removed under it: write makes it again (and says so), append notices its file is gone and throws',
+  inTemp(async (tmp) => {
+    const dir = path.join(tmp, 'state');
+    const made: string[] = [];
+    const s = new FileStorage(dir, { onRecreated: (d) => made.push(d) });
+    s.write('journal', bytes('checkpoint'));
+    s.append('journal', bytes('-a'), 0, 2);
+    fs.rmSync(dir, { recursive: true, force: true });
+    await new Promise((r) => setTimeout(r, REMOVED_CHECK_MS + 20));
+    const f = failure(() => s.append('journal', bytes('-b'), 0, 2));
+    assert.is(f.code, 'HF_ERR_STORAGE');
+    assert.match(f.message, /append to .*state\/journal: the file was removed/);
+    assert.equal(made, [], 'an append does not make the directory again');
+    s.write('journal', bytes('whole'));
+    assert.equal(made, [dir]);
+    s.append('journal', bytes('-c'), 0, 2);
+    assert.is(text(s.read('journal')), 'whole-c');
+    s.close();
+  }),
+);
+
+test(
+  'a state path that is a file, or under one: HF_ERR_STORAGE naming it',
+  inTemp((tmp) => {
+    fs.writeFileSync(path.join(tmp, 'file'), '');
+    assert.match(failure(() => new FileStorage(path.join(tmp, 'file'))).message, /^directory .*file is not a directory: EEXIST$/);
+    assert.match(failure(() => new FileStorage(path.join(tmp, 'file', 'x'))).message, /^directory .*file\/x cannot be created: ENOTDIR$/);
   }),
 );
 

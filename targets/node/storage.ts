@@ -8,29 +8,53 @@
  * loses nothing. Surviving a power cut as well needs the data on the medium: `syncAppends` (default
  * false) fsyncs after every append, at the price of one flash write per message.
  * Failures throw HF_ERR_STORAGE naming the file and the system error.
+ *
+ * A directory removed under a running process (`rm -rf DIR`): `write` creates it again (a write is a
+ * whole value, so nothing is mixed); `append` notices that its file was removed (checked at most every
+ * `REMOVED_CHECK_MS` per key, so appends in that window reach the removed file only) and throws, so
+ * that the caller writes a whole value again (the device: a full checkpoint of its session).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ErrorCode, hfError } from '../../firmware/errors';
+import { ErrorCode, hfError, isHfError } from '../../firmware/errors';
 import type { Storage } from '../../hal/storage';
 
 export interface FileStorageOptions {
   /** fsync after every append (default false: kill -9 safe, power-cut safe only up to the last sync). */
   syncAppends?: boolean;
+  /** Called when `write` found the directory gone and made it again (for a warning). */
+  onRecreated?: (dir: string) => void;
 }
+
+/** How often `append` checks that the file it appends to is still in the directory, ms. */
+export const REMOVED_CHECK_MS = 200;
 
 const KEY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export class FileStorage implements Storage {
   readonly dir: string;
   private readonly syncAppends: boolean;
+  private readonly onRecreated: ((dir: string) => void) | undefined;
   private readonly fds = new Map<string, number>();
+  /** When each kept descriptor's file was last seen in the directory (Date.now()). */
+  private readonly seen = new Map<string, number>();
 
   /** Creates `dir` (mode 0700) if it does not exist. */
   constructor(dir: string, opts: FileStorageOptions = {}) {
     this.dir = path.resolve(dir);
     this.syncAppends = opts.syncAppends ?? false;
-    this.guard('create directory', this.dir, () => fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 }));
+    this.onRecreated = opts.onRecreated;
+    this.makeDir();
+  }
+
+  private makeDir(): void {
+    try {
+      fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      const what = code === 'EEXIST' ? 'is not a directory' : 'cannot be created';
+      throw hfError(ErrorCode.STORAGE, `directory ${this.dir} ${what}: ${code}`, e);
+    }
   }
 
   private file(key: string): string {
@@ -42,6 +66,7 @@ export class FileStorage implements Storage {
     try {
       return fn();
     } catch (e) {
+      if (isHfError(e)) throw e;
       throw hfError(ErrorCode.STORAGE, `${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
     }
   }
@@ -61,7 +86,15 @@ export class FileStorage implements Storage {
     this.closeFd(key); // an append descriptor would point at the replaced file
     const tmp = f + '.tmp';
     this.guard('write', tmp, () => {
-      const fd = fs.openSync(tmp, 'w', 0o600);
+      let fd: number;
+      try {
+        fd = fs.openSync(tmp, 'w', 0o600);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        this.makeDir(); // the directory was removed: a whole value may go into a new one
+        fd = fs.openSync(tmp, 'w', 0o600);
+        this.onRecreated?.(this.dir);
+      }
       try {
         let at = 0;
         while (at < data.length) at += fs.writeSync(fd, data, at, data.length - at);
@@ -80,6 +113,15 @@ export class FileStorage implements Storage {
     if (fd === undefined) {
       fd = this.guard('open', f, () => fs.openSync(f, 'a', 0o600));
       this.fds.set(key, fd);
+      this.seen.set(key, Date.now());
+    } else if (Date.now() - (this.seen.get(key) ?? 0) >= REMOVED_CHECK_MS) {
+      // Appends through a kept descriptor to a removed file succeed and keep nothing.
+      const d = fd;
+      if (this.guard('check', f, () => fs.fstatSync(d)).nlink === 0) {
+        this.closeFd(key);
+        throw hfError(ErrorCode.STORAGE, `append to ${f}: the file was removed (ENOENT)`);
+      }
+      this.seen.set(key, Date.now());
     }
     const d = fd;
     this.guard('append to', f, () => {
@@ -109,6 +151,7 @@ export class FileStorage implements Storage {
     const fd = this.fds.get(key);
     if (fd === undefined) return;
     this.fds.delete(key);
+    this.seen.delete(key);
     try {
       fs.closeSync(fd);
     } catch {

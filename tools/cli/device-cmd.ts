@@ -24,9 +24,7 @@ const FLAGS: Flag[] = [
   { name: 'key', meta: 'KEY', help: 'secret key (or --key-file, or HOLDFAST_KEY in the environment)' },
   { name: 'key-file', meta: 'FILE', help: 'file whose first line is the secret key' },
   { name: 'forward', meta: 'LOCALPORT:HOST:PORT', repeat: true, help: 'listen on 127.0.0.1:LOCALPORT, connect through the gateway to HOST:PORT' },
-  { name: 'proxy', meta: 'URL', help: 'HTTP forward proxy (default: http_proxy / HTTP_PROXY, https_proxy for https:, honouring no_proxy)' },
-  { name: 'ca', meta: 'FILE', help: "CA certificates (PEM) the gateway's certificate must chain to (default: the system CAs)" },
-  { name: 'pin', meta: 'sha256:HEX', help: "the gateway certificate's SHA-256 fingerprint; replaces CA verification (boards without a CA)" },
+  { name: 'proxy', meta: 'URL', help: 'HTTP forward proxy (default: http_proxy / HTTP_PROXY, honouring no_proxy)' },
   { name: 'state', meta: 'DIR', help: 'keep the session journal here: restarts resume it, nothing accepted is lost' },
   { name: 'fsync', type: 'bool', help: 'with --state: sync every journal record to flash (survives power cuts; one write per message)' },
   { name: 'status', meta: 'FILE', help: 'keep FILE up to date with the session state as JSON (for flash and monitoring)' },
@@ -38,11 +36,17 @@ const ABOUT = `Runs a device: one session to the gateway, carrying messages and 
 
 /** Settings from --config, checked: the keys are flag names (camelCase also accepted). */
 function readConfig(file: string): Values {
-  let d: unknown;
+  let text: string;
   try {
-    d = JSON.parse(readFileSync(file, 'utf8'));
+    text = readFileSync(file, 'utf8');
   } catch (e) {
     throw hfError(ErrorCode.OPTION, `--config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
+  }
+  let d: unknown;
+  try {
+    d = JSON.parse(text);
+  } catch (e) {
+    throw hfError(ErrorCode.OPTION, `--config ${file}: not JSON (${(e as Error).message})`, e);
   }
   if (d === null || typeof d !== 'object' || Array.isArray(d)) throw hfError(ErrorCode.OPTION, `--config ${file}: must be a JSON object`);
   const out: Values = {};
@@ -70,20 +74,6 @@ export function parseForward(s: string): ForwardSpec {
   return { localPort: local, host: t.host, port: t.port };
 }
 
-/** --ca FILE (read now) and --pin as the device's TLS options. */
-function deviceTls(v: Values): DeviceOptions['tls'] {
-  const tls: NonNullable<DeviceOptions['tls']> = {};
-  if (typeof v.ca === 'string') {
-    try {
-      tls.ca = readFileSync(v.ca);
-    } catch (e) {
-      throw hfError(ErrorCode.OPTION, `--ca ${v.ca}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
-    }
-  }
-  if (typeof v.pin === 'string') tls.pin = v.pin;
-  return tls;
-}
-
 /** The device's settings from flags and --config, validated before anything starts. */
 export function deviceSettings(argv: string[]): { options: DeviceOptions; forwards: ForwardSpec[]; log: Log; status: string | null } | 'help' {
   const { values: flags, help } = parseArgs(argv, FLAGS);
@@ -101,7 +91,6 @@ export function deviceSettings(argv: string[]): { options: DeviceOptions; forwar
     proxy: v.proxy as string | undefined,
     stateDir: (v.state as string | undefined) ?? null,
     syncAppends: v.fsync === true,
-    tls: deviceTls(v),
     log,
   };
   const forwards = ((v.forward as string[] | undefined) ?? []).map(parseForward);
@@ -165,7 +154,9 @@ export async function deviceCommand(argv: string[]): Promise<number> {
         cur.fwd = await forwardPorts(mux, forwards);
         for (const [i, f] of forwards.entries()) log.info('forwarding', { listen: `127.0.0.1:${cur.fwd.ports[i]}`, to: `${f.host}:${f.port}` });
       } catch (e) {
-        ch.destroy();
+        // A local port we cannot listen on (HF_ERR_CONNECT) ends the process; the session is left
+        // as it is, so that with --state the next start resumes it.
+        (ch as unknown as { detach(): void }).detach();
         throw e;
       }
     }
@@ -173,6 +164,9 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     await cur.fwd?.close();
     current = null;
     if (stopping) break;
+    // The state directory cannot be written (and could not be made again): the session could not
+    // stay durable, so the device ends rather than carry on without what --state promises.
+    if (isHfError(err) && err.code === ErrorCode.STORAGE) throw err;
     const wait = isHfError(err) && err.code === ErrorCode.AUTH ? 60_000 : backoff;
     status({ state: 'reconnecting', session: null, transport: 'none', error: err?.code ?? null });
     backoff = Math.min(30_000, backoff * 2);

@@ -10,4 +10,4 @@ const COMMANDS: Record<string, Command> = {
   bench: { run: benchCommand, about: 'measure size, start, round trips, rates and memory against a gateway run with --bench' },
 };
 
-void runCommand('holdfast-device.js', COMMANDS, process.argv.slice(2));
+void runCommand('holdfast-device.js', COMMANDS, process.argv.slice(2), { exitOnUncaught: true });

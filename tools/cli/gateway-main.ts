@@ -6,4 +6,4 @@ const COMMANDS: Record<string, Command> = {
   gateway: { run: gatewayCommand, about: 'serve devices over HTTP and direct TCP' },
 };
 
-void runCommand('holdfast-gateway.js', COMMANDS, process.argv.slice(2));
+void runCommand('holdfast-gateway.js', COMMANDS, process.argv.slice(2), { exitOnUncaught: true });

@@ -15,5 +15,5 @@ export const COMMANDS: Record<string, Command> = {
 };
 
 export function main(argv: string[]): Promise<void> {
-  return runCommand('holdfast', COMMANDS, argv);
+  return runCommand('holdfast', COMMANDS, argv, { exitOnUncaught: true });
 }

@@ -103,9 +103,12 @@ export class PortForwarder extends EventEmitter {
       server.maxConnections = maxConnections;
       this.servers.push(server);
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
+        server.once('error', (e: NodeJS.ErrnoException) => {
+          const at = `${bindHost.includes(':') ? `[${bindHost}]` : bindHost}:${spec.localPort}`;
+          reject(hfError(ErrorCode.CONNECT, `forward listen on ${at} (to ${formatTarget(spec.host, spec.port)}): ${e.code ?? e.message}`, e));
+        });
         server.listen({ host: bindHost, port: spec.localPort }, () => {
-          server.off('error', reject);
+          server.removeAllListeners('error');
           resolve();
         });
       });
@@ -146,8 +149,9 @@ export class PortForwarder extends EventEmitter {
 
 /**
  * Listens on `bindHost`:`localPort` for each spec and forwards every connection through `mux` to
- * the spec's host:port. Resolves once all ports listen (rejects, with the ports opened so far
- * closed, when one cannot). Throws HF_ERR_OPTION for bad specs or options.
+ * the spec's host:port. Resolves once all ports listen (rejects with HF_ERR_CONNECT naming the
+ * address, the system error as `cause`, and the ports opened so far closed, when one cannot: in use,
+ * not allowed). Throws HF_ERR_OPTION for bad specs or options.
  */
 export async function forwardPorts(mux: Mux, specs: ForwardSpec[], opts: ForwardOptions = {}): Promise<PortForwarder> {
   if (!Array.isArray(specs) || specs.length === 0) throw hfError(ErrorCode.OPTION, `specs must be a non-empty array, got ${String(specs)}`);

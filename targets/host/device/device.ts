@@ -11,13 +11,14 @@
  * Events besides the Channel's: 'open' (session established or resumed), 'transport' (name, reason).
  */
 import { type ClientConfig, ClientLink, type ClientPort } from '../../../firmware/client-link';
-import { ErrorCode, type HfError, hfError } from '../../../firmware/errors';
+import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
 import { Journal } from '../../../firmware/journal';
 import { Ladder, type LadderOptions } from '../../../firmware/ladder';
 import { LinkState, Transport } from '../../../firmware/link-base';
 import { type LinkOptions, resolveOptions } from '../../../firmware/options';
 import type { Log } from '../../../hal/log';
 import type { Storage } from '../../../hal/storage';
+import { StateStore, type StateStoreEvents } from './state-store';
 import { type Address, formatAddress, parseAddress } from '../net/address';
 import { platform } from '#platform';
 import { kAttach, kPort } from '../app/channel';
@@ -27,10 +28,9 @@ import { HttpTransport } from './http-transport';
 import { TcpTransport } from './tcp-transport';
 import { silentLog } from '../../node/log';
 import { proxyFor } from './proxy';
-import { type DeviceTlsOptions, clientTls } from './tls-client';
 
 export interface DeviceOptions {
-  /** The gateway's URL: https://host:port or http://host:port (the path defaults to /v1/link). */
+  /** The gateway's URL: http://host:port (the path defaults to /v1/link). */
   gateway: string;
   /** The gateway's direct TCP address, "host:port"; null or absent: HTTP only. */
   tcp?: string | Address | null;
@@ -50,8 +50,6 @@ export interface DeviceOptions {
   link?: LinkOptions;
   /** Transport ladder timing (firmware/ladder.ts). */
   ladder?: LadderOptions;
-  /** How TLS verifies the gateway (system CAs unless `ca` or `pin`), and whether direct TCP uses it. */
-  tls?: DeviceTlsOptions;
   log?: Log;
 }
 
@@ -62,9 +60,9 @@ function gatewayUrl(s: string): URL {
   try {
     u = new URL(s);
   } catch {
-    throw hfError(ErrorCode.OPTION, `gateway must be a URL like https://host:8443, got ${JSON.stringify(s)}`);
+    throw hfError(ErrorCode.OPTION, `gateway must be a URL like http://host:8080, got ${JSON.stringify(s)}`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw hfError(ErrorCode.OPTION, `gateway URL must be https: or http:, got ${u.protocol}`);
+  if (u.protocol !== 'http:') throw hfError(ErrorCode.OPTION, `gateway URL must be http:, got ${u.protocol}`);
   if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/link';
   return u;
 }
@@ -97,9 +95,6 @@ class Device implements DeviceState {
     const url = gatewayUrl(opts.gateway);
     const tcpAddr = opts.tcp === undefined || opts.tcp === null ? null : parseAddress(opts.tcp, 'tcp');
     const proxy = opts.proxy === null ? null : proxyFor(url, { proxy: opts.proxy, env: opts.env });
-    // TLS: https: URLs always; direct TCP when the URL is https: unless tls.direct says otherwise.
-    const tls = clientTls(opts.tls, url.hostname);
-    const tcpTls = (opts.tls?.direct ?? url.protocol === 'https:') && tcpAddr !== null ? clientTls(opts.tls, opts.tls?.servername ?? tcpAddr.host) : null;
     const o = resolveOptions(opts.link);
     const key = opts.key === null ? undefined : typeof opts.key === 'string' ? utf8.encode(opts.key) : opts.key;
     if (key !== undefined && key.length === 0) throw hfError(ErrorCode.OPTION, 'key must not be empty');
@@ -139,10 +134,22 @@ class Device implements DeviceState {
       helloCounter: Math.floor(platform.clock.wall() / 100) >>> 0,
       ...(key === undefined ? {} : { key, crypto: platform.crypto }),
     };
-    this.storage = opts.stateDir ? platform.storage(opts.stateDir, { syncAppends: opts.syncAppends }) : null;
+    const store = opts.stateDir
+      ? new StateStore(
+          platform.storage(opts.stateDir, { syncAppends: opts.syncAppends, onRecreated: (dir) => this.log.warn('state directory was gone; made it again with a full checkpoint', { dir }) }),
+          this.stateEvents(opts.stateDir, o.maxMessage),
+        )
+      : null;
+    this.storage = store;
     let client: ClientLink | null = null;
     if (this.storage !== null) {
-      client = ClientLink.fromJournal(this.storage, now, config, port);
+      try {
+        client = ClientLink.fromJournal(this.storage, now, config, port);
+      } catch (e) {
+        // A journal that cannot be read back: say which directory holds it.
+        if (isHfError(e) && e.code === ErrorCode.STATE) throw hfError(ErrorCode.STATE, `state directory ${opts.stateDir}: ${e.message}`, e);
+        throw e;
+      }
       if (client !== null && client.id !== opts.id) throw hfError(ErrorCode.STATE, `state directory ${opts.stateDir} holds device ${JSON.stringify(client.id)}, not ${JSON.stringify(opts.id)}`);
       if (client !== null && (client.isFinished || client.sid === null)) {
         // A session that ended (or never opened) is not resumed: a new one starts, with a newer hello.
@@ -159,41 +166,32 @@ class Device implements DeviceState {
     }
     this.client = client;
     this.channel[kAttach](client);
+    if (store !== null) store.armed = true;
 
     this.http = new HttpTransport({
       url,
       proxy,
-      tls: url.protocol === 'https:' ? tls : null,
       sockets: o.maxOutstanding,
       maxBody: o.maxBundleBytes,
       onAnswer: (_rn, body) => this.event((t) => this.client.onBundle(t, body)),
       onNote: (text) => this.log.info(text),
       onFailed: (rn, err) => {
-        if (err.code === ErrorCode.TLS) this.tlsRefused('http', err);
-        else this.log.debug('request failed', { rn, code: err.code, reason: err.message });
+        this.log.debug('request failed', { rn, code: err.code, reason: err.message });
         this.event((t) => this.client.onRequestFailed(t, rn));
       },
     });
     this.tcp =
       tcpAddr === null
         ? null
-        : new TcpTransport(
-            tcpAddr,
-            o.maxBundleBytes,
-            {
-              onUp: () => this.event((t) => this.ladder.connected(t)),
-              onFrame: (body) =>
-                this.event((t) => {
-                  this.ladder.heard(t);
-                  this.client.onBundle(t, body);
-                }),
-              onDown: (reason, err) => {
-                if (err?.code === ErrorCode.TLS) this.tlsRefused('tcp', err);
-                this.event((t) => this.ladder.lost(t, reason));
-              },
-            },
-            tcpTls,
-          );
+        : new TcpTransport(tcpAddr, o.maxBundleBytes, {
+            onUp: () => this.event((t) => this.ladder.connected(t)),
+            onFrame: (body) =>
+              this.event((t) => {
+                this.ladder.heard(t);
+                this.client.onBundle(t, body);
+              }),
+            onDown: (reason) => this.event((t) => this.ladder.lost(t, reason)),
+          });
     this.ladder = new Ladder(
       this.tcp !== null,
       {
@@ -230,19 +228,29 @@ class Device implements DeviceState {
     this.shutdown();
   }
 
-  /** When a TLS refusal was last logged as a warning, per transport (one a minute, and each new reason). */
-  private readonly tlsWarned = new Map<string, { at: number; reason: string }>();
-
   /**
-   * The gateway's certificate was refused (HF_ERR_TLS): a warning, not a retry at once; the request or
-   * connection counts as failed, so the link and the ladder try again with their back-off.
+   * What the state directory's store does when it fails under the session: a failed append is
+   * answered with a full checkpoint from memory (into the directory made again, if it was removed),
+   * a checkpoint that cannot be written ends the session with HF_ERR_STORAGE.
    */
-  private tlsRefused(transport: 'http' | 'tcp', err: HfError): void {
-    const now = platform.clock.now();
-    const last = this.tlsWarned.get(transport);
-    if (last !== undefined && last.reason === err.message && now - last.at < 60_000) return;
-    this.tlsWarned.set(transport, { at: now, reason: err.message });
-    this.log.warn('tls refused', { transport, code: err.code, reason: err.message });
+  private stateEvents(dir: string, maxMessage: number): StateStoreEvents {
+    const fatal = (e: HfError): void => {
+      if (this.finished) return;
+      this.log.error('state directory unusable; stopping: the session cannot stay durable', { dir, code: e.code, reason: e.message });
+      this.client.abort(platform.clock.now(), ErrorCode.STORAGE, e.message);
+    };
+    return {
+      onLost: (e) => {
+        this.log.warn('state directory failed; writing a full checkpoint from memory', { dir, reason: e.message });
+        process.nextTick(() => {
+          if (this.finished || this.storage === null) return;
+          this.client.attachJournal(new Journal(this.storage, maxMessage), platform.clock.now());
+          if (!(this.storage as StateStore).lost) this.log.warn('state directory restored: the session is durable again', { dir, queued: this.client.ep.out.length });
+          this.kick();
+        });
+      },
+      onFatal: (e) => process.nextTick(() => fatal(e)),
+    };
   }
 
   /** Moves the session onto a transport (starting or resuming it the first time). */
@@ -327,4 +335,3 @@ class Device implements DeviceState {
 
 export { DeviceChannel } from './device-channel';
 export type { DeviceChannelEvents } from './device-channel';
-export type { DeviceTlsOptions } from './tls-client';
