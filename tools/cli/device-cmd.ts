@@ -24,7 +24,9 @@ const FLAGS: Flag[] = [
   { name: 'key', meta: 'KEY', help: 'secret key (or --key-file, or HOLDFAST_KEY in the environment)' },
   { name: 'key-file', meta: 'FILE', help: 'file whose first line is the secret key' },
   { name: 'forward', meta: 'LOCALPORT:HOST:PORT', repeat: true, help: 'listen on 127.0.0.1:LOCALPORT, connect through the gateway to HOST:PORT' },
-  { name: 'proxy', meta: 'URL', help: 'HTTP forward proxy (default: http_proxy / HTTP_PROXY, honouring no_proxy)' },
+  { name: 'proxy', meta: 'URL', help: 'HTTP forward proxy (default: http_proxy / HTTP_PROXY, https_proxy for https:, honouring no_proxy)' },
+  { name: 'ca', meta: 'FILE', help: "CA certificates (PEM) the gateway's certificate must chain to (default: the system CAs)" },
+  { name: 'pin', meta: 'sha256:HEX', help: "the gateway certificate's SHA-256 fingerprint; replaces CA verification (boards without a CA)" },
   { name: 'state', meta: 'DIR', help: 'keep the session journal here: restarts resume it, nothing accepted is lost' },
   { name: 'fsync', type: 'bool', help: 'with --state: sync every journal record to flash (survives power cuts; one write per message)' },
   { name: 'status', meta: 'FILE', help: 'keep FILE up to date with the session state as JSON (for flash and monitoring)' },
@@ -74,6 +76,20 @@ export function parseForward(s: string): ForwardSpec {
   return { localPort: local, host: t.host, port: t.port };
 }
 
+/** --ca FILE (read now) and --pin as the device's TLS options. */
+function deviceTls(v: Values): DeviceOptions['tls'] {
+  const tls: NonNullable<DeviceOptions['tls']> = {};
+  if (typeof v.ca === 'string') {
+    try {
+      tls.ca = readFileSync(v.ca);
+    } catch (e) {
+      throw hfError(ErrorCode.OPTION, `--ca ${v.ca}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
+    }
+  }
+  if (typeof v.pin === 'string') tls.pin = v.pin;
+  return tls;
+}
+
 /** The device's settings from flags and --config, validated before anything starts. */
 export function deviceSettings(argv: string[]): { options: DeviceOptions; forwards: ForwardSpec[]; log: Log; status: string | null } | 'help' {
   const { values: flags, help } = parseArgs(argv, FLAGS);
@@ -91,6 +107,7 @@ export function deviceSettings(argv: string[]): { options: DeviceOptions; forwar
     proxy: v.proxy as string | undefined,
     stateDir: (v.state as string | undefined) ?? null,
     syncAppends: v.fsync === true,
+    tls: deviceTls(v),
     log,
   };
   const forwards = ((v.forward as string[] | undefined) ?? []).map(parseForward);

@@ -28,9 +28,10 @@ import { HttpTransport } from './http-transport';
 import { TcpTransport } from './tcp-transport';
 import { silentLog } from '../../node/log';
 import { proxyFor } from './proxy';
+import { type DeviceTlsOptions, clientTls } from './tls-client';
 
 export interface DeviceOptions {
-  /** The gateway's URL: http://host:port (the path defaults to /v1/link). */
+  /** The gateway's URL: https://host:port or http://host:port (the path defaults to /v1/link). */
   gateway: string;
   /** The gateway's direct TCP address, "host:port"; null or absent: HTTP only. */
   tcp?: string | Address | null;
@@ -50,6 +51,8 @@ export interface DeviceOptions {
   link?: LinkOptions;
   /** Transport ladder timing (firmware/ladder.ts). */
   ladder?: LadderOptions;
+  /** How TLS verifies the gateway (system CAs unless `ca` or `pin`), and whether direct TCP uses it. */
+  tls?: DeviceTlsOptions;
   log?: Log;
 }
 
@@ -60,9 +63,9 @@ function gatewayUrl(s: string): URL {
   try {
     u = new URL(s);
   } catch {
-    throw hfError(ErrorCode.OPTION, `gateway must be a URL like http://host:8080, got ${JSON.stringify(s)}`);
+    throw hfError(ErrorCode.OPTION, `gateway must be a URL like https://host:8443, got ${JSON.stringify(s)}`);
   }
-  if (u.protocol !== 'http:') throw hfError(ErrorCode.OPTION, `gateway URL must be http:, got ${u.protocol}`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw hfError(ErrorCode.OPTION, `gateway URL must be https: or http:, got ${u.protocol}`);
   if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/link';
   return u;
 }
@@ -95,6 +98,9 @@ class Device implements DeviceState {
     const url = gatewayUrl(opts.gateway);
     const tcpAddr = opts.tcp === undefined || opts.tcp === null ? null : parseAddress(opts.tcp, 'tcp');
     const proxy = opts.proxy === null ? null : proxyFor(url, { proxy: opts.proxy, env: opts.env });
+    // TLS: https: URLs always; direct TCP when the URL is https: unless tls.direct says otherwise.
+    const tls = clientTls(opts.tls, url.hostname);
+    const tcpTls = (opts.tls?.direct ?? url.protocol === 'https:') && tcpAddr !== null ? clientTls(opts.tls, opts.tls?.servername ?? tcpAddr.host) : null;
     const o = resolveOptions(opts.link);
     const key = opts.key === null ? undefined : typeof opts.key === 'string' ? utf8.encode(opts.key) : opts.key;
     if (key !== undefined && key.length === 0) throw hfError(ErrorCode.OPTION, 'key must not be empty');
@@ -171,27 +177,37 @@ class Device implements DeviceState {
     this.http = new HttpTransport({
       url,
       proxy,
+      tls: url.protocol === 'https:' ? tls : null,
       sockets: o.maxOutstanding,
       maxBody: o.maxBundleBytes,
       onAnswer: (_rn, body) => this.event((t) => this.client.onBundle(t, body)),
       onNote: (text) => this.log.info(text),
       onFailed: (rn, err) => {
-        this.log.debug('request failed', { rn, code: err.code, reason: err.message });
+        if (err.code === ErrorCode.TLS) this.tlsRefused('http', err);
+        else this.log.debug('request failed', { rn, code: err.code, reason: err.message });
         this.event((t) => this.client.onRequestFailed(t, rn));
       },
     });
     this.tcp =
       tcpAddr === null
         ? null
-        : new TcpTransport(tcpAddr, o.maxBundleBytes, {
-            onUp: () => this.event((t) => this.ladder.connected(t)),
-            onFrame: (body) =>
-              this.event((t) => {
-                this.ladder.heard(t);
-                this.client.onBundle(t, body);
-              }),
-            onDown: (reason) => this.event((t) => this.ladder.lost(t, reason)),
-          });
+        : new TcpTransport(
+            tcpAddr,
+            o.maxBundleBytes,
+            {
+              onUp: () => this.event((t) => this.ladder.connected(t)),
+              onFrame: (body) =>
+                this.event((t) => {
+                  this.ladder.heard(t);
+                  this.client.onBundle(t, body);
+                }),
+              onDown: (reason, err) => {
+                if (err?.code === ErrorCode.TLS) this.tlsRefused('tcp', err);
+                this.event((t) => this.ladder.lost(t, reason));
+              },
+            },
+            tcpTls,
+          );
     this.ladder = new Ladder(
       this.tcp !== null,
       {
@@ -251,6 +267,21 @@ class Device implements DeviceState {
       },
       onFatal: (e) => process.nextTick(() => fatal(e)),
     };
+  }
+
+  /** When a TLS refusal was last logged as a warning, per transport (one a minute, and each new reason). */
+  private readonly tlsWarned = new Map<string, { at: number; reason: string }>();
+
+  /**
+   * The gateway's certificate was refused (HF_ERR_TLS): a warning, not a retry at once; the request or
+   * connection counts as failed, so the link and the ladder try again with their back-off.
+   */
+  private tlsRefused(transport: 'http' | 'tcp', err: HfError): void {
+    const now = platform.clock.now();
+    const last = this.tlsWarned.get(transport);
+    if (last !== undefined && last.reason === err.message && now - last.at < 60_000) return;
+    this.tlsWarned.set(transport, { at: now, reason: err.message });
+    this.log.warn('tls refused', { transport, code: err.code, reason: err.message });
   }
 
   /** Moves the session onto a transport (starting or resuming it the first time). */
@@ -335,3 +366,4 @@ class Device implements DeviceState {
 
 export { DeviceChannel } from './device-channel';
 export type { DeviceChannelEvents } from './device-channel';
+export type { DeviceTlsOptions } from './tls-client';
