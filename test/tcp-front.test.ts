@@ -6,11 +6,17 @@
  *    a session's connection that goes silent is closed after connectionIdleMs;
  *  - the per-address and overall caps on unauthenticated connections and the per-address hello
  *    rate refuse with HF_ERR_BUSY, other addresses unaffected;
+ *  - with TLS, a connection still in its handshake counts among the strangers and has the deadline;
  *  - every bound is checked (HF_ERR_OPTION naming it).
  * Small option values keep it fast; every socket is closed at the end.
  */
+import { execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tls from 'node:tls';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ClientLink } from '../firmware/client-link';
@@ -225,6 +231,70 @@ test('hello rate per address (token bucket): beyond helloBurst first frames are 
       await until('the welcome', () => other.frames >= 1);
       assert.is(other.codes[0], 'none');
       assert.is(gw.sessionCount, 1);
+    });
+  } finally {
+    await c.run();
+  }
+});
+
+test('TLS: connections in their handshake are strangers too (per-address cap, deadline); a device completing it gets in', async () => {
+  const c = new Cleanup();
+  try {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'holdfast-front-'));
+    c.add(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const [keyFile, certFile] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
+    const cert = fs.readFileSync(certFile);
+    await within(10_000, 'tls handshakes', async () => {
+      const gw = await gateway(c, { maxPreAuthPerAddress: 2, preAuthDeadlineMs: 500 }, { tls: { cert, key: fs.readFileSync(keyFile) } });
+      const tcp = gw.tcp!;
+      // Two that connect and never start TLS: both held as strangers, the third refused at once.
+      const [a, b] = await Promise.all([raw(c, tcp.address, '127.0.0.1'), raw(c, tcp.address, '127.0.0.1')]);
+      await until('two in their handshake', () => tcp.preAuthConnections === 2);
+      const third = await raw(c, tcp.address, '127.0.0.1');
+      const t3 = await within(2000, 'the third is refused', () => third.closedAfter);
+      assert.ok(t3 < 400, `refused after ${Math.round(t3)} ms`);
+      // Another address completes TLS and opens a session.
+      const under = net.connect({ host: '127.0.0.1', port: Number(tcp.address.split(':')[1]), localAddress: '127.0.0.2' });
+      c.add(() => under.destroy());
+      const s = tls.connect({ socket: under, host: '127.0.0.1', ca: cert });
+      c.add(() => s.destroy());
+      s.on('error', () => {});
+      await new Promise<void>((resolve) => s.once('secureConnect', () => resolve()));
+      let frames = 0;
+      const fr = new FrameReader(1 << 20);
+      s.on('data', (d: Buffer) => fr.push(d, () => frames++));
+      const h = hello();
+      s.write(frame(h, h.length));
+      await until('the welcome over tls', () => frames >= 1);
+      // The silent two are closed by the deadline.
+      const [ta, tb] = await Promise.all([a.closedAfter, b.closedAfter]);
+      assert.ok(ta >= 450 && ta < 1500 && tb >= 450 && tb < 1500, `closed after ${Math.round(ta)}, ${Math.round(tb)} ms`);
+      await until('no strangers', () => tcp.preAuthConnections === 0);
+      assert.is(gw.sessionCount, 1);
+      assert.ok(!s.destroyed, 'the session stays');
     });
   } finally {
     await c.run();

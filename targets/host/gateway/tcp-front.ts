@@ -103,6 +103,14 @@ interface Source {
   at: number;
 }
 
+/** A TLS connection before its handshake is done (counted among the strangers). */
+interface Handshake {
+  raw: net.Socket;
+  at: number;
+  /** Takes it off the strangers' counts (idempotent). */
+  end: () => void;
+}
+
 interface Conn {
   id: number;
   socket: net.Socket;
@@ -132,6 +140,8 @@ export class TcpFront implements TcpListener {
   private readonly sources = new Map<string, Source>();
   private preAuthCount = 0;
   private sweeper: NodeJS.Timeout | null = null;
+  /** TLS: raw connections whose handshake is not done, by "address:port". */
+  private readonly handshaking = new Map<string, Handshake>();
   address = '';
 
   /** `tlsOptions`: Node's server TLS options (gateway/tls.ts); null: plain TCP. */
@@ -143,6 +153,8 @@ export class TcpFront implements TcpListener {
     // TLS: connections reach onConnection once their handshake is done; a failed one only closes.
     this.server = tlsOptions === null ? net.createServer((s) => this.onConnection(s)) : tls.createServer(tlsOptions, (s) => this.onConnection(s));
     if (tlsOptions !== null) this.server.on('tlsClientError', (e: NodeJS.ErrnoException) => gw.log.debug('tls handshake failed', { front: 'tcp', reason: e.code ?? e.message }));
+    // TcpLimits: a connection still in its TLS handshake is a stranger too.
+    if (this.server instanceof tls.Server) this.server.on('connection', (raw: net.Socket) => this.onHandshakeStart(raw));
   }
 
   /** New certificate and key for connections from now on (TLS only). */
@@ -169,6 +181,7 @@ export class TcpFront implements TcpListener {
   close(): Promise<void> {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.sweeper = null;
+    for (const h of [...this.handshaking.values()]) h.raw.destroy();
     for (const c of this.conns.values()) {
       if (c.timer !== null) clearTimeout(c.timer);
       c.socket.destroy();
@@ -188,6 +201,9 @@ export class TcpFront implements TcpListener {
     socket.on('error', () => {});
     const now = hostClock.now();
     const addr = socket.remoteAddress ?? '?';
+    // TLS: the handshake is done; the connection is counted (and its deadline runs) from here on.
+    const shook = this.handshaking.get(`${addr}:${socket.remotePort}`);
+    shook?.end();
     const busy = this.admit(addr);
     if (busy !== null) {
       this.gw.log.debug('tcp connection refused', { from: addr, code: busy.code, reason: busy.message });
@@ -200,7 +216,7 @@ export class TcpFront implements TcpListener {
     socket.setKeepAlive(true, 30_000);
     const reader = new FrameReader(this.gw.maxBody);
     reader.setLimit(Math.min(this.limits.preAuthFrameBytes, this.gw.maxBody), 'before authentication (preAuthFrameBytes)');
-    const c: Conn = { id: ++this.seq, socket, reader, writer: new FrameWriter(), link: null, addr, preAuth: true, closing: false, openedAt: now, lastRead: now, timer: null };
+    const c: Conn = { id: ++this.seq, socket, reader, writer: new FrameWriter(), link: null, addr, preAuth: true, closing: false, openedAt: shook?.at ?? now, lastRead: now, timer: null };
     this.conns.set(c.id, c);
     this.preAuthCount++;
     this.source(addr, now).preAuth++;
@@ -216,6 +232,41 @@ export class TcpFront implements TcpListener {
       }
     });
     socket.on('close', () => this.onClose(c));
+  }
+
+  /**
+   * TLS: a raw connection before its handshake counts among the strangers (the same caps) and is
+   * destroyed if the handshake is not done within preAuthDeadlineMs, which keeps running after it.
+   */
+  private onHandshakeStart(raw: net.Socket): void {
+    raw.on('error', () => {});
+    const now = hostClock.now();
+    const addr = raw.remoteAddress ?? '?';
+    const busy = this.admit(addr);
+    if (busy !== null) {
+      this.gw.log.debug('tcp connection refused', { from: addr, code: busy.code, reason: busy.message, tls: 'before the handshake' });
+      raw.destroy(); // no TLS yet to carry an error frame
+      return;
+    }
+    const key = `${addr}:${raw.remotePort}`;
+    this.preAuthCount++;
+    this.source(addr, now).preAuth++;
+    const timer = setTimeout(() => raw.destroy(), this.limits.preAuthDeadlineMs);
+    timer.unref();
+    const h: Handshake = {
+      raw,
+      at: now,
+      end: () => {
+        if (this.handshaking.get(key) !== h) return;
+        this.handshaking.delete(key);
+        clearTimeout(timer);
+        this.preAuthCount--;
+        const s = this.sources.get(addr);
+        if (s !== undefined) s.preAuth--;
+      },
+    };
+    this.handshaking.set(key, h);
+    raw.once('close', h.end);
   }
 
   /** Why a new connection from `addr` is refused (HF_ERR_BUSY), or null to take it. */
