@@ -10,8 +10,8 @@
  */
 
 // The gateway: sessions for many devices over HTTP and direct TCP.
-export { Gateway, GatewayChannel, GATEWAY_LINK_DEFAULTS } from './targets/host/gateway/gateway';
-export type { GatewayOptions, GatewayEvents, GatewayTlsOptions, DeviceKeys, HttpListener, TcpListener } from './targets/host/gateway/gateway';
+export { Gateway, GatewayChannel, GATEWAY_LINK_DEFAULTS, TCP_LIMIT_DEFAULTS } from './targets/host/gateway/gateway';
+export type { GatewayOptions, GatewayEvents, GatewayTlsOptions, DeviceKeys, HttpListener, TcpListener, TcpLimits } from './targets/host/gateway/gateway';
 
 // The device: one session to a gateway, TCP first, HTTP when TCP is blocked.
 export { connect, DeviceChannel } from './targets/host/device/device';

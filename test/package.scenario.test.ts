@@ -44,6 +44,7 @@ const SURFACE = [
   'loopbackPair',
   'serveForwards',
   'silentLog',
+  'TCP_LIMIT_DEFAULTS',
 ];
 /** Its type-only exports. */
 const TYPES = [
@@ -54,6 +55,7 @@ const TYPES = [
   'DeviceKeys',
   'HttpListener',
   'TcpListener',
+  'TcpLimits',
   'DeviceOptions',
   'DeviceChannel',
   'DeviceChannelEvents',
