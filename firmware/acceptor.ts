@@ -11,7 +11,7 @@
 import { equalBytes, toHex } from './bytes';
 import { before } from './check';
 import { Ctl, type Hello, decodeControl } from './control';
-import { ErrorCode, hfError } from './errors';
+import { ErrorCode, REPLACED_BY_NEWER, hfError } from './errors';
 import { type LinkOptions, type ResolvedOptions, resolveOptions } from './options';
 import { ServerLink, type ServerPort } from './server-link';
 import type { ArenaAlloc } from './endpoint';
@@ -162,7 +162,7 @@ export class Acceptor {
       throw hfError(ErrorCode.BUSY, `${this.sessions.size} sessions, limit ${this.maxSessions}`);
     }
     if (rec !== undefined && rec.link !== null && !rec.link.isFinished) {
-      rec.link.abort(now, ErrorCode.CLOSED, 'replaced by a newer session of the same device');
+      rec.link.abort(now, ErrorCode.CLOSED, REPLACED_BY_NEWER);
       this.sweep(rec.link);
     }
     const sid = new Uint8Array(SID_BYTES);

@@ -90,3 +90,6 @@ type Holds<T extends true> = T;
  * them is a HalError. Adding a code to HalErrorCode that ErrorCode lacks breaks the build here.
  */
 export type HalErrorContract = Holds<[HalErrorCode] extends [ErrorCodeValue] ? ([HfError & { readonly code: HalErrorCode }] extends [HalError] ? true : false) : false>;
+
+/** The message of the HF_ERR_CLOSED a session gets when a newer session of the same device replaced it. */
+export const REPLACED_BY_NEWER = 'replaced by a newer session of the same device';

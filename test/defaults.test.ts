@@ -24,6 +24,8 @@ import { GATEWAY_LINK_DEFAULTS } from '../targets/host/gateway/gateway';
 import { TCP_LIMIT_DEFAULTS } from '../targets/host/gateway/tcp-front';
 import { LINK_FLAGS } from '../tools/cli/common';
 import { TCP_LIMIT_FLAGS } from '../tools/cli/gateway-cmd';
+import { RESTART_DEFAULTS } from '../tools/cli/device-cmd';
+import { FAILURE_LOG_DEFAULTS } from '../targets/host/device/failure-log';
 import { code } from './support/errors';
 
 const root = join(__dirname, '..');
@@ -99,6 +101,8 @@ test('JSDoc defaults of the link options, wire limits, RTT bounds and rings are 
   checkJsdoc('LADDER_DEFAULTS', LADDER_DEFAULTS, [['firmware/ladder.ts', 'LadderOptions']]);
   checkJsdoc('MUX_LIMIT_DEFAULTS', MUX_LIMIT_DEFAULTS, [['firmware/mux-frame.ts', 'MuxLimits']]);
   checkJsdoc('TCP_LIMIT_DEFAULTS', TCP_LIMIT_DEFAULTS, [['targets/host/gateway/tcp-front.ts', 'TcpLimits']]);
+  checkJsdoc('FAILURE_LOG_DEFAULTS', FAILURE_LOG_DEFAULTS, [['targets/host/device/failure-log.ts', 'FailureLogOptions']]);
+  checkJsdoc('RESTART_DEFAULTS', RESTART_DEFAULTS, [['tools/cli/device-cmd.ts', 'RestartOptions']]);
 });
 
 test('the rings alone and the link have one ring size', () => {

@@ -15,6 +15,19 @@ import type { Log } from '../../hal/log';
 import { type Flag, parseArgs, usage, type Values } from './args';
 import { LOG_FLAGS, onSignals } from './common';
 import { deviceKey } from './key';
+import { FailureLog, type FailureLogOptions } from '../../targets/host/device/failure-log';
+import { checkMs } from '../../firmware/check';
+import { REPLACED_BY_NEWER } from '../../firmware/errors';
+
+/** How the device CLI restarts sessions. */
+export interface RestartOptions {
+  /** After a newer session of the same device id replaced ours, the first wait before a new one, ms (default 30000), doubling... */
+  replacedBackoffMs?: number;
+  /** ... up to this, ms (default 600000). */
+  replacedBackoffMaxMs?: number;
+}
+
+export const RESTART_DEFAULTS: Required<RestartOptions> = { replacedBackoffMs: 30000, replacedBackoffMaxMs: 600000 };
 
 const FLAGS: Flag[] = [
   { name: 'gateway', meta: 'URL', help: "the gateway's HTTP URL, e.g. http://gw.example:8080" },
@@ -30,6 +43,14 @@ const FLAGS: Flag[] = [
   { name: 'state', meta: 'DIR', help: 'keep the session journal here: restarts resume it, nothing accepted is lost' },
   { name: 'fsync', type: 'bool', help: 'with --state: sync every journal record to flash (survives power cuts; one write per message)' },
   { name: 'status', meta: 'FILE', help: 'keep FILE up to date with the session state as JSON (for flash and monitoring)' },
+  { name: 'warn-interval-ms', type: 'number', meta: 'MS', help: 'at most one warning per kind of failure to reach the gateway this often (default 30000)' },
+  {
+    name: 'replaced-backoff-ms',
+    type: 'number',
+    meta: 'MS',
+    help: 'when a newer session of the same device id replaced ours (another process uses the id?), wait this long before a new one, doubling (default 30000)',
+  },
+  { name: 'replaced-backoff-max-ms', type: 'number', meta: 'MS', help: 'longest such wait (default 600000)' },
   { name: 'config', meta: 'FILE', help: 'JSON with any of these settings ({"gateway": ..., "id": ..., "forward": [...]}); flags win' },
   ...LOG_FLAGS,
 ];
@@ -91,7 +112,7 @@ function deviceTls(v: Values): DeviceOptions['tls'] {
 }
 
 /** The device's settings from flags and --config, validated before anything starts. */
-export function deviceSettings(argv: string[]): { options: DeviceOptions; forwards: ForwardSpec[]; log: Log; status: string | null } | 'help' {
+export function deviceSettings(argv: string[]): { options: DeviceOptions; forwards: ForwardSpec[]; log: Log; status: string | null; restart: Required<RestartOptions> } | 'help' {
   const { values: flags, help } = parseArgs(argv, FLAGS);
   if (help) return 'help';
   const v: Values = { ...(typeof flags.config === 'string' ? readConfig(flags.config) : {}), ...flags };
@@ -108,10 +129,16 @@ export function deviceSettings(argv: string[]): { options: DeviceOptions; forwar
     stateDir: (v.state as string | undefined) ?? null,
     syncAppends: v.fsync === true,
     tls: deviceTls(v),
+    failures: typeof v['warn-interval-ms'] === 'number' ? { warnIntervalMs: v['warn-interval-ms'] } : {},
     log,
   };
+  const restart = {
+    replacedBackoffMs: checkMs('--replaced-backoff-ms', v['replaced-backoff-ms'] ?? RESTART_DEFAULTS.replacedBackoffMs, 1),
+    replacedBackoffMaxMs: checkMs('--replaced-backoff-max-ms', v['replaced-backoff-max-ms'] ?? RESTART_DEFAULTS.replacedBackoffMaxMs, 1),
+  };
+  restart.replacedBackoffMaxMs = Math.max(restart.replacedBackoffMaxMs, restart.replacedBackoffMs);
   const forwards = ((v.forward as string[] | undefined) ?? []).map(parseForward);
-  return { options, forwards, log, status: (v.status as string | undefined) ?? null };
+  return { options, forwards, log, status: (v.status as string | undefined) ?? null, restart };
 }
 
 export async function deviceCommand(argv: string[]): Promise<number> {
@@ -120,7 +147,9 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     process.stdout.write(usage('holdfast device --gateway URL [--tcp HOST:PORT | --no-tcp] --id ID --key KEY [--forward LOCALPORT:HOST:PORT]... [--proxy URL] [--state DIR]', ABOUT, FLAGS));
     return 0;
   }
-  const { options, forwards, log } = s;
+  const { forwards, log, restart } = s;
+  // One failure log for every session of this process: its rate limit holds across restarts.
+  const options: DeviceOptions = { ...s.options, failures: new FailureLog(log, () => performance.now(), s.options.failures as FailureLogOptions) };
   const status = statusWriter(s.status, options.id, log);
   let stopping = false;
   let current: { ch: DeviceChannel; fwd: PortForwarder | null } | null = null;
@@ -150,6 +179,7 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     });
   });
   let backoff = 1000;
+  let replacedWait = restart.replacedBackoffMs;
   while (!stopping) {
     const ch = connect(options);
     const mux = new Mux(ch, { role: 'device' });
@@ -184,7 +214,15 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     // The state directory cannot be written (and could not be made again): the session could not
     // stay durable, so the device ends rather than carry on without what --state promises.
     if (isHfError(err) && err.code === ErrorCode.STORAGE) throw err;
-    const wait = isHfError(err) && err.code === ErrorCode.AUTH ? 60_000 : backoff;
+    // A newer session of the same device id took ours: another process (or board) uses the id. Taking
+    // it back at once would only start a fight neither side wins; wait, longer each time.
+    const replaced = isHfError(err) && err.code === ErrorCode.CLOSED && err.message.includes(REPLACED_BY_NEWER);
+    let wait = isHfError(err) && err.code === ErrorCode.AUTH ? 60_000 : backoff;
+    if (replaced) {
+      wait = replacedWait;
+      replacedWait = Math.min(restart.replacedBackoffMaxMs, replacedWait * 2);
+      log.warn(`another process uses device id ${options.id}: a newer session of it replaced ours; waiting before a new session`, { code: err.code, in_s: Math.round(wait / 1000) });
+    } else replacedWait = restart.replacedBackoffMs;
     status({ state: 'reconnecting', session: null, transport: 'none', error: err?.code ?? null });
     backoff = Math.min(30_000, backoff * 2);
     log.info('reconnecting', { in_ms: wait, after: err?.code ?? 'close' });

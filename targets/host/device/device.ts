@@ -29,6 +29,7 @@ import { TcpTransport } from './tcp-transport';
 import { silentLog } from '../../node/log';
 import { proxyFor } from './proxy';
 import { type DeviceTlsOptions, clientTls } from './tls-client';
+import { FailureLog, type FailureLogOptions } from './failure-log';
 
 export interface DeviceOptions {
   /** The gateway's URL: https://host:port or http://host:port (the path defaults to /v1/link). */
@@ -53,6 +54,11 @@ export interface DeviceOptions {
   ladder?: LadderOptions;
   /** How TLS verifies the gateway (system CAs unless `ca` or `pin`), and whether direct TCP uses it. */
   tls?: DeviceTlsOptions;
+  /**
+   * Warnings when the gateway cannot be reached, answers with an error or does not answer (rate-limited,
+   * failure-log.ts); a FailureLog instance keeps its counts across sessions (the CLI's restarts).
+   */
+  failures?: FailureLogOptions | FailureLog;
   log?: Log;
 }
 
@@ -79,6 +85,10 @@ export function connect(opts: DeviceOptions): DeviceChannel {
 class Device implements DeviceState {
   readonly channel: DeviceChannel;
   private readonly log: Log;
+  private readonly failures: FailureLog;
+  /** Set while an answer is given to the link: a refusal of it counts as a failure. */
+  private answering = false;
+  private answerRefused: HfError | null = null;
   private readonly client: ClientLink;
   private readonly http: HttpTransport;
   private readonly tcp: TcpTransport | null;
@@ -105,6 +115,7 @@ class Device implements DeviceState {
     const key = opts.key === null ? undefined : typeof opts.key === 'string' ? utf8.encode(opts.key) : opts.key;
     if (key !== undefined && key.length === 0) throw hfError(ErrorCode.OPTION, 'key must not be empty');
     this.log = opts.log ?? silentLog;
+    this.failures = opts.failures instanceof FailureLog ? opts.failures : new FailureLog(this.log, () => platform.clock.now(), opts.failures);
 
     this.channel = new DeviceChannel(opts.id, { now: () => platform.clock.now(), kick: () => this.kick() }, this);
     this.timer = new DeadlineTimer(
@@ -124,7 +135,10 @@ class Device implements DeviceState {
         });
         process.nextTick(() => this.channel.emit('open'));
       },
-      onReject: (e) => this.log.debug('bundle refused', { code: e.code, reason: e.message }),
+      onReject: (e) => {
+        if (this.answering) this.answerRefused = e;
+        this.log.debug('bundle refused', { code: e.code, reason: e.message });
+      },
       onClose: (err) => {
         if (err) this.log.warn('session failed', { code: err.code, reason: err.message, unacknowledged: this.client.ep.out.length });
         else this.log.info('session closed');
@@ -180,12 +194,13 @@ class Device implements DeviceState {
       tls: url.protocol === 'https:' ? tls : null,
       sockets: o.maxOutstanding,
       maxBody: o.maxBundleBytes,
-      onAnswer: (_rn, body) => this.event((t) => this.client.onBundle(t, body)),
+      onAnswer: (_rn, body) => this.answer(body),
       onNote: (text) => this.log.info(text),
       onFailed: (rn, err) => {
         if (err.code === ErrorCode.TLS) this.tlsRefused('http', err);
         else this.log.debug('request failed', { rn, code: err.code, reason: err.message });
         this.event((t) => this.client.onRequestFailed(t, rn));
+        if (err.code !== ErrorCode.TLS && !this.finished) this.failures.failed(err, this.nextTryMs());
       },
     });
     this.tcp =
@@ -196,11 +211,7 @@ class Device implements DeviceState {
             o.maxBundleBytes,
             {
               onUp: () => this.event((t) => this.ladder.connected(t)),
-              onFrame: (body) =>
-                this.event((t) => {
-                  this.ladder.heard(t);
-                  this.client.onBundle(t, body);
-                }),
+              onFrame: (body) => this.answer(body, true),
               onDown: (reason, err) => {
                 if (err?.code === ErrorCode.TLS) this.tlsRefused('tcp', err);
                 this.event((t) => this.ladder.lost(t, reason));
@@ -345,10 +356,39 @@ class Device implements DeviceState {
 
   /** The timer's callback: runs whatever of the ladder's and the link's timers is due. */
   private fire(): void {
+    const unanswered = this.client.unanswered;
     this.event((t) => {
       if (this.ladder.nextDeadline() <= t) this.ladder.onTimer(t);
       if (this.client.nextDeadline() <= t) this.client.onTimer(t);
     });
+    // Requests whose time ran out: the gateway (or the path to it) does not answer.
+    const lost = this.client.unanswered - unanswered;
+    if (lost > 0 && !this.finished)
+      this.failures.failed(hfError(ErrorCode.TIMEOUT, `no answer to ${lost === 1 ? 'a request' : `${lost} requests`} in time (${this.client.unanswered} unanswered in a row)`), this.nextTryMs());
+  }
+
+  /** An HTTP answer or a TCP frame: to the link; one it refuses counts as a failure, one it takes as an answer. */
+  private answer(body: Buffer, direct = false): void {
+    this.answering = true;
+    this.answerRefused = null;
+    try {
+      this.event((t) => {
+        if (direct) this.ladder.heard(t);
+        this.client.onBundle(t, body);
+      });
+    } finally {
+      this.answering = false;
+    }
+    const refused = this.answerRefused as HfError | null;
+    this.answerRefused = null;
+    if (this.finished) return;
+    if (refused !== null) this.failures.failed(refused, this.nextTryMs());
+    else this.failures.answered();
+  }
+
+  /** When the link next sends on its own, ms from now (Infinity: only when there is news). */
+  private nextTryMs(): number {
+    return this.client.nextDeadline() - platform.clock.now();
   }
 
   private shutdown(): void {
