@@ -18,7 +18,7 @@
 import { type Control, Ctl, type ErrorItem, type Welcome, encodeControl, limitsOf } from './control';
 import { behind } from './check';
 import { Endpoint } from './endpoint';
-import { ErrorCode, hfError, isHfError } from './errors';
+import { ErrorCode, type ErrorCodeValue, type HfError, hfError, isHfError } from './errors';
 import { LinkBase, type LinkPort, LinkState, Transport, type TransportValue } from './link-base';
 import { type LinkOptions, type ResolvedOptions, resolveOptions } from './options';
 import type { BundleView } from './wire';
@@ -299,8 +299,10 @@ export class ClientLink extends LinkBase {
         if (!this.acceptWelcome(v, ctls, now)) return;
       } else if (!v.hasSid || this.sid === null || !equalBytes(v.buf, v.sidOff, this.sid, 0, this.sid.length)) {
         // An error without our session id answers a request of ours (e.g. the session is gone).
-        if (!v.hasSid && ctls.length > 0 && this.answersCurrent(v.rn)) this.applyControls(ctls, now);
-        else this.port.onReject?.(hfError(ErrorCode.PROTOCOL, 'bundle for another session'));
+        if (!v.hasSid && ctls.length > 0 && this.answersCurrent(v.rn)) {
+          if (this.ep.sealer === null) this.applyControls(ctls, now);
+          else this.onUntaggedError(now, v.rn, ctls);
+        } else this.port.onReject?.(hfError(ErrorCode.PROTOCOL, 'bundle for another session'));
         return;
       }
       if (this.state !== LinkState.HELLO) ep.authenticate(v);
@@ -325,6 +327,7 @@ export class ClientLink extends LinkBase {
       this.reqDeadline.splice(i, 1);
     }
     this.unanswered = 0;
+    this.untaggedError = null;
     this.retryAt = 0;
     if (this.resuming) {
       // The gateway still has the session: it is open again, in this process.
@@ -350,6 +353,47 @@ export class ClientLink extends LinkBase {
     const d = (rn - this.transportRn) >>> 0;
     return this.transport === Transport.DIRECT && d >= 1 && d <= (this.rn - this.transportRn) >>> 0;
   }
+
+  /**
+   * An untagged error answered a request of a session that has a key (PROTOCOL 13.2): anyone on the
+   * path could have written it, so it does not end the session. It is refused (onReject), counted, and
+   * treated like a failed request (back-off, then the next request); if the gateway really lost the
+   * session, the silence rule ends it (`failAfter` answers missing, nothing genuine heard for
+   * `deadAfterMs`) with this code. One exception, as before: HF_ERR_UNKNOWN_SESSION after our own close
+   * with everything acknowledged is the end of the session.
+   */
+  private onUntaggedError(now: number, rn: number, ctls: readonly Control[]): void {
+    let c: ErrorItem | null = null;
+    for (const x of ctls) if (x.kind === Ctl.ERROR) c = x;
+    if (c === null) {
+      this.port.onReject?.(hfError(ErrorCode.AUTH, 'untagged bundle without error item for an authenticated session'));
+      return;
+    }
+    if (c.code === ErrorCode.UNKNOWN_SESSION && this.localEnd >= 0 && this.ep.out.isEmpty) {
+      this.finish();
+      return;
+    }
+    this.untaggedErrors++;
+    const known = (Object.values(ErrorCode) as string[]).includes(c.code);
+    const code = known ? (c.code as ErrorCodeValue) : ErrorCode.PROTOCOL;
+    this.untaggedError = hfError(code, `untagged error from the gateway (not ending the session by itself): ${known ? '' : `${JSON.stringify(c.code)}: `}${c.message}`);
+    this.port.onReject?.(this.untaggedError);
+    const i = this.reqRn.indexOf(rn);
+    if (i >= 0) {
+      this.reqRn.splice(i, 1);
+      this.reqDeadline.splice(i, 1);
+    }
+    this.unanswered++;
+    this.ep.rtt.backoff();
+    this.retryAt = now + this.ep.rtt.rto;
+    this.checkDead(now);
+    this.run(now);
+  }
+
+  /** Untagged error bundles refused since the session got its key (each counted as a failed request). */
+  untaggedErrors = 0;
+  /** The latest untagged error since the gateway was last heard: the failure if the silence rule fires. */
+  private untaggedError: HfError | null = null;
 
   /** Request number in use when the transport last changed. */
   private transportRn = 0;
@@ -439,7 +483,11 @@ export class ClientLink extends LinkBase {
     if (this.unanswered >= this.o.failAfter && now >= this.ep.lastHeard + this.o.deadAfterMs) {
       // Closed, everything acknowledged, and the server went quiet: nothing was lost.
       if (this.localEnd >= 0 && this.ep.out.isEmpty && this.peerEnd >= 0) this.finish();
-      else this.fail(hfError(ErrorCode.TIMEOUT, `${this.unanswered} requests unanswered, server silent for ${Math.round(now - this.ep.lastHeard)} ms`));
+      else {
+        const silent = `${this.unanswered} requests unanswered, server silent for ${Math.round(now - this.ep.lastHeard)} ms`;
+        const u = this.untaggedError;
+        this.fail(u === null ? hfError(ErrorCode.TIMEOUT, silent) : hfError(u.code as ErrorCodeValue, `${silent}; last answer an untagged error: ${u.message}`));
+      }
     }
   }
 

@@ -25,6 +25,7 @@ import { SNAPSHOT_VERSION, type ServerData, decodeSnapshot, encodeSnapshot } fro
 import { Sealer } from './auth';
 import type { Crypto } from '../hal/crypto';
 import { before } from './check';
+import { SessionRefusal, sessionErrorBundle } from './error-bundle';
 
 /** How many request numbers below the newest one are still accepted (once each). */
 const RN_WINDOW = 32;
@@ -164,8 +165,7 @@ export class ServerLink extends LinkBase {
       this.answerWith(now, exchange, v.rn, false, false);
       return;
     }
-    this.ep.check(v);
-    const ctls = this.readControls(v);
+    const ctls = this.checkAuthentic(v);
     this.markTaken(v.rn);
     if (dup >= 0) {
       // The same request again while the first is still held (a retry or a duplicate): the newer
@@ -191,12 +191,28 @@ export class ServerLink extends LinkBase {
     const v = this.ep.read(body);
     this.ep.authenticate(v);
     if (this.checkFresh(v.rn) === RnAge.TAKEN) throw hfError(ErrorCode.AUTH, `frame number ${v.rn} was already used (newest ${this.rnTop}): replayed?`);
-    this.ep.check(v);
-    const ctls = this.readControls(v);
+    const ctls = this.checkAuthentic(v);
     this.markTaken(v.rn);
     this.directConn = conn;
     this.switchTo(Transport.DIRECT);
     this.take(v, ctls, now);
+  }
+
+  /**
+   * Checks a bundle whose tag checked out and whose request number is fresh against the session, and
+   * reads its control items. In an authenticated session a refusal here is a SessionRefusal: its answer
+   * is an error bundle with this session's id and tag, so the device can tell it from a forged one
+   * (PROTOCOL 13.2). Replays are refused before this, untagged: anyone can send a captured bundle again.
+   */
+  private checkAuthentic(v: BundleView): Control[] {
+    try {
+      this.ep.check(v);
+      return this.readControls(v);
+    } catch (e) {
+      const sealer = this.ep.sealer;
+      if (!isHfError(e) || sealer === null) throw e;
+      throw new SessionRefusal(e, sessionErrorBundle(this.sid, v.rn, this.ep.inr.next, e, sealer));
+    }
   }
 
   /** The direct connection frames go out on (transport-bound: not part of a snapshot). */

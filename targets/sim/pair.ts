@@ -6,7 +6,7 @@
  */
 import { Acceptor } from '../../firmware/acceptor';
 import { ClientLink } from '../../firmware/client-link';
-import { errorBundle } from '../../firmware/error-bundle';
+import { refusalBundle } from '../../firmware/error-bundle';
 import { type HfError, isHfError } from '../../firmware/errors';
 import { Transport } from '../../firmware/link-base';
 import type { LinkOptions } from '../../firmware/options';
@@ -263,7 +263,7 @@ export class SimPair {
     } catch (e) {
       if (!isHfError(e)) throw e;
       this.refusals.set(e.code, (this.refusals.get(e.code) ?? 0) + 1);
-      const err = errorBundle(peekRn(body), e);
+      const err = refusalBundle(peekRn(body), e);
       this.net.frame(false, () => this.clientBundle(err, this.incarnation));
     }
     this.arm();
@@ -271,7 +271,7 @@ export class SimPair {
 
   private refuse(ex: number, body: Uint8Array, e: HfError): void {
     this.refusals.set(e.code, (this.refusals.get(e.code) ?? 0) + 1);
-    this.answer(ex, errorBundle(peekRn(body), e), -1);
+    this.answer(ex, refusalBundle(peekRn(body), e), -1);
   }
 
   private answer(ex: number, body: Uint8Array, len: number): void {

@@ -5,7 +5,7 @@
 import { Acceptor } from '../../firmware/acceptor';
 import { ClientLink } from '../../firmware/client-link';
 import { type HfError, isHfError } from '../../firmware/errors';
-import { errorBundle } from '../../firmware/error-bundle';
+import { refusalBundle } from '../../firmware/error-bundle';
 import type { LinkOptions } from '../../firmware/options';
 import type { ServerLink } from '../../firmware/server-link';
 import { BundleReader, type BundleView } from '../../firmware/wire';
@@ -105,7 +105,7 @@ export class Manual {
     } catch (e) {
       // What the HTTP transport does with a refusal: an error bundle as the answer.
       if (!isHfError(e)) throw e;
-      this.answers.push({ exchange: ex, body: errorBundle(req.rn, e) });
+      this.answers.push({ exchange: ex, body: refusalBundle(req.rn, e) });
     }
     return ex;
   }

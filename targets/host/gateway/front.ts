@@ -5,19 +5,26 @@
  * to or a `Refusal` to answer with. Fronts import no Gateway, so the gateway can grow (failover,
  * cluster, workers) without its fronts knowing.
  */
+import { refusalBundle } from '../../../firmware/error-bundle';
 import type { HfError } from '../../../firmware/errors';
 import type { ServerLink } from '../../../firmware/server-link';
 import type { Log } from '../../../hal/log';
 import type { TcpLimits } from './tcp-front';
 
-/** A request or frame the gateway would not take: the error, and the request number it answers. */
+/** A request or frame the gateway would not take: the error, the request number it answers, the bytes to send. */
 export class Refusal {
   readonly error: HfError;
   /** The refused bundle's request number (0 when it has none), so the device can match the answer. */
   readonly rn: number;
-  constructor(error: HfError, rn: number) {
+  /**
+   * The error bundle to answer with: tagged with the session's key when the refused bundle was an
+   * authentic one of an open session, else untagged (PROTOCOL 13.2). Defaults to `errorBundle(rn, error)`.
+   */
+  readonly body: Uint8Array;
+  constructor(error: HfError, rn: number, body: Uint8Array = refusalBundle(rn, error)) {
     this.error = error;
     this.rn = rn;
+    this.body = body;
   }
 }
 

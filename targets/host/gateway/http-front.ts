@@ -128,7 +128,7 @@ export class HttpFront implements HttpListener {
     const got = gw.request(ex, body);
     if (got instanceof Refusal) {
       if (this.exchanges.get(ex) === x) this.exchanges.delete(ex);
-      this.refuse(res, true, got.rn, got.error);
+      this.refuse(res, true, got.rn, got.error, statusFor(got.error.code as ErrorCodeValue), got.body);
       return;
     }
     if (this.exchanges.get(ex) === x) x.link = got;
@@ -151,9 +151,10 @@ export class HttpFront implements HttpListener {
     res.on('finish', () => req.destroy());
   }
 
-  private refuse(res: http.ServerResponse, cbor: boolean, rn: number, e: HfError, status = statusFor(e.code as ErrorCodeValue)): void {
+  /** `bundle`: the error bundle to send (a Refusal's, perhaps tagged); default an untagged one. */
+  private refuse(res: http.ServerResponse, cbor: boolean, rn: number, e: HfError, status = statusFor(e.code as ErrorCodeValue), bundle?: Uint8Array): void {
     if (res.headersSent || res.destroyed) return;
-    const body = cbor ? Buffer.from(errorBundle(rn, e)) : Buffer.from(JSON.stringify({ code: e.code, message: e.message }) + '\n');
+    const body = cbor ? Buffer.from(bundle ?? errorBundle(rn, e)) : Buffer.from(JSON.stringify({ code: e.code, message: e.message }) + '\n');
     res.writeHead(status, {
       'Content-Type': cbor ? CBOR_TYPE : 'application/json',
       'Content-Length': body.length,

@@ -380,7 +380,7 @@ export class TcpFront implements TcpListener {
     }
     const got = this.gw.frame(c.id, body);
     if (got instanceof Refusal) {
-      this.refuse(c, got.rn, got.error);
+      this.refuse(c, got.rn, got.error, got.body);
       if (c.link === null) this.shut(c);
       return;
     }
@@ -391,8 +391,9 @@ export class TcpFront implements TcpListener {
     }
   }
 
-  private refuse(c: Conn, rn: number, e: HfError): void {
-    const b = errorBundle(rn, e);
+  /** `bundle`: the error bundle to send (a Refusal's, perhaps tagged); default an untagged one. */
+  private refuse(c: Conn, rn: number, e: HfError, bundle?: Uint8Array): void {
+    const b = bundle ?? errorBundle(rn, e);
     if (!c.socket.destroyed) c.socket.write(frame(b, b.length));
   }
 
