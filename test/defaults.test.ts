@@ -26,6 +26,7 @@ import { LINK_FLAGS } from '../tools/cli/common';
 import { TCP_LIMIT_FLAGS } from '../tools/cli/gateway-cmd';
 import { RESTART_DEFAULTS } from '../tools/cli/device-cmd';
 import { FAILURE_LOG_DEFAULTS } from '../targets/host/device/failure-log';
+import { REFUSAL_LOG_DEFAULTS } from '../targets/host/gateway/refusal-log';
 import { code } from './support/errors';
 
 const root = join(__dirname, '..');
@@ -103,6 +104,7 @@ test('JSDoc defaults of the link options, wire limits, RTT bounds and rings are 
   checkJsdoc('TCP_LIMIT_DEFAULTS', TCP_LIMIT_DEFAULTS, [['targets/host/gateway/tcp-front.ts', 'TcpLimits']]);
   checkJsdoc('FAILURE_LOG_DEFAULTS', FAILURE_LOG_DEFAULTS, [['targets/host/device/failure-log.ts', 'FailureLogOptions']]);
   checkJsdoc('RESTART_DEFAULTS', RESTART_DEFAULTS, [['tools/cli/device-cmd.ts', 'RestartOptions']]);
+  checkJsdoc('REFUSAL_LOG_DEFAULTS', REFUSAL_LOG_DEFAULTS, [['targets/host/gateway/refusal-log.ts', 'RefusalLogOptions']]);
 });
 
 test('the rings alone and the link have one ring size', () => {

@@ -104,6 +104,43 @@ test('device: an HTML 503, garbage and silence are warnings in plain words; a ga
   }
 });
 
+test('gateway: refused bad-key hellos are summed up per source address and code at warn level', async () => {
+  const c = new Cleanup();
+  try {
+    const { log, lines } = capture('gateway');
+    const gw = await Gateway.start({ http: '127.0.0.1:0', devices: { 'pi-1': KEY }, log, refusalLog: { summaryIntervalMs: 500 } });
+    c.add(() => gw.close());
+    const N = 40;
+    await within(20_000, `${N} bad-key hellos`, async () => {
+      for (let i = 0; i < N; i += 10) {
+        await Promise.all(
+          Array.from(
+            { length: 10 },
+            () =>
+              new Promise<void>((resolve) => {
+                const ch = connect({ gateway: gw.http?.url ?? '', id: 'pi-1', key: 'wrong key', log: createLog({ level: 'error', out: { write: () => true } }) });
+                ch.on('error', () => {});
+                ch.once('close', () => resolve());
+              }),
+          ),
+        );
+      }
+    });
+    const first = warns(lines, /refused a request from 127\.0\.0\.1: HF_ERR_AUTH \(unknown device or wrong key/);
+    assert.is(first.length, 1, lines.join('\n'));
+    await within(5000, 'the summary', async () => {
+      while (warns(lines, /refused \d+ requests from 127\.0\.0\.1 in the last \d+ s: HF_ERR_AUTH/).length === 0) await sleep(50);
+    });
+    await gw.close();
+    const total = warns(lines, /refused \d+ requests from 127\.0\.0\.1/).reduce((n, l) => n + Number(/refused (\d+) requests/.exec(l)?.[1]), 0);
+    assert.ok(total + 1 >= N, `${total} + 1 refusals summed up, ${N} hellos sent:\n${lines.join('\n')}`);
+    // One line at once, then one per interval: nowhere near one per hello.
+    assert.ok(warns(lines, /refused/).length <= 10, lines.join('\n'));
+  } finally {
+    await c.run();
+  }
+});
+
 test('two devices with the same id: the replaced one warns and backs off instead of fighting', async () => {
   const c = new Cleanup();
   try {

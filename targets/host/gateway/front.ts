@@ -40,10 +40,12 @@ export interface FrontHost {
   readonly keepaliveMs: number;
   /** The direct TCP front's bounds on connections before they proved a key (unset: TCP_LIMIT_DEFAULTS). */
   readonly tcpLimits: TcpLimits | undefined;
-  /** An HTTP request body arrived as exchange `ex` (> 0): its session, or why it was refused. */
-  request(ex: number, body: Uint8Array): ServerLink | Refusal;
-  /** A frame arrived on direct connection `conn` (> 0): its session, or why it was refused. */
-  frame(conn: number, body: Uint8Array): ServerLink | Refusal;
+  /** An HTTP request body arrived as exchange `ex` (> 0) from address `from`: its session, or why it was refused. */
+  request(ex: number, body: Uint8Array, from: string): ServerLink | Refusal;
+  /** A frame arrived on direct connection `conn` (> 0) from address `from`: its session, or why it was refused. */
+  frame(conn: number, body: Uint8Array, from: string): ServerLink | Refusal;
+  /** The front itself refused a `what` ("connection", "frame") from address `from` (for the summed-up warnings). */
+  refused(what: string, from: string, error: HfError): void;
   /** HTTP exchange `ex` of `session` went away before it was answered. */
   exchangeGone(session: ServerLink, ex: number): void;
   /** Direct connection `conn`, which last carried `session`, closed. */

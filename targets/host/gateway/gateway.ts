@@ -31,12 +31,14 @@ import { HttpFront } from './http-front';
 import { type DeviceKeys, keyLookup } from './keys';
 import { TcpFront, type TcpLimits } from './tcp-front';
 import { type GatewayTlsOptions, isLoopbackHost, serverTlsOptions } from './tls';
+import { RefusalLog, type RefusalLogOptions } from './refusal-log';
 
 export type { DeviceKeys } from './keys';
 export { GatewayChannel } from './gateway-channel';
 export type { HttpListener, TcpListener } from './front';
 export { TCP_LIMIT_DEFAULTS, type TcpLimits } from './tcp-front';
 export type { GatewayTlsOptions } from './tls';
+export type { RefusalLogOptions } from './refusal-log';
 
 /** The gateway's events and what their listeners get. */
 export type GatewayEvents = {
@@ -68,6 +70,8 @@ export interface GatewayOptions {
   path?: string;
   /** TLS for both fronts (HTTPS, TLS on the direct TCP port); absent or null: plain (loopback and labs). */
   tls?: GatewayTlsOptions | null;
+  /** How refused requests, frames and connections are summed up in warnings per source address (refusal-log.ts). */
+  refusalLog?: RefusalLogOptions;
   log?: Log;
 }
 
@@ -104,12 +108,15 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   private readonly slots = new Map<ServerLink, Slot>();
   private closed = false;
   private readonly tcpLimits: TcpLimits | undefined;
+  /** Refusals, summed up per source address and code in rate-limited warnings. */
+  private readonly refusals: RefusalLog;
 
   private constructor(opts: GatewayOptions) {
     super();
     if (opts === null || typeof opts !== 'object') throw hfError(ErrorCode.OPTION, 'gateway options must be an object');
     if (opts.devices === undefined) throw hfError(ErrorCode.OPTION, 'devices is required (null runs without authentication)');
     this.log = opts.log ?? silentLog;
+    this.refusals = new RefusalLog(this.log, () => hostClock.now(), opts.refusalLog);
     this.path = opts.path ?? '/v1/link';
     this.tcpLimits = opts.tcpLimits;
     const keyOf = opts.devices === null ? null : keyLookup(opts.devices);
@@ -194,8 +201,9 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       holdMs: this.acceptor.o.holdMs,
       keepaliveMs: this.acceptor.o.keepaliveMs,
       tcpLimits: this.tcpLimits,
-      request: (ex, body) => this.take(body, (now) => this.acceptor.onRequest(now, ex, body), 'request'),
-      frame: (conn, body) => this.take(body, (now) => this.acceptor.onFrame(now, body, -conn), 'frame'),
+      request: (ex, body, from) => this.take(body, (now) => this.acceptor.onRequest(now, ex, body), 'request', from),
+      frame: (conn, body, from) => this.take(body, (now) => this.acceptor.onFrame(now, body, -conn), 'frame', from),
+      refused: (what, from, err) => this.refusals.refused(what, from, err),
       exchangeGone: (link, ex) => {
         if (link.isFinished) return;
         this.acceptor.onExchangeGone(link, ex);
@@ -215,13 +223,14 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
    * Gives one request or frame to the acceptor. A refusal changes no session; its request number
    * comes from a walk of the header (peekRn), not a second parse of the body.
    */
-  private take(body: Uint8Array, run: (now: number) => ServerLink, what: string): ServerLink | Refusal {
+  private take(body: Uint8Array, run: (now: number) => ServerLink, what: string, from: string): ServerLink | Refusal {
     let link: ServerLink;
     try {
       link = run(hostClock.now());
     } catch (e) {
       if (!isHfError(e)) throw e;
-      this.log.debug(`${what} refused`, { code: e.code, reason: e.message });
+      this.log.debug(`${what} refused`, { from, code: e.code, reason: e.message });
+      this.refusals.refused(what, from, e);
       this.touched(null); // a refused request may have corked its session: uncork at the end of the turn
       return new Refusal(e, peekRn(body));
     }
@@ -305,6 +314,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       this.acceptor.sweep(slot.link);
     }
     await Promise.all([this.httpFront?.close(), this.tcpFront?.close()]);
+    this.refusals.close();
     this.log.info('stopped');
   }
 }

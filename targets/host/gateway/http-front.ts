@@ -125,7 +125,7 @@ export class HttpFront implements HttpListener {
       this.exchanges.delete(ex);
       if (x.link !== null) gw.exchangeGone(x.link, ex);
     });
-    const got = gw.request(ex, body);
+    const got = gw.request(ex, body, res.req.socket.remoteAddress ?? '?');
     if (got instanceof Refusal) {
       if (this.exchanges.get(ex) === x) this.exchanges.delete(ex);
       this.refuse(res, true, got.rn, got.error, statusFor(got.error.code as ErrorCodeValue), got.body);

@@ -207,6 +207,7 @@ export class TcpFront implements TcpListener {
     const busy = this.admit(addr);
     if (busy !== null) {
       this.gw.log.debug('tcp connection refused', { from: addr, code: busy.code, reason: busy.message });
+      this.gw.refused('connection', addr, busy);
       const e = errorBundle(0, busy);
       socket.end(frame(e, e.length));
       socket.destroySoon(); // once the refusal is written: a peer that never closes holds nothing
@@ -227,6 +228,7 @@ export class TcpFront implements TcpListener {
         c.reader.push(chunk, (body) => this.onFrame(c, body));
       } catch (e) {
         if (!isHfError(e)) throw e;
+        this.gw.refused('frame', c.addr, e);
         this.refuse(c, 0, e);
         this.shut(c);
       }
@@ -245,6 +247,7 @@ export class TcpFront implements TcpListener {
     const busy = this.admit(addr);
     if (busy !== null) {
       this.gw.log.debug('tcp connection refused', { from: addr, code: busy.code, reason: busy.message, tls: 'before the handshake' });
+      this.gw.refused('connection', addr, busy);
       raw.destroy(); // no TLS yet to carry an error frame
       return;
     }
@@ -342,7 +345,9 @@ export class TcpFront implements TcpListener {
         ? `no frame accepted within preAuthDeadlineMs ${l.preAuthDeadlineMs} ms`
         : `nothing received for preAuthIdleMs ${l.preAuthIdleMs} ms before authentication`;
     this.gw.log.debug('tcp connection timed out', { id: c.id, from: c.addr, reason: why });
-    this.refuse(c, 0, hfError(ErrorCode.TIMEOUT, why));
+    const late = hfError(ErrorCode.TIMEOUT, why);
+    this.gw.refused('connection', c.addr, late);
+    this.refuse(c, 0, late);
     c.reader.halt();
     c.socket.destroy();
   }
@@ -374,11 +379,13 @@ export class TcpFront implements TcpListener {
     if (c.socket.destroyed || c.closing) return;
     if (c.preAuth && !this.takeToken(c.addr, hostClock.now())) {
       const l = this.limits;
-      this.refuse(c, 0, hfError(ErrorCode.BUSY, `too many hellos from ${c.addr}: helloRate ${l.helloRate} a second, helloBurst ${l.helloBurst}`));
+      const busy = hfError(ErrorCode.BUSY, `too many hellos from ${c.addr}: helloRate ${l.helloRate} a second, helloBurst ${l.helloBurst}`);
+      this.gw.refused('frame', c.addr, busy);
+      this.refuse(c, 0, busy);
       this.shut(c);
       return;
     }
-    const got = this.gw.frame(c.id, body);
+    const got = this.gw.frame(c.id, body, c.addr);
     if (got instanceof Refusal) {
       this.refuse(c, got.rn, got.error, got.body);
       if (c.link === null) this.shut(c);
