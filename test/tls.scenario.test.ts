@@ -296,7 +296,8 @@ test('holdfast gateway --tls-cert/--tls-key: HTTPS and TLS on --tcp, the files r
       fs.copyFileSync(A.keyFile, keyFile);
       const proc = holdfast(['gateway', '--http', '127.0.0.1:0', '--tcp', '127.0.0.1:0', '--devices', devicesFile(dir, { 'pi-1': KEY }), '--tls-cert', certFile, '--tls-key', keyFile], c);
       const m = await proc.waitFor(/listening.*https:\/\/127\.0\.0\.1:(\d+)\/v1\/link.*tcp=127\.0\.0\.1:(\d+)/);
-      await proc.waitFor(/gateway: ready/);
+      // From the start of the log: "ready" may have come in the same chunk as "listening".
+      await proc.waitFor(/gateway: ready/, 15000, 0);
       const tcpPort = Number(m[2]);
       const peer = (): Promise<string> =>
         new Promise((resolve, reject) => {
