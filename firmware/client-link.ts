@@ -275,10 +275,17 @@ export class ClientLink extends LinkBase {
 
   /** A request could not be completed by the transport (refused, reset); it will not be answered. */
   onRequestFailed(now: number, rn: number): void {
+    if (this.isFinished || this.reqRn.indexOf(rn) < 0) return;
+    this.requestLost(now, rn);
+  }
+
+  /** Request `rn` gets no usable answer: it counts as unanswered, and the next waits a backed-off RTO. */
+  private requestLost(now: number, rn: number): void {
     const i = this.reqRn.indexOf(rn);
-    if (i < 0 || this.isFinished) return;
-    this.reqRn.splice(i, 1);
-    this.reqDeadline.splice(i, 1);
+    if (i >= 0) {
+      this.reqRn.splice(i, 1);
+      this.reqDeadline.splice(i, 1);
+    }
     this.unanswered++;
     this.ep.rtt.backoff();
     this.retryAt = now + this.ep.rtt.rto;
@@ -378,16 +385,7 @@ export class ClientLink extends LinkBase {
     const code = known ? (c.code as ErrorCodeValue) : ErrorCode.PROTOCOL;
     this.untaggedError = hfError(code, `untagged error from the gateway (not ending the session by itself): ${known ? '' : `${JSON.stringify(c.code)}: `}${c.message}`);
     this.port.onReject?.(this.untaggedError);
-    const i = this.reqRn.indexOf(rn);
-    if (i >= 0) {
-      this.reqRn.splice(i, 1);
-      this.reqDeadline.splice(i, 1);
-    }
-    this.unanswered++;
-    this.ep.rtt.backoff();
-    this.retryAt = now + this.ep.rtt.rto;
-    this.checkDead(now);
-    this.run(now);
+    this.requestLost(now, rn);
   }
 
   /** Untagged error bundles refused since the session got its key (each counted as a failed request). */
