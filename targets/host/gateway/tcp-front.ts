@@ -16,6 +16,7 @@
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { errorBundle } from '../../../firmware/error-bundle';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
 import type { ServerLink } from '../../../firmware/server-link';
@@ -126,7 +127,8 @@ interface Conn {
   closing: boolean;
   openedAt: number;
   lastRead: number;
-  timer: NodeJS.Timeout | null;
+  /** Closes it at dueAt() (a DeadlineTimer: reads only move `lastRead`, the timer stays). */
+  timer: DeadlineTimer | null;
 }
 
 export class TcpFront implements TcpListener {
@@ -183,7 +185,7 @@ export class TcpFront implements TcpListener {
     this.sweeper = null;
     for (const h of [...this.handshaking.values()]) h.raw.destroy();
     for (const c of this.conns.values()) {
-      if (c.timer !== null) clearTimeout(c.timer);
+      c.timer?.stop();
       c.socket.destroy();
     }
     this.conns.clear();
@@ -219,9 +221,13 @@ export class TcpFront implements TcpListener {
     reader.setLimit(Math.min(this.limits.preAuthFrameBytes, this.gw.maxBody), 'before authentication (preAuthFrameBytes)');
     const c: Conn = { id: ++this.seq, socket, reader, writer: new FrameWriter(), link: null, addr, preAuth: true, closing: false, openedAt: shook?.at ?? now, lastRead: now, timer: null };
     this.conns.set(c.id, c);
-    this.preAuthCount++;
-    this.source(addr, now).preAuth++;
-    this.arm(c, now);
+    this.enterPreAuth(addr, now);
+    c.timer = new DeadlineTimer(
+      hostClock,
+      () => this.dueAt(c),
+      (t) => this.onDue(c, t),
+    );
+    c.timer.arm();
     socket.on('data', (chunk: Buffer) => {
       c.lastRead = hostClock.now();
       try {
@@ -252,8 +258,7 @@ export class TcpFront implements TcpListener {
       return;
     }
     const key = `${addr}:${raw.remotePort}`;
-    this.preAuthCount++;
-    this.source(addr, now).preAuth++;
+    this.enterPreAuth(addr, now);
     const timer = setTimeout(() => raw.destroy(), this.limits.preAuthDeadlineMs);
     timer.unref();
     const h: Handshake = {
@@ -263,9 +268,7 @@ export class TcpFront implements TcpListener {
         if (this.handshaking.get(key) !== h) return;
         this.handshaking.delete(key);
         clearTimeout(timer);
-        this.preAuthCount--;
-        const s = this.sources.get(addr);
-        if (s !== undefined) s.preAuth--;
+        this.leavePreAuth(addr);
       },
     };
     this.handshaking.set(key, h);
@@ -292,11 +295,29 @@ export class TcpFront implements TcpListener {
     return s;
   }
 
+  /** One more stranger from `addr`. */
+  private enterPreAuth(addr: string, now: number): void {
+    this.preAuthCount++;
+    this.source(addr, now).preAuth++;
+  }
+
+  /** One stranger fewer from `addr`. */
+  private leavePreAuth(addr: string): void {
+    this.preAuthCount--;
+    const s = this.sources.get(addr);
+    if (s !== undefined) s.preAuth--;
+  }
+
+  /** The tokens in `s`'s bucket at `now` (refilled at helloRate, up to helloBurst). */
+  private tokensAt(s: Source, now: number): number {
+    const l = this.limits;
+    return Math.min(l.helloBurst, s.tokens + ((now - s.at) * l.helloRate) / 1000);
+  }
+
   /** Takes one hello token of `addr`'s bucket; false if it is empty. */
   private takeToken(addr: string, now: number): boolean {
     const s = this.source(addr, now);
-    const l = this.limits;
-    s.tokens = Math.min(l.helloBurst, s.tokens + ((now - s.at) * l.helloRate) / 1000);
+    s.tokens = this.tokensAt(s, now);
     s.at = now;
     if (s.tokens < 1) return false;
     s.tokens -= 1;
@@ -304,9 +325,8 @@ export class TcpFront implements TcpListener {
   }
 
   private sweep(now: number): void {
-    const l = this.limits;
     for (const [addr, s] of this.sources) {
-      if (s.preAuth === 0 && s.tokens + ((now - s.at) * l.helloRate) / 1000 >= l.helloBurst) this.sources.delete(addr);
+      if (s.preAuth === 0 && this.tokensAt(s, now) >= this.limits.helloBurst) this.sources.delete(addr);
     }
   }
 
@@ -317,21 +337,14 @@ export class TcpFront implements TcpListener {
     return c.lastRead + l.connectionIdleMs;
   }
 
-  /** One timer per connection, re-armed only when it fires (reads just move `lastRead`). */
-  private arm(c: Conn, now: number): void {
-    if (c.timer !== null) clearTimeout(c.timer);
-    c.timer = setTimeout(() => this.onDue(c), Math.max(0, this.dueAt(c) - now) + 1);
-    c.timer.unref();
-  }
-
-  private onDue(c: Conn): void {
-    c.timer = null;
-    if (c.socket.destroyed || !this.conns.has(c.id)) return;
-    const now = hostClock.now();
-    if (now < this.dueAt(c)) {
-      this.arm(c, now);
+  /** `c`'s timer fired (perhaps early: reads moved its deadline; the timer then sets itself again). */
+  private onDue(c: Conn, now: number): void {
+    if (c.socket.destroyed || !this.conns.has(c.id)) {
+      c.timer?.stop();
       return;
     }
+    if (now < this.dueAt(c)) return;
+    c.timer?.stop();
     const l = this.limits;
     if (!c.preAuth) {
       // A session's connection gone quiet: the device is gone or its path is; the session waits for it.
@@ -370,9 +383,7 @@ export class TcpFront implements TcpListener {
   /** Takes `c` off the strangers' counts. */
   private release(c: Conn): void {
     c.preAuth = false;
-    this.preAuthCount--;
-    const s = this.sources.get(c.addr);
-    if (s !== undefined) s.preAuth--;
+    this.leavePreAuth(c.addr);
   }
 
   private onFrame(c: Conn, body: Buffer): void {
@@ -406,8 +417,7 @@ export class TcpFront implements TcpListener {
 
   private onClose(c: Conn): void {
     this.conns.delete(c.id);
-    if (c.timer !== null) clearTimeout(c.timer);
-    c.timer = null;
+    c.timer?.stop();
     if (c.preAuth) this.release(c);
     if (c.link !== null) this.gw.connectionClosed(c.link, c.id);
   }
