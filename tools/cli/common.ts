@@ -1,5 +1,6 @@
-/** What the commands share: link and log flags, and running until a signal. */
-import { isHfError } from '../../firmware/errors';
+/** What the commands share: link and log flags, files named by flags, and running until a signal. */
+import { readFileSync } from 'node:fs';
+import { ErrorCode, hfError, isHfError } from '../../firmware/errors';
 import type { LinkOptions } from '../../firmware/options';
 import type { Flag, Values } from './args';
 
@@ -39,4 +40,26 @@ export function onSignals(stop: (signal: string) => Promise<void>): Promise<void
     process.on('SIGINT', on);
     process.on('SIGTERM', on);
   });
+}
+
+/** The bytes of the file flag `--flag` names; unreadable: HF_ERR_OPTION naming the flag, the file and the system's code. */
+export function readFlagFile(flag: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw hfError(ErrorCode.OPTION, `--${flag} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
+  }
+}
+
+/** The JSON object in the file `--flag` names; HF_ERR_OPTION if unreadable, not JSON, or not an object (`shape`: what it must be). */
+export function readFlagJson(flag: string, file: string, shape: string): Record<string, unknown> {
+  const text = readFlagFile(flag, file).toString('utf8');
+  let d: unknown;
+  try {
+    d = JSON.parse(text);
+  } catch (e) {
+    throw hfError(ErrorCode.OPTION, `--${flag} ${file}: not JSON (${(e as Error).message})`, e);
+  }
+  if (d === null || typeof d !== 'object' || Array.isArray(d)) throw hfError(ErrorCode.OPTION, `--${flag} ${file}: must be ${shape}`);
+  return d as Record<string, unknown>;
 }

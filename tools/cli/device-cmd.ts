@@ -4,7 +4,7 @@
  * one fails. With --state the session survives restarts: on SIGTERM the process stops without closing
  * it, and the next start resumes it from the journal (nothing accepted is lost or sent twice).
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../firmware/errors';
 import { parseTarget } from '../../firmware/mux';
 import { connect, type DeviceChannel, type DeviceOptions } from '../../targets/host/device/device';
@@ -13,7 +13,7 @@ import { createLog, type LogFormat, type LogLevel } from '../../targets/node/log
 import { Mux } from '../../targets/host/app/mux';
 import type { Log } from '../../hal/log';
 import { type Flag, parseArgs, usage, type Values } from './args';
-import { LOG_FLAGS, onSignals } from './common';
+import { LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
 import { deviceKey } from './key';
 import { FailureLog, type FailureLogOptions } from '../../targets/host/device/failure-log';
 import { checkMs } from '../../firmware/check';
@@ -59,22 +59,10 @@ const ABOUT = `Runs a device: one session to the gateway, carrying messages and 
 
 /** Settings from --config, checked: the keys are flag names (camelCase also accepted). */
 function readConfig(file: string): Values {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw hfError(ErrorCode.OPTION, `--config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
-  }
-  let d: unknown;
-  try {
-    d = JSON.parse(text);
-  } catch (e) {
-    throw hfError(ErrorCode.OPTION, `--config ${file}: not JSON (${(e as Error).message})`, e);
-  }
-  if (d === null || typeof d !== 'object' || Array.isArray(d)) throw hfError(ErrorCode.OPTION, `--config ${file}: must be a JSON object`);
+  const d = readFlagJson('config', file, 'a JSON object');
   const out: Values = {};
   const known = new Map(FLAGS.map((f) => [f.name, f]));
-  for (const [k, val] of Object.entries(d as Record<string, unknown>)) {
+  for (const [k, val] of Object.entries(d)) {
     const name = k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
     const f = known.get(name);
     if (f === undefined || name === 'config') throw hfError(ErrorCode.OPTION, `--config ${file}: unknown setting ${JSON.stringify(k)}`);
@@ -101,11 +89,7 @@ export function parseForward(s: string): ForwardSpec {
 function deviceTls(v: Values): DeviceOptions['tls'] {
   const tls: NonNullable<DeviceOptions['tls']> = {};
   if (typeof v.ca === 'string') {
-    try {
-      tls.ca = readFileSync(v.ca);
-    } catch (e) {
-      throw hfError(ErrorCode.OPTION, `--ca ${v.ca}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
-    }
+    tls.ca = readFlagFile('ca', v.ca);
   }
   if (typeof v.pin === 'string') tls.pin = v.pin;
   return tls;

@@ -2,7 +2,6 @@
  * `holdfast gateway`: serves devices over HTTP (and direct TCP), forwards their port-forwarding
  * streams to the targets the allow list names, and stops cleanly on SIGINT/SIGTERM.
  */
-import { readFileSync } from 'node:fs';
 import { ErrorCode, hfError, isHfError } from '../../firmware/errors';
 import { Gateway, type GatewayChannel, type GatewayTlsOptions } from '../../targets/host/gateway/gateway';
 import { serveForwards } from '../../targets/host/app/forward';
@@ -12,7 +11,7 @@ import type { TcpLimits } from '../../targets/host/gateway/tcp-front';
 import { parseTarget } from '../../firmware/mux';
 import { type Flag, parseArgs, usage } from './args';
 import { benchResponder } from './bench-proto';
-import { linkOptions, LINK_FLAGS, LOG_FLAGS, onSignals } from './common';
+import { linkOptions, LINK_FLAGS, LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
 
 /** The direct TCP port's bounds on connections that have not proved a key (TcpLimits). */
 export const TCP_LIMIT_FLAGS: Flag[] = [
@@ -58,20 +57,8 @@ its session then carries messages and forwarded TCP connections to the --allow t
 
 /** Reads the devices file: a JSON object of non-empty string keys. */
 export function readDevices(file: string): Record<string, string> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw hfError(ErrorCode.OPTION, `--devices ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
-  }
-  let d: unknown;
-  try {
-    d = JSON.parse(text);
-  } catch (e) {
-    throw hfError(ErrorCode.OPTION, `--devices ${file}: not JSON (${(e as Error).message})`, e);
-  }
-  if (d === null || typeof d !== 'object' || Array.isArray(d)) throw hfError(ErrorCode.OPTION, `--devices ${file}: must be a JSON object {"<device id>": "<secret key>"}`);
-  for (const [id, k] of Object.entries(d as Record<string, unknown>)) {
+  const d = readFlagJson('devices', file, 'a JSON object {"<device id>": "<secret key>"}');
+  for (const [id, k] of Object.entries(d)) {
     if (id.length === 0 || id.length > 128) throw hfError(ErrorCode.OPTION, `--devices ${file}: device id ${JSON.stringify(id)} must be 1..128 characters`);
     if (typeof k !== 'string' || k.length === 0) throw hfError(ErrorCode.OPTION, `--devices ${file}: the key of ${JSON.stringify(id)} must be a non-empty string`);
   }
@@ -85,14 +72,7 @@ export function readTls(v: Record<string, unknown>): GatewayTlsOptions | null {
     return null;
   }
   if (v['tls-cert'] === undefined || v['tls-key'] === undefined) throw hfError(ErrorCode.OPTION, '--tls-cert and --tls-key go together');
-  const read = (flag: string): Buffer => {
-    const file = String(v[flag]);
-    try {
-      return readFileSync(file);
-    } catch (e) {
-      throw hfError(ErrorCode.OPTION, `--${flag} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
-    }
-  };
+  const read = (flag: string): Buffer => readFlagFile(flag, String(v[flag]));
   return { cert: read('tls-cert'), key: read('tls-key'), ...(v['tls-ca'] === undefined ? {} : { ca: read('tls-ca'), requestCert: true }) };
 }
 
