@@ -61,6 +61,8 @@ export interface Adapter {
   readonly reconnects: boolean;
   /** Whether sending is bounded by a `Window` (libraries that take every message); else by the system. */
   readonly windowed: boolean;
+  /** TLS rows only: the name of the same system without TLS (the report puts the two side by side). */
+  readonly plain?: string;
   /** Runs the server side in this process (127.0.0.1, any free ports). */
   listen(opts: ListenOptions): Promise<Server>;
   /** Opens one client connection to `ports` on 127.0.0.1; resolves once it carries messages. */

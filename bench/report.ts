@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { TLS_SETTINGS } from './tls';
 
 export interface ChaosResult {
   /** Messages the application offered, both directions together. */
@@ -34,6 +35,10 @@ export interface SystemResult {
   name: string;
   settings: string;
   reconnects: boolean;
+  /** TLS rows: the plain system this one is over TLS. */
+  plain?: string;
+  /** TLS rows: what the server negotiated ("TLSv1.3 TLS_AES_256_GCM_SHA384"), '?' if the probe failed. */
+  negotiated?: string;
   /** Fraction of the configured counts this system ran with. */
   scale: number;
   c2s_msgs_per_s?: number | null;
@@ -143,6 +148,54 @@ export function goals(rs: SystemResult[]): Goal[] {
   return g;
 }
 
+/** One TLS row against its plain row of the same run: TLS / plain per figure (null: one of them missing). */
+export interface TlsCost {
+  name: string;
+  plain: string;
+  /** Whether the plain row was in this run. */
+  plain_measured: boolean;
+  negotiated: string | null;
+  /** Rates: below 1, TLS is slower. */
+  c2s_64: number | null;
+  s2c_64: number | null;
+  c2s_1k: number | null;
+  s2c_1k: number | null;
+  c2s_16k: number | null;
+  s2c_16k: number | null;
+  /** Times, bytes and memory: above 1, TLS takes more. */
+  rtt_p50: number | null;
+  rtt_p99: number | null;
+  bytes_per_msg: number | null;
+  heap_per_session: number | null;
+  rss_per_session: number | null;
+}
+
+/** The TLS rows of `rs`, each against its plain row (TLS / plain). */
+export function tlsCost(rs: SystemResult[]): TlsCost[] {
+  return rs
+    .filter((r) => r.plain !== undefined)
+    .map((t) => {
+      const p = by(rs, t.plain!);
+      return {
+        name: t.name,
+        plain: t.plain!,
+        plain_measured: p !== undefined,
+        negotiated: t.negotiated ?? null,
+        c2s_64: ratio(t.c2s_msgs_per_s, p?.c2s_msgs_per_s),
+        s2c_64: ratio(t.s2c_msgs_per_s, p?.s2c_msgs_per_s),
+        c2s_1k: ratio(t.c2s_1k_msgs_per_s, p?.c2s_1k_msgs_per_s),
+        s2c_1k: ratio(t.s2c_1k_msgs_per_s, p?.s2c_1k_msgs_per_s),
+        c2s_16k: ratio(t.c2s_16k_msgs_per_s, p?.c2s_16k_msgs_per_s),
+        s2c_16k: ratio(t.s2c_16k_msgs_per_s, p?.s2c_16k_msgs_per_s),
+        rtt_p50: ratio(t.rtt_p50_ms, p?.rtt_p50_ms),
+        rtt_p99: ratio(t.rtt_p99_ms, p?.rtt_p99_ms),
+        bytes_per_msg: ratio(t.bytes_per_msg, p?.bytes_per_msg),
+        heap_per_session: ratio(t.heap_per_session_kb, p?.heap_per_session_kb),
+        rss_per_session: ratio(t.rss_per_session_kb, p?.rss_per_session_kb),
+      };
+    });
+}
+
 const fmt = (v: number | null | undefined, d = 0): string => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '—');
 const pair = (a: number | null | undefined, b: number | null | undefined): string => `${fmt(a)} / ${fmt(b)}`;
 const mbs = (msgs: number | null | undefined, size: number): string => (typeof msgs === 'number' ? ` (${((msgs * size) / 1048576).toFixed(0)} MB/s)` : '');
@@ -200,6 +253,8 @@ export function markdown(
     const w = Object.keys(r.windows).length === 0 ? 'its own' : [64, 1024, 16384].map((sz) => `${kib(r.windows[`c2s_${sz}`])}-${kib(r.windows[`s2c_${sz}`])}`).join(' / ');
     L.push(`| ${r.name} | ${r.settings} | ${r.reconnects ? 'yes' : 'no'} | ${w} |`);
   }
+  const costs = tlsCost(rs);
+  if (costs.length > 0) L.push(...tlsSection(rs, costs));
   const noted = rs.filter((r) => r.notes.length > 0);
   if (noted.length > 0) {
     L.push('');
@@ -209,6 +264,32 @@ export function markdown(
   }
   L.push('');
   return L.join('\n');
+}
+
+const times = (x: number | null): string => (x === null ? '' : ` (${x.toFixed(2)}×)`);
+
+/** The TLS cost section: each TLS row's figures with TLS / plain beside them, then the same in one line. */
+function tlsSection(rs: SystemResult[], costs: TlsCost[]): string[] {
+  const L: string[] = [''];
+  const neg = [...new Set(costs.map((x) => x.negotiated ?? '?'))];
+  L.push(
+    `TLS cost: each TLS row of this run beside its plain row, TLS / plain in brackets (rates: below 1× is slower; RTT, bytes and memory: above 1× is more). Every TLS row runs with the same settings: ${TLS_SETTINGS}; negotiated: ${neg.length === 1 ? `${neg[0]} on every row` : costs.map((x) => `${x.name} ${x.negotiated ?? '?'}`).join(', ')}.`,
+  );
+  L.push('');
+  L.push('| TLS row (plain row) | c2s msg/s | s2c msg/s | RTT p50 ms | RTT p99 ms | 1 KiB c2s / s2c msg/s | 16 KiB c2s / s2c msg/s | wire bytes/msg | server RSS per idle session KiB |');
+  L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const x of costs) {
+    const t = by(rs, x.name)!;
+    const plain = x.plain_measured ? x.plain : `${x.plain}: not in this run`;
+    L.push(
+      `| ${x.name} (${plain}) | ${fmt(t.c2s_msgs_per_s)}${times(x.c2s_64)} | ${fmt(t.s2c_msgs_per_s)}${times(x.s2c_64)} | ${fmt(t.rtt_p50_ms, 3)}${times(x.rtt_p50)} | ${fmt(t.rtt_p99_ms, 3)}${times(x.rtt_p99)} | ${fmt(t.c2s_1k_msgs_per_s)}${times(x.c2s_1k)} / ${fmt(t.s2c_1k_msgs_per_s)}${times(x.s2c_1k)} | ${fmt(t.c2s_16k_msgs_per_s)}${times(x.c2s_16k)} / ${fmt(t.s2c_16k_msgs_per_s)}${times(x.s2c_16k)} | ${fmt(t.bytes_per_msg, 1)}${times(x.bytes_per_msg)} | ${fmt(t.rss_per_session_kb, 1)}${times(x.rss_per_session)} |`,
+    );
+  }
+  const x2 = (v: number | null): string => (v === null ? '—' : `${v.toFixed(2)}×`);
+  const line = costs.filter((x) => x.plain_measured).map((x) => `${x.plain} 64 B c2s ${x2(x.c2s_64)} plain, s2c ${x2(x.s2c_64)}, 16 KiB c2s ${x2(x.c2s_16k)}, RTT p50 ${x2(x.rtt_p50)}`);
+  L.push('');
+  L.push(line.length > 0 ? `TLS cost: ${line.join('; ')}.` : 'TLS cost: no plain rows in this run to compare with (run them beside: --tls).');
+  return L;
 }
 
 export const DOCS_BEGIN = '<!-- bench:peers:begin (written by npm run bench:peers -- --write-docs) -->';
@@ -228,6 +309,7 @@ export function jsonLine(rs: SystemResult[]): string {
   return JSON.stringify({
     adapters: rs.map((r) => ({
       name: r.name,
+      tls: r.plain === undefined ? null : { plain: r.plain, negotiated: r.negotiated ?? null },
       c2s_msgs_per_s: r.c2s_msgs_per_s ?? null,
       s2c_msgs_per_s: r.s2c_msgs_per_s ?? null,
       rtt_p50_ms: r.rtt_p50_ms ?? null,
@@ -247,5 +329,6 @@ export function jsonLine(rs: SystemResult[]): string {
       rss_per_session_kb: r.rss_per_session_kb ?? null,
       scale: r.scale,
     })),
+    tls_cost: tlsCost(rs),
   });
 }

@@ -16,6 +16,10 @@
  *      both ends send in bursts (CHAOS_BURST every CHAOS_EVERY_MS): every system goes through a few
  *      hundred turns, and its kills are printed beside its losses.
  *
+ * The `*-tls` rows run the same workloads over TLS (bench/tls.ts: one throw-away certificate per run,
+ * the same TLS settings for every row); the report puts each beside its plain row with the ratio
+ * (`--tls` runs just those pairs).
+ *
  * Processes are fresh for each of 1-3, 4, 5 and 6. Everything is bounded: each call has a time limit,
  * a child that overruns is killed by its PID, and a failed workload leaves its cells empty with the
  * reason noted. Prints the tables, writes bench/results/peers.json and peers.md, and ends with one
@@ -23,11 +27,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ADAPTERS, adapterNamed } from './adapters/index';
+import { ADAPTERS, TLS_ADAPTERS, adapterNamed } from './adapters/index';
 import type { CountResult, PumpResult, RttResult } from './flow';
 import { errorText } from './ipc';
 import { MAIN_ID, Pair } from './pair';
-import { goals, jsonLine, machine, markdown, writeDocs, type SystemResult } from './report';
+import { goals, jsonLine, machine, markdown, tlsCost, writeDocs, type SystemResult } from './report';
+import { makeTlsDir, probe, removeTlsDir } from './tls';
 
 interface Config {
   systems: string[];
@@ -96,6 +101,7 @@ function parseArgs(argv: string[]): Config {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--systems') c.systems = argv[++i].split(',').map((s) => adapterNamed(s.trim()).name);
+    else if (a === '--tls') c.systems = TLS_ADAPTERS.flatMap((x) => [x.plain!, x.name]);
     else if (a === '--messages') c.n = num(a, argv[++i]);
     else if (a === '--rtt') c.rtt = num(a, argv[++i]);
     else if (a === '--idle') c.idle = num(a, argv[++i]);
@@ -117,10 +123,11 @@ function parseArgs(argv: string[]): Config {
     else if (a === '--help' || a === '-h') {
       process.stdout.write(
         [
-          'usage: npm run bench:peers -- [--systems a,b] [--quick] [--messages N] [--rtt N] [--idle N]',
+          'usage: npm run bench:peers -- [--systems a,b | --tls] [--quick] [--messages N] [--rtt N] [--idle N]',
           '         [--chaos-messages N] [--drain-ms MS] [--skip throughput,rtt,sizes,bytes,idle,chaos] [--write-docs]',
           '         [--kill-rate R] [--out DIR]   (R: 0..1, default 0.02; DIR: where peers.json and peers.md go, default bench/results)',
           `systems: ${ADAPTERS.map((x) => x.name).join(', ')}`,
+          '--tls runs the TLS rows, each after its plain row (the report gives TLS / plain per transport)',
           '--write-docs rewrites the results between the markers in docs/BENCHMARKS.md',
           '',
         ].join('\n'),
@@ -196,11 +203,31 @@ async function phase(r: SystemResult, name: string, p: Pair, fn: () => Promise<v
   }
 }
 
+/**
+ * A TLS row: what its server negotiates with a client of the bench's settings, on each port (asked
+ * directly, not through a proxy), into `r.negotiated`. Once per system; a failed probe is a note.
+ */
+async function negotiated(r: SystemResult, p: Pair): Promise<void> {
+  if (r.plain === undefined || r.negotiated !== undefined) return;
+  const seen = new Set<string>();
+  try {
+    for (const port of Object.values(p.ports)) {
+      const n = await probe(port);
+      seen.add(`${n.protocol} ${n.cipher}`);
+    }
+    r.negotiated = [...seen].join(', ');
+  } catch (e) {
+    r.negotiated = '?';
+    r.notes.push(`TLS probe failed: ${errorText(e)}`);
+  }
+}
+
 async function runSystem(c: Config, system: string): Promise<SystemResult> {
   const a = adapterNamed(system);
   const scale = SCALE[system] ?? 1;
   const k = (x: number): number => Math.max(1, Math.round(x * scale));
   const r: SystemResult = { name: system, settings: a.settings, reconnects: a.reconnects, scale, notes: [], seconds: {}, counts: {}, windows: {}, trials: {} };
+  if (a.plain !== undefined) r.plain = a.plain;
   const ids = [MAIN_ID];
   for (let i = 0; i < c.idle; i++) ids.push(`idle-${i}`);
   if (scale !== 1) r.notes.push(`counts scaled to ${scale * 100}% (a slow peer)`);
@@ -210,6 +237,7 @@ async function runSystem(c: Config, system: string): Promise<SystemResult> {
     const p = new Pair(system);
     await phase(r, 'throughput', p, async () => {
       await p.connect(await p.start([MAIN_ID], null));
+      await negotiated(r, p);
       // Warm-up both ways (JIT, buffers), not measured.
       await oneWay(p, 'c2s', k(Math.min(5000, c.n)), 64, c.phaseMs);
       await oneWay(p, 's2c', k(Math.min(5000, c.n)), 64, c.phaseMs);
@@ -251,6 +279,7 @@ async function runSystem(c: Config, system: string): Promise<SystemResult> {
     const p = new Pair(system);
     await phase(r, 'bytes', p, async () => {
       await p.connect(await p.start([MAIN_ID], { killRate: 0, seed: 1 }));
+      await negotiated(r, p);
       await p.setWindow(r.windows.c2s_64, r.windows.s2c_64);
       const n = k(c.n);
       r.counts.bytes = n;
@@ -300,6 +329,7 @@ async function runSystem(c: Config, system: string): Promise<SystemResult> {
     const p = new Pair(system);
     await phase(r, 'chaos', p, async () => {
       await p.connect(await p.start([MAIN_ID], { killRate: c.killRate, seed: 1 }), 5);
+      await negotiated(r, p);
       await p.setWindow(r.windows.c2s_64, r.windows.s2c_64);
       const n = k(c.chaosN);
       r.counts.chaos = n;
@@ -344,12 +374,18 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const results: SystemResult[] = [];
   process.stdout.write(`bench:peers: ${c.systems.length} systems, ${c.n} x 64 B each way, ${c.rtt} round trips, ${c.idle} idle sessions, ${c.chaosN} each way under ${c.killRate * 100}% kills\n`);
-  for (const s of c.systems) {
-    const ts = Date.now();
-    process.stdout.write(`  ${s} ... `);
-    const r = await runSystem(c, s);
-    results.push(r);
-    process.stdout.write(`${((Date.now() - ts) / 1000).toFixed(1)} s${r.notes.length ? ` (${r.notes.join('; ')})` : ''}\n`);
+  // The TLS rows' certificate: made once for the run, removed when it ends (bench/tls.ts).
+  const tlsDir = c.systems.some((s) => adapterNamed(s).plain !== undefined) ? makeTlsDir() : null;
+  try {
+    for (const s of c.systems) {
+      const ts = Date.now();
+      process.stdout.write(`  ${s} ... `);
+      const r = await runSystem(c, s);
+      results.push(r);
+      process.stdout.write(`${((Date.now() - ts) / 1000).toFixed(1)} s${r.notes.length ? ` (${r.notes.join('; ')})` : ''}\n`);
+    }
+  } finally {
+    if (tlsDir !== null) removeTlsDir(tlsDir);
   }
   const m = machine(root);
   const g = goals(results);
@@ -358,7 +394,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(c.out, { recursive: true });
   fs.writeFileSync(
     path.join(c.out, 'peers.json'),
-    JSON.stringify({ machine: m, config: { ...c, skip: [...c.skip], out: undefined }, wall_seconds: wall, goals: g, adapters: results }, null, 2) + '\n',
+    JSON.stringify({ machine: m, config: { ...c, skip: [...c.skip], out: undefined }, wall_seconds: wall, goals: g, tls_cost: tlsCost(results), adapters: results }, null, 2) + '\n',
   );
   fs.writeFileSync(path.join(c.out, 'peers.md'), md);
   if (c.writeDocs) writeDocs(path.join(root, 'docs', 'BENCHMARKS.md'), md);

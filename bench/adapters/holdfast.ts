@@ -3,13 +3,16 @@
  * device's `connect()`, through the channel API (send / 'message' / 'drain'). Default link options on
  * both sides. `holdfast-http` is the device with `tcp: null` (HTTP long-poll only); `holdfast-tcp`
  * gives it the gateway's direct TCP port (the ladder tries TCP first and falls back to HTTP while TCP
- * is down, so the gateway listens on both).
+ * is down, so the gateway listens on both). `holdfast-http-tls` and `holdfast-tcp-tls` are the same
+ * with the gateway's `tls: {cert, key}` (HTTPS, and TLS on the TCP port) and the device on an https://
+ * URL trusting the certificate by `tls: {ca}` (its direct TCP then speaks TLS too), bench/tls.ts.
  */
 import { connect, type DeviceChannel } from '../../targets/host/device/device';
 import { Gateway, type GatewayChannel } from '../../targets/host/gateway/gateway';
 import type { Channel } from '../../targets/host/app/channel';
 import type { LinkOptions } from '../../firmware/options';
 import { type Adapter, BaseConn, type ConnectOptions, type ListenOptions, type Ports, type Server, keyOf, within } from '../adapter';
+import { TLS_SETTINGS, benchTls } from '../tls';
 
 class ChannelConn extends BaseConn {
   constructor(private readonly ch: Channel) {
@@ -45,19 +48,24 @@ class ChannelConn extends BaseConn {
  */
 export const WIDE_LINK: LinkOptions = { outSlots: 4096, outBytes: 1 << 22, inSlots: 4096, inBytes: 1 << 22, maxMessages: 1024, maxBundleBytes: 1 << 20 };
 
-function holdfast(name: string, tcp: boolean, link?: LinkOptions): Adapter {
+function holdfast(name: string, tcp: boolean, link?: LinkOptions, secure = false): Adapter {
   const opts = link === undefined ? 'default link options' : 'link: WIDE_LINK (4096 msgs / 4 MiB windows, 1024 msgs / 1 MiB bundles) on both ends';
+  const t = secure
+    ? { gw: ', tls: {cert, key}', gateway: 'gateway: https://...', dev: ', tls: {ca}', url: 'https', note: `; ${TLS_SETTINGS}` }
+    : { gw: '', gateway: 'gateway', dev: '', url: 'http', note: '' };
   return {
     name,
     settings: tcp
-      ? `Gateway.start({http, tcp, devices}) + connect({gateway, tcp, id, key}); ${opts}; ladder: TCP, HTTP while TCP is down`
-      : `Gateway.start({http, devices}) + connect({gateway, tcp: null, id, key}); ${opts}`,
+      ? `Gateway.start({http, tcp, devices${t.gw}}) + connect({${t.gateway}, tcp, id, key${t.dev}}); ${opts}; ladder: TCP, HTTP while TCP is down${t.note}`
+      : `Gateway.start({http, devices${t.gw}}) + connect({${t.gateway}, tcp: null, id, key${t.dev}}); ${opts}${t.note}`,
     reconnects: true,
     windowed: false,
+    plain: secure ? (tcp ? 'holdfast-tcp' : 'holdfast-http') : undefined,
     async listen(opts: ListenOptions): Promise<Server> {
       const devices: Record<string, string> = {};
       for (const id of opts.ids) devices[id] = keyOf(id);
-      const gw = await Gateway.start({ http: '127.0.0.1:0', tcp: tcp ? '127.0.0.1:0' : null, devices, maxSessions: opts.ids.length + 16, link });
+      const tls = secure ? { cert: benchTls().cert, key: benchTls().key } : null;
+      const gw = await Gateway.start({ http: '127.0.0.1:0', tcp: tcp ? '127.0.0.1:0' : null, devices, maxSessions: opts.ids.length + 16, link, tls });
       let onConn: (c: ChannelConn) => void = () => {};
       gw.on('session', (ch: GatewayChannel) => onConn(new ChannelConn(ch)));
       const port = (a: string): number => Number(a.slice(a.lastIndexOf(':') + 1));
@@ -74,7 +82,7 @@ function holdfast(name: string, tcp: boolean, link?: LinkOptions): Adapter {
     },
     async connect(ports: Ports, opts: ConnectOptions): Promise<ChannelConn> {
       const ch: DeviceChannel = connect({
-        gateway: `http://127.0.0.1:${ports.http}`,
+        gateway: `${t.url}://127.0.0.1:${ports.http}`,
         tcp: tcp ? `127.0.0.1:${ports.tcp}` : null,
         id: opts.id,
         key: keyOf(opts.id),
@@ -82,6 +90,7 @@ function holdfast(name: string, tcp: boolean, link?: LinkOptions): Adapter {
         // Idle sessions (the memory workload measures the gateway) keep the device's defaults: a
         // thousand devices with 4 MiB rings would only slow the client process down.
         link: opts.idle === true ? undefined : link,
+        tls: secure ? { ca: benchTls().ca } : undefined,
       });
       const conn = new ChannelConn(ch);
       const open = new Promise<void>((resolve, reject) => {
@@ -104,3 +113,5 @@ export const holdfastHttp = holdfast('holdfast-http', false);
 export const holdfastTcp = holdfast('holdfast-tcp', true);
 export const holdfastHttpWide = holdfast('holdfast-http-wide', false, WIDE_LINK);
 export const holdfastTcpWide = holdfast('holdfast-tcp-wide', true, WIDE_LINK);
+export const holdfastHttpTls = holdfast('holdfast-http-tls', false, undefined, true);
+export const holdfastTcpTls = holdfast('holdfast-tcp-tls', true, undefined, true);

@@ -9,11 +9,16 @@
  *   mqtt-qos1  publish and subscribe at QoS 1 (PUBACK; the client resends unacknowledged on reconnect)
  * Flow control: the publish callback (QoS 0: written; QoS 1: PUBACK received; server side: aedes
  * processed it) releases the Window.
+ * `mqtt-qos0-tls`, `mqtt-qos1-tls`: the same broker behind a tls.Server and the client connecting with
+ * an `mqtts://` URL (mqtt.connect, which makes the TLS socket itself: setNoDelay once each connection
+ * is up, as tls.connect ignores net's `noDelay` option), bench/tls.ts.
  */
 import * as net from 'node:net';
-import { MqttClient } from 'mqtt';
+import * as tls from 'node:tls';
+import { type IClientOptions, MqttClient, connect as mqttConnect } from 'mqtt';
 import type { Aedes, AedesPublishPacket } from 'aedes';
 import { type Adapter, BaseConn, type ConnectOptions, type ListenOptions, Registry, type Server, listenLocal, within } from '../adapter';
+import { TLS_SETTINGS, benchTls } from '../tls';
 
 type QoS = 0 | 1;
 
@@ -73,12 +78,13 @@ class ClientConn extends BaseConn {
   }
 }
 
-function mqtt(name: 'mqtt-qos0' | 'mqtt-qos1', qos: QoS): Adapter {
+function mqtt(name: string, qos: QoS, secure: boolean): Adapter {
   return {
     name,
-    settings: `aedes broker (app inside it) + mqtt client v3.1.1, QoS ${qos} both ways, setNoDelay both ends, clean: false, reconnectPeriod: 100`,
+    settings: `aedes broker (app inside it) + mqtt client v3.1.1, QoS ${qos} both ways, setNoDelay both ends, clean: false, reconnectPeriod: 100${secure ? `; tls.Server + mqtts:// URL; ${TLS_SETTINGS}` : ''}`,
     reconnects: true,
     windowed: true,
+    plain: secure ? `mqtt-qos${qos}` : undefined,
     async listen(_opts: ListenOptions): Promise<Server> {
       // aedes is an ES module (and needs Node >= 20): loaded when used.
       const { Aedes } = await import('aedes');
@@ -107,12 +113,13 @@ function mqtt(name: 'mqtt-qos0' | 'mqtt-qos1', qos: QoS): Adapter {
         ),
       );
       const sockets = new Set<net.Socket>();
-      const server = net.createServer((s) => {
+      const onSocket = (s: net.Socket): void => {
         s.setNoDelay(true);
         sockets.add(s);
         s.on('close', () => sockets.delete(s));
         broker.handle(s);
-      });
+      };
+      const server = secure ? tls.createServer({ cert: benchTls().cert, key: benchTls().key }, onSocket) : net.createServer(onSocket);
       const port = await listenLocal(server);
       return {
         ports: { main: port },
@@ -133,7 +140,10 @@ function mqtt(name: 'mqtt-qos0' | 'mqtt-qos1', qos: QoS): Adapter {
         s.setNoDelay(true);
         return s;
       };
-      const client = new MqttClient(build, { clientId: opts.id, clean: false, reconnectPeriod: 100, protocolVersion: 4, keepalive: 60 });
+      const common: IClientOptions = { clientId: opts.id, clean: false, reconnectPeriod: 100, protocolVersion: 4, keepalive: 60 };
+      const client = secure ? mqttConnect(`mqtts://127.0.0.1:${ports.main}`, { ...common, ca: benchTls().ca }) : new MqttClient(build, common);
+      // On every (re)connection, before the first PUBLISH: CONNACK has just arrived.
+      if (secure) client.on('connect', () => (client.stream as net.Socket).setNoDelay(true));
       const conn = new ClientConn(client, `d/${opts.id}/c2s`, qos);
       try {
         await within(
@@ -155,5 +165,7 @@ function mqtt(name: 'mqtt-qos0' | 'mqtt-qos1', qos: QoS): Adapter {
   };
 }
 
-export const mqttQos0 = mqtt('mqtt-qos0', 0);
-export const mqttQos1 = mqtt('mqtt-qos1', 1);
+export const mqttQos0 = mqtt('mqtt-qos0', 0, false);
+export const mqttQos1 = mqtt('mqtt-qos1', 1, false);
+export const mqttQos0Tls = mqtt('mqtt-qos0-tls', 0, true);
+export const mqttQos1Tls = mqtt('mqtt-qos1-tls', 1, true);

@@ -3,10 +3,13 @@
  * tick corked into one writev, up to `Window.high` bytes buffered in the socket (tuned like the
  * peers' windows; the socket's own 16 KiB highWaterMark would let one 16 KiB message out per drain).
  * No acknowledgements, no reconnect, no authentication: what is left when every guarantee is taken
- * away.
+ * away. `raw-tcp-tls` is the same over a tls.Server and tls.connect (bench/tls.ts): the floor of the
+ * TLS rows.
  */
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { type Adapter, BaseConn, type ConnectOptions, Registry, type Server, Window, listenLocal, within } from '../adapter';
+import { TLS_SETTINGS, benchTls } from '../tls';
 
 const HEAD = 4;
 /** Largest frame accepted (the workloads send at most 16 KiB). */
@@ -76,44 +79,51 @@ class SocketConn extends BaseConn {
   }
 }
 
-export const rawTcp: Adapter = {
-  name: 'raw-tcp',
-  settings: 'net.Socket, setNoDelay(true), u32 length prefix, writes of one tick corked',
-  reconnects: false,
-  windowed: true,
-  async listen(): Promise<Server> {
-    const conns = new Registry<SocketConn>();
-    const sockets = new Set<net.Socket>();
-    const server = net.createServer((s) => {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      conns.add(new SocketConn(s));
-    });
-    const port = await listenLocal(server);
-    return conns.server(
-      port,
-      () =>
-        new Promise<void>((resolve) => {
-          for (const s of sockets) s.destroy();
-          server.close(() => resolve());
-        }),
-    );
-  },
-  async connect(ports, opts: ConnectOptions): Promise<SocketConn> {
-    const s = net.connect({ host: '127.0.0.1', port: ports.main });
-    try {
-      await within(
-        new Promise<void>((resolve, reject) => {
-          s.once('connect', resolve);
-          s.once('error', reject);
-        }),
-        opts.timeoutMs,
-        'raw-tcp connect',
+function raw(name: string, secure: boolean): Adapter {
+  return {
+    name,
+    settings: `${secure ? 'tls.Server + tls.connect' : 'net.Socket'}, setNoDelay(true), u32 length prefix, writes of one tick corked${secure ? `; ${TLS_SETTINGS}` : ''}`,
+    reconnects: false,
+    windowed: true,
+    plain: secure ? 'raw-tcp' : undefined,
+    async listen(): Promise<Server> {
+      const conns = new Registry<SocketConn>();
+      const sockets = new Set<net.Socket>();
+      const onSocket = (s: net.Socket): void => {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+        conns.add(new SocketConn(s));
+      };
+      const server = secure ? tls.createServer({ cert: benchTls().cert, key: benchTls().key }, onSocket) : net.createServer(onSocket);
+      const port = await listenLocal(server);
+      return conns.server(
+        port,
+        () =>
+          new Promise<void>((resolve) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => resolve());
+          }),
       );
-    } catch (e) {
-      s.destroy();
-      throw e;
-    }
-    return new SocketConn(s);
-  },
-};
+    },
+    async connect(ports, opts: ConnectOptions): Promise<SocketConn> {
+      const s = secure ? tls.connect({ host: '127.0.0.1', port: ports.main, ca: benchTls().ca }) : net.connect({ host: '127.0.0.1', port: ports.main });
+      try {
+        await within(
+          new Promise<void>((resolve, reject) => {
+            s.once(secure ? 'secureConnect' : 'connect', () => resolve());
+            s.once('error', reject);
+          }),
+          opts.timeoutMs,
+          `${name} connect`,
+        );
+      } catch (e) {
+        s.destroy();
+        throw e;
+      }
+      return new SocketConn(s);
+    },
+  };
+}
+
+export const rawTcp = raw('raw-tcp', false);
+export const rawTcpTls = raw('raw-tcp-tls', true);

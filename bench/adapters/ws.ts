@@ -2,10 +2,13 @@
  * ws: a WebSocketServer and a WebSocket client (the `ws` package), binary messages,
  * perMessageDeflate off on both sides (ws sets TCP_NODELAY itself). ws has no reconnect of its own.
  * Flow control: the send callback (the frame was written to the socket) releases the Window.
+ * `ws-tls` is the same over an https server and a wss:// URL (bench/tls.ts).
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { WebSocket, WebSocketServer } from 'ws';
 import { type Adapter, BaseConn, type ConnectOptions, Registry, type Server, listenLocal, within } from '../adapter';
+import { TLS_SETTINGS, benchTls } from '../tls';
 
 class WsConn extends BaseConn {
   constructor(private readonly ws: WebSocket) {
@@ -35,43 +38,51 @@ class WsConn extends BaseConn {
   }
 }
 
-export const ws: Adapter = {
-  name: 'ws',
-  settings: 'ws WebSocketServer + WebSocket, perMessageDeflate: false, binary frames',
-  reconnects: false,
-  windowed: true,
-  async listen(): Promise<Server> {
-    const conns = new Registry<WsConn>();
-    const server = http.createServer();
-    const wss = new WebSocketServer({ server, perMessageDeflate: false });
-    wss.on('connection', (sock: WebSocket) => conns.add(new WsConn(sock)));
-    const port = await listenLocal(server);
-    return conns.server(
-      port,
-      () =>
-        new Promise<void>((resolve) => {
-          for (const c of wss.clients) c.terminate();
-          wss.close();
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    );
-  },
-  async connect(ports, opts: ConnectOptions): Promise<WsConn> {
-    const sock = new WebSocket(`ws://127.0.0.1:${ports.main}/`, { perMessageDeflate: false });
-    try {
-      await within(
-        new Promise<void>((resolve, reject) => {
-          sock.once('open', () => resolve());
-          sock.once('error', reject);
-        }),
-        opts.timeoutMs,
-        'ws connect',
+function wsAdapter(name: string, secure: boolean): Adapter {
+  return {
+    name,
+    settings: `ws WebSocketServer + WebSocket, perMessageDeflate: false, binary frames${secure ? `; https.createServer + wss:// URL; ${TLS_SETTINGS}` : ''}`,
+    reconnects: false,
+    windowed: true,
+    plain: secure ? 'ws' : undefined,
+    async listen(): Promise<Server> {
+      const conns = new Registry<WsConn>();
+      const server = secure ? https.createServer({ cert: benchTls().cert, key: benchTls().key }) : http.createServer();
+      const wss = new WebSocketServer({ server, perMessageDeflate: false });
+      wss.on('connection', (sock: WebSocket) => conns.add(new WsConn(sock)));
+      const port = await listenLocal(server);
+      return conns.server(
+        port,
+        () =>
+          new Promise<void>((resolve) => {
+            for (const c of wss.clients) c.terminate();
+            wss.close();
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
       );
-    } catch (e) {
-      sock.terminate();
-      throw e;
-    }
-    return new WsConn(sock);
-  },
-};
+    },
+    async connect(ports, opts: ConnectOptions): Promise<WsConn> {
+      const sock = secure
+        ? new WebSocket(`wss://127.0.0.1:${ports.main}/`, { perMessageDeflate: false, ca: benchTls().ca })
+        : new WebSocket(`ws://127.0.0.1:${ports.main}/`, { perMessageDeflate: false });
+      try {
+        await within(
+          new Promise<void>((resolve, reject) => {
+            sock.once('open', () => resolve());
+            sock.once('error', reject);
+          }),
+          opts.timeoutMs,
+          `${name} connect`,
+        );
+      } catch (e) {
+        sock.terminate();
+        throw e;
+      }
+      return new WsConn(sock);
+    },
+  };
+}
+
+export const ws = wsAdapter('ws', false);
+export const wsTls = wsAdapter('ws-tls', true);
