@@ -13,6 +13,13 @@
  * never more than `maxOutstanding` at once. After `failAfter` consecutive unanswered requests, with the
  * server silent for at least `deadAfterMs`, the link fails with HF_ERR_TIMEOUT.
  *
+ * A request whose connection died before its answer (`onRequestFailed(now, rn, true)`: reset, cut,
+ * refused) is lost, not late: its messages are due again at once, the next request goes at once (the
+ * first `retryAtOnce` in a row; then after a short doubling back-off with jitter, at most
+ * `retryBackoffMaxMs`), the retransmission timer is left alone, and requests shrink (`pathBytes`
+ * halves, down to `minBundleBytes`) so that a path which cuts long connections still carries some; each
+ * answer doubles it again.
+ *
  * States: IDLE -> HELLO (hello sent, resent on timeout) -> OPEN -> CLOSING -> CLOSED, or FAILED.
  */
 import { type Control, Ctl, type ErrorItem, type Welcome, encodeControl, limitsOf } from './control';
@@ -74,6 +81,15 @@ export class ClientLink extends LinkBase {
   // Outstanding requests, oldest first.
   private readonly reqRn: number[] = [];
   private readonly reqDeadline: number[] = [];
+  /** When each outstanding request was written (its messages carry this send time). */
+  private readonly reqSentAt: number[] = [];
+  /** Bytes a request may take now: the path's apparent budget, halved on each cut, doubled on each answer. */
+  pathBytes: number;
+  /** Requests in a row whose connection died before the answer. */
+  cuts = 0;
+  /** No new request before this time (back-off after `retryAtOnce` cuts in a row). */
+  private holdOff = 0;
+  private readonly jitter = new Uint8Array(2);
   /** Consecutive requests that went unanswered. */
   unanswered = 0;
   /** No keep-alive request before this time (back-off after failures). */
@@ -92,6 +108,7 @@ export class ClientLink extends LinkBase {
     this.id = config.id;
     this.serverHold = o.holdMs;
     this.helloN = config.helloCounter ?? 0;
+    this.pathBytes = o.maxBundleBytes;
   }
 
   get outstanding(): number {
@@ -265,6 +282,10 @@ export class ClientLink extends LinkBase {
     this.freshDirect = t === Transport.DIRECT;
     this.reqRn.length = 0;
     this.reqDeadline.length = 0;
+    this.reqSentAt.length = 0;
+    this.cuts = 0;
+    this.holdOff = 0;
+    this.pathBytes = this.o.maxBundleBytes;
     this.ep.resendAll();
     this.retryAt = 0;
     // The first bundle on the new transport tells the server at once where the session now lives.
@@ -273,19 +294,46 @@ export class ClientLink extends LinkBase {
     this.run(now);
   }
 
-  /** A request could not be completed by the transport (refused, reset); it will not be answered. */
-  onRequestFailed(now: number, rn: number): void {
-    if (this.isFinished || this.reqRn.indexOf(rn) < 0) return;
-    this.requestLost(now, rn);
+  /**
+   * Request `rn` will not be answered. `cut`: its connection died before the answer (reset, cut,
+   * refused): it is lost, and goes again at once (see the file comment). Otherwise (an answer that
+   * is not the gateway's: an HTTP error page, a body that is not a bundle) the next request waits a
+   * backed-off RTO.
+   */
+  onRequestFailed(now: number, rn: number, cut = false): void {
+    const i = this.reqRn.indexOf(rn);
+    if (this.isFinished || i < 0) return;
+    if (!cut) return this.requestLost(now, rn);
+    const sentAt = this.reqSentAt[i];
+    this.forget(i);
+    this.unanswered++;
+    this.cuts++;
+    this.pathBytes = Math.max(this.o.minBundleBytes, this.pathBytes >>> 1);
+    if (this.state !== LinkState.HELLO) this.ep.resendSentAt(sentAt);
+    this.retryAt = now;
+    this.holdOff = this.cuts <= this.o.retryAtOnce ? 0 : now + this.backoffMs();
+    this.checkDead(now);
+    this.run(now);
+  }
+
+  /** Back-off before the next request after `retryAtOnce` cuts in a row: doubling, the upper half random. */
+  private backoffMs(): number {
+    const n = Math.min(this.cuts - this.o.retryAtOnce - 1, 20);
+    const ms = Math.min(this.o.retryBackoffMaxMs, this.o.retryBackoffMs * 2 ** n);
+    this.config.random(this.jitter);
+    return ms / 2 + (ms / 2) * (((this.jitter[0] << 8) | this.jitter[1]) / 65536);
+  }
+
+  private forget(i: number): void {
+    this.reqRn.splice(i, 1);
+    this.reqDeadline.splice(i, 1);
+    this.reqSentAt.splice(i, 1);
   }
 
   /** Request `rn` gets no usable answer: it counts as unanswered, and the next waits a backed-off RTO. */
   private requestLost(now: number, rn: number): void {
     const i = this.reqRn.indexOf(rn);
-    if (i >= 0) {
-      this.reqRn.splice(i, 1);
-      this.reqDeadline.splice(i, 1);
-    }
+    if (i >= 0) this.forget(i);
     this.unanswered++;
     this.ep.rtt.backoff();
     this.retryAt = now + this.ep.rtt.rto;
@@ -329,11 +377,11 @@ export class ClientLink extends LinkBase {
     this.applyControls(ctls, now);
     if (this.isFinished) return;
     const i = this.reqRn.indexOf(v.rn);
-    if (i >= 0) {
-      this.reqRn.splice(i, 1);
-      this.reqDeadline.splice(i, 1);
-    }
+    if (i >= 0) this.forget(i);
     this.unanswered = 0;
+    this.cuts = 0;
+    this.holdOff = 0;
+    this.pathBytes = Math.min(this.o.maxBundleBytes, this.pathBytes * 2);
     this.untaggedError = null;
     this.retryAt = 0;
     if (this.resuming) {
@@ -443,16 +491,16 @@ export class ClientLink extends LinkBase {
     for (let i = 0; i < this.reqDeadline.length; i++) if (this.reqDeadline[i] < t) t = this.reqDeadline[i];
     if (this.unanswered >= this.o.failAfter) t = Math.min(t, this.ep.lastHeard + this.o.deadAfterMs);
     if (this.state === LinkState.HELLO) {
-      if (this.reqRn.length === 0) t = Math.min(t, this.retryAt);
+      if (this.reqRn.length === 0) t = Math.min(t, Math.max(this.retryAt, this.holdOff));
       return t;
     }
     t = Math.min(t, this.ep.retxDeadline());
     if (this.transport === Transport.DIRECT) {
       t = Math.min(t, this.baseDeadline(), this.ep.lastSent + this.o.keepaliveMs);
     } else if (this.reqRn.length === 0) {
-      t = Math.min(t, this.retryAt);
+      t = Math.min(t, Math.max(this.retryAt, this.holdOff));
     } else if (this.reqRn.length < this.o.maxOutstanding) {
-      t = Math.min(t, this.baseDeadline());
+      t = Math.min(t, Math.max(this.baseDeadline(), this.holdOff));
     }
     return t;
   }
@@ -462,8 +510,7 @@ export class ClientLink extends LinkBase {
     let expired = false;
     for (let i = 0; i < this.reqDeadline.length; ) {
       if (this.reqDeadline[i] <= now) {
-        this.reqRn.splice(i, 1);
-        this.reqDeadline.splice(i, 1);
+        this.forget(i);
         this.unanswered++;
         expired = true;
       } else i++;
@@ -509,10 +556,10 @@ export class ClientLink extends LinkBase {
       return;
     }
     if (this.state === LinkState.HELLO) {
-      if (this.reqRn.length === 0 && now >= this.retryAt) this.request(now, true);
+      if (this.reqRn.length === 0 && now >= this.retryAt && now >= this.holdOff) this.request(now, true);
       return;
     }
-    while (this.reqRn.length < this.o.maxOutstanding) {
+    while (this.reqRn.length < this.o.maxOutstanding && now >= this.holdOff) {
       let want: boolean;
       if (this.reqRn.length === 0) want = now >= this.retryAt;
       else if (this.drained && this.finalRn < 0) want = true;
@@ -549,6 +596,7 @@ export class ClientLink extends LinkBase {
       const close = this.closeItem();
       if (close !== null) this.closeSent = true;
       const messages = !(this.freshDirect && this.transport === Transport.DIRECT);
+      ep.writer.sizeCap = this.transport === Transport.HELD ? this.pathBytes : Infinity;
       len = ep.writeBundle(this.sid, this.rn, now, close === null ? null : [close], messages);
     }
     if (this.transport === Transport.DIRECT) this.freshDirect = false;
@@ -560,6 +608,7 @@ export class ClientLink extends LinkBase {
       for (let i = 0; i < keep; i++) if (this.reqDeadline[i] > quick) this.reqDeadline[i] = quick;
       this.reqRn.push(this.rn);
       this.reqDeadline.push(hello ? quick : now + this.serverHold + ep.rtt.rto);
+      this.reqSentAt.push(now);
     }
     this.port.transmit(ep.writer.buf, len, this.rn);
   }

@@ -235,6 +235,25 @@ export class Endpoint {
     return marked > 0;
   }
 
+  /**
+   * The bundle written at `sentAt` is known lost (its connection died before the answer): the
+   * messages it carried (those last sent then) are due again now. No back-off: a cut connection says
+   * nothing about the round trip. Returns how many were marked.
+   */
+  resendSentAt(sentAt: number): number {
+    const out = this.out;
+    let marked = 0;
+    for (let q = out.tail; q !== this.sendNext; q = (q + 1) >>> 0) {
+      if ((out.flagsOf(q) & (SACKED | DUE)) === 0 && out.sentAt(q) === sentAt) {
+        out.setFlag(q, DUE);
+        marked++;
+      }
+    }
+    this.due += marked;
+    if (marked > 0) this.retxAt = NaN;
+    return marked;
+  }
+
   /** After a transport change: everything unacknowledged goes out again on the new one. */
   resendAll(): void {
     const out = this.out;

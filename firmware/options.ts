@@ -46,6 +46,14 @@ export interface LinkOptions extends WireLimits, RttOptions {
   deadAfterMs?: number;
   /** Direct transport: send an empty bundle after this much quiet so the peer knows we live, ms (default 15000). */
   keepaliveMs?: number;
+  /** Client: requests in a row that died with their connection and are sent again at once (default 2) ... */
+  retryAtOnce?: number;
+  /** ... after that the next waits this long, doubling with each further one, half of it jitter, ms (default 50) ... */
+  retryBackoffMs?: number;
+  /** ... up to this, ms (default 2000). */
+  retryBackoffMaxMs?: number;
+  /** Client: requests shrink to no less than this many bytes while connections die before their answer (default 1024). */
+  minBundleBytes?: number;
 }
 
 export type ResolvedOptions = Required<LinkOptions>;
@@ -69,6 +77,10 @@ export const LINK_DEFAULTS: ResolvedOptions = {
   failAfter: 8,
   deadAfterMs: 60000,
   keepaliveMs: 15000,
+  retryAtOnce: 2,
+  retryBackoffMs: 50,
+  retryBackoffMaxMs: 2000,
+  minBundleBytes: 1024,
 };
 
 /** Bytes a bundle keeps for control items beyond its messages (a hello is about 300). */
@@ -107,5 +119,9 @@ export function resolveOptions(opts: LinkOptions = {}): ResolvedOptions {
   checkInt('failAfter', o.failAfter, 1, 1000);
   checkMs('deadAfterMs', o.deadAfterMs, 0);
   checkMs('keepaliveMs', o.keepaliveMs, 1);
+  checkInt('retryAtOnce', o.retryAtOnce, 0, 1000);
+  checkMs('retryBackoffMs', o.retryBackoffMs, 0);
+  checkMs('retryBackoffMaxMs', o.retryBackoffMaxMs, o.retryBackoffMs);
+  checkInt('minBundleBytes', o.minBundleBytes, 256, o.maxBundleBytes);
   return o;
 }

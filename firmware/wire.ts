@@ -109,6 +109,13 @@ export class BundleWriter {
     this.fixed = headerBudget(this.limits);
   }
 
+  /**
+   * Bytes the next bundles should stay within (set by the link while the path cuts big requests);
+   * the first message of a bundle is let in up to the peer's limit all the same, so a message larger
+   * than this still goes, alone.
+   */
+  sizeCap = Infinity;
+
   /** Most messages a bundle carries to this peer. */
   get maxMessages(): number {
     return this.capMessages;
@@ -170,7 +177,8 @@ export class BundleWriter {
     const len = this.ring.lenOf(seq);
     // Worst case every message starts a run of its own.
     const cost = headerSize(len) + len + 1 + 5 + 5;
-    if (this.fixed + this.ctlBytes + this.msgBytes + cost > this.capBytes) return false;
+    const cap = this.msgCount === 0 ? this.capBytes : Math.min(this.capBytes, this.sizeCap);
+    if (this.fixed + this.ctlBytes + this.msgBytes + cost > cap) return false;
     this.seqs[this.msgCount++] = seq;
     this.msgBytes += cost;
     return true;

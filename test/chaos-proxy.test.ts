@@ -254,6 +254,28 @@ test('pass mode forwards a 1 MB body both ways intact', () =>
     }),
   ));
 
+test('cutBelow: each connection is cut once it carried its budget, both directions counted', () =>
+  within(10_000, 'byte budgets', () =>
+    withProxy({ cutBelow: 4096, seed: 7 }, async (p, _srv, kills) => {
+      // Each request is 2,000 bytes up and its answer 20,000 down: every connection dies in its
+      // first exchange, at its own budget, below 4096 bytes in all.
+      const carried: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const r = await exchange(p.port, post('/x', 2000 - 120));
+        carried.push(r.got.length);
+        assert.ok(r.got.length < 4096, `connection ${i + 1} got ${r.got.length} bytes`);
+      }
+      await sleep(50);
+      const s = p.stats;
+      assert.is(s.kills.budget, 20, JSON.stringify(s));
+      assert.is(kills.length, 20);
+      for (const k of kills) assert.is(k.phase, 'budget');
+      assert.ok(s.bytesUp + s.bytesDown < 20 * 4096, JSON.stringify(s));
+      assert.ok(new Set(carried).size > 5, `budgets drawn per connection: ${carried.join(',')}`);
+      assert.throws(() => new ChaosProxy({ target: { port: 1 }, cutBelow: 1 }), /cutBelow/);
+    }),
+  ));
+
 test('delayMs adds latency each way', () =>
   within(10_000, 'delay', () =>
     withProxy({ delayMs: 60 }, async (p) => {

@@ -93,6 +93,98 @@ test('an unanswered message is resent after the retransmission timeout, same seq
   assert.equal(m.gatewayGot, ['lost']);
 });
 
+test('a request whose connection was cut goes again at once, its messages with it; the RTO is left alone', () => {
+  const m = new Manual({ initialRto: 300, minRto: 100 });
+  m.open();
+  m.deliverRequest(); // held
+  m.send('cut');
+  const lost = m.requests.shift()!;
+  const lostSeq = m.parse(lost.body).seqs[0];
+  assert.is(m.parse(lost.body).msgCount, 1);
+  const rto = m.client.ep.rtt.rto;
+  m.client.onRequestFailed(m.now, lost.rn, true);
+  assert.is(m.requests.length, 1, 'a new request at once, no timeout waited');
+  const again = m.parse(m.requests[0].body);
+  assert.is(again.msgCount, 1, 'carrying the lost message');
+  assert.is(again.seqs[0], lostSeq);
+  assert.ok(m.requests[0].rn !== lost.rn, 'under a new request number');
+  assert.is(m.client.ep.rtt.rto, rto, 'the retransmission timer did not back off');
+  m.settle();
+  assert.equal(m.gatewayGot, ['cut']);
+});
+
+test('cuts in a row: the first retryAtOnce go at once, then a doubling back-off with jitter, capped', () => {
+  const m = new Manual({ retryAtOnce: 2, retryBackoffMs: 100, retryBackoffMaxMs: 400, maxOutstanding: 2 });
+  m.open();
+  m.requests.length = 0;
+  m.client.onRequestFailed(m.now, m.client.rn, true); // the held request's connection died
+  const waits: number[] = [];
+  for (let k = 0; k < 6; k++) {
+    const t0 = m.now;
+    for (let i = 0; i < 1000 && m.requests.length === 0; i++) m.advance(1);
+    assert.is(m.requests.length, 1, `cut ${k + 1}: a request follows`);
+    waits.push(m.now - t0);
+    m.client.onRequestFailed(m.now, m.requests.shift()!.rn, true);
+  }
+  assert.is(waits[0], 0, `at once: ${waits}`);
+  assert.is(waits[1], 0, `at once: ${waits}`);
+  // Cut 3 waits 50..100 ms, cut 4 100..200, then 200..400 (the cap).
+  assert.ok(waits[2] >= 50 && waits[2] <= 101, `${waits}`);
+  assert.ok(waits[3] >= 100 && waits[3] <= 201, `${waits}`);
+  assert.ok(waits[4] >= 200 && waits[4] <= 401 && waits[5] <= 401, `${waits}`);
+  assert.is(m.client.cuts, 7);
+  // An answer ends the run of cuts.
+  for (let i = 0; i < 1000 && m.requests.length === 0; i++) m.advance(1);
+  m.deliverRequest();
+  m.advance(25_000);
+  m.settle();
+  assert.is(m.client.cuts, 0);
+  assert.is(m.client.state, LinkState.OPEN);
+});
+
+test('requests halve while connections die before the answer, down to minBundleBytes, and grow back with answers', () => {
+  const m = new Manual({ minBundleBytes: 2048, maxOutstanding: 2, coalesceMs: 5, retryAtOnce: 100 });
+  m.open();
+  const max = m.client.pathBytes;
+  m.deliverRequest(); // held
+  for (let i = 0; i < 40; i++) m.send('x'.repeat(1000));
+  m.advance(5);
+  const full = m.parse(m.requests[0].body);
+  assert.ok(full.msgCount > 16, `uncut, one request takes ${full.msgCount} messages`);
+  const sizes: number[] = [];
+  for (let k = 0; k < 9; k++) {
+    const r = m.requests.shift()!;
+    sizes.push(r.body.length);
+    m.client.onRequestFailed(m.now, r.rn, true);
+    for (let i = 0; i < 1000 && m.requests.length === 0; i++) m.advance(1);
+  }
+  assert.is(m.client.pathBytes, 2048, 'floor');
+  assert.ok(sizes[sizes.length - 1] <= 2048, `request sizes ${sizes}`);
+  for (let k = 1; k < sizes.length; k++) assert.ok(sizes[k] <= Math.max(2048, sizes[k - 1]), `never growing while cut: ${sizes}`);
+  for (let i = 0; i < 100 && m.gatewayGot.length < 40; i++) {
+    m.settle();
+    m.advance(5);
+  }
+  assert.is(m.gatewayGot.length, 40, 'everything arrives, once');
+  assert.ok(m.client.pathBytes > 2048, 'answers grew it back');
+  for (let i = 0; i < 12; i++) {
+    m.advance(25_000);
+    m.settle();
+  }
+  assert.is(m.client.pathBytes, max);
+});
+
+test('a failure that is not a cut (an answer that is not a bundle) backs off by the RTO as before', () => {
+  const m = new Manual({ initialRto: 300, minRto: 100 });
+  m.open();
+  const rto = m.client.ep.rtt.rto;
+  const rn = m.requests.shift()!.rn;
+  m.client.onRequestFailed(m.now, rn, false);
+  assert.is(m.requests.length, 0, 'no request at once');
+  assert.ok(m.client.ep.rtt.rto >= rto * 2 - 1e-9, 'backed off');
+  assert.is(m.client.pathBytes, m.client.o.maxBundleBytes, 'size untouched');
+});
+
 test('failure after N unanswered requests, and only after the silence limit', () => {
   const m = new Manual({ failAfter: 3, deadAfterMs: 30_000, initialRto: 200 }, { holdMs: 2000 });
   m.open();

@@ -25,7 +25,9 @@ const root = path.resolve(__dirname, '..');
 // the CLI) does not fit in that: this budget is set just above the measured size so that growth
 // fails the build and has to be argued for. See docs/ARCHITECTURE.md ("The device bundle").
 // 128 -> 136 KiB: TLS on both transports (tls-client.ts, the https agent with CONNECT), about 4.5 KiB.
-const DEVICE_BUDGET_KIB = 136;
+// 136 -> 138 KiB: goodput through paths that cut connections (client-link.ts: a cut request goes again
+// at once, back-off after a run of cuts, the request size budget; the transport's fresh connection), about 1.5 KiB.
+const DEVICE_BUDGET_KIB = 138;
 const GOAL_KIB = 64;
 
 const BUNDLES = [

@@ -31,9 +31,14 @@
  *              leaves blackhole, when they go on where they stopped.
  * killAll() cuts every open connection now (counted under kills.killAll).
  *
+ * Byte budgets (`cutBelow` > 0): besides the kill phases, every connection draws one budget in
+ * 1..cutBelow-1 when it is accepted and is cut (RST both ways, counted under kills.budget) once that
+ * many bytes, both directions together, went through it: a middlebox that lets each connection carry
+ * only so much.
+ *
  * CLI: npx tsx tools/chaos-proxy.ts --target 127.0.0.1:8080 [--listen 127.0.0.1:0] [--kill-rate 0.02]
  *   [--phases before-request,after-request,mid-response] [--seed 1] [--delay-ms 0] [--mode pass]
- *   [--max-seconds 3600]. Prints "listening HOST:PORT -> HOST:PORT". Reads commands on stdin, one a
+ *   [--cut-below 0] [--max-seconds 3600]. Prints "listening HOST:PORT -> HOST:PORT". Reads commands on stdin, one a
  *   line: pass | refuse | blackhole | kill-all | stats. Prints stats (JSON) to stderr on exit.
  */
 import * as net from 'node:net';
@@ -71,6 +76,8 @@ export interface ChaosProxyOptions {
   connectTimeoutMs?: number;
   /** A connection with no bytes from the client for this long (ms) is destroyed. Default 120000. */
   idleTimeoutMs?: number;
+  /** Cut every connection once it carried a random number of bytes below this (both ways). Default 0: no budget. */
+  cutBelow?: number;
   /** Called after each kill by phase (not for killAll). */
   onKill?: (kill: KillInfo) => void;
 }
@@ -80,7 +87,7 @@ export interface KillInfo {
   conn: number;
   /** Request number within the connection, 1-based. */
   request: number;
-  phase: KillPhase;
+  phase: KillPhase | 'budget';
   /** Bytes of the cut direction forwarded in this request/answer before the kill. */
   forwarded: number;
 }
@@ -98,8 +105,8 @@ export interface ChaosStats {
   bytesDown: number;
   /** Bytes read and not forwarded (black holes, the rest of a cut chunk). */
   discarded: number;
-  /** Connections cut, by phase, and by killAll(). */
-  kills: Record<KillPhase | 'killAll', number>;
+  /** Connections cut, by phase, by their byte budget, and by killAll(). */
+  kills: Record<KillPhase | 'budget' | 'killAll', number>;
   /** Connects to the target that failed or timed out (the client was cut). */
   upstreamErrors: number;
   /** Connections destroyed at accept because maxConnections were open. */
@@ -115,7 +122,7 @@ export function zeroStats(): ChaosStats {
     bytesUp: 0,
     bytesDown: 0,
     discarded: 0,
-    kills: { 'before-request': 0, 'after-request': 0, 'mid-response': 0, killAll: 0 },
+    kills: { 'before-request': 0, 'after-request': 0, 'mid-response': 0, budget: 0, killAll: 0 },
     upstreamErrors: 0,
     rejected: 0,
   };
@@ -136,6 +143,9 @@ interface Conn {
   /** Offset where the current request / answer is cut; -1: not cut (yet). */
   upCut: number;
   downCut: number;
+  /** Bytes this connection may carry, both ways (0: no budget), and how many it did. */
+  budget: number;
+  carried: number;
   frozen: boolean;
   /** A cut is under way: later bytes of the cut direction are discarded. */
   cutting: boolean;
@@ -202,6 +212,7 @@ export class ChaosProxy {
   private readonly connectTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly onKill: ((k: KillInfo) => void) | undefined;
+  private readonly cutBelow: number;
   private server: net.Server | null = null;
   private boundPort: number;
   private currentMode: ChaosMode;
@@ -238,6 +249,8 @@ export class ChaosProxy {
     this.maxConnections = checkInt('maxConnections', opts.maxConnections ?? 256, 1, 100_000);
     this.connectTimeoutMs = checkInt('connectTimeoutMs', opts.connectTimeoutMs ?? 5000, 1, 600_000);
     this.idleTimeoutMs = checkInt('idleTimeoutMs', opts.idleTimeoutMs ?? 120_000, 1, 86_400_000);
+    this.cutBelow = checkInt('cutBelow', opts.cutBelow ?? 0, 0, 0x7fffffff);
+    if (this.cutBelow === 1) throw optionError('cutBelow must be 0 (no budget) or at least 2');
     this.onKill = opts.onKill;
     this.currentMode = mode;
   }
@@ -362,9 +375,10 @@ export class ChaosProxy {
       return;
     }
     const id = this.nextId++;
+    const prng = new Prng((Math.imul(this.seed, 0x9e3779b1) ^ Math.imul(id, 0x85ebca6b)) >>> 0);
     const c: Conn = {
       id,
-      prng: new Prng((Math.imul(this.seed, 0x9e3779b1) ^ Math.imul(id, 0x85ebca6b)) >>> 0),
+      prng,
       client,
       upstream: null,
       request: 0,
@@ -374,6 +388,8 @@ export class ChaosProxy {
       downOff: 0,
       upCut: -1,
       downCut: -1,
+      budget: this.cutBelow > 0 ? 1 + prng.int(this.cutBelow - 1) : 0,
+      carried: 0,
       frozen: false,
       cutting: false,
       dead: false,
@@ -460,6 +476,7 @@ export class ChaosProxy {
     const dest = dir === 'up' ? c.upstream! : c.client;
     let data = chunk;
     let killAfter = false;
+    let phase: KillPhase | 'budget' = c.plan!;
     if (cut >= 0 && off + chunk.length >= cut) {
       const keep = Math.max(0, cut - off);
       data = chunk.subarray(0, keep);
@@ -467,7 +484,16 @@ export class ChaosProxy {
       killAfter = true;
       c.cutting = true;
     }
-    const phase = c.plan!;
+    if (c.budget > 0 && c.carried + data.length >= c.budget) {
+      const keep = c.budget - c.carried;
+      this.counts.discarded += data.length - keep;
+      data = data.subarray(0, keep);
+      killAfter = true;
+      c.cutting = true;
+      phase = 'budget';
+      cut = off + keep;
+    }
+    c.carried += data.length;
     this.later(c, () => {
       if (dir === 'up') this.counts.bytesUp += data.length;
       else this.counts.bytesDown += data.length;
@@ -502,7 +528,7 @@ export class ChaosProxy {
     if (!c.client.writableNeedDrain) c.upstream!.resume();
   }
 
-  private kill(c: Conn, phase: KillPhase | 'killAll', forwarded = 0): void {
+  private kill(c: Conn, phase: KillPhase | 'budget' | 'killAll', forwarded = 0): void {
     if (c.dead) return;
     c.dead = true;
     this.clearTimers(c);
@@ -581,7 +607,7 @@ async function main(argv: string[]): Promise<void> {
     if (!argv[i].startsWith('--') || argv[i + 1] === undefined) throw optionError(`expected --flag value, got ${argv[i]}`);
     flags.set(argv[i].slice(2), argv[i + 1]);
   }
-  const known = ['listen', 'target', 'kill-rate', 'phases', 'seed', 'delay-ms', 'mode', 'max-seconds'];
+  const known = ['listen', 'target', 'kill-rate', 'phases', 'seed', 'delay-ms', 'mode', 'max-seconds', 'cut-below'];
   for (const k of flags.keys()) if (!known.includes(k)) throw optionError(`unknown flag --${k}`);
   const listen = hostPort('--listen', flags.get('listen') ?? '127.0.0.1:0');
   const num = (k: string) => (flags.has(k) ? Number(flags.get(k)) : undefined);
@@ -593,6 +619,7 @@ async function main(argv: string[]): Promise<void> {
     phases: flags.has('phases') ? (flags.get('phases')!.split(',') as KillPhase[]) : undefined,
     seed: num('seed'),
     delayMs: num('delay-ms'),
+    cutBelow: num('cut-below'),
     mode: flags.get('mode') as ChaosMode | undefined,
   });
   const maxSeconds = checkInt('--max-seconds', num('max-seconds') ?? 3600, 1, 31 * 86400);

@@ -15,6 +15,11 @@ export interface Faults {
   /** Delay range in ms; a random delay per packet reorders them. */
   delayMin: number;
   delayMax: number;
+  /**
+   * Share (0..1) of the lost ones whose loss the sender is told of, after the delay: its connection
+   * was reset or cut before the answer (HTTP only; default 0: every loss is silent).
+   */
+  reset?: number;
 }
 
 export const NO_FAULTS: Faults = { drop: 0, dup: 0, delayMin: 1, delayMax: 1 };
@@ -34,7 +39,7 @@ export class SimNet {
   /** Last delivery time per direct direction (keeps frames in order). */
   private lastUp = 0;
   private lastDown = 0;
-  readonly counts = { sent: 0, dropped: 0, duplicated: 0 };
+  readonly counts = { sent: 0, dropped: 0, duplicated: 0, reset: 0 };
 
   constructor(clock: SimClock, rng: Prng, requests: Faults = NO_FAULTS, responses: Faults = requests) {
     this.clock = clock;
@@ -52,11 +57,18 @@ export class SimNet {
     this.downUntil = Math.max(this.downUntil, this.clock.now() + ms);
   }
 
-  /** Carries one packet under `f`: calls `arrive` zero, one or two times. */
-  carry(f: Faults, arrive: () => void): void {
+  /**
+   * Carries one packet under `f`: calls `arrive` zero, one or two times; a lost packet calls
+   * `onReset` instead, after the delay, for the share `f.reset` of losses.
+   */
+  carry(f: Faults, arrive: () => void, onReset?: () => void): void {
     this.counts.sent++;
     if (this.isDown || this.rng.chance(f.drop)) {
       this.counts.dropped++;
+      if (onReset !== undefined && f.reset !== undefined && f.reset > 0 && this.rng.chance(f.reset)) {
+        this.counts.reset++;
+        this.clock.schedule(f.delayMin + this.rng.next() * (f.delayMax - f.delayMin), onReset);
+      }
       return;
     }
     const copies = this.rng.chance(f.dup) ? 2 : 1;

@@ -73,6 +73,8 @@ export class SimPair {
   /** Client incarnation: responses to a dead incarnation's requests are lost with its sockets. */
   private incarnation = 0;
   private readonly exIncarnation = new Map<number, number>();
+  /** Request number of each exchange (a cut answer fails that request at the device). */
+  private readonly exRn = new Map<number, number>();
   /** Each side's timer, exactly at the deadline its state machine asks for (a seeded run replays). */
   private readonly clientTimer: DeadlineTimer;
   private readonly serverTimer: DeadlineTimer;
@@ -221,7 +223,7 @@ export class SimPair {
   /** The client's port for incarnation `inc` (for a restored client). */
   clientPort(inc: number) {
     return {
-      transmit: (body: Uint8Array, len: number) => this.transmit(inc, body, len),
+      transmit: (body: Uint8Array, len: number, rn: number) => this.transmit(inc, body, len, rn),
       deliver: (b: Uint8Array, o: number, l: number) => (this.cfg.onDeviceMessage ? this.cfg.onDeviceMessage(b, o, l) : true),
       onDrain: () => this.cfg.onDeviceDrain?.(),
       onEnd: () => this.cfg.onDeviceEnd?.(),
@@ -237,24 +239,36 @@ export class SimPair {
 
   // ---- carrying ----------------------------------------------------------------------------------
 
-  private transmit(inc: number, body: Uint8Array, len: number): void {
+  private transmit(inc: number, body: Uint8Array, len: number, rn: number): void {
     if (inc !== this.incarnation) return;
     const copy = body.slice(0, len);
     if (this.client.transport === Transport.DIRECT) {
       this.net.frame(true, () => this.gatewayFrame(copy));
       return;
     }
-    this.net.carry(this.net.requests, () => {
-      const ex = ++this.exchange;
-      this.exIncarnation.set(ex, inc);
-      try {
-        this.acceptor.onRequest(this.now, ex, copy);
-      } catch (e) {
-        if (!isHfError(e)) throw e;
-        this.refuse(ex, copy, e);
-      }
-      this.arm();
-    });
+    this.net.carry(
+      this.net.requests,
+      () => {
+        const ex = ++this.exchange;
+        this.exIncarnation.set(ex, inc);
+        this.exRn.set(ex, rn);
+        try {
+          this.acceptor.onRequest(this.now, ex, copy);
+        } catch (e) {
+          if (!isHfError(e)) throw e;
+          this.refuse(ex, copy, e);
+        }
+        this.arm();
+      },
+      () => this.requestCut(inc, rn),
+    );
+  }
+
+  /** The connection of request `rn` died before its answer: the device's transport says so. */
+  private requestCut(inc: number, rn: number): void {
+    if (inc !== this.incarnation) return;
+    this.client.onRequestFailed(this.now, rn, true);
+    this.arm();
   }
 
   private gatewayFrame(body: Uint8Array): void {
@@ -281,8 +295,14 @@ export class SimPair {
       return;
     }
     const inc = this.exIncarnation.get(ex) ?? -1;
+    const rn = this.exRn.get(ex) ?? -1;
     this.exIncarnation.delete(ex);
-    this.net.carry(this.net.responses, () => this.clientBundle(copy, inc));
+    this.exRn.delete(ex);
+    this.net.carry(
+      this.net.responses,
+      () => this.clientBundle(copy, inc),
+      () => this.requestCut(inc, rn),
+    );
   }
 
   private frameDown(body: Uint8Array, len: number): void {

@@ -59,7 +59,7 @@ function pow2(rng: Prng, lo: number, hi: number): number {
   return 1 << rng.range(lo, hi);
 }
 
-/** Draws a random scenario from a seed (fault rates up to 30% drop and 10% duplication). */
+/** Draws a random scenario from a seed (fault rates up to 30% drop and 10% duplication; in half of them some losses are reported as cuts). */
 export function drawScenario(seed: number): Scenario {
   const rng = new Prng(seed * 2654435761);
   const slotsOut = pow2(rng, 2, 7);
@@ -94,7 +94,9 @@ export function drawScenario(seed: number): Scenario {
   }
   const faults = (): Faults => {
     const delayMin = rng.range(0, 20);
-    return { drop: rng.next() * 0.3, dup: rng.next() * 0.1, delayMin, delayMax: delayMin + rng.range(0, 200) };
+    // Half the scenarios report some losses as cut connections (the device learns at once).
+    const reset = rng.next() < 0.5 ? rng.next() : 0;
+    return { drop: rng.next() * 0.3, dup: rng.next() * 0.1, delayMin, delayMax: delayMin + rng.range(0, 200), reset };
   };
   const span = rng.range(1, 30) * 1000;
   const outages: [number, number][] = [];

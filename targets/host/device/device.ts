@@ -199,7 +199,9 @@ class Device implements DeviceState {
       onFailed: (rn, err) => {
         if (err.code === ErrorCode.TLS) this.tlsRefused('http', err);
         else this.log.debug('request failed', { rn, code: err.code, reason: err.message });
-        this.event((t) => this.client.onRequestFailed(t, rn));
+        // A connection that died before the answer (reset, cut, refused) lost the request; anything
+        // else was an answer that is not the gateway's.
+        this.event((t) => this.client.onRequestFailed(t, rn, err.code === ErrorCode.CONNECT));
         if (err.code !== ErrorCode.TLS && !this.finished) this.failures.failed(err, this.nextTryMs());
       },
     });

@@ -71,6 +71,8 @@ export class HttpTransport {
   private keepAlive = true;
   /** Requests in a row that failed on a reused connection. */
   private staleReuses = 0;
+  /** The last request's connection died: the next one goes on a new connection. */
+  private freshNext = false;
 
   constructor(o: HttpTransportOptions) {
     this.o = o;
@@ -147,13 +149,16 @@ export class HttpTransport {
   post(rn: number, body: Buffer, fresh = false): void {
     if (this.closed) return;
     const t = this.target;
-    const agent = fresh || !this.keepAlive ? this.freshAgent : this.agent;
+    // After a connection died, the next request takes a new one: the kept ones may be on their way out too.
+    const agent = fresh || this.freshNext || !this.keepAlive ? this.freshAgent : this.agent;
+    this.freshNext = false;
     const req = http.request({ agent, method: 'POST', host: t.host, port: t.port, path: t.path, headers: { ...t.headers, 'Content-Length': String(body.length) } });
     this.inflight.set(rn, req);
     let done = false;
     const fail = (err: HfError): void => {
       if (done) return;
       done = true;
+      if (err.code === ErrorCode.CONNECT) this.freshNext = true;
       if (this.inflight.get(rn) === req) this.inflight.delete(rn);
       if (!this.closed && !this.cancelled.has(req)) this.o.onFailed(rn, err);
       this.settled();
