@@ -35,9 +35,11 @@ interface Case {
 
 const gw = (dir: string, ...more: string[]): string[] => ['gateway', '--log-level', 'warn', '--devices', devicesFile(dir, { 'pi-1': KEY }), ...more];
 const dev = (...more: string[]): string[] => ['device', '--log-level', 'warn', '--gateway', 'http://127.0.0.1:9', '--no-tcp', '--id', 'pi-1', '--key', KEY, ...more];
-const write = (dir: string, name: string, text: string): string => {
+/** Writes `name` in `dir`, private to its owner (mode 0600, as files of keys must be); `mode` another. */
+const write = (dir: string, name: string, text: string, mode = 0o600): string => {
   const f = path.join(dir, name);
-  fs.writeFileSync(f, text);
+  fs.writeFileSync(f, text, { mode });
+  fs.chmodSync(f, mode);
   return f;
 };
 const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -62,6 +64,18 @@ const CASES: Case[] = [
     args: async (d) => ['gateway', '--devices', write(d, 'num.json', '{"pi-1": 7}')],
     status: 2,
     line: /^holdfast gateway: HF_ERR_OPTION: --devices \S*num\.json: the key of "pi-1" must be a non-empty string$/,
+  },
+  {
+    name: 'gateway --devices readable by everyone (0644)',
+    args: async (d) => ['gateway', '--devices', write(d, 'devices.json', '{"pi-1": "s3cret"}', 0o644)],
+    status: 2,
+    line: /^holdfast gateway: HF_ERR_OPTION: --devices \S*devices\.json: mode 0644, group or others may read it \(bits 0044\); fix: chmod 600 \S*devices\.json \(or give --insecure-key-file\)$/,
+  },
+  {
+    name: 'gateway --tls-key readable by group (0640)',
+    args: async (d) => gw(d, '--tls-cert', write(d, 'cert.pem', 'x'), '--tls-key', write(d, 'key.pem', 'x', 0o640)),
+    status: 2,
+    line: /^holdfast gateway: HF_ERR_OPTION: --tls-key \S*key\.pem: mode 0640, group or others may read it \(bits 0040\); fix: chmod 600 \S*key\.pem/,
   },
   {
     name: 'gateway --http port in use',
@@ -146,6 +160,18 @@ const CASES: Case[] = [
     line: /^holdfast device: HF_ERR_OPTION: --config \S*c\.json: forward must be a list of strings$/,
   },
   {
+    name: 'device --key-file readable by group (0640)',
+    args: async (d) => ['device', '--gateway', 'http://127.0.0.1:9', '--no-tcp', '--id', 'pi-1', '--key-file', write(d, 'pi-1.key', `${KEY}\n`, 0o640)],
+    status: 2,
+    line: /^holdfast device: HF_ERR_OPTION: --key-file \S*pi-1\.key: mode 0640, group or others may read it \(bits 0040\); fix: chmod 600 \S*pi-1\.key \(or give --insecure-key-file\)$/,
+  },
+  {
+    name: 'flash --key-file readable by everyone (0604)',
+    args: async (d) => ['flash', '--host', 'pi@127.0.0.1', '--gateway', 'http://127.0.0.1:9', '--id', 'pi-1', '--key-file', write(d, 'pi-1.key', `${KEY}\n`, 0o604)],
+    status: 2,
+    line: /^holdfast flash: HF_ERR_OPTION: --key-file \S*pi-1\.key: mode 0604, group or others may read it \(bits 0004\); fix: chmod 600/,
+  },
+  {
     name: 'device --tcp not an address',
     args: async () => ['device', '--gateway', 'http://127.0.0.1:9', '--tcp', 'gw', '--id', 'pi-1', '--key', KEY],
     status: 2,
@@ -190,6 +216,28 @@ for (const k of CASES) {
     }
   });
 }
+
+test('--insecure-key-file: a key file and a devices file others can read are taken, with a warning at start', async () => {
+  const c = new Cleanup();
+  try {
+    const dir = tmpDir(c);
+    const devices = write(dir, 'devices.json', JSON.stringify({ 'pi-1': KEY }), 0o644);
+    const gwp = holdfast(['gateway', '--http', '127.0.0.1:0', '--devices', devices, '--insecure-key-file'], c);
+    const m = await gwp.waitFor(/listening.*http:\/\/127\.0\.0\.1:(\d+)\/v1\/link/);
+    await gwp.waitFor(/gateway: ready/, 10_000, 0);
+    assert.match(gwp.log, /--devices \S*devices\.json: mode 0644, group or others may read it \(bits 0044\); fix: chmod 600 \S*devices\.json \(taken: --insecure-key-file\)/);
+    const keyFile = write(dir, 'pi-1.key', `${KEY}\n`, 0o640);
+    const dev = holdfast(['device', '--gateway', `http://127.0.0.1:${m[1]}`, '--no-tcp', '--id', 'pi-1', '--key-file', keyFile, '--insecure-key-file'], c);
+    await dev.waitFor(/session open/, 10_000, 0);
+    assert.match(dev.log, /--key-file \S*pi-1\.key: mode 0640, group or others may read it \(bits 0040\); fix: chmod 600 \S*pi-1\.key \(taken: --insecure-key-file\)/);
+    dev.kill('SIGTERM');
+    assert.is(await within(10_000, 'device stops', () => dev.exited), 0);
+    gwp.kill('SIGTERM');
+    assert.is(await within(10_000, 'gateway stops', () => gwp.exited), 0);
+  } finally {
+    await c.run();
+  }
+});
 
 test('an error without a code: one line, status 70; the stack only with HOLDFAST_DEBUG=1', async () => {
   const c = new Cleanup();

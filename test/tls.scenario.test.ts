@@ -50,6 +50,7 @@ function makeCert(name: string, cn = 'localhost', san = 'IP:127.0.0.1'): Cert {
     ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=${san}`],
     { stdio: 'ignore' },
   );
+  fs.chmodSync(keyFile, 0o600); // the gateway refuses a private key others can read
   const cert = fs.readFileSync(certFile);
   const der = new X509Certificate(cert).raw;
   return { cert, key: fs.readFileSync(keyFile), certFile, keyFile, pin: `sha256:${createHash('sha256').update(der).digest('hex')}` };
@@ -294,6 +295,7 @@ test('holdfast gateway --tls-cert/--tls-key: HTTPS and TLS on --tcp, the files r
       const keyFile = path.join(dir, 'live.key.pem');
       fs.copyFileSync(A.certFile, certFile);
       fs.copyFileSync(A.keyFile, keyFile);
+      fs.chmodSync(keyFile, 0o600);
       const proc = holdfast(['gateway', '--http', '127.0.0.1:0', '--tcp', '127.0.0.1:0', '--devices', devicesFile(dir, { 'pi-1': KEY }), '--tls-cert', certFile, '--tls-key', keyFile], c);
       const m = await proc.waitFor(/listening.*https:\/\/127\.0\.0\.1:(\d+)\/v1\/link.*tcp=127\.0\.0\.1:(\d+)/);
       // From the start of the log: "ready" may have come in the same chunk as "listening".
@@ -310,6 +312,7 @@ test('holdfast gateway --tls-cert/--tls-key: HTTPS and TLS on --tcp, the files r
       assert.is(await peer(), A.pin);
       fs.copyFileSync(B.certFile, certFile);
       fs.copyFileSync(B.keyFile, keyFile);
+      fs.chmodSync(keyFile, 0o600);
       const from = proc.log.length;
       proc.kill('SIGHUP');
       await proc.waitFor(/tls certificate reloaded/, 5000, from);

@@ -181,9 +181,10 @@ export function holdfast(args: string[], cleanup: Cleanup, env: Record<string, s
   return new Proc(process.execPath, [CLI, ...args], cleanup, env);
 }
 
-/** Writes a devices file and returns its path. */
+/** Writes a devices file (mode 0600, as the gateway requires of a file of keys) and returns its path. */
 export function devicesFile(dir: string, devices: Record<string, string>): string {
   const f = path.join(dir, 'devices.json');
-  fs.writeFileSync(f, JSON.stringify(devices));
+  fs.writeFileSync(f, JSON.stringify(devices), { mode: 0o600 });
+  fs.chmodSync(f, 0o600); // (the mode above applies only to a new file)
   return f;
 }

@@ -192,7 +192,7 @@ async function main() {
   const built = spawnSync(process.execPath, [path.join(root, 'tools', 'bundle.js'), '--quiet'], { stdio: 'inherit' });
   if (built.status !== 0) process.exit(1);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'holdfast-boards-'));
-  fs.writeFileSync(path.join(dir, 'devices.json'), JSON.stringify({ board: KEY }));
+  fs.writeFileSync(path.join(dir, 'devices.json'), JSON.stringify({ board: KEY }), { mode: 0o600 }); // the gateway refuses a devices file others can read
   const s = await sink();
   const [httpPort, tcpPort] = [await freePort(), await freePort()];
   const gw = start(

@@ -14,7 +14,7 @@ import { Mux } from '../../targets/host/app/mux';
 import type { Log } from '../../hal/log';
 import { type Flag, parseArgs, usage, type Values } from './args';
 import { LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
-import { deviceKey } from './key';
+import { INSECURE_KEY_FILE_FLAG, deviceKey } from './key';
 import { FailureLog, type FailureLogOptions } from '../../targets/host/device/failure-log';
 import { checkMs } from '../../firmware/check';
 import { REPLACED_BY_NEWER } from '../../firmware/errors';
@@ -34,8 +34,9 @@ const FLAGS: Flag[] = [
   { name: 'tcp', meta: 'HOST:PORT', help: "the gateway's direct TCP address (tried first; HTTP when blocked)" },
   { name: 'no-tcp', type: 'bool', help: 'HTTP only (the default when --tcp is not given)' },
   { name: 'id', meta: 'ID', help: "device id, as in the gateway's devices file" },
-  { name: 'key', meta: 'KEY', help: 'secret key (or --key-file, or HOLDFAST_KEY in the environment)' },
-  { name: 'key-file', meta: 'FILE', help: 'file whose first line is the secret key' },
+  { name: 'key', meta: 'KEY', help: 'secret key (others see it in ps: prefer --key-file or HOLDFAST_KEY)' },
+  { name: 'key-file', meta: 'FILE', help: 'file whose first line is the secret key (mode 600)' },
+  INSECURE_KEY_FILE_FLAG,
   { name: 'forward', meta: 'LOCALPORT:HOST:PORT', repeat: true, help: 'listen on 127.0.0.1:LOCALPORT, connect through the gateway to HOST:PORT' },
   { name: 'proxy', meta: 'URL', help: 'HTTP forward proxy (default: http_proxy / HTTP_PROXY, https_proxy for https:, honouring no_proxy)' },
   { name: 'ca', meta: 'FILE', help: "CA certificates (PEM) the gateway's certificate must chain to (default: the system CAs)" },
@@ -104,11 +105,13 @@ export function deviceSettings(argv: string[]): { options: DeviceOptions; forwar
   if (typeof v.id !== 'string') throw hfError(ErrorCode.OPTION, '--id ID is required');
   if (v['no-tcp'] === true && flags.tcp !== undefined) throw hfError(ErrorCode.OPTION, '--tcp and --no-tcp contradict each other');
   const log = createLog({ name: 'device', format: (v.log as LogFormat) ?? 'text', level: (v['log-level'] as LogLevel) ?? 'info' });
+  const key = deviceKey(v);
+  if (key.warning !== undefined) log.warn(key.warning);
   const options: DeviceOptions = {
     gateway: v.gateway,
     tcp: v['no-tcp'] === true ? null : ((v.tcp as string | undefined) ?? null),
     id: v.id,
-    key: deviceKey(v).key,
+    key: key.key,
     proxy: v.proxy as string | undefined,
     stateDir: (v.state as string | undefined) ?? null,
     syncAppends: v.fsync === true,

@@ -22,7 +22,7 @@ import { ErrorCode, type ErrorCodeValue, hfError, isHfError } from '../../firmwa
 import { parseTarget } from '../../firmware/mux';
 import { type Flag, parseArgs, usage, type Values } from './args';
 import { parseForward } from './device-cmd';
-import { deviceKey } from './key';
+import { INSECURE_KEY_FILE_FLAG, deviceKey } from './key';
 import { copyToBoard, describeTarget, parseSshHost, type Ran, runChild, runOnBoard, shq, sshCommandLine, sshFailed, type SshTarget, whyFailed } from './ssh';
 import { atBootLine, type BoardPaths, boardPaths, deviceConfig, type DeviceSettings, installUnitScript, startByHandScript, systemdUnit, UNIT_NAME } from './unit';
 
@@ -35,8 +35,9 @@ const FLAGS: Flag[] = [
   { name: 'tcp', meta: 'HOST:PORT', help: "the gateway's direct TCP address (default: HTTP only)" },
   { name: 'proxy', meta: 'URL', help: 'HTTP forward proxy the board must use' },
   { name: 'id', meta: 'ID', help: "device id, as in the gateway's devices file (required)" },
-  { name: 'key', meta: 'KEY', help: "the device's secret key (shows in ps here: prefer --key-file or HOLDFAST_KEY)" },
-  { name: 'key-file', meta: 'FILE', help: 'file whose first line is the secret key' },
+  { name: 'key', meta: 'KEY', help: "the device's secret key (others see it in ps and /proc here: prefer --key-file or HOLDFAST_KEY)" },
+  { name: 'key-file', meta: 'FILE', help: 'file whose first line is the secret key (mode 600: refused if group or others may read it)' },
+  INSECURE_KEY_FILE_FLAG,
   { name: 'forward', meta: 'LOCALPORT:HOST:PORT', repeat: true, help: 'on the board, listen on 127.0.0.1:LOCALPORT and connect through the gateway to HOST:PORT' },
   { name: 'prefix', meta: 'DIR', help: 'where the device lives on the board (default /opt/holdfast)' },
   { name: 'node', meta: 'PATH', help: 'node on the board (default: `command -v node` there)' },
@@ -103,7 +104,8 @@ function readableFile(flag: string, file: string): fs.Stats {
 
 /** The key (see key.ts), which must also survive being the first line of a file on the board. */
 function keyOf(v: Values): string {
-  const { key, from } = deviceKey(v);
+  const { key, from, warning } = deviceKey(v);
+  if (warning !== undefined) process.stderr.write(`holdfast flash: warning: ${warning}\n`);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
   if (/[\x00-\x1f\x7f]/.test(key)) optionError(`${from}: the key must be one line without control characters`);
   if (key.trim() !== key) optionError(`${from}: the key must not start or end with blanks`);

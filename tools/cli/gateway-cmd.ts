@@ -12,6 +12,7 @@ import { parseTarget } from '../../firmware/mux';
 import { type Flag, parseArgs, usage } from './args';
 import { benchResponder } from './bench-proto';
 import { linkOptions, LINK_FLAGS, LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
+import { checkSecretFile, INSECURE_KEY_FILE_FLAG } from './key';
 
 /** The direct TCP port's bounds on connections that have not proved a key (TcpLimits). */
 export const TCP_LIMIT_FLAGS: Flag[] = [
@@ -39,14 +40,15 @@ export function tcpLimitsOf(v: Record<string, unknown>): TcpLimits {
 const FLAGS: Flag[] = [
   { name: 'http', meta: 'HOST:PORT', help: 'HTTP listener (default 127.0.0.1:8080)' },
   { name: 'tcp', meta: 'HOST:PORT', help: 'direct TCP listener (default: none)' },
-  { name: 'devices', meta: 'FILE', help: 'JSON {"<device id>": "<secret key>", ...}: the devices let in (required)' },
+  { name: 'devices', meta: 'FILE', help: 'JSON {"<device id>": "<secret key>", ...}: the devices let in (required; mode 600: refused if group or others may read it)' },
   { name: 'allow', meta: 'HOST:PORT', repeat: true, help: 'a target devices may forward to (anything else is refused, HF_ERR_FORBIDDEN)' },
   { name: 'echo', type: 'bool', help: 'send every plain message back to its device (for testing)' },
   { name: 'bench', type: 'bool', help: "answer devices' `bench` command (implies --echo)" },
   { name: 'max-sessions', type: 'number', help: 'most sessions at once (default 10000)' },
   { name: 'tls-cert', meta: 'FILE', help: 'TLS certificate chain (PEM): HTTPS and TLS on --tcp; re-read on SIGHUP' },
-  { name: 'tls-key', meta: 'FILE', help: "the certificate's private key (PEM); re-read on SIGHUP" },
+  { name: 'tls-key', meta: 'FILE', help: "the certificate's private key (PEM; mode 600 like --devices); re-read on SIGHUP" },
   { name: 'tls-ca', meta: 'FILE', help: 'CA certificates (PEM): devices must show a client certificate from one of them' },
+  INSECURE_KEY_FILE_FLAG,
   ...LINK_FLAGS,
   ...TCP_LIMIT_FLAGS,
   ...LOG_FLAGS,
@@ -55,8 +57,13 @@ const FLAGS: Flag[] = [
 const ABOUT = `Runs the gateway devices connect to. Each device proves its key from the devices file;
 its session then carries messages and forwarded TCP connections to the --allow targets.`;
 
-/** Reads the devices file: a JSON object of non-empty string keys. */
-export function readDevices(file: string): Record<string, string> {
+/**
+ * Reads the devices file: a JSON object of non-empty string keys, in a file only its owner may read
+ * (see checkSecretFile; `insecure` lets a looser one through, and `warn` gets the warning).
+ */
+export function readDevices(file: string, insecure = false, warn: (message: string) => void = () => {}): Record<string, string> {
+  const loose = checkSecretFile('devices', file, insecure);
+  if (loose !== null) warn(loose);
   const d = readFlagJson('devices', file, 'a JSON object {"<device id>": "<secret key>"}');
   for (const [id, k] of Object.entries(d)) {
     if (id.length === 0 || id.length > 128) throw hfError(ErrorCode.OPTION, `--devices ${file}: device id ${JSON.stringify(id)} must be 1..128 characters`);
@@ -65,13 +72,18 @@ export function readDevices(file: string): Record<string, string> {
   return d as Record<string, string>;
 }
 
-/** The TLS files named by --tls-cert/--tls-key/--tls-ca, read now (null without --tls-cert). */
-export function readTls(v: Record<string, unknown>): GatewayTlsOptions | null {
+/**
+ * The TLS files named by --tls-cert/--tls-key/--tls-ca, read now (null without --tls-cert). The key
+ * file must be private to its owner unless --insecure-key-file (then `warn` gets the warning).
+ */
+export function readTls(v: Record<string, unknown>, warn: (message: string) => void = () => {}): GatewayTlsOptions | null {
   if (v['tls-cert'] === undefined && v['tls-key'] === undefined) {
     if (v['tls-ca'] !== undefined) throw hfError(ErrorCode.OPTION, '--tls-ca needs --tls-cert and --tls-key');
     return null;
   }
   if (v['tls-cert'] === undefined || v['tls-key'] === undefined) throw hfError(ErrorCode.OPTION, '--tls-cert and --tls-key go together');
+  const loose = checkSecretFile('tls-key', String(v['tls-key']), v['insecure-key-file'] === true);
+  if (loose !== null) warn(loose);
   const read = (flag: string): Buffer => readFlagFile(flag, String(v[flag]));
   return { cert: read('tls-cert'), key: read('tls-key'), ...(v['tls-ca'] === undefined ? {} : { ca: read('tls-ca'), requestCert: true }) };
 }
@@ -83,10 +95,14 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (v.devices === undefined) throw hfError(ErrorCode.OPTION, '--devices FILE is required');
-  const devices = readDevices(String(v.devices));
+  // Warnings about loose file modes (--insecure-key-file) wait for the log, which comes next.
+  const loose: string[] = [];
+  const devices = readDevices(String(v.devices), v['insecure-key-file'] === true, (m) => loose.push(m));
+  const tls = readTls(v, (m) => loose.push(m));
   const allow = (v.allow as string[] | undefined) ?? [];
   for (const a of allow) parseTarget(a); // a bad entry is an error now, not a refusal later
   const log = createLog({ name: 'gateway', format: (v.log as LogFormat) ?? 'text', level: (v['log-level'] as LogLevel) ?? 'info' });
+  for (const m of loose) log.warn(m);
   const gw = await Gateway.start({
     http: (v.http as string) ?? '127.0.0.1:8080',
     tcp: (v.tcp as string) ?? null,
@@ -95,13 +111,13 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     maxSessions: v['max-sessions'] as number | undefined,
     maxConnections: v['max-connections'] as number | undefined,
     tcpLimits: tcpLimitsOf(v),
-    tls: readTls(v),
+    tls,
     log,
   });
   // SIGHUP: the TLS files again (a renewed certificate); a bad one is a warning, the old one stays.
   const reloadTls = (): void => {
     try {
-      const t = readTls(v);
+      const t = readTls(v, (m) => log.warn(m));
       if (t === null) return log.info('SIGHUP: no --tls-cert, nothing to reload');
       gw.setTls(t);
       log.info('tls certificate reloaded', { cert: String(v['tls-cert']) });
