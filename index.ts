@@ -11,11 +11,11 @@
 
 // The gateway: sessions for many devices over HTTP and direct TCP.
 export { Gateway, GatewayChannel, GATEWAY_LINK_DEFAULTS, TCP_LIMIT_DEFAULTS } from './targets/host/gateway/gateway';
-export type { GatewayOptions, GatewayEvents, GatewayTlsOptions, DeviceKeys, HttpListener, TcpListener, TcpLimits } from './targets/host/gateway/gateway';
+export type { GatewayOptions, GatewayEvents, GatewayTlsOptions, DeviceKeys, HttpListener, TcpListener, TcpLimits, MetricsListener } from './targets/host/gateway/gateway';
 
 // The device: one session to a gateway, TCP first, HTTP when TCP is blocked.
 export { connect, DeviceChannel } from './targets/host/device/device';
-export type { DeviceOptions, DeviceChannelEvents, DeviceTlsOptions } from './targets/host/device/device';
+export type { DeviceOptions, DeviceChannelEvents, DeviceTlsOptions, DeviceStats } from './targets/host/device/device';
 
 // What runs on a session: the message channel, a Duplex over it, the mux, port forwarding.
 export type { Channel, ChannelEvents } from './targets/host/app/channel';

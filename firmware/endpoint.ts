@@ -55,8 +55,14 @@ export interface EndpointData {
 export interface EndpointStats {
   bundlesIn: number;
   bundlesOut: number;
+  /** New messages received (duplicates not counted). */
   messagesIn: number;
+  /** Messages put in bundles, retransmissions included. */
   messagesOut: number;
+  /** Payload bytes of the new messages received. */
+  bytesIn: number;
+  /** Payload bytes of the messages put in bundles, retransmissions included. */
+  bytesOut: number;
   duplicatesIn: number;
   retransmits: number;
   timeouts: number;
@@ -108,7 +114,7 @@ export class Endpoint {
   /** Cached earliest retransmission deadline; NaN = recompute. */
   private retxAt = NaN;
 
-  readonly stats: EndpointStats = { bundlesIn: 0, bundlesOut: 0, messagesIn: 0, messagesOut: 0, duplicatesIn: 0, retransmits: 0, timeouts: 0 };
+  readonly stats: EndpointStats = { bundlesIn: 0, bundlesOut: 0, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, duplicatesIn: 0, retransmits: 0, timeouts: 0 };
 
   /**
    * `alloc`, if given, provides the session's memory (one block of the given size; it need not be
@@ -329,6 +335,7 @@ export class Endpoint {
             this.due--;
             out.markSent(q, now);
             this.stats.retransmits++;
+            this.stats.bytesOut += out.lenOf(q);
           }
         }
       }
@@ -336,6 +343,7 @@ export class Endpoint {
         room = w.message(this.sendNext);
         if (room) {
           out.markSent(this.sendNext, now);
+          this.stats.bytesOut += out.lenOf(this.sendNext);
           this.sendNext = (this.sendNext + 1) >>> 0;
         }
       }
@@ -438,10 +446,12 @@ export class Endpoint {
         this.inr.pass(seq, v.offs[i], v.lens[i]);
         passed++;
         fresh++;
+        this.stats.bytesIn += v.lens[i];
         if (!fn(v.buf, v.starts[i], v.lens[i])) this.paused = true;
       } else {
         this.inr.store(seq, v.offs[i], v.buf, v.starts[i], v.lens[i]);
         fresh++;
+        this.stats.bytesIn += v.lens[i];
       }
     }
     if (v.msgCount > 0) {

@@ -24,7 +24,7 @@ import { GATEWAY_LINK_DEFAULTS } from '../targets/host/gateway/gateway';
 import { TCP_LIMIT_DEFAULTS } from '../targets/host/gateway/tcp-front';
 import { LINK_FLAGS } from '../tools/cli/common';
 import { TCP_LIMIT_FLAGS } from '../tools/cli/gateway-cmd';
-import { RESTART_DEFAULTS } from '../tools/cli/device-cmd';
+import { RESTART_DEFAULTS, STATUS_DEFAULTS } from '../tools/cli/device-cmd';
 import { FAILURE_LOG_DEFAULTS } from '../targets/host/device/failure-log';
 import { REFUSAL_LOG_DEFAULTS } from '../targets/host/gateway/refusal-log';
 import { code } from './support/errors';
@@ -104,6 +104,7 @@ test('JSDoc defaults of the link options, wire limits, RTT bounds and rings are 
   checkJsdoc('TCP_LIMIT_DEFAULTS', TCP_LIMIT_DEFAULTS, [['targets/host/gateway/tcp-front.ts', 'TcpLimits']]);
   checkJsdoc('FAILURE_LOG_DEFAULTS', FAILURE_LOG_DEFAULTS, [['targets/host/device/failure-log.ts', 'FailureLogOptions']]);
   checkJsdoc('RESTART_DEFAULTS', RESTART_DEFAULTS, [['tools/cli/device-cmd.ts', 'RestartOptions']]);
+  checkJsdoc('STATUS_DEFAULTS', STATUS_DEFAULTS, [['tools/cli/device-cmd.ts', 'StatusOptions']]);
   checkJsdoc('REFUSAL_LOG_DEFAULTS', REFUSAL_LOG_DEFAULTS, [['targets/host/gateway/refusal-log.ts', 'RefusalLogOptions']]);
 });
 

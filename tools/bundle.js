@@ -27,7 +27,9 @@ const root = path.resolve(__dirname, '..');
 // 128 -> 136 KiB: TLS on both transports (tls-client.ts, the https agent with CONNECT), about 4.5 KiB.
 // 136 -> 138 KiB: goodput through paths that cut connections (client-link.ts: a cut request goes again
 // at once, back-off after a run of cuts, the request size budget; the transport's fresh connection), about 1.5 KiB.
-const DEVICE_BUDGET_KIB = 138;
+// 138 -> 142 KiB: the device's counters in its status file (cli/device-cmd.ts: bundles, messages, bytes,
+// retransmits, requests, the last error, memory) and the `status` command that prints them (cli/status-cmd.ts), about 4.1 KiB.
+const DEVICE_BUDGET_KIB = 142;
 const GOAL_KIB = 64;
 
 const BUNDLES = [

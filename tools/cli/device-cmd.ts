@@ -18,6 +18,8 @@ import { INSECURE_KEY_FILE_FLAG, deviceKey } from './key';
 import { FailureLog, type FailureLogOptions } from '../../targets/host/device/failure-log';
 import { checkMs } from '../../firmware/check';
 import { REPLACED_BY_NEWER } from '../../firmware/errors';
+import type { DeviceStats } from '../../targets/host/device/device-channel';
+import { statusFileIn } from './status-cmd';
 
 /** How the device CLI restarts sessions. */
 export interface RestartOptions {
@@ -28,6 +30,14 @@ export interface RestartOptions {
 }
 
 export const RESTART_DEFAULTS: Required<RestartOptions> = { replacedBackoffMs: 30000, replacedBackoffMaxMs: 600000 };
+
+/** How the device CLI keeps its status file. */
+export interface StatusOptions {
+  /** While only the counters change, the status file is rewritten at most this often, ms (default 1000); a change of state is written at once. */
+  statusIntervalMs?: number;
+}
+
+export const STATUS_DEFAULTS: Required<StatusOptions> = { statusIntervalMs: 1000 };
 
 const FLAGS: Flag[] = [
   { name: 'gateway', meta: 'URL', help: "the gateway's HTTP URL, e.g. http://gw.example:8080" },
@@ -43,7 +53,8 @@ const FLAGS: Flag[] = [
   { name: 'pin', meta: 'sha256:HEX', help: "the gateway certificate's SHA-256 fingerprint; replaces CA verification (boards without a CA)" },
   { name: 'state', meta: 'DIR', help: 'keep the session journal here: restarts resume it, nothing accepted is lost' },
   { name: 'fsync', type: 'bool', help: 'with --state: sync every journal record to flash (survives power cuts; one write per message)' },
-  { name: 'status', meta: 'FILE', help: 'keep FILE up to date with the session state as JSON (for flash and monitoring)' },
+  { name: 'status', meta: 'FILE', help: 'keep FILE up to date with the session state and counters as JSON (default with --state: DIR/status.json)' },
+  { name: 'status-interval-ms', type: 'number', meta: 'MS', help: 'while only the counters change, rewrite the status file at most this often (default 1000)' },
   { name: 'warn-interval-ms', type: 'number', meta: 'MS', help: 'at most one warning per kind of failure to reach the gateway this often (default 30000)' },
   {
     name: 'replaced-backoff-ms',
@@ -97,7 +108,9 @@ function deviceTls(v: Values): DeviceOptions['tls'] {
 }
 
 /** The device's settings from flags and --config, validated before anything starts. */
-export function deviceSettings(argv: string[]): { options: DeviceOptions; forwards: ForwardSpec[]; log: Log; status: string | null; restart: Required<RestartOptions> } | 'help' {
+export function deviceSettings(
+  argv: string[],
+): { options: DeviceOptions; forwards: ForwardSpec[]; log: Log; status: string | null; statusIntervalMs: number; restart: Required<RestartOptions> } | 'help' {
   const { values: flags, help } = parseArgs(argv, FLAGS);
   if (help) return 'help';
   const v: Values = { ...(typeof flags.config === 'string' ? readConfig(flags.config) : {}), ...flags };
@@ -125,7 +138,9 @@ export function deviceSettings(argv: string[]): { options: DeviceOptions; forwar
   };
   restart.replacedBackoffMaxMs = Math.max(restart.replacedBackoffMaxMs, restart.replacedBackoffMs);
   const forwards = ((v.forward as string[] | undefined) ?? []).map(parseForward);
-  return { options, forwards, log, status: (v.status as string | undefined) ?? null, restart };
+  const status = (v.status as string | undefined) ?? (typeof v.state === 'string' ? statusFileIn(v.state) : null);
+  const statusIntervalMs = checkMs('--status-interval-ms', v['status-interval-ms'] ?? STATUS_DEFAULTS.statusIntervalMs, 1);
+  return { options, forwards, log, status, statusIntervalMs, restart };
 }
 
 export async function deviceCommand(argv: string[]): Promise<number> {
@@ -137,7 +152,30 @@ export async function deviceCommand(argv: string[]): Promise<number> {
   const { forwards, log, restart } = s;
   // One failure log for every session of this process: its rate limit holds across restarts.
   const options: DeviceOptions = { ...s.options, failures: new FailureLog(log, () => performance.now(), s.options.failures as FailureLogOptions) };
-  const status = statusWriter(s.status, options.id, log);
+  // Counters of this process: the sessions that ended, plus the current one (sessionStats).
+  const ended: Record<string, number> = {};
+  let reconnects = 0;
+  let sessionStats: (() => DeviceStats) | null = null;
+  const counters = (): Record<string, number> => {
+    const t: Record<string, number> = { ...ended, reconnects };
+    addStats(t, sessionStats?.() ?? {});
+    return t;
+  };
+  // The last failure: of a session, or to reach the gateway (the failure log's), whichever came later.
+  const failures = options.failures as FailureLog;
+  let lastErr: { code: string; message: string; at: string } | null = null;
+  let seenFailure: HfError | null = null;
+  const setError = (e: HfError): void => {
+    lastErr = { code: e.code, message: e.message, at: new Date().toISOString() };
+  };
+  const lastError = (): typeof lastErr => {
+    if (failures.last !== seenFailure && failures.last !== null) {
+      seenFailure = failures.last;
+      setError(seenFailure);
+    }
+    return lastErr;
+  };
+  const status = statusWriter(s.status, options.id, log, s.statusIntervalMs, counters, lastError);
   let stopping = false;
   let current: { ch: DeviceChannel; fwd: PortForwarder | null } | null = null;
   let wake: (() => void) | null = null;
@@ -150,6 +188,7 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     if (options.stateDir) {
       // The journal holds the session: the next start resumes it.
       (cur.ch as unknown as { detach(): void }).detach();
+      status({ state: 'stopped', session: cur.ch.sessionId, transport: 'none', error: null });
       log.info('stopped; the session resumes from the state directory on the next start');
       return;
     }
@@ -174,6 +213,7 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     mux.on('message', (m: Buffer) => log.debug('message', { bytes: m.length }));
     const cur: { ch: DeviceChannel; fwd: PortForwarder | null } = { ch, fwd: null };
     current = cur;
+    sessionStats = () => ch.stats;
     const closed = new Promise<HfError | undefined>((resolve) => ch.once('close', resolve));
     status({ state: 'connecting', session: null, transport: 'none', error: null });
     ch.once('open', () => {
@@ -197,6 +237,9 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     const err = await closed;
     await cur.fwd?.close();
     current = null;
+    addStats(ended, ch.stats);
+    sessionStats = null;
+    if (err !== undefined) setError(err);
     if (stopping) break;
     // The state directory cannot be written (and could not be made again): the session could not
     // stay durable, so the device ends rather than carry on without what --state promises.
@@ -210,6 +253,7 @@ export async function deviceCommand(argv: string[]): Promise<number> {
       replacedWait = Math.min(restart.replacedBackoffMaxMs, replacedWait * 2);
       log.warn(`another process uses device id ${options.id}: a newer session of it replaced ours; waiting before a new session`, { code: err.code, in_s: Math.round(wait / 1000) });
     } else replacedWait = restart.replacedBackoffMs;
+    reconnects++;
     status({ state: 'reconnecting', session: null, transport: 'none', error: err?.code ?? null });
     backoff = Math.min(30_000, backoff * 2);
     log.info('reconnecting', { in_ms: wait, after: err?.code ?? 'close' });
@@ -221,6 +265,7 @@ export async function deviceCommand(argv: string[]): Promise<number> {
   }
   await stopped;
   status({ state: 'stopped', session: null, transport: 'none', error: null });
+  status.stop();
   return 0;
 }
 
@@ -231,21 +276,60 @@ interface Status {
   error: string | null;
 }
 
-/** Writes the session state to `file` as one JSON object, atomically (tmp + rename), on each change. */
-function statusWriter(file: string | null, id: string, log: Log): (s: Status) => void {
-  if (file === null) return () => {};
+/** Adds each counter of `s` to `into` (in place). */
+function addStats(into: Record<string, number>, s: object): void {
+  for (const [k, v] of Object.entries(s)) into[k] = (into[k] ?? 0) + v;
+}
+
+/**
+ * Writes the session state, the counters, the last failure, memory and uptime to `file` as one JSON
+ * object, atomically (a temp file renamed over it): at once on each change of state, and every
+ * `intervalMs` while only the counters change. A write that fails is a warning (once per reason).
+ */
+function statusWriter(file: string | null, id: string, log: Log, intervalMs: number, counters: () => Record<string, number>, lastError: () => object | null): ((s: Status) => void) & { stop(): void } {
+  if (file === null) return Object.assign(() => {}, { stop: () => {} });
   let since = new Date().toISOString();
   let last = '';
-  return (s) => {
+  let cur: Status | null = null;
+  let seen = '';
+  let failed = '';
+  const write = (): void => {
+    if (cur === null) return;
+    const e = lastError();
+    const c = counters();
+    seen = JSON.stringify([c, e]);
+    const m = process.memoryUsage();
+    const body = JSON.stringify({
+      id,
+      pid: process.pid,
+      ...cur,
+      since,
+      updated: new Date().toISOString(),
+      uptimeS: Math.round(process.uptime()),
+      lastError: e,
+      counters: c,
+      memory: { rss: m.rss, heapUsed: m.heapUsed },
+    });
+    try {
+      writeFileSync(`${file}.tmp`, body + '\n');
+      renameSync(`${file}.tmp`, file);
+      failed = '';
+    } catch (err) {
+      const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      if (reason !== failed) log.warn('cannot write the status file', { file, reason });
+      failed = reason;
+    }
+  };
+  const timer = setInterval(() => {
+    if (JSON.stringify([counters(), lastError()]) !== seen) write();
+  }, intervalMs);
+  timer.unref();
+  const set = (s: Status): void => {
     const key = `${s.state} ${s.session} ${s.transport}`;
     if (key !== last) since = new Date().toISOString();
     last = key;
-    const body = JSON.stringify({ id, pid: process.pid, ...s, since, updated: new Date().toISOString() }) + '\n';
-    try {
-      writeFileSync(`${file}.tmp`, body);
-      renameSync(`${file}.tmp`, file);
-    } catch (e) {
-      log.warn('cannot write the status file', { file, reason: (e as NodeJS.ErrnoException).code ?? (e as Error).message });
-    }
+    cur = s;
+    write();
   };
+  return Object.assign(set, { stop: () => clearInterval(timer) });
 }

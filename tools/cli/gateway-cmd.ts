@@ -40,6 +40,7 @@ export function tcpLimitsOf(v: Record<string, unknown>): TcpLimits {
 const FLAGS: Flag[] = [
   { name: 'http', meta: 'HOST:PORT', help: 'HTTP listener (default 127.0.0.1:8080)' },
   { name: 'tcp', meta: 'HOST:PORT', help: 'direct TCP listener (default: none)' },
+  { name: 'metrics', meta: 'HOST:PORT', help: 'serve Prometheus metrics at http://HOST:PORT/metrics, on a listener of its own (default: none; use loopback or a private network)' },
   { name: 'devices', meta: 'FILE', help: 'JSON {"<device id>": "<secret key>", ...}: the devices let in (required; mode 600: refused if group or others may read it)' },
   { name: 'allow', meta: 'HOST:PORT', repeat: true, help: 'a target devices may forward to (anything else is refused, HF_ERR_FORBIDDEN)' },
   { name: 'echo', type: 'bool', help: 'send every plain message back to its device (for testing)' },
@@ -106,6 +107,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   const gw = await Gateway.start({
     http: (v.http as string) ?? '127.0.0.1:8080',
     tcp: (v.tcp as string) ?? null,
+    metrics: (v.metrics as string | undefined) ?? null,
     devices,
     link: linkOptions(v),
     maxSessions: v['max-sessions'] as number | undefined,

@@ -5,6 +5,7 @@ import { flashCommand } from './flash-cmd';
 import { infoCommand } from './info-cmd';
 import { gatewayCommand } from './gateway-cmd';
 import { type Command, runCommand } from './run';
+import { statusCommand } from './status-cmd';
 
 export const COMMANDS: Record<string, Command> = {
   gateway: { run: gatewayCommand, about: 'serve devices over HTTP and direct TCP' },
@@ -12,6 +13,7 @@ export const COMMANDS: Record<string, Command> = {
   info: { run: infoCommand, about: 'print what this board reports through the HAL (model, temperature, memory, ...)' },
   flash: { run: flashCommand, about: 'install the device on a board over ssh, start it and wait for its session' },
   bench: { run: benchCommand, about: 'measure size, start, round trips, rates and memory against a gateway run with --bench' },
+  status: { run: statusCommand, about: "print a device's state and counters from its status file (--state DIR or --status FILE)" },
 };
 
 export function main(argv: string[]): Promise<void> {

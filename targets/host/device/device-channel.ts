@@ -3,6 +3,7 @@
  * carries the session and where it stands. `connect()` returns one; the Device driver behind it
  * (./device.ts) answers its questions through `DeviceState`.
  */
+import type { EndpointStats } from '../../../firmware/endpoint';
 import type { HfError } from '../../../firmware/errors';
 import { type ChannelEvents, type ChannelHost, LinkChannel } from '../app/channel';
 
@@ -12,6 +13,13 @@ export type DeviceChannelEvents = ChannelEvents & {
   transport: [name: 'tcp' | 'http', reason: string];
 };
 
+/**
+ * A device session's counters (a copy taken when asked; they only rise): the link's (bundles,
+ * messages and payload bytes each way, retransmits, duplicates dropped, retransmission timeouts)
+ * and the HTTP requests made and failed (no connection, an answer not the gateway's, TLS refused).
+ */
+export type DeviceStats = EndpointStats & { requestsSent: number; requestsFailed: number };
+
 /** What the channel asks of the driver that runs the device's session. */
 export interface DeviceState {
   readonly transport: 'tcp' | 'http' | 'none';
@@ -19,6 +27,7 @@ export interface DeviceState {
   readonly sessionId: string | null;
   readonly resumed: boolean;
   readonly accepted: number;
+  readonly stats: DeviceStats;
   /** Stops all I/O, leaving the session as the journal has it. */
   detach(): void;
 }
@@ -53,6 +62,11 @@ export class DeviceChannel extends LinkChannel<DeviceChannelEvents> {
    */
   get accepted(): number {
     return this.state.accepted;
+  }
+
+  /** This session's counters in this process (a copy: read it again for newer numbers). */
+  get stats(): DeviceStats {
+    return this.state.stats;
   }
 
   /** Stops all I/O and leaves the session as the journal has it (the next connect resumes it). No event follows. */

@@ -22,7 +22,7 @@ import { StateStore, type StateStoreEvents } from './state-store';
 import { type Address, formatAddress, parseAddress } from '../net/address';
 import { platform } from '#platform';
 import { kAttach, kPort } from '../app/channel';
-import { DeviceChannel, type DeviceState } from './device-channel';
+import { DeviceChannel, type DeviceState, type DeviceStats } from './device-channel';
 import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { HttpTransport } from './http-transport';
 import { TcpTransport } from './tcp-transport';
@@ -100,6 +100,9 @@ class Device implements DeviceState {
   private started = false;
   private finished = false;
   transport: 'tcp' | 'http' | 'none' = 'none';
+  /** HTTP requests made and failed (the link counts the rest: client.ep.stats). */
+  private requestsSent = 0;
+  private requestsFailed = 0;
 
   constructor(opts: DeviceOptions) {
     if (opts === null || typeof opts !== 'object') throw hfError(ErrorCode.OPTION, 'device options must be an object');
@@ -197,6 +200,7 @@ class Device implements DeviceState {
       onAnswer: (_rn, body) => this.answer(body),
       onNote: (text) => this.log.info(text),
       onFailed: (rn, err) => {
+        this.requestsFailed++;
         if (err.code === ErrorCode.TLS) this.tlsRefused('http', err);
         else this.log.debug('request failed', { rn, code: err.code, reason: err.message });
         // A connection that died before the answer (reset, cut, refused) lost the request; anything
@@ -243,6 +247,10 @@ class Device implements DeviceState {
 
   get sessionId(): string | null {
     return this.client.sid === null ? null : Buffer.from(this.client.sid).toString('hex');
+  }
+
+  get stats(): DeviceStats {
+    return { ...this.client.ep.stats, requestsSent: this.requestsSent, requestsFailed: this.requestsFailed };
   }
 
   get accepted(): number {
@@ -322,6 +330,7 @@ class Device implements DeviceState {
       this.tcp?.send(body, len);
       return;
     }
+    this.requestsSent++;
     this.http.post(rn, Buffer.from(body.subarray(0, len)));
   }
 
@@ -407,5 +416,5 @@ class Device implements DeviceState {
 }
 
 export { DeviceChannel } from './device-channel';
-export type { DeviceChannelEvents } from './device-channel';
+export type { DeviceChannelEvents, DeviceStats } from './device-channel';
 export type { DeviceTlsOptions } from './tls-client';

@@ -45,6 +45,8 @@ export class FailureLog {
   private readonly kinds = new Map<string, Kind>();
   /** Failures since the gateway last answered. */
   failures = 0;
+  /** The latest failure (kept after the gateway answers again; null: none yet). */
+  last: HfError | null = null;
   private firstAt = 0;
 
   constructor(log: Log, now: () => number, opts: FailureLogOptions = {}) {
@@ -59,6 +61,7 @@ export class FailureLog {
   failed(err: HfError, nextMs: number): void {
     const now = this.now();
     if (this.failures++ === 0) this.firstAt = now;
+    this.last = err;
     const { kind, words } = describeFailure(err);
     const k = this.kinds.get(kind);
     if (k !== undefined && now - k.lastWarn < this.o.warnIntervalMs) {

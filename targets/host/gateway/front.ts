@@ -9,6 +9,7 @@ import { refusalBundle } from '../../../firmware/error-bundle';
 import type { HfError } from '../../../firmware/errors';
 import type { ServerLink } from '../../../firmware/server-link';
 import type { Log } from '../../../hal/log';
+import type { GatewayCounters } from './metrics';
 import type { TcpLimits } from './tcp-front';
 
 /** A request or frame the gateway would not take: the error, the request number it answers, the bytes to send. */
@@ -40,11 +41,13 @@ export interface FrontHost {
   readonly keepaliveMs: number;
   /** The direct TCP front's bounds on connections before they proved a key (unset: TCP_LIMIT_DEFAULTS). */
   readonly tcpLimits: TcpLimits | undefined;
+  /** What the fronts count as it happens (requests, frames, connections, their own refusals): plain fields, read by a scrape. */
+  readonly counters: GatewayCounters;
   /** An HTTP request body arrived as exchange `ex` (> 0) from address `from`: its session, or why it was refused. */
   request(ex: number, body: Uint8Array, from: string): ServerLink | Refusal;
   /** A frame arrived on direct connection `conn` (> 0) from address `from`: its session, or why it was refused. */
   frame(conn: number, body: Uint8Array, from: string): ServerLink | Refusal;
-  /** The front itself refused a `what` ("connection", "frame") from address `from` (for the summed-up warnings). */
+  /** The front itself refused a `what` ("connection", "frame") from address `from` (counted by code, and for the summed-up warnings). */
   refused(what: string, from: string, error: HfError): void;
   /** HTTP exchange `ex` of `session` went away before it was answered. */
   exchangeGone(session: ServerLink, ex: number): void;

@@ -6,13 +6,16 @@
  *   const gw = await Gateway.start({ http: '127.0.0.1:8080', tcp: '127.0.0.1:8081', devices: { 'pi-1': 'secret' } });
  *   gw.on('session', (ch) => ch.on('message', (m) => ch.send(m)));
  *
+ * With `metrics`, a listener of its own serves the gateway's counters at `GET /metrics` (Prometheus
+ * text format, metrics.ts); `metricsText()` gives the same text to an application.
+ *
  * Events: 'session' (a GatewayChannel), 'listening'. The fronts reach the gateway only through
  * `FrontHost` (./front.ts). Exchanges (HTTP requests held open) count up from 1; direct TCP
  * connection k answers as exchange -k.
  */
 import { Acceptor } from '../../../firmware/acceptor';
 import { DeadlineTimer } from '../../../firmware/deadline-timer';
-import { ErrorCode, hfError, isHfError } from '../../../firmware/errors';
+import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
 import type { LinkOptions } from '../../../firmware/options';
 import type { ServerLink, ServerPort } from '../../../firmware/server-link';
 import { Transport } from '../../../firmware/link-base';
@@ -32,6 +35,8 @@ import { type DeviceKeys, keyLookup } from './keys';
 import { TcpFront, type TcpLimits } from './tcp-front';
 import { type GatewayTlsOptions, isLoopbackHost, serverTlsOptions } from './tls';
 import { RefusalLog, type RefusalLogOptions } from './refusal-log';
+import { addTotals, GatewayCounters, gatewayFamilies, renderMetrics } from './metrics';
+import { MetricsFront, type MetricsListener } from './metrics-front';
 
 export type { DeviceKeys } from './keys';
 export { GatewayChannel } from './gateway-channel';
@@ -39,6 +44,7 @@ export type { HttpListener, TcpListener } from './front';
 export { TCP_LIMIT_DEFAULTS, type TcpLimits } from './tcp-front';
 export type { GatewayTlsOptions } from './tls';
 export type { RefusalLogOptions } from './refusal-log';
+export type { MetricsListener } from './metrics-front';
 
 /** The gateway's events and what their listeners get. */
 export type GatewayEvents = {
@@ -72,6 +78,12 @@ export interface GatewayOptions {
   tls?: GatewayTlsOptions | null;
   /** How refused requests, frames and connections are summed up in warnings per source address (refusal-log.ts). */
   refusalLog?: RefusalLogOptions;
+  /**
+   * A listener of its own, "host:port", serving the gateway's counters at `GET /metrics` (Prometheus
+   * text format; any other path 404). Plain HTTP, no authentication: put it on loopback or a private
+   * network, never where devices or strangers reach it. null or absent (default): none.
+   */
+  metrics?: string | Address | null;
   log?: Log;
 }
 
@@ -102,9 +114,15 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   readonly http: HttpListener | null;
   /** The direct TCP listener (null: none). */
   readonly tcp: TcpListener | null;
+  /** The metrics listener (null: none, the default). */
+  readonly metrics: MetricsListener | null;
   private readonly acceptor: Acceptor;
   private readonly httpFront: HttpFront | null;
   private readonly tcpFront: TcpFront | null;
+  private readonly metricsFront: MetricsFront | null;
+  /** What is counted as it happens (plain fields); rendered only when metrics are asked for. */
+  private readonly counters = new GatewayCounters();
+  private readonly startedAt = hostClock.now();
   private readonly slots = new Map<ServerLink, Slot>();
   private closed = false;
   private readonly tcpLimits: TcpLimits | undefined;
@@ -142,6 +160,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.http = this.httpFront;
     this.tcp = this.tcpFront;
     if (this.http === null && this.tcp === null) throw hfError(ErrorCode.OPTION, 'a gateway needs an http or a tcp listener');
+    this.metricsFront = opts.metrics === undefined || opts.metrics === null ? null : new MetricsFront(parseAddress(opts.metrics, 'metrics'), () => this.metricsText());
+    this.metrics = this.metricsFront;
   }
 
   /** Builds a gateway and starts its listeners. */
@@ -150,11 +170,12 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     try {
       if (gw.httpFront !== null) await gw.httpFront.listen();
       if (gw.tcpFront !== null) await gw.tcpFront.listen();
+      if (gw.metricsFront !== null) await gw.metricsFront.listen();
     } catch (e) {
       await gw.close();
       throw e;
     }
-    gw.log.info('listening', { http: gw.http?.url, tcp: gw.tcp?.address, tls: gw.secure ? 'on' : 'off' });
+    gw.log.info('listening', { http: gw.http?.url, tcp: gw.tcp?.address, tls: gw.secure ? 'on' : 'off', metrics: gw.metrics?.url });
     gw.warnIfPlain();
     gw.emit('listening');
     return gw;
@@ -191,6 +212,34 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     return this.acceptor.size;
   }
 
+  /**
+   * The gateway's counters and gauges in the Prometheus text exposition format 0.0.4 (what the
+   * metrics listener serves): sessions, bundles, messages, payload bytes, refusals by code, memory.
+   * Counters only rise; those of a session that ended stay in the totals.
+   */
+  metricsText(): string {
+    const links = { ...this.counters.ended };
+    let tcp = 0;
+    for (const l of this.slots.keys()) {
+      addTotals(links, l.ep.stats);
+      if (l.transport === Transport.DIRECT) tcp++;
+    }
+    const mem = process.memoryUsage();
+    return renderMetrics(
+      gatewayFamilies(this.counters, {
+        sessionsHttp: this.slots.size - tcp,
+        sessionsTcp: tcp,
+        links,
+        heldRequests: this.httpFront?.held ?? 0,
+        tcpConnectionsOpen: this.tcpFront?.connections ?? 0,
+        preAuthConnections: this.tcpFront?.preAuthConnections ?? 0,
+        uptimeSeconds: Math.round(hostClock.now() - this.startedAt) / 1000,
+        residentBytes: mem.rss,
+        heapUsedBytes: mem.heapUsed,
+      }),
+    );
+  }
+
   // ---- what the fronts may ask (front.ts) -------------------------------------------------------
 
   private frontHost(): FrontHost {
@@ -201,9 +250,10 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       holdMs: this.acceptor.o.holdMs,
       keepaliveMs: this.acceptor.o.keepaliveMs,
       tcpLimits: this.tcpLimits,
+      counters: this.counters,
       request: (ex, body, from) => this.take(body, (now) => this.acceptor.onRequest(now, ex, body), 'request', from),
       frame: (conn, body, from) => this.take(body, (now) => this.acceptor.onFrame(now, body, -conn), 'frame', from),
-      refused: (what, from, err) => this.refusals.refused(what, from, err),
+      refused: (what, from, err) => this.refused(what, from, err),
       exchangeGone: (link, ex) => {
         if (link.isFinished) return;
         this.acceptor.onExchangeGone(link, ex);
@@ -230,12 +280,18 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     } catch (e) {
       if (!isHfError(e)) throw e;
       this.log.debug(`${what} refused`, { from, code: e.code, reason: e.message });
-      this.refusals.refused(what, from, e);
+      this.refused(what, from, e);
       this.touched(null); // a refused request may have corked its session: uncork at the end of the turn
       return new Refusal(e, peekRn(body));
     }
     this.touched(link);
     return link;
+  }
+
+  /** A refusal: counted by code, and summed up in the warnings. */
+  private refused(what: string, from: string, err: HfError): void {
+    this.counters.refused(err.code);
+    this.refusals.refused(what, from, err);
   }
 
   // ---- sessions --------------------------------------------------------------------------------
@@ -255,6 +311,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.slots.set(link, slot);
     const sid = channel.sessionId.slice(0, 8);
     const cp = channel[kPort]();
+    this.counters.sessionsOpened++;
     this.log.info('session opened', { device: link.deviceId, session: sid, sessions: this.acceptor.size + 1 });
     process.nextTick(() => {
       if (!this.closed) this.emit('session', channel);
@@ -264,6 +321,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       answer: (exchange, body, len) => this.answer(exchange, body, len),
       transmit: (body, len, conn) => this.tcpFront?.send(-conn, body, len),
       onClose: (err) => {
+        if (err) this.counters.sessionsFailed++;
+        else this.counters.sessionsClosed++;
         if (err) this.log.info('session failed', { device: link.deviceId, session: sid, code: err.code, reason: err.message });
         else this.log.info('session closed', { device: link.deviceId, session: sid });
         cp.onClose?.(err);
@@ -276,6 +335,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     if (slot === undefined) return;
     slot.timer.stop();
     this.slots.delete(link);
+    addTotals(this.counters.ended, link.ep.stats);
   }
 
   /** Answers exchange `exchange`: an HTTP response, or a frame on TCP connection -exchange. */
@@ -313,7 +373,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       slot.link.abort(now, ErrorCode.CLOSED, 'gateway shutting down');
       this.acceptor.sweep(slot.link);
     }
-    await Promise.all([this.httpFront?.close(), this.tcpFront?.close()]);
+    await Promise.all([this.httpFront?.close(), this.tcpFront?.close(), this.metricsFront?.close()]);
     this.refusals.close();
     this.log.info('stopped');
   }

@@ -83,14 +83,15 @@ export class HttpFront implements HttpListener {
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    this.gw.counters.httpRequests++;
     const cbor = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase() === CBOR_TYPE;
     const path = (req.url ?? '').split('?')[0];
-    if (path !== this.gw.path) return this.refuse(res, cbor, 0, hfError(ErrorCode.HTTP, `no such endpoint ${JSON.stringify(path)}; the link is POST ${this.gw.path}`), 404);
+    if (path !== this.gw.path) return this.reject(res, cbor, hfError(ErrorCode.HTTP, `no such endpoint ${JSON.stringify(path)}; the link is POST ${this.gw.path}`), 404);
     if (req.method !== 'POST') {
       res.setHeader('Allow', 'POST');
-      return this.refuse(res, cbor, 0, hfError(ErrorCode.HTTP, `method ${req.method} not allowed; the link is POST ${this.gw.path}`), 405);
+      return this.reject(res, cbor, hfError(ErrorCode.HTTP, `method ${req.method} not allowed; the link is POST ${this.gw.path}`), 405);
     }
-    if (!cbor) return this.refuse(res, false, 0, hfError(ErrorCode.HTTP, `content type must be ${CBOR_TYPE}, got ${JSON.stringify(req.headers['content-type'] ?? '')}`), 415);
+    if (!cbor) return this.reject(res, false, hfError(ErrorCode.HTTP, `content type must be ${CBOR_TYPE}, got ${JSON.stringify(req.headers['content-type'] ?? '')}`), 415);
     const declared = req.headers['content-length'] === undefined ? -1 : Number(req.headers['content-length']);
     if (declared > this.gw.maxBody) return this.tooLarge(req, res, declared);
     const chunks: Buffer[] = [];
@@ -147,8 +148,14 @@ export class HttpFront implements HttpListener {
   private tooLarge(req: http.IncomingMessage, res: http.ServerResponse, size: number): void {
     // The rest of the body is not read: the connection closes after the answer.
     res.setHeader('Connection', 'close');
-    this.refuse(res, true, 0, hfError(ErrorCode.LIMIT, `request body of ${size} bytes, limit ${this.gw.maxBody}`), 413);
+    this.reject(res, true, hfError(ErrorCode.LIMIT, `request body of ${size} bytes, limit ${this.gw.maxBody}`), 413);
     res.on('finish', () => req.destroy());
+  }
+
+  /** A refusal of the front's own (not a bundle the gateway refused): counted by code, then answered. */
+  private reject(res: http.ServerResponse, cbor: boolean, e: HfError, status?: number): void {
+    this.gw.counters.refused(e.code);
+    this.refuse(res, cbor, 0, e, status);
   }
 
   /** `bundle`: the error bundle to send (a Refusal's, perhaps tagged); default an untagged one. */

@@ -201,6 +201,7 @@ export class TcpFront implements TcpListener {
 
   private onConnection(socket: net.Socket): void {
     socket.on('error', () => {});
+    if (!(this.server instanceof tls.Server)) this.gw.counters.tcpConnections++; // TLS: counted at its handshake's start
     const now = hostClock.now();
     const addr = socket.remoteAddress ?? '?';
     // TLS: the handshake is done; the connection is counted (and its deadline runs) from here on.
@@ -248,6 +249,7 @@ export class TcpFront implements TcpListener {
    */
   private onHandshakeStart(raw: net.Socket): void {
     raw.on('error', () => {});
+    this.gw.counters.tcpConnections++;
     const now = hostClock.now();
     const addr = raw.remoteAddress ?? '?';
     const busy = this.admit(addr);
@@ -387,6 +389,7 @@ export class TcpFront implements TcpListener {
   }
 
   private onFrame(c: Conn, body: Buffer): void {
+    this.gw.counters.tcpFrames++;
     if (c.socket.destroyed || c.closing) return;
     if (c.preAuth && !this.takeToken(c.addr, hostClock.now())) {
       const l = this.limits;
