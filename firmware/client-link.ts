@@ -14,9 +14,10 @@
  * server silent for at least `deadAfterMs`, the link fails with HF_ERR_TIMEOUT.
  *
  * A request whose connection died before its answer (`onRequestFailed(now, rn, true)`: reset, cut,
- * refused) is lost, not late: its messages are due again at once, the next request goes at once (the
- * first `retryAtOnce` in a row; then after a short doubling back-off with jitter, at most
- * `retryBackoffMaxMs`), the retransmission timer is left alone, and requests shrink (`pathBytes`
+ * a middlebox's limit) is lost, not late: its messages are due again at once, the next request goes at
+ * once (the first `retryAtOnce` in a row, and any while the gateway answered within the last
+ * `retryBackoffMaxMs`; then after a short doubling back-off with jitter, at most `retryBackoffMaxMs`),
+ * the retransmission timer is left alone, and requests shrink (`pathBytes`
  * halves, down to `minBundleBytes`) so that a path which cuts long connections still carries some; each
  * answer doubles it again.
  *
@@ -35,7 +36,7 @@ import type { Storage } from '../hal/storage';
 import { equalBytes } from './bytes';
 import type { Crypto } from '../hal/crypto';
 import { Sealer, helloProof, sessionKey } from './auth';
-import { SID_BYTES } from './wire';
+import { MAX_LOST, SID_BYTES } from './wire';
 
 export interface ClientPort extends LinkPort {
   /**
@@ -90,6 +91,17 @@ export class ClientLink extends LinkBase {
   /** No new request before this time (back-off after `retryAtOnce` cuts in a row). */
   private holdOff = 0;
   private readonly jitter = new Uint8Array(2);
+  /**
+   * Requests whose connection died (their answers, if any, were lost), newest last, each with its
+   * place in the count of all such (`lostTotal`): the next requests name them in their room field
+   * until one of those is answered.
+   */
+  private readonly lostRn = new Uint32Array(MAX_LOST);
+  private readonly lostIdx = new Float64Array(MAX_LOST);
+  private lostCount = 0;
+  private lostTotal = 0;
+  /** `lostTotal` when each outstanding request was written. */
+  private readonly reqLost: number[] = [];
   /** Consecutive requests that went unanswered. */
   unanswered = 0;
   /** No keep-alive request before this time (back-off after failures). */
@@ -283,6 +295,8 @@ export class ClientLink extends LinkBase {
     this.reqRn.length = 0;
     this.reqDeadline.length = 0;
     this.reqSentAt.length = 0;
+    this.reqLost.length = 0;
+    this.lostCount = 0;
     this.cuts = 0;
     this.holdOff = 0;
     this.pathBytes = this.o.maxBundleBytes;
@@ -295,10 +309,10 @@ export class ClientLink extends LinkBase {
   }
 
   /**
-   * Request `rn` will not be answered. `cut`: its connection died before the answer (reset, cut,
-   * refused): it is lost, and goes again at once (see the file comment). Otherwise (an answer that
-   * is not the gateway's: an HTTP error page, a body that is not a bundle) the next request waits a
-   * backed-off RTO.
+   * Request `rn` will not be answered. `cut`: its connection died before the answer (reset or cut
+   * after it was made): it is lost, and goes again at once (see the file comment). Otherwise (an answer that
+   * is not the gateway's: an HTTP error page, a body that is not a bundle; or no connection at all:
+   * refused, unreachable) the next request waits a backed-off RTO.
    */
   onRequestFailed(now: number, rn: number, cut = false): void {
     const i = this.reqRn.indexOf(rn);
@@ -306,12 +320,23 @@ export class ClientLink extends LinkBase {
     if (!cut) return this.requestLost(now, rn);
     const sentAt = this.reqSentAt[i];
     this.forget(i);
+    this.noteLost(rn);
     this.unanswered++;
     this.cuts++;
     this.pathBytes = Math.max(this.o.minBundleBytes, this.pathBytes >>> 1);
-    if (this.state !== LinkState.HELLO) this.ep.resendSentAt(sentAt);
+    if (this.state !== LinkState.HELLO) {
+      this.ep.resendSentAt(sentAt);
+      // The gateway never saw this one, so it may still hold the newest of the others.
+      const rto = this.ep.rtt.rto;
+      for (let j = Math.max(0, this.reqRn.length - this.serverHeld); j < this.reqRn.length; j++) {
+        this.reqDeadline[j] = Math.max(this.reqDeadline[j], this.reqSentAt[j] + this.serverHold + rto);
+      }
+    }
     this.retryAt = now;
-    this.holdOff = this.cuts <= this.o.retryAtOnce ? 0 : now + this.backoffMs();
+    // At once while the path still answers now and then (a gateway heard within retryBackoffMaxMs,
+    // at most 64 in a row); else after retryAtOnce in a row, a back-off.
+    const answering = now - this.ep.lastHeard < this.o.retryBackoffMaxMs && this.cuts <= 64;
+    this.holdOff = this.cuts <= this.o.retryAtOnce || answering ? 0 : now + this.backoffMs();
     this.checkDead(now);
     this.run(now);
   }
@@ -328,6 +353,30 @@ export class ClientLink extends LinkBase {
     this.reqRn.splice(i, 1);
     this.reqDeadline.splice(i, 1);
     this.reqSentAt.splice(i, 1);
+    this.reqLost.splice(i, 1);
+  }
+
+  /** Remembers that request `rn`'s answer, if the gateway wrote one, was lost (the oldest goes when full). */
+  private noteLost(rn: number): void {
+    if (this.lostCount === MAX_LOST) {
+      this.lostRn.copyWithin(0, 1);
+      this.lostIdx.copyWithin(0, 1);
+      this.lostCount--;
+    }
+    this.lostRn[this.lostCount] = rn;
+    this.lostIdx[this.lostCount] = this.lostTotal++;
+    this.lostCount++;
+  }
+
+  /** Request `i` was answered: the gateway has read the lost requests it named. */
+  private lostTold(i: number): void {
+    const told = this.reqLost[i];
+    let k = 0;
+    while (k < this.lostCount && this.lostIdx[k] < told) k++;
+    if (k === 0) return;
+    this.lostRn.copyWithin(0, k);
+    this.lostIdx.copyWithin(0, k);
+    this.lostCount -= k;
   }
 
   /** Request `rn` gets no usable answer: it counts as unanswered, and the next waits a backed-off RTO. */
@@ -377,7 +426,10 @@ export class ClientLink extends LinkBase {
     this.applyControls(ctls, now);
     if (this.isFinished) return;
     const i = this.reqRn.indexOf(v.rn);
-    if (i >= 0) this.forget(i);
+    if (i >= 0) {
+      this.lostTold(i);
+      this.forget(i);
+    }
     this.unanswered = 0;
     this.cuts = 0;
     this.holdOff = 0;
@@ -596,8 +648,16 @@ export class ClientLink extends LinkBase {
       const close = this.closeItem();
       if (close !== null) this.closeSent = true;
       const messages = !(this.freshDirect && this.transport === Transport.DIRECT);
-      ep.writer.sizeCap = this.transport === Transport.HELD ? this.pathBytes : Infinity;
+      const held = this.transport === Transport.HELD;
+      ep.writer.sizeCap = held ? this.pathBytes : Infinity;
+      // The answer is asked to fit the same budget, and lost answers are named (PROTOCOL 5.1).
+      if (held && (this.pathBytes < this.o.maxBundleBytes || this.lostCount > 0)) {
+        ep.askRoom = this.pathBytes;
+        for (let k = 0; k < this.lostCount; k++) ep.lostRns[k] = this.lostRn[k];
+        ep.lostCount = this.lostCount;
+      }
       len = ep.writeBundle(this.sid, this.rn, now, close === null ? null : [close], messages);
+      ep.askRoom = 0;
     }
     if (this.transport === Transport.DIRECT) this.freshDirect = false;
     this.afterWrite(now);
@@ -609,6 +669,7 @@ export class ClientLink extends LinkBase {
       this.reqRn.push(this.rn);
       this.reqDeadline.push(hello ? quick : now + this.serverHold + ep.rtt.rto);
       this.reqSentAt.push(now);
+      this.reqLost.push(this.lostTotal);
     }
     this.port.transmit(ep.writer.buf, len, this.rn);
   }

@@ -20,7 +20,7 @@ import { type Limits, type Ring, limitsFrom } from './control';
 import type { JournalSink } from './journal';
 import { OutRing, SACKED } from './out-ring';
 import { RttEstimator } from './rtt';
-import { BundleReader, type BundleView, BundleWriter } from './wire';
+import { BundleReader, type BundleView, BundleWriter, MAX_LOST, PIECE_OVERHEAD } from './wire';
 import type { Sealer } from './auth';
 
 /** Out-ring flag: the message is due for retransmission. */
@@ -113,6 +113,21 @@ export class Endpoint {
   paused = false;
   /** Cached earliest retransmission deadline; NaN = recompute. */
   private retxAt = NaN;
+  /**
+   * Pieces (PROTOCOL 5.1): message `pieceSeq` (the oldest unacknowledged) goes out in pieces while
+   * bundles are capped below its size; `pieceNext` bytes of it went out, the peer last said it holds
+   * `peerPart`.
+   */
+  private pieceOn = false;
+  private pieceSeq = 0;
+  private pieceNext = 0;
+  private peerPart = 0;
+  /** Client: the room field of the next bundle written (0: none) and the lost requests it names. */
+  askRoom = 0;
+  readonly lostRns = new Uint32Array(MAX_LOST);
+  lostCount = 0;
+  /** What `check` found of the received bundle's piece (NEW or DUPLICATE). */
+  private pieceVerdict = DUPLICATE;
 
   readonly stats: EndpointStats = { bundlesIn: 0, bundlesOut: 0, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, duplicatesIn: 0, retransmits: 0, timeouts: 0 };
 
@@ -257,11 +272,15 @@ export class Endpoint {
     }
     this.due += marked;
     if (marked > 0) this.retxAt = NaN;
+    // Pieces go in order and the receiver takes only the next one: after any loss the rest follow
+    // from what it last said it holds (pieces still on the way are then ignored there).
+    if (this.pieceOn) this.pieceNext = Math.min(this.pieceNext, this.peerPart);
     return marked;
   }
 
   /** After a transport change: everything unacknowledged goes out again on the new one. */
   resendAll(): void {
+    if (this.pieceOn) this.pieceNext = Math.min(this.pieceNext, this.peerPart);
     const out = this.out;
     for (let q = out.tail; q !== this.sendNext; q = (q + 1) >>> 0) {
       if ((out.flagsOf(q) & (SACKED | DUE)) === 0) {
@@ -286,6 +305,7 @@ export class Endpoint {
    * everything unacknowledged, in order, on whatever transport it finds).
    */
   restartSending(): void {
+    this.pieceOn = false;
     const out = this.out;
     for (let q = out.tail; q !== out.head; q = (q + 1) >>> 0) out.setSendState(q, -1, 0, 0);
     this.sendNext = out.tail;
@@ -318,7 +338,10 @@ export class Endpoint {
       w.begin(sid, rn, inr.next, inr.windowMsgs, inr.windowBytes, out);
     }
     if (inr.hasGaps) inr.forEachRange(this.o.maxSackRanges, this.addSack);
+    if (inr.partBytes > 0) w.part(inr.next, inr.partBytes);
     if (controls !== null) for (let i = 0; i < controls.length; i++) w.control(controls[i]);
+    if (this.askRoom > 0) w.room(this.askRoom, this.lostRns, this.lostCount);
+    if (messages && w.sizeCap !== Infinity && this.writePiece(now)) messages = false;
     if (messages) {
       let room = true;
       if (this.due > 0) {
@@ -360,6 +383,46 @@ export class Endpoint {
     this.markAdvertised();
     this.lastSent = now;
     return len;
+  }
+
+  /**
+   * Bundles are capped (`writer.sizeCap`) below the size of the oldest unacknowledged message and it
+   * is due or never sent: its next piece goes instead of messages. Returns whether one was written.
+   */
+  private writePiece(now: number): boolean {
+    const out = this.out;
+    const w = this.writer;
+    const q = out.tail;
+    if (q === out.head) return false;
+    const f = out.flagsOf(q);
+    const len = out.lenOf(q);
+    const mine = this.pieceOn && this.pieceSeq === q;
+    const unsent = q === this.sendNext && this.inWindow(q);
+    if ((f & SACKED) !== 0 || !((f & DUE) !== 0 || unsent || (mine && this.pieceNext < len))) return false;
+    if (w.fits(q)) {
+      this.pieceOn = false;
+      return false;
+    }
+    if (!mine) {
+      this.pieceOn = true;
+      this.pieceSeq = q;
+      this.pieceNext = 0;
+      this.peerPart = 0;
+    } else if (this.pieceNext >= len) this.pieceNext = this.peerPart; // due again: from what the peer holds
+    const n = Math.min(len - this.pieceNext, Math.max(64, w.roomLeft - PIECE_OVERHEAD));
+    w.piece(q, this.pieceNext, n);
+    this.pieceNext += n;
+    if (this.pieceNext === len) {
+      // The last piece: the message counts as sent (its retransmission timer runs from here).
+      if ((f & DUE) !== 0) {
+        out.clearFlag(q, DUE);
+        this.due--;
+        this.stats.retransmits++;
+      } else if (unsent) this.sendNext = (q + 1) >>> 0;
+      out.markSent(q, now);
+      this.retxAt = NaN;
+    }
+    return true;
   }
 
   private readonly addSack = (start: number, end: number): void => {
@@ -409,6 +472,7 @@ export class Endpoint {
       }
     }
     for (let i = 0; i < v.msgCount; i++) v.verdicts[i] = this.inr.check(v.seqs[i], v.offs[i], v.lens[i]);
+    this.pieceVerdict = v.pieceLen > 0 ? this.inr.checkPiece(v.pieceSeq, v.pieceOff, v.pieceTotal, v.pieceAt) : DUPLICATE;
   }
 
   /**
@@ -427,6 +491,13 @@ export class Endpoint {
       if (!behind(wndSeq, this.peerWndSeq)) this.peerWndSeq = wndSeq;
       if (!behind(wndOff, this.peerWndOff)) this.peerWndOff = wndOff;
       if (v.ack !== out.tail) this.releaseTo(v.ack, now);
+    }
+    if (this.pieceOn) {
+      if (this.pieceSeq !== out.tail) this.pieceOn = false;
+      else {
+        this.peerPart = v.partBytes > 0 && v.partSeq === this.pieceSeq ? v.partBytes : 0;
+        if (this.peerPart > this.pieceNext) this.pieceNext = this.peerPart;
+      }
     }
     // Selective acknowledgements.
     for (let k = 0; k < v.sackCount; k++) this.markSacked(v.sacks[2 * k], v.sacks[2 * k + 1]);
@@ -453,6 +524,16 @@ export class Endpoint {
         fresh++;
         this.stats.bytesIn += v.lens[i];
       }
+    }
+    if (v.pieceLen > 0) {
+      if (this.pieceVerdict === DUPLICATE) this.stats.duplicatesIn++;
+      else if (this.inr.storePiece(v.pieceSeq, v.pieceOff, v.pieceTotal, v.buf, v.pieceStart, v.pieceLen) > 0) {
+        fresh++;
+        this.stats.messagesIn++;
+      }
+      this.pieceVerdict = DUPLICATE;
+      this.owe(now);
+      this.ackOwedSince = -Infinity; // the sender goes on from what the part field says: at once
     }
     if (v.msgCount > 0) {
       this.stats.messagesIn += fresh;

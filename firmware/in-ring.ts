@@ -37,6 +37,9 @@ export class InRing {
   nextOff: number;
   /** One past the highest sequence number stored. */
   top: number;
+  /** Bytes of message `next` held so far when it arrives in pieces (0: none); its whole length. */
+  partBytes = 0;
+  private partLen = 0;
 
   /** Set by `peek`: the message is `viewBuf[viewOff, viewOff+viewLen)`, valid until `release`. */
   viewBuf: Uint8Array;
@@ -63,6 +66,7 @@ export class InRing {
     if (this.read !== this.top) throw hfError(ErrorCode.PROTOCOL, `cannot restart a ring holding ${dist(this.top, this.read)} messages`);
     this.read = this.next = this.top = seq >>> 0;
     this.readOff = this.nextOff = off >>> 0;
+    this.partBytes = 0;
   }
 
   /** Drops everything held and starts empty at `seq`/`off` (replaying a journal). */
@@ -134,11 +138,42 @@ export class InRing {
    * `next` over every message now in order. Returns how many messages became available.
    */
   store(seq: number, off: number, src: Uint8Array, srcOff: number, len: number): number {
+    copyIntoRing(this.slab, off, src, srcOff, len);
+    if (seq === this.next) this.partBytes = 0;
+    return this.commit(seq, off, len);
+  }
+
+  /**
+   * Classifies a piece (bytes [at, ...) of message `seq`, `total` bytes long at offset `off`): NEW if
+   * it is for `next` and starts where the bytes held end; DUPLICATE (ignore it: the sender goes on
+   * from what `part` says) otherwise. Throws like `check` for a message outside the window, and
+   * HF_ERR_PROTOCOL for a length that contradicts earlier pieces.
+   */
+  checkPiece(seq: number, off: number, total: number, at: number): number {
+    if (seq !== this.next || this.check(seq, off, total) === DUPLICATE) return DUPLICATE;
+    if (this.partBytes > 0 && total !== this.partLen) throw hfError(ErrorCode.PROTOCOL, `piece of message ${seq} says ${total} bytes, earlier pieces ${this.partLen}`);
+    return at === this.partBytes ? NEW : DUPLICATE;
+  }
+
+  /**
+   * Stores a piece `checkPiece` said is NEW, in place in the slab. The last one makes the message
+   * whole (as `store`): returns how many messages became available (0 while pieces are missing).
+   */
+  storePiece(seq: number, off: number, total: number, src: Uint8Array, srcOff: number, len: number): number {
+    copyIntoRing(this.slab, (off + this.partBytes) >>> 0, src, srcOff, len);
+    this.partBytes += len;
+    this.partLen = total;
+    if (this.partBytes < total) return 0;
+    this.partBytes = 0;
+    return this.commit(seq, off, total);
+  }
+
+  /** Records message `seq` (its bytes in place) and moves `next` over every message now in order. */
+  private commit(seq: number, off: number, len: number): number {
     const s = seq & this.mask;
     this.offs[s] = off;
     this.lens[s] = len;
     this.present[s] = 1;
-    copyIntoRing(this.slab, off, src, srcOff, len);
     if (dist((seq + 1) >>> 0, this.next) > dist(this.top, this.next)) this.top = (seq + 1) >>> 0;
     let moved = 0;
     while (this.next !== this.top && this.present[this.next & this.mask] === 1) {
@@ -161,6 +196,7 @@ export class InRing {
 
   /** Records message (`seq`, `off`, `len`) as received and consumed without storing it. */
   pass(seq: number, off: number, len: number): void {
+    this.partBytes = 0;
     this.next = this.top = this.read = (seq + 1) >>> 0;
     this.nextOff = this.readOff = (off + len) >>> 0;
   }

@@ -193,6 +193,12 @@ export class OutRing {
     w.copyFromRing(this.slab, this.offs[s], len);
   }
 
+  /** Writes bytes [at, at + len) of message `seq`'s payload to `w` as one CBOR byte string. */
+  writePiece(seq: number, at: number, len: number, w: CborWriter): void {
+    w.bytesHeader(len);
+    w.copyFromRing(this.slab, (this.offs[seq & this.mask] + at) >>> 0, len);
+  }
+
   /** Copies message `seq`'s payload into `dst` at `dstOff`; returns its length. */
   copyOut(seq: number, dst: Uint8Array, dstOff = 0): number {
     const s = seq & this.mask;

@@ -52,9 +52,13 @@ export class ServerLink extends LinkBase {
   private readonly heldEx: number[] = [];
   private readonly heldRn: number[] = [];
   private readonly heldAt: number[] = [];
+  /** The answer size each held request asked for (its room field; 0: any). */
+  private readonly heldRoom: number[] = [];
   // Replay cache: the last answers, by request number.
   private readonly replayRn: number[] = [];
   private readonly replayBody: Uint8Array[] = [];
+  /** When each remembered answer was written (-1: restored; its messages carry this send time). */
+  private readonly replayAt: number[] = [];
   /**
    * The welcome bytes, replayed for a repeated hello until the device shows it has the welcome (its
    * first bundle on the session); after that a repeat of the hello is a replay and is refused.
@@ -94,7 +98,7 @@ export class ServerLink extends LinkBase {
     const len = ep.writeBundle(this.sid, rn, now, [item], true);
     this.afterWrite(now);
     this.welcome = ep.writer.buf.slice(0, len);
-    this.remember(rn, this.welcome);
+    this.remember(rn, this.welcome, now);
     this.rnTop = rn >>> 0;
     this.rnSeen = 0;
     this.port.answer(exchange, ep.writer.buf, len);
@@ -126,6 +130,7 @@ export class ServerLink extends LinkBase {
     for (const [rn, body] of s.link.replay) {
       l.replayRn.push(rn);
       l.replayBody.push(new Uint8Array(body));
+      l.replayAt.push(-1);
     }
     return l;
   }
@@ -167,18 +172,36 @@ export class ServerLink extends LinkBase {
     }
     const ctls = this.checkAuthentic(v);
     this.markTaken(v.rn);
+    this.answersLost(v);
     if (dup >= 0) {
       // The same request again while the first is still held (a retry or a duplicate): the newer
       // exchange takes its place; the older one is answered now with the current state.
       const old = this.heldEx[dup];
       this.heldEx[dup] = exchange;
-      this.answerWith(now, old, v.rn, false);
+      this.answerWith(now, old, v.rn, false, true, this.heldRoom[dup]);
+      this.heldRoom[dup] = v.roomBytes;
     } else {
       this.heldEx.push(exchange);
       this.heldRn.push(v.rn);
       this.heldAt.push(now);
+      this.heldRoom.push(v.roomBytes);
     }
     this.take(v, ctls, now);
+  }
+
+  /**
+   * The request names requests whose answers never reached the device (their connections died): the
+   * messages those answers carried are due again at once, and the answers leave the replay cache.
+   */
+  private answersLost(v: BundleView): void {
+    for (let k = 0; k < v.lostCount; k++) {
+      const i = this.replayRn.indexOf(v.lost[k]);
+      if (i < 0) continue;
+      if (this.replayAt[i] >= 0) this.ep.resendSentAt(this.replayAt[i]);
+      this.replayRn.splice(i, 1);
+      this.replayBody.splice(i, 1);
+      this.replayAt.splice(i, 1);
+    }
   }
 
   /**
@@ -269,6 +292,7 @@ export class ServerLink extends LinkBase {
     this.heldEx.splice(i, 1);
     this.heldRn.splice(i, 1);
     this.heldAt.splice(i, 1);
+    this.heldRoom.splice(i, 1);
   }
 
   /** The device attached (DIRECT) or lost (HELD) its direct transport. */
@@ -345,35 +369,43 @@ export class ServerLink extends LinkBase {
     const ex = this.heldEx.shift() as number;
     const rn = this.heldRn.shift() as number;
     this.heldAt.shift();
-    this.answerWith(now, ex, rn, messages);
+    const room = this.heldRoom.shift() as number;
+    this.answerWith(now, ex, rn, messages, true, room);
   }
 
-  private answerWith(now: number, exchange: number, rn: number, messages: boolean, cache = true): void {
+  /** Answers `exchange` (request `rn`); `room` > 0 keeps the answer within that many bytes where it can. */
+  private answerWith(now: number, exchange: number, rn: number, messages: boolean, cache = true, room = 0): void {
     const close = this.closeItem();
     if (close !== null) this.closeSent = true;
     const items: Uint8Array[] = [];
     if (close !== null) items.push(close);
     if (this.failure !== undefined) items.push(this.failureItem());
+    const w = this.ep.writer;
+    w.sizeCap = room > 0 ? room : Infinity;
     const len = this.ep.writeBundle(this.sid, rn, now, items.length > 0 ? items : null, messages && !this.isFinished);
+    w.sizeCap = Infinity;
     this.afterWrite(now);
-    if (cache && this.o.replayCache > 0) this.remember(rn, this.ep.writer.buf.slice(0, len));
-    this.port.answer(exchange, this.ep.writer.buf, len);
+    if (cache && this.o.replayCache > 0) this.remember(rn, w.buf.slice(0, len), now);
+    this.port.answer(exchange, w.buf, len);
   }
 
-  private remember(rn: number, body: Uint8Array): void {
+  private remember(rn: number, body: Uint8Array, at: number): void {
     if (this.o.replayCache === 0) return;
     const i = this.replayRn.indexOf(rn);
     if (i >= 0) {
       // Answered twice (a duplicate was released early): the later answer is the one to replay.
       this.replayBody[i] = body;
+      this.replayAt[i] = at;
       return;
     }
     if (this.replayRn.length >= this.o.replayCache) {
       this.replayRn.shift();
       this.replayBody.shift();
+      this.replayAt.shift();
     }
     this.replayRn.push(rn);
     this.replayBody.push(body);
+    this.replayAt.push(at);
   }
 
   protected farewell(now: number): void {

@@ -3,7 +3,13 @@
  * docs/PROTOCOL.md for every field, its type and its limits.
  *
  *   { 0: version, 1: session id, 2: request number, 3: ack, 4: sack ranges, 5: window,
- *     6: message runs, 7: control items, 8: tag }
+ *     6: message runs, 7: control items, 9: piece, 10: part, 11: room, 8: tag }
+ *
+ * 9-11 carry a message in pieces over a path that only lets small bundles through (PROTOCOL 5.1):
+ * `piece` is [seq, off, at, total, bytes]: bytes [at, at+len) of message seq (stream offset off,
+ * total bytes long); `part` is [seq, bytes]: the receiver holds the first `bytes` bytes of message
+ * seq, its next in order; `room` is [bytes, lost rn...]: a request asking for an answer of at most
+ * `bytes` bytes and naming requests whose answers were lost.
  *
  * The tag (see auth.ts), when present, is the last field: 16 bytes authenticating every byte of the
  * bundle before them.
@@ -30,7 +36,17 @@ export const Key = {
   MSGS: 6,
   CTL: 7,
   TAG: 8,
+  PIECE: 9,
+  PART: 10,
+  ROOM: 11,
 } as const;
+
+/** Most lost request numbers a `room` field names. */
+export const MAX_LOST = 4;
+/** Smallest answer a `room` field may ask for (a bundle header and a small piece). */
+export const MIN_ROOM = 256;
+/** Bytes a `piece` field takes besides its payload: key, array(5), four u32 and the bytes header. */
+export const PIECE_OVERHEAD = 1 + 1 + 4 * 5 + 5;
 
 export const SID_BYTES = 16;
 /** Bytes of the tag field's value (see auth.ts). */
@@ -89,6 +105,17 @@ export class BundleWriter {
   private msgBytes = 0;
   private ctls: Uint8Array[] = [];
   private ctlBytes = 0;
+  /** A piece to write: message pieceSeq's bytes [pieceAt, pieceAt + pieceLen); pieceLen 0: none. */
+  private pieceSeq = 0;
+  private pieceAt = 0;
+  private pieceLen = 0;
+  /** The part field: partBytes > 0 says the first partBytes of message partSeq are here. */
+  private partSeq = 0;
+  private partBytes = 0;
+  /** The room field: roomBytes > 0 asks for an answer of at most that; lost request numbers follow. */
+  private roomBytes = 0;
+  private readonly lost: Uint32Array = new Uint32Array(MAX_LOST);
+  private lostCount = 0;
   private head: BundleHead = { sid: null, rn: 0, ack: 0, winMsgs: 0, winBytes: 0 };
   private ring: OutRing | null = null;
   /** What the peer's reader accepts (never above this side's own limits). */
@@ -110,9 +137,9 @@ export class BundleWriter {
   }
 
   /**
-   * Bytes the next bundles should stay within (set by the link while the path cuts big requests);
-   * the first message of a bundle is let in up to the peer's limit all the same, so a message larger
-   * than this still goes, alone.
+   * Bytes the next bundles should stay within (set by the link while the path cuts big requests). A
+   * message larger than this does not go whole: the oldest unacknowledged one goes in pieces (see
+   * `piece`), later ones wait until they are the oldest or the cap grows.
    */
   sizeCap = Infinity;
 
@@ -141,6 +168,44 @@ export class BundleWriter {
     this.msgBytes = 0;
     this.ctls.length = 0;
     this.ctlBytes = 0;
+    this.pieceLen = 0;
+    this.partBytes = 0;
+    this.roomBytes = 0;
+    this.lostCount = 0;
+  }
+
+  /** Bytes left for messages (or a piece) in this bundle under `sizeCap`, after what was added. */
+  get roomLeft(): number {
+    return Math.min(this.capBytes, this.sizeCap) - this.fixed - this.ctlBytes - this.msgBytes;
+  }
+
+  /** Whether message `seq` of the ring would fit this bundle under `sizeCap` (not only as the first). */
+  fits(seq: number): boolean {
+    const len = (this.ring as OutRing).lenOf(seq);
+    return headerSize(len) + len + 11 <= this.roomLeft;
+  }
+
+  /** Adds a piece: bytes [at, at + len) of message `seq` of the ring given to `begin` (one per bundle, no messages beside it). */
+  piece(seq: number, at: number, len: number): void {
+    this.pieceSeq = seq >>> 0;
+    this.pieceAt = at;
+    this.pieceLen = len;
+    this.msgBytes += PIECE_OVERHEAD + len;
+  }
+
+  /** Says the first `bytes` bytes of message `seq` (the next in order) are here. */
+  part(seq: number, bytes: number): void {
+    this.partSeq = seq >>> 0;
+    this.partBytes = bytes;
+    this.msgBytes += 1 + 1 + 10;
+  }
+
+  /** Asks for an answer of at most `bytes` bytes, naming requests whose answers were lost. */
+  room(bytes: number, lost: ArrayLike<number>, lostCount: number): void {
+    this.roomBytes = bytes;
+    this.lostCount = Math.min(lostCount, MAX_LOST);
+    for (let i = 0; i < this.lostCount; i++) this.lost[i] = lost[i];
+    this.msgBytes += 1 + 1 + 5 * (1 + this.lostCount);
   }
 
   /** Adds a selective-ack range [start, end); returns false when the range table is full. */
@@ -177,7 +242,7 @@ export class BundleWriter {
     const len = this.ring.lenOf(seq);
     // Worst case every message starts a run of its own.
     const cost = headerSize(len) + len + 1 + 5 + 5;
-    const cap = this.msgCount === 0 ? this.capBytes : Math.min(this.capBytes, this.sizeCap);
+    const cap = Math.min(this.capBytes, this.sizeCap);
     if (this.fixed + this.ctlBytes + this.msgBytes + cost > cap) return false;
     this.seqs[this.msgCount++] = seq;
     this.msgBytes += cost;
@@ -201,6 +266,9 @@ export class BundleWriter {
     if (this.sackCount > 0) pairs++;
     if (this.msgCount > 0) pairs++;
     if (this.ctls.length > 0) pairs++;
+    if (this.pieceLen > 0) pairs++;
+    if (this.partBytes > 0) pairs++;
+    if (this.roomBytes > 0) pairs++;
     w.mapHeader(pairs);
     w.uint(Key.VERSION);
     w.uint(WIRE_VERSION);
@@ -226,6 +294,28 @@ export class BundleWriter {
       w.uint(Key.CTL);
       w.arrayHeader(this.ctls.length);
       for (let i = 0; i < this.ctls.length; i++) w.copy(this.ctls[i], 0, this.ctls[i].length);
+    }
+    if (this.pieceLen > 0) {
+      const ring = this.ring as OutRing;
+      w.uint(Key.PIECE);
+      w.arrayHeader(5);
+      w.uint(this.pieceSeq);
+      w.uint(ring.offOf(this.pieceSeq));
+      w.uint(this.pieceAt);
+      w.uint(ring.lenOf(this.pieceSeq));
+      ring.writePiece(this.pieceSeq, this.pieceAt, this.pieceLen, w);
+    }
+    if (this.partBytes > 0) {
+      w.uint(Key.PART);
+      w.arrayHeader(2);
+      w.uint(this.partSeq);
+      w.uint(this.partBytes);
+    }
+    if (this.roomBytes > 0) {
+      w.uint(Key.ROOM);
+      w.arrayHeader(1 + this.lostCount);
+      w.uint(this.roomBytes);
+      for (let i = 0; i < this.lostCount; i++) w.uint(this.lost[i]);
     }
     this.tagOff = -1;
     if (tagged) {
@@ -289,6 +379,20 @@ export class BundleView {
   ctlCount = 0;
   readonly ctlStarts: Uint32Array;
   readonly ctlEnds: Uint32Array;
+  /** The piece field: pieceLen 0 when absent; its bytes are buf[pieceStart, pieceStart + pieceLen). */
+  pieceSeq = 0;
+  pieceOff = 0;
+  pieceAt = 0;
+  pieceTotal = 0;
+  pieceStart = 0;
+  pieceLen = 0;
+  /** The part field: partBytes 0 when absent. */
+  partSeq = 0;
+  partBytes = 0;
+  /** The room field: roomBytes 0 when absent. */
+  roomBytes = 0;
+  lostCount = 0;
+  readonly lost = new Uint32Array(MAX_LOST);
 
   constructor(limits: Required<WireLimits>) {
     this.sacks = new Uint32Array(limits.maxSackRanges * 2);
@@ -381,11 +485,15 @@ export class BundleReader {
     v.sackCount = 0;
     v.msgCount = 0;
     v.ctlCount = 0;
+    v.pieceLen = 0;
+    v.partBytes = 0;
+    v.roomBytes = 0;
+    v.lostCount = 0;
     let seen = 0;
     const pairs = r.mapHeader('bundle', 16);
     for (let i = 0; i < pairs; i++) {
       const key = r.uint('key', 0xffff);
-      if (key <= Key.TAG) {
+      if (key <= Key.ROOM) {
         if (seen & (1 << key)) throw hfError(ErrorCode.BUNDLE, `key ${key} appears twice`);
         seen |= 1 << key;
       }
@@ -443,11 +551,41 @@ export class BundleReader {
           v.tagOff = r.pos - n;
           break;
         }
+        case Key.PIECE: {
+          if (r.arrayHeader('piece', 5) !== 5) throw hfError(ErrorCode.BUNDLE, 'piece must be [seq, off, at, total, bytes]');
+          v.pieceSeq = r.uint('piece.seq');
+          v.pieceOff = r.uint('piece.off');
+          v.pieceAt = r.uint('piece.at');
+          v.pieceTotal = r.uint('piece.total');
+          const n = r.bytes('piece.bytes', L.maxMessage);
+          if (n === 0 || v.pieceTotal > L.maxMessage || v.pieceAt + n > v.pieceTotal) {
+            throw hfError(ErrorCode.BUNDLE, `piece [${v.pieceAt}, +${n}) of a message of ${v.pieceTotal} bytes (limit ${L.maxMessage})`);
+          }
+          v.pieceStart = r.pos - n;
+          v.pieceLen = n;
+          break;
+        }
+        case Key.PART:
+          if (r.arrayHeader('part', 2) !== 2) throw hfError(ErrorCode.BUNDLE, 'part must be [seq, bytes]');
+          v.partSeq = r.uint('part.seq');
+          v.partBytes = r.uint('part.bytes');
+          if (v.partBytes === 0 || v.partBytes >= L.maxMessage) throw hfError(ErrorCode.BUNDLE, `part of ${v.partBytes} bytes (1..${L.maxMessage - 1})`);
+          break;
+        case Key.ROOM: {
+          const n = r.arrayHeader('room', 1 + MAX_LOST);
+          if (n < 1) throw hfError(ErrorCode.BUNDLE, 'room must be [bytes, lost rn...]');
+          v.roomBytes = r.uint('room.bytes');
+          if (v.roomBytes < MIN_ROOM) throw hfError(ErrorCode.BUNDLE, `room of ${v.roomBytes} bytes, at least ${MIN_ROOM}`);
+          for (let k = 1; k < n; k++) v.lost[k - 1] = r.uint('room.lost');
+          v.lostCount = n - 1;
+          break;
+        }
         default:
           r.skip(); // unknown key: a later version's field
       }
     }
     if (!r.done) throw hfError(ErrorCode.CBOR, `${r.end - r.pos} bytes after the bundle`);
+    if (v.pieceLen > 0 && v.msgCount > 0) throw hfError(ErrorCode.BUNDLE, 'a piece rides alone: no message runs beside it');
     const required = (1 << Key.VERSION) | (1 << Key.RN) | (1 << Key.ACK) | (1 << Key.WIN);
     if ((seen & required) !== required) {
       const missing = ['version', 'sid', 'rn', 'ack', 'sack', 'win'].filter((_, k) => (required & (1 << k)) !== 0 && (seen & (1 << k)) === 0);

@@ -113,10 +113,13 @@ test('a request whose connection was cut goes again at once, its messages with i
   assert.equal(m.gatewayGot, ['cut']);
 });
 
-test('cuts in a row: the first retryAtOnce go at once, then a doubling back-off with jitter, capped', () => {
+test('cuts in a row with the gateway silent: the first retryAtOnce go at once, then a doubling back-off with jitter, capped', () => {
   const m = new Manual({ retryAtOnce: 2, retryBackoffMs: 100, retryBackoffMaxMs: 400, maxOutstanding: 2 });
   m.open();
   m.requests.length = 0;
+  // The gateway last answered longer than retryBackoffMaxMs ago (while it answers now and then,
+  // every cut goes again at once).
+  m.advance(500);
   m.client.onRequestFailed(m.now, m.client.rn, true); // the held request's connection died
   const waits: number[] = [];
   for (let k = 0; k < 6; k++) {
@@ -160,7 +163,8 @@ test('requests halve while connections die before the answer, down to minBundleB
   }
   assert.is(m.client.pathBytes, 2048, 'floor');
   assert.ok(sizes[sizes.length - 1] <= 2048, `request sizes ${sizes}`);
-  for (let k = 1; k < sizes.length; k++) assert.ok(sizes[k] <= Math.max(2048, sizes[k - 1]), `never growing while cut: ${sizes}`);
+  // (Each cut request is named in the next requests' room field: a few bytes more.)
+  for (let k = 1; k < sizes.length; k++) assert.ok(sizes[k] <= Math.max(2048, sizes[k - 1]) + 32, `never growing while cut: ${sizes}`);
   for (let i = 0; i < 100 && m.gatewayGot.length < 40; i++) {
     m.settle();
     m.advance(5);
@@ -172,6 +176,86 @@ test('requests halve while connections die before the answer, down to minBundleB
     m.settle();
   }
   assert.is(m.client.pathBytes, max);
+});
+
+test('pieces: a message larger than the request budget goes in pieces each way and arrives whole, once', () => {
+  const m = new Manual({ maxOutstanding: 2 });
+  m.open();
+  m.client.pathBytes = 2048;
+  m.client.onRequestFailed(m.now, m.requests.shift()!.rn, true); // budget 1024 (each answer doubles it again)
+  assert.is(m.parse(m.requests[0].body).roomBytes, 1024, 'the next request asks for answers of 1024 bytes');
+  m.deliverRequest(); // held
+  m.gatewaySend('d'.repeat(9000));
+  const big = 'u'.repeat(10_000);
+  m.send(big);
+  const up: number[] = [];
+  const down: number[] = [];
+  for (let i = 0; i < 400 && (m.gatewayGot.length === 0 || m.deviceGot.length === 0); i++) {
+    for (let k = 0; k < 100 && (m.requests.length > 0 || m.answers.length > 0); k++) {
+      while (m.requests.length > 0) {
+        if (m.parse(m.requests[0].body).pieceLen > 0) up.push(m.requests[0].body.length);
+        m.deliverRequest();
+      }
+      while (m.answers.length > 0) {
+        if (m.parse(m.answers[0].body).pieceLen > 0) down.push(m.answers[0].body.length);
+        m.deliverAnswer();
+      }
+    }
+    m.advance(5);
+  }
+  assert.equal(m.gatewayGot, [big], 'up: whole and once');
+  assert.equal(m.deviceGot, ['d'.repeat(9000)], 'down: whole and once');
+  assert.ok(up.length > 0 && down.length > 0, `pieces up ${up}, down ${down}`);
+  assert.ok(up[0] <= 1024 && down[0] <= 1024 + 64, `the first pieces fit the budget (up ${up}, down ${down}: answers keep to the room the request asked)`);
+  for (let i = 0; i < 4; i++) {
+    m.advance(25_000); // held requests answered at the hold limit
+    m.settle();
+  }
+  assert.is(m.client.pathBytes, m.client.o.maxBundleBytes, 'and the answers grew the budget back');
+});
+
+test('pieces: a cut rewinds to what the receiver said it holds; nothing is delivered twice', () => {
+  const m = new Manual({ maxOutstanding: 3, retryAtOnce: 1000 });
+  m.open();
+  m.deliverRequest(); // held
+  m.client.pathBytes = 1024;
+  const big = 'p'.repeat(6000);
+  m.send(big);
+  // Every third request's connection dies on the way.
+  let n = 0;
+  for (let i = 0; i < 500 && m.gatewayGot.length === 0; i++) {
+    while (m.requests.length > 0) {
+      const r = m.requests.shift()!;
+      if (++n % 3 === 0) m.client.onRequestFailed(m.now, r.rn, true);
+      else {
+        m.requests.unshift(r);
+        m.deliverRequest();
+      }
+    }
+    while (m.answers.length > 0) m.deliverAnswer();
+    m.advance(5);
+    m.client.pathBytes = 1024;
+  }
+  assert.equal(m.gatewayGot, [big]);
+});
+
+test('a lost answer is named in the next request: the gateway sends its messages again at once, no timeout', () => {
+  const m = new Manual({ maxOutstanding: 2 }, { initialRto: 3000, minRto: 3000 });
+  m.open();
+  const held = m.requests[0].rn;
+  m.deliverRequest();
+  m.gatewaySend('news');
+  assert.is(m.answers.length, 1, 'the held request is answered with the news');
+  m.answers.length = 0; // ... and that answer's connection dies
+  m.client.onRequestFailed(m.now, held, true);
+  assert.is(m.requests.length, 1, 'a new request at once');
+  const v = m.parse(m.requests[0].body);
+  assert.is(v.lostCount, 1);
+  assert.is(v.lost[0], held, 'naming the lost one');
+  m.deliverRequest();
+  m.advance(10); // well before the gateway's 3 s retransmission timeout
+  m.settle();
+  assert.equal(m.deviceGot, ['news']);
 });
 
 test('a failure that is not a cut (an answer that is not a bundle) backs off by the RTO as before', () => {

@@ -832,4 +832,32 @@ test('randomized: matches an Array model over thousands of operations (seeded)',
   if (process.env.RING_STATS) console.log(stats);
 });
 
+test('pieces: in order into place, the last makes the message whole; others are ignored', () => {
+  const r = new InRing({ slots: 8, bytes: 64, seq: 10, off: 60 }); // the message wraps the slab end
+  const msg = payload(20, 7);
+  assert.is(r.checkPiece(11, 60, 20, 0), DUPLICATE, 'not for next: ignored');
+  assert.is(r.checkPiece(10, 60, 20, 5), DUPLICATE, 'not the bytes that come next');
+  assert.is(r.checkPiece(10, 60, 20, 0), NEW);
+  assert.is(r.storePiece(10, 60, 20, msg, 0, 8), 0);
+  assert.is(r.partBytes, 8);
+  assert.is(r.available, 0, 'nothing to read yet');
+  assert.is(r.checkPiece(10, 60, 20, 0), DUPLICATE, 'the first piece again');
+  throwsCode(() => r.checkPiece(10, 60, 21, 8), ErrorCode.PROTOCOL, 'another length');
+  throwsCode(() => r.checkPiece(10, 61, 20, 8), ErrorCode.PROTOCOL, 'another offset');
+  throwsCode(() => r.checkPiece(10, 60, 65, 8), ErrorCode.WINDOW, 'longer than the window');
+  assert.is(r.checkPiece(10, 60, 20, 8), NEW);
+  assert.is(r.storePiece(10, 60, 20, msg, 8, 12), 1, 'whole');
+  assert.is(r.partBytes, 0);
+  assert.is(r.next, 11);
+  const got = new Uint8Array(20);
+  assert.is(r.readInto(got), 20);
+  assert.equal(Array.from(got), Array.from(msg));
+  // A whole message for next replaces what pieces brought of it.
+  assert.is(r.storePiece(11, 80, 6, payload(6, 1), 0, 3), 0);
+  assert.is(r.check(11, 80, 6), NEW);
+  r.store(11, 80, payload(6, 1), 0, 6);
+  assert.is(r.partBytes, 0);
+  assert.is(r.next, 12);
+});
+
 test.run();

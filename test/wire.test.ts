@@ -487,10 +487,10 @@ test('duplicate keys: HF_ERR_BUNDLE (unknown keys may repeat)', () => {
   for (let k = 0; k <= 8; k++) refuses(bundle({ [k]: values[k] }, [[u(k), values[k]]]), ErrorCode.BUNDLE, `key ${k} twice`);
   accepts(
     bundle({}, [
-      [u(9), u(0)],
-      [u(9), u(1)],
+      [u(20), u(0)],
+      [u(20), u(1)],
     ]),
-    'unknown key 9 twice',
+    'unknown key 20 twice',
   );
 });
 
@@ -504,7 +504,7 @@ test('missing required keys: HF_ERR_BUNDLE (sid, sack, msgs, ctl are optional)',
     refuses(bundle({ [k]: null }), ErrorCode.BUNDLE, `without ${name}`);
   }
   refuses(map([]), ErrorCode.BUNDLE, 'empty map');
-  refuses(bundle({ 0: null, 2: null, 3: null, 5: null }, [[u(9), u(0)]]), ErrorCode.BUNDLE, 'only an unknown key');
+  refuses(bundle({ 0: null, 2: null, 3: null, 5: null }, [[u(20), u(0)]]), ErrorCode.BUNDLE, 'only an unknown key');
   accepts(bundle({ 1: null, 4: null, 6: null, 7: null }), 'only the required keys');
 });
 
@@ -528,14 +528,14 @@ test('indefinite-length items and reserved headers: HF_ERR_CBOR', () => {
   refuses(bundle({ 7: '9fff' }), C, 'indefinite ctl');
   refuses(bundle({ 7: arr('9f03a0ff') }), C, 'indefinite control item');
   refuses(bundle({ 7: arr(arr(u(3), 'bf63656e6400ff')) }), C, 'indefinite control fields');
-  refuses(bundle({}, [[u(9), '7f6161ff']]), C, 'indefinite text under an unknown key');
-  refuses(bundle({}, [[u(9), '9fff']]), C, 'indefinite array under an unknown key');
-  refuses(bundle({}, [[u(9), 'ff']]), C, 'lone break under an unknown key');
+  refuses(bundle({}, [[u(20), '7f6161ff']]), C, 'indefinite text under an unknown key');
+  refuses(bundle({}, [[u(20), '9fff']]), C, 'indefinite array under an unknown key');
+  refuses(bundle({}, [[u(20), 'ff']]), C, 'lone break under an unknown key');
   refuses(bundle({ 2: '1f' }), C, 'uint with additional information 31');
   refuses('ff', C, 'lone break');
   for (const ai of [28, 29, 30]) {
     refuses(bundle({ 2: byte(ai) }), C, `uint with reserved additional information ${ai}`);
-    refuses(bundle({}, [[u(9), byte(0xe0 | ai)]]), C, `simple with reserved additional information ${ai}`);
+    refuses(bundle({}, [[u(20), byte(0xe0 | ai)]]), C, `simple with reserved additional information ${ai}`);
   }
 });
 
@@ -564,9 +564,9 @@ test('oversize counts and lengths: HF_ERR_LIMIT', () => {
   accepts(bundle({ 6: arr(arr(u(0), u(0), hd(2, D.maxMessage) + '00'.repeat(D.maxMessage))) }), `payload of ${D.maxMessage} bytes`);
   // Bundle bytes: checked before anything else, whatever the content.
   const pad = (total: number) => {
-    // Unknown key 9: a byte string filling the body to `total` bytes (its header is 5 bytes either way).
-    const room = total - bundle({}, [[u(9), hd(2, total)]]).length / 2;
-    return bundle({}, [[u(9), hd(2, room) + '00'.repeat(room)]]);
+    // Unknown key 20: a byte string filling the body to `total` bytes (its header is 5 bytes either way).
+    const room = total - bundle({}, [[u(20), hd(2, total)]]).length / 2;
+    return bundle({}, [[u(20), hd(2, room) + '00'.repeat(room)]]);
   };
   const exact = pad(D.maxBundleBytes);
   assert.is(exact.length / 2, D.maxBundleBytes, 'padded bundle size');
@@ -574,8 +574,8 @@ test('oversize counts and lengths: HF_ERR_LIMIT', () => {
   refuses(exact + '00', L, `bundle of ${D.maxBundleBytes + 1} bytes (trailing byte)`);
   refuses('00'.repeat(D.maxBundleBytes + 1), L, `${D.maxBundleBytes + 1} zero bytes`);
   // Fixed limits of the format.
-  refuses(hd(5, 17) + bundle().slice(2) + (u(9) + u(0)).repeat(13), L, '17 pairs');
-  accepts(hd(5, 16) + bundle().slice(2) + Array.from({ length: 12 }, (_, i) => u(9 + i) + u(0)).join(''), '16 pairs');
+  refuses(hd(5, 17) + bundle().slice(2) + (u(20) + u(0)).repeat(13), L, '17 pairs');
+  accepts(hd(5, 16) + bundle().slice(2) + Array.from({ length: 12 }, (_, i) => u(20 + i) + u(0)).join(''), '16 pairs');
   refuses(bundle({}, [[u(65536), u(0)]]), L, 'key 65536');
   accepts(bundle({}, [[u(65535), u(0)]]), 'key 65535');
   refuses(bundle({ 2: '1b0000000100000000' }), L, 'rn 2^32');
@@ -596,7 +596,7 @@ test('limits follow the reader options', () => {
   accepts(bundle({ 4: arr(u(1), u(2)) }), '1 sack range', r);
   refuses(bundle({ 4: arr(u(1), u(2), u(4), u(5)) }), L, '2 sack ranges', r);
   refuses(bundle({ 7: arr(arr(u(3), map([])), arr(u(3), map([]))) }), L, '2 control items', r);
-  refuses(bundle({}, [[u(9), bstr('00'.repeat(100))]]), L, 'bundle over 100 bytes', r);
+  refuses(bundle({}, [[u(20), bstr('00'.repeat(100))]]), L, 'bundle over 100 bytes', r);
   const none = new BundleReader({ maxSackRanges: 0 });
   refuses(bundle({ 4: arr(u(1), u(2)) }), L, 'sack with maxSackRanges 0', none);
   accepts(bundle({ 4: arr() }), 'empty sack with maxSackRanges 0', none);
@@ -648,22 +648,22 @@ test('trailing bytes: HF_ERR_CBOR', () => {
 
 test('nesting deeper than 16 levels: HF_ERR_CBOR', () => {
   const nest = (d: number) => '81'.repeat(d) + '00';
-  accepts(bundle({}, [[u(9), nest(16)]]), 'unknown value nested 16 deep');
-  refuses(bundle({}, [[u(9), nest(17)]]), ErrorCode.CBOR, 'unknown value nested 17 deep');
-  refuses(bundle({}, [[u(9), nest(1000)]]), ErrorCode.CBOR, 'unknown value nested 1000 deep');
-  refuses(bundle({}, [[u(9), 'c1'.repeat(17) + '00']]), ErrorCode.CBOR, 'tags nested 17 deep');
-  refuses(bundle({}, [[u(9), 'a100'.repeat(17) + '00']]), ErrorCode.CBOR, 'maps nested 17 deep');
+  accepts(bundle({}, [[u(20), nest(16)]]), 'unknown value nested 16 deep');
+  refuses(bundle({}, [[u(20), nest(17)]]), ErrorCode.CBOR, 'unknown value nested 17 deep');
+  refuses(bundle({}, [[u(20), nest(1000)]]), ErrorCode.CBOR, 'unknown value nested 1000 deep');
+  refuses(bundle({}, [[u(20), 'c1'.repeat(17) + '00']]), ErrorCode.CBOR, 'tags nested 17 deep');
+  refuses(bundle({}, [[u(20), 'a100'.repeat(17) + '00']]), ErrorCode.CBOR, 'maps nested 17 deep');
   accepts(bundle({ 7: arr(nest(16)) }), 'control item nested 16 deep');
   refuses(bundle({ 7: arr(nest(17)) }), ErrorCode.CBOR, 'control item nested 17 deep');
 });
 
 test('truncated inside skipped items and huge announced lengths: HF_ERR_CBOR', () => {
   const C = ErrorCode.CBOR;
-  refuses(bundle({}, [[u(9), hd(2, 10) + '0000']]), C, 'unknown byte string shorter than announced');
-  refuses(bundle({}, [[u(9), '5b0000000100000000']]), C, 'unknown byte string of 2^32 bytes');
-  refuses(bundle({}, [[u(9), hd(4, 1000)]]), C, 'unknown array of 1000 items, none there');
-  refuses(bundle({}, [[u(9), hd(5, 0xffffffff)]]), C, 'unknown map of 2^32-1 pairs');
-  refuses(bundle({}, [[u(9), '19']]), C, 'unknown uint with its argument missing');
+  refuses(bundle({}, [[u(20), hd(2, 10) + '0000']]), C, 'unknown byte string shorter than announced');
+  refuses(bundle({}, [[u(20), '5b0000000100000000']]), C, 'unknown byte string of 2^32 bytes');
+  refuses(bundle({}, [[u(20), hd(4, 1000)]]), C, 'unknown array of 1000 items, none there');
+  refuses(bundle({}, [[u(20), hd(5, 0xffffffff)]]), C, 'unknown map of 2^32-1 pairs');
+  refuses(bundle({}, [[u(20), '19']]), C, 'unknown uint with its argument missing');
   refuses(bundle({ 7: arr(hd(3, 5) + '61') }), C, 'control item: text shorter than announced');
   refuses(bundle({ 1: hd(2, 16) + '00' }), C, 'sid shorter than announced');
 });
@@ -677,7 +677,7 @@ test('tag (key 8): 16 bytes, the last pair; anywhere else or of another length i
   refuses(
     bundle({ 1: bstr(SID) }, [
       [u(8), tag],
-      [u(9), u(0)],
+      [u(20), u(0)],
     ]),
     ErrorCode.BUNDLE,
     'tag before another pair',
@@ -723,14 +723,14 @@ test('unknown keys are skipped, whatever their value and place', () => {
     'fb3ff0000000000000',
   ];
   for (const v of values) {
-    for (const key of [9, 10, 100, 1000, 65535]) {
+    for (const key of [12, 13, 100, 1000, 65535]) {
       const got = fieldsOf(accepts(bundle(known, [[u(key), v]]), `key ${key} = ${v}`));
       assert.equal(got, want, `key ${key} = ${v}`);
     }
   }
   // Placed first, between known keys, several at once, with a non-shortest key.
   const pairs: [string, string][] = Object.entries({ 0: u(1), ...known }).map(([k, v]) => [u(Number(k)), v]);
-  const mixed = map([[u(9), u(1)], pairs[0], [u(300), arr()], ...pairs.slice(1, 5), ['190009', tstr('x')], ...pairs.slice(5), [u(9), u(2)]]);
+  const mixed = map([[u(20), u(1)], pairs[0], [u(300), arr()], ...pairs.slice(1, 5), ['190014', tstr('x')], ...pairs.slice(5), [u(20), u(2)]]);
   assert.equal(fieldsOf(accepts(mixed, 'unknown keys interleaved')), want);
 });
 
@@ -814,6 +814,74 @@ test('control items: malformed ones are HF_ERR_BUNDLE or HF_ERR_CBOR when decode
   assert.is(code(hello({ lim: arr(u(1), u(256), u(0), u(0), u(1)) })), B, 'lim maxControls 1 (a bundle may carry close and error)');
   assert.is(code(hello({ lim: arr(u(1), u(256), u(0), u(0)) })), B, 'lim of 4 items');
   assert.is(code('ff'), ErrorCode.CBOR, 'not CBOR');
+});
+
+// ---- (d2) pieces, part and room (PROTOCOL 5.1) ------------------------------------------------------
+
+test('piece, part and room: written and read back; each checked', () => {
+  const ring = smallRing(3, 5000);
+  const w = new BundleWriter();
+  w.begin(null, 9, 0, 10, 10_000, ring);
+  w.part(77, 1200);
+  w.room(1024, [5, 6], 2);
+  w.piece(ring.tail, 1000, 800);
+  const len = w.finish(false);
+  const v = new BundleReader().read(w.buf, 0, len);
+  assert.is(v.msgCount, 0);
+  assert.equal([v.pieceSeq, v.pieceOff, v.pieceAt, v.pieceTotal, v.pieceLen], [ring.tail, ring.offOf(ring.tail), 1000, 5000, 800]);
+  const want = new Uint8Array(800);
+  const whole = new Uint8Array(5000);
+  ring.copyOut(ring.tail, whole);
+  want.set(whole.subarray(1000, 1800));
+  assert.equal(Array.from(v.buf.subarray(v.pieceStart, v.pieceStart + v.pieceLen)), Array.from(want));
+  assert.equal([v.partSeq, v.partBytes], [77, 1200]);
+  assert.equal([v.roomBytes, v.lostCount, v.lost[0], v.lost[1]], [1024, 2, 5, 6]);
+  // The next bundle from the same writer carries none of them.
+  w.begin(null, 10, 0, 10, 10_000, ring);
+  const v2 = new BundleReader().read(w.buf, 0, w.finish(false));
+  assert.equal([v2.pieceLen, v2.partBytes, v2.roomBytes], [0, 0, 0]);
+
+  const B = ErrorCode.BUNDLE;
+  const piece = (seq: number, off: number, at: number, total: number, bytes: string) => arr(u(seq), u(off), u(at), u(total), bstr(bytes));
+  accepts(bundle({ 9: piece(3, 100, 0, 4, 'aabbccdd') }), 'a piece that is the whole message');
+  accepts(bundle({ 9: piece(3, 100, 60000, 65536, '00'.repeat(5536)) }), 'the last piece of a largest message');
+  refuses(bundle({ 9: piece(3, 100, 2, 4, 'aabbcc') }), B, 'piece past the message end');
+  refuses(bundle({ 9: piece(3, 100, 0, 4, '') }), B, 'empty piece');
+  refuses(bundle({ 9: piece(3, 100, 0, 65537, 'aa') }), B, 'piece of a message over maxMessage');
+  refuses(bundle({ 9: arr(u(3), u(100), u(0), u(4)) }), B, 'piece of 4 items');
+  refuses(bundle({ 6: arr(arr(u(1), u(0), bstr('aa'))), 9: piece(3, 100, 0, 4, 'aabbccdd') }), B, 'a piece beside message runs');
+  refuses(bundle({ 10: arr(u(3), u(0)) }), B, 'part of 0 bytes');
+  refuses(bundle({ 10: arr(u(3), u(65536)) }), B, 'part of a whole largest message');
+  accepts(bundle({ 10: arr(u(3), u(65535)) }), 'part of all but one byte');
+  refuses(bundle({ 11: arr(u(255)) }), B, 'room under 256 bytes');
+  refuses(bundle({ 11: arr() }), B, 'room without bytes');
+  accepts(bundle({ 11: arr(u(256), u(1), u(2), u(3), u(4)) }), 'room naming 4 lost requests');
+  refuses(bundle({ 11: arr(u(256), u(1), u(2), u(3), u(4), u(5)) }), ErrorCode.LIMIT, 'room naming 5');
+  refuses(
+    bundle({}, [
+      [u(9), piece(3, 100, 0, 4, 'aabbccdd')],
+      [u(9), piece(3, 100, 0, 4, 'aabbccdd')],
+    ]),
+    B,
+    'two pieces',
+  );
+});
+
+test('sizeCap: messages larger than the cap wait (they go in pieces from the oldest), smaller ones fill up to it', () => {
+  const ring = smallRing(6, 1000);
+  const w = new BundleWriter();
+  w.sizeCap = 2500;
+  w.begin(null, 1, 0, 10, 10_000, ring);
+  assert.is(fill(w, ring), 2, 'two of 1000 bytes under a cap of 2500');
+  assert.ok(w.finish(false) <= 2500);
+  w.sizeCap = 900;
+  w.begin(null, 2, 0, 10, 10_000, ring);
+  assert.is(fill(w, ring), 0, 'none of 1000 under 900');
+  assert.ok(!w.fits(ring.tail));
+  assert.ok(w.roomLeft > 600 && w.roomLeft < 900, `room left ${w.roomLeft}`);
+  w.sizeCap = Infinity;
+  w.begin(null, 3, 0, 10, 10_000, ring);
+  assert.is(fill(w, ring), 6);
 });
 
 // ---- (e) the writer keeps to the peer's limits ----------------------------------------------------

@@ -27,9 +27,12 @@ const root = path.resolve(__dirname, '..');
 // 128 -> 136 KiB: TLS on both transports (tls-client.ts, the https agent with CONNECT), about 4.5 KiB.
 // 136 -> 138 KiB: goodput through paths that cut connections (client-link.ts: a cut request goes again
 // at once, back-off after a run of cuts, the request size budget; the transport's fresh connection), about 1.5 KiB.
+// 138 KiB also holds: a --key-file that group or others can read is refused (cli/key.ts), about 0.7 KiB.
 // 138 -> 142 KiB: the device's counters in its status file (cli/device-cmd.ts: bundles, messages, bytes,
 // retransmits, requests, the last error, memory) and the `status` command that prints them (cli/status-cmd.ts), about 4.1 KiB.
-const DEVICE_BUDGET_KIB = 142;
+// 142 -> 148 KiB: messages in pieces over paths that cut connections, answers kept to the room the
+// device asks for, lost answers named (wire.ts, endpoint.ts, in-ring.ts, server-link.ts, client-link.ts), about 5.8 KiB.
+const DEVICE_BUDGET_KIB = 148;
 const GOAL_KIB = 64;
 
 const BUNDLES = [

@@ -9,7 +9,7 @@ import { CborWriter } from '../../firmware/cbor';
 import { encodeValue } from '../../firmware/cbor-value';
 import { Ctl, type Control, encodeControl } from '../../firmware/control';
 import { MuxOp, type MuxFrame, encodeFrame } from '../../firmware/mux-frame';
-import { Key, SID_BYTES, TAG_LEN, WIRE_DEFAULTS, WIRE_VERSION } from '../../firmware/wire';
+import { Key, MAX_LOST, MIN_ROOM, SID_BYTES, TAG_LEN, WIRE_DEFAULTS, WIRE_VERSION } from '../../firmware/wire';
 import type { Crypto } from '../../hal/crypto';
 import type { Prng } from '../../targets/sim/prng';
 import { frame } from '../../targets/host/net/frames';
@@ -245,18 +245,50 @@ export function genBundleSpec(p: Prng): BundleSpec {
   const nc = p.chance(0.6) ? 0 : p.int(WIRE_DEFAULTS.maxControls + 1);
   for (let i = 0; i < nc; i++) ctls.push(genControl(p));
   const extra: BundleSpec['extra'] = [];
-  if (p.chance(0.1)) extra.push({ key: 9 + p.int(100), value: genValue(p) });
+  if (p.chance(0.1)) extra.push({ key: Key.ROOM + 1 + p.int(100), value: genValue(p) });
+  const msgs = p.chance(0.5) ? runs(p, u32(p), u32(p), 40, 600) : [];
+  // The fields of a message in pieces (PROTOCOL 5.1): a piece only where no runs are.
+  if (msgs.length === 0 && p.chance(0.2)) extra.push({ key: Key.PIECE, value: genPiece(p) });
+  if (p.chance(0.15)) extra.push({ key: Key.PART, value: cbor((w) => uints(w, [u32(p), 1 + p.int(WIRE_DEFAULTS.maxMessage - 1)])) });
+  if (p.chance(0.15)) extra.push({ key: Key.ROOM, value: cbor((w) => uints(w, [MIN_ROOM + p.int(1 << 18), ...Array.from({ length: p.int(MAX_LOST + 1) }, () => u32(p))])) });
   return {
     sid: p.chance(0.5) ? bytesOf(p, SID_BYTES) : null,
     rn: u32(p),
     ack: u32(p),
     sacks: p.chance(0.3) ? sacks(p, p.u32(), WIRE_DEFAULTS.maxSackRanges) : [],
     win: [u32(p), u32(p)],
-    runs: p.chance(0.5) ? runs(p, u32(p), u32(p), 40, 600) : [],
+    runs: msgs,
     ctls,
     extra,
     tagged: p.chance(0.3),
   };
+}
+
+/** [seq, off, at, total, bytes]: a valid piece of a message of up to maxMessage bytes. */
+function genPiece(p: Prng): Uint8Array {
+  const total = 1 + p.int(WIRE_DEFAULTS.maxMessage);
+  const at = p.int(total);
+  const n = 1 + p.int(Math.min(total - at, 2000));
+  return cbor((w) => {
+    w.arrayHeader(5);
+    w.uint(u32(p));
+    w.uint(u32(p));
+    w.uint(at);
+    w.uint(total);
+    w.bytes(bytesOf(p, n));
+  }, n + 32);
+}
+
+function uints(w: CborWriter, ns: number[]): void {
+  w.arrayHeader(ns.length);
+  for (const n of ns) w.uint(n);
+}
+
+/** The bytes `write` encodes (into at most `size` bytes). */
+function cbor(write: (w: CborWriter) => void, size = 64): Uint8Array {
+  const w = new CborWriter(new Uint8Array(size));
+  write(w);
+  return w.buf.slice(0, w.pos);
 }
 
 export function genBundle(p: Prng): Uint8Array {

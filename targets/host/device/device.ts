@@ -205,7 +205,7 @@ class Device implements DeviceState {
         else this.log.debug('request failed', { rn, code: err.code, reason: err.message });
         // A connection that died before the answer (reset, cut, refused) lost the request; anything
         // else was an answer that is not the gateway's.
-        this.event((t) => this.client.onRequestFailed(t, rn, err.code === ErrorCode.CONNECT));
+        this.event((t) => this.client.onRequestFailed(t, rn, isCut(err)));
         if (err.code !== ErrorCode.TLS && !this.finished) this.failures.failed(err, this.nextTryMs());
       },
     });
@@ -414,6 +414,19 @@ class Device implements DeviceState {
     this.storage?.close();
   }
 }
+
+/**
+ * Whether a failed request's connection was made and then died before the answer (reset, cut, closed
+ * early), as opposed to no connection at all (refused, unreachable, no such host) or an answer that is
+ * not the gateway's.
+ */
+function isCut(err: HfError): boolean {
+  if (err.code !== ErrorCode.CONNECT) return false;
+  const errno = (err.cause as NodeJS.ErrnoException | undefined)?.code;
+  return errno === undefined || !NO_CONNECTION.has(errno);
+}
+
+const NO_CONNECTION = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ETIMEDOUT']);
 
 export { DeviceChannel } from './device-channel';
 export type { DeviceChannelEvents, DeviceStats } from './device-channel';
