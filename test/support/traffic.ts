@@ -109,6 +109,12 @@ export function drawScenario(seed: number): Scenario {
   const durable = rng.chance(0.4);
   const crashes: [number, number][] = [];
   if (durable && rng.chance(0.6)) for (let i = rng.range(1, 3); i > 0; i--) crashes.push([rng.int(span), rng.chance(0.9) ? rng.range(1, 5000) : rng.range(5000, 60_000)]);
+  if (rng.chance(0.3)) {
+    // Small bundles (near the least the options allow) that cuts shrink to 256 bytes: the larger
+    // messages then go in pieces (PROTOCOL 5.1) each way.
+    client.maxBundleBytes = 74 + 10 * (client.maxSackRanges ?? 8) + 512 + maxLen + 16 + rng.int(2048);
+    client.minBundleBytes = 256;
+  }
   return {
     seed,
     durable,
