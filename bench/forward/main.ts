@@ -177,6 +177,17 @@ async function runRow(c: Config, row: Row, ctx: Ctx, target: Target): Promise<Ro
   return r;
 }
 
+/** The certificate and key bench/tls.ts made in `dir`: the one file ending in cert.pem and the one ending in key.pem. */
+function certFiles(dir: string): { cert: string; key: string } {
+  const names = fs.readdirSync(dir);
+  const one = (end: string): string => {
+    const f = names.filter((n) => n.endsWith(end));
+    if (f.length !== 1) throw new Error(`the TLS rows' certificate: expected one *${end} in ${dir}, found ${f.length}`);
+    return path.join(dir, f[0]);
+  };
+  return { cert: one('cert.pem'), key: one('key.pem') };
+}
+
 function version(cmd: string, args: string[], re: RegExp): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 5000 });
   return re.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[0] ?? 'missing';
@@ -193,6 +204,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'holdfast-bench-forward-'));
   let tlsDir: string | null = null;
+  let tlsFiles: { cert: string; key: string } | null = null;
   const cleanup = (): void => {
     killAll();
     if (tlsDir !== null) removeTlsDir(tlsDir);
@@ -221,11 +233,12 @@ async function main(): Promise<void> {
       dir,
       setupMs: c.setupMs,
       tls: () => {
-        if (tlsDir === null) {
+        if (tlsFiles === null) {
           tlsDir = makeTlsDir();
-          fs.chmodSync(path.join(tlsDir, 'key.pem'), 0o600);
+          tlsFiles = certFiles(tlsDir);
+          fs.chmodSync(tlsFiles.key, 0o600); // the gateway refuses a key others may read
         }
-        return { cert: path.join(tlsDir, 'cert.pem'), key: path.join(tlsDir, 'key.pem') };
+        return tlsFiles;
       },
     };
     if (c.rows.some((n) => n.startsWith('holdfast'))) {
