@@ -11,11 +11,11 @@
  * device with a private CA makes; holdfast's `pin` would skip it). `probe` asks each server what it
  * negotiates, and the report prints it.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
+import { makeCert } from '../tools/throwaway-cert';
 
 export const TLS_DIR_ENV = 'BENCH_TLS_DIR';
 
@@ -38,33 +38,10 @@ export interface BenchTls {
 export function makeTlsDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'holdfast-bench-tls-'));
   try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        path.join(dir, 'key.pem'),
-        '-out',
-        path.join(dir, 'cert.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 },
-    );
+    makeCert(dir, 'bench');
   } catch (e) {
     fs.rmSync(dir, { recursive: true, force: true });
-    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'the openssl command is missing (Debian: apt-get install openssl)' : (e as Error).message;
-    throw new Error(`the TLS rows need a certificate and openssl could not make one: ${why}`);
+    throw new Error(`the TLS rows need a certificate: ${(e as Error).message}`);
   }
   process.env[TLS_DIR_ENV] = dir;
   return dir;
@@ -82,8 +59,8 @@ export function benchTls(): BenchTls {
   if (loaded !== null) return loaded;
   const dir = process.env[TLS_DIR_ENV];
   if (dir === undefined || dir === '') throw new Error(`${TLS_DIR_ENV} is not set: TLS rows run through bench/run.js, which makes their certificate`);
-  const cert = fs.readFileSync(path.join(dir, 'cert.pem'));
-  loaded = { cert, key: fs.readFileSync(path.join(dir, 'key.pem')), ca: cert };
+  const cert = fs.readFileSync(path.join(dir, 'bench.cert.pem'));
+  loaded = { cert, key: fs.readFileSync(path.join(dir, 'bench.key.pem')), ca: cert };
   return loaded;
 }
 

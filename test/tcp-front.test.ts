@@ -10,7 +10,6 @@
  *  - every bound is checked (HF_ERR_OPTION naming it).
  * Small option values keep it fast; every socket is closed at the end.
  */
-import { execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -26,6 +25,7 @@ import { Gateway, type GatewayOptions } from '../targets/host/gateway/gateway';
 import { TCP_LIMIT_DEFAULTS, type TcpLimits } from '../targets/host/gateway/tcp-front';
 import { FrameReader, frame } from '../targets/host/net/frames';
 import { nodeCrypto } from '../targets/node/crypto';
+import { makeCert } from '../tools/throwaway-cert';
 import { Cleanup } from './support/host';
 import { sleep, within } from './support/within';
 
@@ -242,33 +242,9 @@ test('TLS: connections in their handshake are strangers too (per-address cap, de
   try {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'holdfast-front-'));
     c.add(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const [keyFile, certFile] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
-    const cert = fs.readFileSync(certFile);
+    const { cert, key } = makeCert(dir);
     await within(10_000, 'tls handshakes', async () => {
-      const gw = await gateway(c, { maxPreAuthPerAddress: 2, preAuthDeadlineMs: 500 }, { tls: { cert, key: fs.readFileSync(keyFile) } });
+      const gw = await gateway(c, { maxPreAuthPerAddress: 2, preAuthDeadlineMs: 500 }, { tls: { cert, key } });
       const tcp = gw.tcp!;
       // Two that connect and never start TLS: both held as strangers, the third refused at once.
       const [a, b] = await Promise.all([raw(c, tcp.address, '127.0.0.1'), raw(c, tcp.address, '127.0.0.1')]);

@@ -11,8 +11,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -23,6 +22,7 @@ import { connect, type DeviceChannel, type DeviceOptions } from '../targets/host
 import { clientTls, openTls, parsePin } from '../targets/host/device/tls-client';
 import { Gateway, type GatewayChannel } from '../targets/host/gateway/gateway';
 import { isLoopbackHost } from '../targets/host/gateway/tls';
+import { type ThrowawayCert, makeCert as makeThrowawayCert } from '../tools/throwaway-cert';
 import { Cleanup, devicesFile, holdfast } from './support/host';
 import { startTinyproxy, tinyproxyAvailable } from './support/tinyproxy';
 import { sleep, within } from './support/within';
@@ -30,31 +30,11 @@ import { sleep, within } from './support/within';
 const KEY = 'k-tls-7a1e';
 const N = 300;
 
-interface Cert {
-  cert: Buffer;
-  key: Buffer;
-  certFile: string;
-  keyFile: string;
-  /** "sha256:<hex>" of the DER certificate. */
-  pin: string;
-}
+type Cert = ThrowawayCert;
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'holdfast-tls-'));
 
-/** A self-signed P-256 certificate for 127.0.0.1 (the RECIPES.md command). */
-function makeCert(name: string, cn = 'localhost', san = 'IP:127.0.0.1'): Cert {
-  const keyFile = path.join(dir, `${name}.key.pem`);
-  const certFile = path.join(dir, `${name}.cert.pem`);
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=${san}`],
-    { stdio: 'ignore' },
-  );
-  fs.chmodSync(keyFile, 0o600); // the gateway refuses a private key others can read
-  const cert = fs.readFileSync(certFile);
-  const der = new X509Certificate(cert).raw;
-  return { cert, key: fs.readFileSync(keyFile), certFile, keyFile, pin: `sha256:${createHash('sha256').update(der).digest('hex')}` };
-}
+const makeCert = (name: string, cn?: string, san?: string): Cert => makeThrowawayCert(dir, name, cn, san);
 
 const A = makeCert('a');
 const B = makeCert('b');
