@@ -16,15 +16,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCode, hfError } from '../firmware/errors';
 import { within, sleep } from './support/within';
 import { Cleanup, Proc, devicesFile, freePort, hashServer, holdfast, pushThrough, randomData, sha256, tmpDir } from './support/host';
+import { SSHD, ensurePrivsepDir, sshKeygen, writeSshdConfig } from '../tools/throwaway-sshd';
 
-const SSHD = '/usr/sbin/sshd';
 const ID = 'pi-flash';
 /** Random, so it cannot turn up anywhere by chance. */
 const KEY = `k-${randomBytes(12).toString('hex')}`;
@@ -53,48 +52,16 @@ interface Board {
   sshd: Proc;
 }
 
-function keygen(file: string): void {
-  const r = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'holdfast-flash-test', '-f', file], { encoding: 'utf8', timeout: 10_000 });
-  if (r.status !== 0) throw new Error(`ssh-keygen: ${r.stderr}`);
-}
-
 /** An sshd of our own on 127.0.0.1, in the foreground (-D), logging to stderr (-e), killed by its PID. */
 async function startSshd(c: Cleanup, dir: string): Promise<Board> {
   const user = os.userInfo().username;
-  keygen(path.join(dir, 'host_key'));
-  keygen(path.join(dir, 'user_key'));
-  keygen(path.join(dir, 'wrong_key'));
+  for (const k of ['host_key', 'user_key', 'wrong_key']) sshKeygen(path.join(dir, k), 'holdfast-flash-test');
   fs.copyFileSync(path.join(dir, 'user_key.pub'), path.join(dir, 'authorized_keys'));
-  if (process.getuid?.() === 0 && !fs.existsSync('/run/sshd')) {
-    // sshd running as root insists on its privilege-separation directory (Debian's ssh.service
-    // makes it with RuntimeDirectory=sshd; nothing does here).
-    fs.mkdirSync('/run/sshd', { mode: 0o755 });
-  }
+  ensurePrivsepDir();
   const hostPub = fs.readFileSync(path.join(dir, 'host_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    const conf = path.join(dir, 'sshd_config');
-    fs.writeFileSync(
-      conf,
-      [
-        `Port ${port}`,
-        'ListenAddress 127.0.0.1',
-        `HostKey ${path.join(dir, 'host_key')}`,
-        `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-        `PidFile ${path.join(dir, 'sshd.pid')}`,
-        'StrictModes no', // the temp folder's modes and owners are not sshd's business here
-        'UsePAM no',
-        'PermitRootLogin prohibit-password',
-        'PubkeyAuthentication yes',
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'AllowTcpForwarding no',
-        'X11Forwarding no',
-        'PrintMotd no',
-        'Subsystem sftp internal-sftp', // scp speaks SFTP since OpenSSH 9.0
-        '',
-      ].join('\n'),
-    );
+    const conf = writeSshdConfig(dir, port, { sftp: true }); // scp speaks SFTP since OpenSSH 9.0
     const sshd = new Proc(SSHD, ['-D', '-e', '-f', conf], c);
     c.add(() => sshd.kill('SIGTERM'));
     try {

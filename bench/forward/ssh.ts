@@ -7,43 +7,14 @@
  * written from the host key. Both run with their defaults for ciphers and compression (none); what
  * was negotiated is read from ssh's -v output. Without sshd or ssh the row is skipped.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort, listening, onPath, Proc } from './proc';
 import { type Row, Skip } from './row';
+import { SSHD, ensurePrivsepDir, sshKeygen, writeSshdConfig } from '../../tools/throwaway-sshd';
 
-export const SSHD = '/usr/sbin/sshd';
-
-function keygen(file: string): void {
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'holdfast-bench-forward', '-f', file], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
-}
-
-function sshdConfig(dir: string, port: number): string {
-  const conf = path.join(dir, 'sshd_config');
-  fs.writeFileSync(
-    conf,
-    [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${path.join(dir, 'host_key')}`,
-      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-      `PidFile ${path.join(dir, 'sshd.pid')}`,
-      'StrictModes no',
-      'UsePAM no',
-      'PermitRootLogin prohibit-password',
-      'PubkeyAuthentication yes',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'AllowTcpForwarding yes',
-      'X11Forwarding no',
-      'PrintMotd no',
-      '',
-    ].join('\n'),
-  );
-  return conf;
-}
+export { SSHD };
 
 /** sshd and the tunnel's ssh, both running; stops both (ssh first). */
 interface Tunnel {
@@ -57,7 +28,7 @@ async function startTunnel(dir: string, target: number, ms: number): Promise<Tun
   const hostPub = fs.readFileSync(path.join(dir, 'host_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
   for (let attempt = 0; ; attempt++) {
     const sshPort = await freePort();
-    const sshd = new Proc('sshd', SSHD, ['-D', '-e', '-f', sshdConfig(dir, sshPort)]);
+    const sshd = new Proc('sshd', SSHD, ['-D', '-e', '-f', writeSshdConfig(dir, sshPort, { forwarding: true })]);
     try {
       await sshd.waitFor(/Server listening on 127\.0\.0\.1 port/, ms);
     } catch (e) {
@@ -110,13 +81,10 @@ export const ssh: Row = {
     if (missing.length > 0) throw new Skip(`${missing.join(', ')} not installed (Debian: apt-get install openssh-server openssh-client; .ci/run does)`);
     const dir = path.join(ctx.dir, 'ssh');
     fs.mkdirSync(dir, { mode: 0o700 });
-    keygen(path.join(dir, 'host_key'));
-    keygen(path.join(dir, 'user_key'));
+    sshKeygen(path.join(dir, 'host_key'), 'holdfast-bench-forward');
+    sshKeygen(path.join(dir, 'user_key'), 'holdfast-bench-forward');
     fs.copyFileSync(path.join(dir, 'user_key.pub'), path.join(dir, 'authorized_keys'));
-    if (process.getuid?.() === 0 && !fs.existsSync('/run/sshd')) {
-      // sshd as root wants its privilege-separation directory (Debian's ssh.service makes it).
-      fs.mkdirSync('/run/sshd', { mode: 0o755 });
-    }
+    ensurePrivsepDir();
     const t = await startTunnel(dir, ctx.target, ctx.setupMs);
     const version = /OpenSSH_[^\s,]+/.exec(t.ssh.log)?.[0] ?? '?';
     const cipher = /kex: server->client cipher: (\S+) MAC: (\S+)/.exec(t.ssh.log);
