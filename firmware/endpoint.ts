@@ -59,9 +59,9 @@ export interface EndpointStats {
   messagesIn: number;
   /** Messages put in bundles, retransmissions included. */
   messagesOut: number;
-  /** Payload bytes of the new messages received. */
+  /** Payload bytes of the new messages received (pieces counted as they arrive). */
   bytesIn: number;
-  /** Payload bytes of the messages put in bundles, retransmissions included. */
+  /** Payload bytes put in bundles, retransmissions and pieces included. */
   bytesOut: number;
   duplicatesIn: number;
   retransmits: number;
@@ -412,6 +412,7 @@ export class Endpoint {
     const n = Math.min(len - this.pieceNext, Math.max(64, w.roomLeft - PIECE_OVERHEAD));
     w.piece(q, this.pieceNext, n);
     this.pieceNext += n;
+    this.stats.bytesOut += n;
     if (this.pieceNext === len) {
       // The last piece: the message counts as sent (its retransmission timer runs from here).
       if ((f & DUE) !== 0) {
@@ -527,9 +528,12 @@ export class Endpoint {
     }
     if (v.pieceLen > 0) {
       if (this.pieceVerdict === DUPLICATE) this.stats.duplicatesIn++;
-      else if (this.inr.storePiece(v.pieceSeq, v.pieceOff, v.pieceTotal, v.buf, v.pieceStart, v.pieceLen) > 0) {
-        fresh++;
-        this.stats.messagesIn++;
+      else {
+        this.stats.bytesIn += v.pieceLen;
+        if (this.inr.storePiece(v.pieceSeq, v.pieceOff, v.pieceTotal, v.buf, v.pieceStart, v.pieceLen) > 0) {
+          fresh++;
+          this.stats.messagesIn++;
+        }
       }
       this.pieceVerdict = DUPLICATE;
       this.owe(now);
