@@ -653,8 +653,8 @@ export class ClientLink extends LinkBase {
       // The answer is asked to fit the same budget, and lost answers are named (PROTOCOL 5.1).
       if (held && (this.pathBytes < this.o.maxBundleBytes || this.lostCount > 0)) {
         ep.askRoom = this.pathBytes;
-        for (let k = 0; k < this.lostCount; k++) ep.lostRns[k] = this.lostRn[k];
-        ep.lostCount = this.lostCount;
+        ep.askLost = this.lostRn;
+        ep.askLostCount = this.lostCount;
       }
       len = ep.writeBundle(this.sid, this.rn, now, close === null ? null : [close], messages);
       ep.askRoom = 0;

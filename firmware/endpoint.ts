@@ -20,8 +20,10 @@ import { type Limits, type Ring, limitsFrom } from './control';
 import type { JournalSink } from './journal';
 import { OutRing, SACKED } from './out-ring';
 import { RttEstimator } from './rtt';
-import { BundleReader, type BundleView, BundleWriter, MAX_LOST, PIECE_OVERHEAD } from './wire';
+import { BundleReader, type BundleView, BundleWriter, PIECE_OVERHEAD } from './wire';
 import type { Sealer } from './auth';
+
+const NO_LOST: ArrayLike<number> = new Uint32Array(0);
 
 /** Out-ring flag: the message is due for retransmission. */
 const DUE = 4;
@@ -122,10 +124,10 @@ export class Endpoint {
   private pieceSeq = 0;
   private pieceNext = 0;
   private peerPart = 0;
-  /** Client: the room field of the next bundle written (0: none) and the lost requests it names. */
+  /** Client: the room field of the next bundle written (0: none) and the lost requests it names (the first `askLostCount` of `askLost`). */
   askRoom = 0;
-  readonly lostRns = new Uint32Array(MAX_LOST);
-  lostCount = 0;
+  askLost: ArrayLike<number> = NO_LOST;
+  askLostCount = 0;
   /** What `check` found of the received bundle's piece (NEW or DUPLICATE). */
   private pieceVerdict = DUPLICATE;
 
@@ -340,7 +342,7 @@ export class Endpoint {
     if (inr.hasGaps) inr.forEachRange(this.o.maxSackRanges, this.addSack);
     if (inr.partBytes > 0) w.part(inr.next, inr.partBytes);
     if (controls !== null) for (let i = 0; i < controls.length; i++) w.control(controls[i]);
-    if (this.askRoom > 0) w.room(this.askRoom, this.lostRns, this.lostCount);
+    if (this.askRoom > 0) w.room(this.askRoom, this.askLost, this.askLostCount);
     if (messages && w.sizeCap !== Infinity && this.writePiece(now)) messages = false;
     if (messages) {
       let room = true;
