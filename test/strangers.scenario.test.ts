@@ -22,6 +22,7 @@ import { decodeControl } from '../firmware/control';
 import { BundleReader } from '../firmware/wire';
 import { connect } from '../targets/host/device/device';
 import { FrameReader } from '../targets/host/net/frames';
+import { freeLowPort } from '../tools/low-port';
 import { Cleanup, Proc, ROOT } from './support/host';
 import { sleep, within } from './support/within';
 
@@ -50,20 +51,6 @@ function codeOf(body: Buffer): string {
   } catch {
     return 'unreadable';
   }
-}
-
-/** A free port below 32768 (out of the range the 2,100 client sockets take theirs from). */
-async function lowPort(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const p = 20000 + Math.floor(Math.random() * 12000);
-    const free = await new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(p, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return p;
-  }
-  throw new Error('no free port below 32768');
 }
 
 interface Stranger {
@@ -109,7 +96,7 @@ test(`${N} half-open pre-auth connections: RSS bounded, all closed by the deadli
   const c = new Cleanup();
   try {
     await within(90_000 + 2 * DEADLINE, 'strangers scenario', async () => {
-      const port = await lowPort();
+      const port = await freeLowPort(); // out of the range the 2,100 client sockets take theirs from
       const opts = {
         tcp: `127.0.0.1:${port}`,
         devices: { 'pi-1': KEY },

@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { freeLowPort } from '../../tools/low-port';
 
 const KEEP = 64 * 1024;
 const running = new Set<Proc>();
@@ -112,22 +113,8 @@ export function killAll(): void {
   for (const p of running) p.signal('SIGKILL');
 }
 
-/**
- * A port on 127.0.0.1 nothing listens on now, below 32768 (above it Linux hands out ports for
- * outgoing connections, which could take it between this check and its use).
- */
-export async function freePort(): Promise<number> {
-  for (let i = 0; i < 100; i++) {
-    const port = 20000 + Math.floor(Math.random() * 12768);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (ok) return port;
-  }
-  throw new Error('no free port found on 127.0.0.1 in 20000-32767');
-}
+/** A free port on 127.0.0.1 below the outgoing-connection range (tools/low-port.ts). */
+export const freePort = (): Promise<number> => freeLowPort();
 
 /** Resolves once 127.0.0.1:`port` accepts a connection (closed at once); rejects after `ms`. */
 export async function listening(port: number, ms: number, proc?: Proc): Promise<void> {
