@@ -22,7 +22,7 @@ interface Shape {
   tls: boolean;
 }
 
-async function start(ctx: Ctx, name: string, shape: Shape): Promise<Started> {
+async function start(ctx: Ctx, name: string, shape: Shape, cli: string): Promise<Started> {
   const dir = path.join(ctx.dir, name);
   fs.mkdirSync(dir, { mode: 0o700 });
   const key = `k-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
@@ -35,7 +35,7 @@ async function start(ctx: Ctx, name: string, shape: Shape): Promise<Started> {
   for (let attempt = 0; gw === null; attempt++) {
     http = await freePort();
     tcp = await freePort();
-    const args = [CLI, 'gateway', '--http', `127.0.0.1:${http}`, '--tcp', `127.0.0.1:${tcp}`, '--devices', devices, '--allow', `127.0.0.1:${ctx.target}`];
+    const args = [cli, 'gateway', '--http', `127.0.0.1:${http}`, '--tcp', `127.0.0.1:${tcp}`, '--devices', devices, '--allow', `127.0.0.1:${ctx.target}`];
     if (tls !== null) args.push('--tls-cert', tls.cert, '--tls-key', tls.key);
     const p = new Proc(`${name} gateway`, process.execPath, args);
     try {
@@ -47,7 +47,7 @@ async function start(ctx: Ctx, name: string, shape: Shape): Promise<Started> {
     }
   }
   const local = await freePort();
-  const args = [CLI, 'device', '--gateway', `${tls ? 'https' : 'http'}://127.0.0.1:${http}`, '--id', ID, '--key-file', keyFile, '--forward', `${local}:127.0.0.1:${ctx.target}`];
+  const args = [cli, 'device', '--gateway', `${tls ? 'https' : 'http'}://127.0.0.1:${http}`, '--id', ID, '--key-file', keyFile, '--forward', `${local}:127.0.0.1:${ctx.target}`];
   args.push(...(shape.transport === 'tcp' ? ['--tcp', `127.0.0.1:${tcp}`] : ['--no-tcp']));
   if (tls !== null) args.push('--ca', tls.cert);
   const dev = new Proc(`${name} device`, process.execPath, args);
@@ -63,16 +63,34 @@ async function start(ctx: Ctx, name: string, shape: Shape): Promise<Started> {
     await stop();
     throw e;
   }
-  return { port: local, info: { runs: 'bin/holdfast (dist/cli/holdfast.js)', transport: shape.transport + (tls ? ' + TLS' : '') }, stop };
+  const runs = cli === CLI ? 'bin/holdfast (dist/cli/holdfast.js)' : cli;
+  return { port: local, info: { runs, transport: shape.transport + (tls ? ' + TLS' : '') }, stop };
 }
 
 function row(name: string, about: string, shape: Shape): Row {
-  return { name, about, start: (ctx) => start(ctx, name, shape) };
+  return { name, about, start: (ctx) => start(ctx, name, shape, CLI) };
 }
 
+/**
+ * `--baseline DIR`: the same row run by another checkout's bin/holdfast (built there first), named
+ * NAME@base, so a change is measured against what it changed in one run on one machine.
+ */
+export function baselineRow(r: Row, dir: string): Row {
+  const shape = SHAPES[r.name];
+  const cli = path.join(dir, 'bin', 'holdfast');
+  return { name: `${r.name}@base`, about: `${r.name} run by ${cli}`, start: (ctx) => start(ctx, `${r.name}-base`, shape, cli) };
+}
+
+const SHAPES: Record<string, Shape> = {
+  'holdfast-tcp': { transport: 'tcp', tls: false },
+  'holdfast-http': { transport: 'http', tls: false },
+  'holdfast-tcp-tls': { transport: 'tcp', tls: true },
+  'holdfast-http-tls': { transport: 'http', tls: true },
+};
+
 export const HOLDFAST_ROWS: Row[] = [
-  row('holdfast-tcp', 'holdfast device --forward through the gateway, over direct TCP', { transport: 'tcp', tls: false }),
-  row('holdfast-http', 'the same over HTTP only (device --no-tcp)', { transport: 'http', tls: false }),
-  row('holdfast-tcp-tls', 'holdfast-tcp with TLS on the direct TCP port (gateway --tls-cert/--tls-key, device --ca)', { transport: 'tcp', tls: true }),
-  row('holdfast-http-tls', 'holdfast-http over HTTPS', { transport: 'http', tls: true }),
+  row('holdfast-tcp', 'holdfast device --forward through the gateway, over direct TCP', SHAPES['holdfast-tcp']),
+  row('holdfast-http', 'the same over HTTP only (device --no-tcp)', SHAPES['holdfast-http']),
+  row('holdfast-tcp-tls', 'holdfast-tcp with TLS on the direct TCP port (gateway --tls-cert/--tls-key, device --ca)', SHAPES['holdfast-tcp-tls']),
+  row('holdfast-http-tls', 'holdfast-http over HTTPS', SHAPES['holdfast-http-tls']),
 ];

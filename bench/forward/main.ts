@@ -26,7 +26,7 @@ import { nowMs } from '../flow';
 import { errorText } from '../ipc';
 import { machine } from '../report';
 import { makeTlsDir, removeTlsDir } from '../tls';
-import { CLI, HOLDFAST_ROWS } from './holdfast';
+import { baselineRow, CLI, HOLDFAST_ROWS } from './holdfast';
 import { bothWays, clientToTarget, firstBytes, median, type Run, RunTimeout, targetToClient } from './load';
 import { killAll } from './proc';
 import { raw, socat } from './relays';
@@ -47,23 +47,37 @@ interface Config {
   rowTimeoutMs: number;
   setupMs: number;
   out: string;
+  /** A checkout whose bin/holdfast runs each holdfast row a second time, as NAME@base, just before it. */
+  baseline: string | null;
 }
 
 function usage(): string {
   return [
     'usage: npm run bench:forward -- [--rows a,b,...] [--mib N | --quick] [--first-byte N] [--runs N]',
-    '         [--run-timeout-s S] [--row-timeout-s S] [--out DIR]',
+    '         [--run-timeout-s S] [--row-timeout-s S] [--out DIR] [--baseline CHECKOUT]',
     `rows (default: all, in this order): ${ROWS.map((r) => r.name).join(', ')}`,
     '--mib N: MiB per goodput run (default 256; --quick: 32); --first-byte N: new connections timed (default 20)',
     '--runs N: measured runs per goodput workload, the best kept (default 3)',
     '--run-timeout-s: longest one run may take (default 90); --row-timeout-s: one row, all its workloads (default 300)',
     '--out DIR: where forward.json and forward.md go (default bench/results)',
+    '--baseline CHECKOUT: another checkout (its npm install done); each holdfast row runs first with its',
+    '         bin/holdfast as NAME@base, then with this one, and the report gives this / base',
     '',
   ].join('\n');
 }
 
 function parseArgs(argv: string[]): Config {
-  const c: Config = { rows: ROWS.map((r) => r.name), mib: 256, firstByte: 20, runs: 3, runTimeoutMs: 90_000, rowTimeoutMs: 300_000, setupMs: 20_000, out: path.join(ROOT, 'bench', 'results') };
+  const c: Config = {
+    rows: ROWS.map((r) => r.name),
+    mib: 256,
+    firstByte: 20,
+    runs: 3,
+    runTimeoutMs: 90_000,
+    rowTimeoutMs: 300_000,
+    setupMs: 20_000,
+    out: path.join(ROOT, 'bench', 'results'),
+    baseline: null,
+  };
   const num = (flag: string, v: string | undefined, min: number): number => {
     const x = Number(v);
     if (v === undefined || !Number.isFinite(x) || x < min) throw new Error(`${flag} needs a number >= ${min}, got ${String(v)}`);
@@ -82,7 +96,10 @@ function parseArgs(argv: string[]): Config {
     else if (a === '--run-timeout-s') c.runTimeoutMs = num(a, argv[++i], 1) * 1000;
     else if (a === '--row-timeout-s') c.rowTimeoutMs = num(a, argv[++i], 1) * 1000;
     else if (a === '--out') c.out = path.resolve(argv[++i] ?? '.');
-    else if (a === '--help' || a === '-h') {
+    else if (a === '--baseline') {
+      c.baseline = path.resolve(argv[++i] ?? '');
+      if (!fs.existsSync(path.join(c.baseline, 'bin', 'holdfast'))) throw new Error(`--baseline: no bin/holdfast in ${c.baseline}`);
+    } else if (a === '--help' || a === '-h') {
       process.stdout.write(usage());
       process.exit(0);
     } else throw new Error(`unknown argument ${a} (--help lists them)`);
@@ -241,14 +258,22 @@ async function main(): Promise<void> {
         return tlsFiles;
       },
     };
-    if (c.rows.some((n) => n.startsWith('holdfast'))) {
-      // bin/holdfast bundles the CLI when a source changed: once here, not inside a row's setup.
-      const b = spawnSync(process.execPath, [CLI, 'gateway', '--help'], { encoding: 'utf8', timeout: 120_000 });
-      if (b.status !== 0) throw new Error(`bin/holdfast gateway --help: exit ${b.status}\n${b.stderr}`);
-    }
-    process.stdout.write(`bench:forward: ${c.rows.join(', ')}; ${c.mib} MiB per goodput run (best of ${c.runs}), ${c.firstByte} new connections for the first byte\n`);
+    const rows: Row[] = [];
     for (const name of c.rows) {
       const row = ROWS.find((r) => r.name === name)!;
+      if (c.baseline !== null && HOLDFAST_ROWS.includes(row)) rows.push(baselineRow(row, c.baseline));
+      rows.push(row);
+    }
+    if (c.rows.some((n) => n.startsWith('holdfast'))) {
+      // bin/holdfast bundles the CLI when a source changed: once here, not inside a row's setup.
+      for (const cli of c.baseline === null ? [CLI] : [CLI, path.join(c.baseline, 'bin', 'holdfast')]) {
+        const b = spawnSync(process.execPath, [cli, 'gateway', '--help'], { encoding: 'utf8', timeout: 120_000 });
+        if (b.status !== 0) throw new Error(`${cli} gateway --help: exit ${b.status}\n${b.stderr}`);
+      }
+    }
+    process.stdout.write(`bench:forward: ${rows.map((r) => r.name).join(', ')}; ${c.mib} MiB per goodput run (best of ${c.runs}), ${c.firstByte} new connections for the first byte\n`);
+    for (const row of rows) {
+      const name = row.name;
       process.stdout.write(`  ${name} ... `);
       const r = await runRow(c, row, ctx, target);
       results.push(r);

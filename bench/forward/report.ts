@@ -80,6 +80,14 @@ export function table(rs: RowResult[], heading: string): string {
     });
     L.push(`TLS cost (TLS row / plain row): ${parts.join('; ')}.`);
   }
+  const based = rs.filter((r) => by(rs, `${r.name}@base`) !== undefined);
+  if (based.length > 0) {
+    const parts = based.map((r) => {
+      const b = by(rs, `${r.name}@base`)!;
+      return `${r.name}: ${WORKLOADS.map((w) => `${w} ${ratio(r.cells[w].value, b.cells[w].value)?.toFixed(2) ?? '—'}×`).join(', ')}`;
+    });
+    L.push(`Against the baseline (this checkout / NAME@base): ${parts.join('; ')}.`);
+  }
   L.push('');
   for (const r of rs) {
     const info = Object.entries(r.info).map(([k, v]) => `${k} ${v}`);
