@@ -544,15 +544,17 @@ export class Endpoint {
     if (v.msgCount > 0) {
       this.stats.messagesIn += fresh;
       this.owe(now);
-      // Like TCP's delayed ack: the acknowledgement goes at once after a second bundle of news, or once
-      // the peer used half the window it was last told of; waiting ackDelayMs then would stall a
-      // sender at its window (which may be its own ring, smaller than ours).
+      // Like TCP's delayed ack: the acknowledgement goes at once after a second bundle of news that
+      // together fill an eighth of the window (bulk: one acknowledgement per two or more large
+      // bundles, each a wake-up of the peer's process; a trickle of small bundles waits ackDelayMs),
+      // or once the peer used half the window it was last told of; waiting ackDelayMs then would
+      // stall a sender at its window (which may be its own ring, smaller than ours).
       const inr = this.inr;
       if (fresh > 0) this.bundlesSinceAck++;
       const slots = this.peerRing === null ? inr.slots : Math.min(inr.slots, this.peerRing[0]);
       const bytes = this.peerRing === null ? inr.bytes : Math.min(inr.bytes, this.peerRing[1]);
       if (
-        this.bundlesSinceAck >= 2 ||
+        (this.bundlesSinceAck >= 2 && dist(inr.nextOff, this.ackedOff) >= bytes / 8) ||
         dist(inr.next, this.ackedSeq) >= slots / 2 ||
         dist(inr.nextOff, this.ackedOff) >= bytes / 2 ||
         dist(this.advSeq, inr.next) <= inr.slots / 2 ||

@@ -143,11 +143,13 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
   send(data: Uint8Array): boolean {
     if (this.closed) throw hfError(ErrorCode.CLOSED, 'send on a closed channel');
     const link = this.live;
-    // Messages sent in one tick leave together: the link is corked until the next tick.
+    // Messages sent in one turn of the event loop leave together: the link is corked until the
+    // immediates run (the drivers cork the same way for their input; the cork is one flag, so both
+    // must end it at the same point of the loop).
     if (!this.corking) {
       this.corking = true;
       link.cork();
-      process.nextTick(this.uncork);
+      setImmediate(this.uncork);
     }
     return link.send(this.host.now(), data);
   }

@@ -25,7 +25,7 @@ import { type MuxDriver, MuxStream, type WriteCallback } from './mux-stream';
 export { MuxStream } from './mux-stream';
 
 export interface MuxOptions extends MuxTableOptions {
-  /** Bytes each stream may receive ahead of its reader (default 262144; 1..2^30). */
+  /** Bytes each stream may receive ahead of its reader (default 1048576; 1..2^30). */
   credit?: number;
 }
 
@@ -43,7 +43,7 @@ export class Mux extends EventEmitter implements MuxDriver {
   private readonly table: MuxTable;
   private readonly w: MuxWriter;
   private readonly credit: number;
-  /** Grant CREDIT once this many consumed bytes are owed, or when the sender runs this low. */
+  /** Grant CREDIT once this many consumed bytes are owed, or when the sender runs this low (half the credit). */
   private readonly grantStep: number;
   private readonly hwm: number;
   /** Streams of the table, by id (a stream leaves with its table entry). */
@@ -68,8 +68,10 @@ export class Mux extends EventEmitter implements MuxDriver {
     super();
     if (opts === null || typeof opts !== 'object') throw hfError(ErrorCode.OPTION, `options must be an object, got ${String(opts)}`);
     this.table = new MuxTable(opts);
-    this.credit = opts.credit === undefined ? 262144 : checkInt('credit', opts.credit, 1, 1 << 30);
-    this.grantStep = Math.max(1, this.credit >>> 2);
+    this.credit = opts.credit === undefined ? 1048576 : checkInt('credit', opts.credit, 1, 1 << 30);
+    // Half the credit at a time: each CREDIT is a message the link carries and acknowledges, so for
+    // bulk one per 512 KiB read rather than one per 64 KiB (each a wake-up of the peer's process).
+    this.grantStep = Math.max(1, this.credit >>> 1);
     this.hwm = Math.min(16384, this.credit);
     this.w = new MuxWriter(this.table.limits);
     this.ch = ch;

@@ -48,7 +48,7 @@ export interface DeviceOptions {
   stateDir?: string | null;
   /** fsync every journal append (power-cut safe, one flash write per message); default false (kill -9 safe). */
   syncAppends?: boolean;
-  /** Link bounds (firmware/options.ts). */
+  /** Link bounds (firmware/options.ts), over DEVICE_LINK_DEFAULTS. */
   link?: LinkOptions;
   /** Transport ladder timing (firmware/ladder.ts). */
   ladder?: LadderOptions;
@@ -80,6 +80,16 @@ function gatewayUrl(s: string): URL {
 export function connect(opts: DeviceOptions): DeviceChannel {
   return new Device(opts).channel;
 }
+
+/**
+ * What the device driver changes of the link's defaults (firmware/options.ts): a 1 MiB window each
+ * way instead of 256 KiB. Over a direct connection a bundle is up to 256 KiB and the gateway
+ * acknowledges once half the window has arrived, so a quarter-MiB window is one bundle in flight:
+ * the device would wait for each acknowledgement before the next bundle (a forwarded port's bulk
+ * runs at window / round trip). The rings are reserved at the session's start (2368 KiB with the
+ * bundle buffer) and touched only as far as traffic fills them.
+ */
+export const DEVICE_LINK_DEFAULTS: LinkOptions = { outBytes: 1048576, inBytes: 1048576 };
 
 /** The driver of the device's session: feeds the link its events, carries out its actions. */
 class Device implements DeviceState {
@@ -114,7 +124,8 @@ class Device implements DeviceState {
     // TLS: https: URLs always; direct TCP when the URL is https: unless tls.direct says otherwise.
     const tls = clientTls(opts.tls, url.hostname);
     const tcpTls = (opts.tls?.direct ?? url.protocol === 'https:') && tcpAddr !== null ? clientTls(opts.tls, opts.tls?.servername ?? tcpAddr.host) : null;
-    const o = resolveOptions(opts.link);
+    const link: LinkOptions = { ...DEVICE_LINK_DEFAULTS, ...opts.link };
+    const o = resolveOptions(link);
     const key = opts.key === null ? undefined : typeof opts.key === 'string' ? utf8.encode(opts.key) : opts.key;
     if (key !== undefined && key.length === 0) throw hfError(ErrorCode.OPTION, 'key must not be empty');
     this.log = opts.log ?? silentLog;
@@ -153,7 +164,7 @@ class Device implements DeviceState {
     const config: ClientConfig = {
       id: opts.id,
       random: (b) => platform.entropy.fill(b),
-      options: opts.link,
+      options: link,
       helloCounter: Math.floor(platform.clock.wall() / 100) >>> 0,
       ...(key === undefined ? {} : { key, crypto: platform.crypto }),
     };
@@ -336,15 +347,17 @@ class Device implements DeviceState {
 
   /**
    * Runs an event on the link and the ladder, then tidies up (abandoned requests, the timer). The link
-   * stays corked until the end of this turn of the event loop, so the application's reply to what
-   * just arrived leaves with whatever the link sends next, in one bundle.
+   * stays corked until the end of this turn of the event loop (setImmediate: after every socket read
+   * of this round of polling, not after each), so the application's reply to what just arrived leaves
+   * with whatever the link sends next, in one bundle, and a forwarded port's reads of one round (up to
+   * 64 KiB each) go out as one bundle instead of one each.
    */
   private event(fn: (now: number) => void): void {
     if (this.finished) return;
     if (!this.corkedTurn) {
       this.corkedTurn = true;
       this.client.cork();
-      process.nextTick(this.endTurn);
+      setImmediate(this.endTurn);
     }
     fn(platform.clock.now());
     this.kick();

@@ -96,13 +96,16 @@ interface Slot {
 
 /**
  * A gateway keeps a session per device, each with its rings reserved up front, so its defaults are
- * smaller than a device's: a 128 KiB window each way (1024 messages), messages up to 32 KiB, bundles
- * up to 128 KiB — 416 KiB reserved a session (a device's defaults reserve 832 KiB), of which a
- * fresh idle session touches about 80 KiB (`npm run bench:peers`, idle workload). The window bounds
- * one session's throughput to window / round trip (128 KiB at 100 ms: 10 Mbit/s; 1024 small
- * messages per round trip); raise it with `link`, or lower it to keep more sessions per MiB.
+ * smaller than a device's: a 512 KiB window each way (1024 messages), messages up to 64 KiB, bundles
+ * up to 256 KiB — 1344 KiB reserved a session (a device's defaults reserve 832 KiB; the host device
+ * driver's, DEVICE_LINK_DEFAULTS, 2368 KiB), of which a fresh idle session touches about 80 KiB
+ * (`npm run bench:peers`, idle workload): the rings are not zeroed, so only pages traffic reaches
+ * become resident. The window bounds one session's throughput to window / round trip (512 KiB at
+ * 10 ms: 400 Mbit/s); with bundles of 256 KiB a smaller one holds a forwarded port at about one
+ * bundle in flight, each waiting for its acknowledgement (the 128 KiB window of before did). Lower it
+ * with `link` to keep more sessions per MiB of address space, or raise it for long fat paths.
  */
-export const GATEWAY_LINK_DEFAULTS: LinkOptions = { outSlots: 1024, outBytes: 131072, inSlots: 1024, inBytes: 131072, maxMessage: 32768, maxBundleBytes: 131072 };
+export const GATEWAY_LINK_DEFAULTS: LinkOptions = { outSlots: 1024, outBytes: 524288, inSlots: 1024, inBytes: 524288, maxMessage: 65536, maxBundleBytes: 262144 };
 
 export class Gateway extends TypedEmitter<GatewayEvents> {
   readonly log: Log;
@@ -346,12 +349,13 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   /**
    * Re-arms the timer of `link`'s session (after a request or frame), and makes sure the sessions
-   * corked by this turn's input are uncorked at its end.
+   * corked by this turn's input are uncorked at its end (setImmediate: after all the reads of this
+   * round of polling, so frames that arrived together are answered by one bundle).
    */
   private touched(link: ServerLink | null): void {
     if (!this.uncorkQueued) {
       this.uncorkQueued = true;
-      process.nextTick(this.uncork);
+      setImmediate(this.uncork);
     }
     if (link !== null) this.slots.get(link)?.timer.arm();
   }
