@@ -46,6 +46,15 @@ test('run: argv without a shell, exit status, stderr', async () => {
   assert.equal([f.exitCode, text(f.stderr)], [3, 'oops\n']);
   const sh = await runProgram(req(['echo $((6 * 7))'], { shell: true }));
   assert.is(text(sh.stdout), '42\n');
+  process.env.HOLDFAST_KEY = 'k-secret';
+  process.env.HF_TEST_VISIBLE = 'seen';
+  try {
+    const env = text((await runProgram(req(['/usr/bin/env']))).stdout);
+    assert.ok(env.includes('HF_TEST_VISIBLE=seen') && !env.includes('k-secret'), 'the environment, without HOLDFAST_*');
+  } finally {
+    delete process.env.HOLDFAST_KEY;
+    delete process.env.HF_TEST_VISIBLE;
+  }
 });
 
 test('run: a program past its time limit is killed, with its whole process group', async () => {

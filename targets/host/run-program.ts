@@ -4,7 +4,8 @@
  * is checked before). The program gets its own process group, so that on its time limit the whole
  * group is killed (SIGKILL): a shell's children die with it. stdout and stderr are read to the end;
  * the first `maxOutputBytes` of each are kept and the rest dropped (`truncated`), so a chatty program
- * runs to its end rather than blocking on a full pipe. stdin is /dev/null.
+ * runs to its end rather than blocking on a full pipe. stdin is /dev/null. The program gets this
+ * process's environment without the HOLDFAST_* variables (a key given as HOLDFAST_KEY stays here).
  * A program that does not exist is HF_ERR_NOT_FOUND; one that cannot start for another reason
  * (permissions, resources) is HF_ERR_OP_FAILED with the system's code.
  */
@@ -21,7 +22,7 @@ export function runProgram(req: RunRequest): Promise<RunResult> {
   return new Promise<RunResult>((resolve, reject) => {
     let child: ReturnType<typeof spawn>;
     try {
-      child = spawn(file, args, { shell: false, stdio: ['ignore', 'pipe', 'pipe'], detached: process.platform !== 'win32', windowsHide: true });
+      child = spawn(file, args, { shell: false, stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(), detached: process.platform !== 'win32', windowsHide: true });
     } catch (e) {
       reject(startError(file, e));
       return;
@@ -73,6 +74,13 @@ export function runProgram(req: RunRequest): Promise<RunResult> {
     });
     child.once('close', (code, signal) => finish(code, signal));
   });
+}
+
+/** This process's environment without the HOLDFAST_* variables. */
+function childEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('HOLDFAST_')) env[k] = v;
+  return env;
 }
 
 function startError(file: string, e: unknown): Error {
