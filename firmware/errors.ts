@@ -50,6 +50,32 @@ export const ErrorCode = {
   HTTP: 'HF_ERR_HTTP',
   /** The board or platform lacks what was asked for (no GPIO chip, no thermal zone, ...). */
   UNSUPPORTED: 'HF_ERR_UNSUPPORTED',
+
+  // Management (firmware/manage/): commands to a device's management resource and their outcomes.
+  /** A management command or answer that is not well-formed: a field missing, of the wrong type, unknown, or a bad id. */
+  COMMAND: 'HF_ERR_COMMAND',
+  /** A management command names an operation the device does not have. */
+  UNKNOWN_OP: 'HF_ERR_UNKNOWN_OP',
+  /** An operation's arguments are missing, of the wrong type, unknown or outside their range. */
+  BAD_ARGS: 'HF_ERR_BAD_ARGS',
+  /** An argument or a result is larger than the device's bound for it (file bytes, argv, path, config). */
+  OVERSIZE: 'HF_ERR_OVERSIZE',
+  /** The device's config does not allow it: a program not on the exec allow-list, a path outside the allowed directories. */
+  NOT_ALLOWED: 'HF_ERR_NOT_ALLOWED',
+  /** The file, directory or program the operation names does not exist. */
+  NOT_FOUND: 'HF_ERR_NOT_FOUND',
+  /** The operation failed on the device for a reason of the platform (a program that cannot start, an I/O error), named in the message. */
+  OP_FAILED: 'HF_ERR_OP_FAILED',
+  /** The device restarted while the command ran; it was not run again. */
+  INTERRUPTED: 'HF_ERR_INTERRUPTED',
+  /** The command ran past its time limit (a program killed on the device, or no answer in time at the gateway). */
+  CMD_TIMEOUT: 'HF_ERR_CMD_TIMEOUT',
+  /** The command ran before under this id, and its answer was too large to keep for answering again. */
+  ANSWER_NOT_KEPT: 'HF_ERR_ANSWER_NOT_KEPT',
+  /** The job was cancelled before the device answered. */
+  CANCELLED: 'HF_ERR_CANCELLED',
+  /** The job expired before its command reached the device. */
+  EXPIRED: 'HF_ERR_EXPIRED',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

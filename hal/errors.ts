@@ -14,6 +14,10 @@ export interface HalError extends Error {
  * - `HF_ERR_STORAGE`: the medium failed to read or write (`Storage`);
  * - `HF_ERR_UNSUPPORTED`: the board or platform lacks what was asked for (`SystemInfo`, `Gpio`);
  * - `HF_ERR_OPTION`: an argument or option is wrong (a storage key or directory, a GPIO label or line,
- *   a log level), named in the message.
+ *   a log level), named in the message;
+ * - management (`Management`): `HF_ERR_NOT_FOUND` (no such file or program), `HF_ERR_NOT_ALLOWED` (a
+ *   path that resolves outside the allowed directories), `HF_ERR_OVERSIZE` (a file larger than asked
+ *   for), `HF_ERR_BAD_ARGS` (a config the device refuses), `HF_ERR_OP_FAILED` (the platform failed:
+ *   a program that cannot start, an I/O error).
  */
-export type HalErrorCode = 'HF_ERR_STORAGE' | 'HF_ERR_UNSUPPORTED' | 'HF_ERR_OPTION';
+export type HalErrorCode = 'HF_ERR_STORAGE' | 'HF_ERR_UNSUPPORTED' | 'HF_ERR_OPTION' | 'HF_ERR_NOT_FOUND' | 'HF_ERR_NOT_ALLOWED' | 'HF_ERR_OVERSIZE' | 'HF_ERR_BAD_ARGS' | 'HF_ERR_OP_FAILED';

@@ -11,3 +11,4 @@ export type { SystemInfo, NetInterface } from './system';
 export type { Gpio, GpioChip } from './gpio';
 export type { Platform, StorageOptions } from './platform';
 export type { HalError, HalErrorCode } from './errors';
+export type { Management, RunRequest, RunResult } from './management';

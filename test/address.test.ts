@@ -125,6 +125,18 @@ test('statusFor: each error code and its HTTP status', () => {
     HF_ERR_HTTP: 400,
     HF_ERR_TLS: 400,
     HF_ERR_UNSUPPORTED: 400,
+    HF_ERR_COMMAND: 400,
+    HF_ERR_UNKNOWN_OP: 400,
+    HF_ERR_BAD_ARGS: 400,
+    HF_ERR_OVERSIZE: 400,
+    HF_ERR_NOT_ALLOWED: 400,
+    HF_ERR_NOT_FOUND: 400,
+    HF_ERR_OP_FAILED: 400,
+    HF_ERR_INTERRUPTED: 400,
+    HF_ERR_CMD_TIMEOUT: 400,
+    HF_ERR_ANSWER_NOT_KEPT: 400,
+    HF_ERR_CANCELLED: 400,
+    HF_ERR_EXPIRED: 400,
   };
   // The table names every code there is (a new code makes this test ask for its status).
   assert.equal(Object.keys(table).sort(), Object.values(ErrorCode).slice().sort());

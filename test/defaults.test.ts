@@ -15,6 +15,10 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LADDER_DEFAULTS } from '../firmware/ladder';
+import { COMMAND_JOURNAL_DEFAULTS } from '../firmware/manage/command-journal';
+import { EXECUTOR_DEFAULTS } from '../firmware/manage/executor';
+import { DEVICE_JOB_DEFAULTS } from '../firmware/manage/job-state';
+import { MANAGE_DEFAULTS } from '../firmware/manage/ops';
 import { MUX_LIMIT_DEFAULTS } from '../firmware/mux-frame';
 import { LINK_DEFAULTS, type ResolvedOptions, resolveOptions } from '../firmware/options';
 import { RING_DEFAULTS } from '../firmware/out-ring';
@@ -106,6 +110,10 @@ test('JSDoc defaults of the link options, wire limits, RTT bounds and rings are 
   checkJsdoc('RESTART_DEFAULTS', RESTART_DEFAULTS, [['tools/cli/device-cmd.ts', 'RestartOptions']]);
   checkJsdoc('STATUS_DEFAULTS', STATUS_DEFAULTS, [['tools/cli/device-cmd.ts', 'StatusOptions']]);
   checkJsdoc('REFUSAL_LOG_DEFAULTS', REFUSAL_LOG_DEFAULTS, [['targets/host/gateway/refusal-log.ts', 'RefusalLogOptions']]);
+  checkJsdoc('MANAGE_DEFAULTS', MANAGE_DEFAULTS, [['firmware/manage/ops.ts', 'ManageLimits']]);
+  checkJsdoc('COMMAND_JOURNAL_DEFAULTS', COMMAND_JOURNAL_DEFAULTS, [['firmware/manage/command-journal.ts', 'CommandJournalOptions']]);
+  checkJsdoc('EXECUTOR_DEFAULTS', EXECUTOR_DEFAULTS, [['firmware/manage/executor.ts', 'ExecutorOptions']]);
+  checkJsdoc('DEVICE_JOB_DEFAULTS', DEVICE_JOB_DEFAULTS, [['firmware/manage/job-state.ts', 'DeviceJobOptions']]);
 });
 
 test('the rings alone and the link have one ring size', () => {
@@ -196,7 +204,7 @@ test('docs/PROTOCOL.md: the sentences about the defaults', () => {
 /** Options the docs may name with a default: the defaults objects, then the JSDoc of options kept inline. */
 function docDefaults(): Map<string, number> {
   const m = new Map<string, number>();
-  for (const o of [LINK_DEFAULTS, LADDER_DEFAULTS, MUX_LIMIT_DEFAULTS, TCP_LIMIT_DEFAULTS] as Numbers[]) for (const [k, v] of Object.entries(o)) m.set(k, v);
+  for (const o of [LINK_DEFAULTS, LADDER_DEFAULTS, MUX_LIMIT_DEFAULTS, TCP_LIMIT_DEFAULTS, MANAGE_DEFAULTS] as Numbers[]) for (const [k, v] of Object.entries(o)) m.set(k, v);
   const inline: [string, string][] = [
     ['firmware/mux.ts', 'MuxTableOptions'],
     ['firmware/journal.ts', 'JournalOptions'],

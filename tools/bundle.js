@@ -32,7 +32,9 @@ const root = path.resolve(__dirname, '..');
 // retransmits, requests, the last error, memory) and the `status` command that prints them (cli/status-cmd.ts), about 4.1 KiB.
 // 142 -> 148 KiB: messages in pieces over paths that cut connections, answers kept to the room the
 // device asks for, lost answers named (wire.ts, endpoint.ts, in-ring.ts, server-link.ts, client-link.ts), about 5.8 KiB.
-const DEVICE_BUDGET_KIB = 148;
+// 148 -> 149 KiB: the management error codes (firmware/errors.ts, which every module imports; the
+// management resource itself is not in the device bundle yet), about 0.4 KiB.
+const DEVICE_BUDGET_KIB = 149;
 const GOAL_KIB = 64;
 
 const BUNDLES = [

@@ -1,0 +1,112 @@
+/**
+ * `hal/Management` on a workstation or server, and on a Linux board (targets/pi uses this one with
+ * its own SystemInfo and Gpio): info and GPIO through the platform's HAL, the device's config as a
+ * JSON file (`configPath`) replaced atomically, programs by ./run-program.ts, files by
+ * ./manage-files.ts. `restart` leaves the restarting to the process's supervisor (the systemd unit
+ * `holdfast flash` installs has Restart=always): after `delayMs` it calls `onRestart`, by default
+ * sending this process SIGTERM. `update` is not in this version (HF_ERR_UNSUPPORTED).
+ */
+import * as fs from 'node:fs';
+import { ErrorCode, hfError } from '../../firmware/errors';
+import { collectInfo } from '../../firmware/manage/info';
+import { isPlainObject } from '../../firmware/manage/ops';
+import type { Gpio } from '../../hal/gpio';
+import type { Management, RunRequest, RunResult } from '../../hal/management';
+import type { SystemInfo } from '../../hal/system';
+import { readFileUnder, writeAtomic, writeFileUnder } from './manage-files';
+import { runProgram } from './run-program';
+
+export interface HostManagementOptions {
+  /** The device's config file (JSON). */
+  configPath: string;
+  /** The board's readings and GPIO (the platform's). */
+  system: SystemInfo;
+  gpio: Gpio;
+  /** The target's name, reported by `info`. */
+  target: string;
+  /** Refuses a config the device cannot run with (throw HF_ERR_BAD_ARGS); called before it is written. */
+  validateConfig?: (config: Record<string, unknown>) => void;
+  /** What restarting is (default: SIGTERM to this process, for its supervisor to start it again). */
+  onRestart?: () => void;
+}
+
+export class HostManagement implements Management {
+  private readonly o: HostManagementOptions;
+  private restartTimer: NodeJS.Timeout | null = null;
+
+  constructor(opts: HostManagementOptions) {
+    if (typeof opts?.configPath !== 'string' || opts.configPath === '') throw hfError(ErrorCode.OPTION, `configPath must be a file name, got ${JSON.stringify(opts?.configPath)}`);
+    this.o = { ...opts };
+  }
+
+  info(disk: string): Record<string, unknown> {
+    return collectInfo(this.o.system, this.o.gpio, disk, { target: this.o.target, node: process.version, arch: process.arch });
+  }
+
+  gpioRead(chip: string, line: number): 0 | 1 {
+    return this.o.gpio.read(chip, line);
+  }
+
+  gpioWrite(chip: string, line: number, value: 0 | 1): void {
+    this.o.gpio.write(chip, line, value);
+  }
+
+  readConfig(): Record<string, unknown> {
+    const f = this.o.configPath;
+    let text: string;
+    try {
+      text = fs.readFileSync(f, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw hfError(ErrorCode.NOT_FOUND, `device config ${f} does not exist`, e);
+      throw hfError(ErrorCode.OP_FAILED, `device config ${f}: ${code ?? (e as Error).message}`, e);
+    }
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch (e) {
+      throw hfError(ErrorCode.OP_FAILED, `device config ${f} is not JSON (${(e as Error).message})`, e);
+    }
+    if (!isPlainObject(v)) throw hfError(ErrorCode.OP_FAILED, `device config ${f} is not a JSON object`);
+    return v;
+  }
+
+  writeConfig(config: Record<string, unknown>): void {
+    this.o.validateConfig?.(config);
+    let text: string;
+    try {
+      text = JSON.stringify(config, null, 2) + '\n';
+    } catch (e) {
+      throw hfError(ErrorCode.BAD_ARGS, `config cannot be written as JSON (${(e as Error).message})`, e);
+    }
+    let mode = 0o600;
+    try {
+      mode = fs.statSync(this.o.configPath).mode & 0o777;
+    } catch {
+      // a new config file: readable by its owner only (it may hold keys)
+    }
+    writeAtomic(this.o.configPath, new TextEncoder().encode(text), mode);
+  }
+
+  run(req: RunRequest): Promise<RunResult> {
+    return runProgram(req);
+  }
+
+  readFile(p: string, allowedDirs: string[], maxBytes: number): Uint8Array {
+    return readFileUnder(p, allowedDirs, maxBytes);
+  }
+
+  writeFile(p: string, data: Uint8Array, mode: number, allowedDirs: string[]): void {
+    writeFileUnder(p, data, mode, allowedDirs);
+  }
+
+  restart(delayMs: number): void {
+    if (this.restartTimer !== null) return;
+    const go = this.o.onRestart ?? (() => process.kill(process.pid, 'SIGTERM'));
+    this.restartTimer = setTimeout(go, delayMs);
+  }
+
+  update(_bundle: Uint8Array, _sha256: string): Promise<void> {
+    return Promise.reject(hfError(ErrorCode.UNSUPPORTED, 'update is not in this version of the device (a later step: sha256 check, atomic swap, restart, rollback)'));
+  }
+}
