@@ -50,6 +50,21 @@ export const ErrorCode = {
   HTTP: 'HF_ERR_HTTP',
   /** The board or platform lacks what was asked for (no GPIO chip, no thermal zone, ...). */
   UNSUPPORTED: 'HF_ERR_UNSUPPORTED',
+  // The gateway's management store: operators, their logins and the audit log.
+  /** A login failed (unknown operator or wrong password), or a session or API token is unknown, expired or revoked. */
+  LOGIN: 'HF_ERR_LOGIN',
+  /** A state-changing request without the session's CSRF token, or with another one. */
+  CSRF: 'HF_ERR_CSRF',
+  /** The operator's role does not allow the act (a viewer running a job, an operator adding operators). */
+  ROLE: 'HF_ERR_ROLE',
+  /** Too many failed logins for one operator name or from one address; the message says when to try again. */
+  RATE_LIMITED: 'HF_ERR_RATE_LIMITED',
+  /** The named operator, token, job or job target does not exist. */
+  NOT_FOUND: 'HF_ERR_NOT_FOUND',
+  /** The database was written by a newer holdfast (its schema is ahead of this code's migrations). */
+  SCHEMA: 'HF_ERR_SCHEMA',
+  /** The audit log's hash chain is broken: an entry was changed, removed, inserted or reordered. */
+  AUDIT: 'HF_ERR_AUDIT',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

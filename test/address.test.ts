@@ -125,6 +125,13 @@ test('statusFor: each error code and its HTTP status', () => {
     HF_ERR_HTTP: 400,
     HF_ERR_TLS: 400,
     HF_ERR_UNSUPPORTED: 400,
+    HF_ERR_LOGIN: 401,
+    HF_ERR_CSRF: 403,
+    HF_ERR_ROLE: 403,
+    HF_ERR_RATE_LIMITED: 429,
+    HF_ERR_NOT_FOUND: 404,
+    HF_ERR_SCHEMA: 500,
+    HF_ERR_AUDIT: 500,
   };
   // The table names every code there is (a new code makes this test ask for its status).
   assert.equal(Object.keys(table).sort(), Object.values(ErrorCode).slice().sort());

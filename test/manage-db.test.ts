@@ -1,0 +1,97 @@
+/**
+ * The gateway's database (targets/host/gateway/manage/db.ts): created from nothing with its directory
+ * (0700) and file (0600), WAL and foreign keys on, every migration applied once and recorded; opened
+ * again it is left as it is; a file from a newer holdfast is refused with HF_ERR_SCHEMA; a migration
+ * that fails changes nothing; a missing file with `create: false` is HF_ERR_OPTION.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { DB_FILE, migrate, openStore, schemaVersion } from '../targets/host/gateway/manage/db';
+import { MIGRATIONS } from '../targets/host/gateway/manage/migrations';
+import { failure } from './support/errors';
+
+let tmp = '';
+test.before.each(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'holdfast-db-'));
+});
+test.after.each(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const tables = (db: ReturnType<typeof openStore>): string[] => (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+
+test('from nothing: directory 0700, file 0600, WAL, foreign keys, every table, each migration recorded once', () => {
+  const dir = path.join(tmp, 'data', 'gw');
+  const db = openStore(dir);
+  assert.is(fs.statSync(dir).mode & 0o777, 0o700);
+  assert.is(fs.statSync(path.join(dir, DB_FILE)).mode & 0o777, 0o600);
+  assert.is(db.pragma('journal_mode', { simple: true }), 'wal');
+  assert.is(db.pragma('foreign_keys', { simple: true }), 1);
+  assert.is(db.pragma('busy_timeout', { simple: true }), 5000);
+  for (const t of ['audit', 'audit_head', 'api_tokens', 'devices', 'job_targets', 'jobs', 'operators', 'schema_migrations', 'sessions']) assert.ok(tables(db).includes(t), t);
+  assert.is(schemaVersion(db), MIGRATIONS.length);
+  const rows = db.prepare('SELECT version, about FROM schema_migrations ORDER BY version').all();
+  assert.equal(
+    rows,
+    MIGRATIONS.map((m) => ({ version: m.version, about: m.about })),
+  );
+  db.close();
+});
+
+test('opened again: nothing applied twice, the data kept', () => {
+  const db = openStore(tmp);
+  db.prepare("INSERT INTO devices (id) VALUES ('pi-1')").run();
+  db.close();
+  const again = openStore(tmp, { busyTimeoutMs: 250 });
+  assert.is(again.pragma('busy_timeout', { simple: true }), 250);
+  assert.is((again.prepare('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number }).n, MIGRATIONS.length);
+  assert.equal(again.prepare('SELECT id FROM devices').all(), [{ id: 'pi-1' }]);
+  again.close();
+});
+
+test('a database newer than the code is refused (HF_ERR_SCHEMA) and left as it is', () => {
+  const db = openStore(tmp);
+  const next = MIGRATIONS.length + 1;
+  db.prepare('INSERT INTO schema_migrations (version, about, applied_at) VALUES (?, ?, ?)').run(next, 'from a newer holdfast', new Date().toISOString());
+  db.close();
+  const f = failure(() => openStore(tmp));
+  assert.is(f.code, 'HF_ERR_SCHEMA');
+  assert.match(f.message, `schema version ${next}, this holdfast knows versions up to ${MIGRATIONS.length}`);
+  assert.match(f.message, DB_FILE);
+  const raw = new Database(path.join(tmp, DB_FILE), { readonly: true });
+  assert.is(schemaVersion(raw), next, 'still the newer version');
+  raw.close();
+});
+
+test('migrations: applied in order, each in a transaction; a failing one changes nothing; numbering checked', () => {
+  const db = openStore(tmp);
+  const base = MIGRATIONS.length;
+  const more = [
+    ...MIGRATIONS,
+    { version: base + 1, about: 'a', sql: 'CREATE TABLE a (x INTEGER) STRICT;' },
+    { version: base + 2, about: 'b', sql: 'CREATE TABLE b (x INTEGER) STRICT; CREATE TABLE a (y INTEGER);' },
+  ];
+  assert.is(failure(() => migrate(db, more)).message, 'table a already exists');
+  assert.is(schemaVersion(db), base + 1, 'the first new one stayed');
+  assert.not.ok(tables(db).includes('b'), 'the failing one left nothing behind');
+  assert.is(failure(() => migrate(db, [{ version: 2, about: 'x', sql: '' }])).code, 'HF_ERR_OPTION');
+  db.close();
+});
+
+test('create: false and no file: HF_ERR_OPTION naming the directory, nothing created', () => {
+  const dir = path.join(tmp, 'none');
+  const f = failure(() => openStore(dir, { create: false }));
+  assert.is(f.code, 'HF_ERR_OPTION');
+  assert.match(f.message, `--data ${dir}: no ${DB_FILE}`);
+  assert.not.ok(fs.existsSync(dir));
+});
+
+test('a data directory that cannot be made: HF_ERR_STORAGE', () => {
+  const file = path.join(tmp, 'plain-file');
+  fs.writeFileSync(file, 'x');
+  assert.is(failure(() => openStore(path.join(file, 'sub'))).code, 'HF_ERR_STORAGE');
+});
+
+test.run();
