@@ -2,17 +2,21 @@
  * The gateway's database (targets/host/gateway/manage/db.ts): created from nothing with its directory
  * (0700) and file (0600), WAL and foreign keys on, every migration applied once and recorded; opened
  * again it is left as it is; a file from a newer holdfast is refused with HF_ERR_SCHEMA; a migration
- * that fails changes nothing; a missing file with `create: false` is HF_ERR_OPTION.
+ * that fails changes nothing; a missing file with `create: false` is HF_ERR_OPTION. better-sqlite3 is
+ * loaded only when a store is opened (the CLI and the gateway load without it), and a machine
+ * without it gets HF_ERR_UNSUPPORTED saying what to install.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { DB_FILE, migrate, openStore, schemaVersion } from '../targets/host/gateway/manage/db';
 import { MIGRATIONS } from '../targets/host/gateway/manage/migrations';
 import { failure } from './support/errors';
+import { ROOT } from './support/host';
 
 let tmp = '';
 test.before.each(() => {
@@ -92,6 +96,41 @@ test('a data directory that cannot be made: HF_ERR_STORAGE', () => {
   const file = path.join(tmp, 'plain-file');
   fs.writeFileSync(file, 'x');
   assert.is(failure(() => openStore(path.join(file, 'sub'))).code, 'HF_ERR_STORAGE');
+});
+
+/** Runs, in a child with the TypeScript loader: load the CLI and db.ts, then open a store; `hide` makes better-sqlite3 unloadable. */
+function lazy(hide: boolean): { before: boolean; after: boolean; code: string | null; message: string | null } {
+  const script = `
+const Module = require('node:module');
+if (${hide}) {
+  const load = Module._load;
+  Module._load = function (request, ...rest) {
+    if (request === 'better-sqlite3') throw Object.assign(new Error("Cannot find module 'better-sqlite3'"), { code: 'MODULE_NOT_FOUND' });
+    return load.call(this, request, ...rest);
+  };
+}
+const loaded = () => Object.keys(require.cache).some((k) => k.includes('better-sqlite3'));
+require('./tools/cli/main.ts');
+const { openStore } = require('./targets/host/gateway/manage/db.ts');
+const before = loaded();
+let code = null, message = null;
+try { openStore(${JSON.stringify(tmp)}).close(); } catch (e) { code = e.code; message = e.message; }
+console.log(JSON.stringify({ before, after: loaded(), code, message }));
+`;
+  const r = spawnSync(process.execPath, ['-r', 'tsx/cjs', '-e', script], { cwd: ROOT, encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+test('better-sqlite3 is loaded when a store is opened, not when the CLI or the store module is', () => {
+  assert.equal(lazy(false), { before: false, after: true, code: null, message: null });
+});
+
+test('without better-sqlite3: HF_ERR_UNSUPPORTED saying what to install', () => {
+  const r = lazy(true);
+  assert.is(r.before, false);
+  assert.is(r.code, 'HF_ERR_UNSUPPORTED');
+  assert.match(r.message ?? '', "the gateway's store needs better-sqlite3 12.x (npm install better-sqlite3@12): Cannot find module 'better-sqlite3'");
 });
 
 test.run();
