@@ -99,6 +99,17 @@ test('a changed entry is named', () => {
   assert.equal(f, { code: 'HF_ERR_AUDIT', message: 'entry 3 was changed: its hash does not match its content' });
 });
 
+test('a detail that is no longer JSON: verify names it, export refuses with HF_ERR_AUDIT', () => {
+  five();
+  db.exec('DROP TRIGGER audit_no_update; PRAGMA ignore_check_constraints = ON;');
+  db.prepare("UPDATE audit SET detail = '{not json' WHERE seq = 2").run();
+  assert.equal(bad(), { seq: 2, problem: 'changed', message: 'entry 2 was changed: its hash does not match its content' });
+  assert.equal(
+    failure(() => log.export(() => {})),
+    { code: 'HF_ERR_AUDIT', message: 'entry 2 was changed: its detail is not JSON' },
+  );
+});
+
 test('a changed actor or time is named too', () => {
   five();
   tamper("UPDATE audit SET at = '2020-01-01T00:00:00.000Z' WHERE seq = 4");

@@ -2,7 +2,8 @@
  * Operators, passwords, API tokens and console sessions (targets/host/gateway/manage/): roles in
  * order; scrypt hashes with their parameters beside them (right and wrong password, a new salt each
  * time, raised parameters rehash at the next login); tokens shown once and kept only as sha256,
- * revocable, never above their owner; sessions with expiry and a CSRF token of their own.
+ * revocable, never above their owner; sessions with expiry and a CSRF token of their own; a login
+ * through the limiter, each one and each failed one audited.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,6 +13,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AuditLog } from '../targets/host/gateway/manage/audit';
 import { type Db, openStore } from '../targets/host/gateway/manage/db';
+import { LoginLimiter } from '../targets/host/gateway/manage/login-limiter';
+import { Logins } from '../targets/host/gateway/manage/logins';
 import { Operators, requireRole, roleAllows, ROLES } from '../targets/host/gateway/manage/operators';
 import { hashPassword, needsRehash, verifyPassword } from '../targets/host/gateway/manage/passwords';
 import { Sessions } from '../targets/host/gateway/manage/sessions';
@@ -213,6 +216,33 @@ test('console sessions: a random id (its sha256 stored), an expiry, a CSRF token
   ops.disable('ada');
   assert.is(failure(() => sessions.check(v.id)).code, 'HF_ERR_LOGIN', 'operator disabled');
   assert.is(failure(() => sessions.create('ada')).code, 'HF_ERR_NOT_FOUND');
+});
+
+test('a login: limiter, password, session; each login and failed one audited; limited after too many failures', async () => {
+  await ops.add('ada', 'admin', 'correct horse');
+  const audit = new AuditLog(db, {}, now);
+  const sessions = new Sessions(db, {}, now);
+  const logins = new Logins({ operators: ops, sessions, limiter: new LoginLimiter({ perName: 2, perAddress: 10, windowMs: 60_000 }, now), audit });
+  const ok = await logins.login('ada', 'correct horse', '127.0.0.1');
+  assert.is(ok.operator.name, 'ada');
+  assert.is(sessions.check(ok.id).csrf, ok.csrf);
+  assert.is((await rejects(logins.login('ada', 'wrong', '192.0.2.1'))).code, 'HF_ERR_LOGIN');
+  assert.is((await rejects(logins.login('ada', 'wrong again', '192.0.2.1'))).code, 'HF_ERR_LOGIN');
+  assert.match((await rejects(logins.login('ada', 'correct horse', '192.0.2.2'))).code, 'HF_ERR_RATE_LIMITED', 'the name is limited, whatever the address');
+  assert.ok(logins.logout(ok.id));
+  assert.not.ok(logins.logout(ok.id));
+  assert.equal(
+    [...audit.entries()].map((e) => [e.actor, e.action, e.target, e.detail]),
+    [
+      ['ada', 'login', 'ada', { remote: '127.0.0.1' }],
+      ['anonymous', 'login.failed', 'ada', { remote: '192.0.2.1' }],
+      ['anonymous', 'login.failed', 'ada', { remote: '192.0.2.1' }],
+      ['ada', 'logout', 'ada', {}],
+    ],
+  );
+  clock += 60_000;
+  assert.is((await logins.login('ada', 'correct horse', '192.0.2.2')).operator.name, 'ada', 'after the window');
+  assert.ok(audit.verify().ok);
 });
 
 test.run();

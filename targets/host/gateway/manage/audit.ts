@@ -183,6 +183,13 @@ export class AuditLog {
   }
 }
 
+/** The row as an entry; a detail that is not JSON (the file was edited) is HF_ERR_AUDIT naming the entry. */
 function toEntry(r: Row): AuditEntry {
-  return { seq: r.seq, at: r.at, actor: r.actor, action: r.action, target: r.target, detail: JSON.parse(r.detail) as Record<string, unknown>, prev: r.prev_hash, hash: r.hash };
+  let detail: Record<string, unknown>;
+  try {
+    detail = JSON.parse(r.detail) as Record<string, unknown>;
+  } catch {
+    throw hfError(ErrorCode.AUDIT, `entry ${r.seq} was changed: its detail is not JSON`);
+  }
+  return { seq: r.seq, at: r.at, actor: r.actor, action: r.action, target: r.target, detail, prev: r.prev_hash, hash: r.hash };
 }
