@@ -15,6 +15,7 @@ import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { DB_FILE, migrate, openStore, schemaVersion } from '../targets/host/gateway/manage/db';
 import { MIGRATIONS } from '../targets/host/gateway/manage/migrations';
+import { ManageStore } from '../targets/host/gateway/manage/store';
 import { failure } from './support/errors';
 import { ROOT } from './support/host';
 
@@ -96,6 +97,22 @@ test('a data directory that cannot be made: HF_ERR_STORAGE', () => {
   const file = path.join(tmp, 'plain-file');
   fs.writeFileSync(file, 'x');
   assert.is(failure(() => openStore(path.join(file, 'sub'))).code, 'HF_ERR_STORAGE');
+});
+
+test('ManageStore: every part over one database; bad options refused with the file closed; close twice is fine', async () => {
+  const s = ManageStore.open(tmp, { operators: { password: { cost: 1024 } }, now: () => 5000 });
+  await s.operators.add('ada', 'admin', 'correct horse');
+  const { id } = await s.logins.login('ada', 'correct horse', '127.0.0.1');
+  assert.is(s.sessions.check(id).operator, 'ada');
+  s.jobs.create({ id: 'j', op: 'info', args: {}, selector: 'pi-1', createdBy: 'ada', createdAt: 5000, expiresAt: 6000, devices: ['pi-1'] });
+  assert.is(s.devices.list().length, 1);
+  assert.is(s.audit.head().seq, 1);
+  s.close();
+  s.close();
+  assert.is(failure(() => ManageStore.open(tmp, { sessions: { ttlMs: 0 } })).code, 'HF_ERR_OPTION');
+  const again = ManageStore.open(tmp);
+  assert.is(again.operators.list().length, 1);
+  again.close();
 });
 
 /** Runs, in a child with the TypeScript loader: load the CLI and db.ts, then open a store; `hide` makes better-sqlite3 unloadable. */
