@@ -11,6 +11,10 @@
  * as `holdfast operator add` beside a running gateway, may hold the write lock for a moment), and
  * every migration the file lacks, each in a transaction of its own. A file whose schema is newer
  * than this code is refused (HF_ERR_SCHEMA) and left as it is.
+ *
+ * `synchronous = NORMAL` in WAL mode: a committed transaction survives the process being killed
+ * (kill -9, a crash) at any point; only a power cut or an OS crash can lose the last ones before
+ * the next checkpoint. FULL would sync the log on every commit.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
