@@ -62,8 +62,6 @@ export const ErrorCode = {
   OVERSIZE: 'HF_ERR_OVERSIZE',
   /** The device's config does not allow it: a program not on the exec allow-list, a path outside the allowed directories. */
   NOT_ALLOWED: 'HF_ERR_NOT_ALLOWED',
-  /** The file, directory or program the operation names does not exist. */
-  NOT_FOUND: 'HF_ERR_NOT_FOUND',
   /** The operation failed on the device for a reason of the platform (a program that cannot start, an I/O error), named in the message. */
   OP_FAILED: 'HF_ERR_OP_FAILED',
   /** The device restarted while the command ran; it was not run again. */
@@ -76,6 +74,25 @@ export const ErrorCode = {
   CANCELLED: 'HF_ERR_CANCELLED',
   /** The job expired before its command reached the device. */
   EXPIRED: 'HF_ERR_EXPIRED',
+
+  // The gateway's management store: operators, their logins and the audit log.
+  /** A login failed (unknown operator or wrong password), or a session or API token is unknown, expired or revoked. */
+  LOGIN: 'HF_ERR_LOGIN',
+  /** A state-changing request without the session's CSRF token, or with another one. */
+  CSRF: 'HF_ERR_CSRF',
+  /** The operator's role does not allow the act (a viewer running a job, an operator adding operators). */
+  ROLE: 'HF_ERR_ROLE',
+  /** Too many failed logins for one operator name or from one address; the message says when to try again. */
+  RATE_LIMITED: 'HF_ERR_RATE_LIMITED',
+  /**
+   * What is named does not exist: at the gateway an operator, token, job or job target; on a device
+   * the file, directory or program a management operation names.
+   */
+  NOT_FOUND: 'HF_ERR_NOT_FOUND',
+  /** The database was written by a newer holdfast (its schema is ahead of this code's migrations). */
+  SCHEMA: 'HF_ERR_SCHEMA',
+  /** The audit log's hash chain is broken: an entry was changed, removed, inserted or reordered. */
+  AUDIT: 'HF_ERR_AUDIT',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -130,13 +130,19 @@ test('statusFor: each error code and its HTTP status', () => {
     HF_ERR_BAD_ARGS: 400,
     HF_ERR_OVERSIZE: 400,
     HF_ERR_NOT_ALLOWED: 400,
-    HF_ERR_NOT_FOUND: 400,
     HF_ERR_OP_FAILED: 400,
     HF_ERR_INTERRUPTED: 400,
     HF_ERR_CMD_TIMEOUT: 400,
     HF_ERR_ANSWER_NOT_KEPT: 400,
     HF_ERR_CANCELLED: 400,
     HF_ERR_EXPIRED: 400,
+    HF_ERR_LOGIN: 401,
+    HF_ERR_CSRF: 403,
+    HF_ERR_ROLE: 403,
+    HF_ERR_RATE_LIMITED: 429,
+    HF_ERR_NOT_FOUND: 404,
+    HF_ERR_SCHEMA: 500,
+    HF_ERR_AUDIT: 500,
   };
   // The table names every code there is (a new code makes this test ask for its status).
   assert.equal(Object.keys(table).sort(), Object.values(ErrorCode).slice().sort());

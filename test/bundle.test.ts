@@ -41,6 +41,15 @@ test('npm run bundle: both bundles, a size report, the device within its budget'
     modules.some((m) => m.includes('cbor-x') || m.includes('cbor-extract')),
     'no cbor-x in the device bundle',
   );
+  assert.equal(
+    dev.external.filter((x: string) => !x.startsWith('node:')),
+    [],
+    "the device bundle requires nothing but Node's own modules (no better-sqlite3)",
+  );
+  assert.not.ok(
+    modules.some((m) => m.includes(path.join('gateway', 'manage')) || m.includes('better-sqlite3')),
+    "nothing of the gateway's store in the device bundle",
+  );
   const sum = modules.length > 0 ? dev.modules.reduce((n: number, m: { bytes: number }) => n + m.bytes, 0) : 0;
   assert.ok(sum > 0.9 * dev.bytes, 'the per-module report accounts for the bundle');
   const gw: string[] = size.bundles['holdfast-gateway.js'].modules.map((m: { module: string }) => m.module);

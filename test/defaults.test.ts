@@ -1,7 +1,8 @@
 /**
  * One source for each default: the defaults objects (LINK_DEFAULTS, built from WIRE_DEFAULTS,
  * RTT_DEFAULTS and RING_DEFAULTS; LADDER_DEFAULTS; MUX_LIMIT_DEFAULTS; GATEWAY_LINK_DEFAULTS;
- * TCP_LIMIT_DEFAULTS). Every
+ * TCP_LIMIT_DEFAULTS; the gateway store's STORE_DEFAULTS, AUDIT_DEFAULTS, PASSWORD_DEFAULTS,
+ * OPERATOR_DEFAULTS, SESSION_DEFAULTS and LOGIN_LIMIT_DEFAULTS). Every
  * number written elsewhere is read back here and compared with them:
  *   - the "(default N)" in the JSDoc of each option interface;
  *   - docs/PROTOCOL.md section 10's table of options (defaults, integer ranges) and its sentences
@@ -31,6 +32,12 @@ import { TCP_LIMIT_FLAGS } from '../tools/cli/gateway-cmd';
 import { RESTART_DEFAULTS, STATUS_DEFAULTS } from '../tools/cli/device-cmd';
 import { FAILURE_LOG_DEFAULTS } from '../targets/host/device/failure-log';
 import { REFUSAL_LOG_DEFAULTS } from '../targets/host/gateway/refusal-log';
+import { STORE_DEFAULTS } from '../targets/host/gateway/manage/db';
+import { AUDIT_DEFAULTS } from '../targets/host/gateway/manage/audit';
+import { PASSWORD_DEFAULTS } from '../targets/host/gateway/manage/passwords';
+import { OPERATOR_DEFAULTS } from '../targets/host/gateway/manage/operators';
+import { SESSION_DEFAULTS } from '../targets/host/gateway/manage/sessions';
+import { LOGIN_LIMIT_DEFAULTS } from '../targets/host/gateway/manage/login-limiter';
 import { code } from './support/errors';
 
 const root = join(__dirname, '..');
@@ -114,6 +121,12 @@ test('JSDoc defaults of the link options, wire limits, RTT bounds and rings are 
   checkJsdoc('COMMAND_JOURNAL_DEFAULTS', COMMAND_JOURNAL_DEFAULTS, [['firmware/manage/command-journal.ts', 'CommandJournalOptions']]);
   checkJsdoc('EXECUTOR_DEFAULTS', EXECUTOR_DEFAULTS, [['firmware/manage/executor.ts', 'ExecutorOptions']]);
   checkJsdoc('DEVICE_JOB_DEFAULTS', DEVICE_JOB_DEFAULTS, [['firmware/manage/job-state.ts', 'DeviceJobOptions']]);
+  checkJsdoc('STORE_DEFAULTS', STORE_DEFAULTS, [['targets/host/gateway/manage/db.ts', 'StoreOptions']]);
+  checkJsdoc('AUDIT_DEFAULTS', AUDIT_DEFAULTS, [['targets/host/gateway/manage/audit.ts', 'AuditOptions']]);
+  checkJsdoc('PASSWORD_DEFAULTS', PASSWORD_DEFAULTS, [['targets/host/gateway/manage/passwords.ts', 'PasswordOptions']]);
+  checkJsdoc('OPERATOR_DEFAULTS', OPERATOR_DEFAULTS, [['targets/host/gateway/manage/operators.ts', 'OperatorOptions']]);
+  checkJsdoc('SESSION_DEFAULTS', SESSION_DEFAULTS, [['targets/host/gateway/manage/sessions.ts', 'SessionOptions']]);
+  checkJsdoc('LOGIN_LIMIT_DEFAULTS', LOGIN_LIMIT_DEFAULTS, [['targets/host/gateway/manage/login-limiter.ts', 'LoginLimitOptions']]);
 });
 
 test('the rings alone and the link have one ring size', () => {

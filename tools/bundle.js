@@ -11,6 +11,8 @@
 // target at run time. cbor-x's optional native addon is aliased to an empty module (tools/empty.js).
 // The device bundle has a size budget (--budget-kib, default DEVICE_BUDGET_KIB): over it, the build
 // fails and names the biggest contributors. The goal is 64 KiB (see the note by DEVICE_BUDGET_KIB).
+// better-sqlite3 (the gateway's store, a native addon) is never bundled: left to be required from
+// node_modules at run time, and the device bundle fails the build if anything in it would require it.
 //
 // Usage: node tools/bundle.js [--budget-kib N] [--quiet] [--out DIR]
 const { buildSync } = require('esbuild');
@@ -39,7 +41,7 @@ const DEVICE_BUDGET_KIB = 149;
 const GOAL_KIB = 64;
 
 const BUNDLES = [
-  { name: 'holdfast-device.js', entry: 'tools/cli/device-main.ts', platform: 'targets/pi/platform.ts', budget: true },
+  { name: 'holdfast-device.js', entry: 'tools/cli/device-main.ts', platform: 'targets/pi/platform.ts', budget: true, forbid: ['better-sqlite3'] },
   { name: 'holdfast-gateway.js', entry: 'tools/cli/gateway-main.ts', platform: 'targets/host/platform.ts', budget: false },
 ];
 
@@ -81,6 +83,7 @@ function build(b, out) {
       '#platform': path.join(root, b.platform),
       'cbor-extract': path.join(root, 'tools', 'empty.js'),
     },
+    external: ['better-sqlite3'],
   });
   fs.chmodSync(outfile, 0o755);
   const output = r.metafile.outputs[path.relative(process.cwd(), outfile)] ?? Object.values(r.metafile.outputs)[0];
@@ -90,7 +93,8 @@ function build(b, out) {
     .map(([file, v]) => ({ module: path.relative(root, path.resolve(process.cwd(), file)), bytes: v.bytesInOutput }))
     .filter((m) => m.bytes > 0)
     .sort((x, y) => y.bytes - x.bytes);
-  return { name: b.name, file: outfile, bytes, gzip, modules };
+  const external = [...new Set(output.imports.filter((i) => i.external).map((i) => i.path))].sort();
+  return { name: b.name, file: outfile, bytes, gzip, modules, external };
 }
 
 /** Bytes per top-level folder (firmware, targets/host, node_modules/cbor-x, ...). */
@@ -109,11 +113,16 @@ const kib = (n) => (n / 1024).toFixed(1);
 function main() {
   const o = parseArgs(process.argv.slice(2));
   fs.mkdirSync(o.out, { recursive: true });
-  const results = BUNDLES.map((b) => ({ ...build(b, o.out), budget: b.budget }));
+  const results = BUNDLES.map((b) => ({ ...build(b, o.out), budget: b.budget, forbid: b.forbid ?? [] }));
   const report = { goal_kib: GOAL_KIB, budget_kib: o.budgetKib, bundles: {} };
   let failed = false;
   for (const r of results) {
-    report.bundles[r.name] = { bytes: r.bytes, gzip_bytes: r.gzip, areas: Object.fromEntries(byArea(r.modules)), modules: r.modules };
+    report.bundles[r.name] = { bytes: r.bytes, gzip_bytes: r.gzip, areas: Object.fromEntries(byArea(r.modules)), modules: r.modules, external: r.external };
+    const forbidden = r.external.filter((x) => r.forbid.includes(x));
+    if (forbidden.length > 0) {
+      failed = true;
+      console.error(`bundle: ${r.name} would require ${forbidden.join(', ')} at run time; it must not (see the note at the top)`);
+    }
     if (!o.quiet) {
       console.log(`${r.name}: ${r.bytes} bytes (${kib(r.bytes)} KiB) minified, ${r.gzip} bytes gzip`);
       for (const [area, n] of byArea(r.modules)) console.log(`  ${kib(n).padStart(7)} KiB  ${area}`);

@@ -8,9 +8,16 @@ const STATUS: Partial<Record<ErrorCodeValue, number>> = {
   [ErrorCode.BUSY]: 503,
   [ErrorCode.CLOSED]: 410,
   [ErrorCode.TIMEOUT]: 410,
+  [ErrorCode.LOGIN]: 401,
+  [ErrorCode.CSRF]: 403,
+  [ErrorCode.ROLE]: 403,
+  [ErrorCode.RATE_LIMITED]: 429,
+  [ErrorCode.NOT_FOUND]: 404,
+  [ErrorCode.SCHEMA]: 500,
+  [ErrorCode.AUDIT]: 500,
 };
 
-/** 400 unless the code says otherwise (bad bundles, windows, acks, protocol). */
+/** 400 unless the code says otherwise (bad bundles, windows, acks, protocol); 500 for the gateway's own broken store. */
 export function statusFor(code: ErrorCodeValue): number {
   return STATUS[code] ?? 400;
 }
