@@ -45,14 +45,8 @@ export interface NewJob {
   devices: readonly string[];
 }
 
-export interface Job {
-  id: string;
-  op: string;
-  args: unknown;
-  selector: string;
-  createdBy: string;
-  createdAt: number;
-  expiresAt: number;
+/** A job as stored: what it was made with (less the device list), when it was cancelled, its counts. */
+export interface Job extends Omit<NewJob, 'devices'> {
   cancelledAt: number | null;
   /** How many targets are in each state (states with none left out). */
   states: Partial<Record<TargetState, number>>;
