@@ -20,6 +20,12 @@ import { ErrorCode, type HfError, hfError } from '../../../firmware/errors';
 import type { LinkBase, LinkPort } from '../../../firmware/link-base';
 import { TypedEmitter } from './typed-emitter';
 
+/**
+ * A message this large or larger is bulk: the link stays corked for it until the immediates run
+ * (after every socket read of this round of polling), not just to the end of the tick.
+ */
+export const BULK_BYTES = 4096;
+
 /** The events of every channel and what their listeners get. */
 export type ChannelEvents = {
   open: [];
@@ -143,13 +149,15 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
   send(data: Uint8Array): boolean {
     if (this.closed) throw hfError(ErrorCode.CLOSED, 'send on a closed channel');
     const link = this.live;
-    // Messages sent in one turn of the event loop leave together: the link is corked until the
-    // immediates run (the drivers cork the same way for their input; the cork is one flag, so both
-    // must end it at the same point of the loop).
+    // Messages sent in one tick leave together: the link is corked until the next tick. A large one
+    // (bulk: a forwarded port's DATA frames) keeps it corked until the immediates run instead, so
+    // the socket reads of one round of polling (64 KiB each) leave as one bundle rather than one
+    // each; a small one (an interactive reply) does not wait for the rest of the round.
     if (!this.corking) {
       this.corking = true;
       link.cork();
-      setImmediate(this.uncork);
+      if (data.length >= BULK_BYTES) setImmediate(this.uncork);
+      else process.nextTick(this.uncork);
     }
     return link.send(this.host.now(), data);
   }

@@ -347,17 +347,16 @@ class Device implements DeviceState {
 
   /**
    * Runs an event on the link and the ladder, then tidies up (abandoned requests, the timer). The link
-   * stays corked until the end of this turn of the event loop (setImmediate: after every socket read
-   * of this round of polling, not after each), so the application's reply to what just arrived leaves
-   * with whatever the link sends next, in one bundle, and a forwarded port's reads of one round (up to
-   * 64 KiB each) go out as one bundle instead of one each.
+   * stays corked until the end of this turn of the event loop, so the application's reply to what
+   * just arrived leaves with whatever the link sends next, in one bundle (LinkChannel.send keeps it
+   * corked longer for bulk).
    */
   private event(fn: (now: number) => void): void {
     if (this.finished) return;
     if (!this.corkedTurn) {
       this.corkedTurn = true;
       this.client.cork();
-      setImmediate(this.endTurn);
+      process.nextTick(this.endTurn);
     }
     fn(platform.clock.now());
     this.kick();

@@ -349,13 +349,12 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   /**
    * Re-arms the timer of `link`'s session (after a request or frame), and makes sure the sessions
-   * corked by this turn's input are uncorked at its end (setImmediate: after all the reads of this
-   * round of polling, so frames that arrived together are answered by one bundle).
+   * corked by this turn's input are uncorked at its end.
    */
   private touched(link: ServerLink | null): void {
     if (!this.uncorkQueued) {
       this.uncorkQueued = true;
-      setImmediate(this.uncork);
+      process.nextTick(this.uncork);
     }
     if (link !== null) this.slots.get(link)?.timer.arm();
   }
