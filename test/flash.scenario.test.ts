@@ -110,9 +110,16 @@ function watchCommandLines(needle: string, exclude: () => number[]): { stop: () 
       }
       if (/^(ssh|scp) /.test(cmd) || / sh -c /.test(cmd)) sshPids.add(n);
       if (!cmd.includes(needle)) continue;
-      // A child forked by an excluded process shows its parent's command line until it execs.
+      // A child forked by an excluded process shows its parent's command line until it execs, and a
+      // read during the exec itself can catch a mix of the old and the new one: look again.
       const ppid = /^\d+ \(.*\) \S (\d+)/.exec(readOr(`/proc/${n}/stat`))?.[1];
-      if (ppid !== undefined && skip.has(ppid) && readOr(`/proc/${ppid}/cmdline`).replace(/\0/g, ' ') === cmd) continue;
+      if (ppid !== undefined && skip.has(ppid)) {
+        const parent = readOr(`/proc/${ppid}/cmdline`).replace(/\0/g, ' ');
+        if (parent === cmd) continue;
+        const again = readOr(`/proc/${n}/cmdline`).replace(/\0/g, ' ');
+        if (again === parent || !again.includes(needle)) continue;
+        cmd = again;
+      }
       hits.add(`${n}: ${cmd}`);
     }
   };
