@@ -19,6 +19,7 @@ import { LADDER_DEFAULTS } from '../firmware/ladder';
 import { COMMAND_JOURNAL_DEFAULTS } from '../firmware/manage/command-journal';
 import { EXECUTOR_DEFAULTS } from '../firmware/manage/executor';
 import { DEVICE_JOB_DEFAULTS } from '../firmware/manage/job-state';
+import { DEFAULT_MAX_ITEM_BYTES } from '../firmware/manage/items';
 import { MANAGE_DEFAULTS } from '../firmware/manage/ops';
 import { MUX_LIMIT_DEFAULTS } from '../firmware/mux-frame';
 import { LINK_DEFAULTS, type ResolvedOptions, resolveOptions } from '../firmware/options';
@@ -218,6 +219,7 @@ test('docs/PROTOCOL.md: the sentences about the defaults', () => {
 function docDefaults(): Map<string, number> {
   const m = new Map<string, number>();
   for (const o of [LINK_DEFAULTS, LADDER_DEFAULTS, MUX_LIMIT_DEFAULTS, TCP_LIMIT_DEFAULTS, MANAGE_DEFAULTS] as Numbers[]) for (const [k, v] of Object.entries(o)) m.set(k, v);
+  m.set('maxItemBytes', DEFAULT_MAX_ITEM_BYTES); // ItemReader's constructor argument
   const inline: [string, string][] = [
     ['firmware/mux.ts', 'MuxTableOptions'],
     ['firmware/journal.ts', 'JournalOptions'],
