@@ -93,6 +93,14 @@ export const ErrorCode = {
   SCHEMA: 'HF_ERR_SCHEMA',
   /** The audit log's hash chain is broken: an entry was changed, removed, inserted or reordered. */
   AUDIT: 'HF_ERR_AUDIT',
+
+  // The gateway's management API (targets/host/gateway/manage/).
+  /** A device selector that does not parse (`site=berlin,class!=pi3,online`: see selector.ts). */
+  SELECTOR: 'HF_ERR_SELECTOR',
+  /** A selector that matches no device: no job was made. */
+  NO_MATCH: 'HF_ERR_NO_MATCH',
+  /** A request body that is not the JSON the route takes, or is larger than the API accepts. */
+  BODY: 'HF_ERR_BODY',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

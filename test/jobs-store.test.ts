@@ -49,7 +49,18 @@ test('the states: one list, pending and final split it, the schema takes exactly
 
 test('create: the job and a queued target per device, in one transaction', () => {
   const j = jobs.create(job('j1', ['pi-1', 'pi-2', 'pi-3']));
-  assert.equal(j, { id: 'j1', op: 'info', args: { verbose: true }, selector: 'site=berlin', createdBy: 'ada', createdAt: T0, expiresAt: T0 + 60_000, cancelledAt: null, states: { queued: 3 } });
+  assert.equal(j, {
+    id: 'j1',
+    op: 'info',
+    args: { verbose: true },
+    selector: 'site=berlin',
+    createdBy: 'ada',
+    createdAt: T0,
+    expiresAt: T0 + 60_000,
+    timeoutMs: 60_000,
+    cancelledAt: null,
+    states: { queued: 3 },
+  });
   assert.equal(
     jobs.targets('j1').map((t) => [t.deviceId, t.state, t.updatedAt]),
     [
@@ -115,11 +126,12 @@ test('a final outcome is recorded exactly once: every later transition refused, 
   assert.ok(jobs.transition('j', 'pi-1', 'running', { at: T0 + 2 }));
   assert.ok(jobs.transition('j', 'pi-1', 'succeeded', { at: T0 + 3, result: { temp: 41.2 } }));
   for (const s of TARGET_STATES) assert.not.ok(jobs.transition('j', 'pi-1', s, { at: T0 + 9, result: { temp: 0 }, errorCode: 'HF_ERR_TIMEOUT' }), `${s} after succeeded`);
-  assert.equal(jobs.target('j', 'pi-1'), { jobId: 'j', deviceId: 'pi-1', state: 'succeeded', result: { temp: 41.2 }, errorCode: null, updatedAt: T0 + 3 });
+  assert.equal(jobs.target('j', 'pi-1'), { jobId: 'j', deviceId: 'pi-1', state: 'succeeded', result: { temp: 41.2 }, errorCode: null, errorMessage: null, sends: 0, updatedAt: T0 + 3 });
   assert.ok(jobs.transition('j', 'pi-2', 'failed', { at: T0 + 4, errorCode: 'HF_ERR_FORBIDDEN' }));
   assert.not.ok(jobs.transition('j', 'pi-2', 'succeeded', { at: T0 + 5, result: {} }));
   assert.equal(jobs.target('j', 'pi-2')?.errorCode, 'HF_ERR_FORBIDDEN');
   assert.equal(jobs.job('j')?.states, { succeeded: 1, failed: 1 });
+  assert.ok(jobs.transition('j', 'pi-1', 'sent', { at: T0 + 1, sends: 1 }) === false, 'final stays final, sends too');
   assert.is(failure(() => jobs.transition('j', 'pi-9', 'sent', { at: T0 })).code, 'HF_ERR_NOT_FOUND');
   assert.is(failure(() => jobs.transition('j', 'pi-1', 'done' as 'sent', { at: T0 })).code, 'HF_ERR_OPTION');
 });
@@ -151,6 +163,43 @@ test('jobs: newest first, limit and before', () => {
     ['j2', 'j1'],
   );
   assert.is(jobs.job('none'), null);
+});
+
+test('pending, stale and batch: what a restarted gateway loads, and what it must finish', () => {
+  jobs.create({ ...job('p1', ['pi-1', 'pi-2']), timeoutMs: 5000 });
+  jobs.create({ ...job('p2', ['pi-1']), createdAt: T0 + 1, expiresAt: T0 + 10 });
+  jobs.create({ ...job('p3', ['pi-3']), createdAt: T0 + 2 });
+  jobs.batch(() => {
+    jobs.transition('p1', 'pi-1', 'sent', { at: T0 + 3, sends: 1 });
+    jobs.transition('p1', 'pi-2', 'failed', { at: T0 + 3, errorCode: 'HF_ERR_OP_FAILED', errorMessage: 'no' });
+  });
+  jobs.cancel('p3', T0 + 4);
+  const pending = jobs.pending(T0 + 20);
+  assert.equal(
+    pending.map((t) => [t.jobId, t.deviceId, t.state, t.sends, t.timeoutMs]),
+    [['p1', 'pi-1', 'sent', 1, 5000]],
+  );
+  assert.equal(jobs.target('p1', 'pi-2')?.errorMessage, 'no');
+  assert.equal(
+    jobs
+      .stale(T0 + 20)
+      .map((t) => [t.jobId, t.deviceId, t.cancelledAt])
+      .sort(),
+    [
+      ['p2', 'pi-1', null],
+      ['p3', 'pi-3', T0 + 4],
+    ],
+  );
+  assert.throws(
+    () =>
+      jobs.batch(() => {
+        jobs.transition('p1', 'pi-1', 'running', { at: T0 + 5 });
+        throw new Error('boom');
+      }),
+    /boom/,
+  );
+  assert.is(jobs.target('p1', 'pi-1')?.state, 'sent', 'a failed batch changes nothing');
+  assert.is(failure(() => jobs.create({ ...job('p4', ['pi-1']), timeoutMs: 0 })).code, 'HF_ERR_OPTION');
 });
 
 test.run();

@@ -13,6 +13,8 @@ import { type Flag, parseArgs, usage } from './args';
 import { benchResponder } from './bench-proto';
 import { linkOptions, LINK_FLAGS, LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
 import { checkSecretFile, INSECURE_KEY_FILE_FLAG } from './key';
+import { startManagement } from '../../targets/host/gateway/manage/start';
+import { LABEL_KEY } from '../../targets/host/gateway/manage/devices-store';
 
 /** The direct TCP port's bounds on connections that have not proved a key (TcpLimits). */
 export const TCP_LIMIT_FLAGS: Flag[] = [
@@ -41,8 +43,14 @@ const FLAGS: Flag[] = [
   { name: 'http', meta: 'HOST:PORT', help: 'HTTP listener (default 127.0.0.1:8080)' },
   { name: 'tcp', meta: 'HOST:PORT', help: 'direct TCP listener (default: none)' },
   { name: 'metrics', meta: 'HOST:PORT', help: 'serve Prometheus metrics at http://HOST:PORT/metrics, on a listener of its own (default: none; use loopback or a private network)' },
-  { name: 'devices', meta: 'FILE', help: 'JSON {"<device id>": "<secret key>", ...}: the devices let in (required; mode 600: refused if group or others may read it)' },
+  {
+    name: 'devices',
+    meta: 'FILE',
+    help: 'JSON {"<device id>": "<secret key>" or {"key": "<secret key>", "labels": {"site": "berlin"}}, ...}: the devices let in (required; mode 600: refused if group or others may read it)',
+  },
   { name: 'allow', meta: 'HOST:PORT', repeat: true, help: 'a target devices may forward to (anything else is refused, HF_ERR_FORBIDDEN)' },
+  { name: 'data', meta: 'DIR', help: 'keep devices, jobs, operators and the audit log in DIR/holdfast.db: devices can be managed (see --console)' },
+  { name: 'console', meta: 'HOST:PORT', help: 'serve the management API and web console here (needs --data; use loopback or a private network)' },
   { name: 'echo', type: 'bool', help: 'send every plain message back to its device (for testing)' },
   { name: 'bench', type: 'bool', help: "answer devices' `bench` command (implies --echo)" },
   { name: 'max-sessions', type: 'number', help: 'most sessions at once (default 10000)' },
@@ -59,18 +67,41 @@ const ABOUT = `Runs the gateway devices connect to. Each device proves its key f
 its session then carries messages and forwarded TCP connections to the --allow targets.`;
 
 /**
- * Reads the devices file: a JSON object of non-empty string keys, in a file only its owner may read
- * (see checkSecretFile; `insecure` lets a looser one through, and `warn` gets the warning).
+ * Reads the devices file: a JSON object whose values are each a device's secret key (a non-empty
+ * string) or {"key": ..., "labels": {...}} (labels: what management selectors match), in a file only
+ * its owner may read (see checkSecretFile; `insecure` lets a looser one through, and `warn` gets the
+ * warning). Returns the keys, and the labels of the devices that have some.
  */
-export function readDevices(file: string, insecure = false, warn: (message: string) => void = () => {}): Record<string, string> {
+export function readDevicesFile(file: string, insecure = false, warn: (message: string) => void = () => {}): { keys: Record<string, string>; labels: Record<string, Record<string, string>> } {
   const loose = checkSecretFile('devices', file, insecure);
   if (loose !== null) warn(loose);
   const d = readFlagJson('devices', file, 'a JSON object {"<device id>": "<secret key>"}');
-  for (const [id, k] of Object.entries(d)) {
+  const keys: Record<string, string> = {};
+  const labels: Record<string, Record<string, string>> = {};
+  for (const [id, v] of Object.entries(d)) {
     if (id.length === 0 || id.length > 128) throw hfError(ErrorCode.OPTION, `--devices ${file}: device id ${JSON.stringify(id)} must be 1..128 characters`);
-    if (typeof k !== 'string' || k.length === 0) throw hfError(ErrorCode.OPTION, `--devices ${file}: the key of ${JSON.stringify(id)} must be a non-empty string`);
+    const entry = typeof v === 'string' ? { key: v } : v;
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw hfError(ErrorCode.OPTION, `--devices ${file}: ${JSON.stringify(id)} must be a key or {"key": ..., "labels": {...}}`);
+    const e = entry as Record<string, unknown>;
+    for (const k of Object.keys(e))
+      if (k !== 'key' && k !== 'labels') throw hfError(ErrorCode.OPTION, `--devices ${file}: ${JSON.stringify(id)} has an unknown field ${JSON.stringify(k)} (key, labels)`);
+    if (typeof e.key !== 'string' || e.key.length === 0) throw hfError(ErrorCode.OPTION, `--devices ${file}: the key of ${JSON.stringify(id)} must be a non-empty string`);
+    keys[id] = e.key;
+    if (e.labels === undefined) continue;
+    const l = e.labels;
+    if (l === null || typeof l !== 'object' || Array.isArray(l) || !Object.values(l).every((x) => typeof x === 'string'))
+      throw hfError(ErrorCode.OPTION, `--devices ${file}: the labels of ${JSON.stringify(id)} must be an object of strings`);
+    for (const k of Object.keys(l))
+      if (!LABEL_KEY.test(k))
+        throw hfError(ErrorCode.OPTION, `--devices ${file}: label key ${JSON.stringify(k)} of ${JSON.stringify(id)}: 1..63 of letters, digits and . _ - /, starting with a letter or digit`);
+    labels[id] = l as Record<string, string>;
   }
-  return d as Record<string, string>;
+  return { keys, labels };
+}
+
+/** The devices file's keys (see readDevicesFile). */
+export function readDevices(file: string, insecure = false, warn: (message: string) => void = () => {}): Record<string, string> {
+  return readDevicesFile(file, insecure, warn).keys;
 }
 
 /**
@@ -98,12 +129,15 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   if (v.devices === undefined) throw hfError(ErrorCode.OPTION, '--devices FILE is required');
   // Warnings about loose file modes (--insecure-key-file) wait for the log, which comes next.
   const loose: string[] = [];
-  const devices = readDevices(String(v.devices), v['insecure-key-file'] === true, (m) => loose.push(m));
+  const { keys: devices, labels } = readDevicesFile(String(v.devices), v['insecure-key-file'] === true, (m) => loose.push(m));
+  if (v.console !== undefined && v.data === undefined) throw hfError(ErrorCode.OPTION, '--console needs --data DIR (where jobs, operators and the audit log are kept)');
   const tls = readTls(v, (m) => loose.push(m));
   const allow = (v.allow as string[] | undefined) ?? [];
   for (const a of allow) parseTarget(a); // a bad entry is an error now, not a refusal later
   const log = createLog({ name: 'gateway', format: (v.log as LogFormat) ?? 'text', level: (v['log-level'] as LogLevel) ?? 'info' });
   for (const m of loose) log.warn(m);
+  const manage = v.data === undefined ? null : await startManagement({ dataDir: String(v.data), listen: (v.console as string | undefined) ?? null, log, deviceIds: Object.keys(devices), labels });
+  if (manage?.url) log.info('console', { url: manage.url });
   const gw = await Gateway.start({
     http: (v.http as string) ?? '127.0.0.1:8080',
     tcp: (v.tcp as string) ?? null,
@@ -131,6 +165,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   gw.on('session', (ch: GatewayChannel) => {
     const mux = new Mux(ch, { role: 'gateway' });
     const fwd = serveForwards(mux, { allow });
+    manage?.attach(ch, mux);
     fwd.on('refused', (target: string, err: { code: string; message: string }) => log.warn('forward refused', { device: ch.deviceId, target, code: err.code }));
     fwd.on('connection', () => log.debug('forward connected', { device: ch.deviceId }));
     if (v.bench === true) benchResponder(mux);
@@ -148,6 +183,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     log.info('stopping', { signal: sig });
     process.off('SIGHUP', reloadTls);
     await gw.close();
+    await manage?.close();
   });
   return 0;
 }

@@ -134,6 +134,11 @@ export class AuditLog {
     for (const r of this.db.prepare('SELECT * FROM audit WHERE seq >= ? ORDER BY seq').iterate(fromSeq) as IterableIterator<Row>) yield toEntry(r);
   }
 
+  /** The newest entries first: at most `limit`, with a seq below `beforeSeq` when given (for paging back). */
+  latest(limit: number, beforeSeq = Number.MAX_SAFE_INTEGER): AuditEntry[] {
+    return (this.db.prepare('SELECT * FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?').all(beforeSeq, limit) as Row[]).map(toEntry);
+  }
+
   /**
    * Walks the whole chain (see the top of this file). `ok: true` with the count and the head, or the
    * first entry that does not hold, what is wrong with it, and a message for people naming it.

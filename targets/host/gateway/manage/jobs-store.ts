@@ -41,12 +41,15 @@ export interface NewJob {
   createdAt: number;
   /** After this (ms since the epoch) a target not yet sent expires. */
   expiresAt: number;
+  /** How long a device has to answer once the command was sent, ms (default 60000). */
+  timeoutMs?: number;
   /** The devices it is for, each once. Devices not in the store yet are added. */
   devices: readonly string[];
 }
 
 /** A job as stored: what it was made with (less the device list), when it was cancelled, its counts. */
-export interface Job extends Omit<NewJob, 'devices'> {
+export interface Job extends Omit<NewJob, 'devices' | 'timeoutMs'> {
+  timeoutMs: number;
   cancelledAt: number | null;
   /** How many targets are in each state (states with none left out). */
   states: Partial<Record<TargetState, number>>;
@@ -58,6 +61,9 @@ export interface Target {
   state: TargetState;
   result: unknown;
   errorCode: string | null;
+  errorMessage: string | null;
+  /** Times the command was sent to the device (re-sends under the same id included). */
+  sends: number;
   updatedAt: number;
 }
 
@@ -66,6 +72,7 @@ export interface PendingTarget extends Target {
   op: string;
   args: unknown;
   expiresAt: number;
+  timeoutMs: number;
 }
 
 export interface Transition {
@@ -75,6 +82,10 @@ export interface Transition {
   result?: unknown;
   /** An HF_ERR_... code, for `failed` and the like. */
   errorCode?: string;
+  /** The error's message, for people. */
+  errorMessage?: string;
+  /** Times sent so far (kept as it was when absent). */
+  sends?: number;
 }
 
 interface JobRow {
@@ -85,6 +96,7 @@ interface JobRow {
   created_by: string;
   created_at: number;
   expires_at: number;
+  timeout_ms: number;
   cancelled_at: number | null;
 }
 interface TargetRow {
@@ -93,8 +105,13 @@ interface TargetRow {
   state: TargetState;
   result: string | null;
   error_code: string | null;
+  error_message: string | null;
+  sends: number;
   updated_at: number;
 }
+
+/** Defaults of a job's bounds. */
+export const JOB_DEFAULTS = { timeoutMs: 60000 } as const;
 
 const FINAL_SQL = `(${FINAL_STATES.map((s) => `'${s}'`).join(', ')})`;
 const PENDING_SQL = `(${PENDING_STATES.map((s) => `'${s}'`).join(', ')})`;
@@ -113,12 +130,14 @@ export class JobStore {
     if (new Set(job.devices).size !== job.devices.length) throw hfError(ErrorCode.OPTION, `job ${job.id}: a device named twice`);
     if (!(job.expiresAt > job.createdAt)) throw hfError(ErrorCode.OPTION, `job ${job.id}: expiresAt ${job.expiresAt} is not after createdAt ${job.createdAt}`);
     const args = canonicalJson(job.args ?? null);
+    const timeoutMs = job.timeoutMs ?? JOB_DEFAULTS.timeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 0xffffffff) throw hfError(ErrorCode.OPTION, `job ${job.id}: timeoutMs must be an integer in 1..2^32-1, got ${String(timeoutMs)}`);
     this.db
       .transaction(() => {
         if (this.db.prepare('SELECT 1 FROM jobs WHERE id = ?').get(job.id) !== undefined) throw hfError(ErrorCode.OPTION, `job ${job.id} exists`);
         this.db
-          .prepare('INSERT INTO jobs (id, op, args, selector, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-          .run(job.id, job.op, args, job.selector, job.createdBy, job.createdAt, job.expiresAt);
+          .prepare('INSERT INTO jobs (id, op, args, selector, created_by, created_at, expires_at, timeout_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(job.id, job.op, args, job.selector, job.createdBy, job.createdAt, job.expiresAt, timeoutMs);
         const device = this.db.prepare('INSERT OR IGNORE INTO devices (id) VALUES (?)');
         const target = this.db.prepare("INSERT INTO job_targets (job_id, device_id, state, updated_at) VALUES (?, ?, 'queued', ?)");
         for (const d of job.devices) {
@@ -161,12 +180,43 @@ export class JobStore {
   pendingFor(deviceId: string, now: number): PendingTarget[] {
     const rows = this.db
       .prepare(
-        `SELECT t.*, j.op, j.args, j.expires_at FROM job_targets t JOIN jobs j ON j.id = t.job_id
+        `SELECT t.*, j.op, j.args, j.expires_at, j.timeout_ms FROM job_targets t JOIN jobs j ON j.id = t.job_id
          WHERE t.device_id = ? AND t.state IN ${PENDING_SQL} AND j.cancelled_at IS NULL AND j.expires_at > ?
          ORDER BY j.created_at, j.id`,
       )
-      .all(deviceId, now) as (TargetRow & { op: string; args: string; expires_at: number })[];
-    return rows.map((r) => ({ ...toTarget(r), op: r.op, args: JSON.parse(r.args), expiresAt: r.expires_at }));
+      .all(deviceId, now) as (TargetRow & { op: string; args: string; expires_at: number; timeout_ms: number })[];
+    return rows.map((r) => ({ ...toTarget(r), op: r.op, args: JSON.parse(r.args), expiresAt: r.expires_at, timeoutMs: r.timeout_ms }));
+  }
+
+  /** Every pending target of every device (see pendingFor), oldest job first: what a gateway loads when it starts. */
+  pending(now: number): PendingTarget[] {
+    const rows = this.db
+      .prepare(
+        `SELECT t.*, j.op, j.args, j.expires_at, j.timeout_ms FROM job_targets t JOIN jobs j ON j.id = t.job_id
+         WHERE t.state IN ${PENDING_SQL} AND j.cancelled_at IS NULL AND j.expires_at > ?
+         ORDER BY j.created_at, j.id, t.device_id`,
+      )
+      .all(now) as (TargetRow & { op: string; args: string; expires_at: number; timeout_ms: number })[];
+    return rows.map((r) => ({ ...toTarget(r), op: r.op, args: JSON.parse(r.args), expiresAt: r.expires_at, timeoutMs: r.timeout_ms }));
+  }
+
+  /**
+   * Targets still pending of jobs that were cancelled or have expired by `now`: what the gateway must
+   * finish (cancelled / expired) when it starts, since nothing will send them any more.
+   */
+  stale(now: number): (Target & { cancelledAt: number | null; expiresAt: number })[] {
+    const rows = this.db
+      .prepare(
+        `SELECT t.*, j.cancelled_at, j.expires_at FROM job_targets t JOIN jobs j ON j.id = t.job_id
+         WHERE t.state IN ${PENDING_SQL} AND (j.cancelled_at IS NOT NULL OR j.expires_at <= ?)`,
+      )
+      .all(now) as (TargetRow & { cancelled_at: number | null; expires_at: number })[];
+    return rows.map((r) => ({ ...toTarget(r), cancelledAt: r.cancelled_at, expiresAt: r.expires_at }));
+  }
+
+  /** Runs `fn` in one write transaction (many transitions at the cost of one commit). */
+  batch<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
   }
 
   /**
@@ -177,8 +227,10 @@ export class JobStore {
     if (!isTargetState(state)) throw hfError(ErrorCode.OPTION, `not a job target state: ${JSON.stringify(state)}`);
     const result = t.result === undefined ? null : canonicalJson(t.result);
     const r = this.db
-      .prepare(`UPDATE job_targets SET state = ?, result = ?, error_code = ?, updated_at = ? WHERE job_id = ? AND device_id = ? AND state NOT IN ${FINAL_SQL}`)
-      .run(state, result, t.errorCode ?? null, t.at, jobId, deviceId);
+      .prepare(
+        `UPDATE job_targets SET state = ?, result = ?, error_code = ?, error_message = ?, sends = COALESCE(?, sends), updated_at = ? WHERE job_id = ? AND device_id = ? AND state NOT IN ${FINAL_SQL}`,
+      )
+      .run(state, result, t.errorCode ?? null, t.errorMessage ?? null, t.sends ?? null, t.at, jobId, deviceId);
     if (r.changes === 1) return true;
     if (this.target(jobId, deviceId) === null) throw hfError(ErrorCode.NOT_FOUND, `job ${jobId} has no target ${deviceId}`);
     return false;
@@ -195,10 +247,30 @@ export class JobStore {
   private toJob(r: JobRow): Job {
     const states: Partial<Record<TargetState, number>> = {};
     for (const s of this.db.prepare('SELECT state, COUNT(*) AS n FROM job_targets WHERE job_id = ? GROUP BY state').all(r.id) as { state: TargetState; n: number }[]) states[s.state] = s.n;
-    return { id: r.id, op: r.op, args: JSON.parse(r.args), selector: r.selector, createdBy: r.created_by, createdAt: r.created_at, expiresAt: r.expires_at, cancelledAt: r.cancelled_at, states };
+    return {
+      id: r.id,
+      op: r.op,
+      args: JSON.parse(r.args),
+      selector: r.selector,
+      createdBy: r.created_by,
+      createdAt: r.created_at,
+      expiresAt: r.expires_at,
+      timeoutMs: r.timeout_ms,
+      cancelledAt: r.cancelled_at,
+      states,
+    };
   }
 }
 
 function toTarget(r: TargetRow): Target {
-  return { jobId: r.job_id, deviceId: r.device_id, state: r.state, result: r.result === null ? null : JSON.parse(r.result), errorCode: r.error_code, updatedAt: r.updated_at };
+  return {
+    jobId: r.job_id,
+    deviceId: r.device_id,
+    state: r.state,
+    result: r.result === null ? null : JSON.parse(r.result),
+    errorCode: r.error_code,
+    errorMessage: r.error_message,
+    sends: r.sends,
+    updatedAt: r.updated_at,
+  };
 }

@@ -109,4 +109,14 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 
 CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 `,
   },
+  {
+    version: 2,
+    about: 'job timeouts; per-target sends and error messages',
+    sql: `
+ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 60000;
+ALTER TABLE job_targets ADD COLUMN sends INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE job_targets ADD COLUMN error_message TEXT;
+CREATE INDEX job_targets_pending ON job_targets (state) WHERE state IN ('queued', 'sent', 'running');
+`,
+  },
 ];
