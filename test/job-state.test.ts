@@ -6,7 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DeviceJob, type EventResult, FINAL_STATES, isFinal, JobState, type JobStateValue } from '../firmware/manage/job-state';
+import { changed, DeviceJob, type EventResult, FINAL_STATES, isFinal, JobState, type JobStateValue } from '../firmware/manage/job-state';
 import { Prng } from '../targets/sim/prng';
 import { code } from './support/errors';
 
@@ -180,10 +180,12 @@ test('deadlines: the command timeout while sent or running, the expiry while que
 test('a deadline that passed is applied before a late event', () => {
   const j = new DeviceJob(0, EXPIRES, { timeoutMs: TIMEOUT });
   j.sent(0);
-  assert.is(j.succeeded(TIMEOUT, { late: true }), 'ignored-final', 'the answer came at the timeout');
+  assert.is(j.succeeded(TIMEOUT, { late: true }), 'deadline', 'the answer came at the timeout: the timeout is what changed, to be recorded');
   assert.is(j.state, 'timed-out');
+  assert.ok(changed('deadline') && changed('applied') && !changed('ignored') && !changed('ignored-final'));
+  assert.is(j.succeeded(TIMEOUT + 1, { late: true }), 'ignored-final');
   const q = new DeviceJob(0, 100);
-  assert.is(q.sent(100), 'ignored-final');
+  assert.is(q.sent(100), 'deadline');
   assert.is(q.state, 'expired');
   assert.is(q.sends, 0);
 });

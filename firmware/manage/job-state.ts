@@ -21,7 +21,8 @@
  *   (timed-out). A deadline at or before `now` is applied before the event itself, so an answer that
  *   comes after the timeout does not change the outcome, whichever the driver noticed first.
  * - Final states are final: every later event is ignored and says so (`'ignored-final'`); an event
- *   that does not apply in a pending state is `'ignored'` and changes nothing.
+ *   that does not apply in a pending state is `'ignored'` and changes nothing; one that came after a
+ *   deadline is `'deadline'` (the deadline's outcome is the change to record).
  * - `mayHaveRun` tells a cancelled, expired or timed-out outcome apart: false when the command was
  *   never sent (it certainly did not run), true when the device may have run it (its record says).
  */
@@ -48,7 +49,17 @@ export function isFinal(s: JobStateValue): boolean {
 }
 
 /** What an event did: changed the state, did not apply in this state, or came after the outcome. */
-export type EventResult = 'applied' | 'ignored' | 'ignored-final';
+/**
+ * What an event did: `applied`; `deadline` (a deadline at or before its time was applied instead: the
+ * state changed to expired or timed-out, the event itself did not count); `ignored` (no change);
+ * `ignored-final` (the job was already final). The driver records the state after applied and deadline.
+ */
+export type EventResult = 'applied' | 'deadline' | 'ignored' | 'ignored-final';
+
+/** True when the event changed the state (it must be recorded). */
+export function changed(r: EventResult): boolean {
+  return r === 'applied' || r === 'deadline';
+}
 
 export interface DeviceJobOptions {
   /** How long the device has to answer once the command was sent, ms (default 60000). */
@@ -219,8 +230,7 @@ export class DeviceJob {
   private event(now: number, from: readonly JobStateValue[], apply: () => void): EventResult {
     checkTime(now);
     if (this.final) return 'ignored-final';
-    this.due(now);
-    if (this.final) return 'ignored-final';
+    if (this.due(now)) return 'deadline';
     if (!from.includes(this.s.state)) return 'ignored';
     apply();
     return 'applied';

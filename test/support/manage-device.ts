@@ -1,12 +1,12 @@
 /**
- * A device end of the management channel for gateway-side tests: a mux 'stream' handler that accepts
- * MANAGE_TARGET and answers each command through a real Executor (at most once, journaled) over the
- * sim target's Management, counting what ran.
+ * A board for gateway-side tests: the sim target's Management with two programs (/bin/count,
+ * /bin/sleep ARG ms) and a files directory, its journal in memory, served on a mux by the device's own
+ * management server (targets/host/device/manage-server.ts), counting what ran.
  */
-import { decodeCommand, encodeReply, type Reply } from '../../firmware/manage/command';
 import { Executor } from '../../firmware/manage/executor';
-import { ItemReader, itemHeader, MANAGE_TARGET } from '../../firmware/manage/items';
-import type { Mux, MuxStream } from '../../targets/host/app/mux';
+import type { Mux } from '../../targets/host/app/mux';
+import { type ManageServer, serveManagement } from '../../targets/host/device/manage-server';
+import { silentLog } from '../../targets/node/log';
 import { SimClock } from '../../targets/sim/clock';
 import { SimGpio } from '../../targets/sim/gpio';
 import { SimManagement } from '../../targets/sim/manage';
@@ -18,6 +18,8 @@ export interface TestBoard {
   storage: MemoryStorage;
   /** Command ids each time one started running (a repeat here is a command run twice). */
   started: string[];
+  /** The device process's executor (made by the first serveBoard). */
+  executor: Executor | null;
 }
 
 export function testBoard(): TestBoard {
@@ -32,37 +34,22 @@ export function testBoard(): TestBoard {
       '/bin/sleep': (argv) => ({ durationMs: Number(argv[1]) }),
     },
   });
-  return { mgmt, storage: new MemoryStorage(), started: [] };
+  // The sim's programs answer at once; /bin/sleep here takes its time for real (capped by the timeout).
+  const run = mgmt.run.bind(mgmt);
+  mgmt.run = async (req) => {
+    const r = await run(req);
+    if (req.argv[0] === '/bin/sleep') await new Promise((res) => setTimeout(res, Math.min(Number(req.argv[1]), req.timeoutMs)));
+    return r;
+  };
+  return { mgmt, storage: new MemoryStorage(), started: [], executor: null };
 }
 
-/** Serves `board` on `mux` (a fresh Executor over its storage: like a device process starting). */
-export function serveBoard(mux: Mux, board: TestBoard, hold: { ms: number } = { ms: 0 }): Executor {
-  const ex = new Executor(board.mgmt, board.storage);
-  mux.on('stream', (s: MuxStream, target: string) => {
-    if (target !== MANAGE_TARGET) return s.refuse('HF_ERR_FORBIDDEN', 'no');
-    s.accept();
-    const r = new ItemReader();
-    const send = (rep: Reply): void => {
-      if (s.destroyed) return;
-      const b = encodeReply(rep);
-      s.write(itemHeader(b.length));
-      s.write(b);
-    };
-    s.on('error', () => {});
-    s.on('data', (chunk: Buffer) => {
-      for (const item of r.push(chunk)) {
-        const cmd = decodeCommand(item);
-        void ex
-          .execute(cmd, (id) => {
-            board.started.push(id);
-            send({ id, accepted: true });
-          })
-          .then(async (a) => {
-            if (hold.ms > 0) await new Promise((res) => setTimeout(res, hold.ms));
-            send(a);
-          });
-      }
-    });
-  });
-  return ex;
+/**
+ * Serves `board` on `mux` (a session's mux). The board's device process keeps its Executor from one
+ * session to the next; `restarted` starts a new one over the same journal, like the process starting
+ * again (what it was running is then answered HF_ERR_INTERRUPTED).
+ */
+export function serveBoard(mux: Mux, board: TestBoard, opts: { restarted?: boolean } = {}): ManageServer {
+  if (board.executor === null || opts.restarted === true) board.executor = new Executor(board.mgmt, board.storage);
+  return serveManagement(mux, board.executor, { log: silentLog, onStarted: (id) => board.started.push(id) });
 }

@@ -26,7 +26,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { ErrorCode, hfError, isHfError } from '../../../../firmware/errors';
 import { type Answer, encodeCommand, type Reply } from '../../../../firmware/manage/command';
-import { DeviceJob, type JobOutcome } from '../../../../firmware/manage/job-state';
+import { changed, DeviceJob, type EventResult, type JobOutcome } from '../../../../firmware/manage/job-state';
 import { type ManageLimits, type ResolvedManageLimits, resolveManageLimits, validateOp } from '../../../../firmware/manage/ops';
 import type { Log } from '../../../../hal/log';
 import type { Mux } from '../../app/mux';
@@ -232,7 +232,7 @@ export class ManageService extends EventEmitter {
     for (const jobId of this.byDevice.get(id) ?? []) {
       const a = this.active.get(jobId);
       const dj = a?.targets.get(id);
-      if (dj !== undefined && dj.disconnected(at) === 'applied') this.queueWrite(jobId, id, dj, 'gateway');
+      if (dj !== undefined && changed(dj.disconnected(at))) this.queueWrite(jobId, id, dj, 'gateway');
     }
   }
 
@@ -245,7 +245,7 @@ export class ManageService extends EventEmitter {
       const a = this.active.get(jobId);
       const dj = a?.targets.get(id);
       if (a === undefined || dj === undefined || !dj.wantsSend || on.opening.includes(jobId)) continue;
-      if (dj.onTimer(at) === 'applied') {
+      if (changed(dj.onTimer(at))) {
         this.queueWrite(jobId, id, dj, 'gateway');
         continue;
       }
@@ -256,7 +256,7 @@ export class ManageService extends EventEmitter {
 
   private markSent(jobId: string, id: string, at: number): void {
     const dj = this.active.get(jobId)?.targets.get(id);
-    if (dj !== undefined && dj.sent(at) === 'applied') this.queueWrite(jobId, id, dj, 'gateway');
+    if (dj !== undefined && changed(dj.sent(at))) this.queueWrite(jobId, id, dj, 'gateway');
   }
 
   private refreshInfo(id: string, on: Online): void {
@@ -279,12 +279,13 @@ export class ManageService extends EventEmitter {
     const a = this.active.get(r.id);
     const dj = a?.targets.get(id);
     if (a === undefined || dj === undefined) return; // finished already, or not ours: the record stands
-    let res: string;
+    let res: EventResult;
     if ('accepted' in r) res = dj.accepted(at);
     else if ('ok' in r) res = dj.succeeded(at, toJsonValue(r.ok) as Record<string, unknown>);
     else res = dj.failed(at, (r as Extract<Answer, { error: unknown }>).error);
-    if (res !== 'applied') return;
+    if (!changed(res)) return;
     this.queueWrite(r.id, id, dj, `device:${id}`);
+    if (res !== 'applied') return;
     if ('ok' in r && a.job.op === 'info') this.reported(id, toJsonValue(r.ok) as Record<string, unknown>, at);
   }
 
@@ -331,13 +332,13 @@ export class ManageService extends EventEmitter {
   /** Cancels what is still pending of the job (audited); a job already over: returns it unchanged. No such job: HF_ERR_NOT_FOUND. */
   cancel(jobId: string, actor: string): Job {
     const at = this.now();
-    const changed = this.store.jobs.cancel(jobId, at);
-    if (changed) this.store.audit.append({ actor, action: 'job.cancel', target: jobId });
+    const first = this.store.jobs.cancel(jobId, at);
+    if (first) this.store.audit.append({ actor, action: 'job.cancel', target: jobId });
     const a = this.active.get(jobId);
-    if (a !== undefined) for (const [d, dj] of a.targets) if (dj.cancel(at, actor) === 'applied') this.queueWrite(jobId, d, dj, actor);
+    if (a !== undefined) for (const [d, dj] of a.targets) if (changed(dj.cancel(at, actor))) this.queueWrite(jobId, d, dj, actor);
     this.flush();
     const job = this.store.jobs.job(jobId) as Job;
-    if (changed) this.emit('job', job);
+    if (first) this.emit('job', job);
     return job;
   }
 
@@ -388,7 +389,7 @@ export class ManageService extends EventEmitter {
     for (const [jobId, a] of this.active)
       for (const [d, dj] of a.targets) {
         if (dj.final || dj.nextDeadline() > at) continue;
-        if (dj.onTimer(at) === 'applied') this.queueWrite(jobId, d, dj, 'gateway');
+        if (changed(dj.onTimer(at))) this.queueWrite(jobId, d, dj, 'gateway');
       }
   }
 
@@ -419,7 +420,7 @@ export class ManageService extends EventEmitter {
         this.active.set(t.jobId, a);
       }
       const dj = DeviceJob.restore({ state: t.state, timeoutMs: t.timeoutMs, expiresAt: t.expiresAt, sends: t.sends, sentAt: t.state === 'queued' ? null : t.updatedAt, outcome: null });
-      if (dj.recovered(at) === 'applied') this.queueWrite(t.jobId, t.deviceId, dj, 'gateway');
+      if (changed(dj.recovered(at))) this.queueWrite(t.jobId, t.deviceId, dj, 'gateway');
       a.targets.set(t.deviceId, dj);
       this.index(t.deviceId, t.jobId);
     }
