@@ -26,6 +26,8 @@ export interface HostManagementOptions {
   target: string;
   /** Refuses a config the device cannot run with (throw HF_ERR_BAD_ARGS); called before it is written. */
   validateConfig?: (config: Record<string, unknown>) => void;
+  /** Told each config once it is written (to apply what the running device can). */
+  onConfigWritten?: (config: Record<string, unknown>) => void;
   /** What restarting is (default: SIGTERM to this process, for its supervisor to start it again). */
   onRestart?: () => void;
 }
@@ -86,6 +88,7 @@ export class HostManagement implements Management {
       // a new config file: readable by its owner only (it may hold keys)
     }
     writeAtomic(this.o.configPath, new TextEncoder().encode(text), mode);
+    this.o.onConfigWritten?.(structuredClone(config));
   }
 
   run(req: RunRequest): Promise<RunResult> {

@@ -20,6 +20,7 @@ import { checkMs } from '../../firmware/check';
 import { REPLACED_BY_NEWER } from '../../firmware/errors';
 import type { DeviceStats } from '../../targets/host/device/device-channel';
 import { statusFileIn } from './status-cmd';
+import { deviceManagement } from './device-manage';
 
 /** How the device CLI restarts sessions. */
 export interface RestartOptions {
@@ -71,19 +72,27 @@ const ABOUT = `Runs a device: one session to the gateway, carrying messages and 
 
 /** Settings from --config, checked: the keys are flag names (camelCase also accepted). */
 function readConfig(file: string): Values {
-  const d = readFlagJson('config', file, 'a JSON object');
+  return configValues(readFlagJson('config', file, 'a JSON object'), `--config ${file}`);
+}
+
+/**
+ * A device config's settings as flag values, checked (HF_ERR_OPTION naming `where`). Its `manage`
+ * section (what management may run and touch) is not a flag: firmware/manage/policy.ts checks it.
+ */
+export function configValues(d: Record<string, unknown>, where: string): Values {
   const out: Values = {};
   const known = new Map(FLAGS.map((f) => [f.name, f]));
   for (const [k, val] of Object.entries(d)) {
+    if (k === 'manage') continue;
     const name = k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
     const f = known.get(name);
-    if (f === undefined || name === 'config') throw hfError(ErrorCode.OPTION, `--config ${file}: unknown setting ${JSON.stringify(k)}`);
+    if (f === undefined || name === 'config') throw hfError(ErrorCode.OPTION, `${where}: unknown setting ${JSON.stringify(k)}`);
     if (f.repeat) {
-      if (!Array.isArray(val) || !val.every((x) => typeof x === 'string')) throw hfError(ErrorCode.OPTION, `--config ${file}: ${k} must be a list of strings`);
+      if (!Array.isArray(val) || !val.every((x) => typeof x === 'string')) throw hfError(ErrorCode.OPTION, `${where}: ${k} must be a list of strings`);
       out[name] = val as string[];
-    } else if (f.type === 'bool' ? typeof val !== 'boolean' : typeof val !== 'string') {
-      throw hfError(ErrorCode.OPTION, `--config ${file}: ${k} must be a ${f.type === 'bool' ? 'boolean' : 'string'}`);
-    } else out[name] = val as string | boolean;
+    } else if (f.type === 'bool' ? typeof val !== 'boolean' : f.type === 'number' ? typeof val !== 'number' : typeof val !== 'string') {
+      throw hfError(ErrorCode.OPTION, `${where}: ${k} must be a ${f.type === 'bool' ? 'boolean' : f.type === 'number' ? 'number' : 'string'}`);
+    } else out[name] = val as string | number | boolean;
   }
   return out;
 }
@@ -107,10 +116,21 @@ function deviceTls(v: Values): DeviceOptions['tls'] {
   return tls;
 }
 
+export interface DeviceSettings {
+  options: DeviceOptions;
+  forwards: ForwardSpec[];
+  log: Log;
+  status: string | null;
+  statusIntervalMs: number;
+  restart: Required<RestartOptions>;
+  /** --config FILE, or null. */
+  configPath: string | null;
+  /** The flags as given on the command line (they win over the config file). */
+  flags: Values;
+}
+
 /** The device's settings from flags and --config, validated before anything starts. */
-export function deviceSettings(
-  argv: string[],
-): { options: DeviceOptions; forwards: ForwardSpec[]; log: Log; status: string | null; statusIntervalMs: number; restart: Required<RestartOptions> } | 'help' {
+export function deviceSettings(argv: string[]): DeviceSettings | 'help' {
   const { values: flags, help } = parseArgs(argv, FLAGS);
   if (help) return 'help';
   const v: Values = { ...(typeof flags.config === 'string' ? readConfig(flags.config) : {}), ...flags };
@@ -140,7 +160,36 @@ export function deviceSettings(
   const forwards = ((v.forward as string[] | undefined) ?? []).map(parseForward);
   const status = (v.status as string | undefined) ?? (typeof v.state === 'string' ? statusFileIn(v.state) : null);
   const statusIntervalMs = checkMs('--status-interval-ms', v['status-interval-ms'] ?? STATUS_DEFAULTS.statusIntervalMs, 1);
-  return { options, forwards, log, status, statusIntervalMs, restart };
+  return { options, forwards, log, status, statusIntervalMs, restart, configPath: (flags.config as string | undefined) ?? null, flags };
+}
+
+interface Current {
+  ch: DeviceChannel;
+  mux: Mux;
+  fwd: PortForwarder | null;
+}
+
+/** A config.set's config, checked as the device would read it at its next start (flags winning). */
+function checkNewConfig(cfg: Record<string, unknown>, flags: Values): void {
+  try {
+    const v: Values = { ...configValues(cfg, 'config'), ...flags };
+    if (typeof v.gateway !== 'string') throw hfError(ErrorCode.OPTION, 'config: the device would have no gateway ("gateway" is required, or --gateway)');
+    if (typeof v.id !== 'string') throw hfError(ErrorCode.OPTION, 'config: the device would have no id ("id" is required, or --id)');
+    ((v.forward as string[] | undefined) ?? []).map(parseForward);
+  } catch (e) {
+    if (isHfError(e) && e.code === ErrorCode.OPTION) throw hfError(ErrorCode.BAD_ARGS, e.message, e);
+    throw e;
+  }
+}
+
+/** The running session's forwards replaced by `next` (a new config's). */
+async function reforward(c: Current, next: ForwardSpec[], log: Log): Promise<void> {
+  const old = c.fwd;
+  c.fwd = null;
+  await old?.close();
+  if (next.length === 0) return log.info('config written; no forwards now');
+  c.fwd = await forwardPorts(c.mux, next);
+  for (const [i, f] of next.entries()) log.info('forwarding (new config)', { listen: `127.0.0.1:${c.fwd.ports[i]}`, to: `${f.host}:${f.port}` });
 }
 
 export async function deviceCommand(argv: string[]): Promise<number> {
@@ -149,7 +198,8 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     process.stdout.write(usage('holdfast device --gateway URL [--tcp HOST:PORT | --no-tcp] --id ID --key KEY [--forward LOCALPORT:HOST:PORT]... [--proxy URL] [--state DIR]', ABOUT, FLAGS));
     return 0;
   }
-  const { forwards, log, restart } = s;
+  const { log, restart } = s;
+  let forwards = s.forwards;
   // One failure log for every session of this process: its rate limit holds across restarts.
   const options: DeviceOptions = { ...s.options, failures: new FailureLog(log, () => performance.now(), s.options.failures as FailureLogOptions) };
   // Counters of this process: the sessions that ended, plus the current one (sessionStats).
@@ -177,7 +227,26 @@ export async function deviceCommand(argv: string[]): Promise<number> {
   };
   const status = statusWriter(s.status, options.id, log, s.statusIntervalMs, counters, lastError);
   let stopping = false;
-  let current: { ch: DeviceChannel; fwd: PortForwarder | null } | null = null;
+  let current: Current | null = null;
+  const manage =
+    s.configPath === null
+      ? null
+      : deviceManagement({
+          configPath: s.configPath,
+          stateDir: options.stateDir ?? null,
+          log,
+          validateConfig: (cfg) => checkNewConfig(cfg, s.flags),
+          onConfig: (cfg) => {
+            if (s.flags.forward !== undefined) return log.info('config written; its forwards apply only without --forward on the command line');
+            const next = ((configValues(cfg, 'config').forward as string[] | undefined) ?? []).map(parseForward);
+            if (JSON.stringify(next) === JSON.stringify(forwards)) return log.info('config written');
+            forwards = next;
+            const c = current;
+            if (c === null) return;
+            void reforward(c, next, log).catch((e: unknown) => log.error('config written, but its forwards could not start', { code: isHfError(e) ? e.code : 'error', message: (e as Error).message }));
+          },
+        });
+  if (manage === null) log.debug('no management: give --config FILE to be managed from the gateway');
   let wake: (() => void) | null = null;
   const stopped = onSignals(async () => {
     stopping = true;
@@ -211,7 +280,8 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     const mux = new Mux(ch, { role: 'device' });
     mux.on('error', () => {});
     mux.on('message', (m: Buffer) => log.debug('message', { bytes: m.length }));
-    const cur: { ch: DeviceChannel; fwd: PortForwarder | null } = { ch, fwd: null };
+    const served = manage?.serve(mux) ?? null;
+    const cur: Current = { ch, mux, fwd: null };
     current = cur;
     sessionStats = () => ch.stats;
     const closed = new Promise<HfError | undefined>((resolve) => ch.once('close', resolve));
@@ -235,6 +305,7 @@ export async function deviceCommand(argv: string[]): Promise<number> {
       }
     }
     const err = await closed;
+    served?.close();
     await cur.fwd?.close();
     current = null;
     addStats(ended, ch.stats);
@@ -264,6 +335,7 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     wake = null;
   }
   await stopped;
+  manage?.close();
   status({ state: 'stopped', session: null, transport: 'none', error: null });
   status.stop();
   return 0;

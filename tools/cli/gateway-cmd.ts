@@ -81,7 +81,8 @@ export function readDevicesFile(file: string, insecure = false, warn: (message: 
   for (const [id, v] of Object.entries(d)) {
     if (id.length === 0 || id.length > 128) throw hfError(ErrorCode.OPTION, `--devices ${file}: device id ${JSON.stringify(id)} must be 1..128 characters`);
     const entry = typeof v === 'string' ? { key: v } : v;
-    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw hfError(ErrorCode.OPTION, `--devices ${file}: ${JSON.stringify(id)} must be a key or {"key": ..., "labels": {...}}`);
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry))
+      throw hfError(ErrorCode.OPTION, `--devices ${file}: the key of ${JSON.stringify(id)} must be a non-empty string, or {"key": ..., "labels": {...}}`);
     const e = entry as Record<string, unknown>;
     for (const k of Object.keys(e))
       if (k !== 'key' && k !== 'labels') throw hfError(ErrorCode.OPTION, `--devices ${file}: ${JSON.stringify(id)} has an unknown field ${JSON.stringify(k)} (key, labels)`);

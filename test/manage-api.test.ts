@@ -1,0 +1,252 @@
+/**
+ * The management API over HTTP on 127.0.0.1: login and its cookie's flags, CSRF on state-changing
+ * requests, roles, a forged cookie, API tokens, bad bodies, and the live event stream; every refused
+ * state-changing request is in the audit log. Devices on loopback links served by the device's own
+ * management server (test/support/manage-device.ts).
+ */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loopbackPair } from '../targets/host/app/loopback';
+import { Mux } from '../targets/host/app/mux';
+import { type Management, startManagement } from '../targets/host/gateway/manage/start';
+import { silentLog } from '../targets/node/log';
+import { serveBoard, testBoard } from './support/manage-device';
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Record<string, unknown>;
+}
+
+function request(base: string, method: string, p: string, opts: { body?: unknown; headers?: Record<string, string>; raw?: string } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(p, base);
+    const text = opts.raw ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
+    const headers: Record<string, string> = { ...(text !== undefined && opts.raw === undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers };
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => {
+        const s = Buffer.concat(parts).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: s === '' ? {} : JSON.parse(s) });
+      });
+    });
+    req.on('error', reject);
+    req.end(text);
+  });
+}
+
+interface Login {
+  cookie: string;
+  csrf: string;
+}
+
+async function login(base: string, name: string, password: string): Promise<Login> {
+  const r = await request(base, 'POST', '/api/login', { body: { name, password } });
+  assert.is(r.status, 200, JSON.stringify(r.body));
+  const set = String(r.headers['set-cookie']?.[0] ?? '');
+  return { cookie: set.split(';')[0], csrf: String(r.body.csrf) };
+}
+
+const as = (l: Login, csrf = true): Record<string, string> => ({ cookie: l.cookie, ...(csrf ? { 'x-csrf-token': l.csrf } : {}) });
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+let m: Management;
+let base: string;
+let dir: string;
+const closers: (() => void)[] = [];
+
+test.before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hf-mapi-'));
+  m = await startManagement({
+    dataDir: dir,
+    listen: '127.0.0.1:0',
+    log: silentLog,
+    deviceIds: ['pi-1', 'pi-2', 'x-1'],
+    labels: { 'pi-1': { class: 'pi4' }, 'pi-2': { class: 'pi4' }, 'x-1': { class: 'x86' } },
+    service: { infoMaxAgeMs: 0, sweepMs: 20 },
+    console: { files: null },
+  });
+  base = m.url as string;
+  await m.store.operators.add('ada', 'admin', 'ada password 1');
+  await m.store.operators.add('olga', 'operator', 'olga password 1');
+  await m.store.operators.add('vic', 'viewer', 'vic password 1');
+  for (const id of ['pi-1', 'pi-2']) {
+    const pair = loopbackPair({ deviceId: id });
+    const gw = await pair.gateway;
+    const gmux = new Mux(gw, { role: 'gateway' });
+    const dmux = new Mux(pair.device, { role: 'device' });
+    gmux.on('error', () => {});
+    dmux.on('error', () => {});
+    serveBoard(dmux, testBoard());
+    m.attach({ deviceId: id, sessionId: `s-${id}`, transport: 'tcp', once: (e, f) => gw.once(e, f) }, gmux);
+    closers.push(() => {
+      gmux.destroy();
+      dmux.destroy();
+      pair.stop();
+    });
+  }
+});
+
+test.after(async () => {
+  for (const c of closers) c();
+  await m.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const refusals = (): { actor: string; target: string; detail: { code: string; method: string } }[] => m.store.audit.latest(1000).filter((e) => e.action === 'request.refused') as never;
+
+test('login: an HttpOnly SameSite=Strict cookie and a CSRF token; a wrong password is 401 and audited', async () => {
+  const r = await request(base, 'POST', '/api/login', { body: { name: 'olga', password: 'olga password 1' } });
+  assert.is(r.status, 200);
+  const set = String(r.headers['set-cookie']?.[0]);
+  assert.match(set, /^hf_session=[^;]+; Max-Age=\d+; Path=\/; HttpOnly; SameSite=Strict$/);
+  assert.is(r.body.role, 'operator');
+  assert.type(r.body.csrf, 'string');
+  const bad = await request(base, 'POST', '/api/login', { body: { name: 'olga', password: 'wrong' } });
+  assert.is(bad.status, 401);
+  assert.is((bad.body.error as { code: string }).code, 'HF_ERR_LOGIN');
+  assert.is(bad.headers['x-holdfast-error'], 'HF_ERR_LOGIN');
+  assert.ok(m.store.audit.latest(50).some((e) => e.action === 'login.failed' && e.target === 'olga'));
+  const me = await request(base, 'GET', '/api/me', { headers: { cookie: set.split(';')[0] } });
+  assert.equal([me.body.name, me.body.role, me.body.csrf], ['olga', 'operator', r.body.csrf]);
+});
+
+test('no cookie, a forged cookie: 401; a state change without the CSRF token: 403, audited', async () => {
+  assert.is((await request(base, 'GET', '/api/devices')).status, 401);
+  const forged = await request(base, 'GET', '/api/devices', { headers: { cookie: 'hf_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } });
+  assert.is(forged.status, 401);
+  const olga = await login(base, 'olga', 'olga password 1');
+  const before = refusals().length;
+  const r = await request(base, 'POST', '/api/jobs', { body: { op: 'info', selector: '*' }, headers: as(olga, false) });
+  assert.is(r.status, 403);
+  assert.is((r.body.error as { code: string }).code, 'HF_ERR_CSRF');
+  const wrong = await request(base, 'POST', '/api/jobs', { body: { op: 'info', selector: '*' }, headers: { cookie: olga.cookie, 'x-csrf-token': 'x'.repeat(43) } });
+  assert.is(wrong.status, 403);
+  const after = refusals();
+  assert.is(after.length, before + 2);
+  assert.equal([after[0].actor, after[0].target, after[0].detail.code, after[0].detail.method], ['olga', '/api/jobs', 'HF_ERR_CSRF', 'POST']);
+  assert.equal(m.store.jobs.jobs(), [], 'no job was made');
+});
+
+test('a viewer may look but not run: 403 HF_ERR_ROLE, audited', async () => {
+  const vic = await login(base, 'vic', 'vic password 1');
+  const list = await request(base, 'GET', '/api/devices?selector=class%3Dpi4', { headers: as(vic) });
+  assert.is(list.status, 200);
+  assert.equal((list.body.devices as { id: string }[]).map((d) => d.id).sort(), ['pi-1', 'pi-2']);
+  const r = await request(base, 'POST', '/api/jobs', { body: { op: 'info', selector: '*' }, headers: as(vic) });
+  assert.is(r.status, 403);
+  assert.is((r.body.error as { code: string }).code, 'HF_ERR_ROLE');
+  const last = refusals()[0];
+  assert.equal([last.actor, last.detail.code], ['vic', 'HF_ERR_ROLE']);
+  assert.equal(m.store.jobs.jobs(), []);
+});
+
+test('an operator runs a job by selector and sees it through; bad requests are refused with their code', async () => {
+  const olga = await login(base, 'olga', 'olga password 1');
+  const cases: [unknown, number, string][] = [
+    [{ op: 'reboot', selector: '*' }, 400, 'HF_ERR_UNKNOWN_OP'],
+    [{ op: 'info', selector: 'class=sparc' }, 400, 'HF_ERR_NO_MATCH'],
+    [{ op: 'info', selector: 'class==pi4' }, 400, 'HF_ERR_SELECTOR'],
+  ];
+  for (const [body, status, code] of cases) {
+    const r = await request(base, 'POST', '/api/jobs', { body, headers: as(olga) });
+    assert.equal([r.status, (r.body.error as { code: string }).code], [status, code], JSON.stringify(body));
+  }
+  const notJson = await request(base, 'POST', '/api/jobs', { raw: 'op=info', headers: { ...as(olga), 'content-type': 'text/plain' } });
+  assert.equal([notJson.status, (notJson.body.error as { code: string }).code], [400, 'HF_ERR_BODY']);
+  const broken = await request(base, 'POST', '/api/jobs', { raw: '{"op":', headers: { ...as(olga), 'content-type': 'application/json' } });
+  assert.equal([broken.status, (broken.body.error as { code: string }).code], [400, 'HF_ERR_BODY']);
+  assert.equal(m.store.jobs.jobs(), [], 'none of those made a job');
+  const made = await request(base, 'POST', '/api/jobs', { body: { op: 'info', selector: 'class=pi4' }, headers: as(olga) });
+  assert.is(made.status, 201);
+  const id = (made.body.job as { id: string }).id;
+  await until('both succeeded', async () => {
+    const j = await request(base, 'GET', `/api/jobs/${id}`, { headers: as(olga) });
+    return (j.body.targets as { state: string }[]).every((t) => t.state === 'succeeded');
+  });
+  const j = await request(base, 'GET', `/api/jobs/${id}`, { headers: as(olga) });
+  assert.equal((j.body.targets as { deviceId: string }[]).map((t) => t.deviceId).sort(), ['pi-1', 'pi-2']);
+  assert.is(((j.body.targets as { result: { target: string } }[])[0].result as { target: string }).target, 'sim');
+  const devices = await request(base, 'GET', '/api/devices', { headers: as(olga) });
+  const pi1 = (devices.body.devices as { id: string; online: boolean; transport: string; info: { cpu_temperature_c?: unknown } }[]).find((d) => d.id === 'pi-1');
+  assert.equal([pi1?.online, pi1?.transport], [true, 'tcp']);
+  assert.ok(pi1?.info?.cpu_temperature_c !== undefined, 'an info job updates what the device reported');
+  const x1 = (devices.body.devices as { id: string; online: boolean }[]).find((d) => d.id === 'x-1');
+  assert.is(x1?.online, false);
+  const cancel = await request(base, 'POST', `/api/jobs/${id}/cancel`, { body: {}, headers: as(olga) });
+  assert.is(cancel.status, 200, 'cancelling a finished job returns it');
+  const nope = await request(base, 'GET', '/api/jobs/j-none', { headers: as(olga) });
+  assert.equal([nope.status, (nope.body.error as { code: string }).code], [404, 'HF_ERR_NOT_FOUND']);
+});
+
+test('API tokens: made by a logged-in operator, used without cookie or CSRF; no more role than the maker; revoked ones refused', async () => {
+  const vic = await login(base, 'vic', 'vic password 1');
+  const over = await request(base, 'POST', '/api/tokens', { body: { name: 'ci', role: 'operator' }, headers: as(vic) });
+  assert.equal([over.status, (over.body.error as { code: string }).code], [403, 'HF_ERR_ROLE']);
+  const olga = await login(base, 'olga', 'olga password 1');
+  const t = await request(base, 'POST', '/api/tokens', { body: { name: 'ci' }, headers: as(olga) });
+  assert.is(t.status, 201);
+  const token = String(t.body.token);
+  assert.match(token, /^hft_/);
+  const bearer = { authorization: `Bearer ${token}` };
+  const made = await request(base, 'POST', '/api/jobs', { body: { op: 'info', selector: 'id=pi-1' }, headers: bearer });
+  assert.is(made.status, 201, JSON.stringify(made.body));
+  assert.is((made.body.job as { createdBy: string }).createdBy, 'olga');
+  m.store.tokens.revoke((t.body.info as { id: number }).id);
+  const after = await request(base, 'GET', '/api/devices', { headers: bearer });
+  assert.is(after.status, 401);
+  const junk = await request(base, 'GET', '/api/devices', { headers: { authorization: 'Basic b2xnYQ==' } });
+  assert.is(junk.status, 401);
+});
+
+test('the event stream: a hello, then the job and each device outcome as they happen', async () => {
+  const olga = await login(base, 'olga', 'olga password 1');
+  const u = new URL('/api/events', base);
+  const events: { event: string; data: Record<string, unknown> }[] = [];
+  const req = http.get({ host: u.hostname, port: u.port, path: u.pathname, headers: { cookie: olga.cookie } });
+  const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
+  assert.is(res.statusCode, 200);
+  assert.match(String(res.headers['content-type']), /^text\/event-stream/);
+  let buf = '';
+  res.on('data', (d: Buffer) => {
+    buf += d.toString('utf8');
+    for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const ev = /^event: (.+)$/m.exec(block)?.[1];
+      const data = /^data: (.+)$/m.exec(block)?.[1];
+      if (ev !== undefined && data !== undefined) events.push({ event: ev, data: JSON.parse(data) });
+    }
+  });
+  try {
+    await until('hello', () => events.some((e) => e.event === 'hello'));
+    const made = await request(base, 'POST', '/api/jobs', { body: { op: 'config.get', selector: 'class=pi4' }, headers: as(olga) });
+    const id = (made.body.job as { id: string }).id;
+    await until('two outcomes', () => events.filter((e) => e.event === 'target' && e.data.jobId === id && e.data.state === 'succeeded').length === 2);
+    assert.ok(events.some((e) => e.event === 'job' && e.data.id === id));
+  } finally {
+    req.destroy();
+  }
+});
+
+test('the audit log verifies after all that', async () => {
+  const ada = await login(base, 'ada', 'ada password 1');
+  const v = await request(base, 'GET', '/api/audit/verify', { headers: as(ada) });
+  assert.is(v.body.ok, true, JSON.stringify(v.body));
+  const a = await request(base, 'GET', '/api/audit?limit=5', { headers: as(ada) });
+  assert.is((a.body.entries as unknown[]).length, 5);
+});
+
+test.run();
