@@ -5,7 +5,8 @@
  *
  * - An operator logs in, sees the 5 devices live, filters by `class=pi4`, selects the 3, runs `info`
  *   and sees 3 results arrive; the 2 others have no target for that job (the API says so, and their
- *   boards never ran it). The audit view shows the job and its chain verifies.
+ *   boards never ran it). Bad arguments are refused with their code on the page; the job history and
+ *   the audit view show the job, the chain verifies, and a device that drops turns offline live.
  * - A viewer sees Run disabled with the reason; the same request sent straight to the API with the
  *   viewer's cookie and CSRF token is refused (403 HF_ERR_ROLE) and nothing is made.
  *
@@ -67,6 +68,8 @@ interface World {
   m: Management;
   url: string;
   boards: Map<string, TestBoard>;
+  /** Ends a device's session (as a lost connection would). */
+  drop(id: string): void;
   browser: Browser;
 }
 
@@ -88,6 +91,7 @@ async function world(c: Cleanup): Promise<World> {
   ] as const)
     await m.store.operators.add(name, role, PASSWORD, (op) => m.store.audit.append({ actor: 'cli:test', action: 'operator.add', target: op.name, detail: { role: op.role } }));
   const boards = new Map<string, TestBoard>();
+  const drops = new Map<string, () => void>();
   for (const id of Object.keys(LABELS)) {
     const pair = loopbackPair({ deviceId: id });
     const dmux = new Mux(pair.device, { role: 'device' });
@@ -96,18 +100,20 @@ async function world(c: Cleanup): Promise<World> {
     serveBoard(dmux, board);
     boards.set(id, board);
     const gw = await pair.gateway;
-    c.add(() => {
+    const drop = (): void => {
       pair.device.destroy();
       gw.destroy();
       pair.stop();
-    });
+    };
+    drops.set(id, drop);
+    c.add(drop);
     const gmux = new Mux(gw, { role: 'gateway' });
     gmux.on('error', () => {});
     m.attach({ deviceId: gw.deviceId, sessionId: `loop-${id}`, transport: 'loopback', once: (ev, fn) => gw.once(ev, fn) }, gmux);
   }
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
   c.add(() => browser.close());
-  return { m, url: m.url as string, boards, browser };
+  return { m, url: m.url as string, boards, browser, drop: (id) => drops.get(id)?.() };
 }
 
 /** A page of its own (cookies too), failing the test on any script error or CSP violation. */
@@ -118,8 +124,8 @@ async function openConsole(w: World, c: Cleanup): Promise<{ page: Page; problems
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (msg) => {
-    // A refused request the console shows as its own error (401 before login) is expected; anything else is not.
-    if (msg.type() === 'error' && !/status of 40[13]/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+    // Refusals the test asks for (401 before the login, 400 for bad arguments) are logged by the browser; anything else is a problem.
+    if (msg.type() === 'error' && !/status of 40[01]\b/.test(msg.text())) problems.push(`console: ${msg.text()}`);
   });
   await page.goto(w.url);
   return { page, problems };
@@ -220,17 +226,36 @@ test('an operator filters by label, selects 3 devices, runs info and sees 3 resu
         );
       for (const id of X86) assert.not.ok(w.boards.get(id)?.started.includes(jobId), `${id} never received it`);
 
+      // A refusal is shown with its code, and makes nothing.
+      await page.fill('#args', '{"disk": 7}');
+      await page.click('#run');
+      await page.locator('[data-testid="error"]').waitFor();
+      assert.is(await text(page, '#error-code'), 'HF_ERR_BAD_ARGS');
+      assert.match(await text(page, '#error-message'), 'disk');
+      assert.is(w.m.store.jobs.jobs().length, 1, 'the refused job was not made');
+      await shot(page, '5-refused');
+      await page.click('#error-close');
+
       // Job history and the audit log, in the page.
       await page.click('.tab[data-tab="jobs"]');
       await page.locator(`[data-testid="job-row"][data-job-id="${jobId}"]`).waitFor();
       assert.match(await text(page, `[data-testid="job-row"][data-job-id="${jobId}"] [data-testid="job-states"]`), '3 succeeded');
-      await shot(page, '5-jobs');
+      await shot(page, '6-jobs');
       await page.click('.tab[data-tab="audit"]');
       await page.locator('[data-testid="audit-row"][data-action="job.create"]').waitFor();
       await page.click('#audit-verify');
       await page.locator('#audit-verdict[data-ok="true"]').waitFor();
       assert.match(await text(page, '#audit-verdict'), 'The chain holds');
-      await shot(page, '6-audit');
+      await shot(page, '7-audit');
+
+      // Live: a device whose session ends turns offline in the list without a reload.
+      await page.click('.tab[data-tab="devices"]');
+      await page.click('#filter-clear');
+      await rowsShown(page, 5, 5);
+      w.drop('nuc-2');
+      await rowsShown(page, 5, 4);
+      assert.is(await page.getAttribute('[data-testid="device-row"][data-device-id="nuc-2"]', 'data-online'), 'false');
+      await shot(page, '8-offline');
       assert.equal(problems, [], 'no script error or CSP violation in the page');
     });
   } finally {
@@ -255,7 +280,7 @@ test('a viewer sees Run disabled with the reason, and the API refuses the same j
       assert.is(await page.isDisabled('#run'), true, 'Run is disabled for a viewer');
       assert.is(await page.isVisible('#run-reason'), true);
       assert.match(await text(page, '#run-reason'), 'vic is a viewer: running a job needs the role operator');
-      await shot(page, '7-viewer');
+      await shot(page, '9-viewer');
 
       // The API, asked directly with the viewer's own cookie and CSRF token.
       const session = (await page.context().cookies()).find((k) => k.name === 'hf_session');
