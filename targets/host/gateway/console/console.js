@@ -545,7 +545,7 @@
       el(
         'tr',
         { 'data-testid': 'job-row', 'data-job-id': j.id, class: 'clickable', title: 'show this job', onclick: () => openJob(j) },
-        el('td', { title: new Date(j.createdAt).toISOString() }, new Date(j.createdAt).toLocaleString()),
+        el('td', { class: 'when', title: new Date(j.createdAt).toISOString() }, new Date(j.createdAt).toLocaleString()),
         el('td', {}, el('code', { text: j.id })),
         el('td', { text: j.op }),
         el('td', {}, el('code', { text: j.selector })),
@@ -576,7 +576,7 @@
         'tr',
         { 'data-testid': 'audit-row', 'data-seq': e.seq, 'data-action': e.action },
         el('td', { class: 'num', text: String(e.seq) }),
-        el('td', { text: e.at }),
+        el('td', { class: 'when', text: e.at }),
         el('td', { text: e.actor }),
         el('td', {}, el('code', { text: e.action })),
         el('td', {}, el('code', { text: e.target })),
