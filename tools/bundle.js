@@ -5,6 +5,8 @@
 //
 //   dist/holdfast-device.js    the device (pi target: `#platform` -> targets/pi/platform.ts)
 //   dist/holdfast-gateway.js   the gateway (host target)
+//   dist/holdfast-launcher.js  the launcher a board runs the device under, for update and rollback
+//                              (targets/host/device/launcher.ts; never updated itself)
 //   dist/size.json             bytes per input module of each bundle (from esbuild's metafile)
 //
 // The target's HAL is chosen here, at build time, by aliasing the module `#platform`; nothing picks a
@@ -43,6 +45,7 @@ const GOAL_KIB = 64;
 const BUNDLES = [
   { name: 'holdfast-device.js', entry: 'tools/cli/device-main.ts', platform: 'targets/pi/platform.ts', budget: true, forbid: ['better-sqlite3'] },
   { name: 'holdfast-gateway.js', entry: 'tools/cli/gateway-main.ts', platform: 'targets/host/platform.ts', budget: false },
+  { name: 'holdfast-launcher.js', entry: 'tools/cli/launcher-main.ts', platform: 'targets/pi/platform.ts', budget: false, forbid: ['better-sqlite3'] },
 ];
 
 function parseArgs(argv) {
