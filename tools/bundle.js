@@ -39,7 +39,10 @@ const root = path.resolve(__dirname, '..');
 // 148 -> 149 KiB: the management error codes (firmware/errors.ts, which every module imports; the
 // management resource itself is not in the device bundle yet), about 0.4 KiB; the bulk path's socket corking
 // and window defaults (app/forward.ts, device/device.ts), about 0.4 KiB.
-const DEVICE_BUDGET_KIB = 149;
+// 149 -> 150 KiB: update with rollback (the HF_ERR_ROLLED_BACK code, and the device telling the launcher
+// that a bundle on trial opened a session: cli/device-cmd.ts, device/launcher-child.ts), about 1.0 KiB;
+// the launcher itself is a bundle of its own (holdfast-launcher.js), outside this budget.
+const DEVICE_BUDGET_KIB = 150;
 const GOAL_KIB = 64;
 
 const BUNDLES = [

@@ -17,7 +17,7 @@ import { isPlainObject } from '../../firmware/manage/ops';
 import type { Gpio } from '../../hal/gpio';
 import type { Management, RunRequest, RunResult, UpdateStatus } from '../../hal/management';
 import type { SystemInfo } from '../../hal/system';
-import { bundlePath, confirmBundle, type LauncherLink, requestPath, sha256Hex, updateStatusOf } from './device/launcher-files';
+import { bundlePath, confirmUpdateOf, type LauncherLink, requestPath, sha256Hex, updateStatusOf } from './device/launcher-files';
 import { readFileUnder, writeAtomic, writeFileUnder } from './manage-files';
 import { runProgram } from './run-program';
 
@@ -143,6 +143,6 @@ export class HostManagement implements Management {
 
   confirmUpdate(): void {
     const l = this.o.launcher ?? null;
-    if (l !== null) confirmBundle(l);
+    if (l !== null) confirmUpdateOf(l);
   }
 }

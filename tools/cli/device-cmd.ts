@@ -3,6 +3,8 @@
  * proxies otherwise), forwards local ports through it, and starts a new session with back-off when
  * one fails. With --state the session survives restarts: on SIGTERM the process stops without closing
  * it, and the next start resumes it from the journal (nothing accepted is lost or sent twice).
+ * Run by the launcher (holdfast-launcher.js) as a bundle on trial, it tells the launcher when its
+ * first session opens, so that the launcher keeps it rather than rolling it back.
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../firmware/errors';
@@ -20,6 +22,7 @@ import { checkMs } from '../../firmware/check';
 import { REPLACED_BY_NEWER } from '../../firmware/errors';
 import type { DeviceStats } from '../../targets/host/device/device-channel';
 import { statusFileIn } from './status-cmd';
+import { confirmBundle, launcherFromEnv } from '../../targets/host/device/launcher-child';
 
 /** How the device CLI restarts sessions. */
 export interface RestartOptions {
@@ -176,6 +179,15 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     return lastErr;
   };
   const status = statusWriter(s.status, options.id, log, s.statusIntervalMs, counters, lastError);
+  const launcher = launcherFromEnv(process.env);
+  const confirm = (): void => {
+    if (launcher === null) return;
+    try {
+      if (confirmBundle(launcher)) log.info('a session is open: told the launcher to keep this bundle', { bundle: launcher.running.slice(0, 12) });
+    } catch (e) {
+      log.warn('cannot tell the launcher that a session is open (it rolls this bundle back unless a later session can)', { reason: (e as Error).message });
+    }
+  };
   let stopping = false;
   let current: { ch: DeviceChannel; fwd: PortForwarder | null } | null = null;
   let wake: (() => void) | null = null;
@@ -219,6 +231,7 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     ch.once('open', () => {
       backoff = 1000;
       status({ state: 'open', session: ch.sessionId, transport: ch.transport, error: null });
+      confirm();
     });
     ch.on('transport', (t: string) => {
       if (ch.sessionId !== null) status({ state: 'open', session: ch.sessionId, transport: t, error: null });

@@ -23,9 +23,9 @@ import * as path from 'node:path';
 import { ErrorCode, hfError } from '../../../firmware/errors';
 import type { UpdateStatus, UpdateTrial } from '../../../hal/management';
 import { writeAtomic } from '../manage-files';
+import { confirmBundle, type LauncherLink } from './launcher-child';
 
-export const LAUNCHER_DIR_ENV = 'HOLDFAST_LAUNCHER_DIR';
-export const BUNDLE_SHA_ENV = 'HOLDFAST_BUNDLE_SHA256';
+export { BUNDLE_SHA_ENV, confirmBundle, LAUNCHER_DIR_ENV, type LauncherLink, launcherFromEnv } from './launcher-child';
 
 const SHA = /^[0-9a-f]{64}$/;
 
@@ -44,12 +44,6 @@ export interface LauncherState {
   last: (UpdateTrial & { at: string }) | null;
 }
 
-/** The launcher the running program was started by: its directory and the program's own bundle. */
-export interface LauncherLink {
-  dir: string;
-  running: string;
-}
-
 export function sha256Hex(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -61,14 +55,6 @@ export function bundlePath(dir: string, sha: string): string {
 export const statePath = (dir: string): string => path.join(dir, 'state.json');
 export const requestPath = (dir: string): string => path.join(dir, 'request.json');
 export const confirmedPath = (dir: string): string => path.join(dir, 'confirmed');
-
-/** The launcher from `env` (HOLDFAST_LAUNCHER_DIR and HOLDFAST_BUNDLE_SHA256), or null without one. */
-export function launcherFromEnv(env: Record<string, string | undefined>): LauncherLink | null {
-  const dir = env[LAUNCHER_DIR_ENV];
-  const running = env[BUNDLE_SHA_ENV];
-  if (dir === undefined || dir === '' || running === undefined || !SHA.test(running)) return null;
-  return { dir, running };
-}
 
 /** DIR/state.json, or null when there is none. One that does not parse is HF_ERR_STATE. */
 export function readState(dir: string): LauncherState | null {
@@ -104,13 +90,11 @@ export function updateStatusOf(l: LauncherLink): UpdateStatus {
   return { running: l.running, trial: s !== null && s.phase === 'trial' && s.current === l.running, last: s?.last ?? null };
 }
 
-/**
- * Tells `l`'s launcher that the bundle this program is opened a session, if that bundle is on trial
- * (writes DIR/confirmed atomically). Returns whether it was on trial. HF_ERR_OP_FAILED if the file
- * cannot be written.
- */
-export function confirmBundle(l: LauncherLink): boolean {
-  if (!updateStatusOf(l).trial) return false;
-  writeAtomic(confirmedPath(l.dir), new TextEncoder().encode(l.running + '\n'), 0o644);
-  return true;
+/** confirmBundle, failing with HF_ERR_OP_FAILED (hal/Management's confirmUpdate). */
+export function confirmUpdateOf(l: LauncherLink): void {
+  try {
+    confirmBundle(l);
+  } catch (e) {
+    throw hfError(ErrorCode.OP_FAILED, `cannot tell the launcher in ${l.dir} that a session is open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
+  }
 }
