@@ -327,10 +327,13 @@ export class Launcher {
     this.o.log.warn('rolled back', { bundle: short(s.current), to: short(back), reason });
   }
 
-  /** Removes bundles that are neither current nor previous (only while no child runs: none is being staged). */
+  /**
+   * Removes bundles that are neither current, previous nor requested (only while no child runs, so
+   * none is being staged), and temporary files a power cut left.
+   */
   private collect(): void {
     const s = this.state as LauncherState;
-    const keep = new Set([`${s.current}.js`, `${s.previous}.js`]);
+    const keep = new Set([`${s.current}.js`, `${s.previous}.js`, `${this.readRequest()}.js`]);
     const d = path.join(this.dir, 'bundles');
     for (const f of fs.readdirSync(d)) if (!keep.has(f)) fs.rmSync(path.join(d, f), { force: true });
   }
