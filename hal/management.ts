@@ -66,7 +66,7 @@ export interface Management {
   /**
    * What the launcher that runs this device program says about its bundles (see
    * targets/host/device/launcher.ts), or null when the program runs without one (then `update` is
-   * HF_ERR_UNSUPPORTED).
+   * HF_ERR_UNSUPPORTED). A launcher state that cannot be read is HF_ERR_OP_FAILED.
    */
   updateStatus(): UpdateStatus | null;
   /**

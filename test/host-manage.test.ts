@@ -303,7 +303,7 @@ test('update: without the launcher HF_ERR_UNSUPPORTED naming it; a wrong sha256 
   fs.writeFileSync(path.join(dir, 'state.json'), '{"v": 1, "phase": "maybe"}');
   assert.is(
     code(() => m.updateStatus()),
-    'HF_ERR_STATE',
+    'HF_ERR_OP_FAILED',
   );
 });
 

@@ -84,9 +84,14 @@ export function writeState(dir: string, s: LauncherState): void {
   writeAtomic(statePath(dir), new TextEncoder().encode(JSON.stringify(s, null, 2) + '\n'), 0o644);
 }
 
-/** What `l`'s launcher says now (hal/Management's UpdateStatus). */
+/** What `l`'s launcher says now (hal/Management's UpdateStatus); a state it cannot read is HF_ERR_OP_FAILED. */
 export function updateStatusOf(l: LauncherLink): UpdateStatus {
-  const s = readState(l.dir);
+  let s: LauncherState | null;
+  try {
+    s = readState(l.dir);
+  } catch (e) {
+    throw hfError(ErrorCode.OP_FAILED, (e as Error).message, e);
+  }
   return { running: l.running, trial: s !== null && s.phase === 'trial' && s.current === l.running, last: s?.last ?? null };
 }
 
