@@ -63,7 +63,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = status;
   },
   (e) => {
-    const f = failureLine('holdfast-launcher.js', 'run', e, process.env.HOLDFAST_DEBUG === '1');
+    const f = failureLine('holdfast', 'launcher', e, process.env.HOLDFAST_DEBUG === '1');
     process.stderr.write(f.line);
     process.exit(f.status);
   },

@@ -108,9 +108,10 @@ export class Launcher {
    */
   start(): void {
     if (this.st !== 'idle') throw hfError(ErrorCode.STATE, `the launcher was started already (${this.st})`);
+    const found = readState(this.dir);
+    if (found === null && this.o.bundle === null) throw hfError(ErrorCode.OPTION, `${this.dir} holds no device bundle yet: give --bundle FILE (holdfast-device.js) the first time`);
     fs.mkdirSync(path.join(this.dir, 'bundles'), { recursive: true, mode: 0o755 });
-    let s = this.takeIn(readState(this.dir));
-    if (s === null) throw hfError(ErrorCode.OPTION, `${this.dir} holds no device bundle yet: give --bundle FILE (holdfast-device.js) the first time`);
+    let s = this.takeIn(found) as LauncherState;
     this.state = s;
     if (s.phase === 'trial') {
       if (this.confirmed()) this.commit();
