@@ -74,6 +74,11 @@ export const ErrorCode = {
   CANCELLED: 'HF_ERR_CANCELLED',
   /** The job expired before its command reached the device. */
   EXPIRED: 'HF_ERR_EXPIRED',
+  /**
+   * An `update` was installed and tried, but the new bundle did not open a session in time (or exited
+   * first): the device put the bundle it ran before back, and runs that. The message says why.
+   */
+  ROLLED_BACK: 'HF_ERR_ROLLED_BACK',
 
   // The gateway's management store: operators, their logins and the audit log.
   /** A login failed (unknown operator or wrong password), or a session or API token is unknown, expired or revoked. */

@@ -64,8 +64,40 @@ export interface Management {
   /** Restarts the device program `delayMs` from now (so that the answer can leave first); returns at once. */
   restart(delayMs: number): void;
   /**
-   * Installs a new device bundle and restarts into it, rolling back if it does not connect. Not in
-   * this version: every target throws HF_ERR_UNSUPPORTED.
+   * What the launcher that runs this device program says about its bundles (see
+   * targets/host/device/launcher.ts), or null when the program runs without one (then `update` is
+   * HF_ERR_UNSUPPORTED). A launcher state that cannot be read is HF_ERR_OP_FAILED.
+   */
+  updateStatus(): UpdateStatus | null;
+  /**
+   * Stages a new device bundle for the launcher: checks that `bundle` hashes to `sha256`
+   * (HF_ERR_BAD_ARGS, and nothing is written), writes it atomically beside the bundles the launcher
+   * keeps and asks the launcher to try it when this program next exits. Restarting is the caller's
+   * (`restart`). Without a launcher: HF_ERR_UNSUPPORTED, naming how to run under one.
    */
   update(bundle: Uint8Array, sha256: string): Promise<void>;
+  /**
+   * This program opened a session with the gateway: tells the launcher the bundle it runs is good.
+   * While that bundle is on trial this ends the trial (no rollback from then on); otherwise, and
+   * without a launcher, it does nothing. Failing to tell (HF_ERR_OP_FAILED) leaves the trial running.
+   */
+  confirmUpdate(): void;
+}
+
+/** What a launcher says about the bundles of a device (`Management.updateStatus`). */
+export interface UpdateStatus {
+  /** The sha256 of the bundle this program is (64 lowercase hex digits). */
+  running: string;
+  /** True while `running` is a new bundle on trial: it must open a session, or it is rolled back. */
+  trial: boolean;
+  /** How the launcher's latest trial ended, or null if it has had none. */
+  last: UpdateTrial | null;
+}
+
+export interface UpdateTrial {
+  /** The bundle that was tried. */
+  sha256: string;
+  result: 'confirmed' | 'rolled-back';
+  /** Why it was rolled back, for people ("" when confirmed). */
+  reason: string;
 }

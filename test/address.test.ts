@@ -136,6 +136,7 @@ test('statusFor: each error code and its HTTP status', () => {
     HF_ERR_ANSWER_NOT_KEPT: 400,
     HF_ERR_CANCELLED: 400,
     HF_ERR_EXPIRED: 400,
+    HF_ERR_ROLLED_BACK: 400,
     HF_ERR_LOGIN: 401,
     HF_ERR_CSRF: 403,
     HF_ERR_ROLE: 403,

@@ -2,7 +2,7 @@
  * One source for each default: the defaults objects (LINK_DEFAULTS, built from WIRE_DEFAULTS,
  * RTT_DEFAULTS and RING_DEFAULTS; LADDER_DEFAULTS; MUX_LIMIT_DEFAULTS; GATEWAY_LINK_DEFAULTS;
  * TCP_LIMIT_DEFAULTS; the gateway store's STORE_DEFAULTS, AUDIT_DEFAULTS, PASSWORD_DEFAULTS,
- * OPERATOR_DEFAULTS, SESSION_DEFAULTS and LOGIN_LIMIT_DEFAULTS). Every
+ * OPERATOR_DEFAULTS, SESSION_DEFAULTS and LOGIN_LIMIT_DEFAULTS; the launcher's LAUNCHER_DEFAULTS). Every
  * number written elsewhere is read back here and compared with them:
  *   - the "(default N)" in the JSDoc of each option interface;
  *   - docs/PROTOCOL.md section 10's table of options (defaults, integer ranges) and its sentences
@@ -39,6 +39,7 @@ import { PASSWORD_DEFAULTS } from '../targets/host/gateway/manage/passwords';
 import { OPERATOR_DEFAULTS } from '../targets/host/gateway/manage/operators';
 import { SESSION_DEFAULTS } from '../targets/host/gateway/manage/sessions';
 import { LOGIN_LIMIT_DEFAULTS } from '../targets/host/gateway/manage/login-limiter';
+import { LAUNCHER_DEFAULTS } from '../targets/host/device/launcher';
 import { code } from './support/errors';
 
 const root = join(__dirname, '..');
@@ -121,6 +122,7 @@ test('JSDoc defaults of the link options, wire limits, RTT bounds and rings are 
   checkJsdoc('MANAGE_DEFAULTS', MANAGE_DEFAULTS, [['firmware/manage/ops.ts', 'ManageLimits']]);
   checkJsdoc('COMMAND_JOURNAL_DEFAULTS', COMMAND_JOURNAL_DEFAULTS, [['firmware/manage/command-journal.ts', 'CommandJournalOptions']]);
   checkJsdoc('EXECUTOR_DEFAULTS', EXECUTOR_DEFAULTS, [['firmware/manage/executor.ts', 'ExecutorOptions']]);
+  checkJsdoc('LAUNCHER_DEFAULTS', LAUNCHER_DEFAULTS, [['targets/host/device/launcher.ts', 'LauncherOptions']]);
   checkJsdoc('DEVICE_JOB_DEFAULTS', DEVICE_JOB_DEFAULTS, [['firmware/manage/job-state.ts', 'DeviceJobOptions']]);
   checkJsdoc('STORE_DEFAULTS', STORE_DEFAULTS, [['targets/host/gateway/manage/db.ts', 'StoreOptions']]);
   checkJsdoc('AUDIT_DEFAULTS', AUDIT_DEFAULTS, [['targets/host/gateway/manage/audit.ts', 'AuditOptions']]);
@@ -218,7 +220,8 @@ test('docs/PROTOCOL.md: the sentences about the defaults', () => {
 /** Options the docs may name with a default: the defaults objects, then the JSDoc of options kept inline. */
 function docDefaults(): Map<string, number> {
   const m = new Map<string, number>();
-  for (const o of [LINK_DEFAULTS, LADDER_DEFAULTS, MUX_LIMIT_DEFAULTS, TCP_LIMIT_DEFAULTS, MANAGE_DEFAULTS] as Numbers[]) for (const [k, v] of Object.entries(o)) m.set(k, v);
+  for (const o of [LINK_DEFAULTS, LADDER_DEFAULTS, MUX_LIMIT_DEFAULTS, TCP_LIMIT_DEFAULTS, MANAGE_DEFAULTS, EXECUTOR_DEFAULTS, LAUNCHER_DEFAULTS] as Numbers[])
+    for (const [k, v] of Object.entries(o)) m.set(k, v);
   m.set('maxItemBytes', DEFAULT_MAX_ITEM_BYTES); // ItemReader's constructor argument
   const inline: [string, string][] = [
     ['firmware/mux.ts', 'MuxTableOptions'],

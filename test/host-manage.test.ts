@@ -18,6 +18,8 @@ import { runProgram } from '../targets/host/run-program';
 import { platform } from '../targets/host/platform';
 import { FileStorage } from '../targets/node/storage';
 import { code, failure } from './support/errors';
+import { createHash } from 'node:crypto';
+import { launcherFromEnv } from '../targets/host/device/launcher-child';
 
 let TMP = '';
 const tmp = (...p: string[]): string => path.join(TMP, ...p);
@@ -262,6 +264,47 @@ test('the executor on the host: allow-list, `..` and symlink escapes refused; at
   fs.writeFileSync(cfg, JSON.stringify({ manage: { exec: [], files: [] } }));
   const again = new Executor(m, new FileStorage(stateDir));
   assert.equal(await again.execute({ id: 'e1', op: 'exec', args: { argv: ['/bin/echo', 'hi'] }, deadlineMs: 10_000 }), echo, 'the same answer, not run again (it would now be refused)');
+});
+
+test('update: without the launcher HF_ERR_UNSUPPORTED naming it; a wrong sha256 writes nothing; a good one is staged with its request', async () => {
+  const reason = (p: Promise<void>) =>
+    p.then(
+      () => ({ code: 'no error', message: '' }),
+      (x) => ({ code: x.code as string, message: x.message as string }),
+    );
+  const none = await reason(host(tmp('device.json')).update(new Uint8Array(1), '0'.repeat(64)));
+  assert.is(none.code, 'HF_ERR_UNSUPPORTED');
+  assert.ok(none.message.includes('holdfast-launcher.js'), none.message);
+  const dir = tmp('launcher');
+  const old = 'a'.repeat(64);
+  assert.is(launcherFromEnv({ HOLDFAST_LAUNCHER_DIR: dir }), null, 'both variables, or no launcher');
+  const launcher = launcherFromEnv({ HOLDFAST_LAUNCHER_DIR: dir, HOLDFAST_BUNDLE_SHA256: old });
+  assert.equal(launcher, { dir, running: old });
+  const m = host(tmp('device.json'), { launcher });
+  assert.equal(m.updateStatus(), { running: old, trial: false, last: null }, 'no state yet');
+  const bundle = new TextEncoder().encode('console.log("v2")\n');
+  const sha = createHash('sha256').update(bundle).digest('hex');
+  const bad = await reason(m.update(bundle, 'f'.repeat(64)));
+  assert.is(bad.code, 'HF_ERR_BAD_ARGS');
+  assert.ok(bad.message.includes(sha), bad.message);
+  assert.is(fs.existsSync(dir), false, 'nothing written');
+  assert.is((await reason(m.update(bundle, sha))).code, 'no error');
+  assert.equal(fs.readFileSync(path.join(dir, 'bundles', `${sha}.js`)), Buffer.from(bundle));
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'request.json'), 'utf8')), { sha256: sha });
+  assert.equal(fs.readdirSync(path.join(dir, 'bundles')), [`${sha}.js`], 'no temporary file left');
+  // confirmUpdate writes the confirmation only while the running bundle is on trial.
+  m.confirmUpdate();
+  assert.is(fs.existsSync(path.join(dir, 'confirmed')), false);
+  const state = { v: 1, phase: 'trial', current: old, previous: sha, installed: null, last: null };
+  fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify(state));
+  assert.equal(m.updateStatus(), { running: old, trial: true, last: null });
+  m.confirmUpdate();
+  assert.is(fs.readFileSync(path.join(dir, 'confirmed'), 'utf8'), `${old}\n`);
+  fs.writeFileSync(path.join(dir, 'state.json'), '{"v": 1, "phase": "maybe"}');
+  assert.is(
+    code(() => m.updateStatus()),
+    'HF_ERR_OP_FAILED',
+  );
 });
 
 test.run();

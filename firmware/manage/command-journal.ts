@@ -9,8 +9,9 @@
  *
  * A record torn by a power cut fails its CRC and is ignored with everything after it. Opening the
  * journal answers every id that STARTED without a DONE with HF_ERR_INTERRUPTED (it was running when
- * the device stopped: it is not run again) and rewrites the journal as one whole value (atomic), which
- * also drops a torn tail. Past `2 × keepIds` records it is rewritten the same way with the newest
+ * the device stopped: it is not run again), unless the opener's `settle` knows better (an update's
+ * answer is found after the restart it caused: update-record.ts), and rewrites the journal as one
+ * whole value (atomic), which also drops a torn tail. Past `2 × keepIds` records it is rewritten the same way with the newest
  * `keepIds` ids. An answer larger than `maxKeptAnswerBytes` is kept as HF_ERR_ANSWER_NOT_KEPT.
  */
 import { decodeValue, encodeValue } from '../cbor-value';
@@ -32,6 +33,12 @@ export interface CommandJournalOptions {
 }
 
 export const COMMAND_JOURNAL_DEFAULTS = { keepIds: 256, maxKeptAnswerBytes: 8192 };
+
+/**
+ * Asked on opening for each id that started and has no answer: its answer (recorded now), 'running'
+ * (it goes on in this process: `done` answers it later), or null for HF_ERR_INTERRUPTED.
+ */
+export type SettleStarted = (id: string, op: string) => AnswerBody | 'running' | null;
 
 /** What an answer is without its id. */
 export type AnswerBody = { ok: Record<string, unknown> } | { error: AnswerError };
@@ -58,7 +65,7 @@ export class CommandJournal {
   private appended = 0;
 
   /** Opens (or creates) the journal in `storage`. Throws HF_ERR_STORAGE if the medium fails. */
-  constructor(storage: Storage, opts: CommandJournalOptions = {}) {
+  constructor(storage: Storage, opts: CommandJournalOptions = {}, settle?: SettleStarted) {
     this.storage = storage;
     this.key = opts.key ?? 'manage';
     this.keepIds = checkInt('keepIds', opts.keepIds ?? COMMAND_JOURNAL_DEFAULTS.keepIds, 1, 1 << 20);
@@ -66,6 +73,12 @@ export class CommandJournal {
     this.load();
     for (const [id, e] of this.entries) {
       if (e.answer !== null) continue;
+      const settled = settle?.(id, e.op) ?? null;
+      if (settled === 'running') continue;
+      if (settled !== null) {
+        e.answer = settled;
+        continue;
+      }
       e.answer = { error: errorOf(ErrorCode.INTERRUPTED, `the device stopped while command ${id} (${e.op}) ran; it was not run again`) };
       this.interrupted.push(id);
     }

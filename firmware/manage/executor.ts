@@ -12,23 +12,32 @@
  *   4. A restart while running: the next executor over the same storage answers the id
  *      HF_ERR_INTERRUPTED (command-journal.ts). `restart` itself is answered and recorded first, then
  *      the board is asked to restart after `restartDelayMs`.
+ *   5. `update` is answered across the restart it causes: a pending-update record is written beside
+ *      the journal (update-record.ts), the board stages the bundle for its launcher, and the program
+ *      restarts after `restartDelayMs` without answering. The next executor answers the id from the
+ *      record and the launcher's word: ok {sha256, previous} once the new bundle has opened a session
+ *      (`sessionOpened`, which also ends its trial), HF_ERR_ROLLED_BACK when the old one is back.
+ *      One update at a time: another while one is in progress is HF_ERR_BUSY.
  * Every refusal and failure is an answer with a stable code; `execute` never rejects for the
  * command's sake (only a failing medium under the journal, HF_ERR_STORAGE, escapes).
  */
 import { ErrorCode, hfError, isHfError } from '../errors';
 import { checkMs } from '../check';
-import type { Management, RunResult } from '../../hal/management';
+import type { Management, RunResult, UpdateStatus } from '../../hal/management';
 import type { Storage } from '../../hal/storage';
 import { type Answer, type Command, errorOf } from './command';
 import { type AnswerBody, CommandJournal, type CommandJournalOptions } from './command-journal';
 import { type ManageLimits, type Op, type ResolvedManageLimits, resolveManageLimits, validateOp } from './ops';
 import { checkExec, checkPath, type ManagePolicy, policyFromConfig } from './policy';
+import { decodePendingUpdate, encodePendingUpdate, type PendingUpdate, resolveUpdate, UPDATE_KEY } from './update-record';
 
 export interface ExecutorOptions {
   limits?: ManageLimits;
   journal?: CommandJournalOptions;
-  /** How long after answering `restart` the device restarts, ms (default 1000). */
+  /** How long after answering `restart` (or staging an `update`) the device restarts, ms (default 1000). */
   restartDelayMs?: number;
+  /** Storage key of the pending-update record (default "update"). */
+  updateKey?: string;
 }
 
 export const EXECUTOR_DEFAULTS = { restartDelayMs: 1000 };
@@ -39,13 +48,63 @@ export class Executor {
   private readonly mgmt: Management;
   private readonly journal: CommandJournal;
   private readonly running = new Map<string, Promise<Answer>>();
+  private readonly storage: Storage;
+  private readonly updateKey: string;
+  /** The launcher's word when this executor opened (trial cleared once confirmed), or null without one. */
+  private status: UpdateStatus | null;
+  /** The update whose bundle this is, answered once a session opens. */
+  private awaiting: { id: string; answer: AnswerBody; resolve: (a: Answer) => void } | null = null;
+  /** The update staged by this process, which restarts for it. */
+  private updating: string | null = null;
 
-  /** Opens the journal in `storage` (answering what a restart interrupted). */
+  /** Opens the journal in `storage` (answering what a restart interrupted, and an update's outcome). */
   constructor(mgmt: Management, storage: Storage, opts: ExecutorOptions = {}) {
     this.limits = resolveManageLimits(opts.limits);
     this.restartDelayMs = checkMs('restartDelayMs', opts.restartDelayMs ?? EXECUTOR_DEFAULTS.restartDelayMs, 0, 600000);
     this.mgmt = mgmt;
-    this.journal = new CommandJournal(storage, opts.journal);
+    this.storage = storage;
+    this.updateKey = opts.updateKey ?? UPDATE_KEY;
+    this.status = mgmt.updateStatus();
+    const rec = storage.read(this.updateKey);
+    const pending: PendingUpdate | null = rec === null ? null : decodePendingUpdate(rec);
+    let wait: { id: string; answer: AnswerBody } | null = null;
+    this.journal = new CommandJournal(storage, opts.journal, (id, op) => {
+      if (pending === null || id !== pending.id || op !== 'update') return null;
+      const r = resolveUpdate(pending, this.status);
+      if (r.kind === 'interrupted') return null;
+      if (r.kind === 'answer') return r.answer;
+      wait = { id, answer: r.answer };
+      return 'running';
+    });
+    const w = wait as { id: string; answer: AnswerBody } | null;
+    if (w === null) {
+      if (rec !== null) storage.remove(this.updateKey);
+      return;
+    }
+    this.running.set(w.id, new Promise<Answer>((resolve) => (this.awaiting = { ...w, resolve })));
+  }
+
+  /** The id of the update whose new bundle runs on trial here, answered once a session opens; or null. */
+  get awaitingSession(): string | null {
+    return this.awaiting?.id ?? null;
+  }
+
+  /**
+   * The device's session with the gateway is open: while the bundle runs on trial, tells the launcher
+   * it is good (the trial ends: no rollback) and answers the update that installed it. Does nothing
+   * otherwise. Throws what `confirmUpdate` throws (the trial then goes on; call again on the next open).
+   */
+  sessionOpened(): void {
+    if (this.status === null || !this.status.trial) return;
+    this.mgmt.confirmUpdate();
+    this.status = { ...this.status, trial: false };
+    const a = this.awaiting;
+    if (a === null) return;
+    this.awaiting = null;
+    const kept = this.journal.done(a.id, 'update', a.answer);
+    this.storage.remove(this.updateKey);
+    this.running.delete(a.id);
+    a.resolve(withId(a.id, kept));
   }
 
   /** Ids that were running when the device last stopped. */
@@ -78,11 +137,14 @@ export class Executor {
       if (op.op === 'exec') checkExec(policy as ManagePolicy, op.args);
       if (op.op === 'file.get' || op.op === 'file.put') op.args.path = checkPath(policy as ManagePolicy, op.op, op.args.path);
       if (op.op === 'config.set') policyFromConfig(op.args.config);
+      const busy = this.updating ?? this.awaiting?.id ?? null;
+      if (op.op === 'update' && busy !== null) throw hfError(ErrorCode.BUSY, `update: the update of command ${busy} is in progress; send this one when it is answered`);
     } catch (e) {
       return this.finish(cmd, errorBody(e));
     }
     this.journal.started(cmd.id, cmd.op);
     onAccepted?.(cmd.id);
+    if (op.op === 'update') return this.update(cmd, op.args.bundle, op.args.sha256);
     let body: AnswerBody;
     try {
       body = { ok: await this.perform(op, policy, cmd.deadlineMs) };
@@ -92,6 +154,22 @@ export class Executor {
     const answer = this.finish(cmd, body);
     if (op.op === 'restart' && 'ok' in body) this.mgmt.restart(this.restartDelayMs);
     return answer;
+  }
+
+  /** Records the update as pending, stages it and restarts; the answer comes after the restart (file comment, 5). */
+  private async update(cmd: Command, bundle: Uint8Array, sha256: string): Promise<Answer> {
+    const status = this.mgmt.updateStatus();
+    if (status !== null) this.storage.write(this.updateKey, encodePendingUpdate({ id: cmd.id, sha256, previous: status.running }));
+    try {
+      await this.mgmt.update(bundle, sha256);
+    } catch (e) {
+      if (status !== null) this.storage.remove(this.updateKey);
+      return this.finish(cmd, errorBody(e));
+    }
+    this.updating = cmd.id;
+    this.mgmt.restart(this.restartDelayMs);
+    // Never settles in this process: the one that comes up after the restart answers the id.
+    return new Promise<Answer>(() => {});
   }
 
   private finish(cmd: Command, body: AnswerBody): Answer {
@@ -144,8 +222,7 @@ export class Executor {
       case 'restart':
         return { delayMs: this.restartDelayMs };
       case 'update':
-        await m.update(op.args.bundle, op.args.sha256);
-        return {};
+        throw hfError(ErrorCode.STATE, 'update runs through Executor.update');
     }
   }
 }

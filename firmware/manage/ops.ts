@@ -14,7 +14,8 @@
  *   file.get     {path}                                -> {data}
  *   file.put     {path, data, mode?}                   -> {bytes}
  *   restart      {}                                    -> {delayMs}    (answered, then restarted)
- *   update       {bundle, sha256}                      -> {}           (HF_ERR_UNSUPPORTED in this version)
+ *   update       {bundle, sha256}                      -> {sha256, previous} (after a restart into it; or
+ *                                                         HF_ERR_ROLLED_BACK: executor.ts, update-record.ts)
  *
  * Byte arguments (`data`, `bundle`) are a Uint8Array from CBOR or strict base64 text from JSON.
  * Refusals: an operation that is not one of these -> HF_ERR_UNKNOWN_OP; arguments that are not an
@@ -127,7 +128,8 @@ export interface OpResults {
   'file.put': { bytes: number };
   /** `delayMs`: the device restarts this long after answering. */
   restart: { delayMs: number };
-  update: Record<string, never>;
+  /** `sha256`: the bundle now running; `previous`: the one before it (null if unknown). */
+  update: { sha256: string; previous: string | null };
 }
 
 /** A validated operation: its name and its typed arguments. */

@@ -4,15 +4,20 @@
  * JSON file (`configPath`) replaced atomically, programs by ./run-program.ts, files by
  * ./manage-files.ts. `restart` leaves the restarting to the process's supervisor (the systemd unit
  * `holdfast flash` installs has Restart=always): after `delayMs` it calls `onRestart`, by default
- * sending this process SIGTERM. `update` is not in this version (HF_ERR_UNSUPPORTED).
+ * sending this process SIGTERM. `update` needs the program to run under the launcher
+ * (targets/host/device/launcher.ts; `launcher`, from HOLDFAST_LAUNCHER_DIR): it checks the bundle's
+ * sha256, writes it into the launcher's directory atomically and asks the launcher to try it at the
+ * next start (./device/launcher-files.ts); the executor then restarts the program.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { ErrorCode, hfError } from '../../firmware/errors';
 import { collectInfo } from '../../firmware/manage/info';
 import { isPlainObject } from '../../firmware/manage/ops';
 import type { Gpio } from '../../hal/gpio';
-import type { Management, RunRequest, RunResult } from '../../hal/management';
+import type { Management, RunRequest, RunResult, UpdateStatus } from '../../hal/management';
 import type { SystemInfo } from '../../hal/system';
+import { bundlePath, confirmUpdateOf, type LauncherLink, requestPath, sha256Hex, updateStatusOf } from './device/launcher-files';
 import { readFileUnder, writeAtomic, writeFileUnder } from './manage-files';
 import { runProgram } from './run-program';
 
@@ -30,7 +35,16 @@ export interface HostManagementOptions {
   onConfigWritten?: (config: Record<string, unknown>) => void;
   /** What restarting is (default: SIGTERM to this process, for its supervisor to start it again). */
   onRestart?: () => void;
+  /**
+   * The launcher this program runs under (launcherFromEnv(process.env) in the device), or null
+   * (default): then `update` is HF_ERR_UNSUPPORTED.
+   */
+  launcher?: LauncherLink | null;
 }
+
+/** What `update` says when the program runs without the launcher. */
+export const NO_LAUNCHER =
+  'update needs the device to run under the launcher, which keeps the bundles and rolls a bad one back: node holdfast-launcher.js --dir DIR --bundle holdfast-device.js -- device --config FILE (see docs/PROTOCOL.md 14.7)';
 
 export class HostManagement implements Management {
   private readonly o: HostManagementOptions;
@@ -109,7 +123,29 @@ export class HostManagement implements Management {
     this.restartTimer = setTimeout(go, delayMs);
   }
 
-  update(_bundle: Uint8Array, _sha256: string): Promise<void> {
-    return Promise.reject(hfError(ErrorCode.UNSUPPORTED, 'update is not in this version of the device (a later step: sha256 check, atomic swap, restart, rollback)'));
+  updateStatus(): UpdateStatus | null {
+    const l = this.o.launcher ?? null;
+    return l === null ? null : updateStatusOf(l);
+  }
+
+  async update(bundle: Uint8Array, sha256: string): Promise<void> {
+    const l = this.o.launcher ?? null;
+    if (l === null) throw hfError(ErrorCode.UNSUPPORTED, NO_LAUNCHER);
+    const got = sha256Hex(bundle);
+    if (got !== sha256) throw hfError(ErrorCode.BAD_ARGS, `update: the bundle's sha256 is ${got}, not ${sha256} as the command says; nothing was written`);
+    if (bundle.length === 0) throw hfError(ErrorCode.BAD_ARGS, 'update: the bundle is empty; nothing was written');
+    const file = bundlePath(l.dir, sha256);
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+    } catch (e) {
+      throw hfError(ErrorCode.OP_FAILED, `update: cannot make ${path.dirname(file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
+    }
+    writeAtomic(file, bundle, 0o644);
+    writeAtomic(requestPath(l.dir), new TextEncoder().encode(JSON.stringify({ sha256 }) + '\n'), 0o644);
+  }
+
+  confirmUpdate(): void {
+    const l = this.o.launcher ?? null;
+    if (l !== null) confirmUpdateOf(l);
   }
 }

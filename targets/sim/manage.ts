@@ -4,14 +4,15 @@
  * programs functions of their argv (`programs`: a name, as argv[0] or "/bin/sh" for a shell
  * command, to what it does). A program answers at once; one that says it takes longer than its time
  * limit is "killed" (timedOut, SIGKILL, the output it had). `restart` is counted and reported to
- * `onRestart`; `update` is HF_ERR_UNSUPPORTED, as on the other targets in this version.
+ * `onRestart`. `update`: without `launcher`, HF_ERR_UNSUPPORTED; with it, the bundle is kept as
+ * `staged` (its sha256 is not checked here: the sim has no hash) and `confirmUpdate` ends a trial.
  * Nothing here resolves links (the sim has none): paths are checked as text, as policy.ts does.
  */
 import { ErrorCode, hfError } from '../../firmware/errors';
 import { collectInfo } from '../../firmware/manage/info';
 import { isUnder, normalizePath } from '../../firmware/manage/policy';
 import type { Gpio } from '../../hal/gpio';
-import type { Management, RunRequest, RunResult } from '../../hal/management';
+import type { Management, RunRequest, RunResult, UpdateStatus } from '../../hal/management';
 import type { SystemInfo } from '../../hal/system';
 
 /** What a simulated program does with its argv. */
@@ -36,6 +37,8 @@ export interface SimManagementOptions {
   programs?: Record<string, SimProgram>;
   validateConfig?: (config: Record<string, unknown>) => void;
   onRestart?: (delayMs: number) => void;
+  /** What a launcher would say (the sim's stand-in for one; tests change it between "restarts"), or none. */
+  launcher?: UpdateStatus;
 }
 
 export class SimManagement implements Management {
@@ -43,6 +46,10 @@ export class SimManagement implements Management {
   readonly ran: string[][] = [];
   /** Restarts asked for, by delay. */
   readonly restarts: number[] = [];
+  /** The bundles `update` staged, in order. */
+  readonly staged: { bundle: Uint8Array; sha256: string }[] = [];
+  /** How often `confirmUpdate` ended a trial. */
+  confirms = 0;
   private readonly o: SimManagementOptions;
   private config: Record<string, unknown>;
   private readonly dirs = new Set<string>(['/']);
@@ -137,8 +144,22 @@ export class SimManagement implements Management {
     this.o.onRestart?.(delayMs);
   }
 
-  update(_bundle: Uint8Array, _sha256: string): Promise<void> {
-    return Promise.reject(hfError(ErrorCode.UNSUPPORTED, 'update is not in this version of the device'));
+  updateStatus(): UpdateStatus | null {
+    const l = this.o.launcher;
+    return l === undefined ? null : { ...l };
+  }
+
+  update(bundle: Uint8Array, sha256: string): Promise<void> {
+    if (this.o.launcher === undefined) return Promise.reject(hfError(ErrorCode.UNSUPPORTED, 'update needs a launcher (none in this simulated board)'));
+    this.staged.push({ bundle: bundle.slice(), sha256 });
+    return Promise.resolve();
+  }
+
+  confirmUpdate(): void {
+    const l = this.o.launcher;
+    if (l === undefined || !l.trial) return;
+    l.trial = false;
+    this.confirms++;
   }
 
   private inside(p: string, allowedDirs: string[]): void {

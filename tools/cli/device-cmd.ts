@@ -3,6 +3,8 @@
  * proxies otherwise), forwards local ports through it, and starts a new session with back-off when
  * one fails. With --state the session survives restarts: on SIGTERM the process stops without closing
  * it, and the next start resumes it from the journal (nothing accepted is lost or sent twice).
+ * Run by the launcher (holdfast-launcher.js) as a bundle on trial, it tells the launcher when its
+ * first session opens, so that the launcher keeps it rather than rolling it back.
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../firmware/errors';
@@ -21,6 +23,7 @@ import { REPLACED_BY_NEWER } from '../../firmware/errors';
 import type { DeviceStats } from '../../targets/host/device/device-channel';
 import { statusFileIn } from './status-cmd';
 import { deviceManagement } from './device-manage';
+import { confirmBundle, launcherFromEnv } from '../../targets/host/device/launcher-child';
 
 /** How the device CLI restarts sessions. */
 export interface RestartOptions {
@@ -226,6 +229,15 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     return lastErr;
   };
   const status = statusWriter(s.status, options.id, log, s.statusIntervalMs, counters, lastError);
+  const launcher = launcherFromEnv(process.env);
+  const confirm = (): void => {
+    if (launcher === null) return;
+    try {
+      if (confirmBundle(launcher)) log.info('a session is open: told the launcher to keep this bundle', { bundle: launcher.running.slice(0, 12) });
+    } catch (e) {
+      log.warn('cannot tell the launcher that a session is open (it rolls this bundle back unless a later session can)', { reason: (e as Error).message });
+    }
+  };
   let stopping = false;
   let current: Current | null = null;
   const manage =
@@ -234,6 +246,7 @@ export async function deviceCommand(argv: string[]): Promise<number> {
       : deviceManagement({
           configPath: s.configPath,
           stateDir: options.stateDir ?? null,
+          launcher,
           log,
           validateConfig: (cfg) => checkNewConfig(cfg, s.flags),
           onConfig: (cfg) => {
@@ -289,6 +302,8 @@ export async function deviceCommand(argv: string[]): Promise<number> {
     ch.once('open', () => {
       backoff = 1000;
       status({ state: 'open', session: ch.sessionId, transport: ch.transport, error: null });
+      confirm();
+      manage?.sessionOpened();
     });
     ch.on('transport', (t: string) => {
       if (ch.sessionId !== null) status({ state: 'open', session: ch.sessionId, transport: t, error: null });

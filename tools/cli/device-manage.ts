@@ -10,6 +10,8 @@
  * - The journal (which command ids ran, and their answers) lives under `--state DIR` in `DIR/manage`,
  *   so a command is executed at most once across reconnects and restarts. Without --state it is kept
  *   in memory: at most once for as long as the process runs (a warning says so).
+ * - `update` needs the launcher (targets/host/device/launcher.ts), which keeps the bundles and rolls a
+ *   bad one back; a session opening confirms a bundle on trial (`sessionOpened`).
  * - `config.set` is checked as the device would read it at start (the same rules as --config, with
  *   the command-line flags that win over it) before it is written; once written, `onConfig` applies
  *   what can change on a running session (its forwards), and the rest applies at the next start.
@@ -20,12 +22,15 @@ import { Executor } from '../../firmware/manage/executor';
 import type { Log } from '../../hal/log';
 import type { Mux } from '../../targets/host/app/mux';
 import { type ManageServer, serveManagement } from '../../targets/host/device/manage-server';
+import type { LauncherLink } from '../../targets/host/device/launcher-files';
 import { HostManagement } from '../../targets/host/manage';
 import { MemoryStorage } from '../../targets/sim/storage';
 
 export interface DeviceManagementOptions {
   configPath: string;
   stateDir: string | null;
+  /** The launcher this process runs under (for `update`), or null. */
+  launcher: LauncherLink | null;
   log: Log;
   /** Refuses a config the device could not start with (throws HF_ERR_BAD_ARGS). */
   validateConfig: (config: Record<string, unknown>) => void;
@@ -35,6 +40,8 @@ export interface DeviceManagementOptions {
 
 export interface DeviceManagement {
   serve(mux: Mux): ManageServer;
+  /** A session opened: an update on trial is confirmed and its command answered. */
+  sessionOpened(): void;
   close(): void;
 }
 
@@ -48,6 +55,7 @@ export function deviceManagement(o: DeviceManagementOptions): DeviceManagement {
     target: platform.name,
     validateConfig: o.validateConfig,
     onConfigWritten: o.onConfig,
+    launcher: o.launcher,
   });
   const executor = new Executor(mgmt, storage);
   if (executor.interrupted.length > 0) o.log.warn('commands interrupted by the last stop are answered HF_ERR_INTERRUPTED', { ids: executor.interrupted.length });
@@ -57,6 +65,7 @@ export function deviceManagement(o: DeviceManagementOptions): DeviceManagement {
         log: o.log,
         onStarted: (id, op) => o.log.info('management command', { id, op }),
       }),
+    sessionOpened: () => executor.sessionOpened(),
     close: () => {
       if ('close' in storage && typeof storage.close === 'function') storage.close();
     },
