@@ -19,6 +19,7 @@ import { LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
 import { INSECURE_KEY_FILE_FLAG, deviceKey } from './key';
 import { FailureLog, type FailureLogOptions } from '../../targets/host/device/failure-log';
 import { checkMs } from '../../firmware/check';
+import type { LinkOptions } from '../../firmware/options';
 import { REPLACED_BY_NEWER } from '../../firmware/errors';
 import type { DeviceStats } from '../../targets/host/device/device-channel';
 import { statusFileIn } from './status-cmd';
@@ -65,6 +66,18 @@ const FLAGS: Flag[] = [
     type: 'number',
     meta: 'MS',
     help: 'when a newer session of the same device id replaced ours (another process uses the id?), wait this long before a new one, doubling (default 30000)',
+  },
+  {
+    name: 'dead-after-ms',
+    type: 'number',
+    meta: 'MS',
+    help: 'a session from which nothing genuine was heard this long ends, and a new one starts: how soon a device notices a gateway that restarted without its sessions (default 60000)',
+  },
+  {
+    name: 'fail-after',
+    type: 'number',
+    meta: 'N',
+    help: 'with --dead-after-ms: a session also needs this many requests unanswered before it ends (default 8)',
   },
   { name: 'replaced-backoff-max-ms', type: 'number', meta: 'MS', help: 'longest such wait (default 600000)' },
   { name: 'config', meta: 'FILE', help: 'JSON with any of these settings ({"gateway": ..., "id": ..., "forward": [...]}); flags win' },
@@ -132,6 +145,18 @@ export interface DeviceSettings {
   flags: Values;
 }
 
+/** --dead-after-ms and --fail-after as link options (the rule that ends a session the gateway no longer answers). */
+function silenceRule(v: Values): LinkOptions {
+  const o: LinkOptions = {};
+  if (v['dead-after-ms'] !== undefined) o.deadAfterMs = checkMs('--dead-after-ms', v['dead-after-ms'], 1);
+  if (v['fail-after'] !== undefined) {
+    const n = v['fail-after'];
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1000) throw hfError(ErrorCode.OPTION, `--fail-after must be a whole number in 1..1000, got ${String(n)}`);
+    o.failAfter = n;
+  }
+  return o;
+}
+
 /** The device's settings from flags and --config, validated before anything starts. */
 export function deviceSettings(argv: string[]): DeviceSettings | 'help' {
   const { values: flags, help } = parseArgs(argv, FLAGS);
@@ -153,6 +178,7 @@ export function deviceSettings(argv: string[]): DeviceSettings | 'help' {
     syncAppends: v.fsync === true,
     tls: deviceTls(v),
     failures: typeof v['warn-interval-ms'] === 'number' ? { warnIntervalMs: v['warn-interval-ms'] } : {},
+    link: silenceRule(v),
     log,
   };
   const restart = {
