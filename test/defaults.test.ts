@@ -38,6 +38,9 @@ import { AUDIT_DEFAULTS } from '../targets/host/gateway/manage/audit';
 import { PASSWORD_DEFAULTS } from '../targets/host/gateway/manage/passwords';
 import { OPERATOR_DEFAULTS } from '../targets/host/gateway/manage/operators';
 import { SESSION_DEFAULTS } from '../targets/host/gateway/manage/sessions';
+import { MANAGE_SERVICE_DEFAULTS } from '../targets/host/gateway/manage/service';
+import { SSE_DEFAULTS } from '../targets/host/gateway/manage/sse';
+import { MANAGE_SERVER_DEFAULTS } from '../targets/host/device/manage-server';
 import { LOGIN_LIMIT_DEFAULTS } from '../targets/host/gateway/manage/login-limiter';
 import { LAUNCHER_DEFAULTS } from '../targets/host/device/launcher';
 import { code } from './support/errors';
@@ -120,6 +123,9 @@ test('JSDoc defaults of the link options, wire limits, RTT bounds and rings are 
   checkJsdoc('STATUS_DEFAULTS', STATUS_DEFAULTS, [['tools/cli/device-cmd.ts', 'StatusOptions']]);
   checkJsdoc('REFUSAL_LOG_DEFAULTS', REFUSAL_LOG_DEFAULTS, [['targets/host/gateway/refusal-log.ts', 'RefusalLogOptions']]);
   checkJsdoc('MANAGE_DEFAULTS', MANAGE_DEFAULTS, [['firmware/manage/ops.ts', 'ManageLimits']]);
+  checkJsdoc('MANAGE_SERVICE_DEFAULTS', MANAGE_SERVICE_DEFAULTS as unknown as Numbers, [['targets/host/gateway/manage/service.ts', 'ManageServiceOptions']]);
+  checkJsdoc('SSE_DEFAULTS', SSE_DEFAULTS as unknown as Numbers, [['targets/host/gateway/manage/sse.ts', 'SseOptions']]);
+  checkJsdoc('MANAGE_SERVER_DEFAULTS', MANAGE_SERVER_DEFAULTS, [['targets/host/device/manage-server.ts', 'ManageServerOptions']]);
   checkJsdoc('COMMAND_JOURNAL_DEFAULTS', COMMAND_JOURNAL_DEFAULTS, [['firmware/manage/command-journal.ts', 'CommandJournalOptions']]);
   checkJsdoc('EXECUTOR_DEFAULTS', EXECUTOR_DEFAULTS, [['firmware/manage/executor.ts', 'ExecutorOptions']]);
   checkJsdoc('LAUNCHER_DEFAULTS', LAUNCHER_DEFAULTS, [['targets/host/device/launcher.ts', 'LauncherOptions']]);
@@ -220,7 +226,7 @@ test('docs/PROTOCOL.md: the sentences about the defaults', () => {
 /** Options the docs may name with a default: the defaults objects, then the JSDoc of options kept inline. */
 function docDefaults(): Map<string, number> {
   const m = new Map<string, number>();
-  for (const o of [LINK_DEFAULTS, LADDER_DEFAULTS, MUX_LIMIT_DEFAULTS, TCP_LIMIT_DEFAULTS, MANAGE_DEFAULTS, EXECUTOR_DEFAULTS, LAUNCHER_DEFAULTS] as Numbers[])
+  for (const o of [LINK_DEFAULTS, LADDER_DEFAULTS, MUX_LIMIT_DEFAULTS, TCP_LIMIT_DEFAULTS, MANAGE_DEFAULTS, EXECUTOR_DEFAULTS, LAUNCHER_DEFAULTS, MANAGE_SERVICE_DEFAULTS] as unknown as Numbers[])
     for (const [k, v] of Object.entries(o)) m.set(k, v);
   m.set('maxItemBytes', DEFAULT_MAX_ITEM_BYTES); // ItemReader's constructor argument
   const inline: [string, string][] = [

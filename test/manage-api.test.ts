@@ -241,6 +241,24 @@ test('the event stream: a hello, then the job and each device outcome as they ha
   }
 });
 
+test('logout clears the cookie, ends the session and its event stream', async () => {
+  const olga = await login(base, 'olga', 'olga password 1');
+  const u = new URL('/api/events', base);
+  const req = http.get({ host: u.hostname, port: u.port, path: u.pathname, headers: { cookie: olga.cookie } });
+  const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
+  res.resume();
+  const ended = new Promise<void>((resolve) => res.on('end', () => resolve()));
+  try {
+    const out = await request(base, 'POST', '/api/logout', { body: {}, headers: as(olga) });
+    assert.is(out.status, 200);
+    assert.match(String(out.headers['set-cookie']?.[0]), /^hf_session=; Max-Age=0; Path=\/; HttpOnly; SameSite=Strict$/);
+    await ended;
+    assert.is((await request(base, 'GET', '/api/me', { headers: as(olga) })).status, 401, 'the old cookie is dead');
+  } finally {
+    req.destroy();
+  }
+});
+
 test('the audit log verifies after all that', async () => {
   const ada = await login(base, 'ada', 'ada password 1');
   const v = await request(base, 'GET', '/api/audit/verify', { headers: as(ada) });

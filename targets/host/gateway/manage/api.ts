@@ -110,7 +110,8 @@ export class ManageApi {
       r('GET', /^\/api\/me$/, 'viewer', (c) => ({ name: c.name, role: c.role, via: c.via, csrf: c.csrf })),
       r('POST', /^\/api\/logout$/, 'viewer', (c) => {
         if (c.sessionId !== null) store.logins.logout(c.sessionId);
-        return {};
+        this.sse.recheck();
+        return { status: 200, body: {}, headers: { 'Set-Cookie': sessionCookie(null, 0, this.secure) } };
       }),
       r('GET', /^\/api\/devices$/, 'viewer', (_c, _r, _m, q) => ({ devices: s.devices(q.get('selector') ?? undefined) })),
       r('PUT', /^\/api\/devices\/([^/]+)\/labels$/, 'admin', async (c, req, m) => {
@@ -155,7 +156,18 @@ export class ManageApi {
     if (path === '/api/login' && req.method === 'POST') return this.login(req, res);
     if (path === '/api/events' && req.method === 'GET') {
       const c = identify(this.service.store, req);
-      this.sse.add(res, { name: c.name, role: c.role, online: this.service.onlineCount });
+      const store = this.service.store;
+      const auth = req.headers.authorization;
+      const valid = (): boolean => {
+        try {
+          if (c.sessionId !== null) store.sessions.check(c.sessionId);
+          else if (typeof auth === 'string') identify(store, { headers: { authorization: auth } } as http.IncomingMessage);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      this.sse.add(res, { name: c.name, role: c.role, online: this.service.onlineCount }, valid);
       req.resume();
       return;
     }
@@ -173,7 +185,9 @@ export class ManageApi {
       checkCsrf(this.service.store, req, c);
       needRole(c, route.need, `${req.method} ${path}`);
       const out = await route.handler(c, req, route.path.exec(path) as RegExpExecArray, url.searchParams);
-      const withStatus = out !== null && typeof out === 'object' && 'status' in out && 'body' in out ? (out as { status: number; body: unknown }) : { status: 200, body: out };
+      const withStatus =
+        out !== null && typeof out === 'object' && 'status' in out && 'body' in out ? (out as { status: number; body: unknown; headers?: Record<string, string> }) : { status: 200, body: out };
+      for (const [k, v] of Object.entries(withStatus.headers ?? {})) res.setHeader(k, v);
       this.json(res, withStatus.status, withStatus.body);
     } catch (e) {
       req.resume();

@@ -46,13 +46,15 @@ export interface ManageServiceOptions {
   maxExpiresInMs?: number;
   /** How long a device has to answer a command once sent, when the job names none, ms (default 60000). */
   timeoutMs?: number;
+  /** The same for `update`, whose answer comes after a restart, the launcher's confirm time and a reconnect, ms (default 300000). */
+  updateTimeoutMs?: number;
   /** Most devices one job may be for (default 100000). */
   maxTargets?: number;
   /** Ask a device that comes online for its `info` when what it reported is older than this, ms (default 600000; 0: never). */
   infoMaxAgeMs?: number;
   /** After a management stream was lost, wait this long before sending on a new one, ms (default 1000). */
   resendDelayMs?: number;
-  /** Results larger than this (bytes of JSON) are left out of events (the job's record has them; default 8192). */
+  /** Results larger than this, bytes of JSON, are left out of events: the job's record has them (default 8192). */
   maxEventResultBytes?: number;
   /** The bounds arguments are checked against (the devices' defaults unless given). */
   limits?: ManageLimits;
@@ -64,6 +66,7 @@ export const MANAGE_SERVICE_DEFAULTS = {
   expiresInMs: 86_400_000,
   maxExpiresInMs: 2_592_000_000,
   timeoutMs: 60_000,
+  updateTimeoutMs: 300_000,
   maxTargets: 100_000,
   infoMaxAgeMs: 600_000,
   resendDelayMs: 1000,
@@ -301,7 +304,7 @@ export class ManageService extends EventEmitter {
     if (this.closed) throw hfError(ErrorCode.CLOSED, 'the management service is closed');
     const op = validateOp(req.op, req.args ?? {}, this.limits);
     const selector = parseSelector(req.selector);
-    const timeoutMs = optMs('timeoutMs', req.timeoutMs, this.o.timeoutMs, 1, 0xffffffff);
+    const timeoutMs = optMs('timeoutMs', req.timeoutMs, op.op === 'update' ? this.o.updateTimeoutMs : this.o.timeoutMs, 1, 0xffffffff);
     const expiresInMs = optMs('expiresInMs', req.expiresInMs, this.o.expiresInMs, 1, this.o.maxExpiresInMs);
     const devices = this.devices()
       .filter((d) => selector.matches(d))

@@ -4,7 +4,9 @@
  * proxies keep the connection), and `retry: 2000` so a browser's EventSource comes back by itself.
  * A client that does not read is not waited for: once more than `maxBufferBytes` wait for it, its
  * stream is ended (it reconnects and reads the current state again). At most `maxClients` at once
- * (HF_ERR_LIMIT beyond).
+ * (HF_ERR_LIMIT beyond). Each stream carries a check of its credentials (the console session or the
+ * API token it was opened with), run at every heartbeat and at `recheck()` (a logout): a stream whose
+ * credentials ended is ended too.
  */
 import type { ServerResponse } from 'node:http';
 import { ErrorCode, hfError } from '../../../../firmware/errors';
@@ -22,14 +24,18 @@ export const SSE_DEFAULTS: Required<SseOptions> = { maxClients: 256, maxBufferBy
 
 export class SseHub {
   private readonly o: Required<SseOptions>;
-  private readonly clients = new Set<ServerResponse>();
+  /** Each stream, with the check of the credentials it was opened with. */
+  private readonly clients = new Map<ServerResponse, () => boolean>();
   private readonly timer: NodeJS.Timeout;
   /** Clients dropped for not reading. */
   dropped = 0;
 
   constructor(opts: SseOptions = {}) {
     this.o = { ...SSE_DEFAULTS, ...opts };
-    this.timer = setInterval(() => this.write(': keep-alive\n\n'), this.o.heartbeatMs);
+    this.timer = setInterval(() => {
+      this.recheck();
+      this.write(': keep-alive\n\n');
+    }, this.o.heartbeatMs);
     this.timer.unref();
   }
 
@@ -37,13 +43,22 @@ export class SseHub {
     return this.clients.size;
   }
 
-  /** Starts the event stream on `res` (after the caller checked who may read it). */
-  add(res: ServerResponse, hello: Record<string, unknown>): void {
+  /** Starts the event stream on `res` (after the caller checked who may read it; `valid` says whether they still may). */
+  add(res: ServerResponse, hello: Record<string, unknown>, valid: () => boolean = () => true): void {
     if (this.clients.size >= this.o.maxClients) throw hfError(ErrorCode.LIMIT, `${this.clients.size} event streams are open, the most maxClients allows`);
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
     res.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify(hello)}\n\n`);
-    this.clients.add(res);
+    this.clients.set(res, valid);
     res.on('close', () => this.clients.delete(res));
+  }
+
+  /** Ends every stream whose credentials no longer hold (logged out, expired, revoked). */
+  recheck(): void {
+    for (const [res, valid] of this.clients) {
+      if (valid()) continue;
+      this.clients.delete(res);
+      res.end();
+    }
   }
 
   /** Sends one event to every client. */
@@ -53,7 +68,7 @@ export class SseHub {
   }
 
   private write(text: string): void {
-    for (const res of this.clients) {
+    for (const res of this.clients.keys()) {
       if (res.writableLength > this.o.maxBufferBytes) {
         this.dropped++;
         this.clients.delete(res);
@@ -66,7 +81,7 @@ export class SseHub {
 
   close(): void {
     clearInterval(this.timer);
-    for (const res of this.clients) res.end();
+    for (const res of this.clients.keys()) res.end();
     this.clients.clear();
   }
 }
