@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -86,6 +86,42 @@ test('the bundles run on this Node: device --help, info on the pi target, gatewa
   assert.match(r.stdout, /--devices FILE/);
   assert.is(fs.readFileSync(dev, 'utf8').slice(0, 19), '#!/usr/bin/env node');
   assert.ok((fs.statSync(dev).mode & 0o111) !== 0, 'executable');
+});
+
+test('the gateway bundle serves its console from console/ beside it', async () => {
+  for (const f of ['index.html', 'console.js', 'console.css']) assert.ok(fs.existsSync(path.join(out, 'console', f)), `dist/console/${f}`);
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'holdfast-bundle-data-'));
+  const devices = path.join(data, 'devices.json');
+  fs.writeFileSync(devices, '{"pi-1": "k"}', { mode: 0o600 });
+  // better-sqlite3 is never bundled: a bundle outside the checkout finds it on NODE_PATH (or beside it).
+  const gw = spawn(process.execPath, [path.join(out, 'holdfast-gateway.js'), 'gateway', '--http', '127.0.0.1:0', '--devices', devices, '--data', data, '--console', '127.0.0.1:0'], {
+    cwd: out,
+    env: { ...process.env, NODE_PATH: path.join(ROOT, 'node_modules') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  try {
+    let log = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no console url in 15 s:\n${log}`)), 15_000);
+      const take = (d: Buffer): void => {
+        log += d.toString();
+        const m = /console {2}url=(\S+)/.exec(log);
+        if (m !== null) {
+          clearTimeout(t);
+          resolve(m[1]);
+        }
+      };
+      gw.stdout.on('data', take);
+      gw.stderr.on('data', take);
+    });
+    const page = await fetch(url);
+    assert.is(page.status, 200);
+    assert.match(String(page.headers.get('content-type')), /^text\/html/);
+    assert.match(await page.text(), /console\.js/);
+  } finally {
+    gw.kill('SIGKILL');
+    fs.rmSync(data, { recursive: true, force: true });
+  }
 });
 
 test.run();

@@ -5,6 +5,8 @@
  *  - The device's direct TCP goes through a "firewall" (a proxy of our own) that refuses connections
  *    at first: the device falls back to HTTP. After a few seconds the firewall opens and the device
  *    moves to TCP mid-stream; nothing is lost or repeated.
+ *  - Management (tools/demo-manage.ts): the web console on 127.0.0.1:8090 with a printed login, the
+ *    device managed from it (info, exec of uptime, config, files).
  *  - The device sends a reading every 250 ms and the gateway answers each with a command; a port is
  *    forwarded through the session to an echo service next to the gateway, and used once a second.
  *
@@ -19,6 +21,7 @@ import { createLog } from '../targets/node/log';
 import { Mux } from '../targets/host/app/mux';
 import { serveForwards } from '../targets/host/app/forward';
 import { startChaosProxy } from './chaos-proxy';
+import { startDemoManagement } from './demo-manage';
 
 const args = process.argv.slice(2);
 const seconds = args[0] === '--seconds' ? Number(args[1]) : Infinity;
@@ -42,9 +45,11 @@ async function main(): Promise<void> {
 
   const gw = await Gateway.start({ http: '127.0.0.1:0', tcp: '127.0.0.1:0', devices: { 'demo-pi': 'demo-secret' }, log: createLog({ name: 'gateway' }) });
   const gwTcp = Number(gw.tcp!.address.split(':').pop());
+  const manage = await startDemoManagement('demo-pi', createLog({ name: 'gateway' }));
   let commands = 0;
   gw.on('session', (ch: GatewayChannel) => {
     const mux = new Mux(ch, { role: 'gateway' });
+    manage.gateway.attach(ch, mux);
     serveForwards(mux, { allow: [`127.0.0.1:${echoPort}`] });
     mux.on('error', () => {});
     mux.on('message', (m: Buffer) => {
@@ -56,6 +61,7 @@ async function main(): Promise<void> {
 
   const firewall = await startChaosProxy({ target: { port: gwTcp }, mode: 'refuse' });
   say(`gateway: http ${gw.http!.url}, tcp ${gw.tcp!.address}; the device's tcp path is blocked for now`);
+  say(`console: ${manage.login.url} (log in as ${manage.login.name}, password ${manage.login.password})`);
 
   const dev = connect({
     gateway: `http://${gw.http!.address}`,
@@ -66,6 +72,7 @@ async function main(): Promise<void> {
     ladder: { reprobeMs: 1000, reprobeMaxMs: 2000, directTimeoutMs: 1000 },
   });
   const mux = new Mux(dev, { role: 'device' });
+  manage.serveDevice(mux);
   mux.on('error', () => {});
   let sent = 0;
   let acks = 0;
@@ -114,6 +121,7 @@ async function main(): Promise<void> {
       mux.close();
     });
     await gw.close();
+    await manage.close();
     await firewall.close();
     for (const s of sockets) s.destroy();
     await new Promise((r) => echo.close(r));
