@@ -241,6 +241,27 @@ test('the event stream: a hello, then the job and each device outcome as they ha
   }
 });
 
+test('admins manage operators over the API (audited); others may not', async () => {
+  const olga = await login(base, 'olga', 'olga password 1');
+  const no = await request(base, 'POST', '/api/operators', { body: { name: 'eve', role: 'admin', password: 'eve password 1' }, headers: as(olga) });
+  assert.equal([no.status, (no.body.error as { code: string }).code], [403, 'HF_ERR_ROLE']);
+  const ada = await login(base, 'ada', 'ada password 1');
+  const bad = await request(base, 'POST', '/api/operators', { body: { name: 'bo', role: 'root', password: 'bo password 1' }, headers: as(ada) });
+  assert.equal([bad.status, (bad.body.error as { code: string }).code], [400, 'HF_ERR_BAD_ARGS']);
+  const made = await request(base, 'POST', '/api/operators', { body: { name: 'bo', role: 'viewer', password: 'bo password 1' }, headers: as(ada) });
+  assert.is(made.status, 201, JSON.stringify(made.body));
+  assert.not.ok(JSON.stringify(made.body).includes('scrypt'), 'no password hash in the answer');
+  const up = await request(base, 'PUT', '/api/operators/bo', { body: { role: 'operator' }, headers: as(ada) });
+  assert.is((up.body.operator as { role: string }).role, 'operator');
+  const bo = await login(base, 'bo', 'bo password 1');
+  await request(base, 'PUT', '/api/operators/bo', { body: { disabled: true }, headers: as(ada) });
+  assert.is((await request(base, 'GET', '/api/me', { headers: as(bo) })).status, 401, 'a disabled operator is logged out');
+  const list = await request(base, 'GET', '/api/operators', { headers: as(ada) });
+  assert.ok((list.body.operators as { name: string; disabledAt: number | null }[]).some((o) => o.name === 'bo' && o.disabledAt !== null));
+  const audit = m.store.audit.latest(50).map((e) => `${e.action}:${e.target}`);
+  assert.ok(audit.includes('operator.add:bo') && audit.includes('operator.change:bo'), audit.join(' '));
+});
+
 test('logout clears the cookie, ends the session and its event stream', async () => {
   const olga = await login(base, 'olga', 'olga password 1');
   const u = new URL('/api/events', base);

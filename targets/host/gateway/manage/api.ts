@@ -136,6 +136,33 @@ export class ManageApi {
         head: store.audit.head(),
       })),
       r('GET', /^\/api\/audit\/verify$/, 'viewer', () => store.audit.verify()),
+      r('GET', /^\/api\/operators$/, 'admin', () => ({ operators: store.operators.list() })),
+      r('POST', /^\/api\/operators$/, 'admin', async (c, req) => {
+        const b = await this.body(req);
+        if (typeof b.name !== 'string' || typeof b.password !== 'string' || !isRole(b.role))
+          throw hfError(ErrorCode.BAD_ARGS, 'an operator needs {"name": text, "role": "viewer" | "operator" | "admin", "password": text}');
+        const role = b.role;
+        const op = await store.operators.add(b.name, role, b.password, (o) => store.audit.append({ actor: c.name, action: 'operator.add', target: o.name, detail: { role, via: c.via } }));
+        return { status: 201, body: { operator: op } };
+      }),
+      r('PUT', /^\/api\/operators\/([^/]+)$/, 'admin', async (c, req, m) => {
+        const name = decodeURIComponent(m[1]);
+        const b = await this.body(req);
+        if (b.role !== undefined && !isRole(b.role)) throw hfError(ErrorCode.BAD_ARGS, `role must be viewer, operator or admin, got ${JSON.stringify(b.role)}`);
+        if (b.disabled !== undefined && b.disabled !== true) throw hfError(ErrorCode.BAD_ARGS, 'disabled can only be true (an operator is disabled for good; add a new one)');
+        if (name === c.name) throw hfError(ErrorCode.BAD_ARGS, 'an admin cannot change their own role or disable themselves here (use holdfast operator)');
+        store.jobs.batch(() => {
+          if (isRole(b.role)) store.operators.setRole(name, b.role);
+          if (b.disabled === true) store.operators.disable(name);
+          store.audit.append({
+            actor: c.name,
+            action: 'operator.change',
+            target: name,
+            detail: { ...(b.role === undefined ? {} : { role: b.role as string }), ...(b.disabled === true ? { disabled: true } : {}), via: c.via },
+          });
+        });
+        return { operator: store.operators.get(name) };
+      }),
       r('POST', /^\/api\/tokens$/, 'viewer', async (c, req) => {
         const b = await this.body(req);
         const role = b.role === undefined ? c.role : b.role;
