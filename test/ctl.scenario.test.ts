@@ -39,18 +39,19 @@ let operatorToken: string;
 let viewerToken: string;
 
 /** Runs bin/holdfast with `args` (and `env` added to a clean environment) and waits for it to exit. */
-function cli(args: string[], env: Record<string, string> = {}): Promise<Ran> {
+function cli(args: string[], env: Record<string, string> = {}, input?: string): Promise<Ran> {
   const clean = { ...process.env };
   delete clean.HOLDFAST_TOKEN;
   delete clean.HOLDFAST_CONSOLE;
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...clean, ...env }, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (input !== undefined) p.stdin?.end(input);
     let stdout = '';
     let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => {
+    p.stdout?.setEncoding('utf8').on('data', (d: string) => {
       stdout += d;
     });
-    p.stderr.setEncoding('utf8').on('data', (d: string) => {
+    p.stderr?.setEncoding('utf8').on('data', (d: string) => {
       stderr += d;
     });
     const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
@@ -329,8 +330,33 @@ test('no console there: HF_ERR_CONNECT naming it, exit 1', async () => {
   refused(r, 1, 'HF_ERR_CONNECT', new RegExp(`^cannot reach the console at http://127\\.0\\.0\\.1:${port}/: ECONNREFUSED `));
 });
 
+test('token: log in with the password on stdin, a token written to a new 0600 file, used at once; the session ended', async () => {
+  const out = path.join(dir, 'laptop.token');
+  const r = await cli(['ctl', 'token', 'laptop', '--operator', 'olga', '--role', 'viewer', '--out', out, '--console', base], {}, 'olga password 1\n');
+  assert.is(r.status, 0, r.stderr);
+  assert.is(r.stdout, `token laptop (viewer, for olga) written to ${out}, mode 600: holdfast ctl devices --token-file ${out}\n`);
+  assert.is(fs.statSync(out).mode & 0o777, 0o600);
+  assert.match(fs.readFileSync(out, 'utf8'), /^hft_\S+\n$/);
+  const look = await cli(['ctl', 'devices', '--console', base, '--token-file', out]);
+  assert.is(look.status, 0, look.stderr);
+  refused(await cli(['ctl', 'run', 'info', '--on', '*', '--console', base, '--token-file', out]), 1, 'HF_ERR_ROLE');
+  assert.ok(m.store.audit.latest(50).some((e) => e.action === 'token.create' && e.actor === 'olga' && (e.detail as { name?: string }).name === 'laptop'));
+  assert.ok(
+    m.store.audit.latest(50).some((e) => e.action === 'login' && e.target === 'olga'),
+    'the login is audited',
+  );
+  // printed when there is no --out
+  const p = await cli(['ctl', 'token', 'script', '--operator', 'olga', '--console', base], {}, 'olga password 1\n');
+  assert.is(p.status, 0, p.stderr);
+  assert.match(p.stdout, /^hft_\S+\n$/);
+  // a wrong password, a role above the operator's, a file that exists
+  refused(await cli(['ctl', 'token', 'x', '--operator', 'olga', '--console', base], {}, 'wrong password\n'), 1, 'HF_ERR_LOGIN');
+  refused(await cli(['ctl', 'token', 'x', '--operator', 'olga', '--role', 'admin', '--console', base], {}, 'olga password 1\n'), 1, 'HF_ERR_ROLE');
+  refused(await cli(['ctl', 'token', 'x', '--operator', 'olga', '--out', out, '--console', base], {}, 'olga password 1\n'), 2, 'HF_ERR_OPTION', /exists already/);
+});
+
 const BAD: [string, string[], RegExp][] = [
-  ['no subcommand', ['ctl'], /^ctl needs a subcommand: devices, run, jobs, job, cancel or audit/],
+  ['no subcommand', ['ctl'], /^ctl needs a subcommand: devices, run, jobs, job, cancel, audit or token/],
   ['an unknown subcommand', ['ctl', 'reboot'], /^unknown ctl subcommand "reboot"/],
   ['no token', ['ctl', 'devices', '--console', 'http://127.0.0.1:9'], /^--token-file FILE or HOLDFAST_TOKEN is required/],
   ['run without --on', ['ctl', 'run', 'info'], /^ctl run needs --on SELECTOR/],
@@ -361,6 +387,7 @@ test('--help: every flag of every subcommand; the command list names ctl', async
     job: common,
     cancel: common,
     audit: ['--limit', '--verify', ...common],
+    token: ['--operator', '--role', '--password-file', '--out', '--console', '--insecure-key-file', '--json', '--help'],
   };
   for (const [sub, names] of Object.entries(flags)) {
     const r = await cli(['ctl', sub, '--help']);

@@ -8,6 +8,8 @@
  *   job ID                               one job, a line per device
  *   cancel ID                            cancel what is still pending of a job
  *   audit [--limit N] [--verify]         the latest audit entries, or the verdict on the hash chain
+ *   token NAME --operator OP             log in (the password as `holdfast operator add` takes it) and
+ *                                        make an API token for the others (--out FILE: mode 600)
  *
  * The console: --console URL, else HOLDFAST_CONSOLE, else http://127.0.0.1:8090. The token: the first
  * line of --token-file (refused, like key files, when group or others may read it), else
@@ -17,15 +19,17 @@
  * HF_ERR_ROLE, HF_ERR_UNKNOWN_OP); a bad flag exit 2; no console there HF_ERR_CONNECT, exit 1.
  * `run --wait` exits 0 when every device succeeded, else 1 with a line naming the devices and codes.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { ErrorCode, hfError, isHfError } from '../../firmware/errors';
 import type { AuditEntry, AuditVerdict } from '../../targets/host/gateway/manage/audit';
 import { isFinal, type Job, type Target } from '../../targets/host/gateway/manage/jobs-store';
+import { isRole, ROLES } from '../../targets/host/gateway/manage/operators';
 import type { DeviceView } from '../../targets/host/gateway/manage/service';
 import { type Flag, parseArgs, usage, type Values } from './args';
 import { auditTable, devicesTable, jobsTable, stateCounts, targetLine } from './ctl-format';
-import { ApiRefusal, ConsoleClient, consoleUrl } from './ctl-http';
+import { ApiRefusal, ConsoleClient, consoleUrl, sessionHeaders } from './ctl-http';
 import { checkSecretFile, INSECURE_KEY_FILE_FLAG } from './key';
+import { passwordFromFile, passwordFromPipe, readHidden } from './operator-cmd';
 import { EXIT } from './run';
 
 export const DEFAULT_CONSOLE = 'http://127.0.0.1:8090';
@@ -45,7 +49,7 @@ const COMMON_FLAGS: Flag[] = [
 
 const LIMIT_FLAG = (what: string): Flag => ({ name: 'limit', type: 'number', help: `the latest N ${what}, 1..1000 (default 20)` });
 
-type Sub = 'devices' | 'run' | 'jobs' | 'job' | 'cancel' | 'audit';
+type Sub = 'devices' | 'run' | 'jobs' | 'job' | 'cancel' | 'audit' | 'token';
 
 const FLAGS: Record<Sub, Flag[]> = {
   devices: COMMON_FLAGS,
@@ -61,6 +65,13 @@ const FLAGS: Record<Sub, Flag[]> = {
   job: COMMON_FLAGS,
   cancel: COMMON_FLAGS,
   audit: [LIMIT_FLAG('entries'), { name: 'verify', type: 'bool', help: 'check the hash chain instead: exit 0 and the head, or 1 naming the first bad entry' }, ...COMMON_FLAGS],
+  token: [
+    { name: 'operator', meta: 'NAME', help: 'log in as this operator; the token acts for them (required)' },
+    { name: 'role', meta: ROLES.join('|'), help: "the token's role, at most the operator's (default: the operator's)" },
+    { name: 'password-file', meta: 'FILE', help: 'the password is the first line of FILE (mode 600); without it, typed at the terminal or piped into stdin' },
+    { name: 'out', meta: 'FILE', help: 'write the token to FILE, made with mode 600 (refused if it exists), for --token-file; without it, print it' },
+    ...COMMON_FLAGS.filter((f) => f.name !== 'token-file'),
+  ],
 };
 
 const SYNOPSIS: Record<Sub, [string, string]> = {
@@ -73,6 +84,10 @@ const SYNOPSIS: Record<Sub, [string, string]> = {
   job: ['holdfast ctl job ID [flags]', 'Shows one job and a line per device: state, then the result or the error code and message.'],
   cancel: ['holdfast ctl cancel ID [flags]', 'Cancels what is still pending of a job (devices that finished keep their outcome).'],
   audit: ['holdfast ctl audit [--limit N] [--verify] [flags]', "Prints the latest audit entries, oldest first; with --verify, the verdict on the log's hash chain."],
+  token: [
+    'holdfast ctl token NAME --operator OP [--role R] [--password-file FILE] [--out FILE]',
+    'Logs in as OP (the password as for holdfast operator add: never on the command line) and makes the API token NAME for the other subcommands, shown once (recorded in the audit log). The gateway keeps only its hash.',
+  ],
 };
 
 const SUBCOMMANDS = `usage: holdfast ctl <subcommand> [flags]   (holdfast ctl <subcommand> --help for its flags)
@@ -83,6 +98,7 @@ const SUBCOMMANDS = `usage: holdfast ctl <subcommand> [flags]   (holdfast ctl <s
   job ID                                      one job, a line per device
   cancel ID                                   cancel what is still pending of a job
   audit [--limit N] [--verify]                the latest audit entries, or check the hash chain
+  token NAME --operator OP [--out FILE]       log in and make an API token for the others
 
 Against --console URL (or HOLDFAST_CONSOLE; default ${DEFAULT_CONSOLE}) with the API token in
 --token-file FILE (or HOLDFAST_TOKEN).
@@ -113,13 +129,14 @@ export function apiToken(v: Values, env: NodeJS.ProcessEnv, warn: (m: string) =>
   throw hfError(ErrorCode.OPTION, '--token-file FILE or HOLDFAST_TOKEN is required (an API token: POST /api/tokens, or the console)');
 }
 
+function consoleOf(v: Values, env: NodeJS.ProcessEnv): URL {
+  if (typeof v.console === 'string') return consoleUrl(v.console, '--console');
+  if (env.HOLDFAST_CONSOLE) return consoleUrl(env.HOLDFAST_CONSOLE, 'HOLDFAST_CONSOLE');
+  return consoleUrl(DEFAULT_CONSOLE, 'the default console');
+}
+
 function client(v: Values, env: NodeJS.ProcessEnv): ConsoleClient {
-  const url =
-    typeof v.console === 'string'
-      ? consoleUrl(v.console, '--console')
-      : env.HOLDFAST_CONSOLE
-        ? consoleUrl(env.HOLDFAST_CONSOLE, 'HOLDFAST_CONSOLE')
-        : consoleUrl(DEFAULT_CONSOLE, 'the default console');
+  const url = consoleOf(v, env);
   const token = apiToken(v, env, (m) => process.stderr.write(`holdfast ctl: warning: ${m}\n`));
   return new ConsoleClient({ url, token });
 }
@@ -305,7 +322,51 @@ async function audit(api: () => ConsoleClient, v: Values, rest: string[]): Promi
   return EXIT.OK;
 }
 
-const RUN: Record<Sub, (api: () => ConsoleClient, v: Values, rest: string[]) => Promise<number>> = { devices, run, jobs, job, cancel, audit };
+/** The password for `name`: --password-file, else typed once at the terminal, else piped into stdin. */
+async function password(v: Values, name: string): Promise<string> {
+  if (typeof v['password-file'] === 'string') return passwordFromFile(v['password-file'], v['insecure-key-file'] === true, (m) => process.stderr.write(`holdfast ctl: warning: ${m}\n`));
+  if (!process.stdin.isTTY) return passwordFromPipe();
+  const pw = await readHidden(`password for ${name}: `);
+  if (pw.length === 0) throw hfError(ErrorCode.OPTION, 'no password typed');
+  return pw;
+}
+
+/** Makes `file` with mode 600 and `text` in it; one that exists is refused (HF_ERR_OPTION), never overwritten. */
+function writeSecret(file: string, text: string): void {
+  try {
+    writeFileSync(file, text, { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw hfError(ErrorCode.OPTION, `--out ${file}: ${code === 'EEXIST' ? 'exists already (a token is never written over another file)' : (code ?? (e as Error).message)}`, e);
+  }
+}
+
+async function token(v: Values, rest: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  args(rest, 'token', 1, 1, 'one token NAME');
+  const name = rest[0];
+  if (typeof v.operator !== 'string' || v.operator === '') throw hfError(ErrorCode.OPTION, 'ctl token needs --operator NAME (who logs in; the token acts for them)');
+  if (v.role !== undefined && !isRole(v.role)) throw hfError(ErrorCode.OPTION, `--role must be one of ${ROLES.join(', ')}, got ${JSON.stringify(v.role)}`);
+  if (typeof v.out === 'string' && existsSync(v.out)) throw hfError(ErrorCode.OPTION, `--out ${v.out}: exists already (a token is never written over another file)`);
+  const c = new ConsoleClient({ url: consoleOf(v, env), token: null });
+  const s = await c.login(v.operator, await password(v, v.operator));
+  let made: { token: string; info: { name: string; role: string; operator: string } };
+  try {
+    made = await c.post('api/tokens', { name, ...(v.role === undefined ? {} : { role: v.role }) }, sessionHeaders(s));
+  } finally {
+    await c.post('api/logout', {}, sessionHeaders(s)).catch(() => {});
+  }
+  if (typeof v.out === 'string') {
+    writeSecret(v.out, `${made.token}\n`);
+    if (v.json === true) jsonLine({ file: v.out, info: made.info });
+    else out(`token ${made.info.name} (${made.info.role}, for ${made.info.operator}) written to ${v.out}, mode 600: holdfast ctl devices --token-file ${v.out}\n`);
+    return EXIT.OK;
+  }
+  if (v.json === true) jsonLine(made);
+  else out(`${made.token}\n`);
+  return EXIT.OK;
+}
+
+const RUN: Record<Exclude<Sub, 'token'>, (api: () => ConsoleClient, v: Values, rest: string[]) => Promise<number>> = { devices, run, jobs, job, cancel, audit };
 
 function isSub(s: string | undefined): s is Sub {
   return s !== undefined && Object.hasOwn(FLAGS, s);
@@ -321,21 +382,27 @@ export async function ctlCommand(argv: string[], env: NodeJS.ProcessEnv = proces
     throw hfError(
       ErrorCode.OPTION,
       sub === undefined
-        ? 'ctl needs a subcommand: devices, run, jobs, job, cancel or audit (holdfast ctl --help)'
-        : `unknown ctl subcommand ${JSON.stringify(sub)}: devices, run, jobs, job, cancel or audit`,
+        ? 'ctl needs a subcommand: devices, run, jobs, job, cancel, audit or token (holdfast ctl --help)'
+        : `unknown ctl subcommand ${JSON.stringify(sub)}: devices, run, jobs, job, cancel, audit or token`,
     );
   const { values: v, help, rest } = parseArgs(more, FLAGS[sub]);
   if (help) {
     out(usage(...SYNOPSIS[sub], FLAGS[sub]));
     return EXIT.OK;
   }
+  if (sub === 'token') return refusalLine(() => token(v, rest, env));
   let c: ConsoleClient | null = null;
   const api = (): ConsoleClient => {
     c ??= client(v, env);
     return c;
   };
+  return refusalLine(() => RUN[sub](api, v, rest));
+}
+
+/** Runs `fn`; a refusal of the API becomes its one line and exit 1 (anything else goes to runCommand's handling). */
+async function refusalLine(fn: () => Promise<number>): Promise<number> {
   try {
-    return await RUN[sub](api, v, rest);
+    return await fn();
   } catch (e) {
     if (!(e instanceof ApiRefusal)) throw e;
     // The API's code, whatever it is (HF_ERR_OPTION from the gateway is still a refusal at run time: exit 1).

@@ -16,8 +16,8 @@ import { ErrorCode, hfError, isHfError } from '../../firmware/errors';
 export interface ConsoleClientOptions {
   /** The console's base URL (`http://host:port/`, or `https://...`, a path prefix allowed). */
   url: URL;
-  /** The API token (`hft_...`). */
-  token: string;
+  /** The API token (`hft_...`), sent with every request; null for none (a login, `login()`). */
+  token: string | null;
   /** Longest wait for one answer, ms (default 30000). */
   timeoutMs?: number;
   /** Largest answer body read, bytes (default 67108864). */
@@ -54,11 +54,23 @@ export function consoleUrl(text: string, from: string): URL {
   return u;
 }
 
+/** A console session a login gave: the cookie to send back and the CSRF token its state changes need. */
+export interface ConsoleSession {
+  /** `hf_session=...`, for the Cookie header. */
+  cookie: string;
+  csrf: string;
+}
+
+/** The headers of a request made in `s` (a state-changing one needs the CSRF token). */
+export function sessionHeaders(s: ConsoleSession): Record<string, string> {
+  return { cookie: s.cookie, 'x-csrf-token': s.csrf };
+}
+
 const TLS_CODE = /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO_VERIFY/;
 
 export class ConsoleClient {
   private readonly base: URL;
-  private readonly token: string;
+  private readonly token: string | null;
   private readonly timeoutMs: number;
   private readonly maxBodyBytes: number;
 
@@ -78,15 +90,33 @@ export class ConsoleClient {
     return this.request('GET', path) as Promise<T>;
   }
 
-  post<T>(path: string, body: unknown = {}): Promise<T> {
-    return this.request('POST', path, body) as Promise<T>;
+  post<T>(path: string, body: unknown = {}, headers: Record<string, string> = {}): Promise<T> {
+    return this.request('POST', path, body, headers) as Promise<T>;
   }
 
   /** Sends one request to `path` (relative to the base URL, e.g. `api/jobs`) and resolves with its JSON answer (see the file comment). */
-  request(method: string, path: string, body?: unknown): Promise<unknown> {
+  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<unknown> {
+    return (await this.send(method, path, body, headers)).body;
+  }
+
+  /**
+   * Logs in as operator `name` (POST /api/login) and resolves with the console session: its cookie
+   * and CSRF token, for `request`'s headers (`sessionHeaders`). A wrong password: ApiRefusal HF_ERR_LOGIN.
+   */
+  async login(name: string, password: string): Promise<ConsoleSession> {
+    const r = await this.send('POST', 'api/login', { name, password }, {});
+    const set = r.headers['set-cookie'] ?? [];
+    const cookie = set.map((c) => c.split(';')[0]).find((c) => c.startsWith('hf_session='));
+    const csrf = (r.body as { csrf?: unknown }).csrf;
+    if (cookie === undefined || typeof csrf !== 'string')
+      throw hfError(ErrorCode.HTTP, `POST ${this.base.href}api/login: no session cookie or CSRF token in the answer (is ${this.base.href} the console?)`);
+    return { cookie, csrf };
+  }
+
+  private send(method: string, path: string, body: unknown, extra: Record<string, string>): Promise<{ body: unknown; headers: http.IncomingHttpHeaders }> {
     const u = new URL(path.replace(/^\/+/, ''), this.base);
     const text = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
-    const headers: Record<string, string | number> = { accept: 'application/json', authorization: `Bearer ${this.token}` };
+    const headers: Record<string, string | number> = { accept: 'application/json', ...(this.token === null ? {} : { authorization: `Bearer ${this.token}` }), ...extra };
     if (text !== undefined) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = text.length;
@@ -94,12 +124,12 @@ export class ConsoleClient {
     const lib = u.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       let done = false;
-      const finish = (err: Error | null, v?: unknown): void => {
+      const finish = (err: Error | null, v?: { body: unknown; headers: http.IncomingHttpHeaders }): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
         if (err !== null) reject(err);
-        else resolve(v);
+        else resolve(v as { body: unknown; headers: http.IncomingHttpHeaders });
       };
       const req = lib.request(u, { method, headers }, (res) => {
         const parts: Buffer[] = [];
@@ -116,7 +146,8 @@ export class ConsoleClient {
         res.on('error', (e) => finish(this.connectError(e)));
         res.on('end', () => {
           try {
-            finish(null, this.answer(method, u, res.statusCode ?? 0, String(res.headers['content-type'] ?? ''), Buffer.concat(parts).toString('utf8')));
+            const v = this.answer(method, u, res.statusCode ?? 0, String(res.headers['content-type'] ?? ''), Buffer.concat(parts).toString('utf8'));
+            finish(null, { body: v, headers: res.headers });
           } catch (e) {
             finish(e as Error);
           }
