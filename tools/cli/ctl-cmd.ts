@@ -54,7 +54,7 @@ type Sub = 'devices' | 'run' | 'jobs' | 'job' | 'cancel' | 'audit' | 'token';
 const FLAGS: Record<Sub, Flag[]> = {
   devices: COMMON_FLAGS,
   run: [
-    { name: 'on', meta: 'SELECTOR', help: 'the devices: ids, labels (site=berlin,class=pi4), online/offline, * for all (required)' },
+    { name: 'on', meta: 'SELECTOR', help: 'the devices: labels (site=berlin,class=pi4), ids (id=pi-1|pi-2), online or offline, * for all (required)' },
     { name: 'wait', type: 'bool', help: 'follow the job: a line per device as its outcome lands; exit 0 when all succeeded, else 1' },
     { name: 'wait-ms', type: 'number', help: 'with --wait, stop waiting after N ms (HF_ERR_TIMEOUT, exit 1; the job goes on)' },
     { name: 'timeout-ms', type: 'number', help: "how long each device has to answer once the command is sent, ms (default: the gateway's)" },
@@ -75,7 +75,10 @@ const FLAGS: Record<Sub, Flag[]> = {
 };
 
 const SYNOPSIS: Record<Sub, [string, string]> = {
-  devices: ['holdfast ctl devices [SELECTOR] [flags]', 'Lists the devices the gateway knows (a table: ID, ONLINE, TRANSPORT, LAST SEEN, LABELS, TEMP), or one JSON object per line with --json.'],
+  devices: [
+    'holdfast ctl devices [SELECTOR] [flags]',
+    'Lists the devices the gateway knows, or those SELECTOR matches (site=berlin,class=pi4,online; id=pi-1|pi-2; !gpio; class!=pi3): a table of ID, ONLINE, TRANSPORT, LAST SEEN, LABELS and TEMP, or one JSON object per line with --json.',
+  ],
   run: [
     'holdfast ctl run OP [ARGS-JSON|@FILE] --on SELECTOR [--wait] [flags]',
     'Makes a job: operation OP (info, exec, gpio.read, config.get, file.put, update, ...) with its arguments (a JSON object, or @FILE holding one) for the devices SELECTOR matches, and prints its id. With --wait, a line per device as its outcome lands (device, state, result or error code); Ctrl-C stops waiting, not the job (holdfast ctl cancel ID). --json prints the job (with --wait, the finished job and its targets) as JSON.',
@@ -126,7 +129,7 @@ export function apiToken(v: Values, env: NodeJS.ProcessEnv, warn: (m: string) =>
   }
   const token = env.HOLDFAST_TOKEN?.trim();
   if (token !== undefined && token.length > 0) return token;
-  throw hfError(ErrorCode.OPTION, '--token-file FILE or HOLDFAST_TOKEN is required (an API token: POST /api/tokens, or the console)');
+  throw hfError(ErrorCode.OPTION, '--token-file FILE or HOLDFAST_TOKEN is required (make a token with: holdfast ctl token NAME --operator OP --out FILE)');
 }
 
 function consoleOf(v: Values, env: NodeJS.ProcessEnv): URL {
@@ -238,7 +241,7 @@ function verdict(job: Job, targets: Target[]): number {
 
 async function run(api: () => ConsoleClient, v: Values, rest: string[]): Promise<number> {
   args(rest, 'run', 1, 2, 'OP and at most one ARGS-JSON');
-  if (typeof v.on !== 'string' || v.on.trim() === '') throw hfError(ErrorCode.OPTION, 'ctl run needs --on SELECTOR (ids, labels such as class=pi4, online, or * for all)');
+  if (typeof v.on !== 'string' || v.on.trim() === '') throw hfError(ErrorCode.OPTION, 'ctl run needs --on SELECTOR (labels such as class=pi4, id=pi-1, online, or * for all)');
   if (v['wait-ms'] !== undefined && v.wait !== true) throw hfError(ErrorCode.OPTION, '--wait-ms goes with --wait');
   const waitMs = whole(v, 'wait-ms', 1, Number.MAX_SAFE_INTEGER);
   const body: Record<string, unknown> = { op: rest[0], args: jobArgs(rest[1]), selector: v.on };
