@@ -1,6 +1,7 @@
 /** `bin/holdfast`: every command, from a checkout. */
 import { auditCommand } from './audit-cmd';
 import { benchCommand } from './bench-cmd';
+import { ctlCommand } from './ctl-cmd';
 import { deviceCommand } from './device-cmd';
 import { flashCommand } from './flash-cmd';
 import { infoCommand } from './info-cmd';
@@ -18,6 +19,7 @@ export const COMMANDS: Record<string, Command> = {
   status: { run: statusCommand, about: "print a device's state and counters from its status file (--state DIR or --status FILE)" },
   operator: { run: operatorCommand, about: "add and list the operators of the gateway's web console and API (in its --data DIR)" },
   audit: { run: auditCommand, about: "verify the gateway's audit log (its hash chain), or export it as JSON lines" },
+  ctl: { run: (argv) => ctlCommand(argv), about: "list devices, run jobs and follow them, read the audit log: the gateway's management API with a token" },
 };
 
 export function main(argv: string[]): Promise<void> {

@@ -52,7 +52,8 @@ function firstLine(text: string): string {
   return i < 0 ? text : text.slice(0, i);
 }
 
-function passwordFromFile(file: string, insecure: boolean, warn: (m: string) => void): string {
+/** The first line of the password file `file` (mode-checked as key files are; `warn` gets the warning when --insecure-key-file let a loose one through). */
+export function passwordFromFile(file: string, insecure: boolean, warn: (m: string) => void): string {
   const loose = checkSecretFile('password-file', file, insecure);
   if (loose !== null) warn(loose);
   let text: string;
@@ -69,7 +70,8 @@ function passwordFromFile(file: string, insecure: boolean, warn: (m: string) => 
   return pw;
 }
 
-async function passwordFromPipe(): Promise<string> {
+/** The first line of what is piped into stdin. */
+export async function passwordFromPipe(): Promise<string> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of process.stdin as AsyncIterable<Buffer>) {
@@ -83,7 +85,7 @@ async function passwordFromPipe(): Promise<string> {
 }
 
 /** One line typed at the terminal without echo. */
-function readHidden(prompt: string): Promise<string> {
+export function readHidden(prompt: string): Promise<string> {
   const input = process.stdin;
   return new Promise((resolve, reject) => {
     let s = '';
