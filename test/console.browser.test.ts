@@ -20,12 +20,10 @@ import * as path from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loopbackPair } from '../targets/host/app/loopback';
-import { Mux } from '../targets/host/app/mux';
 import { type Management, startManagement } from '../targets/host/gateway/manage/start';
 import { silentLog } from '../targets/node/log';
 import { Cleanup, tmpDir } from './support/host';
-import { serveBoard, type TestBoard, testBoard } from './support/manage-device';
+import { connectBoard, type TestBoard, testBoard } from './support/manage-device';
 import { sleep, within } from './support/within';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -93,23 +91,12 @@ async function world(c: Cleanup): Promise<World> {
   const boards = new Map<string, TestBoard>();
   const drops = new Map<string, () => void>();
   for (const id of Object.keys(LABELS)) {
-    const pair = loopbackPair({ deviceId: id });
-    const dmux = new Mux(pair.device, { role: 'device' });
-    dmux.on('error', () => {});
     const board = testBoard();
-    serveBoard(dmux, board);
     boards.set(id, board);
-    const gw = await pair.gateway;
-    const drop = (): void => {
-      pair.device.destroy();
-      gw.destroy();
-      pair.stop();
-    };
+    const b = await connectBoard(m, id, board, { transport: 'loopback' });
+    const drop = (): void => b.close();
     drops.set(id, drop);
     c.add(drop);
-    const gmux = new Mux(gw, { role: 'gateway' });
-    gmux.on('error', () => {});
-    m.attach({ deviceId: gw.deviceId, sessionId: `loop-${id}`, transport: 'loopback', once: (ev, fn) => gw.once(ev, fn) }, gmux);
   }
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
   c.add(() => browser.close());

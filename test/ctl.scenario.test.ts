@@ -17,12 +17,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loopbackPair } from '../targets/host/app/loopback';
-import { Mux } from '../targets/host/app/mux';
 import { type Management, startManagement } from '../targets/host/gateway/manage/start';
 import { silentLog } from '../targets/node/log';
 import { CLI, ROOT } from './support/host';
-import { serveBoard, type TestBoard, testBoard } from './support/manage-device';
+import { connectBoard, type TestBoard, testBoard } from './support/manage-device';
 
 interface Ran {
   status: number | null;
@@ -104,21 +102,10 @@ test.before(async () => {
   secret('olga.token', `${operatorToken}\n`);
   secret('vic.token', `${viewerToken}\n`);
   for (const id of ['pi-1', 'pi-2', 'x-1']) {
-    const pair = loopbackPair({ deviceId: id });
-    const gw = await pair.gateway;
-    const gmux = new Mux(gw, { role: 'gateway' });
-    const dmux = new Mux(pair.device, { role: 'device' });
-    gmux.on('error', () => {});
-    dmux.on('error', () => {});
     const board = testBoard();
     boards.set(id, board);
-    serveBoard(dmux, board);
-    m.attach({ deviceId: id, sessionId: `s-${id}`, transport: 'tcp', once: (e, f) => gw.once(e, f) }, gmux);
-    closers.push(() => {
-      gmux.destroy();
-      dmux.destroy();
-      pair.stop();
-    });
+    const b = await connectBoard(m, id, board);
+    closers.push(() => b.close());
   }
 });
 

@@ -10,11 +10,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loopbackPair } from '../targets/host/app/loopback';
-import { Mux } from '../targets/host/app/mux';
 import { type Management, startManagement } from '../targets/host/gateway/manage/start';
 import { silentLog } from '../targets/node/log';
-import { serveBoard, testBoard } from './support/manage-device';
+import { connectBoard, testBoard } from './support/manage-device';
 
 interface Reply {
   status: number;
@@ -83,19 +81,8 @@ test.before(async () => {
   await m.store.operators.add('olga', 'operator', 'olga password 1');
   await m.store.operators.add('vic', 'viewer', 'vic password 1');
   for (const id of ['pi-1', 'pi-2']) {
-    const pair = loopbackPair({ deviceId: id });
-    const gw = await pair.gateway;
-    const gmux = new Mux(gw, { role: 'gateway' });
-    const dmux = new Mux(pair.device, { role: 'device' });
-    gmux.on('error', () => {});
-    dmux.on('error', () => {});
-    serveBoard(dmux, testBoard());
-    m.attach({ deviceId: id, sessionId: `s-${id}`, transport: 'tcp', once: (e, f) => gw.once(e, f) }, gmux);
-    closers.push(() => {
-      gmux.destroy();
-      dmux.destroy();
-      pair.stop();
-    });
+    const b = await connectBoard(m, id, testBoard());
+    closers.push(() => b.close());
   }
 });
 

@@ -15,32 +15,11 @@ import { Mux } from '../targets/host/app/mux';
 import { ManageService, type ManageServiceOptions } from '../targets/host/gateway/manage/service';
 import { ManageStore } from '../targets/host/gateway/manage/store';
 import { silentLog } from '../targets/node/log';
-import { serveBoard, type TestBoard, testBoard } from './support/manage-device';
+import { connectBoard, type OnlineBoard, type TestBoard, testBoard } from './support/manage-device';
 
-interface Online {
-  close(): void;
-}
+type Online = OnlineBoard;
 
-/** Brings device `id` online: a new session (and a new device-side executor over the board's journal). */
-async function online(svc: ManageService, id: string, board: TestBoard): Promise<Online> {
-  const pair = loopbackPair({ deviceId: id });
-  const gw = await pair.gateway;
-  const gmux = new Mux(gw, { role: 'gateway' });
-  const dmux = new Mux(pair.device, { role: 'device' });
-  gmux.on('error', () => {});
-  dmux.on('error', () => {});
-  serveBoard(dmux, board);
-  svc.attach({ deviceId: id, sessionId: `s-${id}-${Date.now()}`, transport: 'tcp', once: (e, f) => gw.once(e, f) }, gmux);
-  return {
-    close() {
-      gmux.destroy();
-      dmux.destroy();
-      gw.destroy();
-      pair.device.destroy();
-      pair.stop();
-    },
-  };
-}
+const online = (svc: ManageService, id: string, board: TestBoard): Promise<Online> => connectBoard(svc, id, board);
 
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;

@@ -4,7 +4,9 @@
  * management server (targets/host/device/manage-server.ts), counting what ran.
  */
 import { Executor } from '../../firmware/manage/executor';
-import type { Mux } from '../../targets/host/app/mux';
+import { loopbackPair } from '../../targets/host/app/loopback';
+import { Mux } from '../../targets/host/app/mux';
+import type { ManagedSession } from '../../targets/host/gateway/manage/service';
 import { type ManageServer, serveManagement } from '../../targets/host/device/manage-server';
 import { silentLog } from '../../targets/node/log';
 import { SimClock } from '../../targets/sim/clock';
@@ -52,4 +54,36 @@ export function testBoard(): TestBoard {
 export function serveBoard(mux: Mux, board: TestBoard, opts: { restarted?: boolean } = {}): ManageServer {
   if (board.executor === null || opts.restarted === true) board.executor = new Executor(board.mgmt, board.storage);
   return serveManagement(mux, board.executor, { log: silentLog, onStarted: (id) => board.started.push(id) });
+}
+
+/** A board online: a loopback session, a mux on each end, the board serving management on the device's. */
+export interface OnlineBoard {
+  /** Ends the session (the device goes offline). */
+  close(): void;
+}
+
+/** Brings `board` online as device `id` of `target` (a ManageService or a started Management: anything with `attach`). */
+export async function connectBoard(
+  target: { attach(session: ManagedSession, mux: Mux): void },
+  id: string,
+  board: TestBoard,
+  opts: { transport?: string; restarted?: boolean } = {},
+): Promise<OnlineBoard> {
+  const pair = loopbackPair({ deviceId: id });
+  const gw = await pair.gateway;
+  const gmux = new Mux(gw, { role: 'gateway' });
+  const dmux = new Mux(pair.device, { role: 'device' });
+  gmux.on('error', () => {});
+  dmux.on('error', () => {});
+  serveBoard(dmux, board, { restarted: opts.restarted });
+  target.attach({ deviceId: id, sessionId: `s-${id}-${Date.now().toString(36)}`, transport: opts.transport ?? 'tcp', once: (e, f) => gw.once(e, f) }, gmux);
+  return {
+    close() {
+      gmux.destroy();
+      dmux.destroy();
+      gw.destroy();
+      pair.device.destroy();
+      pair.stop();
+    },
+  };
 }
