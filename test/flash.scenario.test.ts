@@ -21,7 +21,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCode, hfError } from '../firmware/errors';
 import { within, sleep } from './support/within';
-import { Cleanup, Proc, devicesFile, freePort, hashServer, holdfast, pushThrough, randomData, sha256, tmpDir } from './support/host';
+import { alive, Cleanup, Proc, devicesFile, freePort, hashServer, holdfast, pushThrough, randomData, sha256, tmpDir } from './support/host';
 import { SSHD, ensurePrivsepDir, sshKeygen, writeSshdConfig } from '../tools/throwaway-sshd';
 
 const ID = 'pi-flash';
@@ -202,15 +202,6 @@ function cmdline(pid: number): string | null {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0/g, ' ').trim();
   } catch {
     return null;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

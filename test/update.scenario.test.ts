@@ -27,6 +27,7 @@ import { decodeValue } from '../firmware/cbor-value';
 import { type Answer, decodeReply, encodeCommand, type Reply } from '../firmware/manage/command';
 import { ItemReader, itemHeader } from '../firmware/manage/items';
 import { sleep, within } from './support/within';
+import { alive } from './support/host';
 
 const CONFIRM_MS = 1500;
 const root = path.resolve(__dirname, '..');
@@ -108,15 +109,6 @@ function closed(c: Conn, what: string): Promise<void> {
   return within(10_000, what, async () => {
     while (!c.closed) await sleep(10);
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const errOf = (a: Answer): { code: string; message: string } => ('error' in a ? a.error : { code: 'ok', message: JSON.stringify(a.ok) });

@@ -188,3 +188,13 @@ export function devicesFile(dir: string, devices: Record<string, string>): strin
   fs.chmodSync(f, 0o600); // (the mode above applies only to a new file)
   return f;
 }
+
+/** True while process `pid` exists (signal 0 reaches it). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
