@@ -151,6 +151,11 @@ test('an operator runs a job by selector and sees it through; bad requests are r
     const r = await request(base, 'POST', '/api/jobs', { body, headers: as(olga) });
     assert.equal([r.status, (r.body.error as { code: string }).code], [status, code], JSON.stringify(body));
   }
+  const big = await request(base, 'POST', '/api/jobs', {
+    body: { op: 'file.put', args: { path: '/srv/x', data: Buffer.alloc(1024 * 1024 + 1).toString('base64') }, selector: '*' },
+    headers: as(olga),
+  });
+  assert.equal([big.status, (big.body.error as { code: string }).code], [400, 'HF_ERR_OVERSIZE'], 'oversize arguments');
   const notJson = await request(base, 'POST', '/api/jobs', { raw: 'op=info', headers: { ...as(olga), 'content-type': 'text/plain' } });
   assert.equal([notJson.status, (notJson.body.error as { code: string }).code], [400, 'HF_ERR_BODY']);
   const broken = await request(base, 'POST', '/api/jobs', { raw: '{"op":', headers: { ...as(olga), 'content-type': 'application/json' } });
@@ -247,6 +252,26 @@ test('admins manage operators over the API (audited); others may not', async () 
   assert.ok((list.body.operators as { name: string; disabledAt: number | null }[]).some((o) => o.name === 'bo' && o.disabledAt !== null));
   const audit = m.store.audit.latest(50).map((e) => `${e.action}:${e.target}`);
   assert.ok(audit.includes('operator.add:bo') && audit.includes('operator.change:bo'), audit.join(' '));
+});
+
+test('an expired cookie: 401, and an attempt to act with it is audited', async () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'hf-mapi-ttl-'));
+  const short = await startManagement({ dataDir: d, listen: '127.0.0.1:0', log: silentLog, deviceIds: ['pi-1'], store: { sessions: { ttlMs: 1000 } }, console: { files: null } });
+  try {
+    await short.store.operators.add('olga', 'operator', 'olga password 1');
+    const olga = await login(short.url as string, 'olga', 'olga password 1');
+    assert.is((await request(short.url as string, 'GET', '/api/me', { headers: as(olga) })).status, 200);
+    await new Promise((r) => setTimeout(r, 1100));
+    const me = await request(short.url as string, 'GET', '/api/me', { headers: as(olga) });
+    assert.equal([me.status, (me.body.error as { code: string }).code], [401, 'HF_ERR_LOGIN']);
+    const act = await request(short.url as string, 'POST', '/api/jobs', { body: { op: 'info', selector: '*' }, headers: as(olga) });
+    assert.is(act.status, 401);
+    assert.ok(short.store.audit.latest(10).some((e) => e.action === 'request.refused' && (e.detail as { code: string }).code === 'HF_ERR_LOGIN'));
+    assert.equal(short.store.jobs.jobs(), []);
+  } finally {
+    await short.close();
+    fs.rmSync(d, { recursive: true, force: true });
+  }
 });
 
 test('logout clears the cookie, ends the session and its event stream', async () => {
