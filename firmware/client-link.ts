@@ -552,7 +552,9 @@ export class ClientLink extends LinkBase {
     } else if (this.reqRn.length === 0) {
       t = Math.min(t, Math.max(this.retryAt, this.holdOff));
     } else if (this.reqRn.length < this.o.maxOutstanding) {
-      t = Math.min(t, Math.max(this.baseDeadline(), this.holdOff));
+      // A resumed session's second request, and a drained session's final one, are due at once.
+      const due = this.resuming || (this.drained && this.finalRn < 0) ? this.retryAt : this.baseDeadline();
+      t = Math.min(t, Math.max(due, this.holdOff, this.retryAt));
     }
     return t;
   }
@@ -611,9 +613,12 @@ export class ClientLink extends LinkBase {
       if (this.reqRn.length === 0 && now >= this.retryAt && now >= this.holdOff) this.request(now, true);
       return;
     }
-    while (this.reqRn.length < this.o.maxOutstanding && now >= this.holdOff) {
+    // After a failed request (requestLost) no request goes before `retryAt`, whatever else is
+    // outstanding: the back-off holds for the resumed session's second request and for news too, so
+    // answers that are all refusals (untagged errors) cannot drive requests faster than the back-off.
+    while (this.reqRn.length < this.o.maxOutstanding && now >= this.holdOff && now >= this.retryAt) {
       let want: boolean;
-      if (this.reqRn.length === 0) want = now >= this.retryAt;
+      if (this.reqRn.length === 0) want = true;
       else if (this.drained && this.finalRn < 0) want = true;
       // A resumed session asks for an answer at once: the second request makes the gateway answer the
       // first (with its window, which the journal does not keep), instead of holding it.
