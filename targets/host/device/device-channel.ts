@@ -18,7 +18,11 @@ export type DeviceChannelEvents = ChannelEvents & {
  * messages and payload bytes each way, retransmits, duplicates dropped, retransmission timeouts)
  * and the HTTP requests made and failed (no connection, an answer not the gateway's, TLS refused).
  */
-export type DeviceStats = EndpointStats & { requestsSent: number; requestsFailed: number };
+/**
+ * The link's counters plus the driver's: HTTP requests made and failed, and `messagesCarried`, the
+ * unacknowledged messages a new session took over from a session the gateway lost (device.ts).
+ */
+export type DeviceStats = EndpointStats & { requestsSent: number; requestsFailed: number; messagesCarried: number };
 
 /** What the channel asks of the driver that runs the device's session. */
 export interface DeviceState {
