@@ -1,0 +1,89 @@
+/**
+ * A gateway killed (SIGKILL) and started again keeps no sessions: a device with a state directory,
+ * reconnecting as the CLI does, gives up the lost session once the silence rule ends it with
+ * HF_ERR_UNKNOWN_SESSION, and opens a new session within a few `deadAfterMs`, without a burst of
+ * refused requests on the way. The CLI gateway as a child (killed by PID), the device in process.
+ */
+import * as path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { type DeviceChannel, connect } from '../targets/host/device/device';
+import { createLog } from '../targets/node/log';
+import { Cleanup, type Proc, devicesFile, freePort, holdfast, tmpDir } from './support/host';
+import { sleep, within } from './support/within';
+
+const KEY = 'k-gateway-restart';
+const DEAD_MS = 1500;
+
+test('after a gateway restart the device with --state starts a new session within a few deadAfterMs', async () => {
+  const c = new Cleanup();
+  let stopped = false;
+  let ch: DeviceChannel | null = null;
+  try {
+    await within(60_000, 'the gateway restart', async () => {
+      const dir = tmpDir(c);
+      const devices = devicesFile(dir, { 'pi-1': KEY });
+      const port = await freePort();
+      const gateway = async (): Promise<Proc> => {
+        const gw = holdfast(['gateway', '--http', `127.0.0.1:${port}`, '--devices', devices], c);
+        await gw.waitFor(/gateway: ready/, 15_000, 0);
+        return gw;
+      };
+      const lines: string[] = [];
+      const log = createLog({ name: 'device', out: { write: (s: string) => lines.push(s.slice(0, -1)) } });
+      const opened: string[] = [];
+      const requests: number[] = [];
+      // What `holdfast device --state DIR` does: a new connect() after each failed session.
+      const start = (): void => {
+        const cur = connect({
+          gateway: `http://127.0.0.1:${port}`,
+          id: 'pi-1',
+          key: KEY,
+          stateDir: path.join(dir, 'state'),
+          link: { deadAfterMs: DEAD_MS, failAfter: 3, maxRto: 1000 },
+          log,
+        });
+        ch = cur;
+        cur.on('error', () => {});
+        cur.on('open', () => opened.push(cur.sessionId ?? ''));
+        cur.once('close', () => {
+          requests.push(cur.stats.requestsSent);
+          if (!stopped) setTimeout(() => !stopped && start(), 200);
+        });
+      };
+      let gw = await gateway();
+      start();
+      await within(15_000, 'the first session', async () => {
+        while (opened.length === 0) await sleep(20);
+      });
+      const first = opened[0];
+      gw.kill('SIGKILL');
+      await gw.exited;
+      gw = await gateway();
+      const back = performance.now();
+      await within(8 * DEAD_MS, 'a new session', async () => {
+        while (!opened.some((s) => s !== first)) await sleep(20);
+      });
+      const took = performance.now() - back;
+      assert.ok(took < 8 * DEAD_MS, `new session after ${Math.round(took)} ms`);
+      assert.ok(
+        lines.some((l) => /the gateway lost the session/.test(l) && /HF_ERR_UNKNOWN_SESSION/.test(l)),
+        lines.join('\n'),
+      );
+      assert.not.ok(
+        lines.some((l) => /resuming session from journal/.test(l)),
+        'the lost session is not resumed',
+      );
+      // Refused requests stay few: no hot loop while the gateway answers with untagged errors.
+      for (const n of requests) assert.ok(n < 100, `a session sent ${n} requests`);
+      const cur = ch as DeviceChannel | null;
+      assert.is(cur?.sessionId, opened[opened.length - 1]);
+    });
+  } finally {
+    stopped = true;
+    (ch as DeviceChannel | null)?.destroy();
+    await c.run();
+  }
+});
+
+test.run();
