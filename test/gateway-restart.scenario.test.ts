@@ -13,6 +13,12 @@ import { Cleanup, type Proc, devicesFile, freePort, holdfast, tmpDir } from './s
 import { sleep, within } from './support/within';
 
 const KEY = 'k-gateway-restart';
+
+/** Polls `cond` every 20 ms until it holds or `ms` passed (the loop ends either way). */
+async function waitUntil(ms: number, cond: () => boolean): Promise<void> {
+  const until = performance.now() + ms;
+  while (!cond() && performance.now() < until) await sleep(20);
+}
 const DEAD_MS = 1500;
 
 test('after a gateway restart the device with --state starts a new session within a few deadAfterMs', async () => {
@@ -53,18 +59,19 @@ test('after a gateway restart the device with --state starts a new session withi
       };
       let gw = await gateway();
       start();
-      await within(15_000, 'the first session', async () => {
-        while (opened.length === 0) await sleep(20);
-      });
+      await waitUntil(15_000, () => opened.length > 0);
+      assert.ok(opened.length > 0, 'the first session opens');
       const first = opened[0];
       gw.kill('SIGKILL');
       await gw.exited;
       gw = await gateway();
       const back = performance.now();
-      await within(8 * DEAD_MS, 'a new session', async () => {
-        while (!opened.some((s) => s !== first)) await sleep(20);
-      });
+      await waitUntil(8 * DEAD_MS, () => opened.some((s) => s !== first));
       const took = performance.now() - back;
+      assert.ok(
+        opened.some((s) => s !== first),
+        `no new session within ${8 * DEAD_MS} ms:\n${lines.join('\n')}`,
+      );
       assert.ok(took < 8 * DEAD_MS, `new session after ${Math.round(took)} ms`);
       assert.ok(
         lines.some((l) => /the gateway lost the session/.test(l) && /HF_ERR_UNKNOWN_SESSION/.test(l)),
