@@ -15,12 +15,10 @@ export type DeviceChannelEvents = ChannelEvents & {
 
 /**
  * A device session's counters (a copy taken when asked; they only rise): the link's (bundles,
- * messages and payload bytes each way, retransmits, duplicates dropped, retransmission timeouts)
- * and the HTTP requests made and failed (no connection, an answer not the gateway's, TLS refused).
- */
-/**
- * The link's counters plus the driver's: HTTP requests made and failed, and `messagesCarried`, the
- * unacknowledged messages a new session took over from a session the gateway lost (device.ts).
+ * messages and payload bytes each way, retransmits, duplicates dropped, retransmission timeouts),
+ * the HTTP requests made and failed (no connection, an answer not the gateway's, TLS refused), and
+ * `messagesCarried`: the unacknowledged messages this session took over from one the gateway lost
+ * (device.ts, PROTOCOL 11.7).
  */
 export type DeviceStats = EndpointStats & { requestsSent: number; requestsFailed: number; messagesCarried: number };
 
