@@ -1,7 +1,8 @@
 /**
  * The device on the host target: `connect(options)` opens a session to the gateway and returns its
  * message Channel. Underneath: a ClientLink (from the journal in `stateDir` when there is one, so a
- * restarted process resumes its session and resends what the gateway never acknowledged), the
+ * restarted process resumes its session and resends what the gateway never acknowledged; a session
+ * the gateway lost is given up for a new one that carries those messages, PROTOCOL 11.7), the
  * transport ladder (direct TCP first, HTTP when TCP is blocked or silent, back to TCP when it works
  * again), the HTTP transport (through a forward proxy when configured) and the TCP transport.
  *
