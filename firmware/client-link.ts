@@ -237,6 +237,43 @@ export class ClientLink extends LinkBase {
     return c;
   }
 
+  /**
+   * Whether the gateway lost this session for good: it failed by the silence rule (nothing genuine
+   * heard for `deadAfterMs`, `failAfter` requests unanswered or refused) with HF_ERR_UNKNOWN_SESSION
+   * as the last untagged answer (a restarted gateway), or, unauthenticated, on that error. Resuming it
+   * again would only be refused: a driver starts a new session instead (`successor`).
+   */
+  get sessionLost(): boolean {
+    return this.state === LinkState.FAILED && this.sid !== null && this.failure?.code === ErrorCode.UNKNOWN_SESSION;
+  }
+
+  /**
+   * A new client (IDLE, no session, hello counter above this one's) that carries this finished
+   * session's unacknowledged messages, in order, into a new session, for a session the gateway lost
+   * (`sessionLost`). The gateway may have taken some of them before it lost the session (their
+   * acknowledgement never came back): across the new session they are delivered at least once, not
+   * exactly once (PROTOCOL 11.7). Attach a journal to the result before starting it so the messages
+   * stay durable; `carried` says how many there are. This client stops writing to its journal (the
+   * successor's replaces it).
+   */
+  successor(now: number, config: ClientConfig, port: ClientPort): ClientLink {
+    if (!this.isFinished) throw hfError(ErrorCode.STATE, 'successor of a session that has not ended');
+    this.journal = null;
+    this.ep.journal = null;
+    const c = new ClientLink({ ...config, id: this.id, helloCounter: Math.max(config.helloCounter ?? 0, (this.helloN + 1) >>> 0) }, port, this.o);
+    const out = this.ep.out;
+    for (let q = out.tail; q !== out.head; q = (q + 1) >>> 0) {
+      const payload = new Uint8Array(out.lenOf(q));
+      out.copyOut(q, payload);
+      if (!c.send(now, payload)) throw hfError(ErrorCode.STATE, `successor cannot hold message ${q}: its out-ring is full`);
+      c.carried++;
+    }
+    return c;
+  }
+
+  /** Messages a successor took over from the lost session before it (see `successor`). */
+  carried = 0;
+
   /** Hello counter of the latest hello (a driver persists it so the next process starts above it). */
   get helloCounter(): number {
     return this.helloN;
@@ -552,7 +589,9 @@ export class ClientLink extends LinkBase {
     } else if (this.reqRn.length === 0) {
       t = Math.min(t, Math.max(this.retryAt, this.holdOff));
     } else if (this.reqRn.length < this.o.maxOutstanding) {
-      t = Math.min(t, Math.max(this.baseDeadline(), this.holdOff));
+      // A resumed session's second request, and a drained session's final one, are due at once.
+      const due = this.resuming || (this.drained && this.finalRn < 0) ? this.retryAt : this.baseDeadline();
+      t = Math.min(t, Math.max(due, this.holdOff, this.retryAt));
     }
     return t;
   }
@@ -611,9 +650,12 @@ export class ClientLink extends LinkBase {
       if (this.reqRn.length === 0 && now >= this.retryAt && now >= this.holdOff) this.request(now, true);
       return;
     }
-    while (this.reqRn.length < this.o.maxOutstanding && now >= this.holdOff) {
+    // After a failed request (requestLost) no request goes before `retryAt`, whatever else is
+    // outstanding: the back-off holds for the resumed session's second request and for news too, so
+    // answers that are all refusals (untagged errors) cannot drive requests faster than the back-off.
+    while (this.reqRn.length < this.o.maxOutstanding && now >= this.holdOff && now >= this.retryAt) {
       let want: boolean;
-      if (this.reqRn.length === 0) want = now >= this.retryAt;
+      if (this.reqRn.length === 0) want = true;
       else if (this.drained && this.finalRn < 0) want = true;
       // A resumed session asks for an answer at once: the second request makes the gateway answer the
       // first (with its window, which the journal does not keep), instead of holding it.

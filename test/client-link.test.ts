@@ -1,8 +1,13 @@
 /** ClientLink transitions (Figure 6), driven by hand: outstanding requests, timeouts, failure, close. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ClientLink } from '../firmware/client-link';
+import { errorBundle } from '../firmware/error-bundle';
+import { ErrorCode } from '../firmware/errors';
 import { LinkState, Transport } from '../firmware/link-base';
 import type { ServerLink } from '../firmware/server-link';
+import { nodeCrypto } from '../targets/node/crypto';
+import { Prng } from '../targets/sim/prng';
 import { code } from './support/errors';
 import { Manual } from './support/manual';
 
@@ -386,6 +391,38 @@ test('the first frame on a new direct connection carries no messages (it must fi
   m.send('later');
   m.advance(50);
   assert.is(m.parse(m.requests[0].body).msgCount, 1);
+});
+
+/**
+ * A resumed session whose every request is answered at once with an untagged error (a gateway that
+ * restarted and forgot it): each refused answer backs off like a failed request, so the requests per
+ * second stay bounded by the back-off, however fast the answers come.
+ */
+test('a resumed session answered only by untagged errors backs off: requests stay bounded', () => {
+  const KEY = new Uint8Array(32).fill(7);
+  const m = new Manual({ initialRto: 200, minRto: 100, maxRto: 2000, failAfter: 1000, deadAfterMs: 600_000 }, {}, { device: KEY, gateway: KEY });
+  m.open();
+  m.send('queued');
+  m.settle();
+  m.send('unacknowledged');
+  const snap = m.client.snapshot(m.now);
+  const sent: number[] = [];
+  const rng = new Prng(3);
+  const c = ClientLink.restore(snap, m.now, { id: 'dev', random: (b) => rng.fill(b), key: KEY, crypto: nodeCrypto }, { transmit: (_b, _l, rn) => sent.push(rn), deliver: () => true });
+  c.resumeSession(m.now);
+  let answered = 0;
+  const start = m.now;
+  // Ten simulated seconds; every request gets its refusal at once (bounded: a hot loop stops here).
+  for (let t = 0; t < 10_000 && answered < 5000; t += 10) {
+    for (let k = 0; k < 100 && sent.length > answered; k++) c.onBundle(m.now, errorBundle(sent[answered++], { code: ErrorCode.UNKNOWN_SESSION, message: 'no session' }));
+    m.now += 10;
+    if (c.nextDeadline() <= m.now) c.onTimer(m.now);
+  }
+  const seconds = (m.now - start) / 1000;
+  assert.is(c.state, LinkState.OPEN, 'an untagged error does not end the session by itself');
+  assert.ok(c.untaggedErrors > 0);
+  // Two requests at most per backed-off RTO (which starts at 200 ms and doubles): a few dozen at most.
+  assert.ok(sent.length <= 40, `${sent.length} requests in ${seconds} s`);
 });
 
 test.run();

@@ -54,7 +54,9 @@ const root = path.resolve(__dirname, '..');
 // the launcher (host/device/launcher-files.ts 1.3, host/manage.ts +0.8), its sha256 check (node/sha256.ts
 // 2.6), the pending update answered across the restart (manage/update-record.ts 0.8, manage/executor.ts +1.4).
 // 182 -> 183 KiB: the silence rule's flags --dead-after-ms and --fail-after (cli/device-cmd.ts), about 0.6 KiB.
-const DEVICE_BUDGET_KIB = 183;
+// 183 -> 184 KiB: a session the gateway lost is given up for a new one that carries its unacknowledged
+// messages (client-link.ts: sessionLost, successor; device/device.ts: handOver), about 0.9 KiB.
+const DEVICE_BUDGET_KIB = 184;
 const GOAL_KIB = 64;
 
 const BUNDLES = [

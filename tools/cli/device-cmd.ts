@@ -2,7 +2,9 @@
  * `holdfast device`: keeps a session to the gateway (direct TCP first, HTTP through firewalls and
  * proxies otherwise), forwards local ports through it, and starts a new session with back-off when
  * one fails. With --state the session survives restarts: on SIGTERM the process stops without closing
- * it, and the next start resumes it from the journal (nothing accepted is lost or sent twice).
+ * it, and the next start resumes it from the journal (nothing accepted is lost or sent twice). A
+ * session the gateway lost (a restarted gateway: the silence rule with HF_ERR_UNKNOWN_SESSION) is not
+ * resumed: the next session is a new one carrying what was unacknowledged (PROTOCOL 11.7).
  * Run by the launcher (holdfast-launcher.js) as a bundle on trial, it tells the launcher when its
  * first session opens, so that the launcher keeps it rather than rolling it back.
  */

@@ -15,10 +15,12 @@ export type DeviceChannelEvents = ChannelEvents & {
 
 /**
  * A device session's counters (a copy taken when asked; they only rise): the link's (bundles,
- * messages and payload bytes each way, retransmits, duplicates dropped, retransmission timeouts)
- * and the HTTP requests made and failed (no connection, an answer not the gateway's, TLS refused).
+ * messages and payload bytes each way, retransmits, duplicates dropped, retransmission timeouts),
+ * the HTTP requests made and failed (no connection, an answer not the gateway's, TLS refused), and
+ * `messagesCarried`: the unacknowledged messages this session took over from one the gateway lost
+ * (device.ts, PROTOCOL 11.7).
  */
-export type DeviceStats = EndpointStats & { requestsSent: number; requestsFailed: number };
+export type DeviceStats = EndpointStats & { requestsSent: number; requestsFailed: number; messagesCarried: number };
 
 /** What the channel asks of the driver that runs the device's session. */
 export interface DeviceState {

@@ -1,7 +1,8 @@
 /**
  * The device on the host target: `connect(options)` opens a session to the gateway and returns its
  * message Channel. Underneath: a ClientLink (from the journal in `stateDir` when there is one, so a
- * restarted process resumes its session and resends what the gateway never acknowledged), the
+ * restarted process resumes its session and resends what the gateway never acknowledged; a session
+ * the gateway lost is given up for a new one that carries those messages, PROTOCOL 11.7), the
  * transport ladder (direct TCP first, HTTP when TCP is blocked or silent, back to TCP when it works
  * again), the HTTP transport (through a forward proxy when configured) and the TCP transport.
  *
@@ -105,6 +106,9 @@ class Device implements DeviceState {
   private readonly ladder: Ladder;
   private readonly storage: (Storage & { close(): void }) | null;
   readonly resumed: boolean;
+  /** Messages this session took over from one the gateway lost (a successor's journal). */
+  private readonly carried: number;
+  private readonly config: ClientConfig;
   /** One timer for the link's and the ladder's deadlines. */
   private readonly timer: DeadlineTimer;
   private started = false;
@@ -156,6 +160,7 @@ class Device implements DeviceState {
       onClose: (err) => {
         if (err) this.log.warn('session failed', { code: err.code, reason: err.message, unacknowledged: this.client.ep.out.length });
         else this.log.info('session closed');
+        if (err) this.handOver(platform.clock.now());
         cp.onClose?.(err);
         this.shutdown();
       },
@@ -175,6 +180,7 @@ class Device implements DeviceState {
         )
       : null;
     this.storage = store;
+    this.config = config;
     let client: ClientLink | null = null;
     if (this.storage !== null) {
       try {
@@ -185,7 +191,10 @@ class Device implements DeviceState {
         throw e;
       }
       if (client !== null && client.id !== opts.id) throw hfError(ErrorCode.STATE, `state directory ${opts.stateDir} holds device ${JSON.stringify(client.id)}, not ${JSON.stringify(opts.id)}`);
-      if (client !== null && (client.isFinished || client.sid === null)) {
+      // A journal without a session that holds messages (a successor of a session the gateway lost,
+      // see handOver, or a device that queued messages before its first welcome) starts a new session
+      // from them: its hello counter goes above the recorded one (fromJournal).
+      if (client !== null && (client.isFinished || (client.sid === null && client.ep.out.isEmpty))) {
         // A session that ended (or never opened) is not resumed: a new one starts, with a newer hello.
         if (client.isFinished && client.ep.out.length > 0) this.log.warn('previous session ended with messages unacknowledged', { messages: client.ep.out.length });
         config.helloCounter = Math.max(config.helloCounter ?? 0, (client.helloCounter + 1) >>> 0);
@@ -193,7 +202,8 @@ class Device implements DeviceState {
         this.storage.remove('journal');
       }
     }
-    this.resumed = client !== null;
+    this.resumed = client !== null && client.sid !== null;
+    this.carried = client !== null && client.sid === null ? client.ep.out.length : 0;
     if (client === null) {
       client = new ClientLink(config, port, o);
       if (this.storage !== null) client.attachJournal(new Journal(this.storage, o.maxMessage), now);
@@ -252,6 +262,7 @@ class Device implements DeviceState {
       tcp: tcpAddr === null ? 'off' : formatAddress(tcpAddr),
       proxy: proxy === null ? undefined : `${proxy.protocol}//${proxy.host}`,
       queued: this.resumed ? this.client.ep.out.length : undefined,
+      carried: this.carried > 0 ? this.carried : undefined,
     });
     process.nextTick(() => this.event((t) => this.ladder.start(t)));
   }
@@ -261,7 +272,35 @@ class Device implements DeviceState {
   }
 
   get stats(): DeviceStats {
-    return { ...this.client.ep.stats, requestsSent: this.requestsSent, requestsFailed: this.requestsFailed };
+    return { ...this.client.ep.stats, requestsSent: this.requestsSent, requestsFailed: this.requestsFailed, messagesCarried: this.carried };
+  }
+
+  /**
+   * The session failed. If the gateway lost it for good (ClientLink.sessionLost: the silence rule with
+   * HF_ERR_UNKNOWN_SESSION, as after a gateway restart), resuming it from the journal would only be
+   * refused again: the journal is replaced, in one checkpoint, by a successor without a session that
+   * carries the messages the gateway never acknowledged, so the next connect() starts a new session
+   * with them (at least once across the loss: PROTOCOL 11.7). Without a state directory the next
+   * session starts empty and they are reported lost.
+   */
+  private handOver(now: number): void {
+    const c = this.client;
+    if (!c.sessionLost) return;
+    const n = c.ep.out.length;
+    const code = ErrorCode.UNKNOWN_SESSION;
+    if (this.storage === null) {
+      if (n > 0) this.log.warn('the gateway lost the session: messages it never acknowledged are lost (no --state)', { code, lost: n });
+      return;
+    }
+    try {
+      const next = c.successor(now, this.config, { transmit: () => {}, deliver: () => false });
+      next.attachJournal(new Journal(this.storage, c.o.maxMessage), now);
+    } catch (e) {
+      if (!isHfError(e)) throw e;
+      this.log.error('the gateway lost the session and the state directory cannot take its successor: the next start resumes the lost session', { code: e.code, reason: e.message });
+      return;
+    }
+    this.log.warn('the gateway lost the session (restarted?): the next session is a new one and carries the messages it never acknowledged', { code, carried: n });
   }
 
   get accepted(): number {
