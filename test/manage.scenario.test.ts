@@ -85,9 +85,9 @@ test('jobs through the console API survive a gateway kill -9, run once, and refu
           fs.writeFileSync(cfg, JSON.stringify({ gateway: `http://127.0.0.1:${httpPort}`, id, manage: { exec: [counter], files: [files] }, deadAfterMs: 3000, failAfter: 1, ...extra }), {
             mode: 0o600,
           });
-        // No --state: after the gateway restart the silence rule (deadAfterMs) ends the old session and a
-        // new one starts; the management journal is then the process's own.
-        return holdfast(['device', '--config', cfg], c, { HOLDFAST_KEY: KEYS[id] });
+        // After the gateway restart the silence rule (deadAfterMs, failAfter) gives the lost session up
+        // for a new one; the management journal is in the state directory.
+        return holdfast(['device', '--config', cfg, '--state', path.join(dir, `state-${id}`)], c, { HOLDFAST_KEY: KEYS[id] });
       };
       const job = async (body: Record<string, unknown>): Promise<string> => {
         const r = await api(base, 'POST', '/api/jobs', auth, body);
@@ -175,6 +175,7 @@ test('jobs through the console API survive a gateway kill -9, run once, and refu
       assert.is((await targets(bad))['pi-1'].errorCode, 'HF_ERR_BAD_ARGS');
       assert.is(JSON.parse(fs.readFileSync(path.join(dir, 'pi-1.json'), 'utf8')).gateway, `http://127.0.0.1:${httpPort}`, 'the refused config was not written');
       assert.not.match(pi2.log, /HF_ERR_INTERRUPTED/);
+      assert.ok(fs.existsSync(path.join(dir, 'state-pi-1', 'manage')), 'the management journal is under --state');
     });
   } finally {
     c.run();
