@@ -31,18 +31,20 @@ export class ApiClient {
   private readonly token: string;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   private events: http.ClientRequest | null = null;
+  /** The gateway ended the event stream (it drops a client with more than its maxBufferBytes waiting). */
+  streamClosed = false;
   /** Final targets seen per job, and who waits for how many. */
   private readonly finalCount = new Map<string, number>();
   private readonly failed = new Map<string, number>();
   private readonly waiters = new Map<string, Waiter>();
+
+  private readonly now: () => number;
 
   constructor(base: string, token: string, now: () => number) {
     this.base = new URL(base);
     this.token = token;
     this.now = now;
   }
-
-  private readonly now: () => number;
 
   request(method: string, p: string, body?: unknown, timeoutMs = 30_000): Promise<ApiReply> {
     return new Promise((resolve, reject) => {
@@ -84,6 +86,9 @@ export class ApiClient {
           }
         });
         res.once('data', () => resolve());
+        res.on('close', () => {
+          this.streamClosed = true;
+        });
       });
       req.on('error', reject);
       this.events = req;

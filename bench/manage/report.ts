@@ -23,12 +23,15 @@ export interface FanoutResult {
   /** Devices the job was for. */
   devices: number;
   op: string;
-  /** POST to the last outcome's event, s; null when not every outcome came within the limit. */
+  /** POST to the first GET showing every target final, s; null when that did not come within the limit. */
   seconds: number | null;
-  /** POST to the GET that shows every target final, s. */
-  confirmedSeconds: number | null;
+  /** Targets final, and of them not succeeded, in the last GET. */
   final: number;
   notSucceeded: number;
+  /** Final 'target' events the event stream brought meanwhile. */
+  events: number;
+  /** The gateway had ended the event stream by then (a client too far behind is dropped). */
+  streamDropped: boolean;
 }
 
 export interface ManageResult {
@@ -62,9 +65,9 @@ export function table(r: ManageResult): string {
       `| ${l.transport} | ${l.event.length} | ${cell(r3(percentile(l.event, 50)))} | ${cell(r3(percentile(l.event, 99)))} | ${cell(r3(percentile(l.event, 100)))} | ${cell(r3(percentile(l.confirmed, 50)))} / ${cell(r3(percentile(l.confirmed, 99)))} | ${l.failures} |`,
     );
   out.push('');
-  out.push('| fan-out | devices | all outcomes recorded s | confirmed by GET s | final | not succeeded |');
+  out.push('| fan-out | devices | all outcomes recorded s | final | not succeeded | final events on the stream |');
   out.push('|---|---:|---:|---:|---:|---:|');
-  for (const f of r.fanout) out.push(`| ${f.op} | ${f.devices} | ${cell(r3(f.seconds))} | ${cell(r3(f.confirmedSeconds))} | ${f.final} | ${f.notSucceeded} |`);
+  for (const f of r.fanout) out.push(`| ${f.op} | ${f.devices} | ${cell(r3(f.seconds))} | ${f.final} | ${f.notSucceeded} | ${f.events}${f.streamDropped ? ' (stream dropped by the gateway)' : ''} |`);
   out.push('');
   const o = r.open;
   out.push(
