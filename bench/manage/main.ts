@@ -259,7 +259,7 @@ async function main(): Promise<void> {
       fan.push(await fanout(a, c, sel, deadline));
       await sleep(500);
     }
-    await gw.call('gc', {}, 30_000);
+    const mem = await gw.call<NodeJS.MemoryUsage>('gc', {}, 30_000);
     await sleep(200);
     const rss = rssOf(gw.pid);
     const sessions = await gw.call<{ sessions: number }>('sessions', {}, 10_000);
@@ -273,6 +273,7 @@ async function main(): Promise<void> {
       rssPeakMb: rss.hwm,
       sessions: sessions.sessions,
       devicesRssMb: devCount.rss / 1048576,
+      gatewayMemory: { heapUsedMb: mem.heapUsed / 1048576, externalMb: mem.external / 1048576, arrayBuffersMb: mem.arrayBuffers / 1048576 },
     };
     process.stdout.write(`\n${table(result)}\n\nGoals:\n${goalLines(result)}\n\nthe whole run took ${((nowMs() - tStart) / 1000).toFixed(1)} s\n`);
     api.close();

@@ -45,6 +45,8 @@ export interface ManageResult {
   rssPeakMb: number | null;
   sessions: number;
   devicesRssMb: number | null;
+  /** The gateway's process.memoryUsage() after the GC, MiB: what of its RSS is JavaScript heap and what buffers. */
+  gatewayMemory?: { heapUsedMb: number; externalMb: number; arrayBuffersMb: number };
 }
 
 const r1 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
@@ -77,6 +79,9 @@ export function table(r: ManageResult): string {
   out.push(
     `Gateway RSS: ${cell(r1(r.rssBaseMb))} MiB with the latency devices only, ${cell(r1(r.rssMb))} MiB with ${r.sessions} sessions (after a GC; peak ${cell(r1(r.rssPeakMb))} MiB)${per === null ? '' : `: ${per} KiB a session`}. Devices process: ${cell(r1(r.devicesRssMb))} MiB.`,
   );
+  const m = r.gatewayMemory;
+  if (m !== undefined)
+    out.push(`Gateway memory after the GC: ${r1(m.heapUsedMb)} MiB JavaScript heap used, ${r1(m.externalMb)} MiB external (of it ${r1(m.arrayBuffersMb)} MiB ArrayBuffers).`);
   return out.join('\n');
 }
 
@@ -132,6 +137,8 @@ export function jsonLine(r: ManageResult): string {
     sessions: r.sessions,
     open_s: r3(r.open.seconds),
     rss_per_session_kib: perSessionKib(r),
+    gateway_heap_mb: r.gatewayMemory === undefined ? null : r1(r.gatewayMemory.heapUsedMb),
+    gateway_array_buffers_mb: r.gatewayMemory === undefined ? null : r1(r.gatewayMemory.arrayBuffersMb),
   };
   return JSON.stringify(o);
 }
