@@ -19,7 +19,7 @@ import { MemoryStorage } from '../../targets/sim/storage';
 import { SimSystem } from '../../targets/sim/system';
 import { errorText, serve } from '../ipc';
 import { nowMs } from '../flow';
-import { keyOf, SMALL_LINK } from './link';
+import { keyOf, smallLink } from './link';
 
 interface Board {
   ch: DeviceChannel;
@@ -40,12 +40,14 @@ interface OpenArgs {
   concurrency: number;
   /** Give up on what has not opened by then, ms from the call. */
   deadlineMs: number;
+  /** Link ring size, KiB (smallLink). */
+  linkKib: number;
 }
 
 function board(id: string, a: OpenArgs, opened: () => void): Board {
   const mgmt = new SimManagement({ system: new SimSystem(clock), gpio: new SimGpio(), config: { manage: { exec: [], files: [] } } });
   const executor = new Executor(mgmt, new MemoryStorage());
-  const ch = connect({ gateway: a.gateway, tcp: a.transport === 'tcp' ? a.tcp : null, id, key: keyOf(id), link: SMALL_LINK, proxy: null, log: silentLog });
+  const ch = connect({ gateway: a.gateway, tcp: a.transport === 'tcp' ? a.tcp : null, id, key: keyOf(id), link: smallLink(a.linkKib), proxy: null, log: silentLog });
   const mux = new Mux(ch, { role: 'device' });
   mux.on('error', () => {});
   ch.on('error', () => {});

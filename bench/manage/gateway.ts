@@ -15,13 +15,13 @@ import { Gateway, type GatewayChannel } from '../../targets/host/gateway/gateway
 import { type Management, startManagement } from '../../targets/host/gateway/manage/start';
 import { silentLog } from '../../targets/node/log';
 import { serve } from '../ipc';
-import { benchTcpLimits, fleetId, keyOf, LATENCY_HTTP, LATENCY_TCP, SMALL_LINK } from './link';
+import { benchTcpLimits, fleetId, keyOf, LATENCY_HTTP, LATENCY_TCP, smallLink } from './link';
 
 let gw: Gateway | null = null;
 let manage: Management | null = null;
 let dir: string | null = null;
 
-async function start(a: { fleet: number }): Promise<{ http: string; tcp: string; console: string; token: string }> {
+async function start(a: { fleet: number; linkKib: number }): Promise<{ http: string; tcp: string; console: string; token: string }> {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hf-bench-manage-'));
   const ids = [LATENCY_TCP, LATENCY_HTTP];
   for (let i = 0; i < a.fleet; i++) ids.push(fleetId(i));
@@ -40,7 +40,7 @@ async function start(a: { fleet: number }): Promise<{ http: string; tcp: string;
     http: '127.0.0.1:0',
     tcp: '127.0.0.1:0',
     devices,
-    link: SMALL_LINK,
+    link: smallLink(a.linkKib),
     maxSessions: ids.length + 16,
     maxConnections: ids.length + 16,
     tcpLimits: benchTcpLimits(ids.length + 16),

@@ -1,14 +1,17 @@
 /**
  * The link bounds the management bench gives both ends of every session: right-sized for a session
  * that carries management commands and their answers (an `info` answer is under 1 KiB), not for bulk.
- * 32 messages / 32 KiB each way, messages up to 16 KiB, bundles of up to 32 messages / 32 KiB. The
- * gateway's defaults (GATEWAY_LINK_DEFAULTS: 1024 slots, 512 KiB windows) are sized for forwarded
- * ports; 10,000 idle sessions with them would not fit the RSS goal.
+ * With `kib` K (default 32): 32 messages / K KiB each way, messages up to K/2 KiB, bundles of up to
+ * 32 messages / K KiB. The session's arena (firmware/endpoint.ts) is then 3.5 K KiB. The gateway's
+ * defaults (GATEWAY_LINK_DEFAULTS: 1024 slots, 512 KiB windows) are sized for forwarded ports.
  */
+export function smallLink(kib: number): LinkOptions {
+  const bytes = kib * 1024;
+  return { outSlots: 32, outBytes: bytes, inSlots: 32, inBytes: bytes, maxMessage: bytes / 2, maxMessages: 32, maxBundleBytes: bytes };
+}
+
 import type { LinkOptions } from '../../firmware/options';
 import type { TcpLimits } from '../../targets/host/gateway/tcp-front';
-
-export const SMALL_LINK: LinkOptions = { outSlots: 32, outBytes: 32768, inSlots: 32, inBytes: 32768, maxMessage: 16384, maxMessages: 32, maxBundleBytes: 32768 };
 
 /**
  * Every device of the bench connects from 127.0.0.1, so the direct TCP port's per-address bounds on

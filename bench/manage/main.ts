@@ -40,23 +40,25 @@ interface Config {
   maxS: number;
   op: 'info' | 'config.get';
   cpuProf: string | null;
+  linkKib: number;
 }
 
 function usage(): string {
   return [
     'usage: npm run bench:manage -- [--devices N | --quick] [--rounds N] [--warmup N] [--concurrency N]',
-    '         [--op info|config.get] [--open-s S] [--fanout-s S] [--max-s S] [--cpu-prof DIR]',
+    '         [--op info|config.get] [--open-s S] [--fanout-s S] [--max-s S] [--link-kib K] [--cpu-prof DIR]',
     '--devices N: fleet sessions opened for the fan-out (default 10000; --quick: 1000, 100 rounds)',
     '--rounds N: measured latency rounds per transport (default 200, at most --rounds-s each: default 60)',
     '--concurrency N: fleet sessions opening at once (default 200); --open-s: longest the fleet may take to open (default 600)',
     '--fanout-s: longest one fan-out may take (default 120); --max-s: the whole run (default 900)',
+    '--link-kib K: ring bytes of every session each way, KiB, a power of two (default 32; see bench/manage/link.ts)',
     '--cpu-prof DIR: write a CPU profile of the gateway process into DIR (node --cpu-prof)',
     '',
   ].join('\n');
 }
 
 function parseArgs(argv: string[]): Config {
-  const c: Config = { devices: 10000, rounds: 200, warmup: 30, roundsS: 60, concurrency: 200, openS: 600, fanoutS: 120, maxS: 900, op: 'info', cpuProf: null };
+  const c: Config = { devices: 10000, rounds: 200, warmup: 30, roundsS: 60, concurrency: 200, openS: 600, fanoutS: 120, maxS: 900, op: 'info', cpuProf: null, linkKib: 32 };
   const num = (flag: string, v: string | undefined, min: number): number => {
     const x = Number(v);
     if (v === undefined || !Number.isFinite(x) || x < min) throw new Error(`${flag} needs a number >= ${min}, got ${String(v)}`);
@@ -79,6 +81,9 @@ function parseArgs(argv: string[]): Config {
       const op = argv[++i];
       if (op !== 'info' && op !== 'config.get') throw new Error(`--op: info or config.get, got ${String(op)}`);
       c.op = op;
+    } else if (a === '--link-kib') {
+      c.linkKib = Math.round(num(a, argv[++i], 4));
+      if ((c.linkKib & (c.linkKib - 1)) !== 0) throw new Error(`--link-kib: a power of two, got ${c.linkKib}`);
     } else if (a === '--cpu-prof') c.cpuProf = path.resolve(argv[++i] ?? '.');
     else if (a === '--help' || a === '-h') {
       process.stdout.write(usage());
@@ -204,8 +209,8 @@ async function main(): Promise<void> {
   const dev = new Child('devices', path.join(dir, 'devices.js'), [], ['--max-old-space-size=4096']);
   let api: ApiClient | null = null;
   try {
-    const g = await gw.call<{ http: string; tcp: string; console: string; token: string }>('start', { fleet: c.devices }, 60_000);
-    process.stdout.write(`gateway: http ${g.http}, tcp ${g.tcp}, api ${g.console}; ${c.devices} fleet devices known\n`);
+    const g = await gw.call<{ http: string; tcp: string; console: string; token: string }>('start', { fleet: c.devices, linkKib: c.linkKib }, 60_000);
+    process.stdout.write(`gateway: http ${g.http}, tcp ${g.tcp}, api ${g.console}; ${c.devices} fleet devices known; link rings ${c.linkKib} KiB each way\n`);
     api = new ApiClient(g.console, g.token, nowMs);
     await api.listen();
     const a = api;
@@ -217,7 +222,7 @@ async function main(): Promise<void> {
       [LATENCY_TCP, 'tcp'],
       [LATENCY_HTTP, 'http'],
     ] as const) {
-      const o = await dev.call<{ opened: number }>('open', { ids: [id], transport, gateway: g.http, tcp: g.tcp, concurrency: 1, deadlineMs: 20_000 }, 30_000);
+      const o = await dev.call<{ opened: number }>('open', { ids: [id], transport, gateway: g.http, tcp: g.tcp, concurrency: 1, deadlineMs: 20_000, linkKib: c.linkKib }, 30_000);
       if (o.opened !== 1) throw new Error(`${id} did not open over ${transport}`);
     }
     await until('the latency devices online', async () => (await onlineIds('group=lat-tcp|lat-http,online')) === 2, 20_000);
@@ -237,7 +242,7 @@ async function main(): Promise<void> {
     const ids = Array.from({ length: c.devices }, (_, i) => fleetId(i));
     const opened = await dev.call<{ opened: number; asked: number; ms: number; timedOut: boolean }>(
       'open',
-      { ids, transport: 'tcp', gateway: g.http, tcp: g.tcp, concurrency: c.concurrency, deadlineMs: openLimit },
+      { ids, transport: 'tcp', gateway: g.http, tcp: g.tcp, concurrency: c.concurrency, deadlineMs: openLimit, linkKib: c.linkKib },
       openLimit + 30_000,
     );
     process.stdout.write(`opened ${opened.opened} of ${opened.asked} in ${(opened.ms / 1000).toFixed(1)} s${opened.timedOut ? ' (open limit reached)' : ''}\n`);

@@ -80,8 +80,7 @@ export function table(r: ManageResult): string {
     `Gateway RSS: ${cell(r1(r.rssBaseMb))} MiB with the latency devices only, ${cell(r1(r.rssMb))} MiB with ${r.sessions} sessions (after a GC; peak ${cell(r1(r.rssPeakMb))} MiB)${per === null ? '' : `: ${per} KiB a session`}. Devices process: ${cell(r1(r.devicesRssMb))} MiB.`,
   );
   const m = r.gatewayMemory;
-  if (m !== undefined)
-    out.push(`Gateway memory after the GC: ${r1(m.heapUsedMb)} MiB JavaScript heap used, ${r1(m.externalMb)} MiB external (of it ${r1(m.arrayBuffersMb)} MiB ArrayBuffers).`);
+  if (m !== undefined) out.push(`Gateway memory after the GC: ${r1(m.heapUsedMb)} MiB JavaScript heap used, ${r1(m.externalMb)} MiB external (of it ${r1(m.arrayBuffersMb)} MiB ArrayBuffers).`);
   return out.join('\n');
 }
 
