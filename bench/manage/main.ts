@@ -278,7 +278,7 @@ async function main(): Promise<void> {
       rssPeakMb: rss.hwm,
       sessions: sessions.sessions,
       devicesRssMb: devCount.rss / 1048576,
-      gatewayMemory: { heapUsedMb: mem.heapUsed / 1048576, externalMb: mem.external / 1048576, arrayBuffersMb: mem.arrayBuffers / 1048576 },
+      gatewayMemory: { heapTotalMb: mem.heapTotal / 1048576, heapUsedMb: mem.heapUsed / 1048576, externalMb: mem.external / 1048576, arrayBuffersMb: mem.arrayBuffers / 1048576 },
     };
     process.stdout.write(`\n${table(result)}\n\nGoals:\n${goalLines(result)}\n\nthe whole run took ${((nowMs() - tStart) / 1000).toFixed(1)} s\n`);
     api.close();

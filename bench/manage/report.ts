@@ -46,7 +46,7 @@ export interface ManageResult {
   sessions: number;
   devicesRssMb: number | null;
   /** The gateway's process.memoryUsage() after the GC, MiB: what of its RSS is JavaScript heap and what buffers. */
-  gatewayMemory?: { heapUsedMb: number; externalMb: number; arrayBuffersMb: number };
+  gatewayMemory?: { heapTotalMb: number; heapUsedMb: number; externalMb: number; arrayBuffersMb: number };
 }
 
 const r1 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
@@ -80,7 +80,10 @@ export function table(r: ManageResult): string {
     `Gateway RSS: ${cell(r1(r.rssBaseMb))} MiB with the latency devices only, ${cell(r1(r.rssMb))} MiB with ${r.sessions} sessions (after a GC; peak ${cell(r1(r.rssPeakMb))} MiB)${per === null ? '' : `: ${per} KiB a session`}. Devices process: ${cell(r1(r.devicesRssMb))} MiB.`,
   );
   const m = r.gatewayMemory;
-  if (m !== undefined) out.push(`Gateway memory after the GC: ${r1(m.heapUsedMb)} MiB JavaScript heap used, ${r1(m.externalMb)} MiB external (of it ${r1(m.arrayBuffersMb)} MiB ArrayBuffers).`);
+  if (m !== undefined)
+    out.push(
+      `Gateway memory after the GC: ${r1(m.heapUsedMb)} MiB JavaScript heap used (of ${r1(m.heapTotalMb)} MiB reserved), ${r1(m.externalMb)} MiB external (of it ${r1(m.arrayBuffersMb)} MiB ArrayBuffers).`,
+    );
   return out.join('\n');
 }
 
