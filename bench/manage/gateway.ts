@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as v8 from 'node:v8';
 import { Mux } from '../../targets/host/app/mux';
 import { Gateway, type GatewayChannel } from '../../targets/host/gateway/gateway';
 import { type Management, startManagement } from '../../targets/host/gateway/manage/start';
@@ -70,6 +71,7 @@ serve(
       (globalThis as { gc?: () => void }).gc?.();
       return process.memoryUsage();
     },
+    snapshot: (a: { file: string }) => v8.writeHeapSnapshot(a.file),
     stop,
   },
   1800,

@@ -41,6 +41,7 @@ interface Config {
   op: 'info' | 'config.get';
   cpuProf: string | null;
   linkKib: number;
+  heapSnapshot: string | null;
 }
 
 function usage(): string {
@@ -52,13 +53,14 @@ function usage(): string {
     '--concurrency N: fleet sessions opening at once (default 200); --open-s: longest the fleet may take to open (default 600)',
     '--fanout-s: longest one fan-out may take (default 120); --max-s: the whole run (default 900)',
     '--link-kib K: ring bytes of every session each way, KiB, a power of two (default 32; see bench/manage/link.ts)',
+    '--heap-snapshot FILE: a heap snapshot of the gateway with every session open, into FILE',
     '--cpu-prof DIR: write a CPU profile of the gateway process into DIR (node --cpu-prof)',
     '',
   ].join('\n');
 }
 
 function parseArgs(argv: string[]): Config {
-  const c: Config = { devices: 10000, rounds: 200, warmup: 30, roundsS: 60, concurrency: 200, openS: 600, fanoutS: 120, maxS: 900, op: 'info', cpuProf: null, linkKib: 32 };
+  const c: Config = { devices: 10000, rounds: 200, warmup: 30, roundsS: 60, concurrency: 200, openS: 600, fanoutS: 120, maxS: 900, op: 'info', cpuProf: null, linkKib: 32, heapSnapshot: null };
   const num = (flag: string, v: string | undefined, min: number): number => {
     const x = Number(v);
     if (v === undefined || !Number.isFinite(x) || x < min) throw new Error(`${flag} needs a number >= ${min}, got ${String(v)}`);
@@ -84,7 +86,8 @@ function parseArgs(argv: string[]): Config {
     } else if (a === '--link-kib') {
       c.linkKib = Math.round(num(a, argv[++i], 4));
       if ((c.linkKib & (c.linkKib - 1)) !== 0) throw new Error(`--link-kib: a power of two, got ${c.linkKib}`);
-    } else if (a === '--cpu-prof') c.cpuProf = path.resolve(argv[++i] ?? '.');
+    } else if (a === '--heap-snapshot') c.heapSnapshot = path.resolve(argv[++i] ?? 'gateway.heapsnapshot');
+    else if (a === '--cpu-prof') c.cpuProf = path.resolve(argv[++i] ?? '.');
     else if (a === '--help' || a === '-h') {
       process.stdout.write(usage());
       process.exit(0);
@@ -267,6 +270,7 @@ async function main(): Promise<void> {
     const mem = await gw.call<NodeJS.MemoryUsage>('gc', {}, 30_000);
     await sleep(200);
     const rss = rssOf(gw.pid);
+    if (c.heapSnapshot !== null) process.stdout.write(`gateway heap snapshot: ${await gw.call<string>('snapshot', { file: c.heapSnapshot }, 300_000)}\n`);
     const sessions = await gw.call<{ sessions: number }>('sessions', {}, 10_000);
     const devCount = await dev.call<{ rss: number }>('count', {}, 10_000);
     const result: ManageResult = {
