@@ -21,8 +21,9 @@ test('percentile: nearest rank', () => {
 test('the JSON line: the five figures first, null where a fan-out size did not run', () => {
   const r: ManageResult = {
     latency: [
-      { transport: 'tcp', rounds: 2, event: [1, 3], confirmed: [2, 4], failures: 0 },
-      { transport: 'http', rounds: 2, event: [2, 4], confirmed: [3, 5], failures: 0 },
+      { transport: 'tcp', fleetOnline: 0, rounds: 2, event: [1, 3], confirmed: [2, 4], failures: 0 },
+      { transport: 'http', fleetOnline: 0, rounds: 2, event: [2, 4], confirmed: [3, 5], failures: 0 },
+      { transport: 'tcp', fleetOnline: 1000, rounds: 1, event: [9], confirmed: [10], failures: 0 },
     ],
     fanout: [{ devices: 1000, op: 'info', seconds: 0.5, final: 1000, notSucceeded: 0, events: 1000, streamDropped: false }],
     open: { asked: 1000, opened: 1000, seconds: 2, timedOut: false, concurrency: 200 },
@@ -36,6 +37,7 @@ test('the JSON line: the five figures first, null where a fan-out size did not r
   assert.equal(Object.keys(line).slice(0, 5), ['info_p50_ms', 'info_p99_ms', 'fanout_1000_s', 'fanout_10000_s', 'gateway_rss_mb']);
   assert.is(line.info_p50_ms, 2);
   assert.is(line.info_p99_ms_tcp, 3);
+  assert.is(line.info_p50_ms_fleet_online, 9, 'the rounds with the fleet online apart');
   assert.is(line.fanout_1000_s, 0.5);
   assert.is(line.fanout_10000_s, null);
   assert.is(line.rss_per_session_kib, 102.4);
@@ -52,10 +54,12 @@ test('a tiny run prints the tables and ends with the JSON line of numbers', () =
   assert.match(r.stdout, /\| click to result \(info, one device\) \| rounds \| p50 ms \| p99 ms \|/);
   assert.match(r.stdout, /\| tcp \| 10 \| \d+\.?\d* \| /);
   assert.match(r.stdout, /\| http \| 10 \| \d+\.?\d* \| /);
+  assert.match(r.stdout, /\| tcp, 20 fleet sessions open \| 3 \| \d+\.?\d* \| /);
   assert.match(r.stdout, /\| info \| 20 \| \d+\.?\d* \| 20 \| 0 \|/);
   const lines = r.stdout.trim().split('\n');
   const last = JSON.parse(lines[lines.length - 1]);
-  for (const k of ['info_p50_ms', 'info_p99_ms', 'gateway_rss_mb', 'info_p50_ms_tcp', 'info_p50_ms_http', 'sessions', 'open_s']) assert.type(last[k], 'number', `${k}: ${last[k]}`);
+  for (const k of ['info_p50_ms', 'info_p99_ms', 'info_p50_ms_fleet_online', 'gateway_rss_mb', 'info_p50_ms_tcp', 'info_p50_ms_http', 'sessions', 'open_s'])
+    assert.type(last[k], 'number', `${k}: ${last[k]}`);
   assert.ok(last.info_p50_ms > 0 && last.gateway_rss_mb > 0);
   assert.is(last.sessions, 22);
   assert.is(last.fanout_10000_s, null);

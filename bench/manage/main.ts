@@ -16,7 +16,8 @@
  *    within --open-s; one job (--op, default info) to the first 1,000 and then to every online fleet
  *    device, timed from the POST until every outcome is recorded (the last final event), then confirmed
  *    by GET; each within --fanout-s.
- * 3. The gateway's RSS after a GC with every session open.
+ * 3. Latency again with the fleet open (a quarter of --rounds per transport), then the gateway's RSS
+ *    after a GC with every session open.
  *
  * Everything is bounded: each phase by its own limit, the whole run by --max-s (default 900), and
  * run.js bounds the process once more. Prints the tables and, as its last line, one JSON object.
@@ -136,11 +137,11 @@ const jobOf = (r: { status: number; body: Record<string, unknown> }, what: strin
   return { id: job.id, targets: Object.values(job.states).reduce((a, b) => a + b, 0) };
 };
 
-async function latency(api: ApiClient, c: Config, transport: 'tcp' | 'http', deadline: number): Promise<LatencyResult> {
+async function latency(api: ApiClient, c: Config, transport: 'tcp' | 'http', deadline: number, fleetOnline: number, rounds: number): Promise<LatencyResult> {
   const device = transport === 'tcp' ? LATENCY_TCP : LATENCY_HTTP;
-  const res: LatencyResult = { transport, rounds: 0, event: [], confirmed: [], failures: 0 };
+  const res: LatencyResult = { transport, fleetOnline, rounds: 0, event: [], confirmed: [], failures: 0 };
   const end = Math.min(deadline, nowMs() + c.roundsS * 1000);
-  for (let i = 0; i < c.warmup + c.rounds && nowMs() < end; i++) {
+  for (let i = 0; i < c.warmup + rounds && nowMs() < end; i++) {
     const t0 = nowMs();
     const job = jobOf(await api.request('POST', '/api/jobs', { op: 'info', args: {}, selector: `id=${device}` }), `info on ${device}`);
     const at = await api.finals(job.id, 1, 10_000);
@@ -237,7 +238,7 @@ async function main(): Promise<void> {
     const lat: LatencyResult[] = [];
     for (const t of ['tcp', 'http'] as const) {
       process.stdout.write(`latency over ${t}: ${c.rounds} rounds ...\n`);
-      lat.push(await latency(a, c, t, deadline));
+      lat.push(await latency(a, c, t, deadline, 0, c.rounds));
     }
 
     process.stdout.write(`opening ${c.devices} fleet sessions over direct TCP, ${c.concurrency} at a time (at most ${c.openS} s) ...\n`);
@@ -266,6 +267,12 @@ async function main(): Promise<void> {
       process.stdout.write(`fan-out: ${c.op} to ${sel} ...\n`);
       fan.push(await fanout(a, c, sel, deadline));
       await sleep(500);
+    }
+    // Click to result again, now with the fleet's sessions open beside the device (a quarter of the rounds).
+    for (const t of ['tcp', 'http'] as const) {
+      if (nowMs() > deadline - 5000) break;
+      process.stdout.write(`latency over ${t} with ${online} fleet sessions open: ${Math.ceil(c.rounds / 4)} rounds ...\n`);
+      lat.push(await latency(a, c, t, deadline, online, Math.ceil(c.rounds / 4)));
     }
     const mem = await gw.call<NodeJS.MemoryUsage>('gc', {}, 30_000);
     await sleep(200);

@@ -11,6 +11,8 @@ export function percentile(xs: number[], p: number): number | null {
 
 export interface LatencyResult {
   transport: 'tcp' | 'http';
+  /** Fleet sessions open meanwhile (0: only the two latency devices were). */
+  fleetOnline: number;
   rounds: number;
   /** POST /api/jobs to the outcome's event on the stream, ms. */
   event: number[];
@@ -53,9 +55,14 @@ const r1 = (x: number | null): number | null => (x === null ? null : Math.round(
 const r3 = (x: number | null): number | null => (x === null ? null : Math.round(x * 1000) / 1000);
 const cell = (x: number | null, unit = ''): string => (x === null ? '-' : `${x}${unit}`);
 
-/** Latency in the JSON line and the table: over both transports together. */
+/** The headline latency: both transports together, of the rounds before the fleet connected. */
 function allEvents(r: ManageResult): number[] {
-  return r.latency.flatMap((l) => l.event);
+  return r.latency.filter((l) => l.fleetOnline === 0).flatMap((l) => l.event);
+}
+
+/** The rounds run with the fleet online, both transports together. */
+function loadedEvents(r: ManageResult): number[] {
+  return r.latency.filter((l) => l.fleetOnline > 0).flatMap((l) => l.event);
 }
 
 export function table(r: ManageResult): string {
@@ -64,7 +71,7 @@ export function table(r: ManageResult): string {
   out.push('|---|---:|---:|---:|---:|---:|---:|');
   for (const l of r.latency)
     out.push(
-      `| ${l.transport} | ${l.event.length} | ${cell(r3(percentile(l.event, 50)))} | ${cell(r3(percentile(l.event, 99)))} | ${cell(r3(percentile(l.event, 100)))} | ${cell(r3(percentile(l.confirmed, 50)))} / ${cell(r3(percentile(l.confirmed, 99)))} | ${l.failures} |`,
+      `| ${l.transport}${l.fleetOnline > 0 ? `, ${l.fleetOnline} fleet sessions open` : ''} | ${l.event.length} | ${cell(r3(percentile(l.event, 50)))} | ${cell(r3(percentile(l.event, 99)))} | ${cell(r3(percentile(l.event, 100)))} | ${cell(r3(percentile(l.confirmed, 50)))} / ${cell(r3(percentile(l.confirmed, 99)))} | ${l.failures} |`,
     );
   out.push('');
   out.push('| fan-out | devices | all outcomes recorded s | final | not succeeded | final events on the stream |');
@@ -123,7 +130,7 @@ export function goalLines(r: ManageResult): string {
 /** The last line: the five figures of the issue, then the per-transport and per-size ones. */
 export function jsonLine(r: ManageResult): string {
   const ev = allEvents(r);
-  const lat = (t: string) => r.latency.find((l) => l.transport === t)?.event ?? [];
+  const lat = (t: string) => r.latency.find((l) => l.transport === t && l.fleetOnline === 0)?.event ?? [];
   const fan = (n: number): number | null => r3(r.fanout.find((f) => f.devices === n)?.seconds ?? null);
   const o: Record<string, unknown> = {
     info_p50_ms: r3(percentile(ev, 50)),
@@ -131,6 +138,8 @@ export function jsonLine(r: ManageResult): string {
     fanout_1000_s: fan(1000),
     fanout_10000_s: fan(10000),
     gateway_rss_mb: r1(r.rssMb),
+    info_p50_ms_fleet_online: r3(percentile(loadedEvents(r), 50)),
+    info_p99_ms_fleet_online: r3(percentile(loadedEvents(r), 99)),
     info_p50_ms_tcp: r3(percentile(lat('tcp'), 50)),
     info_p99_ms_tcp: r3(percentile(lat('tcp'), 99)),
     info_p50_ms_http: r3(percentile(lat('http'), 50)),
