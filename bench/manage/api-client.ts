@@ -69,8 +69,10 @@ export class ApiClient {
     });
   }
 
-  /** Opens the event stream; resolves once its hello arrived. */
+  /** Opens the event stream (again, after the gateway ended it); resolves once its hello arrived. */
   listen(): Promise<void> {
+    this.events?.destroy();
+    this.streamClosed = false;
     return new Promise((resolve, reject) => {
       const req = http.get({ host: this.base.hostname, port: this.base.port, path: '/api/events', headers: { authorization: `Bearer ${this.token}` } }, (res) => {
         if (res.statusCode !== 200) return reject(new Error(`GET /api/events: ${res.statusCode}`));
@@ -87,7 +89,7 @@ export class ApiClient {
         });
         res.once('data', () => resolve());
         res.on('close', () => {
-          this.streamClosed = true;
+          if (this.events === req) this.streamClosed = true;
         });
       });
       req.on('error', reject);

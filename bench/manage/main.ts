@@ -140,6 +140,7 @@ const jobOf = (r: { status: number; body: Record<string, unknown> }, what: strin
 async function latency(api: ApiClient, c: Config, transport: 'tcp' | 'http', deadline: number, fleetOnline: number, rounds: number): Promise<LatencyResult> {
   const device = transport === 'tcp' ? LATENCY_TCP : LATENCY_HTTP;
   const res: LatencyResult = { transport, fleetOnline, rounds: 0, event: [], confirmed: [], failures: 0 };
+  if (api.streamClosed) await api.listen(); // a large fan-out's events make the gateway drop the stream
   const end = Math.min(deadline, nowMs() + c.roundsS * 1000);
   for (let i = 0; i < c.warmup + rounds && nowMs() < end; i++) {
     const t0 = nowMs();
