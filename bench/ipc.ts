@@ -77,8 +77,10 @@ export class Child {
     readonly name: string,
     file: string,
     args: string[] = [],
+    /** Node flags beyond --expose-gc (e.g. --cpu-prof). */
+    execArgv: string[] = [],
   ) {
-    this.proc = fork(file, args, { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+    this.proc = fork(file, args, { execArgv: ['--expose-gc', ...execArgv], stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
     this.proc.stderr!.on('data', (d: Buffer) => {
       // Keep the tail for error reports.
       this.stderr = (this.stderr + d.toString()).slice(-16000);
