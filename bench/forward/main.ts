@@ -34,6 +34,7 @@ import { type Cell, jsonLine, type RowResult, table, WORKLOADS } from './report'
 import { type Ctx, type Row, Skip, type Started } from './row';
 import { ssh } from './ssh';
 import { Target } from './target';
+import { flagNumber } from '../flag-number';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const ROWS: Row[] = [raw, socat, ssh, ...HOLDFAST_ROWS];
@@ -78,11 +79,7 @@ function parseArgs(argv: string[]): Config {
     out: path.join(ROOT, 'bench', 'results'),
     baseline: null,
   };
-  const num = (flag: string, v: string | undefined, min: number): number => {
-    const x = Number(v);
-    if (v === undefined || !Number.isFinite(x) || x < min) throw new Error(`${flag} needs a number >= ${min}, got ${String(v)}`);
-    return x;
-  };
+  const num = flagNumber;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--rows') {

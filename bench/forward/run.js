@@ -5,23 +5,6 @@
 // runs it. The runner bounds every run, every row and itself; this bounds the runner once more,
 // with SIGTERM, on which it stops the processes it started.
 // Usage: node bench/forward/run.js [--help | runner args...]
-const { buildSync } = require('esbuild');
-const { spawnSync } = require('node:child_process');
-const path = require('node:path');
+const { buildAndRun } = require('../build-run');
 
-const root = path.resolve(__dirname, '..', '..');
-const outdir = path.join(root, 'dist', 'bench-forward');
-buildSync({
-  entryPoints: [path.join(root, 'bench', 'forward', 'main.ts')],
-  bundle: true,
-  platform: 'node',
-  target: 'node18',
-  format: 'cjs',
-  outdir,
-  packages: 'external',
-  logLevel: 'warning',
-});
-const LIMIT_MS = 60 * 60 * 1000;
-const r = spawnSync(process.execPath, [path.join(outdir, 'main.js'), ...process.argv.slice(2)], { stdio: 'inherit', timeout: LIMIT_MS, killSignal: 'SIGTERM' });
-if (r.error) console.error(`bench:forward: ${r.error.message}`);
-process.exit(r.status === null ? 1 : r.status);
+buildAndRun({ name: 'bench:forward', dir: 'forward', entries: ['main'], limitMs: 60 * 60 * 1000 });

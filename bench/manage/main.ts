@@ -29,6 +29,7 @@ import { nowMs } from '../flow';
 import { ApiClient } from './api-client';
 import { fleetId, LATENCY_HTTP, LATENCY_TCP } from './link';
 import { type FanoutResult, goalLines, jsonLine, type LatencyResult, type ManageResult, table } from './report';
+import { flagNumber } from '../flag-number';
 
 interface Config {
   devices: number;
@@ -62,11 +63,7 @@ function usage(): string {
 
 function parseArgs(argv: string[]): Config {
   const c: Config = { devices: 10000, rounds: 200, warmup: 30, roundsS: 60, concurrency: 200, openS: 600, fanoutS: 120, maxS: 900, op: 'info', cpuProf: null, linkKib: 32, heapSnapshot: null };
-  const num = (flag: string, v: string | undefined, min: number): number => {
-    const x = Number(v);
-    if (v === undefined || !Number.isFinite(x) || x < min) throw new Error(`${flag} needs a number >= ${min}, got ${String(v)}`);
-    return x;
-  };
+  const num = flagNumber;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--devices') c.devices = Math.round(num(a, argv[++i], 1));
