@@ -32,6 +32,8 @@ export interface Selector {
   /** The selector as written (trimmed). */
   readonly text: string;
   matches(d: Selectable): boolean;
+  /** The only ids it can match (from its first `id=a|b` term), or null when it may match any: lets a caller read those rows alone. */
+  readonly ids: readonly string[] | null;
 }
 
 /** Parses `text` (see the file comment); HF_ERR_SELECTOR names what is wrong. */
@@ -43,7 +45,8 @@ export function parseSelector(text: unknown): Selector {
   const parts = t.split(',');
   if (parts.length > SELECTOR_LIMITS.maxTerms) throw bad(`a selector of ${parts.length} terms: at most ${SELECTOR_LIMITS.maxTerms}`);
   const terms = parts.map((p, i) => parseTerm(p.trim(), i + 1));
-  return { text: t, matches: (d) => terms.every((term) => holds(term, d)) };
+  const byId = terms.find((x): x is Extract<Term, { kind: 'eq' }> => x.kind === 'eq' && x.key === 'id' && x.want);
+  return { text: t, matches: (d) => terms.every((term) => holds(term, d)), ids: byId === undefined ? null : [...new Set(byId.values)] };
 }
 
 function parseTerm(p: string, n: number): Term {

@@ -33,7 +33,7 @@ import type { Mux } from '../../app/mux';
 import { DeviceLink, type DeviceLinkOptions } from './device-link';
 import type { Device } from './devices-store';
 import type { Job, Target, TargetState } from './jobs-store';
-import { parseSelector } from './selector';
+import { parseSelector, type Selector } from './selector';
 import type { ManageStore } from './store';
 import { argsToWire, toJsonValue } from './wire-values';
 
@@ -306,9 +306,7 @@ export class ManageService extends EventEmitter {
     const selector = parseSelector(req.selector);
     const timeoutMs = optMs('timeoutMs', req.timeoutMs, op.op === 'update' ? this.o.updateTimeoutMs : this.o.timeoutMs, 1, 0xffffffff);
     const expiresInMs = optMs('expiresInMs', req.expiresInMs, this.o.expiresInMs, 1, this.o.maxExpiresInMs);
-    const devices = this.devices()
-      .filter((d) => selector.matches(d))
-      .map((d) => d.id);
+    const devices = this.select(selector).map((d) => d.id);
     if (devices.length === 0) throw hfError(ErrorCode.NO_MATCH, `selector ${JSON.stringify(selector.text.slice(0, 200))} matches no device: no job was made`);
     if (devices.length > this.o.maxTargets) throw hfError(ErrorCode.LIMIT, `selector matches ${devices.length} devices, over maxTargets ${this.o.maxTargets}`);
     const args = (req.args ?? {}) as Record<string, unknown>;
@@ -355,12 +353,19 @@ export class ManageService extends EventEmitter {
 
   /** Every known device with its online state, by id; only those `selector` matches when given. */
   devices(selector?: string): DeviceView[] {
-    const sel = selector === undefined ? null : parseSelector(selector);
+    if (selector === undefined) return this.store.devices.list().map((d) => this.view(d));
+    return this.select(parseSelector(selector));
+  }
+
+  /** The devices `sel` matches, by id; a selector naming ids reads only those rows, not the fleet. */
+  private select(sel: Selector): DeviceView[] {
+    const rows = sel.ids === null ? this.store.devices.list() : sel.ids.map((id) => this.store.devices.get(id)).filter((d): d is Device => d !== null);
     const out: DeviceView[] = [];
-    for (const d of this.store.devices.list()) {
+    for (const d of rows) {
       const v = this.view(d);
-      if (sel === null || sel.matches(v)) out.push(v);
+      if (sel.matches(v)) out.push(v);
     }
+    if (sel.ids !== null) out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return out;
   }
 
