@@ -1,23 +1,19 @@
 /**
  * The runner's end of the management API, as a script would use it: JSON requests with an API token
- * (`Authorization: Bearer`) over one keep-alive agent, and the live event stream (`GET /api/events`,
+ * (`Authorization: Bearer`) through `holdfast ctl`'s client (tools/cli/ctl-http.ts) over one
+ * keep-alive agent (a refusal throws its ApiRefusal), and the live event stream (`GET /api/events`,
  * Server-Sent Events) read as it arrives. `finals(jobId, n)` resolves once `n` targets of the job
  * have reached a final state in the stream (the service emits a 'target' event only after the change
  * is written to the store, so an event is a recorded outcome).
  */
 import * as http from 'node:http';
-
-export interface ApiReply {
-  status: number;
-  body: Record<string, unknown>;
-}
-
-const FINAL = new Set(['succeeded', 'failed', 'timed-out', 'cancelled', 'expired']);
+import { isFinal, type TargetState } from '../../targets/host/gateway/manage/jobs-store';
+import { ConsoleClient, consoleUrl } from '../../tools/cli/ctl-http';
 
 export interface TargetEvent {
   jobId: string;
   deviceId: string;
-  state: string;
+  state: TargetState;
   errorCode?: string;
 }
 
@@ -30,6 +26,7 @@ export class ApiClient {
   private readonly base: URL;
   private readonly token: string;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  private readonly client: ConsoleClient;
   private events: http.ClientRequest | null = null;
   /** The gateway ended the event stream (it drops a client with more than its maxBufferBytes waiting). */
   streamClosed = false;
@@ -43,30 +40,13 @@ export class ApiClient {
   constructor(base: string, token: string, now: () => number) {
     this.base = new URL(base);
     this.token = token;
+    this.client = new ConsoleClient({ url: consoleUrl(base, 'the console'), token, agent: this.agent });
     this.now = now;
   }
 
-  request(method: string, p: string, body?: unknown, timeoutMs = 30_000): Promise<ApiReply> {
-    return new Promise((resolve, reject) => {
-      const text = body === undefined ? undefined : JSON.stringify(body);
-      const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
-      if (text !== undefined) headers['content-type'] = 'application/json';
-      const req = http.request({ host: this.base.hostname, port: this.base.port, path: p, method, headers, agent: this.agent, timeout: timeoutMs }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () => {
-          const s = Buffer.concat(parts).toString('utf8');
-          try {
-            resolve({ status: res.statusCode ?? 0, body: s === '' ? {} : JSON.parse(s) });
-          } catch (e) {
-            reject(e);
-          }
-        });
-      });
-      req.on('timeout', () => req.destroy(new Error(`${method} ${p}: no answer within ${timeoutMs} ms`)));
-      req.on('error', reject);
-      req.end(text);
-    });
+  /** One request's JSON answer (an API refusal throws its ApiRefusal). */
+  request(method: string, p: string, body?: unknown, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+    return this.client.request(method, p, body, {}, timeoutMs) as Promise<Record<string, unknown>>;
   }
 
   /** Opens the event stream (again, after the gateway ended it); resolves once its hello arrived. */
@@ -106,7 +86,7 @@ export class ApiClient {
     }
     if (name !== 'target') return;
     const e = JSON.parse(data) as TargetEvent;
-    if (!FINAL.has(e.state)) return;
+    if (!isFinal(e.state)) return;
     const n = (this.finalCount.get(e.jobId) ?? 0) + 1;
     this.finalCount.set(e.jobId, n);
     if (e.state !== 'succeeded') this.failed.set(e.jobId, (this.failed.get(e.jobId) ?? 0) + 1);

@@ -128,9 +128,9 @@ async function until(what: string, cond: () => Promise<boolean>, ms: number): Pr
   }
 }
 
-const jobOf = (r: { status: number; body: Record<string, unknown> }, what: string): { id: string; targets: number } => {
-  if (r.status !== 201) throw new Error(`${what}: POST /api/jobs answered ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
-  const job = r.body.job as { id: string; states: Record<string, number> };
+const jobOf = (body: Record<string, unknown>, what: string): { id: string; targets: number } => {
+  const job = body.job as { id: string; states: Record<string, number> } | undefined;
+  if (job === undefined) throw new Error(`${what}: POST /api/jobs answered without a job: ${JSON.stringify(body).slice(0, 300)}`);
   return { id: job.id, targets: Object.values(job.states).reduce((a, b) => a + b, 0) };
 };
 
@@ -145,7 +145,7 @@ async function latency(api: ApiClient, c: Config, transport: 'tcp' | 'http', dea
     const at = await api.finals(job.id, 1, 10_000);
     const got = await api.request('GET', `/api/jobs/${job.id}`);
     const t2 = nowMs();
-    const targets = (got.body.targets ?? []) as { state: string }[];
+    const targets = (got.targets ?? []) as { state: string }[];
     const ok = at !== null && targets.length === 1 && targets[0].state === 'succeeded';
     api.forget(job.id);
     if (i < c.warmup) continue;
@@ -174,7 +174,7 @@ async function fanout(api: ApiClient, c: Config, selector: string, deadline: num
   let states: Record<string, number> = {};
   while (nowMs() < end) {
     const got = await api.request('GET', '/api/jobs?limit=4', undefined, 60_000);
-    const j = ((got.body.jobs ?? []) as { id: string; states: Record<string, number> }[]).find((x) => x.id === job.id);
+    const j = ((got.jobs ?? []) as { id: string; states: Record<string, number> }[]).find((x) => x.id === job.id);
     if (j === undefined) throw new Error(`GET /api/jobs: job ${job.id} is not among the latest`);
     states = j.states;
     if ((states.queued ?? 0) + (states.sent ?? 0) + (states.running ?? 0) === 0) {
@@ -218,7 +218,7 @@ async function main(): Promise<void> {
     const a = api;
     const onlineIds = async (sel: string): Promise<number> => {
       const r = await a.request('GET', `/api/devices?selector=${encodeURIComponent(sel)}`, undefined, 60_000);
-      return ((r.body.devices ?? []) as unknown[]).length;
+      return ((r.devices ?? []) as unknown[]).length;
     };
     for (const [id, transport] of [
       [LATENCY_TCP, 'tcp'],

@@ -22,6 +22,8 @@ export interface ConsoleClientOptions {
   timeoutMs?: number;
   /** Largest answer body read, bytes (default 67108864). */
   maxBodyBytes?: number;
+  /** The agent requests go through (e.g. a keep-alive one for many requests); default Node's global agent. */
+  agent?: http.Agent;
 }
 
 export const CONSOLE_CLIENT_DEFAULTS = { timeoutMs: 30_000, maxBodyBytes: 67_108_864 } as const;
@@ -73,8 +75,10 @@ export class ConsoleClient {
   private readonly token: string | null;
   private readonly timeoutMs: number;
   private readonly maxBodyBytes: number;
+  private readonly agent: http.Agent | undefined;
 
   constructor(o: ConsoleClientOptions) {
+    this.agent = o.agent;
     this.base = o.url;
     this.token = o.token;
     this.timeoutMs = o.timeoutMs ?? CONSOLE_CLIENT_DEFAULTS.timeoutMs;
@@ -94,9 +98,9 @@ export class ConsoleClient {
     return this.request('POST', path, body, headers) as Promise<T>;
   }
 
-  /** Sends one request to `path` (relative to the base URL, e.g. `api/jobs`) and resolves with its JSON answer (see the file comment). */
-  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<unknown> {
-    return (await this.send(method, path, body, headers)).body;
+  /** Sends one request to `path` (relative to the base URL, e.g. `api/jobs`) and resolves with its JSON answer (see the file comment); `timeoutMs` for this one only. */
+  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, timeoutMs = this.timeoutMs): Promise<unknown> {
+    return (await this.send(method, path, body, headers, timeoutMs)).body;
   }
 
   /**
@@ -104,7 +108,7 @@ export class ConsoleClient {
    * and CSRF token, for `request`'s headers (`sessionHeaders`). A wrong password: ApiRefusal HF_ERR_LOGIN.
    */
   async login(name: string, password: string): Promise<ConsoleSession> {
-    const r = await this.send('POST', 'api/login', { name, password }, {});
+    const r = await this.send('POST', 'api/login', { name, password }, {}, this.timeoutMs);
     const set = r.headers['set-cookie'] ?? [];
     const cookie = set.map((c) => c.split(';')[0]).find((c) => c.startsWith('hf_session='));
     const csrf = (r.body as { csrf?: unknown }).csrf;
@@ -113,7 +117,7 @@ export class ConsoleClient {
     return { cookie, csrf };
   }
 
-  private send(method: string, path: string, body: unknown, extra: Record<string, string>): Promise<{ body: unknown; headers: http.IncomingHttpHeaders }> {
+  private send(method: string, path: string, body: unknown, extra: Record<string, string>, timeoutMs: number): Promise<{ body: unknown; headers: http.IncomingHttpHeaders }> {
     const u = new URL(path.replace(/^\/+/, ''), this.base);
     const text = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
     const headers: Record<string, string | number> = { accept: 'application/json', ...(this.token === null ? {} : { authorization: `Bearer ${this.token}` }), ...extra };
@@ -131,7 +135,7 @@ export class ConsoleClient {
         if (err !== null) reject(err);
         else resolve(v as { body: unknown; headers: http.IncomingHttpHeaders });
       };
-      const req = lib.request(u, { method, headers }, (res) => {
+      const req = lib.request(u, { method, headers, ...(this.agent === undefined ? {} : { agent: this.agent }) }, (res) => {
         const parts: Buffer[] = [];
         let size = 0;
         res.on('data', (d: Buffer) => {
@@ -154,9 +158,9 @@ export class ConsoleClient {
         });
       });
       const timer = setTimeout(() => {
-        finish(hfError(ErrorCode.TIMEOUT, `${method} ${u.href}: no answer within ${this.timeoutMs} ms`));
+        finish(hfError(ErrorCode.TIMEOUT, `${method} ${u.href}: no answer within ${timeoutMs} ms`));
         req.destroy();
-      }, this.timeoutMs);
+      }, timeoutMs);
       req.on('error', (e) => finish(this.connectError(e)));
       req.end(text);
     });
