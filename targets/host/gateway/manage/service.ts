@@ -148,7 +148,8 @@ export class ManageService extends EventEmitter {
   private readonly active = new Map<string, Active>();
   /** Per device, the ids of active jobs it is a target of, oldest first. */
   private readonly byDevice = new Map<string, Set<string>>();
-  private writes: Write[] = [];
+  /** Targets changed since the last flush, one entry each (by job and device): the flush writes each one's state then. */
+  private writes = new Map<string, Write>();
   private flushQueued = false;
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
@@ -444,7 +445,7 @@ export class ManageService extends EventEmitter {
   }
 
   private queueWrite(jobId: string, deviceId: string, dj: DeviceJob, actor: string): void {
-    this.writes.push({ jobId, deviceId, dj, actor });
+    this.writes.set(`${jobId}\n${deviceId}`, { jobId, deviceId, dj, actor });
     if (!this.flushQueued) {
       this.flushQueued = true;
       setImmediate(() => this.flush());
@@ -454,9 +455,9 @@ export class ManageService extends EventEmitter {
   /** Writes every queued change in one transaction, then emits them and forgets finished jobs. */
   flush(): void {
     this.flushQueued = false;
-    if (this.writes.length === 0 || this.store.db.open === false) return;
-    const writes = this.writes;
-    this.writes = [];
+    if (this.writes.size === 0 || this.store.db.open === false) return;
+    const writes = [...this.writes.values()];
+    this.writes.clear();
     const events: TargetEvent[] = [];
     this.store.jobs.batch(() => {
       for (const w of writes) {
