@@ -15,6 +15,7 @@ import { ErrorCode, REPLACED_BY_NEWER, hfError } from './errors';
 import { type LinkOptions, type ResolvedOptions, resolveOptions } from './options';
 import { ServerLink, type ServerPort } from './server-link';
 import type { ArenaAlloc } from './endpoint';
+import type { SlabLender } from './slab-pool';
 import { BundleReader, type BundleView, SID_BYTES, peekSid } from './wire';
 import { Transport } from './link-base';
 import { Sealer, checkHelloProof, sessionKey } from './auth';
@@ -39,8 +40,12 @@ export interface AcceptorConfig {
   open: (link: ServerLink) => ServerPort;
   /** Told when a session is dropped from the table. */
   onDrop?: (link: ServerLink) => void;
-  /** Provides each session's memory (default: zero-filled ArrayBuffers; see Endpoint). */
-  alloc?: ArenaAlloc;
+  /**
+   * Where each session's memory comes from (see Endpoint): an ArenaAlloc (one block per session), or
+   * a SlabLender shared by every session (slabs lent only while rings hold messages). Default:
+   * zero-filled ArrayBuffers.
+   */
+  memory?: ArenaAlloc | SlabLender;
   /**
    * Cork each session that takes a request or frame (see LinkBase.cork) until `uncorkAll`: the
    * driver calls that at the end of its event-loop turn, so an application's reply to a message rides
@@ -167,7 +172,7 @@ export class Acceptor {
     }
     const sid = new Uint8Array(SID_BYTES);
     this.config.random(sid);
-    const link = new ServerLink(this.o, sid, hello.id, hello.seq, hello.off, NULL_PORT, this.config.alloc);
+    const link = new ServerLink(this.o, sid, hello.id, hello.seq, hello.off, NULL_PORT, this.config.memory);
     if (key !== null && crypto !== undefined) link.ep.sealer = new Sealer(crypto, sessionKey(crypto, key, sid, hello.nonce));
     link.setPort(this.config.open(link));
     this.sessions.set(toHex(sid), link);

@@ -22,6 +22,7 @@ import { OutRing, SACKED } from './out-ring';
 import { RttEstimator } from './rtt';
 import { BundleReader, type BundleView, BundleWriter, PIECE_OVERHEAD } from './wire';
 import type { Sealer } from './auth';
+import type { SlabLender } from './slab-pool';
 
 const NO_LOST: ArrayLike<number> = new Uint32Array(0);
 
@@ -78,10 +79,12 @@ export class Endpoint {
   readonly reader: BundleReader;
   readonly rtt: RttEstimator;
   /**
-   * The memory the rings and the bundle buffer live in. A delivered message whose bytes are in it is
-   * valid only during the deliver call; one that is not was passed straight from the received bundle.
+   * The memory the rings and the bundle buffer live in (null with a lender: each ring's slab is
+   * lent while it holds messages, the bundle buffer is the lender's shared one). A delivered message
+   * whose bytes are in the endpoint's memory is valid only during the deliver call (`ownsBytes`); one
+   * that is not was passed straight from the received bundle.
    */
-  readonly arena: ArrayBuffer;
+  readonly arena: ArrayBuffer | null;
 
   /** Exclusive end of the peer's receive window: sequence number and byte offset. */
   peerWndSeq: number;
@@ -134,27 +137,37 @@ export class Endpoint {
   readonly stats: EndpointStats = { bundlesIn: 0, bundlesOut: 0, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, duplicatesIn: 0, retransmits: 0, timeouts: 0 };
 
   /**
-   * `alloc`, if given, provides the session's memory (one block of the given size; it need not be
-   * zeroed: nothing is read before it was written). Default: a zero-filled ArrayBuffer.
+   * `memory`, if given, is where the session's memory comes from: an ArenaAlloc provides it as one
+   * block of the given size (it need not be zeroed: nothing is read before it was written); a
+   * SlabLender lends the rings' slabs only while they hold messages, and its shared buffer is the
+   * bundle buffer (every bundle is handed to its transport, which copies it, within the call that
+   * wrote it). Default: a zero-filled ArrayBuffer.
    */
-  constructor(o: ResolvedOptions, peerSeq: number, peerOff: number, alloc?: ArenaAlloc) {
+  constructor(o: ResolvedOptions, peerSeq: number, peerOff: number, memory?: ArenaAlloc | SlabLender) {
     this.o = o;
-    // One arena holds the rings' slabs and the bundle buffer, so copies between them are native
-    // copyWithin calls (see bytes.ts).
-    const scratch = Math.min(o.inBytes, o.maxMessage);
-    const size = o.outBytes + o.inBytes + scratch + o.maxBundleBytes;
-    const arena = alloc !== undefined ? alloc(size) : new ArrayBuffer(size);
-    this.arena = arena;
-    if (arena.byteLength < size) throw hfError(ErrorCode.OPTION, `alloc gave ${arena.byteLength} bytes, ${size} needed`);
-    let at = 0;
-    const take = (n: number): Uint8Array => {
-      const v = new Uint8Array(arena, at, n);
-      at += n;
-      return v;
-    };
-    this.out = new OutRing({ slots: o.outSlots, bytes: o.outBytes, seq: o.initialSeq, off: o.initialOff, slab: take(o.outBytes) });
-    this.inr = new InRing({ slots: o.inSlots, bytes: o.inBytes, seq: peerSeq, off: peerOff, maxMessage: o.maxMessage, slab: take(o.inBytes), scratch: take(scratch) });
-    this.writer = new BundleWriter(o, take(o.maxBundleBytes));
+    if (memory !== undefined && typeof memory !== 'function') {
+      this.arena = null;
+      this.out = new OutRing({ slots: o.outSlots, bytes: o.outBytes, seq: o.initialSeq, off: o.initialOff, pool: memory });
+      this.inr = new InRing({ slots: o.inSlots, bytes: o.inBytes, seq: peerSeq, off: peerOff, maxMessage: o.maxMessage, pool: memory });
+      this.writer = new BundleWriter(o, memory.shared(o.maxBundleBytes));
+    } else {
+      // One arena holds the rings' slabs and the bundle buffer, so copies between them are native
+      // copyWithin calls (see bytes.ts).
+      const scratch = Math.min(o.inBytes, o.maxMessage);
+      const size = o.outBytes + o.inBytes + scratch + o.maxBundleBytes;
+      const arena = memory !== undefined ? memory(size) : new ArrayBuffer(size);
+      this.arena = arena;
+      if (arena.byteLength < size) throw hfError(ErrorCode.OPTION, `alloc gave ${arena.byteLength} bytes, ${size} needed`);
+      let at = 0;
+      const take = (n: number): Uint8Array => {
+        const v = new Uint8Array(arena, at, n);
+        at += n;
+        return v;
+      };
+      this.out = new OutRing({ slots: o.outSlots, bytes: o.outBytes, seq: o.initialSeq, off: o.initialOff, slab: take(o.outBytes) });
+      this.inr = new InRing({ slots: o.inSlots, bytes: o.inBytes, seq: peerSeq, off: peerOff, maxMessage: o.maxMessage, slab: take(o.inBytes), scratch: take(scratch) });
+      this.writer = new BundleWriter(o, take(o.maxBundleBytes));
+    }
     this.reader = new BundleReader(o);
     this.rtt = new RttEstimator(o);
     this.sendNext = this.out.head;
@@ -163,6 +176,20 @@ export class Endpoint {
     this.peerWndOff = (this.out.headOff + o.inBytes) >>> 0;
     this.markAdvertised();
     this.peerMaxMessage = o.maxMessage;
+  }
+
+  /**
+   * Drops what the rings still hold and gives lent memory back (a finished session, swept from its
+   * acceptor's table: nothing will send or deliver on it again).
+   */
+  discard(): void {
+    this.out.discard();
+    this.inr.discard();
+  }
+
+  /** Whether `buf` is a view of this endpoint's own memory (valid only during a deliver call). */
+  ownsBytes(buf: Uint8Array): boolean {
+    return this.arena !== null ? buf.buffer === this.arena : this.inr.owns(buf);
   }
 
   /** Largest message the peer accepts (its maxMessage; ours until it tells). */

@@ -7,12 +7,15 @@
  * never overwrites anything. Three positions, all free-running u32:
  *   read <= next <= top: [read, next) received in order, not yet consumed by the application;
  *   next: the cumulative acknowledgement (all before it received); [next, top) may hold early arrivals.
- * No method allocates; a message that wraps the slab end is read through one scratch buffer.
+ * No method allocates; a message that wraps the slab end is read through one scratch buffer. With a
+ * `pool` (slab-pool.ts) the slab is held only while the ring holds a message or a piece of one, and
+ * the scratch only from `peek` to `release`.
  */
 import { copyBytes, copyIntoRing, copyOutOfRing } from './bytes';
 import { behind, checkInt, checkPow2, dist } from './check';
 import { ErrorCode, hfError } from './errors';
 import { RING_DEFAULTS, type RingOptions, memory } from './out-ring';
+import { NO_SLAB, type SlabLender } from './slab-pool';
 
 /** What `check` says about an incoming message. */
 export const NEW = 0;
@@ -23,11 +26,13 @@ export class InRing {
   readonly bytes: number;
   private readonly mask: number;
   private readonly bmask: number;
-  private readonly slab: Uint8Array;
+  private slab: Uint8Array;
   private readonly offs: Uint32Array;
   private readonly lens: Uint32Array;
   private readonly present: Uint8Array;
-  private readonly scratch: Uint8Array;
+  private scratch: Uint8Array;
+  private readonly scratchBytes: number;
+  private readonly pool: SlabLender | null;
 
   /** Next message the application will consume. */
   read: number;
@@ -53,11 +58,13 @@ export class InRing {
     this.readOff = this.nextOff = checkInt('off', opts.off ?? 0, 0, 0xffffffff);
     this.mask = this.slots - 1;
     this.bmask = this.bytes - 1;
-    this.slab = memory('slab', opts.slab, this.bytes);
+    this.pool = opts.pool ?? null;
+    this.slab = this.pool !== null ? NO_SLAB : memory('slab', opts.slab, this.bytes);
     this.offs = new Uint32Array(this.slots);
     this.lens = new Uint32Array(this.slots);
     this.present = new Uint8Array(this.slots);
-    this.scratch = memory('scratch', opts.scratch, Math.min(this.bytes, checkInt('maxMessage', opts.maxMessage ?? this.bytes, 0, this.bytes)));
+    this.scratchBytes = Math.min(this.bytes, checkInt('maxMessage', opts.maxMessage ?? this.bytes, 0, this.bytes));
+    this.scratch = this.pool !== null ? NO_SLAB : memory('scratch', opts.scratch, this.scratchBytes);
     this.viewBuf = this.slab;
   }
 
@@ -67,6 +74,48 @@ export class InRing {
     this.read = this.next = this.top = seq >>> 0;
     this.readOff = this.nextOff = off >>> 0;
     this.partBytes = 0;
+    this.giveBack();
+  }
+
+  /** Blocks of a pool's memory held now (slab, scratch: 0 to 2; 0 without a pool). */
+  get blocksHeld(): number {
+    return this.pool === null ? 0 : (this.slab !== NO_SLAB ? 1 : 0) + (this.scratch !== NO_SLAB ? 1 : 0);
+  }
+
+  /** Whether the ring holds nothing: no message unconsumed or early, no piece. */
+  get isEmpty(): boolean {
+    return this.read === this.top && this.partBytes === 0;
+  }
+
+  /** Drops everything held (a finished session's ring); with a pool its memory goes back. */
+  discard(): void {
+    this.reset(this.next, this.nextOff);
+    if (this.pool !== null && this.scratch !== NO_SLAB) {
+      this.pool.give(this.scratch);
+      this.scratch = NO_SLAB;
+    }
+  }
+
+  /** With a pool: the slab of a ring that holds nothing (no message, no piece) goes back to it. */
+  private giveBack(): void {
+    if (this.pool === null || this.slab === NO_SLAB || this.read !== this.top || this.partBytes !== 0) return;
+    this.pool.give(this.slab);
+    this.slab = NO_SLAB;
+    this.viewBuf = NO_SLAB;
+  }
+
+  /** With a pool: the slab before bytes are stored into it. */
+  private slabToWrite(): Uint8Array {
+    if (this.slab === NO_SLAB) this.slab = (this.pool as SlabLender).take(this.bytes);
+    return this.slab;
+  }
+
+  /**
+   * Whether `buf` is a view of this ring's own memory (its slab or its wrap scratch): a message
+   * delivered from there is valid only until `release`.
+   */
+  owns(buf: Uint8Array): boolean {
+    return (this.slab !== NO_SLAB && buf.buffer === this.slab.buffer) || (this.scratch !== NO_SLAB && buf.buffer === this.scratch.buffer);
   }
 
   /** Drops everything held and starts empty at `seq`/`off` (replaying a journal). */
@@ -138,7 +187,7 @@ export class InRing {
    * `next` over every message now in order. Returns how many messages became available.
    */
   store(seq: number, off: number, src: Uint8Array, srcOff: number, len: number): number {
-    copyIntoRing(this.slab, off, src, srcOff, len);
+    copyIntoRing(this.slabToWrite(), off, src, srcOff, len);
     if (seq === this.next) this.partBytes = 0;
     return this.commit(seq, off, len);
   }
@@ -160,7 +209,7 @@ export class InRing {
    * whole (as `store`): returns how many messages became available (0 while pieces are missing).
    */
   storePiece(seq: number, off: number, total: number, src: Uint8Array, srcOff: number, len: number): number {
-    copyIntoRing(this.slab, (off + this.partBytes) >>> 0, src, srcOff, len);
+    copyIntoRing(this.slabToWrite(), (off + this.partBytes) >>> 0, src, srcOff, len);
     this.partBytes += len;
     this.partLen = total;
     if (this.partBytes < total) return 0;
@@ -199,6 +248,7 @@ export class InRing {
     this.partBytes = 0;
     this.next = this.top = this.read = (seq + 1) >>> 0;
     this.nextOff = this.readOff = (off + len) >>> 0;
+    this.giveBack();
   }
 
   /**
@@ -214,6 +264,7 @@ export class InRing {
       this.viewBuf = this.slab;
       this.viewOff = p;
     } else {
+      if (this.scratch === NO_SLAB) this.scratch = (this.pool as SlabLender).take(this.scratchBytes);
       copyOutOfRing(this.scratch, 0, this.slab, p, len);
       this.viewBuf = this.scratch;
       this.viewOff = 0;
@@ -239,6 +290,13 @@ export class InRing {
     this.present[s] = 0;
     this.readOff = (this.offs[s] + this.lens[s]) >>> 0;
     this.read = (this.read + 1) >>> 0;
+    if (this.pool !== null) {
+      if (this.scratch !== NO_SLAB) {
+        this.pool.give(this.scratch);
+        this.scratch = NO_SLAB;
+      }
+      this.giveBack();
+    }
   }
 
   /**

@@ -201,9 +201,14 @@ export class MuxWriter {
   private readonly buf: Uint8Array;
   readonly limits: Required<MuxLimits>;
 
-  constructor(limits: Required<MuxLimits> = MUX_LIMIT_DEFAULTS) {
+  /**
+   * `buf`, if given, is the memory frames are written into (`maxFrame` long): it may be shared by
+   * writers whose frames are always taken (copied) before the next one is written.
+   */
+  constructor(limits: Required<MuxLimits> = MUX_LIMIT_DEFAULTS, buf?: Uint8Array) {
     this.limits = limits;
-    this.buf = new Uint8Array(limits.maxFrame);
+    if (buf !== undefined && buf.length !== limits.maxFrame) throw hfError(ErrorCode.OPTION, `frame buffer must be ${limits.maxFrame} bytes, got ${buf.length}`);
+    this.buf = buf ?? new Uint8Array(limits.maxFrame);
   }
 
   /** Most payload bytes one DATA or MESSAGE frame carries. */

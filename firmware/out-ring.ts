@@ -6,12 +6,15 @@
  * slot = seq & (slots-1), slab position = off & (bytes-1); lengths are `(head - tail) >>> 0`. A message
  * is copied in by `push` (false when full; nothing is dropped or grown) and leaves only through
  * `release` (the peer's cumulative acknowledgement). Per-message transmit state (last send time,
- * selectively acknowledged, transmit count) lives here too. No method allocates.
+ * selectively acknowledged, transmit count) lives here too. No method allocates. With a `pool`, the
+ * slab is taken when a message arrives in the empty ring and given back when the ring is empty again
+ * (slab-pool.ts): an idle ring holds no payload memory.
  */
 import { copyIntoRing, copyOutOfRing } from './bytes';
 import { behind, checkInt, checkPow2, dist } from './check';
 import type { CborWriter } from './cbor';
 import { ErrorCode, hfError } from './errors';
+import { NO_SLAB, type SlabLender } from './slab-pool';
 
 export interface RingOptions {
   /** Message slots, a power of two (default 1024). */
@@ -28,6 +31,8 @@ export interface RingOptions {
   slab?: Uint8Array;
   /** In-ring only: memory for the wrap scratch buffer (`maxMessage` long). */
   scratch?: Uint8Array;
+  /** Lends the slab (and the in-ring's scratch) only while the ring holds messages; excludes `slab`/`scratch`. */
+  pool?: SlabLender;
 }
 
 /** The caller's memory if given (checked for size), else a new array. */
@@ -51,7 +56,8 @@ export class OutRing {
   readonly slots: number;
   readonly bytes: number;
   private readonly mask: number;
-  private readonly slab: Uint8Array;
+  private slab: Uint8Array;
+  private readonly pool: SlabLender | null;
   private readonly offs: Uint32Array;
   private readonly lens: Uint32Array;
   /** Last transmit time per slot (ms); -1 = never sent. */
@@ -75,7 +81,8 @@ export class OutRing {
     this.head = this.tail = checkInt('seq', opts.seq ?? 0, 0, 0xffffffff);
     this.headOff = this.tailOff = checkInt('off', opts.off ?? 0, 0, 0xffffffff);
     this.mask = this.slots - 1;
-    this.slab = memory('slab', opts.slab, this.bytes);
+    this.pool = opts.pool ?? null;
+    this.slab = this.pool !== null ? NO_SLAB : memory('slab', opts.slab, this.bytes);
     this.offs = new Uint32Array(this.slots);
     this.lens = new Uint32Array(this.slots);
     this.sent = new Float64Array(this.slots);
@@ -117,6 +124,7 @@ export class OutRing {
     this.sent[s] = -1;
     this.sends[s] = 0;
     this.flags[s] = 0;
+    if (this.slab === NO_SLAB) this.slab = (this.pool as SlabLender).take(this.bytes);
     copyIntoRing(this.slab, o, src, off, len);
     this.head = (this.head + 1) >>> 0;
     this.headOff = (o + len) >>> 0;
@@ -167,6 +175,26 @@ export class OutRing {
   reset(seq: number, off: number): void {
     this.head = this.tail = seq >>> 0;
     this.headOff = this.tailOff = off >>> 0;
+    this.giveBack();
+  }
+
+  /** Blocks of a pool's memory held now (0 or 1; 0 without a pool). */
+  get blocksHeld(): number {
+    return this.pool !== null && this.slab !== NO_SLAB ? 1 : 0;
+  }
+
+  /** Drops every held message (a finished session's ring); with a pool its slab goes back. */
+  discard(): void {
+    this.tail = this.head;
+    this.tailOff = this.headOff;
+    this.giveBack();
+  }
+
+  /** With a pool: an empty ring's slab goes back to it. */
+  private giveBack(): void {
+    if (this.pool === null || this.slab === NO_SLAB || this.head !== this.tail) return;
+    this.pool.give(this.slab);
+    this.slab = NO_SLAB;
   }
 
   /** Sets a held message's transmit state (restoring a snapshot). */
@@ -218,6 +246,7 @@ export class OutRing {
     if (n > this.length) throw hfError(ErrorCode.ACK, `ack ${ack} is past the last sent message ${(this.head - 1) >>> 0}`);
     this.tail = ack >>> 0;
     this.tailOff = ack === this.head ? this.headOff : this.offs[ack & this.mask];
+    if (this.tail === this.head) this.giveBack();
     return n;
   }
 

@@ -17,6 +17,7 @@
  */
 import { type Control, Ctl, type Hello, encodeControl, limitsOf } from './control';
 import { type ArenaAlloc, Endpoint } from './endpoint';
+import type { SlabLender } from './slab-pool';
 import { ErrorCode, hfError, isHfError } from './errors';
 import { LinkBase, type LinkPort, LinkState, Transport, type TransportValue } from './link-base';
 import type { ResolvedOptions } from './options';
@@ -68,8 +69,8 @@ export class ServerLink extends LinkBase {
   private rnTop = 0;
   private rnSeen = 0;
 
-  constructor(o: ResolvedOptions, sid: Uint8Array, deviceId: string, peerSeq: number, peerOff: number, port: ServerPort, alloc?: ArenaAlloc) {
-    super(o, new Endpoint(o, peerSeq, peerOff, alloc), port, LinkState.OPEN);
+  constructor(o: ResolvedOptions, sid: Uint8Array, deviceId: string, peerSeq: number, peerOff: number, port: ServerPort, memory?: ArenaAlloc | SlabLender) {
+    super(o, new Endpoint(o, peerSeq, peerOff, memory), port, LinkState.OPEN);
     this.sid = sid;
     this.deviceId = deviceId;
   }

@@ -5,6 +5,7 @@
  * error bundle, and runs each side's timers at the deadlines the links ask for.
  */
 import { Acceptor } from '../../firmware/acceptor';
+import type { SlabLender } from '../../firmware/slab-pool';
 import { ClientLink } from '../../firmware/client-link';
 import { refusalBundle } from '../../firmware/error-bundle';
 import { type HfError, isHfError } from '../../firmware/errors';
@@ -42,6 +43,8 @@ export interface PairConfig {
    * bundle is tagged. null runs the session unauthenticated.
    */
   key?: Uint8Array | null;
+  /** The gateway's sessions take their ring memory from this lender (as the host gateway's do) instead of an arena each. */
+  memory?: SlabLender;
 }
 
 const noop = (): void => {};
@@ -95,6 +98,7 @@ export class SimPair {
     this.acceptor = new Acceptor({
       options: cfg.server,
       random: (b) => idRng.fill(b),
+      ...(cfg.memory === undefined ? {} : { memory: cfg.memory }),
       ...(this.key === null ? {} : { keyOf: (id: string) => (id === DEVICE_ID ? this.key : null), crypto: nodeCrypto }),
       open: (link) => {
         this.server = link;

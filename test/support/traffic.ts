@@ -4,6 +4,7 @@
  */
 import type { Faults } from '../../targets/sim/net';
 import { SimPair } from '../../targets/sim/pair';
+import { SlabPool } from '../../firmware/slab-pool';
 import { Prng } from '../../targets/sim/prng';
 import type { LinkOptions } from '../../firmware/options';
 import { LinkState } from '../../firmware/link-base';
@@ -168,7 +169,10 @@ export function runScenario(sc: Scenario): Outcome {
     }
     return true;
   };
+  // Every other seed, the gateway's rings borrow their memory from a pool, as the host gateway's do.
+  const pool = sc.seed % 2 === 0 ? new SlabPool({ keep: 2 }) : null;
   pair = new SimPair({
+    ...(pool === null ? {} : { memory: pool }),
     seed: sc.seed,
     client: sc.client,
     server: sc.server,
@@ -279,6 +283,16 @@ export function runScenario(sc: Scenario): Outcome {
     for (const ep of s ? [c, s] : [c]) {
       if (ep.out.length > ep.out.slots || ep.out.usedBytes > ep.out.bytes) note(`out-ring over its bounds: ${ep.out.length}/${ep.out.slots} msgs ${ep.out.usedBytes}/${ep.out.bytes} bytes`);
       if (ep.inr.available > ep.inr.slots || ep.inr.windowBytes < 0) note(`in-ring over its bounds: ${ep.inr.available}/${ep.inr.slots}`);
+    }
+    if (pool !== null) {
+      // Lent memory: exactly one slab per gateway ring that holds something, none for an empty one.
+      let held = 0;
+      let nonEmpty = 0;
+      for (const l of pair.servers) {
+        held += l.ep.out.blocksHeld + l.ep.inr.blocksHeld;
+        nonEmpty += (l.ep.out.isEmpty ? 0 : 1) + (l.ep.inr.isEmpty ? 0 : 1);
+      }
+      if (held !== pool.lent || held !== nonEmpty) note(`lent ring memory: pool says ${pool.lent} blocks out, the rings hold ${held}, ${nonEmpty} rings hold messages`);
     }
     // The gateway's application starts sending once its session exists.
     if (acceptedDown < dueDown) pumpDown();

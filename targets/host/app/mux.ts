@@ -14,6 +14,10 @@
  * granted as the reader drains, so a slow reader stalls only its own stream. When the channel refuses
  * a message, every writer's callback waits for the channel's 'drain'; only small control frames are
  * queued meanwhile (at most a few per stream).
+ *
+ * Memory: every Mux of the process writes its frames into one buffer per frame size (a gateway's
+ * thousands of sessions hold none each): a Channel's `send` copies what it accepts before it returns
+ * (LinkChannel: into its out-ring), and a control frame that has to wait is queued as a copy.
  */
 import { EventEmitter } from 'node:events';
 import { checkInt } from '../../../firmware/check';
@@ -23,6 +27,17 @@ import type { Channel, ChannelEvents } from './channel';
 import { type MuxDriver, MuxStream, type WriteCallback } from './mux-stream';
 
 export { MuxStream } from './mux-stream';
+
+/** The frame buffers every Mux shares, by size (see the header: frames are copied as they are sent). */
+const frameBuffers = new Map<number, Uint8Array>();
+function sharedFrameBuffer(bytes: number): Uint8Array {
+  let b = frameBuffers.get(bytes);
+  if (b === undefined) {
+    b = new Uint8Array(bytes);
+    frameBuffers.set(bytes, b);
+  }
+  return b;
+}
 
 export interface MuxOptions extends MuxTableOptions {
   /** Bytes each stream may receive ahead of its reader (default 1048576; 1..2^30). */
@@ -73,7 +88,7 @@ export class Mux extends EventEmitter implements MuxDriver {
     // bulk one per 512 KiB read rather than one per 64 KiB (each a wake-up of the peer's process).
     this.grantStep = Math.max(1, this.credit >>> 1);
     this.hwm = Math.min(16384, this.credit);
-    this.w = new MuxWriter(this.table.limits);
+    this.w = new MuxWriter(this.table.limits, sharedFrameBuffer(this.table.limits.maxFrame));
     this.ch = ch;
     this.chListeners = [
       ['message', (b: Buffer) => this.onFrame(b)],

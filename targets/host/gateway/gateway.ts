@@ -20,6 +20,7 @@ import type { LinkOptions } from '../../../firmware/options';
 import type { ServerLink, ServerPort } from '../../../firmware/server-link';
 import { Transport } from '../../../firmware/link-base';
 import { peekRn } from '../../../firmware/wire';
+import { SLAB_POOL_DEFAULTS, SlabPool } from '../../../firmware/slab-pool';
 import type { Log } from '../../../hal/log';
 import { kAttach, kPort } from '../app/channel';
 import { TypedEmitter } from '../app/typed-emitter';
@@ -84,6 +85,13 @@ export interface GatewayOptions {
    * network, never where devices or strangers reach it. null or absent (default): none.
    */
   metrics?: string | Address | null;
+  /**
+   * Ring memory given back by sessions that went idle and kept for the next session that needs it,
+   * blocks per size (default 64; see firmware/slab-pool.ts). Every session's rings are lent only
+   * while they hold messages; more kept blocks mean fewer allocations under bursts and more memory
+   * held after them.
+   */
+  slabsKept?: number;
   log?: Log;
 }
 
@@ -95,12 +103,13 @@ interface Slot {
 }
 
 /**
- * A gateway keeps a session per device, each with its rings reserved up front, so its defaults are
- * smaller than a device's: a 512 KiB window each way (1024 messages), messages up to 64 KiB, bundles
- * up to 256 KiB — 1344 KiB reserved a session (a device's defaults reserve 832 KiB; the host device
- * driver's, DEVICE_LINK_DEFAULTS, 2368 KiB), of which a fresh idle session touches about 80 KiB
- * (`npm run bench:peers`, idle workload): the rings are not zeroed, so only pages traffic reaches
- * become resident. The window bounds one session's throughput to window / round trip (512 KiB at
+ * A gateway keeps a session per device. Its defaults: a 512 KiB window each way (1024 messages),
+ * messages up to 64 KiB, bundles up to 256 KiB. The rings' slabs are lent from one pool only while
+ * they hold messages (firmware/slab-pool.ts: an idle session holds none), and the bundle buffer is
+ * one for all sessions: a busy session holds at most 1088 KiB (both rings and the wrap scratch), an
+ * idle one only its slot tables and objects. (With an arena a session, as a driver without a pool
+ * gives: 1344 KiB reserved a session; a device's defaults reserve 832 KiB; the host device driver's,
+ * DEVICE_LINK_DEFAULTS, 2368 KiB.) The window bounds one session's throughput to window / round trip (512 KiB at
  * 10 ms: 400 Mbit/s); with bundles of 256 KiB a smaller one holds a forwarded port at about one
  * bundle in flight, each waiting for its acknowledgement (the 128 KiB window of before did). Lower it
  * with `link` to keep more sessions per MiB of address space, or raise it for long fat paths.
@@ -120,6 +129,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   /** The metrics listener (null: none, the default). */
   readonly metrics: MetricsListener | null;
   private readonly acceptor: Acceptor;
+  /** Ring memory lent to sessions while their rings hold messages. */
+  readonly slabs: SlabPool;
   private readonly httpFront: HttpFront | null;
   private readonly tcpFront: TcpFront | null;
   private readonly metricsFront: MetricsFront | null;
@@ -141,15 +152,15 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.path = opts.path ?? '/v1/link';
     this.tcpLimits = opts.tcpLimits;
     const keyOf = opts.devices === null ? null : keyLookup(opts.devices);
+    // Not zero-filled (nothing is read before it is written): a slab costs no memset.
+    this.slabs = new SlabPool({ keep: opts.slabsKept ?? SLAB_POOL_DEFAULTS.keep, alloc: (n) => new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n) });
     this.acceptor = new Acceptor({
       options: { ...GATEWAY_LINK_DEFAULTS, ...opts.link },
       maxSessions: opts.maxSessions,
       random: (b) => hostEntropy.fill(b),
       ...(keyOf === null ? {} : { keyOf, crypto: nodeCrypto }),
       open: (link) => this.open(link),
-      // Not zero-filled (nothing is read before it is written): a new session costs no memset, and
-      // pages the session never uses are never touched.
-      alloc: (n) => Buffer.allocUnsafeSlow(n).buffer as ArrayBuffer,
+      memory: this.slabs,
       corkInput: true,
       onDrop: (link) => this.drop(link),
     });
@@ -239,6 +250,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         uptimeSeconds: Math.round(hostClock.now() - this.startedAt) / 1000,
         residentBytes: mem.rss,
         heapUsedBytes: mem.heapUsed,
+        ringBytesLent: this.slabs.lentBytes,
+        ringBlocksKept: this.slabs.kept,
       }),
     );
   }
@@ -339,6 +352,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     slot.timer.stop();
     this.slots.delete(link);
     addTotals(this.counters.ended, link.ep.stats);
+    link.ep.discard(); // what its rings still hold goes nowhere now: their memory goes back to the pool
   }
 
   /** Answers exchange `exchange`: an HTTP response, or a frame on TCP connection -exchange. */

@@ -120,6 +120,9 @@ export interface GatewayGauges {
   uptimeSeconds: number;
   residentBytes: number;
   heapUsedBytes: number;
+  /** Ring memory lent to sessions now, bytes, and blocks kept for the next (firmware/slab-pool.ts). */
+  ringBytesLent: number;
+  ringBlocksKept: number;
 }
 
 /** The gateway's metric families (holdfast_gateway_...). */
@@ -164,5 +167,7 @@ export function gatewayFamilies(c: GatewayCounters, g: GatewayGauges): MetricFam
     one('uptime_seconds', 'gauge', 'Seconds since the gateway started.', g.uptimeSeconds),
     one('resident_memory_bytes', 'gauge', "The process's resident set size.", g.residentBytes),
     one('heap_used_bytes', 'gauge', "The process's JavaScript heap in use.", g.heapUsedBytes),
+    one('ring_bytes_lent', 'gauge', 'Ring memory lent to sessions now: only rings holding messages hold memory.', g.ringBytesLent),
+    one('ring_blocks_kept', 'gauge', 'Ring memory blocks given back by idle sessions and kept for the next.', g.ringBlocksKept),
   ];
 }

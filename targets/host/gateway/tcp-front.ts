@@ -116,7 +116,6 @@ interface Conn {
   id: number;
   socket: net.Socket;
   reader: FrameReader;
-  writer: FrameWriter;
   /** The session whose frame this connection last carried. */
   link: ServerLink | null;
   /** Source address (the per-address limits' key). */
@@ -137,6 +136,11 @@ export class TcpFront implements TcpListener {
   private readonly want: Address;
   private readonly maxConnections: number;
   private readonly conns = new Map<number, Conn>();
+  /**
+   * One frame buffer for every connection: a frame written through to the kernel leaves it free for
+   * the next connection's; one the socket had to queue stays the socket's (FrameWriter).
+   */
+  private readonly writer = new FrameWriter();
   private seq = 0;
   private readonly limits: ResolvedTcpLimits;
   private readonly sources = new Map<string, Source>();
@@ -196,7 +200,7 @@ export class TcpFront implements TcpListener {
   send(id: number, body: Uint8Array, len: number): void {
     const c = this.conns.get(id);
     if (c === undefined || c.socket.destroyed) return;
-    c.writer.write(c.socket, body, len);
+    this.writer.write(c.socket, body, len);
   }
 
   private onConnection(socket: net.Socket): void {
@@ -220,7 +224,7 @@ export class TcpFront implements TcpListener {
     socket.setKeepAlive(true, 30_000);
     const reader = new FrameReader(this.gw.maxBody);
     reader.setLimit(Math.min(this.limits.preAuthFrameBytes, this.gw.maxBody), 'before authentication (preAuthFrameBytes)');
-    const c: Conn = { id: ++this.seq, socket, reader, writer: new FrameWriter(), link: null, addr, preAuth: true, closing: false, openedAt: shook?.at ?? now, lastRead: now, timer: null };
+    const c: Conn = { id: ++this.seq, socket, reader, link: null, addr, preAuth: true, closing: false, openedAt: shook?.at ?? now, lastRead: now, timer: null };
     this.conns.set(c.id, c);
     this.enterPreAuth(addr, now);
     c.timer = new DeadlineTimer(

@@ -23,8 +23,9 @@ export interface FrameSink {
 }
 
 /**
- * Writes frames to one socket, reusing one buffer while the socket takes each write whole at once
- * (a socket that queues a write keeps a reference to its buffer: then the next frame gets a new one).
+ * Writes frames to sockets (one, or all of a listener's), reusing one buffer while each socket takes
+ * each write whole at once (a socket that queues a write keeps a reference to its buffer: then the
+ * next frame gets a new one).
  * Saves an allocation and its page faults per bundle, which for large bundles is most of the cost.
  */
 export class FrameWriter {

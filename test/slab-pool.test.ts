@@ -1,0 +1,163 @@
+/**
+ * SlabPool and the rings that borrow from it: a block per ring only while the ring holds messages
+ * (out-ring: until acknowledged; in-ring: until consumed, early arrivals and pieces included), the
+ * in-ring's wrap scratch only from peek to release, blocks kept up to `keep` and let go beyond, one
+ * shared buffer per size, and an Endpoint on a lender owning exactly its lent bytes. The link's
+ * property test (link.property) runs every other seed with the gateway on a pool and checks the
+ * lent count against the rings at every step.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Endpoint } from '../firmware/endpoint';
+import { InRing } from '../firmware/in-ring';
+import { resolveOptions } from '../firmware/options';
+import { OutRing } from '../firmware/out-ring';
+import { SLAB_POOL_DEFAULTS, SlabPool } from '../firmware/slab-pool';
+
+function payload(len: number, tag: number): Uint8Array {
+  const b = new Uint8Array(len);
+  for (let i = 0; i < len; i++) b[i] = (tag * 31 + i * 7 + 1) & 0xff;
+  return b;
+}
+
+test('take, give, keep and let go', () => {
+  let made = 0;
+  const pool = new SlabPool({
+    keep: 2,
+    alloc: (n) => {
+      made++;
+      return new Uint8Array(n);
+    },
+  });
+  const a = pool.take(64);
+  const b = pool.take(64);
+  const c = pool.take(64);
+  const d = pool.take(128);
+  assert.is(made, 4);
+  assert.is(pool.lent, 4);
+  assert.is(pool.lentBytes, 64 * 3 + 128);
+  assert.is(pool.peakLent, 4);
+  pool.give(a);
+  pool.give(b);
+  pool.give(c); // a third of that size: let go
+  assert.is(pool.kept, 2);
+  assert.is(pool.dropped, 1);
+  assert.is(pool.lent, 1);
+  const again = pool.take(64);
+  assert.ok(again === b || again === a, 'a kept block is reused');
+  assert.is(made, 4, 'no allocation while kept blocks last');
+  const big = pool.take(128);
+  assert.is(made, 5, 'another size: its own blocks');
+  assert.is.not(big, d);
+  assert.is(pool.shared(256), pool.shared(256), 'one shared buffer per size');
+  assert.is(pool.shared(256).length, 256);
+  assert.is(new SlabPool().take(8).length, 8);
+  assert.is(SLAB_POOL_DEFAULTS.keep, 64);
+  assert.throws(() => new SlabPool({ keep: -1 }), /keep/);
+  assert.throws(() => new SlabPool({ alloc: () => new Uint8Array(3) }).take(8), /alloc gave 3 bytes/);
+});
+
+test('out-ring: a slab while unacknowledged messages are held, none when empty', () => {
+  const pool = new SlabPool();
+  // Offsets just below 2^32: the slab taken again after a wrap starts anywhere.
+  const r = new OutRing({ slots: 4, bytes: 64, seq: 0xfffffffe, off: 0xffffffe0, pool });
+  assert.is(pool.lent, 0, 'a new ring holds nothing');
+  assert.is(r.blocksHeld, 0);
+  assert.ok(r.push(payload(40, 1)));
+  assert.ok(r.push(payload(20, 2)));
+  assert.is(pool.lent, 1);
+  assert.is(r.release(0xffffffff), 1);
+  assert.is(pool.lent, 1, 'one message still held');
+  const out = new Uint8Array(20);
+  r.copyOut(0xffffffff, out);
+  assert.equal(out, payload(20, 2));
+  assert.is(r.release(0), 1);
+  assert.is(pool.lent, 0, 'acknowledged to the end: the slab went back');
+  assert.is(pool.kept, 1);
+  // A message that wraps the slab end, in a slab taken again.
+  assert.ok(r.push(payload(50, 3)));
+  assert.is(pool.lent, 1);
+  const w = new Uint8Array(50);
+  r.copyOut(0, w);
+  assert.equal(w, payload(50, 3));
+  assert.is(pool.made, 1, 'the kept slab was reused');
+  r.discard();
+  assert.is(pool.lent, 0);
+  assert.ok(r.isEmpty);
+  // A full ring is still backpressure, not growth.
+  for (let i = 0; i < 4; i++) assert.ok(r.push(payload(16, i)));
+  assert.not.ok(r.push(payload(1, 9)));
+  assert.is(pool.lent, 1);
+});
+
+test('in-ring: held while messages wait to be consumed, early arrivals and pieces included', () => {
+  const pool = new SlabPool();
+  const r = new InRing({ slots: 8, bytes: 64, maxMessage: 48, seq: 10, off: 40, pool });
+  assert.is(pool.lent, 0);
+  // An early arrival (11 before 10) holds the slab though nothing is available yet.
+  r.check(11, 60, 8);
+  r.store(11, 60, payload(8, 11), 0, 8);
+  assert.is(r.available, 0);
+  assert.is(pool.lent, 1);
+  r.store(10, 40, payload(20, 10), 0, 20);
+  assert.is(r.available, 2);
+  assert.ok(r.peek());
+  assert.equal(r.viewBuf.subarray(r.viewOff, r.viewOff + r.viewLen), payload(20, 10));
+  assert.ok(r.owns(r.viewBuf));
+  r.release();
+  assert.is(pool.lent, 1, 'message 11 still waits');
+  assert.ok(r.peek());
+  r.release();
+  assert.is(pool.lent, 0, 'consumed to the end: the slab went back');
+  assert.ok(r.isEmpty);
+  assert.not.ok(r.owns(new Uint8Array(4)));
+  // A message that wraps the slab end (13: offset 108 is slab position 44, 30 bytes): read through the
+  // scratch, which is lent from peek to release only.
+  r.store(12, 68, payload(40, 12), 0, 40);
+  assert.ok(r.peek());
+  r.release();
+  r.store(13, 108, payload(30, 13), 0, 30);
+  assert.ok(r.peek());
+  assert.equal(r.viewBuf.subarray(r.viewOff, r.viewOff + r.viewLen), payload(30, 13));
+  assert.is(pool.lent, 2, 'slab and scratch');
+  assert.ok(r.owns(r.viewBuf), 'the scratch is the ring’s memory too');
+  r.release();
+  assert.is(pool.lent, 0);
+  // Pieces: the slab is held from the first piece on.
+  assert.is(r.checkPiece(14, 138, 30, 0), 0);
+  r.storePiece(14, 138, 30, payload(30, 14), 0, 10);
+  assert.is(r.available, 0);
+  assert.is(pool.lent, 1, 'a piece holds the slab');
+  r.storePiece(14, 138, 30, payload(30, 14), 10, 20);
+  assert.is(r.available, 1);
+  assert.is(r.readInto(new Uint8Array(30)), 30);
+  assert.is(pool.lent, 0);
+  // A message passed straight through never takes memory.
+  assert.ok(r.isPassThrough(15));
+  r.pass(15, 168, 5);
+  assert.is(pool.lent, 0);
+  r.store(16, 173, payload(3, 16), 0, 3);
+  r.discard();
+  assert.is(pool.lent, 0, 'discard gives everything back');
+});
+
+test('endpoint on a lender: no arena, shared bundle buffer, lent memory only while held', () => {
+  const pool = new SlabPool();
+  const o = resolveOptions({ outSlots: 8, outBytes: 1024, inSlots: 8, inBytes: 1024, maxMessage: 512, maxBundleBytes: 2048 });
+  const a = new Endpoint(o, 0, 0, pool);
+  const b = new Endpoint(o, 0, 0, pool);
+  assert.is(a.arena, null);
+  assert.is(a.writer.buf, b.writer.buf, 'one bundle buffer for all');
+  assert.is(pool.lent, 0, 'idle sessions hold no ring memory');
+  assert.ok(a.send(payload(100, 1)));
+  assert.is(pool.lent, 1);
+  assert.is(pool.lentBytes, 1024);
+  assert.not.ok(a.ownsBytes(payload(4, 0)));
+  a.discard();
+  assert.is(pool.lent, 0);
+  const arena = new Endpoint(o, 0, 0);
+  assert.ok(arena.arena instanceof ArrayBuffer);
+  assert.ok(arena.ownsBytes(arena.writer.buf));
+});
+
+test.run();
