@@ -89,7 +89,7 @@ test('the bundles run on this Node: device --help, info on the pi target, gatewa
 });
 
 test('the gateway bundle serves its console from console/ beside it', async () => {
-  for (const f of ['index.html', 'console.js', 'console.css']) assert.ok(fs.existsSync(path.join(out, 'console', f)), `dist/console/${f}`);
+  for (const f of ['index.html', 'console.js', 'operators.js', 'console.css']) assert.ok(fs.existsSync(path.join(out, 'console', f)), `dist/console/${f}`);
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'holdfast-bundle-data-'));
   const devices = path.join(data, 'devices.json');
   fs.writeFileSync(devices, '{"pi-1": "k"}', { mode: 0o600 });
@@ -117,7 +117,12 @@ test('the gateway bundle serves its console from console/ beside it', async () =
     const page = await fetch(url);
     assert.is(page.status, 200);
     assert.match(String(page.headers.get('content-type')), /^text\/html/);
-    assert.match(await page.text(), /console\.js/);
+    const html = await page.text();
+    assert.match(html, /console\.js/);
+    assert.match(html, /operators\.js/);
+    const ops = await fetch(new URL('/operators.js', url));
+    assert.is(ops.status, 200, 'operators.js is served from beside the bundle');
+    assert.match(String(ops.headers.get('content-type')), /^text\/javascript/);
   } finally {
     gw.kill('SIGKILL');
     fs.rmSync(data, { recursive: true, force: true });

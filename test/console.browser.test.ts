@@ -9,6 +9,12 @@
  *   the audit view show the job, the chain verifies, and a device that drops turns offline live.
  * - A viewer sees Run disabled with the reason; the same request sent straight to the API with the
  *   viewer's cookie and CSRF token is refused (403 HF_ERR_ROLE) and nothing is made.
+ * - An operator runs `exec /bin/sleep` (the test boards' slow program) on 2 devices and cancels it
+ *   from the page while it runs: the page shows both targets cancelled, and so does the API.
+ * - An admin adds a viewer on the Operators page (a duplicate is refused with its code on the page);
+ *   the viewer, in a browser context of their own, has no Operators link, cannot run a job, and sees
+ *   the API's refusal when opening /#operators anyway; the admin disables them and the viewer's next
+ *   action is refused (back at the login, which refuses them too); enabled again, they log in.
  *
  * Screenshots of each step go to $HOLDFAST_SCREENSHOTS, or a fresh directory under the system's
  * temporary one; their paths are printed. Without chromium the tests are skipped with a notice,
@@ -38,6 +44,8 @@ const LABELS: Record<string, Record<string, string>> = {
 const PI4 = ['pi-1', 'pi-2', 'pi-3'];
 const X86 = ['nuc-1', 'nuc-2'];
 const PASSWORD = 'correct horse battery';
+/** Refusals a test asks for, which the browser logs as errors: 401 before a login, 400 for bad input. */
+const EXPECTED = /status of 40[01]\b/;
 
 /** True when chromium is there; false (skipped, with a notice) outside CI; throws in CI. */
 function chromiumAvailable(label: string): boolean {
@@ -71,7 +79,7 @@ interface World {
   browser: Browser;
 }
 
-/** Management with an operator, a viewer and 5 online devices, and a browser; all closed by `c`. */
+/** Management with an admin, an operator, a viewer and 5 online devices, and a browser; all closed by `c`. */
 async function world(c: Cleanup): Promise<World> {
   const dataDir = tmpDir(c, 'holdfast-console-');
   const m = await startManagement({
@@ -84,6 +92,7 @@ async function world(c: Cleanup): Promise<World> {
   });
   c.add(() => m.close());
   for (const [name, role] of [
+    ['ada', 'admin'],
     ['olga', 'operator'],
     ['vic', 'viewer'],
   ] as const)
@@ -103,8 +112,8 @@ async function world(c: Cleanup): Promise<World> {
   return { m, url: m.url as string, boards, browser, drop: (id) => drops.get(id)?.() };
 }
 
-/** A page of its own (cookies too), failing the test on any script error or CSP violation. */
-async function openConsole(w: World, c: Cleanup): Promise<{ page: Page; problems: string[] }> {
+/** A page of its own (cookies too), failing the test on any script error or CSP violation; `expected`: the refusals it asks for. */
+async function openConsole(w: World, c: Cleanup, expected: RegExp = EXPECTED, at = ''): Promise<{ page: Page; problems: string[] }> {
   const context = await w.browser.newContext({ viewport: { width: 1280, height: 900 } });
   c.add(() => context.close());
   const page = await context.newPage();
@@ -112,16 +121,16 @@ async function openConsole(w: World, c: Cleanup): Promise<{ page: Page; problems
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (msg) => {
     // Refusals the test asks for (401 before the login, 400 for bad arguments) are logged by the browser; anything else is a problem.
-    if (msg.type() === 'error' && !/status of 40[01]\b/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+    if (msg.type() === 'error' && !expected.test(msg.text())) problems.push(`console: ${msg.text()}`);
   });
-  await page.goto(w.url);
+  await page.goto(w.url + at);
   return { page, problems };
 }
 
-async function logIn(page: Page, name: string): Promise<void> {
+async function logIn(page: Page, name: string, password = PASSWORD): Promise<void> {
   await page.locator('#login-name').waitFor();
   await page.fill('#login-name', name);
-  await page.fill('#login-password', PASSWORD);
+  await page.fill('#login-password', password);
   await page.click('#login-submit');
   await page.locator('#me-role').waitFor();
 }
@@ -297,6 +306,158 @@ test('a viewer sees Run disabled with the reason, and the API refuses the same j
           `${id} ran nothing but the gateway's own info`,
         );
       assert.equal(problems, [], 'no script error or CSP violation in the page');
+    });
+  } finally {
+    await c.run();
+  }
+});
+
+test('an operator cancels a slow job from the page: both targets cancelled, and the API agrees', async () => {
+  if (!chromiumAvailable('console in a browser (cancel)')) return;
+  const c = new Cleanup();
+  try {
+    await within(90_000, 'cancel', async () => {
+      const w = await world(c);
+      const { page, problems } = await openConsole(w, c);
+      await logIn(page, 'olga');
+      await rowsShown(page, 5, 5);
+      const slow = ['pi-1', 'pi-2'];
+      for (const id of slow) await page.check(`[data-testid="select-${id}"]`);
+      await page.selectOption('#op', 'exec');
+      // /bin/sleep on the test boards takes its argument in ms, for real: long enough to cancel it first.
+      await page.fill('#args', '{"argv": ["/bin/sleep", "10000"], "timeoutMs": 10000}');
+      await page.click('#run');
+      await until('both running', async () => (await page.locator('[data-testid="target-row"][data-state="running"]').count()) === 2);
+      const jobId = await text(page, '#job-id');
+      assert.is(await page.isVisible('#job-cancel'), true, 'Cancel is offered while targets are pending');
+      assert.is(await page.isDisabled('#job-cancel'), false);
+      await shot(page, '10-cancel-running');
+
+      await page.click('#job-cancel');
+      await until('both cancelled', async () => (await page.locator('[data-testid="target-row"][data-state="cancelled"]').count()) === 2);
+      const errors = await page.$$eval('[data-testid="target-error"]', (cs) => cs.map((x) => x.textContent ?? ''));
+      assert.equal(errors, ['HF_ERR_CANCELLED', 'HF_ERR_CANCELLED'], 'each target shows why it ended');
+      assert.match(await text(page, '#job-summary'), 'cancelled');
+      await until('Cancel no longer offered', async () => !(await page.isVisible('#job-cancel')));
+      assert.is(await page.isVisible('[data-testid="error"]'), false, 'no error shown');
+      await shot(page, '11-cancelled');
+
+      // The API agrees: the job is cancelled, both targets are, by olga; the page's Jobs view says so too.
+      const { job, targets } = w.m.service.job(jobId);
+      assert.type(job.cancelledAt, 'number');
+      assert.equal(
+        targets.map((t) => [t.deviceId, t.state, t.errorCode]),
+        slow.map((id) => [id, 'cancelled', 'HF_ERR_CANCELLED']),
+      );
+      assert.ok(
+        w.m.store.audit.latest(20).some((e) => e.action === 'job.cancel' && e.actor === 'olga' && e.target === jobId),
+        'the cancel is audited',
+      );
+      await page.click('.tab[data-tab="jobs"]');
+      await page.locator(`[data-testid="job-row"][data-job-id="${jobId}"]`).waitFor();
+      assert.match(await text(page, `[data-testid="job-row"][data-job-id="${jobId}"] [data-testid="job-states"]`), '2 cancelled');
+      assert.equal(problems, [], 'no script error or CSP violation in the page');
+    });
+  } finally {
+    await c.run();
+  }
+});
+
+test('an admin adds a viewer on the Operators page; the viewer has no link and no Run; disabled, their next action is refused', async () => {
+  if (!chromiumAvailable('console in a browser (operators)')) return;
+  const c = new Cleanup();
+  try {
+    await within(90_000, 'operators page', async () => {
+      const w = await world(c);
+      const admin = await openConsole(w, c);
+      const a = admin.page;
+      await logIn(a, 'ada');
+      assert.is(await text(a, '#me-role'), 'admin');
+      await a.click('#nav-operators');
+      await a.locator('[data-testid="operator-row"][data-name="vic"]').waitFor();
+      assert.equal(await a.$$eval('[data-testid="operator-row"]', (rs) => rs.map((r) => r.getAttribute('data-name'))), ['ada', 'olga', 'vic']);
+      assert.is(await a.isDisabled('[data-testid="operator-row"][data-name="ada"] [data-testid="operator-toggle"]'), true, 'an admin cannot disable themselves');
+      await shot(a, '12-operators');
+
+      await a.fill('#operator-name', 'val');
+      await a.selectOption('#operator-role', 'viewer');
+      await a.fill('#operator-password', PASSWORD);
+      await a.click('#operator-add-submit');
+      const val = '[data-testid="operator-row"][data-name="val"]';
+      await a.locator(val).waitFor();
+      assert.is(await a.getAttribute(val, 'data-role'), 'viewer');
+      assert.is(await a.getAttribute(val, 'data-disabled'), 'false');
+      assert.match(await text(a, '#operators-status'), 'Added val as a viewer');
+      assert.is(await a.inputValue('#operator-password'), '', 'the form is cleared');
+      assert.is(w.m.store.operators.get('val')?.role, 'viewer');
+      await shot(a, '13-operator-added');
+
+      // The same name again: refused, with the API's code on the page.
+      await a.fill('#operator-name', 'val');
+      await a.fill('#operator-password', PASSWORD);
+      await a.click('#operator-add-submit');
+      await a.locator('#operators-error').waitFor();
+      assert.is(await text(a, '#operators-error-code'), 'HF_ERR_OPTION');
+      assert.match(await text(a, '#operators-error-message'), 'operator val exists');
+      await shot(a, '14-operator-refused');
+
+      // The viewer, in a browser context of their own.
+      const viewer = await openConsole(w, c, /status of 40[013]\b/);
+      const v = viewer.page;
+      await logIn(v, 'val');
+      assert.is(await text(v, '#me-role'), 'viewer');
+      assert.is(await v.isVisible('#nav-operators'), false, 'no Operators link for a viewer');
+      await rowsShown(v, 5, 5);
+      for (const id of PI4) await v.check(`[data-testid="select-${id}"]`);
+      assert.is(await v.isDisabled('#run'), true, 'Run is disabled for a viewer');
+      assert.match(await text(v, '#run-reason'), 'val is a viewer: running a job needs the role operator');
+      await shot(v, '15-new-viewer');
+
+      // Reached anyway (by its address): the API's refusal, with its code, and the form disabled.
+      await v.goto(`${w.url}#operators`);
+      await v.locator('#operators-error').waitFor();
+      assert.is(await text(v, '#operators-error-code'), 'HF_ERR_ROLE');
+      assert.match(await text(v, '#operators-error-message'), 'needs the role admin');
+      assert.match(await text(v, '[data-testid="operators-refused"]'), 'The API refused to list the operators (HF_ERR_ROLE)');
+      assert.is(await v.isDisabled('#operator-add-submit'), true);
+      assert.is(await v.isVisible('#nav-operators'), false);
+      const refused = w.m.store.audit.latest(20).filter((e) => e.action === 'request.refused' && e.actor === 'val');
+      assert.equal(refused, [], 'looking is not audited as an attempt to act');
+      await shot(v, '16-viewer-operators-refused');
+
+      // The admin disables the viewer: the row says so, and the viewer's next action is refused.
+      await a.click(`${val} [data-testid="operator-toggle"]`);
+      await a.locator(`${val}[data-disabled="true"]`).waitFor();
+      assert.match(await text(a, `${val} [data-testid="operator-state"]`), 'disabled');
+      assert.match(await text(a, '#operators-status'), 'val is disabled');
+      assert.type(w.m.store.operators.get('val')?.disabledAt, 'number');
+      await shot(a, '17-operator-disabled');
+
+      const status = await v.evaluate(() => fetch('/api/me').then((r) => r.status));
+      assert.is(status, 401, "the viewer's session no longer works");
+      // The page's next action (its stream may have noticed first): back at the login, saying why.
+      await v.click('.tab[data-tab="devices"]', { timeout: 2000 }).catch(() => {});
+      await v.locator('#login').waitFor();
+      assert.match(await text(v, '#login-error'), 'session ended');
+      await shot(v, '18-viewer-disabled');
+      await v.fill('#login-name', 'val');
+      await v.fill('#login-password', PASSWORD);
+      await v.click('#login-submit');
+      await until('login refused', async () => (await text(v, '#login-error')).startsWith('HF_ERR_LOGIN'));
+      await shot(v, '19-viewer-login-refused');
+
+      // Enabled again, the viewer may log in (with a new session).
+      await a.click(`${val} [data-testid="operator-toggle"]`);
+      await a.locator(`${val}[data-disabled="false"]`).waitFor();
+      await logIn(v, 'val');
+      assert.is(await text(v, '#me-role'), 'viewer');
+      const changes = w.m.store.audit
+        .latest(50)
+        .filter((e) => e.target === 'val' && e.actor === 'ada')
+        .map((e) => `${e.action}${(e.detail as { disabled?: boolean }).disabled === undefined ? '' : `:${(e.detail as { disabled: boolean }).disabled}`}`);
+      assert.equal(changes, ['operator.change:false', 'operator.change:true', 'operator.add'], 'every change is audited');
+      assert.equal(admin.problems, [], 'no script error or CSP violation in the admin page');
+      assert.equal(viewer.problems, [], 'no script error or CSP violation in the viewer page');
     });
   } finally {
     await c.run();

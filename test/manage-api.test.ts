@@ -254,6 +254,47 @@ test('admins manage operators over the API (audited); others may not', async () 
   assert.ok(audit.includes('operator.add:bo') && audit.includes('operator.change:bo'), audit.join(' '));
 });
 
+test('admins enable a disabled operator (audited); the old session and API token stay dead; bad changes are HF_ERR_BAD_ARGS', async () => {
+  const ada = await login(base, 'ada', 'ada password 1');
+  const made = await request(base, 'POST', '/api/operators', { body: { name: 'cy', role: 'operator', password: 'cy password 1' }, headers: as(ada) });
+  assert.is(made.status, 201, JSON.stringify(made.body));
+  const cy = await login(base, 'cy', 'cy password 1');
+  const t = await request(base, 'POST', '/api/tokens', { body: { name: 'cy-ci' }, headers: as(cy) });
+  assert.is(t.status, 201);
+  const bearer = { authorization: `Bearer ${String(t.body.token)}` };
+  for (const body of [{ disabled: 'yes' }, { disabled: 0 }, {}]) {
+    const r = await request(base, 'PUT', '/api/operators/cy', { body, headers: as(ada) });
+    assert.equal([r.status, (r.body.error as { code: string }).code, r.headers['x-holdfast-error']], [400, 'HF_ERR_BAD_ARGS', 'HF_ERR_BAD_ARGS'], JSON.stringify(body));
+  }
+  const olga = await login(base, 'olga', 'olga password 1');
+  const no = await request(base, 'PUT', '/api/operators/cy', { body: { disabled: true }, headers: as(olga) });
+  assert.equal([no.status, (no.body.error as { code: string }).code], [403, 'HF_ERR_ROLE']);
+  const noCsrf = await request(base, 'PUT', '/api/operators/cy', { body: { disabled: true }, headers: as(ada, false) });
+  assert.equal([noCsrf.status, (noCsrf.body.error as { code: string }).code], [403, 'HF_ERR_CSRF']);
+  const ghost = await request(base, 'PUT', '/api/operators/nobody', { body: { disabled: false }, headers: as(ada) });
+  assert.equal([ghost.status, (ghost.body.error as { code: string }).code], [404, 'HF_ERR_NOT_FOUND']);
+
+  const off = await request(base, 'PUT', '/api/operators/cy', { body: { disabled: true }, headers: as(ada) });
+  assert.is(off.status, 200, JSON.stringify(off.body));
+  assert.type((off.body.operator as { disabledAt: unknown }).disabledAt, 'number');
+  assert.is((await request(base, 'GET', '/api/me', { headers: as(cy) })).status, 401);
+  assert.is((await request(base, 'GET', '/api/devices', { headers: bearer })).status, 401);
+  assert.is((await request(base, 'POST', '/api/login', { body: { name: 'cy', password: 'cy password 1' } })).status, 401, 'a disabled operator cannot log in');
+
+  const on = await request(base, 'PUT', '/api/operators/cy', { body: { disabled: false }, headers: as(ada) });
+  assert.is(on.status, 200, JSON.stringify(on.body));
+  assert.is((on.body.operator as { disabledAt: unknown }).disabledAt, null);
+  assert.is((await request(base, 'GET', '/api/me', { headers: as(cy) })).status, 401, 'the session from before the disable stays ended');
+  assert.is((await request(base, 'GET', '/api/devices', { headers: bearer })).status, 401, 'the token from before the disable stays revoked');
+  const again = await login(base, 'cy', 'cy password 1');
+  assert.is((await request(base, 'GET', '/api/me', { headers: as(again) })).body.role, 'operator');
+  const changes = m.store.audit
+    .latest(50)
+    .filter((e) => e.action === 'operator.change' && e.target === 'cy')
+    .map((e) => (e.detail as { disabled?: boolean }).disabled);
+  assert.equal(changes, [false, true], 'both changes audited, newest first');
+});
+
 test('an expired cookie: 401, and an attempt to act with it is audited', async () => {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'hf-mapi-ttl-'));
   const short = await startManagement({ dataDir: d, listen: '127.0.0.1:0', log: silentLog, deviceIds: ['pi-1'], store: { sessions: { ttlMs: 1000 } }, console: { files: null } });

@@ -218,6 +218,27 @@ test('console sessions: a random id (its sha256 stored), an expiry, a CSRF token
   assert.is(failure(() => sessions.create('ada')).code, 'HF_ERR_NOT_FOUND');
 });
 
+test('disable ends the sessions and revokes the tokens; enable lets the operator log in again, with neither revived', async () => {
+  await ops.add('ada', 'admin', 'correct horse');
+  await ops.add('bo', 'viewer', 'correct horse');
+  const sessions = new Sessions(db, {}, now);
+  const tokens = new ApiTokens(db, now);
+  const s = sessions.create('ada');
+  const t = tokens.create('ada', 'ci');
+  const kept = sessions.create('bo');
+  ops.disable('ada');
+  assert.is(failure(() => sessions.check(s.id)).code, 'HF_ERR_LOGIN');
+  assert.is(tokens.get(t.info.id)?.revokedAt, clock, 'the token is revoked when its owner is disabled');
+  assert.is(sessions.check(kept.id).operator, 'bo', "another operator's session goes on");
+  ops.enable('ada');
+  assert.is(ops.get('ada')?.disabledAt, null);
+  assert.is(failure(() => sessions.check(s.id)).code, 'HF_ERR_LOGIN', 'the old session stays ended');
+  assert.is(failure(() => tokens.authenticate(t.token)).code, 'HF_ERR_LOGIN', 'the old token stays revoked');
+  assert.is((await ops.authenticate('ada', 'correct horse')).name, 'ada');
+  assert.is(failure(() => ops.enable('nobody')).code, 'HF_ERR_NOT_FOUND');
+  assert.is(failure(() => ops.disable('nobody')).code, 'HF_ERR_NOT_FOUND');
+});
+
 test('a login: limiter, password, session; each login and failed one audited; limited after too many failures', async () => {
   await ops.add('ada', 'admin', 'correct horse');
   const audit = new AuditLog(db, {}, now);

@@ -169,7 +169,7 @@ function main() {
   const consoleSrc = path.join(root, 'targets', 'host', 'gateway', 'console');
   const consoleOut = path.join(o.out, 'console');
   fs.mkdirSync(consoleOut, { recursive: true });
-  for (const f of ['index.html', 'console.js', 'console.css']) fs.copyFileSync(path.join(consoleSrc, f), path.join(consoleOut, f));
+  for (const f of ['index.html', 'console.js', 'operators.js', 'console.css']) fs.copyFileSync(path.join(consoleSrc, f), path.join(consoleOut, f));
   if (failed) process.exit(1);
 }
 

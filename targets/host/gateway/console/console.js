@@ -4,6 +4,7 @@
 // to the management API (targets/host/gateway/manage/api.ts) on the same origin: the session cookie
 // goes by itself, the CSRF token (from the login answer or GET /api/me) goes as x-csrf-token on
 // every request that changes something, and GET /api/events keeps devices and job outcomes live.
+// Pages kept in files of their own (operators.js) use what `window.holdfastConsole` gives them.
 (() => {
   /** Operations (firmware/manage/ops.ts OPS), each with example arguments and a line of help. */
   const OPS = {
@@ -144,8 +145,9 @@
     $('logout').hidden = false;
     $('me').replaceChildren(el('strong', { text: me.name }), ' ', el('span', { class: `role role-${me.role}`, id: 'me-role', 'data-testid': 'me-role', text: me.role }));
     document.body.dataset.role = me.role;
+    $('nav-operators').hidden = me.role !== 'admin';
     clearError();
-    showTab('devices');
+    showTab(tabFromHash() || 'devices');
     renderRun();
     listen();
     void loadDevices();
@@ -162,7 +164,8 @@
     state.job = null;
     state.targets.clear();
     $('job').hidden = true;
-    for (const id of ['nav', 'me', 'logout', 'tab-devices', 'tab-jobs', 'tab-audit']) $(id).hidden = true;
+    for (const id of ['nav', 'me', 'logout']) $(id).hidden = true;
+    for (const p of document.querySelectorAll('.tab-panel')) p.hidden = true;
     delete document.body.dataset.role;
     $('login').hidden = false;
     $('login-password').value = '';
@@ -601,15 +604,25 @@
 
   // --- wiring ---------------------------------------------------------------------------------
 
+  /** Pages in files of their own, by tab name: what to run when the tab is shown. */
+  const pages = new Map();
+
+  /** The tab named by the address's #fragment (e.g. /#operators), or null. */
+  function tabFromHash() {
+    const name = location.hash.slice(1);
+    return name !== '' && $(`tab-${name}`) !== null ? name : null;
+  }
+
   function showTab(name) {
     state.tab = name;
     for (const b of document.querySelectorAll('.tab')) {
       if (b.dataset.tab === name) b.setAttribute('aria-current', 'page');
       else b.removeAttribute('aria-current');
     }
-    for (const t of ['devices', 'jobs', 'audit']) $(`tab-${t}`).hidden = t !== name;
+    for (const p of document.querySelectorAll('.tab-panel')) p.hidden = p.id !== `tab-${name}`;
     if (name === 'jobs') void loadJobs();
     if (name === 'audit') void loadAudit();
+    if (pages.has(name)) pages.get(name)();
   }
 
   function wire() {
@@ -633,6 +646,10 @@
     $('audit-refresh').addEventListener('click', loadAudit);
     $('audit-verify').addEventListener('click', verifyAudit);
     for (const b of document.querySelectorAll('.tab')) b.addEventListener('click', () => showTab(b.dataset.tab));
+    window.addEventListener('hashchange', () => {
+      const name = tabFromHash();
+      if (state.me !== null && name !== null) showTab(name);
+    });
     // "3 s ago" stays true.
     setInterval(() => {
       for (const td of document.querySelectorAll('[data-testid="device-seen"]')) {
@@ -641,6 +658,18 @@
       }
     }, 5000);
   }
+
+  /** What operators.js (and any other page's file) may use; `page(name, show)` runs `show` whenever tab `name` is shown. */
+  window.holdfastConsole = Object.freeze({
+    api,
+    el,
+    ago,
+    me: () => state.me,
+    page: (name, show) => {
+      pages.set(name, show);
+      if (state.me !== null && state.tab === name) show();
+    },
+  });
 
   start();
 })();

@@ -14,9 +14,12 @@
  *   POST /api/jobs/ID/cancel                                   -> {job}                         operator
  *   GET  /api/audit?limit=N&before=SEQ                         -> {entries, head}               viewer
  *   GET  /api/audit/verify                                     -> verify()'s verdict            viewer
+ *   GET  /api/operators                                        -> {operators: [...]}            admin
+ *   POST /api/operators           {name, role, password}       -> 201 {operator}                admin
+ *   PUT  /api/operators/NAME      {role?, disabled?}           -> {operator}                    admin (not themselves)
  *   POST /api/tokens              {name, role?}                -> 201 {token, info}             viewer (own, at most own role)
  *   GET  /api/events                                           -> text/event-stream             viewer
- *   GET  /, /console.js, /console.css                          -> the console (no login needed to load it)
+ *   GET  /, /console.js, /operators.js, /console.css           -> the console (no login needed to load it)
  *
  * Who may do what: api-auth.ts. A refused attempt to change something (a role too low, no CSRF token,
  * a bad cookie on a POST, bad job input) is audited as `request.refused` with its code; nothing else
@@ -149,18 +152,22 @@ export class ManageApi {
         const name = decodeURIComponent(m[1]);
         const b = await this.body(req);
         if (b.role !== undefined && !isRole(b.role)) throw hfError(ErrorCode.BAD_ARGS, `role must be viewer, operator or admin, got ${JSON.stringify(b.role)}`);
-        if (b.disabled !== undefined && b.disabled !== true) throw hfError(ErrorCode.BAD_ARGS, 'disabled can only be true (an operator is disabled for good; add a new one)');
+        if (b.disabled !== undefined && typeof b.disabled !== 'boolean') throw hfError(ErrorCode.BAD_ARGS, `disabled must be true or false, got ${JSON.stringify(b.disabled)}`);
+        if (b.role === undefined && b.disabled === undefined) throw hfError(ErrorCode.BAD_ARGS, 'a change needs "role", "disabled" or both');
         if (name === c.name) throw hfError(ErrorCode.BAD_ARGS, 'an admin cannot change their own role or disable themselves here (use holdfast operator)');
+        const disabled = b.disabled as boolean | undefined;
         store.jobs.batch(() => {
           if (isRole(b.role)) store.operators.setRole(name, b.role);
-          if (b.disabled === true) store.operators.disable(name);
+          if (disabled === true) store.operators.disable(name);
+          if (disabled === false) store.operators.enable(name);
           store.audit.append({
             actor: c.name,
             action: 'operator.change',
             target: name,
-            detail: { ...(b.role === undefined ? {} : { role: b.role as string }), ...(b.disabled === true ? { disabled: true } : {}), via: c.via },
+            detail: { ...(b.role === undefined ? {} : { role: b.role as string }), ...(disabled === undefined ? {} : { disabled }), via: c.via },
           });
         });
+        if (disabled === true) this.sse.recheck();
         return { operator: store.operators.get(name) };
       }),
       r('POST', /^\/api\/tokens$/, 'viewer', async (c, req) => {

@@ -1,8 +1,8 @@
 /**
- * The web console's files (targets/host/gateway/console/: index.html, console.js, console.css: plain
- * files the browser runs as they are, no build step), found beside the running code: in `console/`
- * next to a bundle (tools/bundle.js copies them there), or in the source tree above it (a checkout,
- * bin/holdfast's dist/cli bundle, tsx). Read once, kept in memory.
+ * The web console's files (targets/host/gateway/console/: index.html, console.js, operators.js,
+ * console.css: plain files the browser runs as they are, no build step), found beside the running
+ * code: in `console/` next to a bundle (tools/bundle.js copies them there), or in the source tree
+ * above it (a checkout, bin/holdfast's dist/cli bundle, tsx). Read once, kept in memory.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -17,6 +17,7 @@ const FILES: Record<string, string> = {
   '/': 'index.html',
   '/index.html': 'index.html',
   '/console.js': 'console.js',
+  '/operators.js': 'operators.js',
   '/console.css': 'console.css',
 };
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
@@ -34,7 +35,7 @@ export function consoleDir(from: string = __dirname): string {
     if (up === dir) break;
     dir = up;
   }
-  throw hfError(ErrorCode.NOT_FOUND, `the console's files (index.html, console.js, console.css) are not in any of ${tried.slice(0, 4).join(', ')}, ...`);
+  throw hfError(ErrorCode.NOT_FOUND, `the console's files (index.html, console.js, operators.js, console.css) are not in any of ${tried.slice(0, 4).join(', ')}, ...`);
 }
 
 /** Every console file by its URL path. */

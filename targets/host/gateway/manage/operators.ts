@@ -129,9 +129,24 @@ export class Operators {
     if (this.db.prepare('UPDATE operators SET role = ? WHERE name = ?').run(role, name).changes === 0) throw hfError(ErrorCode.NOT_FOUND, `no operator ${name}`);
   }
 
-  /** Stops the operator logging in (their sessions and tokens stop working too). No such operator: HF_ERR_NOT_FOUND. */
+  /**
+   * Stops the operator logging in, ends their console sessions and revokes their API tokens (so that
+   * enabling them again later revives neither). No such operator: HF_ERR_NOT_FOUND.
+   */
   disable(name: string): void {
-    if (this.db.prepare('UPDATE operators SET disabled_at = COALESCE(disabled_at, ?) WHERE name = ?').run(this.now(), name).changes === 0) throw hfError(ErrorCode.NOT_FOUND, `no operator ${name}`);
+    const at = this.now();
+    this.db
+      .transaction(() => {
+        if (this.db.prepare('UPDATE operators SET disabled_at = COALESCE(disabled_at, ?) WHERE name = ?').run(at, name).changes === 0) throw hfError(ErrorCode.NOT_FOUND, `no operator ${name}`);
+        this.db.prepare('DELETE FROM sessions WHERE operator = ?').run(name);
+        this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE operator = ? AND revoked_at IS NULL').run(at, name);
+      })
+      .immediate();
+  }
+
+  /** Lets a disabled operator log in again (with a new login: what they had was ended by `disable`). No such operator: HF_ERR_NOT_FOUND. */
+  enable(name: string): void {
+    if (this.db.prepare('UPDATE operators SET disabled_at = NULL WHERE name = ?').run(name).changes === 0) throw hfError(ErrorCode.NOT_FOUND, `no operator ${name}`);
   }
 
   /** Sets a new password. No such operator: HF_ERR_NOT_FOUND; a bad one: HF_ERR_OPTION. */
