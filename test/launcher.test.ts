@@ -1,6 +1,7 @@
 /**
  * The launcher (targets/host/device/launcher.ts) on what it finds in its directory when it starts:
- * the first --bundle, the same file again, a new flash, a trial left by a power cut (rolled back, or
+ * the first --bundle, the same file again, a new flash (also during a trial or over a staged update:
+ * the flashed bundle wins, `previous` is the last proved one), a trial left by a power cut (rolled back, or
  * kept when its confirmation had been written), a stale or bad request, nothing to run, a state file
  * it did not write. Children are tiny scripts; each launcher is stopped (its child by PID) at the end.
  */
@@ -136,6 +137,36 @@ test('a request staged before a power cut is tried on start; one whose bytes do 
   assert.is(m.phase, 'running', 'not tried');
   assert.is((readState(M) as LauncherState).current, sha(A));
   assert.is(fs.existsSync(requestPath(M)), false);
+  await m.stop();
+});
+
+test('a new flash during a trial or over a staged update: the flashed bundle is current, previous the last proved one, the request dropped', async () => {
+  const C = 'setInterval(() => {}, 1000); // c\n';
+  const dir = fresh();
+  const file = path.join(dir, 'holdfast-device.js');
+  // A trial of B (over A) cut by a power failure, then a flash of C.
+  const L = path.join(dir, 'L');
+  store(L, A);
+  store(L, B);
+  writeState(L, { v: 1, phase: 'trial', current: sha(B), previous: sha(A), installed: sha(A), last: null });
+  fs.writeFileSync(file, C);
+  const l = launcher(L, file);
+  l.start();
+  const s = readState(L) as LauncherState;
+  assert.equal([s.phase, s.current, s.previous, s.installed], ['stable', sha(C), sha(A), sha(C)], 'B never proved itself: A is what a rollback puts back');
+  assert.is(l.phase, 'running');
+  await l.stop();
+  // An update to B staged (request.json) when the flash of D stopped the device: D runs, not B.
+  const D = 'setInterval(() => {}, 1000); // d\n';
+  store(L, B);
+  fs.writeFileSync(requestPath(L), JSON.stringify({ sha256: sha(B) }));
+  fs.writeFileSync(file, D);
+  const m = launcher(L, file);
+  m.start();
+  const t = readState(L) as LauncherState;
+  assert.equal([m.phase, t.phase, t.current, t.previous], ['running', 'stable', sha(D), sha(C)]);
+  assert.is(fs.existsSync(requestPath(L)), false, 'the staged update was dropped');
+  assert.equal(fs.readdirSync(path.join(L, 'bundles')).sort(), [`${sha(C)}.js`, `${sha(D)}.js`].sort());
   await m.stop();
 });
 

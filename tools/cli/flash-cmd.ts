@@ -1,16 +1,28 @@
 /**
  * `holdfast flash`: puts the device on a board over ssh, from a checkout on the workstation.
  *
- *   1/7 build dist/holdfast-device.js if it is missing or older than the sources
+ *   1/7 build dist/holdfast-device.js and dist/holdfast-launcher.js if either is missing or older
+ *       than the sources
  *   2/7 log in (`ssh ... true`), find `node` (18 or newer), the model, root or not, systemd or not
- *   3/7 create PREFIX and PREFIX/state (0700); scp the bundle to a temporary name, check its sha256,
- *       rename it into place (a running device keeps its old file until it restarts)
+ *   3/7 create PREFIX, PREFIX/state (0700) and PREFIX/launcher; scp each bundle to a temporary name,
+ *       check its size and sha256, rename both into place (a running device keeps its old files until
+ *       it restarts)
  *   4/7 write PREFIX/device.json and PREFIX/device.key (0600); the key goes over ssh's stdin, never
  *       on a command line on either machine
- *   5/7 systemd: install and (re)start holdfast-device.service; otherwise stop the old device by its
- *       pidfile and start the new one in the background
- *   6/7 poll PREFIX/status.json until the new process reports an open session
+ *   5/7 systemd: install and (re)start holdfast-device.service; otherwise stop the old launcher (and
+ *       with it its device) by its pidfile and start the new one in the background
+ *   6/7 poll PREFIX/status.json until the new device (the new launcher's child) reports an open session
  *   7/7 print where everything is, how to see the logs and how to stop it
+ *
+ * What runs is the launcher (unit.ts): `node PREFIX/holdfast-launcher.js --dir PREFIX/launcher
+ * --bundle PREFIX/holdfast-device.js -- device --config PREFIX/device.json`, which runs the device
+ * bundle as its child, so that the management operation `update` can swap bundles and roll a bad one
+ * back (docs/PROTOCOL.md 14.7). The launcher takes the flashed bundle in when it starts and its
+ * sha256 is not the one it took in last: a new build flashed becomes the current bundle, whatever
+ * PREFIX/launcher/state.json named before, and the bundle that was current becomes `previous` (an
+ * update staged and not yet tried is dropped). Flashing the same bytes again leaves the launcher's
+ * current bundle as it is (one that `update` installed since stays). --no-launcher runs the device
+ * bundle directly (no `update`).
  *
  * Every flag is checked before anything runs. A failing step names itself and says what it had
  * already changed on the board.
@@ -24,7 +36,8 @@ import { type Flag, parseArgs, usage, type Values } from './args';
 import { parseForward } from './device-cmd';
 import { INSECURE_KEY_FILE_FLAG, deviceKey } from './key';
 import { copyToBoard, describeTarget, parseSshHost, type Ran, runChild, runOnBoard, shq, sshCommandLine, sshFailed, type SshTarget, whyFailed } from './ssh';
-import { atBootLine, type BoardPaths, boardPaths, deviceConfig, type DeviceSettings, installUnitScript, startByHandScript, systemdUnit, UNIT_NAME } from './unit';
+import { LAUNCHER_DEFAULTS } from '../../targets/host/device/launcher';
+import { atBootLine, type BoardPaths, boardPaths, deviceConfig, type DeviceSettings, installUnitScript, type RunSettings, STOP_WAIT_S, startByHandScript, systemdUnit, UNIT_NAME } from './unit';
 
 const FLAGS: Flag[] = [
   { name: 'host', meta: 'USER@HOST', help: 'the board, as for ssh (required)' },
@@ -42,14 +55,23 @@ const FLAGS: Flag[] = [
   { name: 'prefix', meta: 'DIR', help: 'where the device lives on the board (default /opt/holdfast)' },
   { name: 'node', meta: 'PATH', help: 'node on the board (default: `command -v node` there)' },
   { name: 'systemd', type: 'bool', help: 'install a systemd unit when the board runs systemd (default; --no-systemd starts it by hand)' },
+  { name: 'launcher', type: 'bool', help: 'run the device under holdfast-launcher.js, for `update` with rollback (default; --no-launcher runs the device bundle directly)' },
+  {
+    name: 'update-confirm-ms',
+    type: 'number',
+    meta: 'MS',
+    help: `the launcher's --update-confirm-ms: how long a bundle that update installed has to open a session before the previous one is put back (default ${LAUNCHER_DEFAULTS.updateConfirmMs})`,
+  },
   { name: 'wait-s', type: 'number', help: 'how long to wait for the session to open (default 60)' },
 ];
 
 const ABOUT = `Installs the device on a board over ssh (OpenSSH's ssh and scp), starts it (systemd, or by hand
 without it) and waits until its session to the gateway is open. Flash again to update: the bundle and
-config are replaced and the device restarts, resuming its session from PREFIX/state.`;
+config are replaced and the device restarts, resuming its session from PREFIX/state. The device runs
+under the launcher (holdfast-launcher.js), so that it can also be updated over its session (update).`;
 
-const SYNOPSIS = 'holdfast flash --host USER@HOST [--port 22] [--identity KEYFILE] --gateway URL [--tcp HOST:PORT] --id ID --key KEY [--forward L:H:P]... [--prefix /opt/holdfast] [--wait-s 60]';
+const SYNOPSIS =
+  'holdfast flash --host USER@HOST [--port 22] [--identity KEYFILE] --gateway URL [--tcp HOST:PORT] --id ID --key KEY [--forward L:H:P]... [--prefix /opt/holdfast] [--no-launcher] [--wait-s 60]';
 
 const STEPS = 7;
 const MIN_NODE = 18;
@@ -62,6 +84,10 @@ export interface FlashSettings {
   prefix: string;
   node: string | null;
   systemd: boolean;
+  /** Run the device under the launcher (default), or directly. */
+  launcher: boolean;
+  /** The launcher's --update-confirm-ms; null: its default. */
+  updateConfirmMs: number | null;
   waitS: number;
 }
 
@@ -153,6 +179,11 @@ export function flashSettings(argv: string[]): FlashSettings | 'help' {
   if (node !== null && !/^(\/[A-Za-z0-9._+@-]+)+$/.test(node)) optionError(`--node must be an absolute path, got ${JSON.stringify(node)}`);
   const waitS = (v['wait-s'] as number | undefined) ?? 60;
   if (!(waitS > 0 && waitS <= 3600)) optionError(`--wait-s must be more than 0 and at most 3600, got ${waitS}`);
+  const launcher = v.launcher !== false;
+  const updateConfirmMs = (v['update-confirm-ms'] as number | undefined) ?? null;
+  if (updateConfirmMs !== null && !launcher) optionError("--update-confirm-ms is the launcher's: it cannot go with --no-launcher");
+  if (updateConfirmMs !== null && !(Number.isInteger(updateConfirmMs) && updateConfirmMs >= 1 && updateConfirmMs <= 86_400_000))
+    optionError(`--update-confirm-ms must be a whole number of ms, 1..86400000, got ${updateConfirmMs}`);
   return {
     target: { user, host, port, identity, knownHosts, connectTimeoutS: CONNECT_TIMEOUT_S },
     device: { gateway, tcp, proxy, id: v.id, forward },
@@ -160,6 +191,8 @@ export function flashSettings(argv: string[]): FlashSettings | 'help' {
     prefix,
     node,
     systemd: v.systemd !== false,
+    launcher,
+    updateConfirmMs,
     waitS,
   };
 }
@@ -242,26 +275,44 @@ function newestSource(root: string): number {
 
 const kib = (n: number): string => `${(n / 1024).toFixed(1)} KiB`;
 
-async function buildBundle(): Promise<{ value: { file: string; sha256: string; bytes: number }; note: string }> {
+/** A bundle built here, to go to the board. */
+interface Bundle {
+  /** Its file here. */
+  file: string;
+  /** Its name in PREFIX on the board. */
+  name: string;
+  sha256: string;
+  bytes: number;
+}
+
+const DEVICE_BUNDLE = 'holdfast-device.js';
+const LAUNCHER_BUNDLE = 'holdfast-launcher.js';
+
+/** The bundles the board needs (the device's, and the launcher's unless --no-launcher), built when one is missing or older than the sources. */
+async function buildBundles(s: FlashSettings): Promise<{ value: Bundle[]; note: string }> {
   const root = checkoutRoot();
-  const file = path.join(root, 'dist', 'holdfast-device.js');
-  let mtime = 0;
-  try {
-    mtime = fs.statSync(file).mtimeMs;
-  } catch {
-    // missing: built below
+  const names = s.launcher ? [DEVICE_BUNDLE, LAUNCHER_BUNDLE] : [DEVICE_BUNDLE];
+  const files = names.map((n) => path.join(root, 'dist', n));
+  let oldest = Number.POSITIVE_INFINITY;
+  for (const file of files) {
+    try {
+      oldest = Math.min(oldest, fs.statSync(file).mtimeMs);
+    } catch {
+      oldest = 0; // missing: built below
+    }
   }
   let how = 'up to date';
-  if (mtime === 0 || mtime < newestSource(root)) {
+  if (oldest === 0 || oldest < newestSource(root)) {
     const r = await runChild(process.execPath, [path.join(root, 'tools', 'bundle.js'), '--quiet'], { timeoutMs: 120_000, cwd: root });
     if (r.code !== 0) fail(ErrorCode.UNSUPPORTED, `node tools/bundle.js: ${r.timedOut ? 'did not finish within 120 s' : (r.stderr + r.stdout).trim().split('\n').slice(-4).join(' / ')}`);
     how = 'built';
   }
-  const body = fs.readFileSync(file);
-  return {
-    value: { file, sha256: createHash('sha256').update(body).digest('hex'), bytes: body.length },
-    note: `${how}: ${path.relative(process.cwd(), file) || file}, ${kib(body.length)}`,
-  };
+  const bundles = files.map((file, i) => {
+    const body = fs.readFileSync(file);
+    return { file, name: names[i], sha256: createHash('sha256').update(body).digest('hex'), bytes: body.length };
+  });
+  const dir = path.relative(process.cwd(), path.join(root, 'dist')) || '.';
+  return { value: bundles, note: `${how}: ${bundles.map((b) => `${path.join(dir, b.name)} ${kib(b.bytes)}`).join(', ')}` };
 }
 
 interface Board {
@@ -335,7 +386,24 @@ if [ -d /run/systemd/system ]; then echo systemd=yes; else echo systemd=no; fi
   return { value: board, note: `${board.model}, ${board.arch}, node ${version} at ${node}, ${how}` };
 }
 
-async function copyBundle(s: FlashSettings, p: BoardPaths, bundle: { file: string; sha256: string; bytes: number }, steps: Steps): Promise<{ value: null; note: string }> {
+/** Shell that checks the copy `tmp` of `b` (size, and sha256 where the board has sha256sum) and makes it executable. */
+function checkCopyScript(b: Bundle, tmp: string): string {
+  return `n=$(wc -c < ${shq(tmp)} | tr -d ' ')
+if [ "$n" != ${b.bytes} ]; then echo "${b.name}: copied $n bytes, expected ${b.bytes}" >&2; exit 3; fi
+if command -v sha256sum >/dev/null 2>&1; then
+  h=$(sha256sum ${shq(tmp)} | cut -d ' ' -f 1)
+  if [ "$h" != ${b.sha256} ]; then echo "${b.name}: sha256 of the copy is $h, expected ${b.sha256}" >&2; exit 3; fi
+  echo checked=sha256
+fi
+chmod 0755 ${shq(tmp)}
+`;
+}
+
+/**
+ * Step 3: PREFIX, PREFIX/state (0700) and PREFIX/launcher; each bundle copied to a temporary name,
+ * and once every copy checks out, each renamed into place.
+ */
+async function copyBundles(s: FlashSettings, p: BoardPaths, bundles: Bundle[], steps: Steps): Promise<{ value: null; note: string }> {
   const t = s.target;
   const mk = await runOnBoard(
     t,
@@ -343,38 +411,44 @@ async function copyBundle(s: FlashSettings, p: BoardPaths, bundle: { file: strin
 if [ -d ${shq(p.prefix)} ]; then echo had=prefix; fi
 mkdir -p ${shq(p.state)}
 chmod 0700 ${shq(p.state)}
-rm -f ${shq(p.prefix)}/.holdfast-device.js.*.tmp
+${
+  s.launcher
+    ? `mkdir -p ${shq(p.launcherDir)}
+`
+    : ''
+}rm -f ${bundles.map((b) => `${shq(p.prefix)}/.${b.name}.*.tmp`).join(' ')}
 `,
   );
   if (sshFailed(mk)) connectFailure(s, mk, 60_000);
   if (mk.code !== 0) fail(ErrorCode.STORAGE, `cannot create ${p.prefix} and ${p.state} on the board: ${whyFailed(mk)}`);
-  if (fields(mk.stdout).get('had') !== 'prefix') steps.changed.push(`created ${p.prefix} and ${p.state} (empty)`);
-  const tmp = `${p.prefix}/.holdfast-device.js.${randomBytes(4).toString('hex')}.tmp`;
-  const cp = await copyToBoard(t, bundle.file, tmp);
-  if (cp.code !== 0) {
-    await runOnBoard(t, `rm -f ${shq(tmp)}`, { timeoutMs: 20_000 }).catch(() => undefined);
-    fail(sshFailed(cp) ? ErrorCode.CONNECT : ErrorCode.STORAGE, `scp to ${tmp}: ${whyFailed(cp)}`);
+  if (fields(mk.stdout).get('had') !== 'prefix') steps.changed.push(`created ${p.prefix} and ${p.state} (empty)${s.launcher ? ` and ${p.launcherDir}` : ''}`);
+  const tag = randomBytes(4).toString('hex');
+  const tmps = bundles.map((b) => `${p.prefix}/.${b.name}.${tag}.tmp`);
+  const removeTmps = (): Promise<unknown> => runOnBoard(t, `rm -f ${tmps.map(shq).join(' ')}`, { timeoutMs: 20_000 }).catch(() => undefined);
+  for (const [i, b] of bundles.entries()) {
+    const cp = await copyToBoard(t, b.file, tmps[i]);
+    if (cp.code !== 0) {
+      await removeTmps();
+      fail(sshFailed(cp) ? ErrorCode.CONNECT : ErrorCode.STORAGE, `scp to ${tmps[i]}: ${whyFailed(cp)}`);
+    }
   }
   const mv = await runOnBoard(
     t,
     `set -e
-trap 'rm -f ${shq(tmp)}' EXIT
-n=$(wc -c < ${shq(tmp)} | tr -d ' ')
-if [ "$n" != ${bundle.bytes} ]; then echo "copied $n bytes, expected ${bundle.bytes}" >&2; exit 3; fi
-if command -v sha256sum >/dev/null 2>&1; then
-  h=$(sha256sum ${shq(tmp)} | cut -d ' ' -f 1)
-  if [ "$h" != ${bundle.sha256} ]; then echo "sha256 of the copy is $h, expected ${bundle.sha256}" >&2; exit 3; fi
-  echo checked=sha256
-fi
-chmod 0755 ${shq(tmp)}
-mv -f ${shq(tmp)} ${shq(p.bundle)}
+trap 'rm -f ${tmps.map(shq).join(' ')}' EXIT
+${bundles.map((b, i) => checkCopyScript(b, tmps[i])).join('')}${bundles
+  .map(
+    (b, i) => `mv -f ${shq(tmps[i])} ${shq(`${p.prefix}/${b.name}`)}
 `,
+  )
+  .join('')}`,
   );
   if (sshFailed(mv)) connectFailure(s, mv, 60_000);
-  if (mv.code !== 0) fail(ErrorCode.STORAGE, `putting the bundle in place: ${whyFailed(mv)}`);
-  steps.changed.push(`put the new bundle at ${p.bundle} (a device already running keeps its old code until it restarts)`);
-  const checked = fields(mv.stdout).get('checked') === 'sha256' ? 'sha256 checked' : 'size checked (no sha256sum on the board)';
-  return { value: null, note: `${kib(bundle.bytes)} to ${p.bundle}, ${checked}` };
+  if (mv.code !== 0) fail(ErrorCode.STORAGE, `putting the bundles in place: ${whyFailed(mv)}`);
+  const placed = bundles.map((b) => `${p.prefix}/${b.name}`);
+  steps.changed.push(`put the new ${placed.join(' and ')} in place (a device already running keeps its old code until it restarts)`);
+  const checked = mv.stdout.split('\n').filter((l) => l === 'checked=sha256').length === bundles.length ? 'sha256 checked' : 'sizes checked (no sha256sum on the board)';
+  return { value: null, note: `${bundles.map((b) => `${b.name} ${kib(b.bytes)}`).join(', ')} to ${p.prefix}, ${checked}` };
 }
 
 async function writeConfig(s: FlashSettings, p: BoardPaths, steps: Steps): Promise<{ value: null; note: string }> {
@@ -402,21 +476,27 @@ mv -f .device.json.tmp ${shq(p.config)}
   return { value: null, note: `${p.config} and ${p.key}, mode 0600` };
 }
 
+function runSettings(s: FlashSettings, board: Board): RunSettings {
+  return { node: board.node, launcher: s.launcher, updateConfirmMs: s.updateConfirmMs };
+}
+
 async function startDevice(s: FlashSettings, p: BoardPaths, board: Board, steps: Steps): Promise<{ value: number; note: string }> {
-  const r = board.systemd ? await runOnBoard(s.target, installUnitScript(p), { stdin: systemdUnit(board.node, p, s.device.id) }) : await runOnBoard(s.target, startByHandScript(board.node, p));
+  const run = runSettings(s, board);
+  const r = board.systemd ? await runOnBoard(s.target, installUnitScript(p), { stdin: systemdUnit(run, p, s.device.id) }) : await runOnBoard(s.target, startByHandScript(run, p));
   if (sshFailed(r)) connectFailure(s, r, 60_000);
   const f = fields(r.stdout);
   if (f.get('unit') === 'disabled') steps.changed.push(`disabled and stopped ${UNIT_NAME} (an earlier flash installed it)`);
   const old = f.get('stopped') ?? f.get('killed');
-  if (old !== undefined) steps.changed.push(`stopped the device that ran before (pid ${old}${f.has('killed') ? ', with SIGKILL after 10 s' : ''})`);
+  if (old !== undefined) steps.changed.push(`stopped the device that ran before (pid ${old}${f.has('killed') ? `, with SIGKILL after ${STOP_WAIT_S} s` : ''})`);
   if (r.code !== 0) fail(ErrorCode.UNSUPPORTED, `${board.systemd ? `installing and starting ${UNIT_NAME}` : 'starting the device'}: ${whyFailed(r)}`);
   const pid = Number(f.get('pid'));
   if (!Number.isInteger(pid) || pid <= 0) fail(ErrorCode.UNSUPPORTED, `the device did not start (no process id; ${board.systemd ? `systemctl status ${UNIT_NAME}` : `see ${p.log}`})`);
-  steps.changed.push(`started the new device (pid ${pid})`);
+  const what = s.launcher ? 'launcher' : 'device';
+  steps.changed.push(`started the new ${what} (pid ${pid})`);
   const stopped = (f.get('unit') === 'disabled' ? `, after disabling ${UNIT_NAME}` : '') + (old !== undefined ? `, after stopping pid ${old}` : '');
   return {
     value: pid,
-    note: board.systemd ? `systemd: ${UNIT_NAME} enabled and (re)started, pid ${pid}${stopped}` : `no systemd: started by hand, pid ${pid}${stopped}`,
+    note: board.systemd ? `systemd: ${UNIT_NAME} enabled and (re)started, ${what} pid ${pid}${stopped}` : `no systemd: started by hand, ${what} pid ${pid}${stopped}`,
   };
 }
 
@@ -428,11 +508,31 @@ interface DeviceStatus {
   error?: string | null;
 }
 
+/**
+ * Shell that prints PREFIX/status.json, then "parent=PPID" of the process it names (the device's
+ * pid is the top-level "pid" field, right after "id": an id holding `,"pid":` has its quotes escaped).
+ */
+function statusScript(p: BoardPaths): string {
+  return `cat ${shq(p.status)} 2>/dev/null || true
+echo
+sp=$(tr ',' '\\n' < ${shq(p.status)} 2>/dev/null | grep -m 1 '^"pid":' | cut -d : -f 2 || true)
+case "$sp" in ''|*[!0-9]*) ;; *)
+  if [ -r "/proc/$sp/status" ]; then
+    while read -r k v; do if [ "$k" = PPid: ]; then echo "parent=$v"; break; fi; done < "/proc/$sp/status" || true
+  fi ;;
+esac
+`;
+}
+
+/**
+ * Step 6: polls PREFIX/status.json until the new device reports an open session. The new device is
+ * the process `pid` started (systemd: the unit's main process), or under the launcher, its child:
+ * a status from the device that ran before (systemd restarts it after this step's first look) is
+ * not taken for it.
+ */
 async function waitOpen(s: FlashSettings, p: BoardPaths, board: Board, pid: number): Promise<{ value: DeviceStatus; note: string }> {
   const deadline = Date.now() + s.waitS * 1000;
-  const script = `cat ${shq(p.status)} 2>/dev/null || true
-echo
-${board.systemd ? `echo "pid=$(systemctl show -p MainPID --value ${UNIT_NAME})"` : `if kill -0 ${pid} 2>/dev/null; then echo alive=yes; else echo alive=no; fi`}
+  const script = `${statusScript(p)}${board.systemd ? `echo "pid=$(systemctl show -p MainPID --value ${UNIT_NAME})"` : `if kill -0 ${pid} 2>/dev/null; then echo alive=yes; else echo alive=no; fi`}
 `;
   let last: DeviceStatus | null = null;
   let lastError = '';
@@ -449,15 +549,17 @@ ${board.systemd ? `echo "pid=$(systemctl show -p MainPID --value ${UNIT_NAME})"`
       }
       const f = fields(r.stdout);
       if (board.systemd && Number(f.get('pid')) > 0) current = Number(f.get('pid'));
-      if (last !== null && last.pid === current && last.state === 'open' && typeof last.session === 'string') {
-        return { value: last, note: `session ${last.session}, transport ${last.transport ?? '?'}` };
+      const ours = last !== null && (s.launcher ? Number(f.get('parent')) === current : last.pid === current);
+      if (ours && last !== null && last.state === 'open' && typeof last.session === 'string') {
+        const by = s.launcher ? `, device pid ${last.pid} under the launcher` : '';
+        return { value: last, note: `session ${last.session}, transport ${last.transport ?? '?'}${by}` };
       }
-      if (last !== null && last.pid === current && last.error === ErrorCode.AUTH) {
+      if (ours && last !== null && last.error === ErrorCode.AUTH) {
         fail(ErrorCode.AUTH, `the gateway refused id ${JSON.stringify(s.device.id)} with this key (HF_ERR_AUTH): check the gateway's devices file`);
       }
       if (!board.systemd && f.get('alive') === 'no') {
         const log = await runOnBoard(s.target, `tail -n 8 ${shq(p.log)} 2>/dev/null || true`, { timeoutMs: 20_000 });
-        fail(ErrorCode.UNSUPPORTED, `the device (pid ${pid}) exited; the end of ${p.log}:\n${log.stdout.trimEnd()}\n`);
+        fail(ErrorCode.UNSUPPORTED, `the ${s.launcher ? 'launcher' : 'device'} (pid ${pid}) exited; the end of ${p.log}:\n${log.stdout.trimEnd()}\n`);
       }
     }
     await new Promise((r) => setTimeout(r, Math.min(500, Math.max(0, deadline - Date.now()))));
@@ -467,24 +569,23 @@ ${board.systemd ? `echo "pid=$(systemctl show -p MainPID --value ${UNIT_NAME})"`
   fail(ErrorCode.TIMEOUT, `no open session within ${s.waitS} s (${said}); the device keeps trying: see ${logs}`);
 }
 
-function summary(s: FlashSettings, p: BoardPaths, board: Board, pid: number): string {
+function summary(s: FlashSettings, p: BoardPaths, board: Board, pid: number, status: DeviceStatus): string {
   const ssh = sshCommandLine(s.target);
   const rows: [string, string][] = [
     ['board', `${describeTarget(s.target)}: ${board.model}, node ${board.nodeVersion}`],
-    ['device', `${s.device.id}, pid ${pid}`],
-    ['bundle', p.bundle],
-    ['config', `${p.config} (key in ${p.key}, both 0600)`],
-    ['state', `${p.state} (the session journal: keep it across updates)`],
-    ['status', `${ssh} cat ${p.status}`],
+    ['device', s.launcher ? `${s.device.id}, pid ${status.pid ?? '?'}, under the launcher (pid ${pid})` : `${s.device.id}, pid ${pid}`],
+    ['bundle', s.launcher ? `${p.bundle} (as flashed; the launcher runs its copy in ${p.launcherDir}/bundles)` : p.bundle],
   ];
+  if (s.launcher) rows.push(['launcher', `${p.launcher}, its bundles and state in ${p.launcherDir} (update with rollback: docs/PROTOCOL.md 14.7)`]);
+  rows.push(['config', `${p.config} (key in ${p.key}, both 0600)`], ['state', `${p.state} (the session journal: keep it across updates)`], ['status', `${ssh} cat ${p.status}`]);
   if (board.systemd) {
     rows.push(['logs', `${ssh} journalctl -u ${UNIT_NAME} -f`]);
     rows.push(['stop', `${ssh} systemctl stop ${UNIT_NAME}   (and disable ${UNIT_NAME}: not at boot)`]);
     rows.push(['at boot', `enabled (${UNIT_NAME})`]);
   } else {
     rows.push(['logs', `${ssh} tail -f ${p.log}`]);
-    rows.push(['stop', `${ssh} 'kill $(cat ${p.pid})'`]);
-    rows.push(['at boot', `not set up (no systemd). By hand, in crontab -e on the board: ${atBootLine(board.node, p)}`]);
+    rows.push(['stop', `${ssh} 'kill $(cat ${p.pid})'${s.launcher ? '   (the launcher stops its device first)' : ''}`]);
+    rows.push(['at boot', `not set up (no systemd). By hand, in crontab -e on the board: ${atBootLine(runSettings(s, board), p)}`]);
   }
   return rows.map(([k, v]) => `  ${k.padEnd(9)}${v}`).join('\n') + '\n';
 }
@@ -497,13 +598,13 @@ export async function flashCommand(argv: string[]): Promise<number> {
   }
   const p = boardPaths(s.prefix);
   const steps = new Steps(process.stdout);
-  const bundle = await steps.run('building the device bundle', buildBundle);
+  const bundles = await steps.run(s.launcher ? 'building the device and launcher bundles' : 'building the device bundle', () => buildBundles(s));
   const board = await steps.run('checking the board', () => checkBoard(s));
-  await steps.run('copying the bundle', () => copyBundle(s, p, bundle, steps));
+  await steps.run('copying the bundles', () => copyBundles(s, p, bundles, steps));
   await steps.run('writing the config and key', () => writeConfig(s, p, steps));
   const pid = await steps.run(board.systemd ? 'installing the systemd unit and starting' : 'starting the device', () => startDevice(s, p, board, steps));
-  await steps.run('waiting for the session', () => waitOpen(s, p, board, pid));
-  await steps.run('done', async () => ({ value: null, note: `${s.device.id} runs on ${describeTarget(s.target)}` }));
-  process.stdout.write(summary(s, p, board, pid));
+  const status = await steps.run('waiting for the session', () => waitOpen(s, p, board, pid));
+  await steps.run('done', async () => ({ value: null, note: `${s.device.id} runs on ${describeTarget(s.target)}${s.launcher ? ' under the launcher' : ''}` }));
+  process.stdout.write(summary(s, p, board, pid, status));
   return 0;
 }

@@ -15,7 +15,11 @@
  * sha256 that never change), so a power cut at any point leaves the old state or the new one. A
  * launcher that starts and finds a trial in DIR/state.json (it stopped, or the board lost power,
  * during one) rolls it back: the new bundle did not prove itself. A --bundle file whose sha256 is not
- * the one last taken in from it (a new flash) becomes the current bundle.
+ * the one last taken in from it (a new flash) becomes the current bundle, whatever state.json named:
+ * the bundle that was current becomes `previous` (during a trial, the trial's `previous`: the bundle
+ * on trial had not proved itself), and an update staged and not yet tried is dropped (the flash
+ * replaced it). The same file again (a restart) changes nothing: a bundle that update installed since
+ * stays current.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -161,16 +165,21 @@ export class Launcher {
     if (s !== null && s.installed === sha) return s;
     const dest = bundlePath(this.dir, sha);
     if (!fs.existsSync(dest)) writeAtomic(dest, bytes, 0o644);
+    // The bundle to fall back on: the one that ran before, unless it was on trial (not proved).
+    const before = s === null ? null : s.phase === 'trial' ? s.previous : s.current;
     const next: LauncherState = {
       v: 1,
       phase: 'stable',
       current: sha,
-      previous: s === null || s.current === sha ? (s?.previous ?? null) : s.current,
+      previous: before === sha ? (s?.phase === 'trial' ? null : (s?.previous ?? null)) : before,
       installed: sha,
       last: s?.last ?? null,
     };
     writeState(this.dir, next);
-    this.o.log.info('bundle taken in', { file, bundle: short(sha) });
+    if (this.readRequest() !== null) this.o.log.warn('an update staged before this flash is dropped: the flashed bundle runs', { file: requestPath(this.dir) });
+    this.removeFile(requestPath(this.dir));
+    this.removeFile(confirmedPath(this.dir));
+    this.o.log.info('bundle taken in', { file, bundle: short(sha), previous: short(next.previous) });
     return next;
   }
 
