@@ -8,7 +8,9 @@
  * device, exit 0; an exec not on the allow-list: a line with its code and exit 1 naming it; an unknown
  * operation, a viewer's token, a bad token: one line with the API's code, exit 1, no job made; jobs,
  * job, cancel; audit and audit --verify; a token file others may read refused (exit 2); no console
- * there: HF_ERR_CONNECT. Every flag shows in --help.
+ * there: HF_ERR_CONNECT. Every flag shows in --help. Through a proxy counting requests: run --wait
+ * follows the job on the event stream (one GET of the job, to confirm, however long it runs), and
+ * polls when the stream is cut.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';

@@ -19,13 +19,13 @@ export interface EventStreamOptions {
   url: URL;
   /** The API token (`hft_...`). */
   token: string | null;
-  /** Longest wait for the stream's hello, ms (default 10000). */
+  /** Longest wait for the stream's hello, ms (default 3000; the job is made only after it, so kept short: then ctl polls instead). */
   helloTimeoutMs?: number;
   /** Largest single event read, bytes (default 67108864). */
   maxEventBytes?: number;
 }
 
-export const EVENT_STREAM_DEFAULTS = { helloTimeoutMs: 10_000, maxEventBytes: 67_108_864 } as const;
+export const EVENT_STREAM_DEFAULTS = { helloTimeoutMs: 3000, maxEventBytes: 67_108_864 } as const;
 
 export type EventHandler = (name: string, data: unknown) => void;
 
