@@ -8,10 +8,13 @@
  * device, exit 0; an exec not on the allow-list: a line with its code and exit 1 naming it; an unknown
  * operation, a viewer's token, a bad token: one line with the API's code, exit 1, no job made; jobs,
  * job, cancel; audit and audit --verify; a token file others may read refused (exit 2); no console
- * there: HF_ERR_CONNECT. Every flag shows in --help.
+ * there: HF_ERR_CONNECT. Every flag shows in --help. Through a proxy counting requests: run --wait
+ * follows the job on the event stream (one GET of the job, to confirm, however long it runs), and
+ * polls when the stream is cut.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -386,6 +389,77 @@ test('--help: every flag of every subcommand; the command list names ctl', async
   for (const sub of Object.keys(flags)) assert.match(list.stdout, new RegExp(`^  ${sub}\\b`, 'm'));
   const top = await cli(['--help']);
   assert.match(top.stdout, /^ {2}ctl +list devices, run jobs/m);
+});
+
+/**
+ * A proxy on 127.0.0.1 in front of the console counting each request by method and path;
+ * `cutEventsMs` ends every event stream that long after it opened (the stream breaking).
+ */
+async function countingProxy(cutEventsMs: number | null = null): Promise<{ url: string; counts: Map<string, number>; close: () => Promise<void> }> {
+  const counts = new Map<string, number>();
+  const target = new URL(base);
+  const s = http.createServer((req, res) => {
+    const key = `${req.method} ${req.url}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    const up = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+      if (cutEventsMs !== null && req.url === '/api/events') setTimeout(() => res.destroy(), cutEventsMs);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    counts,
+    close: () =>
+      new Promise((r) => {
+        s.closeAllConnections();
+        s.close(() => r());
+      }),
+  };
+}
+
+const jobReads = (counts: Map<string, number>, id: string): number => counts.get(`GET /api/jobs/${id}`) ?? 0;
+
+test('run --wait follows the job on the event stream: one GET of the job at the end to confirm, not a poll', async () => {
+  const p = await countingProxy();
+  try {
+    const t0 = Date.now();
+    const r = await cli(['ctl', 'run', 'exec', '{"argv": ["/bin/sleep", "700"]}', '--on', 'id=pi-2', '--wait', '--console', p.url, '--token-file', path.join(dir, 'olga.token')]);
+    assert.is(r.status, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.is(lines.length, 2, r.stdout);
+    assert.match(lines[1], /^pi-2\s+succeeded\s+exit 0/);
+    assert.ok(Date.now() - t0 >= 700, 'it waited for the command');
+    assert.is(p.counts.get('GET /api/events'), 1, [...p.counts].join(' '));
+    // Polling would have read the job at 0, 100, 300 and 700 ms.
+    assert.is(jobReads(p.counts, lines[0]), 1, [...p.counts].join(' '));
+  } finally {
+    await p.close();
+  }
+});
+
+test('run --wait when the event stream breaks: the job is polled instead, every line still printed once', async () => {
+  const p = await countingProxy(150);
+  try {
+    const r = await cli(['ctl', 'run', 'exec', '{"argv": ["/bin/sleep", "600"]}', '--on', 'class=pi4,online', '--wait', '--console', p.url, '--token-file', path.join(dir, 'olga.token')]);
+    assert.is(r.status, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.equal(
+      lines
+        .slice(1)
+        .map((l) => l.split(/\s+/).slice(0, 2).join(' '))
+        .sort(),
+      ['pi-1 succeeded', 'pi-2 succeeded'],
+      r.stdout,
+    );
+    assert.ok(jobReads(p.counts, lines[0]) >= 2, `polled: ${[...p.counts].join(' ')}`);
+  } finally {
+    await p.close();
+  }
 });
 
 test.run();

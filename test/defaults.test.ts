@@ -40,6 +40,8 @@ import { OPERATOR_DEFAULTS } from '../targets/host/gateway/manage/operators';
 import { SESSION_DEFAULTS } from '../targets/host/gateway/manage/sessions';
 import { MANAGE_SERVICE_DEFAULTS } from '../targets/host/gateway/manage/service';
 import { SSE_DEFAULTS } from '../targets/host/gateway/manage/sse';
+import { EVENT_STREAM_DEFAULTS } from '../tools/cli/ctl-events';
+import { FOLLOW_DEFAULTS } from '../tools/cli/ctl-follow';
 import { MANAGE_SERVER_DEFAULTS } from '../targets/host/device/manage-server';
 import { LOGIN_LIMIT_DEFAULTS } from '../targets/host/gateway/manage/login-limiter';
 import { LAUNCHER_DEFAULTS } from '../targets/host/device/launcher';
@@ -125,6 +127,8 @@ test('JSDoc defaults of the link options, wire limits, RTT bounds and rings are 
   checkJsdoc('MANAGE_DEFAULTS', MANAGE_DEFAULTS, [['firmware/manage/ops.ts', 'ManageLimits']]);
   checkJsdoc('MANAGE_SERVICE_DEFAULTS', MANAGE_SERVICE_DEFAULTS as unknown as Numbers, [['targets/host/gateway/manage/service.ts', 'ManageServiceOptions']]);
   checkJsdoc('SSE_DEFAULTS', SSE_DEFAULTS as unknown as Numbers, [['targets/host/gateway/manage/sse.ts', 'SseOptions']]);
+  checkJsdoc('FOLLOW_DEFAULTS', FOLLOW_DEFAULTS as unknown as Numbers, [['tools/cli/ctl-follow.ts', 'FollowOptions']]);
+  checkJsdoc('EVENT_STREAM_DEFAULTS', EVENT_STREAM_DEFAULTS as unknown as Numbers, [['tools/cli/ctl-events.ts', 'EventStreamOptions']]);
   checkJsdoc('MANAGE_SERVER_DEFAULTS', MANAGE_SERVER_DEFAULTS, [['targets/host/device/manage-server.ts', 'ManageServerOptions']]);
   checkJsdoc('COMMAND_JOURNAL_DEFAULTS', COMMAND_JOURNAL_DEFAULTS, [['firmware/manage/command-journal.ts', 'CommandJournalOptions']]);
   checkJsdoc('EXECUTOR_DEFAULTS', EXECUTOR_DEFAULTS, [['firmware/manage/executor.ts', 'ExecutorOptions']]);
@@ -226,7 +230,17 @@ test('docs/PROTOCOL.md: the sentences about the defaults', () => {
 /** Options the docs may name with a default: the defaults objects, then the JSDoc of options kept inline. */
 function docDefaults(): Map<string, number> {
   const m = new Map<string, number>();
-  for (const o of [LINK_DEFAULTS, LADDER_DEFAULTS, MUX_LIMIT_DEFAULTS, TCP_LIMIT_DEFAULTS, MANAGE_DEFAULTS, EXECUTOR_DEFAULTS, LAUNCHER_DEFAULTS, MANAGE_SERVICE_DEFAULTS] as unknown as Numbers[])
+  for (const o of [
+    LINK_DEFAULTS,
+    LADDER_DEFAULTS,
+    MUX_LIMIT_DEFAULTS,
+    TCP_LIMIT_DEFAULTS,
+    MANAGE_DEFAULTS,
+    EXECUTOR_DEFAULTS,
+    LAUNCHER_DEFAULTS,
+    MANAGE_SERVICE_DEFAULTS,
+    SSE_DEFAULTS,
+  ] as unknown as Numbers[])
     for (const [k, v] of Object.entries(o)) m.set(k, v);
   m.set('maxItemBytes', DEFAULT_MAX_ITEM_BYTES); // ItemReader's constructor argument
   const inline: [string, string][] = [

@@ -203,7 +203,7 @@ test('API tokens: made by a logged-in operator, used without cookie or CSRF; no 
   assert.is(junk.status, 401);
 });
 
-test('the event stream: a hello, then the job and each device outcome as they happen', async () => {
+test('the event stream: a hello, then the job and each device outcome as they happen (in targets batches)', async () => {
   const olga = await login(base, 'olga', 'olga password 1');
   const u = new URL('/api/events', base);
   const events: { event: string; data: Record<string, unknown> }[] = [];
@@ -226,10 +226,100 @@ test('the event stream: a hello, then the job and each device outcome as they ha
     await until('hello', () => events.some((e) => e.event === 'hello'));
     const made = await request(base, 'POST', '/api/jobs', { body: { op: 'config.get', selector: 'class=pi4' }, headers: as(olga) });
     const id = (made.body.job as { id: string }).id;
-    await until('two outcomes', () => events.filter((e) => e.event === 'target' && e.data.jobId === id && e.data.state === 'succeeded').length === 2);
+    const succeeded = (): number =>
+      events.filter((e) => e.event === 'targets' && e.data.job === id).flatMap((e) => (e.data.targets as { state: string }[]).filter((t) => t.state === 'succeeded')).length;
+    await until('two outcomes', () => succeeded() === 2);
     assert.ok(events.some((e) => e.event === 'job' && e.data.id === id));
   } finally {
     req.destroy();
+  }
+});
+
+/** Reads `GET /api/events` on `base` with `headers`; each event parsed as it comes. */
+async function stream(base: string, headers: Record<string, string>): Promise<{ events: { event: string; data: Record<string, unknown> }[]; close: () => void; res: http.IncomingMessage }> {
+  const u = new URL('/api/events', base);
+  const events: { event: string; data: Record<string, unknown> }[] = [];
+  const req = http.get({ host: u.hostname, port: u.port, path: u.pathname, headers });
+  const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
+  let buf = '';
+  res.on('data', (d: Buffer) => {
+    buf += d.toString('utf8');
+    for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const ev = /^event: (.+)$/m.exec(block)?.[1];
+      const data = /^data: (.+)$/m.exec(block)?.[1];
+      if (ev !== undefined && data !== undefined) events.push({ event: ev, data: JSON.parse(data) });
+    }
+  });
+  return { events, res, close: () => req.destroy() };
+}
+
+test('a job to 2,000 devices: every final state on the stream, in batches of at most maxBatchTargets, nobody dropped', async () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'hf-mapi-fan-'));
+  const ids = Array.from({ length: 2000 }, (_, i) => `f-${String(i).padStart(4, '0')}`);
+  // A socket bound of 16 KiB: the 2,000 changes of one turn are far more than that (the hub used to drop the reader here).
+  const big = await startManagement({
+    dataDir: d,
+    listen: '127.0.0.1:0',
+    log: silentLog,
+    deviceIds: ids,
+    service: { infoMaxAgeMs: 0, sweepMs: 20 },
+    console: { files: null, sse: { maxBufferBytes: 16_384, maxBatchTargets: 300 } },
+  });
+  const boards: (() => void)[] = [];
+  let s: Awaited<ReturnType<typeof stream>> | null = null;
+  try {
+    await big.store.operators.add('olga', 'operator', 'olga password 1');
+    for (const id of ids.slice(0, 20)) {
+      const b = await connectBoard(big, id, testBoard());
+      boards.push(() => b.close());
+    }
+    const url = big.url as string;
+    const olga = await login(url, 'olga', 'olga password 1');
+    s = await stream(url, { cookie: olga.cookie });
+    const { events } = s;
+    await until('hello', () => events.some((e) => e.event === 'hello'));
+    // 20 online devices run it; the other 1,980 never connect and expire together, in one turn.
+    const made = await request(url, 'POST', '/api/jobs', { body: { op: 'config.get', selector: '*', expiresInMs: 600 }, headers: as(olga) });
+    assert.is(made.status, 201, JSON.stringify(made.body));
+    const id = (made.body.job as { id: string }).id;
+    const last = new Map<string, { state: string; errorCode?: string }>();
+    const finals = new Map<string, number>();
+    let batches = 0;
+    const seen = (): number => {
+      last.clear();
+      finals.clear();
+      batches = 0;
+      for (const e of events) {
+        if (e.event !== 'targets' || e.data.job !== id) continue;
+        batches++;
+        const targets = e.data.targets as { deviceId: string; state: string; errorCode?: string }[];
+        assert.ok(targets.length >= 1 && targets.length <= 300, `a batch of ${targets.length}`);
+        assert.is(new Set(targets.map((t) => t.deviceId)).size, targets.length, 'each target at most once in a batch');
+        for (const t of targets) {
+          last.set(t.deviceId, t);
+          if (['succeeded', 'failed', 'timed-out', 'cancelled', 'expired'].includes(t.state)) finals.set(t.deviceId, (finals.get(t.deviceId) ?? 0) + 1);
+        }
+      }
+      return finals.size;
+    };
+    await until('2,000 final states', () => seen() === 2000, 20_000);
+    assert.ok(!events.some((e) => e.event === 'target'), 'no per-target events any more');
+    assert.is(big.api?.streams.dropped, 0, 'the reader was not dropped');
+    assert.is(big.api?.streams.open, 1);
+    for (const [dev, n] of finals) assert.is(n, 1, `${dev}: its final state once`);
+    const record = await request(url, 'GET', `/api/jobs/${id}`, { headers: as(olga) });
+    for (const t of record.body.targets as { deviceId: string; state: string }[]) assert.is(last.get(t.deviceId)?.state, t.state, `${t.deviceId}: the last batch it is in has its recorded state`);
+    const states = [...last.values()].map((t) => t.state);
+    assert.is(states.filter((x) => x === 'succeeded').length, 20);
+    assert.is(states.filter((x) => x === 'expired').length, 1980);
+    assert.ok(batches >= Math.ceil(1980 / 300), `the expired turn split into batches of 300 (${batches} batches)`);
+  } finally {
+    s?.close();
+    for (const c of boards) c();
+    await big.close();
+    fs.rmSync(d, { recursive: true, force: true });
   }
 });
 

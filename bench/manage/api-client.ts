@@ -3,18 +3,17 @@
  * (`Authorization: Bearer`) through `holdfast ctl`'s client (tools/cli/ctl-http.ts) over one
  * keep-alive agent (a refusal throws its ApiRefusal), and the live event stream (`GET /api/events`,
  * Server-Sent Events) read as it arrives. `finals(jobId, n)` resolves once `n` targets of the job
- * have reached a final state in the stream (the service emits a 'target' event only after the change
- * is written to the store, so an event is a recorded outcome).
+ * have reached a final state in the stream's `targets` batches (a change is sent only after it is
+ * written to the store, so each is a recorded outcome).
  */
 import * as http from 'node:http';
 import { isFinal, type TargetState } from '../../targets/host/gateway/manage/jobs-store';
 import { ConsoleClient, consoleUrl } from '../../tools/cli/ctl-http';
 
-export interface TargetEvent {
-  jobId: string;
-  deviceId: string;
-  state: TargetState;
-  errorCode?: string;
+/** A `targets` event: one job's target changes, each target once. */
+export interface TargetBatch {
+  job: string;
+  targets: { deviceId: string; state: TargetState; errorCode?: string }[];
 }
 
 interface Waiter {
@@ -84,15 +83,18 @@ export class ApiClient {
       if (line.startsWith('event: ')) name = line.slice(7);
       else if (line.startsWith('data: ')) data += line.slice(6);
     }
-    if (name !== 'target') return;
-    const e = JSON.parse(data) as TargetEvent;
-    if (!isFinal(e.state)) return;
-    const n = (this.finalCount.get(e.jobId) ?? 0) + 1;
-    this.finalCount.set(e.jobId, n);
-    if (e.state !== 'succeeded') this.failed.set(e.jobId, (this.failed.get(e.jobId) ?? 0) + 1);
-    const w = this.waiters.get(e.jobId);
+    if (name !== 'targets') return;
+    const b = JSON.parse(data) as TargetBatch;
+    let n = this.finalCount.get(b.job) ?? 0;
+    for (const e of b.targets) {
+      if (!isFinal(e.state)) continue;
+      n++;
+      if (e.state !== 'succeeded') this.failed.set(b.job, (this.failed.get(b.job) ?? 0) + 1);
+    }
+    this.finalCount.set(b.job, n);
+    const w = this.waiters.get(b.job);
     if (w !== undefined && n >= w.n) {
-      this.waiters.delete(e.jobId);
+      this.waiters.delete(b.job);
       w.resolve(this.now());
     }
   }

@@ -30,7 +30,7 @@ export interface FanoutResult {
   /** Targets final, and of them not succeeded, in the last GET. */
   final: number;
   notSucceeded: number;
-  /** Final 'target' events the event stream brought meanwhile. */
+  /** Final target states the event stream's `targets` events brought meanwhile. */
   events: number;
   /** The gateway had ended the event stream by then (a client too far behind is dropped). */
   streamDropped: boolean;

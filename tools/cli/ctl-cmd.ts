@@ -22,20 +22,18 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { ErrorCode, hfError, isHfError } from '../../firmware/errors';
 import type { AuditEntry, AuditVerdict } from '../../targets/host/gateway/manage/audit';
-import { isFinal, type Job, type Target } from '../../targets/host/gateway/manage/jobs-store';
+import type { Job, Target } from '../../targets/host/gateway/manage/jobs-store';
 import { isRole, ROLES } from '../../targets/host/gateway/manage/operators';
 import type { DeviceView } from '../../targets/host/gateway/manage/service';
 import { type Flag, parseArgs, usage, type Values } from './args';
 import { auditTable, devicesTable, jobsTable, stateCounts, targetLine } from './ctl-format';
+import { JobFollower } from './ctl-follow';
 import { ApiRefusal, ConsoleClient, consoleUrl, sessionHeaders } from './ctl-http';
 import { checkSecretFile, INSECURE_KEY_FILE_FLAG } from './key';
 import { passwordFromFile, passwordFromPipe, readHidden } from './operator-cmd';
 import { EXIT } from './run';
 
 export const DEFAULT_CONSOLE = 'http://127.0.0.1:8090';
-
-/** How `run --wait` polls the job: first after `firstMs`, the interval doubling up to `maxMs`. */
-export const WAIT_POLL = { firstMs: 100, maxMs: 1000 } as const;
 
 /** Longest token file read, bytes. */
 const MAX_TOKEN_FILE = 64 * 1024;
@@ -201,34 +199,6 @@ async function devices(api: () => ConsoleClient, v: Values, rest: string[]): Pro
   return EXIT.OK;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls the job until every target is final; `onFinal` gets each target once, as it becomes final. */
-async function follow(c: ConsoleClient, id: string, waitMs: number | undefined, onFinal: (op: string, t: Target) => void): Promise<{ job: Job; targets: Target[] }> {
-  const shown = new Set<string>();
-  const until = waitMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + waitMs;
-  let delay: number = WAIT_POLL.firstMs;
-  for (;;) {
-    const r = await c.get<{ job: Job; targets: Target[] }>(`api/jobs/${enc(id)}`);
-    for (const t of r.targets)
-      if (isFinal(t.state) && !shown.has(t.deviceId)) {
-        shown.add(t.deviceId);
-        onFinal(r.job.op, t);
-      }
-    const pending = r.targets.filter((t) => !isFinal(t.state));
-    if (pending.length === 0) return r;
-    if (Date.now() >= until) {
-      const names = pending.slice(0, 10).map((t) => `${t.deviceId} ${t.state}`);
-      throw hfError(
-        ErrorCode.TIMEOUT,
-        `job ${id}: still waiting for ${pending.length} of ${r.targets.length} devices after --wait-ms ${waitMs} (${names.join(', ')}${pending.length > 10 ? ', ...' : ''}); the job goes on: holdfast ctl job ${id}`,
-      );
-    }
-    await sleep(Math.max(0, Math.min(delay, until - Date.now())));
-    delay = Math.min(delay * 2, WAIT_POLL.maxMs);
-  }
-}
-
 /** Exit 0 when every target succeeded; else the one line naming the others and their codes, exit 1. */
 function verdict(job: Job, targets: Target[]): number {
   const bad = targets.filter((t) => t.state !== 'succeeded');
@@ -250,15 +220,23 @@ async function run(api: () => ConsoleClient, v: Values, rest: string[]): Promise
   if (timeoutMs !== undefined) body.timeoutMs = timeoutMs;
   if (expiresInMs !== undefined) body.expiresInMs = expiresInMs;
   const c = api();
-  const { job } = await c.post<{ job: Job }>('api/jobs', body);
-  if (v.wait !== true) {
+  // With --wait, the event stream opens first: every outcome after the POST is on it (ctl-follow.ts).
+  const follower = v.wait === true ? await JobFollower.start(c, c.endpoint) : null;
+  let job: Job;
+  try {
+    job = (await c.post<{ job: Job }>('api/jobs', body)).job;
+  } catch (e) {
+    follower?.close();
+    throw e;
+  }
+  if (follower === null) {
     if (v.json === true) jsonLine(job);
     else out(`${job.id}\n`);
     return EXIT.OK;
   }
   if (v.json !== true) out(`${job.id}\n`);
   let width = 0;
-  const r = await follow(c, job.id, waitMs, (op, t) => {
+  const r = await follower.follow(job, waitMs, (op, t) => {
     if (v.json === true) return;
     width = Math.max(width, t.deviceId.length);
     out(`${targetLine(op, t, width)}\n`);

@@ -90,6 +90,11 @@ export class ConsoleClient {
     return this.base.href;
   }
 
+  /** The base URL and token requests go with: the event stream (ctl-events.ts) opens with the same. */
+  get endpoint(): { url: URL; token: string | null } {
+    return { url: this.base, token: this.token };
+  }
+
   get<T>(path: string): Promise<T> {
     return this.request('GET', path) as Promise<T>;
   }

@@ -217,7 +217,7 @@
       if (state.job !== null) void loadJob(state.job.id);
     });
     es.addEventListener('device', (m) => onDevice(JSON.parse(m.data)));
-    es.addEventListener('target', (m) => onTarget(JSON.parse(m.data)));
+    es.addEventListener('targets', (m) => onTargets(JSON.parse(m.data)));
     es.addEventListener('job', (m) => onJob(JSON.parse(m.data)));
     es.addEventListener('error', () => {
       if (state.events !== es) return;
@@ -245,10 +245,17 @@
     if (state.selector !== '') later('devices', 300, loadDevices);
   }
 
-  function onTarget(t) {
-    if (state.job !== null && t.jobId === state.job.id) {
-      mergeTarget(t);
-      if (t.resultOmitted && FINAL.includes(t.state)) later('job', 200, () => loadJob(t.jobId));
+  /** A batch of one job's target changes ({job, targets}): merged in one pass, then one render. */
+  function onTargets(b) {
+    if (state.job !== null && b.job === state.job.id) {
+      let omitted = false;
+      for (const t of b.targets) {
+        mergeTarget({ ...t, jobId: b.job }, true);
+        if (t.resultOmitted && FINAL.includes(t.state)) omitted = true;
+      }
+      renderTargets();
+      renderJobHead();
+      if (omitted) later('job', 200, () => loadJob(b.job));
     }
     if (state.tab === 'jobs') later('jobs', 500, loadJobs);
   }

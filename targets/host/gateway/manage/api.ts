@@ -19,6 +19,7 @@
  *   PUT  /api/operators/NAME      {role?, disabled?}           -> {operator}                    admin (not themselves)
  *   POST /api/tokens              {name, role?}                -> 201 {token, info}             viewer (own, at most own role)
  *   GET  /api/events                                           -> text/event-stream             viewer
+ *                                 (hello, device, job, targets: docs/ARCHITECTURE.md "The event stream")
  *   GET  /, /console.js, /operators.js, /console.css           -> the console (no login needed to load it)
  *
  * Who may do what: api-auth.ts. A refused attempt to change something (a role too low, no CSRF token,
@@ -77,8 +78,8 @@ export class ManageApi {
     this.files = opts.files === undefined ? loadConsole() : opts.files;
     this.sse = new SseHub(opts.sse);
     this.routes = this.table();
-    service.on('device', (d) => this.sse.send('device', d));
-    service.on('target', (t) => this.sse.send('target', t));
+    service.on('device', (d) => this.sse.send('device', d, `device:${d.id}`));
+    service.on('target', (t) => this.sse.target(t));
     service.on('job', (j) => this.sse.send('job', j));
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((e) => this.fail(req, res, e));
@@ -95,6 +96,11 @@ export class ManageApi {
 
   get url(): string {
     return `http://${this.address}/`;
+  }
+
+  /** Event streams open now, and how many were dropped for not reading (sse.ts). */
+  get streams(): { open: number; dropped: number } {
+    return { open: this.sse.size, dropped: this.sse.dropped };
   }
 
   close(): Promise<void> {
