@@ -26,6 +26,17 @@ import type { SlabLender } from './slab-pool';
 
 const NO_LOST: ArrayLike<number> = new Uint32Array(0);
 
+/** The bundle reader endpoints on a lender share, by their (resolved, never changed) options. */
+const readers = new WeakMap<ResolvedOptions, BundleReader>();
+function sharedReader(o: ResolvedOptions): BundleReader {
+  let r = readers.get(o);
+  if (r === undefined) {
+    r = new BundleReader(o);
+    readers.set(o, r);
+  }
+  return r;
+}
+
 /** Out-ring flag: the message is due for retransmission. */
 const DUE = 4;
 
@@ -141,7 +152,8 @@ export class Endpoint {
    * block of the given size (it need not be zeroed: nothing is read before it was written); a
    * SlabLender lends the rings' slabs only while they hold messages, and its shared buffer is the
    * bundle buffer (every bundle is handed to its transport, which copies it, within the call that
-   * wrote it). Default: a zero-filled ArrayBuffer.
+   * wrote it); the bundle reader is then one for every endpoint of the same options (a bundle is read
+   * and applied within one call). Default: a zero-filled ArrayBuffer.
    */
   constructor(o: ResolvedOptions, peerSeq: number, peerOff: number, memory?: ArenaAlloc | SlabLender) {
     this.o = o;
@@ -150,6 +162,7 @@ export class Endpoint {
       this.out = new OutRing({ slots: o.outSlots, bytes: o.outBytes, seq: o.initialSeq, off: o.initialOff, pool: memory });
       this.inr = new InRing({ slots: o.inSlots, bytes: o.inBytes, seq: peerSeq, off: peerOff, maxMessage: o.maxMessage, pool: memory });
       this.writer = new BundleWriter(o, memory.shared(o.maxBundleBytes));
+      this.reader = sharedReader(o);
     } else {
       // One arena holds the rings' slabs and the bundle buffer, so copies between them are native
       // copyWithin calls (see bytes.ts).
@@ -167,8 +180,8 @@ export class Endpoint {
       this.out = new OutRing({ slots: o.outSlots, bytes: o.outBytes, seq: o.initialSeq, off: o.initialOff, slab: take(o.outBytes) });
       this.inr = new InRing({ slots: o.inSlots, bytes: o.inBytes, seq: peerSeq, off: peerOff, maxMessage: o.maxMessage, slab: take(o.inBytes), scratch: take(scratch) });
       this.writer = new BundleWriter(o, take(o.maxBundleBytes));
+      this.reader = new BundleReader(o);
     }
-    this.reader = new BundleReader(o);
     this.rtt = new RttEstimator(o);
     this.sendNext = this.out.head;
     // Until the peer says otherwise, assume it has rings as large as ours.

@@ -73,6 +73,21 @@ export const WIRE_DEFAULTS: Required<WireLimits> = {
   maxControls: 4,
 };
 
+/**
+ * The five wire limits of `l` (a link's whole options may be given), defaults for those unset: always
+ * an object of one shape (a gateway keeps two per session).
+ */
+function wireLimits(l: WireLimits): Required<WireLimits> {
+  const d = WIRE_DEFAULTS;
+  return {
+    maxMessages: l.maxMessages ?? d.maxMessages,
+    maxBundleBytes: l.maxBundleBytes ?? d.maxBundleBytes,
+    maxMessage: l.maxMessage ?? d.maxMessage,
+    maxSackRanges: l.maxSackRanges ?? d.maxSackRanges,
+    maxControls: l.maxControls ?? d.maxControls,
+  };
+}
+
 /** Largest header a bundle without messages takes, with every ack field and no control items. */
 export function headerBudget(limits: Required<WireLimits>): number {
   // map(9) + version + sid + rn + ack + sack pairs + window + msgs/ctl array headers + tag.
@@ -125,7 +140,7 @@ export class BundleWriter {
 
   /** `buf`, if given, is the memory bundles are written into (`maxBundleBytes` long). */
   constructor(limits: WireLimits = {}, buf?: Uint8Array) {
-    this.limits = { ...WIRE_DEFAULTS, ...limits };
+    this.limits = wireLimits(limits);
     this.buf = memory('bundle buffer', buf, this.limits.maxBundleBytes);
     this.w = new CborWriter(this.buf);
     this.sacks = new Uint32Array(this.limits.maxSackRanges * 2);
@@ -463,7 +478,7 @@ export class BundleReader {
   private readonly r = new CborReader();
 
   constructor(limits: WireLimits = {}) {
-    this.limits = { ...WIRE_DEFAULTS, ...limits };
+    this.limits = wireLimits(limits);
     this.view = new BundleView(this.limits);
   }
 

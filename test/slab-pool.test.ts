@@ -20,41 +20,64 @@ function payload(len: number, tag: number): Uint8Array {
   return b;
 }
 
-test('take, give, keep and let go', () => {
-  let made = 0;
+test('blocks cut from chunks; a chunk all back is let go beyond keepChunks; large blocks alone', () => {
+  const made: number[] = [];
   const pool = new SlabPool({
-    keep: 2,
+    chunkBytes: 65536,
+    keepChunks: 1,
     alloc: (n) => {
-      made++;
+      made.push(n);
       return new Uint8Array(n);
     },
   });
-  const a = pool.take(64);
-  const b = pool.take(64);
-  const c = pool.take(64);
-  const d = pool.take(128);
-  assert.is(made, 4);
-  assert.is(pool.lent, 4);
-  assert.is(pool.lentBytes, 64 * 3 + 128);
-  assert.is(pool.peakLent, 4);
-  pool.give(a);
-  pool.give(b);
-  pool.give(c); // a third of that size: let go
-  assert.is(pool.kept, 2);
-  assert.is(pool.dropped, 1);
-  assert.is(pool.lent, 1);
-  const again = pool.take(64);
-  assert.ok(again === b || again === a, 'a kept block is reused');
-  assert.is(made, 4, 'no allocation while kept blocks last');
-  const big = pool.take(128);
-  assert.is(made, 5, 'another size: its own blocks');
-  assert.is.not(big, d);
+  const a = [];
+  for (let i = 0; i < 5; i++) a.push(pool.take(16384));
+  assert.equal(made, [65536, 65536], 'four blocks of 16 KiB a chunk: two chunks for five');
+  assert.is(a[0].buffer, a[3].buffer);
+  assert.is.not(a[0].buffer, a[4].buffer);
+  assert.is(a[1].byteOffset, 16384);
+  assert.is(pool.lent, 5);
+  assert.is(pool.lentBytes, 5 * 16384);
+  assert.is(pool.peakLent, 5);
+  a[0].fill(7);
+  assert.is(a[1][0], 0, 'blocks do not overlap');
+  // The second chunk's only block back: that chunk is all free, and the only idle one: kept.
+  pool.give(a[4]);
+  assert.is(pool.chunkedBytes, 2 * 65536);
+  assert.is(pool.kept, 4);
+  // The first chunk all back too: two idle chunks, one more than keepChunks: let go.
+  for (let i = 0; i < 4; i++) pool.give(a[i]);
+  assert.is(pool.released, 1);
+  assert.is(pool.chunkedBytes, 65536);
+  assert.is(pool.lent, 0);
+  assert.is(pool.lentBytes, 0);
+  // Takes come from what is kept: no allocation.
+  const again = [pool.take(16384), pool.take(16384)];
+  assert.is(made.length, 2);
+  assert.is(again[0].buffer, again[1].buffer);
+  // Another size: chunks of its own. Larger than half a chunk: a block of its own each time.
+  pool.take(8192);
+  assert.is(made.length, 3);
+  const big = pool.take(40000);
+  assert.is(made.at(-1), 40000);
+  assert.is(big.length, 40000);
+  pool.give(big);
+  assert.is(pool.lent, 3);
   assert.is(pool.shared(256), pool.shared(256), 'one shared buffer per size');
   assert.is(pool.shared(256).length, 256);
   assert.is(new SlabPool().take(8).length, 8);
-  assert.is(SLAB_POOL_DEFAULTS.keep, 64);
-  assert.throws(() => new SlabPool({ keep: -1 }), /keep/);
+  assert.equal(SLAB_POOL_DEFAULTS, { chunkBytes: 33554432, keepChunks: 1 });
+  assert.throws(() => new SlabPool({ keepChunks: -1 }), /keepChunks/);
+  assert.throws(() => new SlabPool({ chunkBytes: 1024 }), /chunkBytes/);
   assert.throws(() => new SlabPool({ alloc: () => new Uint8Array(3) }).take(8), /alloc gave 3 bytes/);
+});
+
+test('keepChunks 0: every chunk is let go as its last block comes back', () => {
+  const pool = new SlabPool({ chunkBytes: 65536, keepChunks: 0 });
+  const b = pool.take(32768);
+  pool.give(b);
+  assert.is(pool.chunkedBytes, 0);
+  assert.is(pool.released, 1);
 });
 
 test('out-ring: a slab while unacknowledged messages are held, none when empty', () => {
@@ -73,14 +96,13 @@ test('out-ring: a slab while unacknowledged messages are held, none when empty',
   assert.equal(out, payload(20, 2));
   assert.is(r.release(0), 1);
   assert.is(pool.lent, 0, 'acknowledged to the end: the slab went back');
-  assert.is(pool.kept, 1);
   // A message that wraps the slab end, in a slab taken again.
   assert.ok(r.push(payload(50, 3)));
   assert.is(pool.lent, 1);
   const w = new Uint8Array(50);
   r.copyOut(0, w);
   assert.equal(w, payload(50, 3));
-  assert.is(pool.made, 1, 'the kept slab was reused');
+  assert.is(pool.made, 1, 'one chunk so far');
   r.discard();
   assert.is(pool.lent, 0);
   assert.ok(r.isEmpty);
@@ -148,6 +170,7 @@ test('endpoint on a lender: no arena, shared bundle buffer, lent memory only whi
   const b = new Endpoint(o, 0, 0, pool);
   assert.is(a.arena, null);
   assert.is(a.writer.buf, b.writer.buf, 'one bundle buffer for all');
+  assert.is(a.reader, b.reader, 'one bundle reader for all of the same options');
   assert.is(pool.lent, 0, 'idle sessions hold no ring memory');
   assert.ok(a.send(payload(100, 1)));
   assert.is(pool.lent, 1);

@@ -69,7 +69,8 @@ serve(
     sessions: () => ({ sessions: gw?.sessionCount ?? 0, online: manage?.service.onlineCount ?? 0 }),
     gc: () => {
       (globalThis as { gc?: () => void }).gc?.();
-      return process.memoryUsage();
+      const s = gw?.slabs;
+      return { ...process.memoryUsage(), ringsLentMb: (s?.lentBytes ?? 0) / 1048576, ringBlocksLent: s?.lent ?? 0, ringBlocksPeak: s?.peakLent ?? 0, ringBlocksMade: s?.made ?? 0 };
     },
     snapshot: (a: { file: string }) => v8.writeHeapSnapshot(a.file),
     stop,

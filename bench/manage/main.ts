@@ -272,7 +272,7 @@ async function main(): Promise<void> {
       process.stdout.write(`latency over ${t} with ${online} fleet sessions open: ${Math.ceil(c.rounds / 4)} rounds ...\n`);
       lat.push(await latency(a, c, t, deadline, online, Math.ceil(c.rounds / 4)));
     }
-    const mem = await gw.call<NodeJS.MemoryUsage>('gc', {}, 30_000);
+    const mem = await gw.call<NodeJS.MemoryUsage & { ringsLentMb: number; ringBlocksLent: number; ringBlocksPeak: number; ringBlocksMade: number }>('gc', {}, 30_000);
     await sleep(200);
     const rss = rssOf(gw.pid);
     if (c.heapSnapshot !== null) process.stdout.write(`gateway heap snapshot: ${await gw.call<string>('snapshot', { file: c.heapSnapshot }, 300_000)}\n`);
@@ -287,7 +287,16 @@ async function main(): Promise<void> {
       rssPeakMb: rss.hwm,
       sessions: sessions.sessions,
       devicesRssMb: devCount.rss / 1048576,
-      gatewayMemory: { heapTotalMb: mem.heapTotal / 1048576, heapUsedMb: mem.heapUsed / 1048576, externalMb: mem.external / 1048576, arrayBuffersMb: mem.arrayBuffers / 1048576 },
+      gatewayMemory: {
+        heapTotalMb: mem.heapTotal / 1048576,
+        heapUsedMb: mem.heapUsed / 1048576,
+        externalMb: mem.external / 1048576,
+        arrayBuffersMb: mem.arrayBuffers / 1048576,
+        ringsLentMb: mem.ringsLentMb,
+        ringBlocksLent: mem.ringBlocksLent,
+        ringBlocksPeak: mem.ringBlocksPeak,
+        ringBlocksMade: mem.ringBlocksMade,
+      },
     };
     process.stdout.write(`\n${table(result)}\n\nGoals:\n${goalLines(result)}\n\nthe whole run took ${((nowMs() - tStart) / 1000).toFixed(1)} s\n`);
     api.close();

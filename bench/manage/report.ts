@@ -48,7 +48,8 @@ export interface ManageResult {
   sessions: number;
   devicesRssMb: number | null;
   /** The gateway's process.memoryUsage() after the GC, MiB: what of its RSS is JavaScript heap and what buffers. */
-  gatewayMemory?: { heapTotalMb: number; heapUsedMb: number; externalMb: number; arrayBuffersMb: number };
+  /** Also the ring memory lent to sessions then (firmware/slab-pool.ts): blocks out, the most out at once, blocks allocated in all. */
+  gatewayMemory?: { heapTotalMb: number; heapUsedMb: number; externalMb: number; arrayBuffersMb: number; ringsLentMb: number; ringBlocksLent: number; ringBlocksPeak: number; ringBlocksMade: number };
 }
 
 const r1 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
@@ -89,7 +90,7 @@ export function table(r: ManageResult): string {
   const m = r.gatewayMemory;
   if (m !== undefined)
     out.push(
-      `Gateway memory after the GC: ${r1(m.heapUsedMb)} MiB JavaScript heap used (of ${r1(m.heapTotalMb)} MiB reserved), ${r1(m.externalMb)} MiB external (of it ${r1(m.arrayBuffersMb)} MiB ArrayBuffers).`,
+      `Gateway memory after the GC: ${r1(m.heapUsedMb)} MiB JavaScript heap used (of ${r1(m.heapTotalMb)} MiB reserved), ${r1(m.externalMb)} MiB external (of it ${r1(m.arrayBuffersMb)} MiB ArrayBuffers); ring memory lent to sessions: ${r1(m.ringsLentMb)} MiB in ${m.ringBlocksLent} blocks (at most ${m.ringBlocksPeak} at once so far, ${m.ringBlocksMade} allocated in all).`,
     );
   return out.join('\n');
 }

@@ -170,7 +170,7 @@ export function runScenario(sc: Scenario): Outcome {
     return true;
   };
   // Every other seed, the gateway's rings borrow their memory from a pool, as the host gateway's do.
-  const pool = sc.seed % 2 === 0 ? new SlabPool({ keep: 2 }) : null;
+  const pool = sc.seed % 2 === 0 ? new SlabPool({ chunkBytes: 65536, keepChunks: sc.seed % 4 === 0 ? 0 : 1 }) : null;
   pair = new SimPair({
     ...(pool === null ? {} : { memory: pool }),
     seed: sc.seed,

@@ -20,7 +20,7 @@ import type { LinkOptions } from '../../../firmware/options';
 import type { ServerLink, ServerPort } from '../../../firmware/server-link';
 import { Transport } from '../../../firmware/link-base';
 import { peekRn } from '../../../firmware/wire';
-import { SLAB_POOL_DEFAULTS, SlabPool } from '../../../firmware/slab-pool';
+import { SlabPool } from '../../../firmware/slab-pool';
 import type { Log } from '../../../hal/log';
 import { kAttach, kPort } from '../app/channel';
 import { TypedEmitter } from '../app/typed-emitter';
@@ -86,12 +86,11 @@ export interface GatewayOptions {
    */
   metrics?: string | Address | null;
   /**
-   * Ring memory given back by sessions that went idle and kept for the next session that needs it,
-   * blocks per size (default 64; see firmware/slab-pool.ts). Every session's rings are lent only
-   * while they hold messages; more kept blocks mean fewer allocations under bursts and more memory
-   * held after them.
+   * Where every session's ring memory is cut from (firmware/slab-pool.ts): chunks of `chunkBytes`
+   * (default 33554432), of which `keepChunks` (default 1) per block size stay when all their blocks
+   * are back. A ring holds a block only while it holds messages.
    */
-  slabsKept?: number;
+  ringPool?: { chunkBytes?: number; keepChunks?: number };
   log?: Log;
 }
 
@@ -153,7 +152,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.tcpLimits = opts.tcpLimits;
     const keyOf = opts.devices === null ? null : keyLookup(opts.devices);
     // Not zero-filled (nothing is read before it is written): a slab costs no memset.
-    this.slabs = new SlabPool({ keep: opts.slabsKept ?? SLAB_POOL_DEFAULTS.keep, alloc: (n) => new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n) });
+    this.slabs = new SlabPool({ ...opts.ringPool, alloc: (n) => new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n) });
     this.acceptor = new Acceptor({
       options: { ...GATEWAY_LINK_DEFAULTS, ...opts.link },
       maxSessions: opts.maxSessions,
@@ -252,6 +251,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         heapUsedBytes: mem.heapUsed,
         ringBytesLent: this.slabs.lentBytes,
         ringBlocksKept: this.slabs.kept,
+        ringChunkBytes: this.slabs.chunkedBytes,
       }),
     );
   }
@@ -332,8 +332,12 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     process.nextTick(() => {
       if (!this.closed) this.emit('session', channel);
     });
+    // Written out rather than spread: one object shape for every session's port.
     return {
-      ...cp,
+      onOpen: cp.onOpen,
+      deliver: cp.deliver,
+      onDrain: cp.onDrain,
+      onEnd: cp.onEnd,
       answer: (exchange, body, len) => this.answer(exchange, body, len),
       transmit: (body, len, conn) => this.tcpFront?.send(-conn, body, len),
       onClose: (err) => {

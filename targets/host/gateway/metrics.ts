@@ -120,9 +120,10 @@ export interface GatewayGauges {
   uptimeSeconds: number;
   residentBytes: number;
   heapUsedBytes: number;
-  /** Ring memory lent to sessions now, bytes, and blocks kept for the next (firmware/slab-pool.ts). */
+  /** Ring memory lent to sessions now, bytes; free blocks ready for the next; bytes of the chunks they are cut from (firmware/slab-pool.ts). */
   ringBytesLent: number;
   ringBlocksKept: number;
+  ringChunkBytes: number;
 }
 
 /** The gateway's metric families (holdfast_gateway_...). */
@@ -168,6 +169,7 @@ export function gatewayFamilies(c: GatewayCounters, g: GatewayGauges): MetricFam
     one('resident_memory_bytes', 'gauge', "The process's resident set size.", g.residentBytes),
     one('heap_used_bytes', 'gauge', "The process's JavaScript heap in use.", g.heapUsedBytes),
     one('ring_bytes_lent', 'gauge', 'Ring memory lent to sessions now: only rings holding messages hold memory.', g.ringBytesLent),
-    one('ring_blocks_kept', 'gauge', 'Ring memory blocks given back by idle sessions and kept for the next.', g.ringBlocksKept),
+    one('ring_blocks_free', 'gauge', 'Ring memory blocks free in the chunks now, ready for the next session that needs one.', g.ringBlocksKept),
+    one('ring_chunk_bytes', 'gauge', 'Ring memory allocated in chunks now, lent or free.', g.ringChunkBytes),
   ];
 }
