@@ -2,8 +2,9 @@
  * tools/cli/ctl-http.ts against plain HTTP servers on 127.0.0.1 that are not the console: the console
  * URL and its checks, the token as a Bearer header, a holdfast error body as an ApiRefusal with its
  * code and status, a proxy's error page (HF_ERR_HTTP), a success that is not JSON, an answer over the
- * size bound, no answer in time (HF_ERR_TIMEOUT), nothing listening (HF_ERR_CONNECT), and a login's
- * session cookie and CSRF token.
+ * size bound, no answer in time (HF_ERR_TIMEOUT), nothing listening (HF_ERR_CONNECT), a kept
+ * connection the server closed before reading the request (sent again once), and a login's session
+ * cookie and CSRF token.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -166,6 +167,36 @@ test("login: no Bearer header; the session's cookie and CSRF token, sent back by
     assert.equal(await c.post('api/tokens', { name: 't' }, sessionHeaders(session)), { cookie: 'hf_session=S1D', csrf: 'C5RF' });
     assert.equal(auth, [undefined, undefined]);
   } finally {
+    await s.close();
+  }
+});
+
+test('a request on a kept connection the server reset unread is sent once more on a new one', async () => {
+  const served = new WeakSet<object>();
+  let resets = 0;
+  let answered = 0;
+  // The server answers the first request of each connection and resets the connection of any later
+  // one unread, as a server closing an idle keep-alive connection does when a request crosses it.
+  const s = await serve((req, body, res) => {
+    if (served.has(req.socket)) {
+      resets++;
+      req.socket.resetAndDestroy();
+      return;
+    }
+    served.add(req.socket);
+    answered++;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ ok: true, body }));
+  });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const c = new ConsoleClient({ url: s.url, token: 'hft_x', agent });
+    assert.equal(await c.get('api/one'), { ok: true, body: '' });
+    assert.equal(await c.post('api/two', { n: 2 }), { ok: true, body: '{"n":2}' }, 'the POST went again on a new connection');
+    assert.is(resets, 1);
+    assert.is(answered, 2, 'each request handled once');
+  } finally {
+    agent.destroy();
     await s.close();
   }
 });

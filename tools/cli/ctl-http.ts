@@ -8,6 +8,9 @@
  * - No connection (refused, unknown host, reset): HfError HF_ERR_CONNECT naming the console's URL and
  *   the system's code; a certificate the system does not trust: HF_ERR_TLS; no answer within
  *   `timeoutMs`: HF_ERR_TIMEOUT; a success that is not JSON, or a body over `maxBodyBytes`: HF_ERR_HTTP.
+ * - With a keep-alive agent, a request sent on a kept connection just as the server closed it for
+ *   idleness (ECONNRESET or EPIPE before any answer, `req.reusedSocket`) is sent once more on a new
+ *   connection: the server never read it (it reads nothing on a connection it is closing).
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -122,7 +125,16 @@ export class ConsoleClient {
     return { cookie, csrf };
   }
 
-  private send(method: string, path: string, body: unknown, extra: Record<string, string>, timeoutMs: number): Promise<{ body: unknown; headers: http.IncomingHttpHeaders }> {
+  private async send(method: string, path: string, body: unknown, extra: Record<string, string>, timeoutMs: number): Promise<{ body: unknown; headers: http.IncomingHttpHeaders }> {
+    try {
+      return await this.sendOnce(method, path, body, extra, timeoutMs);
+    } catch (e) {
+      if (!(e instanceof StaleConnection)) throw e;
+      return await this.sendOnce(method, path, body, extra, timeoutMs, false);
+    }
+  }
+
+  private sendOnce(method: string, path: string, body: unknown, extra: Record<string, string>, timeoutMs: number, retry = true): Promise<{ body: unknown; headers: http.IncomingHttpHeaders }> {
     const u = new URL(path.replace(/^\/+/, ''), this.base);
     const text = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
     const headers: Record<string, string | number> = { accept: 'application/json', ...(this.token === null ? {} : { authorization: `Bearer ${this.token}` }), ...extra };
@@ -140,7 +152,9 @@ export class ConsoleClient {
         if (err !== null) reject(err);
         else resolve(v as { body: unknown; headers: http.IncomingHttpHeaders });
       };
+      let answered = false;
       const req = lib.request(u, { method, headers, ...(this.agent === undefined ? {} : { agent: this.agent }) }, (res) => {
+        answered = true;
         const parts: Buffer[] = [];
         let size = 0;
         res.on('data', (d: Buffer) => {
@@ -166,7 +180,11 @@ export class ConsoleClient {
         finish(hfError(ErrorCode.TIMEOUT, `${method} ${u.href}: no answer within ${timeoutMs} ms`));
         req.destroy();
       }, timeoutMs);
-      req.on('error', (e) => finish(this.connectError(e)));
+      req.on('error', (e) => {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (retry && req.reusedSocket && !answered && (code === 'ECONNRESET' || code === 'EPIPE')) finish(new StaleConnection(e.message));
+        else finish(this.connectError(e));
+      });
       req.end(text);
     });
   }
@@ -199,3 +217,6 @@ export class ConsoleClient {
     return hfError(ErrorCode.CONNECT, `cannot reach the console at ${this.base.href}: ${code} (is the gateway running with --console, and is --console or HOLDFAST_CONSOLE right?)`, e);
   }
 }
+
+/** A kept connection the server had closed before it read the request (see the file comment). */
+class StaleConnection extends Error {}
