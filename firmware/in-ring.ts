@@ -294,6 +294,7 @@ export class InRing {
       if (this.scratch !== NO_SLAB) {
         this.pool.give(this.scratch);
         this.scratch = NO_SLAB;
+        this.viewBuf = this.slab; // no view of a block given back (it would keep its chunk alive)
       }
       this.giveBack();
     }
