@@ -372,7 +372,7 @@ test.after(async () => {
 test('1. flash: every step ok, files and modes, no key on a command line, session open, 1 MiB forwarded intact', async () => {
   const w = need();
   if (w === null) return;
-  await within(30_000, 'first flash', async () => {
+  await within(90_000, 'first flash', async () => {
     const watch = watchCommandLines(KEY, () => []);
     const r = await flash(w, []);
     const seen = watch.stop();
@@ -442,7 +442,7 @@ test('1. flash: every step ok, files and modes, no key on a command line, sessio
 test('2. flash a new build again (an update): bundles replaced, the new one current, old launcher and device stopped, session open again', async () => {
   const w = need();
   if (w === null) return;
-  await within(40_000, 'second flash', async () => {
+  await within(90_000, 'second flash', async () => {
     const bundle = path.join(w.prefix, 'holdfast-device.js');
     const inodeBefore = fs.statSync(bundle).ino;
     const launcherInodeBefore = fs.statSync(path.join(w.prefix, 'holdfast-launcher.js')).ino;
