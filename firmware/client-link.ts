@@ -309,6 +309,7 @@ export class ClientLink extends LinkBase {
       off: this.ep.out.tailOff,
       lim: limitsOf(this.o),
       ring: [this.o.outSlots, this.o.outBytes],
+      ...(this.carried > 0 ? { again: this.carried } : {}),
     });
   }
 

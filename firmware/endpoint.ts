@@ -53,6 +53,8 @@ export interface EndpointData {
   in: [number, number, InMsgData[]];
   /** Whether the application confirms what it received (ackAfter 'app'; absent in older snapshots). */
   ackApp?: boolean;
+  /** [first seq, count]: messages that may have reached the application before (absent: none). */
+  again?: [number, number];
   /** [window end seq, window end offset, peer max message, messages per bundle] */
   peer: [number, number, number, number];
   peerLimits: Limits | null;
@@ -693,6 +695,7 @@ export class Endpoint {
       out: [out.tail, out.tailOff, this.sendNext, outMsgs],
       in: [inr.held, inr.heldOff, inMsgs],
       ackApp: this.ackApp,
+      again: this.againAfterRestore(),
       peer: [this.peerWndSeq, this.peerWndOff, this.peerMaxMessage, this.writer.maxMessages],
       peerLimits: this.peerLimits,
       peerRing: this.peerRing,
@@ -717,6 +720,7 @@ export class Endpoint {
     this.sendNext = sendNext;
     const [held, heldOff, inMsgs] = d.in;
     if (d.ackApp !== undefined) this.ackApp = d.ackApp;
+    if (d.again !== undefined) this.markAgain(d.again[0], d.again[1]);
     this.inr.restart(held, heldOff);
     for (const [seq, off, payload] of inMsgs) {
       if (this.inr.check(seq, off, payload.length) === DUPLICATE) throw hfError(ErrorCode.STATE, `snapshot repeats message ${seq}`);
@@ -757,6 +761,34 @@ export class Endpoint {
     this.advOff = (this.inr.heldOff + this.inr.bytes) >>> 0;
     this.ackedSeq = this.inr.next;
     this.ackedOff = this.inr.nextOff;
+  }
+
+  // ---- redeliveries -----------------------------------------------------------------------------
+
+  /** Messages [againFrom, againFrom + againCount) may have reached an application before. */
+  private againFrom = 0;
+  private againCount = 0;
+
+  /**
+   * Marks `count` messages from `from` as possibly delivered before: a successor session's carried
+   * messages (the hello's `again`), or unconfirmed ones handed over again after a restore.
+   */
+  markAgain(from: number, count: number): void {
+    this.againFrom = from >>> 0;
+    this.againCount = count >>> 0;
+  }
+
+  /** Whether message `seq` may have reached an application before (see `markAgain`). */
+  isAgain(seq: number): boolean {
+    return this.againCount > 0 && dist(seq, this.againFrom) < this.againCount;
+  }
+
+  /** What a restore of this state marks: the messages handed over and not confirmed, and those marked already. */
+  private againAfterRestore(): [number, number] | undefined {
+    const inr = this.inr;
+    const end = this.againCount > 0 && !behind((this.againFrom + this.againCount) >>> 0, inr.read) ? (this.againFrom + this.againCount) >>> 0 : inr.read;
+    const n = dist(end, inr.held);
+    return n > 0 && !behind(end, inr.held) ? [inr.held, n] : undefined;
   }
 
   // ---- delivery --------------------------------------------------------------------------------

@@ -32,11 +32,11 @@ test("a gateway with ackAfter 'app' acknowledges only what its application confi
     await within(20_000, 'confirmations', async () => {
       const gw = await Gateway.start({ http: '127.0.0.1:0', devices: { 'pi-1': KEY }, ackAfter: 'app' });
       c.add(() => gw.close());
-      const got: { n: number; seq: number; done: () => void }[] = [];
+      const got: { n: number; seq: number; done: () => void; again: boolean }[] = [];
       let channel: GatewayChannel | null = null;
       gw.on('session', (ch) => {
         channel = ch;
-        ch.on('message', (m, done, seq) => got.push({ n: Number(m.toString()), seq, done }));
+        ch.on('message', (m, done, seq, again) => got.push({ n: Number(m.toString()), seq, done, again }));
       });
       const dev = connect({ gateway: gw.http?.url ?? '', id: 'pi-1', key: KEY });
       c.add(() => dev.destroy());
@@ -50,6 +50,10 @@ test("a gateway with ackAfter 'app' acknowledges only what its application confi
       );
       const ch = channel as GatewayChannel | null;
       assert.is(ch?.ackAfter, 'app');
+      assert.ok(
+        got.every((g) => !g.again),
+        'first deliveries',
+      );
       await sleep(200);
       assert.is(dev.unacknowledged, 10, 'nothing confirmed: the device holds all ten');
       got[3].done(); // confirms 0..3
@@ -153,11 +157,13 @@ test('a gateway killed before confirming: the next gateway gets the unconfirmed 
       gw1.kill('SIGKILL');
       await gw1.exited;
       const got: number[] = [];
+      const again: boolean[] = [];
       const gw2 = await Gateway.start({ http: `127.0.0.1:${port}`, devices, ackAfter: 'app' });
       c.add(() => gw2.close());
       gw2.on('session', (s) =>
-        s.on('message', (m, done) => {
+        s.on('message', (m, done, _seq, a) => {
           got.push(Number(m.toString()));
+          again.push(a);
           done();
         }),
       );
@@ -172,6 +178,15 @@ test('a gateway killed before confirming: the next gateway gets the unconfirmed 
         lines.some((l) => /the gateway lost the session/.test(l) && new RegExp(`carried=${N - K}`).test(l)),
         lines.join('\n'),
       );
+      assert.ok(
+        again.every((a) => a),
+        `each carried message is marked as redelivered: ${again}`,
+      );
+      // Sent in the new session after the carried ones: a first delivery.
+      (ch as DeviceChannel | null)?.send(Buffer.from(String(N)));
+      await waitUntil(5000, () => got.length === N - K + 1);
+      assert.is(got[N - K], N);
+      assert.is(again[N - K], false, 'a new message is not marked');
       await waitUntil(3000, () => (ch as DeviceChannel | null)?.unacknowledged === 0);
       assert.is((ch as DeviceChannel | null)?.unacknowledged, 0, 'the second gateway confirmed them all');
     });

@@ -7,6 +7,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { Ctl, type Hello, type Limits, decodeControl, encodeControl } from '../firmware/control';
 import { Endpoint } from '../firmware/endpoint';
 import { ErrorCode } from '../firmware/errors';
 import { InRing, NEW } from '../firmware/in-ring';
@@ -208,6 +209,19 @@ test('endpoint: a snapshot keeps unconfirmed messages; restored, they are delive
     return true;
   }, 1);
   assert.equal(again, [1, W, 2, 0, 3, 1], 'the three unconfirmed, with their seqs');
+  assert.equal(data.again, [W, 3], 'the unconfirmed are marked as possibly delivered before');
+  assert.ok(c.isAgain(W) && c.isAgain(0) && c.isAgain(1));
+  assert.not.ok(c.isAgain(W - 1) || c.isAgain(2), 'confirmed and later messages are not');
+});
+
+test("hello 'again': encoded only when non-zero, decoded as a u32", () => {
+  const base = { kind: Ctl.HELLO, id: 'd', n: 1, nonce: new Uint8Array(8), proof: new Uint8Array(0), seq: W, off: 0, lim: [8, 4096, 64, 8, 4] as Limits };
+  const plain = encodeControl(base);
+  const h0 = decodeControl(plain, 0, plain.length) as Hello;
+  assert.is(h0.again, undefined);
+  assert.is(Buffer.from(encodeControl({ ...base, again: 0 })).toString('hex'), Buffer.from(plain).toString('hex'), 'again 0 is not written');
+  const b = encodeControl({ ...base, again: 15 });
+  assert.is((decodeControl(b, 0, b.length) as Hello).again, 15);
 });
 
 test('endpoint: confirm with ackAfter received is HF_ERR_CONFIRM', () => {

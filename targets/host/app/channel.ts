@@ -5,11 +5,12 @@
  *   send(bytes) -> boolean   true: accepted, and delivered exactly once, in order. false: NOT
  *                            accepted (the out-ring is full): send it again after 'drain'
  *   'open'                   the session is established (device: the gateway's welcome arrived)
- *   'message' (data, done, seq)
+ *   'message' (data, done, seq, again)
  *                            one message from the peer, in order, exactly once. With ackAfter 'app'
  *                            the peer keeps it (unacknowledged) until the application confirms it:
  *                            `done()`, or `ack(seq)` with the `seq` (its sequence number) of this
- *                            or a later message; with 'received' both are no-ops
+ *                            or a later message; with 'received' both are no-ops. `again`: the
+ *                            message may have reached an application before (redelivered)
  *   ack(seq?)                ackAfter 'app': confirms message `seq` and every one before it (no
  *                            `seq`: every message emitted so far). HF_ERR_CONFIRM for a message
  *                            already confirmed or not emitted yet
@@ -42,9 +43,10 @@ export type ChannelEvents = {
   open: [];
   /**
    * `done` confirms this message (ackAfter 'app'; a no-op with 'received'); `seq` is its sequence
-   * number, for `ack(seq)`.
+   * number, for `ack(seq)`; `again` is true when the message may have reached an application before
+   * (redelivered: a successor session's carried message, or one left unconfirmed before a restore).
    */
-  message: [data: Buffer, done: () => void, seq: number];
+  message: [data: Buffer, done: () => void, seq: number, again: boolean];
   drain: [];
   end: [];
   close: [err?: HfError];
@@ -121,7 +123,8 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
         // the call: the application gets a copy. Bytes straight from the received bundle are the
         // driver's, which never reuses a bundle it handed the link: the application gets a view.
         const inRing = this.link !== null && this.link.ep.ownsBytes(buf);
-        this.later('message', inRing ? Buffer.from(buf.subarray(off, off + len)) : Buffer.from(buf.buffer, buf.byteOffset + off, len), seq);
+        const again = this.link?.ep.isAgain(seq) === true;
+        this.later('message', inRing ? Buffer.from(buf.subarray(off, off + len)) : Buffer.from(buf.buffer, buf.byteOffset + off, len), seq, again);
         return !this.paused;
       },
       onDrain: () => this.later('drain'),
@@ -140,9 +143,9 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
    * Events wait for the next tick, in order, all in one queue: a bundle of a hundred messages costs
    * one nextTick, not a hundred.
    */
-  private later(event: keyof ChannelEvents, arg?: unknown, seq = 0): void {
-    this.queue.push(event, arg, seq);
-    if (this.queue.length === 3) process.nextTick(this.flushEvents);
+  private later(event: keyof ChannelEvents, arg?: unknown, seq = 0, again = false): void {
+    this.queue.push(event, arg, seq, again);
+    if (this.queue.length === 4) process.nextTick(this.flushEvents);
   }
 
   private readonly queue: unknown[] = [];
@@ -150,7 +153,7 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
     const q = this.queue;
     // The queue holds ChannelEvents only; E may add events but never changes these.
     const emit = EventEmitter.prototype.emit;
-    for (let i = 0; i < q.length; i += 3) {
+    for (let i = 0; i < q.length; i += 4) {
       const event = q[i] as keyof ChannelEvents;
       if (event === 'close') {
         const err = q[i + 1] as Error | undefined;
@@ -160,7 +163,7 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
         const seq = q[i + 2] as number;
         this.emitted = seq;
         this.anyEmitted = true;
-        emit.call(this, 'message', q[i + 1], this.app ? () => this.ack(seq) : NO_OP, seq);
+        emit.call(this, 'message', q[i + 1], this.app ? () => this.ack(seq) : NO_OP, seq, q[i + 3]);
       } else emit.call(this, event);
     }
     q.length = 0;

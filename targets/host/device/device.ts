@@ -216,6 +216,8 @@ class Device implements DeviceState {
       client = new ClientLink(config, port, o);
       if (this.storage !== null) client.attachJournal(new Journal(this.storage, o.maxMessage), now);
     }
+    // Its hello tells the gateway how many of its first messages a lost session may have delivered.
+    if (client.sid === null) client.carried = this.carried;
     this.client = client;
     this.channel[kAttach](client);
     if (store !== null) store.armed = true;
