@@ -36,7 +36,7 @@ export type { ErrorCodeValue } from './firmware/errors';
 
 // Options and their defaults.
 export { LINK_DEFAULTS } from './firmware/options';
-export type { LinkOptions } from './firmware/options';
+export type { AckAfter, LinkOptions } from './firmware/options';
 export type { LadderOptions } from './firmware/ladder';
 
 // Logging: the interface every part logs through, and the process logger.

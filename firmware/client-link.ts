@@ -28,7 +28,7 @@ import { behind } from './check';
 import { Endpoint } from './endpoint';
 import { ErrorCode, type ErrorCodeValue, type HfError, hfError, isHfError } from './errors';
 import { LinkBase, type LinkPort, LinkState, Transport, type TransportValue } from './link-base';
-import { type LinkOptions, type ResolvedOptions, resolveOptions } from './options';
+import { type AckAfter, checkAckAfter, type LinkOptions, type ResolvedOptions, resolveOptions } from './options';
 import type { BundleView } from './wire';
 import { type ClientData, SNAPSHOT_VERSION, decodeSnapshot, encodeSnapshot } from './snapshot';
 import { Journal, type JournalOptions, Rec, getU32 } from './journal';
@@ -61,6 +61,12 @@ export interface ClientConfig {
   /** Hello counter for this new session: larger than any before (persisted, or from the wall clock). */
   helloCounter?: number;
   options?: LinkOptions;
+  /**
+   * When the device acknowledges the gateway's messages (default 'received'; options.ts AckAfter):
+   * 'app', only once its application confirmed them (`confirm`). With a journal attached, 'received'
+   * already waits until the application was handed the message (Endpoint.ackConsumed).
+   */
+  ackAfter?: AckAfter;
 }
 
 const NONCE_BYTES = 16;
@@ -115,7 +121,9 @@ export class ClientLink extends LinkBase {
     const o = resolved ?? resolveOptions(config.options);
     if ((config.key === undefined) !== (config.crypto === undefined)) throw hfError(ErrorCode.OPTION, 'key and crypto go together: give both or neither');
     if (config.key !== undefined && config.key.length === 0) throw hfError(ErrorCode.OPTION, 'key must not be empty');
+    const ackApp = checkAckAfter(config.ackAfter) === 'app';
     super(o, new Endpoint(o, 0, 0), port, LinkState.IDLE);
+    this.ep.ackApp = ackApp;
     this.config = config;
     this.id = config.id;
     this.serverHold = o.holdMs;
@@ -164,6 +172,8 @@ export class ClientLink extends LinkBase {
     const s = decodeSnapshot<ClientData>(bytes, 'client');
     const c = new ClientLink({ ...config, id: s.link.id, helloCounter: s.link.helloN }, port, s.o);
     c.ep.fromData(s.ep, now);
+    // The mode given now wins over the snapshot's (messages it held unconfirmed are delivered again).
+    if (config.ackAfter !== undefined) c.ep.ackApp = config.ackAfter === 'app';
     c.restoreLinkData(s.link);
     c.sid = s.link.sid === null ? null : new Uint8Array(s.link.sid);
     // The transport belonged to the old process: the driver sets one, and the first setTransport
@@ -299,6 +309,7 @@ export class ClientLink extends LinkBase {
       off: this.ep.out.tailOff,
       lim: limitsOf(this.o),
       ring: [this.o.outSlots, this.o.outBytes],
+      ...(this.carried > 0 ? { again: this.carried } : {}),
     });
   }
 

@@ -3,8 +3,9 @@
  * `fields` a map of text keys. Encoded and decoded with cbor-value.ts (they are not on the per-message
  * path); byte strings go out inside tag 64, as in the examples of docs/PROTOCOL.md section 12.
  *
- *   [1, {id, n, nonce, proof, seq, off, lim, ring}] hello: device id, hello counter, proof of the key, first
- *                                            seq/offset, what its reader accepts
+ *   [1, {id, n, nonce, proof, seq, off, lim, ring, again}] hello: device id, hello counter, proof of the key,
+ *                                            first seq/offset, what its reader accepts, how many of
+ *                                            its first messages may have reached a session before
  *   [2, {seq, off, hold, idle, held, lim, ring}] welcome: server's first seq/offset, hold/idle limits, held
  *                                            count, what its reader accepts
  *   [3, {end}]                               close: the sender will send no message at or after `end`
@@ -42,6 +43,11 @@ export interface Hello {
   lim: Limits;
   /** The device's out-ring [slots, bytes] (optional). */
   ring?: Ring;
+  /**
+   * How many of the device's first messages (from `seq`) a previous session may already have
+   * delivered: a successor's carried messages (PROTOCOL 11.7). Optional; absent: none.
+   */
+  again?: number;
 }
 
 export interface Welcome {
@@ -77,7 +83,10 @@ export type Control = Hello | Welcome | Close | ErrorItem;
 export function encodeControl(c: Control): Uint8Array {
   switch (c.kind) {
     case Ctl.HELLO:
-      return encodeValue([c.kind, { id: c.id, n: c.n, nonce: c.nonce, proof: c.proof, seq: c.seq, off: c.off, lim: c.lim, ...(c.ring ? { ring: c.ring } : {}) }]);
+      return encodeValue([
+        c.kind,
+        { id: c.id, n: c.n, nonce: c.nonce, proof: c.proof, seq: c.seq, off: c.off, lim: c.lim, ...(c.ring ? { ring: c.ring } : {}), ...(c.again ? { again: c.again } : {}) },
+      ]);
     case Ctl.WELCOME:
       return encodeValue([c.kind, { seq: c.seq, off: c.off, hold: c.hold, idle: c.idle, held: c.held, lim: c.lim, ...(c.ring ? { ring: c.ring } : {}) }]);
     case Ctl.CLOSE:
@@ -140,7 +149,7 @@ function text(f: Record<string, unknown>, k: string, max: number): string {
 
 /** The fields of each kind this version knows; other keys are skipped unread (a later version's). */
 const FIELDS: Record<number, readonly string[] | undefined> = {
-  [Ctl.HELLO]: ['id', 'n', 'nonce', 'proof', 'seq', 'off', 'lim', 'ring'],
+  [Ctl.HELLO]: ['id', 'n', 'nonce', 'proof', 'seq', 'off', 'lim', 'ring', 'again'],
   [Ctl.WELCOME]: ['seq', 'off', 'hold', 'idle', 'held', 'lim', 'ring'],
   [Ctl.CLOSE]: ['end'],
   [Ctl.ERROR]: ['code', 'message'],
@@ -192,7 +201,18 @@ export function decodeControl(buf: Uint8Array, start: number, end: number): Cont
     case Ctl.HELLO: {
       const id = text(f, 'id', 128);
       if (id.length === 0) throw hfError(ErrorCode.BUNDLE, 'hello id is empty');
-      return { kind: Ctl.HELLO, id, n: u32(f, 'n'), nonce: bytes(f, 'nonce', 8, 64), proof: bytes(f, 'proof', 0, 64), seq: u32(f, 'seq'), off: u32(f, 'off'), lim: limits(f), ...withRing(f) };
+      return {
+        kind: Ctl.HELLO,
+        id,
+        n: u32(f, 'n'),
+        nonce: bytes(f, 'nonce', 8, 64),
+        proof: bytes(f, 'proof', 0, 64),
+        seq: u32(f, 'seq'),
+        off: u32(f, 'off'),
+        lim: limits(f),
+        ...withRing(f),
+        ...(f.again === undefined ? {} : { again: u32(f, 'again') }),
+      };
     }
     case Ctl.WELCOME:
       return { kind: Ctl.WELCOME, seq: u32(f, 'seq'), off: u32(f, 'off'), hold: u32(f, 'hold'), idle: u32(f, 'idle'), held: u32(f, 'held'), lim: limits(f), ...withRing(f) };

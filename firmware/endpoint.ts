@@ -43,8 +43,11 @@ const DUE = 4;
 /** Provides a session's memory: an ArrayBuffer of at least `bytes` (contents may be anything). */
 export type ArenaAlloc = (bytes: number) => ArrayBuffer;
 
-/** Receives delivered messages: `buf[off, off+len)` is valid only during the call. Return false to pause. */
-export type DeliverFn = (buf: Uint8Array, off: number, len: number) => boolean;
+/**
+ * Receives delivered messages: `buf[off, off+len)` is valid only during the call; `seq` is the
+ * message's sequence number (what `confirm` takes with ackAfter 'app'). Return false to pause.
+ */
+export type DeliverFn = (buf: Uint8Array, off: number, len: number, seq: number) => boolean;
 
 /** One out-ring message in a snapshot: [sent age ms or -1, times sent, flags, payload]. */
 export type OutMsgData = [number, number, number, Uint8Array];
@@ -54,8 +57,15 @@ export type InMsgData = [number, number, Uint8Array];
 export interface EndpointData {
   /** [tail, tailOff, sendNext, messages from tail] */
   out: [number, number, number, OutMsgData[]];
-  /** [read, readOff, held messages (unconsumed and early arrivals)] */
+  /**
+   * [held, heldOff, held messages (unconfirmed, unconsumed and early arrivals)]: restored, the
+   * unconfirmed ones are handed to the application again.
+   */
   in: [number, number, InMsgData[]];
+  /** Whether the application confirms what it received (ackAfter 'app'; absent in older snapshots). */
+  ackApp?: boolean;
+  /** [first seq, count]: messages that may have reached the application before (absent: none). */
+  again?: [number, number];
   /** [window end seq, window end offset, peer max message, messages per bundle] */
   peer: [number, number, number, number];
   peerLimits: Limits | null;
@@ -371,11 +381,12 @@ export class Endpoint {
     const w = this.writer;
     const inr = this.inr;
     const out = this.out;
-    if (this.ackConsumed) {
-      // Acknowledge only what the application consumed; what it has not yet is reported received
-      // (a selective ack spares the retransmission) but stays in the peer's ring until consumed.
-      w.begin(sid, rn, inr.read, inr.slots, inr.bytes, out);
-      if (inr.read !== inr.next) w.sack(inr.read, inr.next);
+    if (this.ackConsumed || this.ackApp) {
+      // Acknowledge only what the application consumed (journal) or confirmed (ackAfter 'app'); what
+      // it has not yet is reported received (a selective ack spares the retransmission) but stays
+      // in the peer's ring until then. The window counts from the same point: the whole ring.
+      w.begin(sid, rn, inr.held, inr.slots, inr.bytes, out);
+      if (inr.held !== inr.next) w.sack(inr.held, inr.next);
     } else {
       w.begin(sid, rn, inr.next, inr.windowMsgs, inr.windowBytes, out);
     }
@@ -555,13 +566,14 @@ export class Endpoint {
       const first = i === 0 || seq !== (v.seqs[i - 1] + 1) >>> 0;
       if ((first ? this.inr.check(seq, v.offs[i], v.lens[i]) : v.verdicts[i]) === DUPLICATE) {
         this.stats.duplicatesIn++;
-      } else if (fn !== null && !this.paused && this.inr.isPassThrough(seq)) {
-        // In order with nothing waiting: straight to the application, no copy into the ring.
+      } else if (fn !== null && !this.paused && !this.ackApp && this.inr.isPassThrough(seq)) {
+        // In order with nothing waiting: straight to the application, no copy into the ring. (Not
+        // with ackAfter 'app': a message waiting for its confirmation must stay in the ring.)
         this.inr.pass(seq, v.offs[i], v.lens[i]);
         passed++;
         fresh++;
         this.stats.bytesIn += v.lens[i];
-        if (!fn(v.buf, v.starts[i], v.lens[i])) this.paused = true;
+        if (!fn(v.buf, v.starts[i], v.lens[i], seq)) this.paused = true;
       } else {
         this.inr.store(seq, v.offs[i], v.buf, v.starts[i], v.lens[i]);
         fresh++;
@@ -685,7 +697,7 @@ export class Endpoint {
       outMsgs.push([sent < 0 ? -1 : now - sent, out.sendCount(q), out.flagsOf(q), payload]);
     }
     const inMsgs: InMsgData[] = [];
-    for (let q = inr.read; q !== inr.top; q = (q + 1) >>> 0) {
+    for (let q = inr.held; q !== inr.top; q = (q + 1) >>> 0) {
       if (!inr.isPresent(q)) continue;
       const payload = new Uint8Array(inr.lenOf(q));
       inr.copyOut(q, payload);
@@ -694,7 +706,9 @@ export class Endpoint {
     const age = (t: number): number => (t < 0 ? -1 : now - t);
     return {
       out: [out.tail, out.tailOff, this.sendNext, outMsgs],
-      in: [inr.read, inr.readOff, inMsgs],
+      in: [inr.held, inr.heldOff, inMsgs],
+      ackApp: this.ackApp,
+      again: this.againAfterRestore(),
       peer: [this.peerWndSeq, this.peerWndOff, this.peerMaxMessage, this.writer.maxMessages],
       peerLimits: this.peerLimits,
       peerRing: this.peerRing,
@@ -717,8 +731,10 @@ export class Endpoint {
       if ((flags & DUE) !== 0) this.due++;
     }
     this.sendNext = sendNext;
-    const [read, readOff, inMsgs] = d.in;
-    this.inr.restart(read, readOff);
+    const [held, heldOff, inMsgs] = d.in;
+    if (d.ackApp !== undefined) this.ackApp = d.ackApp;
+    if (d.again !== undefined) this.markAgain(d.again[0], d.again[1]);
+    this.inr.restart(held, heldOff);
     for (const [seq, off, payload] of inMsgs) {
       if (this.inr.check(seq, off, payload.length) === DUPLICATE) throw hfError(ErrorCode.STATE, `snapshot repeats message ${seq}`);
       this.inr.store(seq, off, payload, 0, payload.length);
@@ -743,6 +759,11 @@ export class Endpoint {
   journal: JournalSink | null = null;
   /** Acknowledge only messages the application consumed (set while a journal is attached). */
   ackConsumed = false;
+  /**
+   * ackAfter 'app': a message handed to the application stays in the in-ring, unacknowledged, until
+   * the application confirms it (`confirm`); the acknowledgement and the window count from there.
+   */
+  ackApp = false;
 
   /** The peer's reader limits once known (kept for snapshots). */
   peerLimits: Limits | null = null;
@@ -750,9 +771,37 @@ export class Endpoint {
   /** Records the window ends this side just told (or is about to tell) the peer. */
   private markAdvertised(): void {
     this.advSeq = (this.inr.next + this.inr.windowMsgs) >>> 0;
-    this.advOff = (this.inr.readOff + this.inr.bytes) >>> 0;
+    this.advOff = (this.inr.heldOff + this.inr.bytes) >>> 0;
     this.ackedSeq = this.inr.next;
     this.ackedOff = this.inr.nextOff;
+  }
+
+  // ---- redeliveries -----------------------------------------------------------------------------
+
+  /** Messages [againFrom, againFrom + againCount) may have reached an application before. */
+  private againFrom = 0;
+  private againCount = 0;
+
+  /**
+   * Marks `count` messages from `from` as possibly delivered before: a successor session's carried
+   * messages (the hello's `again`), or unconfirmed ones handed over again after a restore.
+   */
+  markAgain(from: number, count: number): void {
+    this.againFrom = from >>> 0;
+    this.againCount = count >>> 0;
+  }
+
+  /** Whether message `seq` may have reached an application before (see `markAgain`). */
+  isAgain(seq: number): boolean {
+    return this.againCount > 0 && dist(seq, this.againFrom) < this.againCount;
+  }
+
+  /** What a restore of this state marks: the messages handed over and not confirmed, and those marked already. */
+  private againAfterRestore(): [number, number] | undefined {
+    const inr = this.inr;
+    const end = this.againCount > 0 && !behind((this.againFrom + this.againCount) >>> 0, inr.read) ? (this.againFrom + this.againCount) >>> 0 : inr.read;
+    const n = dist(end, inr.held);
+    return n > 0 && !behind(end, inr.held) ? [inr.held, n] : undefined;
   }
 
   // ---- delivery --------------------------------------------------------------------------------
@@ -765,25 +814,53 @@ export class Endpoint {
   deliver(fn: DeliverFn, now: number): number {
     const inr = this.inr;
     let n = 0;
+    const app = this.ackApp;
     while (!this.paused && inr.peek()) {
-      const go = fn(inr.viewBuf, inr.viewOff, inr.viewLen);
-      inr.release();
+      const go = fn(inr.viewBuf, inr.viewOff, inr.viewLen, inr.read);
+      if (app) inr.handOver();
+      else inr.release();
       n++;
       if (!go) this.paused = true;
     }
-    if (n > 0) {
+    if (n > 0 && !app) {
       if (this.journal !== null) this.journal.delivered(inr.read, inr.readOff);
-      // Worth a bundle of its own once half the ring (slots or bytes) opened since the last advertisement.
-      const end = (inr.next + inr.windowMsgs) >>> 0;
-      const endOff = (inr.readOff + inr.bytes) >>> 0;
-      const msgs = dist(end, this.advSeq);
-      const bytes = dist(endOff, this.advOff);
-      if ((msgs >= inr.slots / 2 && !behind(end, this.advSeq)) || (bytes >= inr.bytes / 2 && !behind(endOff, this.advOff))) {
-        // The peer may be stopped at the old window end: tell it now.
-        this.owe(now);
-        this.ackOwedSince = -Infinity;
-      }
+      this.windowOpened(now);
     }
     return n;
+  }
+
+  /**
+   * ackAfter 'app': the application confirms message `seq` and every one handed to it before: they
+   * leave the in-ring and are acknowledged to the peer (after `ackDelayMs`, or at once when the
+   * window opened by half the ring). Throws HF_ERR_CONFIRM, changing nothing, for a message not
+   * handed over yet (the deliver call of `seq` itself included: confirm after it returned) or already
+   * confirmed, and when ackAfter is not 'app'. Returns how many were freed.
+   */
+  confirm(seq: number, now: number): number {
+    const inr = this.inr;
+    if (!this.ackApp) throw hfError(ErrorCode.CONFIRM, `confirm of message ${seq}, but ackAfter is 'received': messages are acknowledged as they arrive`);
+    if (!inr.isConfirmable(seq)) {
+      const why = behind(seq, inr.held) ? 'was already confirmed' : 'was not delivered yet';
+      throw hfError(ErrorCode.CONFIRM, `message ${seq} ${why} (confirmable: [${inr.held}, ${inr.read}))`);
+    }
+    const n = inr.confirm((seq + 1) >>> 0);
+    if (this.journal !== null) this.journal.delivered(inr.held, inr.heldOff);
+    this.owe(now);
+    this.windowOpened(now);
+    return n;
+  }
+
+  /** Owes the peer a window update at once if half the ring (slots or bytes) opened since the last advertisement. */
+  private windowOpened(now: number): void {
+    const inr = this.inr;
+    const end = (inr.next + inr.windowMsgs) >>> 0;
+    const endOff = (inr.heldOff + inr.bytes) >>> 0;
+    const msgs = dist(end, this.advSeq);
+    const bytes = dist(endOff, this.advOff);
+    if ((msgs >= inr.slots / 2 && !behind(end, this.advSeq)) || (bytes >= inr.bytes / 2 && !behind(endOff, this.advOff))) {
+      // The peer may be stopped at the old window end: tell it now.
+      this.owe(now);
+      this.ackOwedSince = -Infinity;
+    }
   }
 }

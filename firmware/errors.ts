@@ -18,6 +18,11 @@ export const ErrorCode = {
   WINDOW: 'HF_ERR_WINDOW',
   /** An acknowledgement of messages that were never sent. */
   ACK: 'HF_ERR_ACK',
+  /**
+   * ackAfter 'app': the application confirmed a message it was not handed yet, or one already
+   * confirmed (confirmations go in order: confirming a message confirms every one before it).
+   */
+  CONFIRM: 'HF_ERR_CONFIRM',
   /** The peer broke the protocol in a way that cannot be ignored (inconsistent offsets, bad state). */
   PROTOCOL: 'HF_ERR_PROTOCOL',
   /** A bundle names a session this side does not have. */

@@ -4,9 +4,13 @@
  * Same fixed layout as the out-ring. Every message carries its byte offset in the sender's stream, so a
  * message that arrives early (out of order) goes straight to its final place in the slab; the window
  * the receiver advertises (free slots after `next`, free bytes after `nextOff`) guarantees it fits and
- * never overwrites anything. Three positions, all free-running u32:
- *   read <= next <= top: [read, next) received in order, not yet consumed by the application;
- *   next: the cumulative acknowledgement (all before it received); [next, top) may hold early arrivals.
+ * never overwrites anything. Four positions, all free-running u32:
+ *   held <= read <= next <= top: [held, read) handed to the application and not yet confirmed by it
+ *   (only with ackAfter 'app': otherwise held === read, a message is freed as it is handed over);
+ *   [read, next) received in order, not yet handed to the application;
+ *   next: every message before it received; [next, top) may hold early arrivals.
+ * Slots and bytes are freed from `held`: a message waiting for its confirmation keeps its place, so
+ * the window (counted from `held`) bounds how many may wait, and a ring holding one is not empty.
  * No method allocates; a message that wraps the slab end is read through one scratch buffer. With a
  * `pool` (slab-pool.ts) the slab is held only while the ring holds a message or a piece of one, and
  * the scratch only from `peek` to `release`.
@@ -34,7 +38,10 @@ export class InRing {
   private readonly scratchBytes: number;
   private readonly pool: SlabLender | null;
 
-  /** Next message the application will consume. */
+  /** Oldest message still held: handed to the application, not yet confirmed (=== read when none). */
+  held: number;
+  heldOff: number;
+  /** Next message the application will be handed. */
   read: number;
   readOff: number;
   /** Next message expected in order: the cumulative acknowledgement. */
@@ -54,8 +61,8 @@ export class InRing {
   constructor(opts: RingOptions = {}) {
     this.slots = checkPow2('slots', opts.slots ?? RING_DEFAULTS.slots, 1, 1 << 20);
     this.bytes = checkPow2('bytes', opts.bytes ?? RING_DEFAULTS.bytes, 1, 1 << 30);
-    this.read = this.next = this.top = checkInt('seq', opts.seq ?? 0, 0, 0xffffffff);
-    this.readOff = this.nextOff = checkInt('off', opts.off ?? 0, 0, 0xffffffff);
+    this.held = this.read = this.next = this.top = checkInt('seq', opts.seq ?? 0, 0, 0xffffffff);
+    this.heldOff = this.readOff = this.nextOff = checkInt('off', opts.off ?? 0, 0, 0xffffffff);
     this.mask = this.slots - 1;
     this.bmask = this.bytes - 1;
     this.pool = opts.pool ?? null;
@@ -70,9 +77,9 @@ export class InRing {
 
   /** Moves an empty ring to start at `seq`/`off` (the peer announced its first message). */
   restart(seq: number, off: number): void {
-    if (this.read !== this.top) throw hfError(ErrorCode.PROTOCOL, `cannot restart a ring holding ${dist(this.top, this.read)} messages`);
-    this.read = this.next = this.top = seq >>> 0;
-    this.readOff = this.nextOff = off >>> 0;
+    if (this.held !== this.top) throw hfError(ErrorCode.PROTOCOL, `cannot restart a ring holding ${dist(this.top, this.held)} messages`);
+    this.held = this.read = this.next = this.top = seq >>> 0;
+    this.heldOff = this.readOff = this.nextOff = off >>> 0;
     this.partBytes = 0;
     this.giveBack();
   }
@@ -82,9 +89,9 @@ export class InRing {
     return this.pool === null ? 0 : (this.slab !== NO_SLAB ? 1 : 0) + (this.scratch !== NO_SLAB ? 1 : 0);
   }
 
-  /** Whether the ring holds nothing: no message unconsumed or early, no piece. */
+  /** Whether the ring holds nothing: no message unconfirmed, unconsumed or early, no piece. */
   get isEmpty(): boolean {
-    return this.read === this.top && this.partBytes === 0;
+    return this.held === this.top && this.partBytes === 0;
   }
 
   /** Drops everything held (a finished session's ring); with a pool its memory goes back. */
@@ -98,7 +105,7 @@ export class InRing {
 
   /** With a pool: the slab of a ring that holds nothing (no message, no piece) goes back to it. */
   private giveBack(): void {
-    if (this.pool === null || this.slab === NO_SLAB || this.read !== this.top || this.partBytes !== 0) return;
+    if (this.pool === null || this.slab === NO_SLAB || this.held !== this.top || this.partBytes !== 0) return;
     this.pool.give(this.slab);
     this.slab = NO_SLAB;
     this.viewBuf = NO_SLAB;
@@ -120,24 +127,29 @@ export class InRing {
 
   /** Drops everything held and starts empty at `seq`/`off` (replaying a journal). */
   reset(seq: number, off: number): void {
-    for (let q = this.read; q !== this.top; q = (q + 1) >>> 0) this.present[q & this.mask] = 0;
-    this.top = this.read;
+    for (let q = this.held; q !== this.top; q = (q + 1) >>> 0) this.present[q & this.mask] = 0;
+    this.top = this.held;
     this.restart(seq, off);
   }
 
-  /** Messages received in order and not yet consumed. */
+  /** Messages received in order and not yet handed to the application. */
   get available(): number {
     return (this.next - this.read) >>> 0;
   }
 
+  /** Messages handed to the application and not yet confirmed (0 unless ackAfter is 'app'). */
+  get unconfirmed(): number {
+    return (this.read - this.held) >>> 0;
+  }
+
   /** Messages the peer may still send beyond `next`. */
   get windowMsgs(): number {
-    return this.slots - this.available;
+    return this.slots - ((this.next - this.held) >>> 0);
   }
 
   /** Bytes the peer may still send beyond `nextOff`. */
   get windowBytes(): number {
-    return this.bytes - ((this.nextOff - this.readOff) >>> 0);
+    return this.bytes - ((this.nextOff - this.heldOff) >>> 0);
   }
 
   /** True if early arrivals are held above `next`. */
@@ -163,7 +175,7 @@ export class InRing {
     }
     const s = seq & this.mask;
     if (ahead > 0 && this.present[s] === 1) return DUPLICATE;
-    const rel = dist(off, this.readOff);
+    const rel = dist(off, this.heldOff);
     if (rel + len > this.bytes || dist(off, this.nextOff) > this.bytes) {
       throw hfError(ErrorCode.WINDOW, `message ${seq} bytes [${off}, +${len}) are outside the receive window of ${this.windowBytes} bytes at ${this.nextOff}`);
     }
@@ -240,14 +252,14 @@ export class InRing {
    * from where it arrived and call `pass` instead of `store` + `release`.
    */
   isPassThrough(seq: number): boolean {
-    return seq === this.next && this.read === this.next && this.top === this.next;
+    return seq === this.next && this.held === this.next && this.top === this.next;
   }
 
   /** Records message (`seq`, `off`, `len`) as received and consumed without storing it. */
   pass(seq: number, off: number, len: number): void {
     this.partBytes = 0;
-    this.next = this.top = this.read = (seq + 1) >>> 0;
-    this.nextOff = this.readOff = (off + len) >>> 0;
+    this.next = this.top = this.read = this.held = (seq + 1) >>> 0;
+    this.nextOff = this.readOff = this.heldOff = (off + len) >>> 0;
     this.giveBack();
   }
 
@@ -285,19 +297,47 @@ export class InRing {
 
   /** Consumes the oldest available message (frees its slot and bytes; the window grows). */
   release(): void {
+    this.handOver();
+    this.confirm(this.read);
+  }
+
+  /**
+   * Marks the oldest available message handed to the application without freeing it: it keeps its
+   * slot and bytes (the window does not grow) until `confirm`. The view from `peek` is valid until
+   * the next `peek`.
+   */
+  handOver(): void {
     if (this.read === this.next) throw hfError(ErrorCode.PROTOCOL, 'release with no message available');
     const s = this.read & this.mask;
-    this.present[s] = 0;
     this.readOff = (this.offs[s] + this.lens[s]) >>> 0;
     this.read = (this.read + 1) >>> 0;
-    if (this.pool !== null) {
-      if (this.scratch !== NO_SLAB) {
-        this.pool.give(this.scratch);
-        this.scratch = NO_SLAB;
-        this.viewBuf = this.slab; // no view of a block given back (it would keep its chunk alive)
-      }
-      this.giveBack();
+    if (this.pool !== null && this.scratch !== NO_SLAB) {
+      this.pool.give(this.scratch);
+      this.scratch = NO_SLAB;
+      this.viewBuf = this.slab; // no view of a block given back (it would keep its chunk alive)
     }
+  }
+
+  /**
+   * Frees every message handed over before `end` (held <= end <= read, not checked here: see
+   * `isConfirmable`); the window grows by their slots and bytes. Returns how many were freed.
+   */
+  confirm(end: number): number {
+    let n = 0;
+    for (let q = this.held; q !== end; q = (q + 1) >>> 0) {
+      const s = q & this.mask;
+      this.present[s] = 0;
+      this.heldOff = (this.offs[s] + this.lens[s]) >>> 0;
+      n++;
+    }
+    this.held = end >>> 0;
+    this.giveBack();
+    return n;
+  }
+
+  /** Whether message `seq` was handed over and not yet confirmed: held <= seq < read. */
+  isConfirmable(seq: number): boolean {
+    return dist(seq, this.held) < dist(this.read, this.held);
   }
 
   /**
@@ -318,7 +358,7 @@ export class InRing {
     return n;
   }
 
-  /** Length and offset of a held message (early arrival or unconsumed); for snapshots. */
+  /** Length and offset of a held message (early arrival, unconsumed or unconfirmed); for snapshots. */
   offOf(seq: number): number {
     return this.offs[seq & this.mask];
   }
@@ -335,8 +375,8 @@ export class InRing {
     return len;
   }
 
-  /** Whether slot for `seq` is occupied (for snapshots, any seq in [read, top)). */
+  /** Whether slot for `seq` is occupied (for snapshots, any seq in [held, top)). */
   isPresent(seq: number): boolean {
-    return this.present[seq & this.mask] === 1 && dist(seq, this.read) < dist(this.top, this.read);
+    return this.present[seq & this.mask] === 1 && dist(seq, this.held) < dist(this.top, this.held);
   }
 }

@@ -8,13 +8,15 @@
  *   2 MESSAGE     body = a payload `send` accepted (its sequence number is the next in order)
  *   3 RELEASED    body = u32 tail: the gateway acknowledged every message before it
  *   4 DELIVERED   body = u32 read, u32 readOff: the application got every message before `read`
+ *                 (with ackAfter 'app': confirmed every message before it; the rest come again)
  *
  * `send` returns true only after its MESSAGE record is on storage. A power cut in the middle of an
  * append leaves a torn last record, which fails its CRC and is ignored on load, with everything after
  * it. When the journal passes `compactBytes` a new checkpoint replaces it in one atomic write.
  *
  * While a journal is attached the device acknowledges only what its application consumed (see
- * Endpoint.ackConsumed), so nothing the gateway dropped can still be lost in the device's memory.
+ * Endpoint.ackConsumed), so nothing the gateway dropped can still be lost in the device's memory;
+ * with ackAfter 'app', only what it confirmed.
  */
 import { crc32 } from './crc32';
 import { ErrorCode, hfError } from './errors';

@@ -9,7 +9,7 @@
 import { type Close, type Control, Ctl, type ErrorItem, decodeControl, encodeControl } from './control';
 import type { Endpoint } from './endpoint';
 import { ErrorCode, type ErrorCodeValue, type HfError, hfError } from './errors';
-import type { ResolvedOptions } from './options';
+import { type AckAfter, checkAckAfter, type ResolvedOptions } from './options';
 import type { BundleView } from './wire';
 import type { LinkData } from './snapshot';
 
@@ -39,8 +39,11 @@ export type TransportValue = (typeof Transport)[keyof typeof Transport];
 
 /** Actions a link emits. The driver implements them with real or simulated I/O. */
 export interface LinkPort {
-  /** Deliver one in-order message; `buf[off, off+len)` is valid only during the call. False pauses. */
-  deliver(buf: Uint8Array, off: number, len: number): boolean;
+  /**
+   * Deliver one in-order message; `buf[off, off+len)` is valid only during the call; `seq` is its
+   * sequence number (for `confirm` with ackAfter 'app'). False pauses.
+   */
+  deliver(buf: Uint8Array, off: number, len: number, seq: number): boolean;
   /** The link opened (client: welcome received; or, for a resumed session, the gateway's first answer). */
   onOpen?(): void;
   onDrain?(): void;
@@ -130,6 +133,34 @@ export abstract class LinkBase {
     if (this.isFinished || this.localEnd >= 0) return;
     this.localEnd = this.ep.out.head;
     if (this.state === LinkState.OPEN) this.state = LinkState.CLOSING;
+    this.run(now);
+  }
+
+  /** When this side acknowledges the peer's messages: 'app' once the application confirmed them. */
+  get ackAfter(): AckAfter {
+    return this.ep.ackApp ? 'app' : 'received';
+  }
+
+  /**
+   * Sets when this side acknowledges the peer's messages (PROTOCOL 6). Only before the first message
+   * arrived (HF_ERR_STATE after): a driver sets it as it builds the link or opens the session.
+   */
+  setAckAfter(mode: AckAfter): void {
+    const app = checkAckAfter(mode) === 'app';
+    if (app === this.ep.ackApp) return;
+    const inr = this.ep.inr;
+    if (!inr.isEmpty || this.ep.stats.messagesIn > 0) throw hfError(ErrorCode.STATE, `ackAfter can change only before the first message; ${this.ep.stats.messagesIn} arrived`);
+    this.ep.ackApp = app;
+  }
+
+  /**
+   * ackAfter 'app': the application confirms message `seq` (the `seq` its deliver call had) and every
+   * one delivered before it; they are acknowledged to the peer from now on. Throws HF_ERR_CONFIRM for
+   * a message not delivered yet or already confirmed; does nothing once the session ended.
+   */
+  confirm(now: number, seq: number): void {
+    if (this.isFinished) return;
+    this.ep.confirm(seq, now);
     this.run(now);
   }
 
@@ -259,7 +290,7 @@ export abstract class LinkBase {
   /** True once both directions are closed and everything is acknowledged and consumed. */
   protected get drained(): boolean {
     const ep = this.ep;
-    return this.localEnd >= 0 && this.peerEnd >= 0 && ep.out.isEmpty && ep.inr.next === this.peerEnd && ep.inr.read === this.peerEnd;
+    return this.localEnd >= 0 && this.peerEnd >= 0 && ep.out.isEmpty && ep.inr.next === this.peerEnd && ep.inr.held === this.peerEnd;
   }
 
   /** The CLOSE item to send while this direction is closed (the peer may have missed earlier ones). */

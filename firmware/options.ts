@@ -125,3 +125,23 @@ export function resolveOptions(opts: LinkOptions = {}): ResolvedOptions {
   checkInt('minBundleBytes', o.minBundleBytes, 256, o.maxBundleBytes);
   return o;
 }
+
+/**
+ * When a side acknowledges a message to its peer (PROTOCOL 6): 'received' (default) once it is in
+ * the in-ring; 'app' once the application confirmed it (`confirm`), so a message the application
+ * never confirmed is still the sender's to send again. ('downstream' and 'standby' are planned.)
+ */
+export type AckAfter = 'received' | 'app';
+
+/** The default of every `ackAfter` option. */
+export const ACK_AFTER_DEFAULT: AckAfter = 'received';
+
+const ACK_AFTER_PLANNED = new Set(['downstream', 'standby']);
+
+/** Validates an `ackAfter` value (undefined: the default); HF_ERR_OPTION names what was wrong. */
+export function checkAckAfter(v: unknown, name = 'ackAfter'): AckAfter {
+  if (v === undefined) return ACK_AFTER_DEFAULT;
+  if (v === 'received' || v === 'app') return v;
+  if (typeof v === 'string' && ACK_AFTER_PLANNED.has(v)) throw hfError(ErrorCode.OPTION, `${name} '${v}' is not built yet: use 'received' or 'app'`);
+  throw hfError(ErrorCode.OPTION, `${name} must be 'received' or 'app', got ${JSON.stringify(v)}`);
+}

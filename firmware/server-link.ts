@@ -83,6 +83,7 @@ export class ServerLink extends LinkBase {
   answerHello(now: number, exchange: number, rn: number, winMsgs: number, winBytes: number, hello: Hello): void {
     const ep = this.ep;
     ep.setPeerStart(hello.seq, hello.off, winMsgs, winBytes);
+    ep.markAgain(hello.seq, hello.again ?? 0);
     ep.setPeerLimits(hello.lim);
     ep.peerRing = hello.ring ?? null;
     ep.lastHeard = now;

@@ -111,6 +111,7 @@ test('statusFor: each error code and its HTTP status', () => {
     HF_ERR_LIMIT: 400,
     HF_ERR_WINDOW: 400,
     HF_ERR_ACK: 400,
+    HF_ERR_CONFIRM: 400,
     HF_ERR_PROTOCOL: 400,
     HF_ERR_UNKNOWN_SESSION: 403,
     HF_ERR_AUTH: 403,

@@ -92,12 +92,25 @@ const CASES: Case[] = [
   { name: 'gateway --tcp not an address', args: async (d) => gw(d, '--tcp', 'gw-tcp'), status: 2, line: /^holdfast gateway: HF_ERR_OPTION: tcp must be "host:port", got "gw-tcp"$/ },
   { name: 'gateway --http port out of range', args: async (d) => gw(d, '--http', '127.0.0.1:70000'), status: 2, line: /^holdfast gateway: HF_ERR_OPTION: http must be .*"127\.0\.0\.1:70000"$/ },
   { name: 'gateway unknown flag', args: async (d) => gw(d, '--colour'), status: 2, line: /^holdfast gateway: HF_ERR_OPTION: unknown flag --colour$/ },
+  {
+    name: 'gateway --ack-after standby (not built yet)',
+    args: async (d) => gw(d, '--ack-after', 'standby'),
+    status: 2,
+    line: /^holdfast gateway: HF_ERR_OPTION: --ack-after 'standby' is not built yet: use 'received' or 'app'$/,
+  },
+  { name: 'gateway --ack-after bogus', args: async (d) => gw(d, '--ack-after', 'later'), status: 2, line: /^holdfast gateway: HF_ERR_OPTION: --ack-after must be 'received' or 'app', got "later"$/ },
   // device
   {
     name: 'device --forward port in use',
     args: async (_d, c) => dev('--forward', `${await occupy(c)}:127.0.0.1:5432`),
     status: 1,
     line: /^holdfast device: HF_ERR_CONNECT: forward listen on 127\.0\.0\.1:(\d+) \(to 127\.0\.0\.1:5432\): EADDRINUSE$/,
+  },
+  {
+    name: 'device --ack-after downstream (not built yet)',
+    args: async () => dev('--ack-after', 'downstream'),
+    status: 2,
+    line: /^holdfast device: HF_ERR_OPTION: --ack-after 'downstream' is not built yet: use 'received' or 'app'$/,
   },
   { name: 'device --forward malformed', args: async () => dev('--forward', '5432'), status: 2, line: /^holdfast device: HF_ERR_OPTION: --forward must be LOCALPORT:HOST:PORT, got "5432"$/ },
   {

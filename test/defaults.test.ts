@@ -22,7 +22,7 @@ import { DEVICE_JOB_DEFAULTS } from '../firmware/manage/job-state';
 import { DEFAULT_MAX_ITEM_BYTES } from '../firmware/manage/items';
 import { MANAGE_DEFAULTS } from '../firmware/manage/ops';
 import { MUX_LIMIT_DEFAULTS } from '../firmware/mux-frame';
-import { LINK_DEFAULTS, type ResolvedOptions, resolveOptions } from '../firmware/options';
+import { ACK_AFTER_DEFAULT, LINK_DEFAULTS, type ResolvedOptions, checkAckAfter, resolveOptions } from '../firmware/options';
 import { RING_DEFAULTS } from '../firmware/out-ring';
 import { RTT_DEFAULTS } from '../firmware/rtt';
 import { WIRE_DEFAULTS, headerBudget } from '../firmware/wire';
@@ -335,6 +335,19 @@ test("the gateway's sizing note states GATEWAY_LINK_DEFAULTS", () => {
   assert.is(kib(/bundles up to (\d+) KiB/, 'the largest bundle') * 1024, g.maxBundleBytes);
   assert.is(kib(/(\d+) KiB reserved a session/, "a session's reservation") * 1024, reserved(g));
   assert.is(kib(/a device's defaults reserve (\d+) KiB/, "a device's reservation") * 1024, reserved(LINK_DEFAULTS));
+});
+
+test('ackAfter: one default, and every place that names it agrees', () => {
+  assert.is(checkAckAfter(undefined), ACK_AFTER_DEFAULT);
+  for (const file of ['firmware/client-link.ts', 'targets/host/gateway/gateway.ts', 'targets/host/device/device.ts']) {
+    const m = /\/\*\*((?:(?!\*\/)[\s\S])*)\*\/\s*ackAfter\?:/.exec(read(file));
+    assert.ok(m !== null, `${file}: an ackAfter option with JSDoc`);
+    const d = /\(default '(\w+)'/.exec(m?.[1] ?? '');
+    assert.is(d?.[1], ACK_AFTER_DEFAULT, `${file}: the default its JSDoc names`);
+  }
+  const flag = /name: 'ack-after'[\s\S]*?help: `[^`]*once received \(default\)/.test(read('tools/cli/common.ts'));
+  assert.ok(flag && ACK_AFTER_DEFAULT === 'received', '--ack-after help names received as the default');
+  assert.ok(read('docs/PROTOCOL.md').includes(`- \`${ACK_AFTER_DEFAULT}\` (the default)`), 'PROTOCOL.md 6 names the default');
 });
 
 test.run();

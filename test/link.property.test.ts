@@ -1,7 +1,9 @@
 /**
  * The link's central property, on the sim target: random traffic both ways, random sizes, random
  * ring and bundle bounds, up to 30% loss and 10% duplication with reordering, outages, transport
- * switches and paused receivers. Every message arrives exactly once and in order on each side, the
+ * switches and paused receivers; about a third of the seeds run ackAfter 'app' on both ends, each
+ * application confirming every message after a random delay (a crashed device's application keeps
+ * only what it confirmed). Every message arrives exactly once and in order on each side, the
  * rings stay within bounds, and the session either stays up or fails cleanly after its limit.
  *
  * 2,000 seeds by default; SOAK=1 runs 50,000; SEED=n runs one seed (a failure prints its seed).

@@ -74,6 +74,7 @@ const TYPES = [
   'LoopbackPair',
   'ErrorCodeValue',
   'LinkOptions',
+  'AckAfter',
   'LadderOptions',
   'Log',
   'LogOptions',

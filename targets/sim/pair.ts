@@ -10,7 +10,7 @@ import { ClientLink } from '../../firmware/client-link';
 import { refusalBundle } from '../../firmware/error-bundle';
 import { type HfError, isHfError } from '../../firmware/errors';
 import { Transport } from '../../firmware/link-base';
-import type { LinkOptions } from '../../firmware/options';
+import type { AckAfter, LinkOptions } from '../../firmware/options';
 import type { ServerLink } from '../../firmware/server-link';
 import { peekRn } from '../../firmware/wire';
 import { SimClock } from './clock';
@@ -29,8 +29,11 @@ export interface PairConfig {
   responses?: Faults;
   /** Start on the direct transport (else HTTP). */
   direct?: boolean;
-  onDeviceMessage?: (buf: Uint8Array, off: number, len: number) => boolean;
-  onGatewayMessage?: (buf: Uint8Array, off: number, len: number) => boolean;
+  /** A delivered message; `seq` is what `confirm` takes with ackAfter 'app'. */
+  onDeviceMessage?: (buf: Uint8Array, off: number, len: number, seq: number) => boolean;
+  onGatewayMessage?: (buf: Uint8Array, off: number, len: number, seq: number) => boolean;
+  /** When both ends acknowledge (default 'received'); with 'app' the callbacks above confirm. */
+  ackAfter?: AckAfter;
   onDeviceDrain?: () => void;
   onGatewayDrain?: () => void;
   onDeviceEnd?: () => void;
@@ -103,6 +106,7 @@ export class SimPair {
       open: (link) => {
         this.server = link;
         this.servers.push(link);
+        if (cfg.ackAfter !== undefined) link.setAckAfter(cfg.ackAfter);
         return {
           answer: (ex, body, len) => this.answer(ex, body, len),
           transmit: (body, len) => this.frameDown(body, len),
@@ -172,7 +176,7 @@ export class SimPair {
   /** A new incarnation's identity, options and next hello counter. */
   private clientConfig() {
     this.helloCounter += SimPair.HELLO_STEP;
-    return { ...this.identity(), random: (b: Uint8Array) => this.rng.fill(b), helloCounter: this.helloCounter, options: this.cfg.client };
+    return { ...this.identity(), random: (b: Uint8Array) => this.rng.fill(b), helloCounter: this.helloCounter, options: this.cfg.client, ackAfter: this.cfg.ackAfter };
   }
 
   private newClient(): ClientLink {
@@ -228,7 +232,7 @@ export class SimPair {
   clientPort(inc: number) {
     return {
       transmit: (body: Uint8Array, len: number, rn: number) => this.transmit(inc, body, len, rn),
-      deliver: (b: Uint8Array, o: number, l: number) => (this.cfg.onDeviceMessage ? this.cfg.onDeviceMessage(b, o, l) : true),
+      deliver: (b: Uint8Array, o: number, l: number, seq: number) => (this.cfg.onDeviceMessage ? this.cfg.onDeviceMessage(b, o, l, seq) : true),
       onDrain: () => this.cfg.onDeviceDrain?.(),
       onEnd: () => this.cfg.onDeviceEnd?.(),
       onClose: (e?: HfError) => {

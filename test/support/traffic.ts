@@ -54,6 +54,9 @@ export interface Scenario {
   /** Probability a delivery pauses the receiver, and for how long. */
   pause: number;
   pauseMs: number;
+  /** ackAfter 'app' on both ends: each application confirms every message within `confirmMs`. */
+  ackApp: boolean;
+  confirmMs: number;
 }
 
 function pow2(rng: Prng, lo: number, hi: number): number {
@@ -133,6 +136,8 @@ export function drawScenario(seed: number): Scenario {
     flips,
     pause: rng.chance(0.3) ? rng.next() * 0.2 : 0,
     pauseMs: rng.range(1, 500),
+    ackApp: rng.chance(0.3),
+    confirmMs: rng.chance(0.2) ? 0 : rng.range(1, 400),
   };
 }
 
@@ -171,6 +176,32 @@ export function runScenario(sc: Scenario): Outcome {
   };
   // Every other seed, the gateway's rings borrow their memory from a pool, as the host gateway's do.
   const pool = sc.seed % 2 === 0 ? new SlabPool({ chunkBytes: 65536, keepChunks: sc.seed % 4 === 0 ? 0 : 1 }) : null;
+  // ackAfter 'app': each application confirms every message after a random delay, in order (a
+  // confirmation a later one already covered is skipped). What a crashed device's application
+  // confirmed is what it keeps: the unconfirmed rest must come again, so its count goes back there.
+  let confirmedDown = 0;
+  let upAt = 0;
+  let downAt = 0;
+  const confirmUp = (seq: number): void => {
+    const l = pair.server;
+    if (l === null) return;
+    upAt = Math.max(upAt, pair.now + rng.int(sc.confirmMs + 1));
+    pair.clock.at(upAt, () => {
+      if (l.isFinished || !l.ep.inr.isConfirmable(seq)) return;
+      l.confirm(pair.now, seq);
+      pair.arm();
+    });
+  };
+  const confirmDown = (seq: number, count: number): void => {
+    const l = pair.client;
+    downAt = Math.max(downAt, pair.now + rng.int(sc.confirmMs + 1));
+    pair.clock.at(downAt, () => {
+      if (l !== pair.client || pair.crashed || l.isFinished || !l.ep.inr.isConfirmable(seq)) return;
+      l.confirm(pair.now, seq);
+      if (count > confirmedDown) confirmedDown = count;
+      pair.arm();
+    });
+  };
   pair = new SimPair({
     ...(pool === null ? {} : { memory: pool }),
     seed: sc.seed,
@@ -180,17 +211,20 @@ export function runScenario(sc: Scenario): Outcome {
     responses: sc.responses,
     direct: sc.direct,
     durable: sc.durable,
-    onGatewayMessage: (b, o, l) => {
+    ...(sc.ackApp ? { ackAfter: 'app' as const } : {}),
+    onGatewayMessage: (b, o, l, seq) => {
       note(prefix('gateway', checkMessage(b, o, l, deliveredUp)));
       deliveredUp++;
+      if (sc.ackApp) confirmUp(seq);
       return pauseThen(() => {
         if (pair.server) pair.server.resume(pair.now);
         pair.arm();
       });
     },
-    onDeviceMessage: (b, o, l) => {
+    onDeviceMessage: (b, o, l, seq) => {
       note(prefix('device', checkMessage(b, o, l, downBase() + deliveredDown)));
       deliveredDown++;
+      if (sc.ackApp) confirmDown(seq, deliveredDown);
       return pauseThen(() => {
         if (pair.crashed) return; // the application restarts with the device
         pair.client.resume(pair.now);
@@ -264,6 +298,7 @@ export function runScenario(sc: Scenario): Outcome {
     pair.clock.at(t0 + at, () => {
       if (pair.crashed || pair.client.isFinished) return;
       pair.crash();
+      if (sc.ackApp) deliveredDown = confirmedDown;
       pair.clock.schedule(down, () => {
         pair.restart();
         pumpUp();
@@ -283,6 +318,7 @@ export function runScenario(sc: Scenario): Outcome {
     for (const ep of s ? [c, s] : [c]) {
       if (ep.out.length > ep.out.slots || ep.out.usedBytes > ep.out.bytes) note(`out-ring over its bounds: ${ep.out.length}/${ep.out.slots} msgs ${ep.out.usedBytes}/${ep.out.bytes} bytes`);
       if (ep.inr.available > ep.inr.slots || ep.inr.windowBytes < 0) note(`in-ring over its bounds: ${ep.inr.available}/${ep.inr.slots}`);
+      if ((ep.inr.next - ep.inr.held) >>> 0 > ep.inr.slots) note(`in-ring holds ${ep.inr.unconfirmed} unconfirmed and ${ep.inr.available} unconsumed in ${ep.inr.slots} slots`);
     }
     if (pool !== null) {
       // Lent memory: exactly one slab per gateway ring that holds something, none for an empty one.
@@ -335,6 +371,9 @@ export function runScenario(sc: Scenario): Outcome {
         note(
           `not everything arrived: up ${deliveredUp}/${sc.up} (accepted ${acceptedUp}), down ${deliveredDown}/${downExpected()} from ${downBase()} of ${sc.down} (accepted ${acceptedDown}); client ${pair.client.state} server ${pair.server?.state}`,
         );
+      } else if (sc.ackApp && (!pair.client.ep.out.isEmpty || (pair.server === deviceSession() && !pair.server?.ep.out.isEmpty))) {
+        // Every confirmation reached its sender: nothing is left unacknowledged.
+        note(`ackAfter app: still unacknowledged at the end: device ${pair.client.ep.out.length}, gateway ${pair.server?.ep.out.length}`);
       }
     }
   }

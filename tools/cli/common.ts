@@ -1,7 +1,7 @@
 /** What the commands share: link and log flags, files named by flags, and running until a signal. */
 import { readFileSync } from 'node:fs';
 import { ErrorCode, hfError, isHfError } from '../../firmware/errors';
-import type { LinkOptions } from '../../firmware/options';
+import { type AckAfter, type LinkOptions, checkAckAfter } from '../../firmware/options';
 import type { Flag, Values } from './args';
 
 export const LOG_FLAGS: Flag[] = [
@@ -13,6 +13,20 @@ export const LINK_FLAGS: Flag[] = [
   { name: 'hold-ms', type: 'number', help: 'longest the gateway holds an HTTP request (default 20000, under common proxy idle cuts)' },
   { name: 'idle-ms', type: 'number', help: 'silence after which a session ends (default 90000)' },
 ];
+
+/** --ack-after: when this side acknowledges the peer's messages (both commands). */
+export function ackAfterFlag(peer: string): Flag {
+  return {
+    name: 'ack-after',
+    meta: 'received|app',
+    help: `acknowledge the ${peer}'s messages once received (default) or once the application handled them (app: one never handled is sent again, in a later session too)`,
+  };
+}
+
+/** The --ack-after value (HF_ERR_OPTION for another; 'downstream' and 'standby' are not built yet). */
+export function ackAfterOf(v: Values): AckAfter {
+  return checkAckAfter(v['ack-after'], '--ack-after');
+}
 
 /** Link options from the link flags (only those given). */
 export function linkOptions(v: Values): LinkOptions {

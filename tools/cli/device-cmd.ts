@@ -17,7 +17,7 @@ import { createLog, type LogFormat, type LogLevel } from '../../targets/node/log
 import { Mux } from '../../targets/host/app/mux';
 import type { Log } from '../../hal/log';
 import { type Flag, parseArgs, usage, type Values } from './args';
-import { LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
+import { ackAfterFlag, ackAfterOf, LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
 import { INSECURE_KEY_FILE_FLAG, deviceKey } from './key';
 import { FailureLog, type FailureLogOptions } from '../../targets/host/device/failure-log';
 import { checkMs } from '../../firmware/check';
@@ -59,6 +59,7 @@ const FLAGS: Flag[] = [
   { name: 'ca', meta: 'FILE', help: "CA certificates (PEM) the gateway's certificate must chain to (default: the system CAs)" },
   { name: 'pin', meta: 'sha256:HEX', help: "the gateway certificate's SHA-256 fingerprint; replaces CA verification (boards without a CA)" },
   { name: 'state', meta: 'DIR', help: 'keep the session journal here: restarts resume it, nothing accepted is lost' },
+  ackAfterFlag('gateway'),
   { name: 'fsync', type: 'bool', help: 'with --state: sync every journal record to flash (survives power cuts; one write per message)' },
   { name: 'status', meta: 'FILE', help: 'keep FILE up to date with the session state and counters as JSON (default with --state: DIR/status.json)' },
   { name: 'status-interval-ms', type: 'number', meta: 'MS', help: 'while only the counters change, rewrite the status file at most this often (default 1000)' },
@@ -181,6 +182,7 @@ export function deviceSettings(argv: string[]): DeviceSettings | 'help' {
     tls: deviceTls(v),
     failures: typeof v['warn-interval-ms'] === 'number' ? { warnIntervalMs: v['warn-interval-ms'] } : {},
     link: silenceRule(v),
+    ackAfter: ackAfterOf(v),
     log,
   };
   const restart = {

@@ -11,7 +11,7 @@ import type { TcpLimits } from '../../targets/host/gateway/tcp-front';
 import { parseTarget } from '../../firmware/mux';
 import { type Flag, parseArgs, usage } from './args';
 import { benchResponder } from './bench-proto';
-import { linkOptions, LINK_FLAGS, LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
+import { ackAfterFlag, ackAfterOf, linkOptions, LINK_FLAGS, LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
 import { checkSecretFile, INSECURE_KEY_FILE_FLAG } from './key';
 import { startManagement } from '../../targets/host/gateway/manage/start';
 import { LABEL_KEY } from '../../targets/host/gateway/manage/devices-store';
@@ -58,6 +58,7 @@ const FLAGS: Flag[] = [
   { name: 'tls-key', meta: 'FILE', help: "the certificate's private key (PEM; mode 600 like --devices); re-read on SIGHUP" },
   { name: 'tls-ca', meta: 'FILE', help: 'CA certificates (PEM): devices must show a client certificate from one of them' },
   INSECURE_KEY_FILE_FLAG,
+  ackAfterFlag('device'),
   ...LINK_FLAGS,
   ...TCP_LIMIT_FLAGS,
   ...LOG_FLAGS,
@@ -128,6 +129,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (v.devices === undefined) throw hfError(ErrorCode.OPTION, '--devices FILE is required');
+  ackAfterOf(v); // a bad value is an error before anything starts
   // Warnings about loose file modes (--insecure-key-file) wait for the log, which comes next.
   const loose: string[] = [];
   const { keys: devices, labels } = readDevicesFile(String(v.devices), v['insecure-key-file'] === true, (m) => loose.push(m));
@@ -149,6 +151,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     maxConnections: v['max-connections'] as number | undefined,
     tcpLimits: tcpLimitsOf(v),
     tls,
+    ackAfter: ackAfterOf(v),
     log,
   });
   // SIGHUP: the TLS files again (a renewed certificate); a bad one is a warning, the old one stays.

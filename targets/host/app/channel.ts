@@ -5,7 +5,15 @@
  *   send(bytes) -> boolean   true: accepted, and delivered exactly once, in order. false: NOT
  *                            accepted (the out-ring is full): send it again after 'drain'
  *   'open'                   the session is established (device: the gateway's welcome arrived)
- *   'message' (Buffer)       one message from the peer, in order, exactly once
+ *   'message' (data, done, seq, again)
+ *                            one message from the peer, in order, exactly once. With ackAfter 'app'
+ *                            the peer keeps it (unacknowledged) until the application confirms it:
+ *                            `done()`, or `ack(seq)` with the `seq` (its sequence number) of this
+ *                            or a later message; with 'received' both are no-ops. `again`: the
+ *                            message may have reached an application before (redelivered)
+ *   ack(seq?)                ackAfter 'app': confirms message `seq` and every one before it (no
+ *                            `seq`: every message emitted so far). HF_ERR_CONFIRM for a message
+ *                            already confirmed or not emitted yet
  *   'drain'                  room again after send() returned false
  *   'end'                    the peer closed its direction; every message it sent was delivered
  *   'close' (err?)           the session is over: cleanly (no argument) or failed (HfError with code)
@@ -18,6 +26,7 @@
 import { EventEmitter } from 'node:events';
 import { ErrorCode, type HfError, hfError } from '../../../firmware/errors';
 import type { LinkBase, LinkPort } from '../../../firmware/link-base';
+import type { AckAfter } from '../../../firmware/options';
 import { TypedEmitter } from './typed-emitter';
 
 /**
@@ -26,10 +35,18 @@ import { TypedEmitter } from './typed-emitter';
  */
 export const BULK_BYTES = 4096;
 
+/** `done` of a message on a channel that acknowledges on receipt (ackAfter 'received'). */
+const NO_OP = (): void => {};
+
 /** The events of every channel and what their listeners get. */
 export type ChannelEvents = {
   open: [];
-  message: [data: Buffer];
+  /**
+   * `done` confirms this message (ackAfter 'app'; a no-op with 'received'); `seq` is its sequence
+   * number, for `ack(seq)`; `again` is true when the message may have reached an application before
+   * (redelivered: a successor session's carried message, or one left unconfirmed before a restore).
+   */
+  message: [data: Buffer, done: () => void, seq: number, again: boolean];
   drain: [];
   end: [];
   close: [err?: HfError];
@@ -41,6 +58,12 @@ export interface Channel<E extends ChannelEvents = ChannelEvents> extends TypedE
   /** Device id of the session. */
   readonly deviceId: string;
   send(data: Uint8Array): boolean;
+  /** ackAfter 'app': confirms message `seq` and all before it (no `seq`: all emitted so far). */
+  ack(seq?: number): void;
+  /** When the peer's messages are acknowledged to it: 'received' or 'app' (confirmed by `ack`/`done`). */
+  readonly ackAfter: AckAfter;
+  /** Messages sent that the peer has not acknowledged yet. */
+  readonly unacknowledged: number;
   pause(): void;
   resume(): void;
   end(): void;
@@ -95,12 +118,13 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
   [kPort](): Pick<LinkPort, 'deliver' | 'onOpen' | 'onDrain' | 'onEnd' | 'onClose'> {
     return {
       onOpen: () => this.later('open'),
-      deliver: (buf, off, len) => {
+      deliver: (buf, off, len, seq) => {
         // Bytes in the link's own memory (a message it kept back in its ring) are valid only during
         // the call: the application gets a copy. Bytes straight from the received bundle are the
         // driver's, which never reuses a bundle it handed the link: the application gets a view.
         const inRing = this.link !== null && this.link.ep.ownsBytes(buf);
-        this.later('message', inRing ? Buffer.from(buf.subarray(off, off + len)) : Buffer.from(buf.buffer, buf.byteOffset + off, len));
+        const again = this.link?.ep.isAgain(seq) === true;
+        this.later('message', inRing ? Buffer.from(buf.subarray(off, off + len)) : Buffer.from(buf.buffer, buf.byteOffset + off, len), seq, again);
         return !this.paused;
       },
       onDrain: () => this.later('drain'),
@@ -119,9 +143,9 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
    * Events wait for the next tick, in order, all in one queue: a bundle of a hundred messages costs
    * one nextTick, not a hundred.
    */
-  private later(event: keyof ChannelEvents, arg?: unknown): void {
-    this.queue.push(event, arg);
-    if (this.queue.length === 2) process.nextTick(this.flushEvents);
+  private later(event: keyof ChannelEvents, arg?: unknown, seq = 0, again = false): void {
+    this.queue.push(event, arg, seq, again);
+    if (this.queue.length === 4) process.nextTick(this.flushEvents);
   }
 
   private readonly queue: unknown[] = [];
@@ -129,17 +153,52 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
     const q = this.queue;
     // The queue holds ChannelEvents only; E may add events but never changes these.
     const emit = EventEmitter.prototype.emit;
-    for (let i = 0; i < q.length; i += 2) {
+    for (let i = 0; i < q.length; i += 4) {
       const event = q[i] as keyof ChannelEvents;
       if (event === 'close') {
         const err = q[i + 1] as Error | undefined;
         if (err && EventEmitter.prototype.listenerCount.call(this, 'error') > 0) emit.call(this, 'error', err);
         emit.call(this, 'close', err);
-      } else if (event === 'message') emit.call(this, 'message', q[i + 1]);
-      else emit.call(this, event);
+      } else if (event === 'message') {
+        const seq = q[i + 2] as number;
+        this.emitted = seq;
+        this.anyEmitted = true;
+        emit.call(this, 'message', q[i + 1], this.app ? () => this.ack(seq) : NO_OP, seq, q[i + 3]);
+      } else emit.call(this, event);
     }
     q.length = 0;
   };
+
+  /** Sequence number of the last message emitted (valid once `anyEmitted`). */
+  private emitted = 0;
+  private anyEmitted = false;
+
+  /** Messages `send` accepted that the peer has not acknowledged yet (with its ackAfter 'app': not confirmed yet). */
+  get unacknowledged(): number {
+    return this.link === null ? 0 : this.link.ep.out.length;
+  }
+
+  get ackAfter(): AckAfter {
+    return this.link === null ? 'received' : this.link.ackAfter;
+  }
+
+  private get app(): boolean {
+    return this.link?.ep.ackApp === true;
+  }
+
+  ack(seq?: number): void {
+    if (!this.app) return;
+    const link = this.live;
+    if (seq === undefined) {
+      // Everything emitted so far; nothing when all of it is confirmed already.
+      if (!this.anyEmitted || !link.ep.inr.isConfirmable(this.emitted)) return;
+      seq = this.emitted;
+    } else if (!Number.isInteger(seq) || seq < 0 || seq > 0xffffffff) {
+      throw hfError(ErrorCode.CONFIRM, `ack takes the seq of a 'message' event, got ${String(seq)}`);
+    }
+    link.confirm(this.host.now(), seq);
+    this.host.kick();
+  }
 
   private get live(): LinkBase {
     if (this.link === null) throw hfError(ErrorCode.CLOSED, 'channel has no session yet');

@@ -91,7 +91,15 @@ export class Mux extends EventEmitter implements MuxDriver {
     this.w = new MuxWriter(this.table.limits, sharedFrameBuffer(this.table.limits.maxFrame));
     this.ch = ch;
     this.chListeners = [
-      ['message', (b: Buffer) => this.onFrame(b)],
+      [
+        'message',
+        (b: Buffer, done: () => void) => {
+          // ackAfter 'app': a frame is confirmed once it was handled (a plain message emitted, data
+          // written to its stream, a command taken), so one never handled is the peer's to send again.
+          this.onFrame(b);
+          done();
+        },
+      ],
       [
         'drain',
         () => {

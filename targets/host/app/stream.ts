@@ -46,8 +46,9 @@ class ChannelDuplex extends Duplex {
     this.chListeners = [
       [
         'message',
-        (m: Buffer) => {
+        (m: Buffer, done: () => void) => {
           if (!this.destroyed && !this.push(m)) ch.pause();
+          done(); // ackAfter 'app': confirmed once the stream took it
         },
       ],
       ['drain', () => this.flush()],

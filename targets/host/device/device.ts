@@ -16,7 +16,7 @@ import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/e
 import { Journal } from '../../../firmware/journal';
 import { Ladder, type LadderOptions } from '../../../firmware/ladder';
 import { LinkState, Transport } from '../../../firmware/link-base';
-import { type LinkOptions, resolveOptions } from '../../../firmware/options';
+import { type AckAfter, type LinkOptions, checkAckAfter, resolveOptions } from '../../../firmware/options';
 import type { Log } from '../../../hal/log';
 import type { Storage } from '../../../hal/storage';
 import { StateStore, type StateStoreEvents } from './state-store';
@@ -51,6 +51,12 @@ export interface DeviceOptions {
   syncAppends?: boolean;
   /** Link bounds (firmware/options.ts), over DEVICE_LINK_DEFAULTS. */
   link?: LinkOptions;
+  /**
+   * When the device acknowledges the gateway's messages (default 'received'): 'app', only once the
+   * application confirmed them (`done` of the 'message' event, or `ack`). With a `stateDir`,
+   * 'received' already waits until the application was handed the message.
+   */
+  ackAfter?: AckAfter;
   /** Transport ladder timing (firmware/ladder.ts). */
   ladder?: LadderOptions;
   /** How TLS verifies the gateway (system CAs unless `ca` or `pin`), and whether direct TCP uses it. */
@@ -130,6 +136,7 @@ class Device implements DeviceState {
     const tcpTls = (opts.tls?.direct ?? url.protocol === 'https:') && tcpAddr !== null ? clientTls(opts.tls, opts.tls?.servername ?? tcpAddr.host) : null;
     const link: LinkOptions = { ...DEVICE_LINK_DEFAULTS, ...opts.link };
     const o = resolveOptions(link);
+    const ackAfter = checkAckAfter(opts.ackAfter);
     const key = opts.key === null ? undefined : typeof opts.key === 'string' ? utf8.encode(opts.key) : opts.key;
     if (key !== undefined && key.length === 0) throw hfError(ErrorCode.OPTION, 'key must not be empty');
     this.log = opts.log ?? silentLog;
@@ -170,6 +177,7 @@ class Device implements DeviceState {
       id: opts.id,
       random: (b) => platform.entropy.fill(b),
       options: link,
+      ackAfter,
       helloCounter: Math.floor(platform.clock.wall() / 100) >>> 0,
       ...(key === undefined ? {} : { key, crypto: platform.crypto }),
     };
@@ -208,6 +216,8 @@ class Device implements DeviceState {
       client = new ClientLink(config, port, o);
       if (this.storage !== null) client.attachJournal(new Journal(this.storage, o.maxMessage), now);
     }
+    // Its hello tells the gateway how many of its first messages a lost session may have delivered.
+    if (client.sid === null) client.carried = this.carried;
     this.client = client;
     this.channel[kAttach](client);
     if (store !== null) store.armed = true;

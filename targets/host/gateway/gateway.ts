@@ -16,7 +16,7 @@
 import { Acceptor } from '../../../firmware/acceptor';
 import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
-import type { LinkOptions } from '../../../firmware/options';
+import { type AckAfter, type LinkOptions, checkAckAfter } from '../../../firmware/options';
 import type { ServerLink, ServerPort } from '../../../firmware/server-link';
 import { Transport } from '../../../firmware/link-base';
 import { peekRn } from '../../../firmware/wire';
@@ -91,6 +91,13 @@ export interface GatewayOptions {
    * are back. A ring holds a block only while it holds messages.
    */
   ringPool?: { chunkBytes?: number; keepChunks?: number };
+  /**
+   * When a session acknowledges the device's messages (default 'received'): 'app', only once the
+   * gateway's application confirmed them (`done` of the channel's 'message' event, or `ack`), so a
+   * message it never confirmed is still the device's and comes again in a later session, or on the
+   * next gateway. A function chooses per session (per channel) from the device id as it opens.
+   */
+  ackAfter?: AckAfter | ((deviceId: string) => AckAfter);
   log?: Log;
 }
 
@@ -152,6 +159,14 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.tcpLimits = opts.tcpLimits;
     const keyOf = opts.devices === null ? null : keyLookup(opts.devices);
     // Not zero-filled (nothing is read before it is written): a slab costs no memset.
+    const ackAfter = opts.ackAfter;
+    this.ackAfterFor =
+      typeof ackAfter === 'function'
+        ? (id) => checkAckAfter(ackAfter(id))
+        : (
+            (mode) => () =>
+              mode
+          )(checkAckAfter(ackAfter));
     this.slabs = new SlabPool({ ...opts.ringPool, alloc: (n) => new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n) });
     this.acceptor = new Acceptor({
       options: { ...GATEWAY_LINK_DEFAULTS, ...opts.link },
@@ -312,7 +327,11 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   // ---- sessions --------------------------------------------------------------------------------
 
+  /** The ackAfter of a new session of device `id`. */
+  private readonly ackAfterFor: (id: string) => AckAfter;
+
   private open(link: ServerLink): ServerPort {
+    link.setAckAfter(this.ackAfterFor(link.deviceId)); // before the hello's messages are applied
     const channel = new GatewayChannel(link, { now: () => hostClock.now(), kick: () => slot.timer.arm() });
     const slot: Slot = {
       link,
