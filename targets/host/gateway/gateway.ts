@@ -13,6 +13,7 @@
  * `FrontHost` (./front.ts). Exchanges (HTTP requests held open) count up from 1; direct TCP
  * connection k answers as exchange -k.
  */
+import type * as net from 'node:net';
 import { Acceptor } from '../../../firmware/acceptor';
 import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
@@ -92,7 +93,21 @@ export interface GatewayOptions {
    * held after them.
    */
   slabsKept?: number;
+  /**
+   * A worker of `holdfast gateway --workers N` (workers/worker.ts): the fronts listen on nothing and
+   * take only the connections `adopt()` hands them, and every HTTP response closes its connection
+   * (so the main process routes each request). Default false.
+   */
+  handoff?: boolean;
+  /** Told of every session as it opens (before its welcome is written) and as it is dropped: the workers' directory. */
+  directory?: SessionDirectory | null;
   log?: Log;
+}
+
+/** What `directory` is told: session id (hex) and device id. */
+export interface SessionDirectory {
+  opened(sid: string, device: string): void;
+  ended(sid: string, device: string): void;
 }
 
 /** What the gateway keeps per session besides the link. */
@@ -142,6 +157,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   private readonly tcpLimits: TcpLimits | undefined;
   /** Refusals, summed up per source address and code in rate-limited warnings. */
   private readonly refusals: RefusalLog;
+  private readonly handoff: boolean;
+  private readonly directory: SessionDirectory | null;
 
   private constructor(opts: GatewayOptions) {
     super();
@@ -151,6 +168,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.refusals = new RefusalLog(this.log, () => hostClock.now(), opts.refusalLog);
     this.path = opts.path ?? '/v1/link';
     this.tcpLimits = opts.tcpLimits;
+    this.handoff = opts.handoff === true;
+    this.directory = opts.directory ?? null;
     const keyOf = opts.devices === null ? null : keyLookup(opts.devices);
     // Not zero-filled (nothing is read before it is written): a slab costs no memset.
     this.slabs = new SlabPool({ keep: opts.slabsKept ?? SLAB_POOL_DEFAULTS.keep, alloc: (n) => new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n) });
@@ -168,7 +187,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     const host = this.frontHost();
     const tls = opts.tls === undefined || opts.tls === null ? null : serverTlsOptions(opts.tls);
     const http = opts.http === undefined ? '127.0.0.1:0' : opts.http;
-    this.httpFront = http === null ? null : new HttpFront(host, parseAddress(http, 'http'), tls);
+    this.httpFront = http === null ? null : new HttpFront(host, parseAddress(http, 'http'), tls, this.handoff);
     this.tcpFront = opts.tcp === undefined || opts.tcp === null ? null : new TcpFront(host, parseAddress(opts.tcp, 'tcp'), opts.maxConnections ?? 10000, tls);
     this.secure = tls !== null;
     this.http = this.httpFront;
@@ -182,17 +201,31 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const gw = new Gateway(opts);
     try {
-      if (gw.httpFront !== null) await gw.httpFront.listen();
-      if (gw.tcpFront !== null) await gw.tcpFront.listen();
+      if (gw.httpFront !== null && !gw.handoff) await gw.httpFront.listen();
+      if (gw.tcpFront !== null && !gw.handoff) await gw.tcpFront.listen();
       if (gw.metricsFront !== null) await gw.metricsFront.listen();
     } catch (e) {
       await gw.close();
       throw e;
     }
-    gw.log.info('listening', { http: gw.http?.url, tcp: gw.tcp?.address, tls: gw.secure ? 'on' : 'off', metrics: gw.metrics?.url });
-    gw.warnIfPlain();
+    if (!gw.handoff) gw.log.info('listening', { http: gw.http?.url, tcp: gw.tcp?.address, tls: gw.secure ? 'on' : 'off', metrics: gw.metrics?.url });
+    if (!gw.handoff) gw.warnIfPlain();
     gw.emit('listening');
     return gw;
+  }
+
+  /**
+   * Serves a connection another process accepted and began to read (a worker's, from the main
+   * process): `head` is what was read of it, taken before the socket's own bytes. A kind this gateway
+   * has no front for is closed.
+   */
+  adopt(kind: 'http' | 'tcp', socket: net.Socket, head: Buffer): void {
+    const front = kind === 'http' ? this.httpFront : this.tcpFront;
+    if (front === null || this.closed) {
+      socket.destroy();
+      return;
+    }
+    front.adopt(socket, head);
   }
 
   /** Whether both fronts serve TLS. */
@@ -329,6 +362,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     const cp = channel[kPort]();
     this.counters.sessionsOpened++;
     this.log.info('session opened', { device: link.deviceId, session: sid, sessions: this.acceptor.size + 1 });
+    this.directory?.opened(channel.sessionId, link.deviceId);
     process.nextTick(() => {
       if (!this.closed) this.emit('session', channel);
     });
@@ -351,6 +385,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     if (slot === undefined) return;
     slot.timer.stop();
     this.slots.delete(link);
+    this.directory?.ended(slot.channel.sessionId, link.deviceId);
     addTotals(this.counters.ended, link.ep.stats);
     link.ep.discard(); // what its rings still hold goes nowhere now: their memory goes back to the pool
   }

@@ -8,6 +8,7 @@
  * `{"code": ..., "message": ...}` for people with curl. A refusal changes no session.
  */
 import * as http from 'node:http';
+import type * as net from 'node:net';
 import * as https from 'node:https';
 import type * as tls from 'node:tls';
 import { errorBundle } from '../../../firmware/error-bundle';
@@ -32,9 +33,16 @@ export class HttpFront implements HttpListener {
   /** Bound address once listening. */
   address = '';
 
-  /** `tls`: Node's server TLS options (gateway/tls.ts); null: plain HTTP. */
-  constructor(gw: FrontHost, want: Address, tlsOptions: tls.TlsOptions | null = null) {
+  /** Every response closes its connection (a worker's front: the main process routes each request). */
+  private readonly closeEach: boolean;
+
+  /**
+   * `tls`: Node's server TLS options (gateway/tls.ts); null: plain HTTP. `closeEach`: every response
+   * says `Connection: close` and ends its connection.
+   */
+  constructor(gw: FrontHost, want: Address, tlsOptions: tls.TlsOptions | null = null, closeEach = false) {
     this.gw = gw;
+    this.closeEach = closeEach;
     this.want = want;
     this.secure = tlsOptions !== null;
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => this.onRequest(req, res);
@@ -73,6 +81,12 @@ export class HttpFront implements HttpListener {
     this.address = await listenOn(this.server, this.want, 'http');
   }
 
+  /** Serves a connection accepted elsewhere; `head`: its bytes already read (parsed first). */
+  adopt(socket: net.Socket, head: Buffer): void {
+    if (head.length > 0) socket.unshift(head);
+    this.server.emit('connection', socket);
+  }
+
   close(): Promise<void> {
     for (const x of this.exchanges.values()) x.res.destroy();
     this.exchanges.clear();
@@ -84,6 +98,7 @@ export class HttpFront implements HttpListener {
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.gw.counters.httpRequests++;
+    if (this.closeEach) res.setHeader('Connection', 'close');
     const cbor = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase() === CBOR_TYPE;
     const path = (req.url ?? '').split('?')[0];
     if (path !== this.gw.path) return this.reject(res, cbor, hfError(ErrorCode.HTTP, `no such endpoint ${JSON.stringify(path)}; the link is POST ${this.gw.path}`), 404);
