@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import { GATEWAY_LINK_DEFAULTS } from '../../targets/host/gateway/gateway';
 import { WorkerMain } from '../../targets/host/gateway/workers/main';
 import { type PlacementPolicy, placementPolicy } from '../../targets/host/gateway/workers/placement';
-import { serveHandoffs, workerDirectory, workerSlot } from '../../targets/host/gateway/workers/worker';
+import { serveHandoffs, workerDirectory, workerPlacement, workerSlot } from '../../targets/host/gateway/workers/worker';
 
 /** The direct TCP port's bounds on connections that have not proved a key (TcpLimits). */
 export const TCP_LIMIT_FLAGS: Flag[] = [
@@ -50,6 +50,11 @@ const FLAGS: Flag[] = [
     name: 'workers',
     meta: 'N|auto',
     help: "gateway processes serving sessions (default 1: this process alone); auto: one per core. A main process routes each connection to its session's worker",
+  },
+  {
+    name: 'worker-keep-alive',
+    type: 'bool',
+    help: 'with --workers: HTTP connections stay open in their worker (for devices on connections of their own; not behind a proxy that pools connections for many devices)',
   },
   { name: 'placement', meta: 'POLICY', help: 'where --workers puts a new session: hash (of the device id, default) or least-loaded' },
   { name: 'tcp', meta: 'HOST:PORT', help: 'direct TCP listener (default: none)' },
@@ -188,7 +193,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   const gw = await Gateway.start({
     http: (v.http as string) ?? '127.0.0.1:8080',
     tcp: (v.tcp as string) ?? null,
-    ...(slot >= 0 ? { handoff: true, directory: workerDirectory() } : {}),
+    ...(slot >= 0 ? { handoff: true, handoffKeepAlive: v['worker-keep-alive'] === true, directory: workerDirectory(), hellosHere: workerPlacement() } : {}),
     metrics: (v.metrics as string | undefined) ?? null,
     devices,
     link: linkOptions(v),

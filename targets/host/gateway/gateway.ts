@@ -21,6 +21,7 @@ import type { LinkOptions } from '../../../firmware/options';
 import type { ServerLink, ServerPort } from '../../../firmware/server-link';
 import { Transport } from '../../../firmware/link-base';
 import { peekRn } from '../../../firmware/wire';
+import { SessionKeys } from './workers/session-key';
 import { SLAB_POOL_DEFAULTS, SlabPool } from '../../../firmware/slab-pool';
 import type { Log } from '../../../hal/log';
 import { kAttach, kPort } from '../app/channel';
@@ -99,8 +100,22 @@ export interface GatewayOptions {
    * (so the main process routes each request). Default false.
    */
   handoff?: boolean;
+  /**
+   * With `handoff`: HTTP connections stay open after a response; a later request on one that names
+   * no session of this gateway (nor is a hello `hellosHere` places here) closes it unanswered, and
+   * the device sends it again on a new connection, routed by the main process. Saves a connection
+   * and a handoff per exchange when each device has connections of its own; behind a proxy that
+   * pools connections for many devices it costs failed requests (leave it off there). Default false.
+   */
+  handoffKeepAlive?: boolean;
   /** Told of every session as it opens (before its welcome is written) and as it is dropped: the workers' directory. */
   directory?: SessionDirectory | null;
+  /**
+   * With `handoff`: whether a hello of `device` that came on a handed HTTP connection after its first
+   * request belongs here (the main process's answer, workers/worker.ts `workerPlacement`). Absent:
+   * such hellos are served here.
+   */
+  hellosHere?: ((device: string) => Promise<boolean>) | null;
   log?: Log;
 }
 
@@ -159,6 +174,9 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   private readonly refusals: RefusalLog;
   private readonly handoff: boolean;
   private readonly directory: SessionDirectory | null;
+  private readonly hellosHere: ((device: string) => Promise<boolean>) | null;
+  /** Reads the session key of bundles on handed connections (made when first needed). */
+  private keys: SessionKeys | null = null;
 
   private constructor(opts: GatewayOptions) {
     super();
@@ -170,6 +188,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.tcpLimits = opts.tcpLimits;
     this.handoff = opts.handoff === true;
     this.directory = opts.directory ?? null;
+    this.hellosHere = opts.hellosHere ?? null;
     const keyOf = opts.devices === null ? null : keyLookup(opts.devices);
     // Not zero-filled (nothing is read before it is written): a slab costs no memset.
     this.slabs = new SlabPool({ keep: opts.slabsKept ?? SLAB_POOL_DEFAULTS.keep, alloc: (n) => new Uint8Array(Buffer.allocUnsafeSlow(n).buffer, 0, n) });
@@ -187,7 +206,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     const host = this.frontHost();
     const tls = opts.tls === undefined || opts.tls === null ? null : serverTlsOptions(opts.tls);
     const http = opts.http === undefined ? '127.0.0.1:0' : opts.http;
-    this.httpFront = http === null ? null : new HttpFront(host, parseAddress(http, 'http'), tls, this.handoff);
+    this.httpFront = http === null ? null : new HttpFront(host, parseAddress(http, 'http'), tls, this.handoff ? (opts.handoffKeepAlive === true ? 'keep-alive' : 'close') : null);
     this.tcpFront = opts.tcp === undefined || opts.tcp === null ? null : new TcpFront(host, parseAddress(opts.tcp, 'tcp'), opts.maxConnections ?? 10000, tls);
     this.secure = tls !== null;
     this.http = this.httpFront;
@@ -303,6 +322,16 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       request: (ex, body, from) => this.take(body, (now) => this.acceptor.onRequest(now, ex, body), 'request', from),
       frame: (conn, body, from) => this.take(body, (now) => this.acceptor.onFrame(now, body, -conn), 'frame', from),
       refused: (what, from, err) => this.refused(what, from, err),
+      mayServe: (body) => {
+        if (this.keys === null) this.keys = new SessionKeys(this.acceptor.o);
+        const key = this.keys.of(body);
+        if (key.kind === 'sid') {
+          const link = this.acceptor.session(key.sid);
+          return link !== undefined && !link.isFinished;
+        }
+        if (key.kind === 'hello') return this.hellosHere === null ? true : this.hellosHere(key.device);
+        return true;
+      },
       exchangeGone: (link, ex) => {
         if (link.isFinished) return;
         this.acceptor.onExchangeGone(link, ex);

@@ -22,7 +22,7 @@ import { silentLog } from '../../../node/log';
 import { type Address, listenOn, parseAddress } from '../../net/address';
 import { Directory } from './directory';
 import { FirstBytes, FirstBytesState, type FrontKind } from './first-bytes';
-import { type ConnMessage, WORKER_ENV, type WorkerReport } from './messages';
+import { type ConnMessage, type PlacedMessage, WORKER_ENV, type WorkerReport } from './messages';
 import { type Candidate, type PlacementPolicy, place } from './placement';
 import { SessionKeys } from './session-key';
 
@@ -205,6 +205,10 @@ export class WorkerMain {
           this.directory.opened(s.slot, m.sid, m.device);
           this.recheck();
         } else if (m.t === 'end') this.directory.ended(s.slot, m.sid, m.device);
+        else if (m.t === 'place') {
+          const answer: PlacedMessage = { t: 'placed', id: m.id, slot: this.helloSlot(m.device) };
+          if (child.connected) child.send(answer);
+        }
       });
       child.on('error', (e) => this.log.warn('worker error', { slot: s.slot, reason: e.message }));
       child.on('exit', (code, signal) => {
@@ -294,10 +298,8 @@ export class WorkerMain {
         if (hostClock.now() < w.until) return;
         slot = place(this.policy, null, this.live()); // unknown for good: any worker refuses it
       }
-    } else if (key.kind === 'hello') {
-      slot = this.directory.slotOfDevice(key.device);
-      if (slot < 0 || this.slots[slot].state !== WorkerState.READY) slot = place(this.policy, key.device, this.live());
-    } else slot = place(this.policy, null, this.live());
+    } else if (key.kind === 'hello') slot = this.helloSlot(key.device);
+    else slot = place(this.policy, null, this.live());
     if (slot < 0) {
       // No worker is ready (all restarting): it waits for one, until its firstBytesMs deadline closes it.
       if (!this.waiting.has(p)) {
@@ -308,6 +310,13 @@ export class WorkerMain {
     }
     this.waiting.delete(p);
     this.handoff(p, this.slots[slot]);
+  }
+
+  /** Where a hello of `device` goes now: the worker of its open session, else the policy's pick (-1: none ready). */
+  private helloSlot(device: string): number {
+    const slot = this.directory.slotOfDevice(device);
+    if (slot >= 0 && this.slots[slot].state === WorkerState.READY) return slot;
+    return place(this.policy, device, this.live());
   }
 
   /** Routes the waiting connections again (a report came, a worker is ready, or a wait ran out). */
@@ -370,6 +379,6 @@ export class WorkerMain {
         clearTimeout(t);
       }),
     );
-    this.log.info('workers stopped');
+    this.log.info('workers stopped', { handoffs: this.handoffCount, handoff_us: this.handoffCount === 0 ? undefined : Math.round(this.handoffUsTotal / this.handoffCount) });
   }
 }
