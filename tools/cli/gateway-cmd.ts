@@ -263,8 +263,12 @@ async function workersMain(v: Record<string, unknown>, n: number, placement: Pla
     log,
   });
   log.info('ready', { workers: n, placement, http: main.httpAddress || undefined, tcp: main.tcpAddress || undefined });
+  // SIGHUP would end this process by default: reloading workers (new code and config, sessions moved) is not built yet.
+  const hup = (): void => log.warn('SIGHUP: reloading the workers is not supported yet; nothing changed');
+  process.on('SIGHUP', hup);
   await onSignals(async (sig) => {
     log.info('stopping', { signal: sig });
+    process.off('SIGHUP', hup);
     await main.close();
   });
   return 0;
