@@ -1,7 +1,7 @@
 /**
  * One source for each default: the defaults objects (LINK_DEFAULTS, built from WIRE_DEFAULTS,
  * RTT_DEFAULTS and RING_DEFAULTS; LADDER_DEFAULTS; MUX_LIMIT_DEFAULTS; GATEWAY_LINK_DEFAULTS;
- * TCP_LIMIT_DEFAULTS; the gateway store's STORE_DEFAULTS, AUDIT_DEFAULTS, PASSWORD_DEFAULTS,
+ * TCP_LIMIT_DEFAULTS; WORKER_LIMIT_DEFAULTS; the gateway store's STORE_DEFAULTS, AUDIT_DEFAULTS, PASSWORD_DEFAULTS,
  * OPERATOR_DEFAULTS, SESSION_DEFAULTS and LOGIN_LIMIT_DEFAULTS; the launcher's LAUNCHER_DEFAULTS). Every
  * number written elsewhere is read back here and compared with them:
  *   - the "(default N)" in the JSDoc of each option interface;
@@ -28,6 +28,7 @@ import { RTT_DEFAULTS } from '../firmware/rtt';
 import { WIRE_DEFAULTS, headerBudget } from '../firmware/wire';
 import { GATEWAY_LINK_DEFAULTS } from '../targets/host/gateway/gateway';
 import { TCP_LIMIT_DEFAULTS } from '../targets/host/gateway/tcp-front';
+import { WORKER_LIMIT_DEFAULTS } from '../targets/host/gateway/workers/main';
 import { LINK_FLAGS } from '../tools/cli/common';
 import { TCP_LIMIT_FLAGS } from '../tools/cli/gateway-cmd';
 import { RESTART_DEFAULTS, STATUS_DEFAULTS } from '../tools/cli/device-cmd';
@@ -120,6 +121,7 @@ test('JSDoc defaults of the link options, wire limits, RTT bounds and rings are 
   checkJsdoc('LADDER_DEFAULTS', LADDER_DEFAULTS, [['firmware/ladder.ts', 'LadderOptions']]);
   checkJsdoc('MUX_LIMIT_DEFAULTS', MUX_LIMIT_DEFAULTS, [['firmware/mux-frame.ts', 'MuxLimits']]);
   checkJsdoc('TCP_LIMIT_DEFAULTS', TCP_LIMIT_DEFAULTS, [['targets/host/gateway/tcp-front.ts', 'TcpLimits']]);
+  checkJsdoc('WORKER_LIMIT_DEFAULTS', WORKER_LIMIT_DEFAULTS, [['targets/host/gateway/workers/main.ts', 'WorkerLimits']]);
   checkJsdoc('FAILURE_LOG_DEFAULTS', FAILURE_LOG_DEFAULTS, [['targets/host/device/failure-log.ts', 'FailureLogOptions']]);
   checkJsdoc('RESTART_DEFAULTS', RESTART_DEFAULTS, [['tools/cli/device-cmd.ts', 'RestartOptions']]);
   checkJsdoc('STATUS_DEFAULTS', STATUS_DEFAULTS, [['tools/cli/device-cmd.ts', 'StatusOptions']]);

@@ -9,12 +9,17 @@ import { createLog, type LogFormat, type LogLevel } from '../../targets/node/log
 import { Mux } from '../../targets/host/app/mux';
 import type { TcpLimits } from '../../targets/host/gateway/tcp-front';
 import { parseTarget } from '../../firmware/mux';
-import { type Flag, parseArgs, usage } from './args';
+import { type Flag, parseArgs, usage, type Values } from './args';
 import { benchResponder } from './bench-proto';
 import { ackAfterFlag, ackAfterOf, linkOptions, LINK_FLAGS, LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
 import { checkSecretFile, INSECURE_KEY_FILE_FLAG } from './key';
 import { startManagement } from '../../targets/host/gateway/manage/start';
 import { LABEL_KEY } from '../../targets/host/gateway/manage/devices-store';
+import * as os from 'node:os';
+import { GATEWAY_LINK_DEFAULTS } from '../../targets/host/gateway/gateway';
+import { WorkerMain } from '../../targets/host/gateway/workers/main';
+import { type PlacementPolicy, placementPolicy } from '../../targets/host/gateway/workers/placement';
+import { serveHandoffs, workerDirectory, workerPlacement, workerSlot } from '../../targets/host/gateway/workers/worker';
 
 /** The direct TCP port's bounds on connections that have not proved a key (TcpLimits). */
 export const TCP_LIMIT_FLAGS: Flag[] = [
@@ -41,6 +46,17 @@ export function tcpLimitsOf(v: Record<string, unknown>): TcpLimits {
 
 const FLAGS: Flag[] = [
   { name: 'http', meta: 'HOST:PORT', help: 'HTTP listener (default 127.0.0.1:8080)' },
+  {
+    name: 'workers',
+    meta: 'N|auto',
+    help: "gateway processes serving sessions (default 1: this process alone); auto: one per core. A main process routes each connection to its session's worker",
+  },
+  {
+    name: 'worker-keep-alive',
+    type: 'bool',
+    help: 'with --workers: HTTP connections stay open in their worker (for devices on connections of their own; not behind a proxy that pools connections for many devices)',
+  },
+  { name: 'placement', meta: 'POLICY', help: 'where --workers puts a new session: hash (of the device id, default) or least-loaded' },
   { name: 'tcp', meta: 'HOST:PORT', help: 'direct TCP listener (default: none)' },
   { name: 'metrics', meta: 'HOST:PORT', help: 'serve Prometheus metrics at http://HOST:PORT/metrics, on a listener of its own (default: none; use loopback or a private network)' },
   {
@@ -122,6 +138,36 @@ export function readTls(v: Record<string, unknown>, warn: (message: string) => v
   return { cert: read('tls-cert'), key: read('tls-key'), ...(v['tls-ca'] === undefined ? {} : { ca: read('tls-ca'), requestCert: true }) };
 }
 
+/** The worker count --workers gives (1 without it; auto: os.availableParallelism()). HF_ERR_OPTION for anything else. */
+export function workerCount(v: unknown): number {
+  if (v === undefined) return 1;
+  const s = String(v);
+  const n = s === 'auto' ? availableCores() : /^\d+$/.test(s) ? Number(s) : Number.NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw hfError(ErrorCode.OPTION, `--workers must be 1..256 or auto, got ${JSON.stringify(s)}`);
+  return n;
+}
+
+function availableCores(): number {
+  const o = os as { availableParallelism?: () => number };
+  return o.availableParallelism?.() ?? os.cpus().length;
+}
+
+/**
+ * What --workers N > 1 cannot do yet, refused at start (HF_ERR_OPTION naming the flag): TLS (the
+ * main process reads each first request, so it would have to end TLS itself), the management store
+ * (--data, --console: one SQLite file with one writer, and the console's view of every session) and
+ * --metrics (each worker counts only its own sessions).
+ */
+function refuseWithWorkers(v: Record<string, unknown>, n: number): void {
+  for (const flag of ['tls-cert', 'tls-key', 'tls-ca', 'data', 'console', 'metrics']) {
+    if (v[flag] !== undefined)
+      throw hfError(
+        ErrorCode.OPTION,
+        `--${flag} does not work with --workers ${n} yet (the main process reads first requests in the clear; the management store has one writer; metrics are per worker): use --workers 1`,
+      );
+  }
+}
+
 export async function gatewayCommand(argv: string[]): Promise<number> {
   const { values: v, help } = parseArgs(argv, FLAGS);
   if (help) {
@@ -130,6 +176,11 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   }
   if (v.devices === undefined) throw hfError(ErrorCode.OPTION, '--devices FILE is required');
   ackAfterOf(v); // a bad value is an error before anything starts
+  const workers = workerCount(v.workers);
+  const placement = placementPolicy((v.placement as string | undefined) ?? 'hash');
+  const slot = workerSlot();
+  if (workers > 1 || slot >= 0) refuseWithWorkers(v, workers);
+  if (workers > 1 && slot < 0) return workersMain(v, workers, placement);
   // Warnings about loose file modes (--insecure-key-file) wait for the log, which comes next.
   const loose: string[] = [];
   const { keys: devices, labels } = readDevicesFile(String(v.devices), v['insecure-key-file'] === true, (m) => loose.push(m));
@@ -137,13 +188,14 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   const tls = readTls(v, (m) => loose.push(m));
   const allow = (v.allow as string[] | undefined) ?? [];
   for (const a of allow) parseTarget(a); // a bad entry is an error now, not a refusal later
-  const log = createLog({ name: 'gateway', format: (v.log as LogFormat) ?? 'text', level: (v['log-level'] as LogLevel) ?? 'info' });
+  const log = createLog({ name: slot >= 0 ? `gateway-worker-${slot}` : 'gateway', format: (v.log as LogFormat) ?? 'text', level: (v['log-level'] as LogLevel) ?? 'info' });
   for (const m of loose) log.warn(m);
   const manage = v.data === undefined ? null : await startManagement({ dataDir: String(v.data), listen: (v.console as string | undefined) ?? null, log, deviceIds: Object.keys(devices), labels });
   if (manage?.url) log.info('console', { url: manage.url });
   const gw = await Gateway.start({
     http: (v.http as string) ?? '127.0.0.1:8080',
     tcp: (v.tcp as string) ?? null,
+    ...(slot >= 0 ? { handoff: true, handoffKeepAlive: v['worker-keep-alive'] === true, directory: workerDirectory(), hellosHere: workerPlacement() } : {}),
     metrics: (v.metrics as string | undefined) ?? null,
     devices,
     link: linkOptions(v),
@@ -182,12 +234,45 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     mux.on('close', () => fwd.close());
     ch.on('end', () => ch.end());
   });
-  log.info('ready', { devices: Object.keys(devices).length, allow: allow.length > 0 ? allow.join(',') : 'none' });
+  if (slot >= 0) serveHandoffs(gw);
+  else log.info('ready', { devices: Object.keys(devices).length, allow: allow.length > 0 ? allow.join(',') : 'none' });
   await onSignals(async (sig) => {
     log.info('stopping', { signal: sig });
     process.off('SIGHUP', reloadTls);
     await gw.close();
     await manage?.close();
+  });
+  return 0;
+}
+
+/**
+ * `--workers N` (N > 1): this process owns the listeners and routes connections (workers/main.ts);
+ * N copies of this command, forked with the same arguments, serve the sessions with the wiring above
+ * (forwards, echo, bench). A worker that dies is started again.
+ */
+async function workersMain(v: Record<string, unknown>, n: number, placement: PlacementPolicy): Promise<number> {
+  readDevicesFile(String(v.devices), v['insecure-key-file'] === true); // a bad file fails here, not in N workers
+  const log = createLog({ name: 'gateway', format: (v.log as LogFormat) ?? 'text', level: (v['log-level'] as LogLevel) ?? 'info' });
+  const link = { ...GATEWAY_LINK_DEFAULTS, ...linkOptions(v as Values) };
+  const main = await WorkerMain.start({
+    workers: n,
+    script: process.argv[1],
+    args: process.argv.slice(2), // the whole command line again: the command name too
+    http: (v.http as string) ?? '127.0.0.1:8080',
+    tcp: (v.tcp as string) ?? null,
+    placement,
+    wire: link,
+    limits: { maxBodyBytes: link.maxBundleBytes },
+    log,
+  });
+  log.info('ready', { workers: n, placement, http: main.httpAddress || undefined, tcp: main.tcpAddress || undefined });
+  // SIGHUP would end this process by default: reloading workers (new code and config, sessions moved) is not built yet.
+  const hup = (): void => log.warn('SIGHUP: reloading the workers is not supported yet; nothing changed');
+  process.on('SIGHUP', hup);
+  await onSignals(async (sig) => {
+    log.info('stopping', { signal: sig });
+    process.off('SIGHUP', hup);
+    await main.close();
   });
   return 0;
 }

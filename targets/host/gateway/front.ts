@@ -49,6 +49,12 @@ export interface FrontHost {
   frame(conn: number, body: Uint8Array, from: string): ServerLink | Refusal;
   /** The front itself refused a `what` ("connection", "frame") from address `from` (counted by code, and for the summed-up warnings). */
   refused(what: string, from: string, error: HfError): void;
+  /**
+   * A worker's: whether the bundle `body`, come on a handed connection after its first request, may
+   * be served here: a bundle of a session open here, or a hello the main process would place here
+   * (asked: a promise). A bundle with neither is served (the gateway refuses it as always).
+   */
+  mayServe(body: Uint8Array): boolean | Promise<boolean>;
   /** HTTP exchange `ex` of `session` went away before it was answered. */
   exchangeGone(session: ServerLink, ex: number): void;
   /** Direct connection `conn`, which last carried `session`, closed. */

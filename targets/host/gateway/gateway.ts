@@ -13,6 +13,7 @@
  * `FrontHost` (./front.ts). Exchanges (HTTP requests held open) count up from 1; direct TCP
  * connection k answers as exchange -k.
  */
+import type * as net from 'node:net';
 import { Acceptor } from '../../../firmware/acceptor';
 import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
@@ -20,6 +21,7 @@ import { type AckAfter, type LinkOptions, checkAckAfter } from '../../../firmwar
 import type { ServerLink, ServerPort } from '../../../firmware/server-link';
 import { Transport } from '../../../firmware/link-base';
 import { peekRn } from '../../../firmware/wire';
+import { SessionKeys } from './workers/session-key';
 import { SlabPool } from '../../../firmware/slab-pool';
 import type { Log } from '../../../hal/log';
 import { kAttach, kPort } from '../app/channel';
@@ -98,7 +100,35 @@ export interface GatewayOptions {
    * next gateway. A function chooses per session (per channel) from the device id as it opens.
    */
   ackAfter?: AckAfter | ((deviceId: string) => AckAfter);
+  /**
+   * A worker of `holdfast gateway --workers N` (workers/worker.ts): the fronts listen on nothing and
+   * take only the connections `adopt()` hands them, and every HTTP response closes its connection
+   * (so the main process routes each request). Default false.
+   */
+  handoff?: boolean;
+  /**
+   * With `handoff`: HTTP connections stay open after a response; a later request on one that names
+   * no session of this gateway (nor is a hello `hellosHere` places here) closes it unanswered, and
+   * the device sends it again on a new connection, routed by the main process. Saves a connection
+   * and a handoff per exchange when each device has connections of its own; behind a proxy that
+   * pools connections for many devices it costs failed requests (leave it off there). Default false.
+   */
+  handoffKeepAlive?: boolean;
+  /** Told of every session as it opens (before its welcome is written) and as it is dropped: the workers' directory. */
+  directory?: SessionDirectory | null;
+  /**
+   * With `handoff`: whether a hello of `device` that came on a handed HTTP connection after its first
+   * request belongs here (the main process's answer, workers/worker.ts `workerPlacement`). Absent:
+   * such hellos are served here.
+   */
+  hellosHere?: ((device: string) => Promise<boolean>) | null;
   log?: Log;
+}
+
+/** What `directory` is told: session id (hex) and device id. */
+export interface SessionDirectory {
+  opened(sid: string, device: string): void;
+  ended(sid: string, device: string): void;
 }
 
 /** What the gateway keeps per session besides the link. */
@@ -148,6 +178,11 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   private readonly tcpLimits: TcpLimits | undefined;
   /** Refusals, summed up per source address and code in rate-limited warnings. */
   private readonly refusals: RefusalLog;
+  private readonly handoff: boolean;
+  private readonly directory: SessionDirectory | null;
+  private readonly hellosHere: ((device: string) => Promise<boolean>) | null;
+  /** Reads the session key of bundles on handed connections (made when first needed). */
+  private keys: SessionKeys | null = null;
 
   private constructor(opts: GatewayOptions) {
     super();
@@ -157,6 +192,9 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.refusals = new RefusalLog(this.log, () => hostClock.now(), opts.refusalLog);
     this.path = opts.path ?? '/v1/link';
     this.tcpLimits = opts.tcpLimits;
+    this.handoff = opts.handoff === true;
+    this.directory = opts.directory ?? null;
+    this.hellosHere = opts.hellosHere ?? null;
     const keyOf = opts.devices === null ? null : keyLookup(opts.devices);
     // Not zero-filled (nothing is read before it is written): a slab costs no memset.
     const ackAfter = opts.ackAfter;
@@ -182,7 +220,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     const host = this.frontHost();
     const tls = opts.tls === undefined || opts.tls === null ? null : serverTlsOptions(opts.tls);
     const http = opts.http === undefined ? '127.0.0.1:0' : opts.http;
-    this.httpFront = http === null ? null : new HttpFront(host, parseAddress(http, 'http'), tls);
+    this.httpFront = http === null ? null : new HttpFront(host, parseAddress(http, 'http'), tls, this.handoff ? (opts.handoffKeepAlive === true ? 'keep-alive' : 'close') : null);
     this.tcpFront = opts.tcp === undefined || opts.tcp === null ? null : new TcpFront(host, parseAddress(opts.tcp, 'tcp'), opts.maxConnections ?? 10000, tls);
     this.secure = tls !== null;
     this.http = this.httpFront;
@@ -196,17 +234,31 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const gw = new Gateway(opts);
     try {
-      if (gw.httpFront !== null) await gw.httpFront.listen();
-      if (gw.tcpFront !== null) await gw.tcpFront.listen();
+      if (gw.httpFront !== null && !gw.handoff) await gw.httpFront.listen();
+      if (gw.tcpFront !== null && !gw.handoff) await gw.tcpFront.listen();
       if (gw.metricsFront !== null) await gw.metricsFront.listen();
     } catch (e) {
       await gw.close();
       throw e;
     }
-    gw.log.info('listening', { http: gw.http?.url, tcp: gw.tcp?.address, tls: gw.secure ? 'on' : 'off', metrics: gw.metrics?.url });
-    gw.warnIfPlain();
+    if (!gw.handoff) gw.log.info('listening', { http: gw.http?.url, tcp: gw.tcp?.address, tls: gw.secure ? 'on' : 'off', metrics: gw.metrics?.url });
+    if (!gw.handoff) gw.warnIfPlain();
     gw.emit('listening');
     return gw;
+  }
+
+  /**
+   * Serves a connection another process accepted and began to read (a worker's, from the main
+   * process): `head` is what was read of it, taken before the socket's own bytes. A kind this gateway
+   * has no front for is closed.
+   */
+  adopt(kind: 'http' | 'tcp', socket: net.Socket, head: Buffer): void {
+    const front = kind === 'http' ? this.httpFront : this.tcpFront;
+    if (front === null || this.closed) {
+      socket.destroy();
+      return;
+    }
+    front.adopt(socket, head);
   }
 
   /** Whether both fronts serve TLS. */
@@ -285,6 +337,16 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       request: (ex, body, from) => this.take(body, (now) => this.acceptor.onRequest(now, ex, body), 'request', from),
       frame: (conn, body, from) => this.take(body, (now) => this.acceptor.onFrame(now, body, -conn), 'frame', from),
       refused: (what, from, err) => this.refused(what, from, err),
+      mayServe: (body) => {
+        if (this.keys === null) this.keys = new SessionKeys(this.acceptor.o);
+        const key = this.keys.of(body);
+        if (key.kind === 'sid') {
+          const link = this.acceptor.session(key.sid);
+          return link !== undefined && !link.isFinished;
+        }
+        if (key.kind === 'hello') return this.hellosHere === null ? true : this.hellosHere(key.device);
+        return true;
+      },
       exchangeGone: (link, ex) => {
         if (link.isFinished) return;
         this.acceptor.onExchangeGone(link, ex);
@@ -348,6 +410,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     const cp = channel[kPort]();
     this.counters.sessionsOpened++;
     this.log.info('session opened', { device: link.deviceId, session: sid, sessions: this.acceptor.size + 1 });
+    this.directory?.opened(channel.sessionId, link.deviceId);
     process.nextTick(() => {
       if (!this.closed) this.emit('session', channel);
     });
@@ -374,6 +437,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     if (slot === undefined) return;
     slot.timer.stop();
     this.slots.delete(link);
+    this.directory?.ended(slot.channel.sessionId, link.deviceId);
     addTotals(this.counters.ended, link.ep.stats);
     link.ep.discard(); // what its rings still hold goes nowhere now: their memory goes back to the pool
   }

@@ -8,6 +8,7 @@
  * `{"code": ..., "message": ...}` for people with curl. A refusal changes no session.
  */
 import * as http from 'node:http';
+import type * as net from 'node:net';
 import * as https from 'node:https';
 import type * as tls from 'node:tls';
 import { errorBundle } from '../../../firmware/error-bundle';
@@ -16,6 +17,9 @@ import type { ServerLink } from '../../../firmware/server-link';
 import { type Address, listenOn } from '../net/address';
 import { type FrontHost, type HttpListener, Refusal } from './front';
 import { CBOR_TYPE, ERROR_HEADER, statusFor } from '../net/http-status';
+
+/** How a worker's HTTP front treats the connections handed to it (see HttpFront.handedOff). */
+export type HandoffHttp = 'close' | 'keep-alive';
 
 interface Exchange {
   res: http.ServerResponse;
@@ -32,9 +36,24 @@ export class HttpFront implements HttpListener {
   /** Bound address once listening. */
   address = '';
 
-  /** `tls`: Node's server TLS options (gateway/tls.ts); null: plain HTTP. */
-  constructor(gw: FrontHost, want: Address, tlsOptions: tls.TlsOptions | null = null) {
+  /**
+   * A worker's front (connections handed by the main process, which routed their first request).
+   * 'close': every response closes its connection, so each request is routed by the main process.
+   * 'keep-alive': connections stay; a later request on one is served only if its session is here (or
+   * it is a hello the main process places here); any other closes the connection unanswered, and the
+   * device sends it again on a new one, which the main process routes.
+   */
+  private readonly handedOff: HandoffHttp | null;
+  /** Handed-off connections that carried a request already. */
+  private readonly used = new WeakSet<net.Socket>();
+
+  /**
+   * `tls`: Node's server TLS options (gateway/tls.ts); null: plain HTTP. `handedOff`: a worker's
+   * front (see the field); null: a front of its own listener.
+   */
+  constructor(gw: FrontHost, want: Address, tlsOptions: tls.TlsOptions | null = null, handedOff: HandoffHttp | null = null) {
     this.gw = gw;
+    this.handedOff = handedOff;
     this.want = want;
     this.secure = tlsOptions !== null;
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => this.onRequest(req, res);
@@ -73,6 +92,12 @@ export class HttpFront implements HttpListener {
     this.address = await listenOn(this.server, this.want, 'http');
   }
 
+  /** Serves a connection accepted elsewhere; `head`: its bytes already read (parsed first). */
+  adopt(socket: net.Socket, head: Buffer): void {
+    if (head.length > 0) socket.unshift(head);
+    this.server.emit('connection', socket);
+  }
+
   close(): Promise<void> {
     for (const x of this.exchanges.values()) x.res.destroy();
     this.exchanges.clear();
@@ -84,6 +109,7 @@ export class HttpFront implements HttpListener {
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.gw.counters.httpRequests++;
+    if (this.handedOff === 'close') res.setHeader('Connection', 'close');
     const cbor = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase() === CBOR_TYPE;
     const path = (req.url ?? '').split('?')[0];
     if (path !== this.gw.path) return this.reject(res, cbor, hfError(ErrorCode.HTTP, `no such endpoint ${JSON.stringify(path)}; the link is POST ${this.gw.path}`), 404);
@@ -110,9 +136,32 @@ export class HttpFront implements HttpListener {
     req.on('end', () => {
       if (over) return;
       const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      this.dispatch(body, res);
+      if (this.handedOff !== 'keep-alive') return this.dispatch(body, res);
+      if (!this.used.has(req.socket)) {
+        this.used.add(req.socket);
+        return this.dispatch(body, res);
+      }
+      const here = this.gw.mayServe(body);
+      if (here === true) this.dispatch(body, res);
+      else if (here === false) this.misrouted(req);
+      else
+        here.then(
+          (ok) => {
+            if (res.destroyed) return; // gone while the main process was asked
+            if (ok) this.dispatch(body, res);
+            else this.misrouted(req);
+          },
+          () => this.misrouted(req),
+        );
     });
     req.on('error', () => res.destroy());
+  }
+
+  /** A request for another worker on a handed connection: the connection closes unanswered, and the device sends it again on a new one. */
+  private misrouted(req: http.IncomingMessage): void {
+    this.gw.counters.misrouted++;
+    this.gw.log.debug('request for another worker: connection closed to be routed again', { from: req.socket.remoteAddress });
+    req.socket.destroy();
   }
 
   private dispatch(body: Buffer, res: http.ServerResponse): void {

@@ -94,6 +94,8 @@ export class GatewayCounters {
   tcpFrames = 0;
   /** Direct TCP connections accepted (before any limit refused them). */
   tcpConnections = 0;
+  /** A worker's HTTP requests on a handed connection naming no session of the worker: closed unanswered, to be routed again. */
+  misrouted = 0;
   /** Refusals with HF_ERR_AUTH: unknown devices, wrong keys, replayed hellos, forged tags. */
   authFailures = 0;
   /** The link counters of the sessions that ended (the live ones are summed at each scrape). */

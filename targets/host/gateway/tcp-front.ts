@@ -179,7 +179,12 @@ export class TcpFront implements TcpListener {
 
   async listen(): Promise<void> {
     this.address = await listenOn(this.server, this.want, 'tcp');
-    // Forgets the addresses with no strangers whose bucket is full again (so the map stays small).
+    this.startSweeper();
+  }
+
+  /** Forgets the addresses with no strangers whose bucket is full again (so the map stays small). */
+  private startSweeper(): void {
+    if (this.sweeper !== null) return;
     this.sweeper = setInterval(() => this.sweep(hostClock.now()), 10_000);
     this.sweeper.unref();
   }
@@ -201,6 +206,13 @@ export class TcpFront implements TcpListener {
     const c = this.conns.get(id);
     if (c === undefined || c.socket.destroyed) return;
     this.writer.write(c.socket, body, len);
+  }
+
+  /** Serves a connection accepted elsewhere (plain TCP); `head`: its bytes already read (framed first). */
+  adopt(socket: net.Socket, head: Buffer): void {
+    this.startSweeper();
+    if (head.length > 0) socket.unshift(head);
+    this.onConnection(socket);
   }
 
   private onConnection(socket: net.Socket): void {
