@@ -11,11 +11,11 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ErrorCode } from '../firmware/errors';
-import { type DeviceChannel, connect } from '../targets/host/device/device';
+import { connect } from '../targets/host/device/device';
 import { Gateway, type GatewayChannel } from '../targets/host/gateway/gateway';
-import { createLog } from '../targets/node/log';
 import { code } from './support/errors';
 import { Cleanup, Proc, ROOT, devicesFile, freePort, tmpDir } from './support/host';
+import { RestartingDevice } from './support/restarting-device';
 import { sleep, within } from './support/within';
 
 const KEY = 'k-ack-after';
@@ -120,8 +120,7 @@ const DEAD_MS = 1500;
 
 test('a gateway killed before confirming: the next gateway gets the unconfirmed messages again, never the confirmed ones', async () => {
   const c = new Cleanup();
-  let stopped = false;
-  let ch: DeviceChannel | null = null;
+  let dev: RestartingDevice | null = null;
   const N = 40;
   const K = 25;
   try {
@@ -132,23 +131,12 @@ test('a gateway killed before confirming: the next gateway gets the unconfirmed 
       devicesFile(dir, devices);
       const gw1 = new Proc(process.execPath, ['-r', 'tsx/cjs', path.join(ROOT, 'test', 'support', 'ack-gateway.ts'), JSON.stringify({ http: `127.0.0.1:${port}`, devices, confirmBelow: K })], c);
       await gw1.waitFor(/listening/, 15_000, 0);
-      const lines: string[] = [];
-      const log = createLog({ name: 'device', out: { write: (s: string) => lines.push(s.slice(0, -1)) } });
-      let opens = 0;
-      // What `holdfast device --state DIR` does: a new connect() after each failed session.
-      const start = (): void => {
-        const cur = connect({ gateway: `http://127.0.0.1:${port}`, id: 'pi-1', key: KEY, stateDir: path.join(dir, 'state'), link: { deadAfterMs: DEAD_MS, failAfter: 3, maxRto: 1000 }, log });
-        ch = cur;
-        cur.on('error', () => {});
-        cur.on('open', () => opens++);
-        cur.once('close', () => {
-          if (!stopped) setTimeout(() => !stopped && start(), 200);
-        });
-      };
-      start();
-      await waitUntil(15_000, () => opens > 0);
-      assert.ok(opens > 0, 'the first session opens');
-      const first = ch as DeviceChannel | null;
+      const d = new RestartingDevice({ gateway: `http://127.0.0.1:${port}`, id: 'pi-1', key: KEY, stateDir: path.join(dir, 'state'), link: { deadAfterMs: DEAD_MS, failAfter: 3, maxRto: 1000 } });
+      dev = d;
+      const { lines, opened } = d;
+      await waitUntil(15_000, () => opened.length > 0);
+      assert.ok(opened.length > 0, 'the first session opens');
+      const first = d.ch;
       for (let i = 0; i < N; i++) assert.ok(first?.send(Buffer.from(String(i))));
       // The first gateway received all N and confirmed the first K; the device heard of those K.
       await gw1.waitFor(new RegExp(`got ${N - 1}\\n`), 10_000, 0);
@@ -183,16 +171,15 @@ test('a gateway killed before confirming: the next gateway gets the unconfirmed 
         `each carried message is marked as redelivered: ${again}`,
       );
       // Sent in the new session after the carried ones: a first delivery.
-      (ch as DeviceChannel | null)?.send(Buffer.from(String(N)));
+      d.ch?.send(Buffer.from(String(N)));
       await waitUntil(5000, () => got.length === N - K + 1);
       assert.is(got[N - K], N);
       assert.is(again[N - K], false, 'a new message is not marked');
-      await waitUntil(3000, () => (ch as DeviceChannel | null)?.unacknowledged === 0);
-      assert.is((ch as DeviceChannel | null)?.unacknowledged, 0, 'the second gateway confirmed them all');
+      await waitUntil(3000, () => d.ch?.unacknowledged === 0);
+      assert.is(d.ch?.unacknowledged, 0, 'the second gateway confirmed them all');
     });
   } finally {
-    stopped = true;
-    (ch as DeviceChannel | null)?.destroy();
+    (dev as RestartingDevice | null)?.stop();
     await c.run();
   }
 });

@@ -9,10 +9,9 @@
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type DeviceChannel, connect } from '../targets/host/device/device';
 import { Gateway } from '../targets/host/gateway/gateway';
-import { createLog } from '../targets/node/log';
 import { Cleanup, type Proc, devicesFile, freePort, holdfast, tmpDir } from './support/host';
+import { RestartingDevice } from './support/restarting-device';
 import { sleep, within } from './support/within';
 
 const KEY = 'k-gateway-restart';
@@ -26,8 +25,7 @@ const DEAD_MS = 1500;
 
 test('after a gateway restart the device with --state starts a new session within a few deadAfterMs', async () => {
   const c = new Cleanup();
-  let stopped = false;
-  let ch: DeviceChannel | null = null;
+  let dev: RestartingDevice | null = null;
   try {
     await within(60_000, 'the gateway restart', async () => {
       const dir = tmpDir(c);
@@ -38,30 +36,9 @@ test('after a gateway restart the device with --state starts a new session withi
         await gw.waitFor(/gateway: ready/, 15_000, 0);
         return gw;
       };
-      const lines: string[] = [];
-      const log = createLog({ name: 'device', out: { write: (s: string) => lines.push(s.slice(0, -1)) } });
-      const opened: string[] = [];
-      const requests: number[] = [];
-      // What `holdfast device --state DIR` does: a new connect() after each failed session.
-      const start = (): void => {
-        const cur = connect({
-          gateway: `http://127.0.0.1:${port}`,
-          id: 'pi-1',
-          key: KEY,
-          stateDir: path.join(dir, 'state'),
-          link: { deadAfterMs: DEAD_MS, failAfter: 3, maxRto: 1000 },
-          log,
-        });
-        ch = cur;
-        cur.on('error', () => {});
-        cur.on('open', () => opened.push(cur.sessionId ?? ''));
-        cur.once('close', () => {
-          requests.push(cur.stats.requestsSent);
-          if (!stopped) setTimeout(() => !stopped && start(), 200);
-        });
-      };
       let gw = await gateway();
-      start();
+      dev = new RestartingDevice({ gateway: `http://127.0.0.1:${port}`, id: 'pi-1', key: KEY, stateDir: path.join(dir, 'state'), link: { deadAfterMs: DEAD_MS, failAfter: 3, maxRto: 1000 } });
+      const { opened, requests, lines } = dev;
       await waitUntil(15_000, () => opened.length > 0);
       assert.ok(opened.length > 0, 'the first session opens');
       const first = opened[0];
@@ -86,45 +63,31 @@ test('after a gateway restart the device with --state starts a new session withi
       );
       // Refused requests stay few: no hot loop while the gateway answers with untagged errors.
       for (const n of requests) assert.ok(n < 100, `a session sent ${n} requests`);
-      const cur = ch as DeviceChannel | null;
-      assert.is(cur?.sessionId, opened[opened.length - 1]);
+      assert.is(dev.ch?.sessionId, opened[opened.length - 1]);
     });
   } finally {
-    stopped = true;
-    (ch as DeviceChannel | null)?.destroy();
+    (dev as RestartingDevice | null)?.stop();
     await c.run();
   }
 });
 
 test('what the device queued while the gateway was down reaches the restarted gateway in the new session, in order', async () => {
   const c = new Cleanup();
-  let stopped = false;
-  let ch: DeviceChannel | null = null;
+  let dev: RestartingDevice | null = null;
   try {
     await within(60_000, 'the carried messages', async () => {
       const dir = tmpDir(c);
       const port = await freePort();
       const gw1 = holdfast(['gateway', '--http', `127.0.0.1:${port}`, '--devices', devicesFile(dir, { 'pi-1': KEY })], c);
       await gw1.waitFor(/gateway: ready/, 15_000, 0);
-      const lines: string[] = [];
-      const log = createLog({ name: 'device', out: { write: (s: string) => lines.push(s.slice(0, -1)) } });
-      let opens = 0;
-      const start = (): void => {
-        const cur = connect({ gateway: `http://127.0.0.1:${port}`, id: 'pi-1', key: KEY, stateDir: path.join(dir, 'state'), link: { deadAfterMs: DEAD_MS, failAfter: 3, maxRto: 1000 }, log });
-        ch = cur;
-        cur.on('error', () => {});
-        cur.on('open', () => opens++);
-        cur.once('close', () => {
-          if (!stopped) setTimeout(() => !stopped && start(), 200);
-        });
-      };
-      start();
-      await waitUntil(15_000, () => opens > 0);
-      assert.ok(opens > 0, 'the first session opens');
+      dev = new RestartingDevice({ gateway: `http://127.0.0.1:${port}`, id: 'pi-1', key: KEY, stateDir: path.join(dir, 'state'), link: { deadAfterMs: DEAD_MS, failAfter: 3, maxRto: 1000 } });
+      const { lines, opened } = dev;
+      await waitUntil(15_000, () => opened.length > 0);
+      assert.ok(opened.length > 0, 'the first session opens');
       gw1.kill('SIGKILL');
       await gw1.exited;
       // Queued while the gateway is down: never acknowledged by the gateway that is gone.
-      const first = ch as DeviceChannel | null;
+      const first = dev.ch;
       for (const m of ['one', 'two', 'three']) first?.send(Buffer.from(m));
       await sleep(300);
       const got: string[] = [];
@@ -137,12 +100,10 @@ test('what the device queued while the gateway was down reaches the restarted ga
         lines.some((l) => /the gateway lost the session/.test(l) && /carried=3/.test(l)),
         lines.join('\n'),
       );
-      const cur = ch as DeviceChannel | null;
-      assert.is(cur?.stats.messagesCarried, 3);
+      assert.is(dev.ch?.stats.messagesCarried, 3);
     });
   } finally {
-    stopped = true;
-    (ch as DeviceChannel | null)?.destroy();
+    (dev as RestartingDevice | null)?.stop();
     await c.run();
   }
 });

@@ -9,9 +9,10 @@
  * HF_ERR_TIMEOUT naming what is still pending (the job goes on).
  */
 import { ErrorCode, hfError } from '../../firmware/errors';
-import { isFinal, type Job, type Target, type TargetState } from '../../targets/host/gateway/manage/jobs-store';
+import { isFinal, type Job, type Target } from '../../targets/host/gateway/manage/jobs-store';
 import { EventStream, type EventStreamOptions } from './ctl-events';
 import type { ConsoleClient } from './ctl-http';
+import type { TargetEvent } from '../../targets/host/gateway/manage/service';
 
 export interface FollowOptions {
   /** Polling (the fallback): the first wait, ms (default 100). */
@@ -24,17 +25,8 @@ export interface FollowOptions {
 
 export const FOLLOW_DEFAULTS = { firstMs: 100, maxMs: 1000, maxEarlyTargets: 100_000 } as const;
 
-/** A target as a `targets` event carries it. */
-interface Change {
-  deviceId: string;
-  state: TargetState;
-  at: number;
-  sends: number;
-  result?: unknown;
-  resultOmitted?: boolean;
-  errorCode?: string;
-  errorMessage?: string;
-}
+/** A target as a `targets` event carries it (the batch names the job). */
+type Change = Omit<TargetEvent, 'jobId'>;
 
 type OnFinal = (op: string, t: Target) => void;
 
