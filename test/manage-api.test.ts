@@ -205,23 +205,9 @@ test('API tokens: made by a logged-in operator, used without cookie or CSRF; no 
 
 test('the event stream: a hello, then the job and each device outcome as they happen (in targets batches)', async () => {
   const olga = await login(base, 'olga', 'olga password 1');
-  const u = new URL('/api/events', base);
-  const events: { event: string; data: Record<string, unknown> }[] = [];
-  const req = http.get({ host: u.hostname, port: u.port, path: u.pathname, headers: { cookie: olga.cookie } });
-  const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
+  const { events, res, close } = await stream(base, { cookie: olga.cookie });
   assert.is(res.statusCode, 200);
   assert.match(String(res.headers['content-type']), /^text\/event-stream/);
-  let buf = '';
-  res.on('data', (d: Buffer) => {
-    buf += d.toString('utf8');
-    for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const ev = /^event: (.+)$/m.exec(block)?.[1];
-      const data = /^data: (.+)$/m.exec(block)?.[1];
-      if (ev !== undefined && data !== undefined) events.push({ event: ev, data: JSON.parse(data) });
-    }
-  });
   try {
     await until('hello', () => events.some((e) => e.event === 'hello'));
     const made = await request(base, 'POST', '/api/jobs', { body: { op: 'config.get', selector: 'class=pi4' }, headers: as(olga) });
@@ -231,7 +217,7 @@ test('the event stream: a hello, then the job and each device outcome as they ha
     await until('two outcomes', () => succeeded() === 2);
     assert.ok(events.some((e) => e.event === 'job' && e.data.id === id));
   } finally {
-    req.destroy();
+    close();
   }
 });
 
