@@ -100,6 +100,7 @@ export class InRing {
     if (this.pool !== null && this.scratch !== NO_SLAB) {
       this.pool.give(this.scratch);
       this.scratch = NO_SLAB;
+      this.viewBuf = NO_SLAB;
     }
   }
 
