@@ -122,7 +122,7 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
         // Bytes in the link's own memory (a message it kept back in its ring) are valid only during
         // the call: the application gets a copy. Bytes straight from the received bundle are the
         // driver's, which never reuses a bundle it handed the link: the application gets a view.
-        const inRing = this.link !== null && this.link.ep.ownsBytes(buf);
+        const inRing = this.link?.ep.ownsBytes(buf) === true;
         const again = this.link?.ep.isAgain(seq) === true;
         this.later('message', inRing ? Buffer.from(buf.subarray(off, off + len)) : Buffer.from(buf.buffer, buf.byteOffset + off, len), seq, again);
         return !this.paused;
