@@ -111,6 +111,14 @@ export const ErrorCode = {
   NO_MATCH: 'HF_ERR_NO_MATCH',
   /** A request body that is not the JSON the route takes, or is larger than the API accepts. */
   BODY: 'HF_ERR_BODY',
+
+  // A primary/standby pair (targets/host/gateway/pair/).
+  /** This gateway is a standby: it serves no device until it takes over (try the pair's other address). */
+  STANDBY: 'HF_ERR_STANDBY',
+  /** The control connection between the pair carried something that is not its protocol (a malformed frame or delta). */
+  PEER: 'HF_ERR_PEER',
+  /** An answer or a peer from an older epoch than one already seen: a primary that was superseded (fencing). */
+  EPOCH: 'HF_ERR_EPOCH',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
