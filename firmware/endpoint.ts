@@ -684,24 +684,21 @@ export class Endpoint {
 
   /**
    * Everything this endpoint is, as plain data (numbers and byte arrays) for a snapshot. Times are
-   * stored as ages relative to `now` so the data can be restored on another clock.
+   * stored as ages relative to `now` so the data can be restored on another clock. Without
+   * `messages` the two message lists are left empty (a standby's delta carries them: replica.ts).
    */
-  toData(now: number): EndpointData {
+  toData(now: number, messages = true): EndpointData {
     const out = this.out;
     const inr = this.inr;
     const outMsgs: OutMsgData[] = [];
-    for (let q = out.tail; q !== out.head; q = (q + 1) >>> 0) {
-      const payload = new Uint8Array(out.lenOf(q));
-      out.copyOut(q, payload);
+    for (let q = out.tail; messages && q !== out.head; q = (q + 1) >>> 0) {
       const sent = out.sentAt(q);
-      outMsgs.push([sent < 0 ? -1 : now - sent, out.sendCount(q), out.flagsOf(q), payload]);
+      outMsgs.push([sent < 0 ? -1 : now - sent, out.sendCount(q), out.flagsOf(q), this.outPayload(q)]);
     }
     const inMsgs: InMsgData[] = [];
-    for (let q = inr.held; q !== inr.top; q = (q + 1) >>> 0) {
-      if (!inr.isPresent(q)) continue;
-      const payload = new Uint8Array(inr.lenOf(q));
-      inr.copyOut(q, payload);
-      inMsgs.push([q, inr.offOf(q), payload]);
+    for (let q = inr.held; messages && q !== inr.top; q = (q + 1) >>> 0) {
+      const m = this.inMessage(q);
+      if (m !== null) inMsgs.push(m);
     }
     const age = (t: number): number => (t < 0 ? -1 : now - t);
     return {
@@ -715,6 +712,22 @@ export class Endpoint {
       rtt: this.rtt.toData(),
       times: [age(this.rackTime), this.ackOwed ? age(this.ackOwedSince) : -2, now - this.lastHeard, now - this.lastSent],
     };
+  }
+
+  /** A copy of out-ring message `seq` (one the ring holds). */
+  outPayload(seq: number): Uint8Array {
+    const payload = new Uint8Array(this.out.lenOf(seq));
+    this.out.copyOut(seq, payload);
+    return payload;
+  }
+
+  /** In-ring message `seq` as snapshot data (a copy), or null when it has not wholly arrived. */
+  inMessage(seq: number): InMsgData | null {
+    const inr = this.inr;
+    if (!inr.isPresent(seq)) return null;
+    const payload = new Uint8Array(inr.lenOf(seq));
+    inr.copyOut(seq, payload);
+    return [seq, inr.offOf(seq), payload];
   }
 
   /** Restores what `toData` produced into this (freshly built, empty) endpoint. */

@@ -60,6 +60,10 @@ export class ServerLink extends LinkBase {
   private readonly replayBody: Uint8Array[] = [];
   /** When each remembered answer was written (-1: restored; its messages carry this send time). */
   private readonly replayAt: number[] = [];
+  /** The replay cache's version at each answer's remembering (what a standby was sent: replica.ts). */
+  private readonly replayVer: number[] = [];
+  /** How many answers were remembered so far. */
+  private replayCount = 0;
   /**
    * The welcome bytes, replayed for a repeated hello until the device shows it has the welcome (its
    * first bundle on the session); after that a repeat of the hello is a replay and is refused.
@@ -108,18 +112,32 @@ export class ServerLink extends LinkBase {
 
   /** The whole session as CBOR bytes (see snapshot.ts). Held exchanges stay with the transport. */
   snapshot(now: number): Uint8Array {
-    const replay: [number, Uint8Array][] = this.replayRn.map((rn, i) => [rn, this.replayBody[i]]);
-    const link: ServerData = { ...this.linkData(), sid: this.sid, deviceId: this.deviceId, welcome: this.welcome, replay, skey: this.ep.sealer?.key ?? null, rnTop: this.rnTop, rnSeen: this.rnSeen };
-    return encodeSnapshot<ServerData>({ v: SNAPSHOT_VERSION, role: 'server', at: now, o: this.o, link, ep: this.ep.toData(now) });
+    return encodeSnapshot<ServerData>({ v: SNAPSHOT_VERSION, role: 'server', at: now, o: this.o, link: this.serverData(0), ep: this.ep.toData(now) });
+  }
+
+  /**
+   * The link's own state as data (the endpoint's aside), with the replay cache's answers remembered
+   * after version `replaySince` (0: all). replica.ts sends this with every delta.
+   */
+  serverData(replaySince: number): ServerData {
+    const replay: [number, Uint8Array][] = [];
+    for (let i = 0; i < this.replayRn.length; i++) if (this.replayVer[i] > replaySince) replay.push([this.replayRn[i], this.replayBody[i]]);
+    return { ...this.linkData(), sid: this.sid, deviceId: this.deviceId, welcome: this.welcome, replay, skey: this.ep.sealer?.key ?? null, rnTop: this.rnTop, rnSeen: this.rnSeen };
+  }
+
+  /** The replay cache's version: how many answers were remembered so far. */
+  get replayVersion(): number {
+    return this.replayCount;
   }
 
   /**
    * Rebuilds a server link from `snapshot()` bytes (on a standby or another cluster node). `crypto`
-   * is required for an authenticated session.
+   * is required for an authenticated session; `memory` is where its rings' memory comes from (as for
+   * a new session; absent: an arena of its own).
    */
-  static restore(bytes: Uint8Array, now: number, port: ServerPort, crypto?: Crypto): ServerLink {
+  static restore(bytes: Uint8Array, now: number, port: ServerPort, crypto?: Crypto, memory?: ArenaAlloc | SlabLender): ServerLink {
     const s = decodeSnapshot<ServerData>(bytes, 'server');
-    const l = new ServerLink(s.o, new Uint8Array(s.link.sid), s.link.deviceId, 0, 0, port);
+    const l = new ServerLink(s.o, new Uint8Array(s.link.sid), s.link.deviceId, 0, 0, port, memory);
     l.ep.fromData(s.ep, now);
     l.restoreLinkData(s.link);
     if (s.link.skey != null) {
@@ -133,6 +151,7 @@ export class ServerLink extends LinkBase {
       l.replayRn.push(rn);
       l.replayBody.push(new Uint8Array(body));
       l.replayAt.push(-1);
+      l.replayVer.push(++l.replayCount);
     }
     return l;
   }
@@ -398,16 +417,19 @@ export class ServerLink extends LinkBase {
       // Answered twice (a duplicate was released early): the later answer is the one to replay.
       this.replayBody[i] = body;
       this.replayAt[i] = at;
+      this.replayVer[i] = ++this.replayCount;
       return;
     }
     if (this.replayRn.length >= this.o.replayCache) {
       this.replayRn.shift();
       this.replayBody.shift();
       this.replayAt.shift();
+      this.replayVer.shift();
     }
     this.replayRn.push(rn);
     this.replayBody.push(body);
     this.replayAt.push(at);
+    this.replayVer.push(++this.replayCount);
   }
 
   protected farewell(now: number): void {

@@ -15,6 +15,7 @@ const STATUS: Partial<Record<ErrorCodeValue, number>> = {
   [ErrorCode.NOT_FOUND]: 404,
   [ErrorCode.SCHEMA]: 500,
   [ErrorCode.AUDIT]: 500,
+  [ErrorCode.STANDBY]: 503,
 };
 
 /** 400 unless the code says otherwise (bad bundles, windows, acks, protocol); 500 for the gateway's own broken store. */
