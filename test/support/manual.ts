@@ -38,6 +38,8 @@ export class Manual {
   deviceClose: HfError | 'clean' | undefined;
   gatewayClose: HfError | 'clean' | undefined;
   private exchange = 0;
+  /** Whether the gateway's application takes more after each message (false: delivery pauses until `resume`). */
+  gatewayTakes: () => boolean = () => true;
   private readonly reader = new BundleReader({ maxMessages: 4096, maxSackRanges: 64, maxControls: 16 });
 
   /**
@@ -59,7 +61,7 @@ export class Manual {
           transmit: (body, len) => this.frames.push(body.slice(0, len)),
           deliver: (b, o, l) => {
             this.gatewayGot.push(Buffer.from(b.subarray(o, o + l)).toString());
-            return true;
+            return this.gatewayTakes();
           },
           onEnd: () => this.events.push('gateway end'),
           onClose: (e) => {
