@@ -129,19 +129,21 @@ export function resolveOptions(opts: LinkOptions = {}): ResolvedOptions {
 /**
  * When a side acknowledges a message to its peer (PROTOCOL 6): 'received' (default) once it is in
  * the in-ring; 'app' once the application confirmed it (`confirm`), so a message the application
- * never confirmed is still the sender's to send again. ('downstream' and 'standby' are planned.)
+ * never confirmed is still the sender's to send again; 'standby' (a gateway of a primary/standby pair)
+ * once the standby holds it: no answer leaves before the standby has the state it reflects.
+ * ('downstream' is planned.)
  */
-export type AckAfter = 'received' | 'app';
+export type AckAfter = 'received' | 'app' | 'standby';
 
 /** The default of every `ackAfter` option. */
 export const ACK_AFTER_DEFAULT: AckAfter = 'received';
 
-const ACK_AFTER_PLANNED = new Set(['downstream', 'standby']);
+const ACK_AFTER_PLANNED = new Set(['downstream']);
 
 /** Validates an `ackAfter` value (undefined: the default); HF_ERR_OPTION names what was wrong. */
 export function checkAckAfter(v: unknown, name = 'ackAfter'): AckAfter {
   if (v === undefined) return ACK_AFTER_DEFAULT;
-  if (v === 'received' || v === 'app') return v;
-  if (typeof v === 'string' && ACK_AFTER_PLANNED.has(v)) throw hfError(ErrorCode.OPTION, `${name} '${v}' is not built yet: use 'received' or 'app'`);
-  throw hfError(ErrorCode.OPTION, `${name} must be 'received' or 'app', got ${JSON.stringify(v)}`);
+  if (v === 'received' || v === 'app' || v === 'standby') return v;
+  if (typeof v === 'string' && ACK_AFTER_PLANNED.has(v)) throw hfError(ErrorCode.OPTION, `${name} '${v}' is not built yet: use 'received', 'app' or 'standby'`);
+  throw hfError(ErrorCode.OPTION, `${name} must be 'received', 'app' or 'standby', got ${JSON.stringify(v)}`);
 }

@@ -232,10 +232,11 @@ test('endpoint: confirm with ackAfter received is HF_ERR_CONFIRM', () => {
   );
 });
 
-test('checkAckAfter: received (default), app; the later ones are refused as not built yet', () => {
+test('checkAckAfter: received (default), app, standby; downstream is refused as not built yet', () => {
   assert.is(checkAckAfter(undefined), 'received');
   assert.is(checkAckAfter('app'), 'app');
-  for (const v of ['downstream', 'standby', 'bogus', 3]) {
+  assert.is(checkAckAfter('standby'), 'standby');
+  for (const v of ['downstream', 'bogus', 3]) {
     assert.is(
       code(() => checkAckAfter(v)),
       ErrorCode.OPTION,
@@ -244,7 +245,7 @@ test('checkAckAfter: received (default), app; the later ones are refused as not 
   }
   let msg = '';
   try {
-    checkAckAfter('standby');
+    checkAckAfter('downstream');
   } catch (e) {
     msg = (e as Error).message;
   }

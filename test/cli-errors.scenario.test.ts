@@ -93,12 +93,17 @@ const CASES: Case[] = [
   { name: 'gateway --http port out of range', args: async (d) => gw(d, '--http', '127.0.0.1:70000'), status: 2, line: /^holdfast gateway: HF_ERR_OPTION: http must be .*"127\.0\.0\.1:70000"$/ },
   { name: 'gateway unknown flag', args: async (d) => gw(d, '--colour'), status: 2, line: /^holdfast gateway: HF_ERR_OPTION: unknown flag --colour$/ },
   {
-    name: 'gateway --ack-after standby (not built yet)',
-    args: async (d) => gw(d, '--ack-after', 'standby'),
+    name: 'gateway --ack-after downstream (not built yet)',
+    args: async (d) => gw(d, '--ack-after', 'downstream'),
     status: 2,
-    line: /^holdfast gateway: HF_ERR_OPTION: --ack-after 'standby' is not built yet: use 'received' or 'app'$/,
+    line: /^holdfast gateway: HF_ERR_OPTION: --ack-after 'downstream' is not built yet: use 'received', 'app' or 'standby'$/,
   },
-  { name: 'gateway --ack-after bogus', args: async (d) => gw(d, '--ack-after', 'later'), status: 2, line: /^holdfast gateway: HF_ERR_OPTION: --ack-after must be 'received' or 'app', got "later"$/ },
+  {
+    name: 'gateway --ack-after bogus',
+    args: async (d) => gw(d, '--ack-after', 'later'),
+    status: 2,
+    line: /^holdfast gateway: HF_ERR_OPTION: --ack-after must be 'received', 'app' or 'standby', got "later"$/,
+  },
   // device
   {
     name: 'device --forward port in use',
@@ -110,7 +115,13 @@ const CASES: Case[] = [
     name: 'device --ack-after downstream (not built yet)',
     args: async () => dev('--ack-after', 'downstream'),
     status: 2,
-    line: /^holdfast device: HF_ERR_OPTION: --ack-after 'downstream' is not built yet: use 'received' or 'app'$/,
+    line: /^holdfast device: HF_ERR_OPTION: --ack-after 'downstream' is not built yet: use 'received', 'app' or 'standby'$/,
+  },
+  {
+    name: "device --ack-after standby (a gateway's)",
+    args: async () => dev('--ack-after', 'standby'),
+    status: 2,
+    line: /^holdfast device: HF_ERR_OPTION: --ack-after 'standby' is a gateway's \(the primary of a pair\): a device acknowledges 'received' or 'app'$/,
   },
   { name: 'device --forward malformed', args: async () => dev('--forward', '5432'), status: 2, line: /^holdfast device: HF_ERR_OPTION: --forward must be LOCALPORT:HOST:PORT, got "5432"$/ },
   {

@@ -23,9 +23,14 @@ export function ackAfterFlag(peer: string): Flag {
   };
 }
 
-/** The --ack-after value (HF_ERR_OPTION for another; 'downstream' and 'standby' are not built yet). */
-export function ackAfterOf(v: Values): AckAfter {
-  return checkAckAfter(v['ack-after'], '--ack-after');
+/**
+ * The --ack-after value (HF_ERR_OPTION for another; 'downstream' is not built yet, and 'standby' is
+ * only a gateway's: a device has no standby).
+ */
+export function ackAfterOf(v: Values, side: 'gateway' | 'device'): AckAfter {
+  const a = checkAckAfter(v['ack-after'], '--ack-after');
+  if (a === 'standby' && side === 'device') throw hfError(ErrorCode.OPTION, "--ack-after 'standby' is a gateway's (the primary of a pair): a device acknowledges 'received' or 'app'");
+  return a;
 }
 
 /** Link options from the link flags (only those given). */

@@ -182,7 +182,7 @@ export function deviceSettings(argv: string[]): DeviceSettings | 'help' {
     tls: deviceTls(v),
     failures: typeof v['warn-interval-ms'] === 'number' ? { warnIntervalMs: v['warn-interval-ms'] } : {},
     link: silenceRule(v),
-    ackAfter: ackAfterOf(v),
+    ackAfter: ackAfterOf(v, 'device'),
     log,
   };
   const restart = {

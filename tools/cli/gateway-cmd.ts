@@ -175,7 +175,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (v.devices === undefined) throw hfError(ErrorCode.OPTION, '--devices FILE is required');
-  ackAfterOf(v); // a bad value is an error before anything starts
+  ackAfterOf(v, 'gateway'); // a bad value is an error before anything starts
   const workers = workerCount(v.workers);
   const placement = placementPolicy((v.placement as string | undefined) ?? 'hash');
   const slot = workerSlot();
@@ -203,7 +203,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     maxConnections: v['max-connections'] as number | undefined,
     tcpLimits: tcpLimitsOf(v),
     tls,
-    ackAfter: ackAfterOf(v),
+    ackAfter: ackAfterOf(v, 'gateway'),
     log,
   });
   // SIGHUP: the TLS files again (a renewed certificate); a bad one is a warning, the old one stays.
