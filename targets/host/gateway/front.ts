@@ -31,6 +31,10 @@ export class Refusal {
 
 export interface FrontHost {
   readonly log: Log;
+  /** Whether this gateway is a pair's standby now: it serves no device (HF_ERR_STANDBY, 503). */
+  standby(): boolean;
+  /** The pair's epoch, sent with every HTTP answer (`x-holdfast-epoch`); 0: not in a pair. */
+  epoch(): number;
   /** The HTTP path of the link, e.g. "/v1/link". */
   readonly path: string;
   /** Largest request body or frame taken, bytes (the link's maxBundleBytes). */

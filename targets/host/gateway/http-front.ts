@@ -16,7 +16,7 @@ import { ErrorCode, type ErrorCodeValue, type HfError, hfError } from '../../../
 import type { ServerLink } from '../../../firmware/server-link';
 import { type Address, listenOn } from '../net/address';
 import { type FrontHost, type HttpListener, Refusal } from './front';
-import { CBOR_TYPE, ERROR_HEADER, statusFor } from '../net/http-status';
+import { CBOR_TYPE, EPOCH_HEADER, ERROR_HEADER, statusFor } from '../net/http-status';
 
 /** How a worker's HTTP front treats the connections handed to it (see HttpFront.handedOff). */
 export type HandoffHttp = 'close' | 'keep-alive';
@@ -118,6 +118,8 @@ export class HttpFront implements HttpListener {
       return this.reject(res, cbor, hfError(ErrorCode.HTTP, `method ${req.method} not allowed; the link is POST ${this.gw.path}`), 405);
     }
     if (!cbor) return this.reject(res, false, hfError(ErrorCode.HTTP, `content type must be ${CBOR_TYPE}, got ${JSON.stringify(req.headers['content-type'] ?? '')}`), 415);
+    // A standby serves no device: JSON, not an error bundle, so the device's session is untouched.
+    if (this.gw.standby()) return this.reject(res, false, hfError(ErrorCode.STANDBY, 'this gateway is a standby: send to the primary'));
     const declared = req.headers['content-length'] === undefined ? -1 : Number(req.headers['content-length']);
     if (declared > this.gw.maxBody) return this.tooLarge(req, res, declared);
     const chunks: Buffer[] = [];
@@ -190,6 +192,8 @@ export class HttpFront implements HttpListener {
     if (x === undefined) return;
     this.exchanges.delete(ex);
     if (x.res.destroyed) return;
+    const epoch = this.gw.epoch();
+    if (epoch > 0) x.res.setHeader(EPOCH_HEADER, String(epoch));
     x.res.writeHead(200, { 'Content-Type': CBOR_TYPE, 'Content-Length': len, 'Cache-Control': 'no-store' });
     x.res.end(Buffer.from(body.subarray(0, len)));
   }
@@ -210,13 +214,15 @@ export class HttpFront implements HttpListener {
   /** `bundle`: the error bundle to send (a Refusal's, perhaps tagged); default an untagged one. */
   private refuse(res: http.ServerResponse, cbor: boolean, rn: number, e: HfError, status = statusFor(e.code as ErrorCodeValue), bundle?: Uint8Array): void {
     if (res.headersSent || res.destroyed) return;
+    const epoch = this.gw.epoch();
+    if (epoch > 0) res.setHeader(EPOCH_HEADER, String(epoch));
     const body = cbor ? Buffer.from(bundle ?? errorBundle(rn, e)) : Buffer.from(JSON.stringify({ code: e.code, message: e.message }) + '\n');
     res.writeHead(status, {
       'Content-Type': cbor ? CBOR_TYPE : 'application/json',
       'Content-Length': body.length,
       'Cache-Control': 'no-store',
       [ERROR_HEADER]: e.code,
-      ...(status === 503 ? { 'Retry-After': '5' } : {}),
+      ...(status === 503 && e.code !== ErrorCode.STANDBY ? { 'Retry-After': '5' } : {}),
     });
     res.end(body);
   }

@@ -217,6 +217,11 @@ export class TcpFront implements TcpListener {
 
   private onConnection(socket: net.Socket): void {
     socket.on('error', () => {});
+    if (this.gw.standby()) {
+      // A pair's standby serves no device: closed at once, the device tries the pair's other address.
+      socket.destroy();
+      return;
+    }
     if (!(this.server instanceof tls.Server)) this.gw.counters.tcpConnections++; // TLS: counted at its handshake's start
     const now = hostClock.now();
     const addr = socket.remoteAddress ?? '?';

@@ -26,5 +26,8 @@ export function statusFor(code: ErrorCodeValue): number {
 /** The header that carries the code of a refusal, for people and proxies that cannot read CBOR. */
 export const ERROR_HEADER = 'x-holdfast-error';
 
+/** The epoch of a pair's primary, on every HTTP answer of a gateway in a pair (devices refuse an older one). */
+export const EPOCH_HEADER = 'x-holdfast-epoch';
+
 /** The media type of a bundle body. */
 export const CBOR_TYPE = 'application/cbor';
