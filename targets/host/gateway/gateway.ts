@@ -18,7 +18,7 @@ import { Acceptor } from '../../../firmware/acceptor';
 import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
 import { type AckAfter, type LinkOptions, checkAckAfter } from '../../../firmware/options';
-import type { ServerLink, ServerPort } from '../../../firmware/server-link';
+import { ServerLink, type ServerPort } from '../../../firmware/server-link';
 import { Transport } from '../../../firmware/link-base';
 import { peekRn } from '../../../firmware/wire';
 import { SessionKeys } from './workers/session-key';
@@ -40,6 +40,9 @@ import { type GatewayTlsOptions, isLoopbackHost, serverTlsOptions } from './tls'
 import { RefusalLog, type RefusalLogOptions } from './refusal-log';
 import { addTotals, GatewayCounters, gatewayFamilies, renderMetrics } from './metrics';
 import { MetricsFront, type MetricsListener } from './metrics-front';
+import { Pair, PairRole, type PairHost, type PairOptions } from './pair/pair';
+import { Replicator } from './pair/replicator';
+import type { SessionShadow } from '../../../firmware/replica';
 
 export type { DeviceKeys } from './keys';
 export { GatewayChannel } from './gateway-channel';
@@ -122,6 +125,12 @@ export interface GatewayOptions {
    * such hellos are served here.
    */
   hellosHere?: ((device: string) => Promise<boolean>) | null;
+  /**
+   * A primary/standby pair (pair/pair.ts): `listen` where this node takes its standby, `standbyOf`
+   * to start as the standby of the primary listening there, `key` the pair's shared secret. With a
+   * pair, ackAfter 'standby' holds every answer of a session until the standby has its state.
+   */
+  pair?: (PairOptions & { connect?: PairHost['connect']; listenPeers?: PairHost['listen'] }) | null;
   log?: Log;
 }
 
@@ -131,11 +140,16 @@ export interface SessionDirectory {
   ended(sid: string, device: string): void;
 }
 
+/** The port of a restored link until its slot gives it the real one. */
+const NO_PORT: ServerPort = { answer: () => {}, transmit: () => {}, deliver: () => false };
+
 /** What the gateway keeps per session besides the link. */
 interface Slot {
   link: ServerLink;
   channel: GatewayChannel;
   timer: DeadlineTimer;
+  /** ackAfter 'standby': its answers wait for the standby. */
+  gated: boolean;
 }
 
 /**
@@ -183,6 +197,9 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   private readonly hellosHere: ((device: string) => Promise<boolean>) | null;
   /** Reads the session key of bundles on handed connections (made when first needed). */
   private keys: SessionKeys | null = null;
+  /** The pair this gateway is one of (null: none). */
+  readonly pair: Pair | null = null;
+  private readonly replicator: Replicator | null = null;
 
   private constructor(opts: GatewayOptions) {
     super();
@@ -228,6 +245,18 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     if (this.http === null && this.tcp === null) throw hfError(ErrorCode.OPTION, 'a gateway needs an http or a tcp listener');
     this.metricsFront = opts.metrics === undefined || opts.metrics === null ? null : new MetricsFront(parseAddress(opts.metrics, 'metrics'), () => this.metricsText());
     this.metrics = this.metricsFront;
+    if (opts.pair !== undefined && opts.pair !== null) {
+      const po = opts.pair;
+      if (po.connect === undefined || po.listenPeers === undefined) throw hfError(ErrorCode.OPTION, 'pair: the control connection is not given (connect, listenPeers)');
+      this.replicator = new Replicator(
+        () => this.slots.keys(),
+        () => hostClock.now(),
+        this.log,
+      );
+      this.pair = new Pair({ log: this.log, replicator: this.replicator, takeOver: (s) => this.takeOver(s), connect: po.connect, listen: po.listenPeers }, po);
+    } else if (typeof ackAfter === 'string' && ackAfter === 'standby') {
+      throw hfError(ErrorCode.OPTION, "ackAfter 'standby' needs a pair (a standby to wait for): give pair");
+    }
   }
 
   /** Builds a gateway and starts its listeners. */
@@ -237,6 +266,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       if (gw.httpFront !== null && !gw.handoff) await gw.httpFront.listen();
       if (gw.tcpFront !== null && !gw.handoff) await gw.tcpFront.listen();
       if (gw.metricsFront !== null) await gw.metricsFront.listen();
+      if (gw.pair !== null) await gw.pair.start();
     } catch (e) {
       await gw.close();
       throw e;
@@ -328,6 +358,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   private frontHost(): FrontHost {
     return {
       log: this.log,
+      standby: () => this.pair !== null && this.pair.role !== PairRole.PRIMARY,
+      epoch: () => this.pair?.epoch ?? 0,
       path: this.path,
       maxBody: this.maxBody,
       holdMs: this.acceptor.o.holdMs,
@@ -392,8 +424,10 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   /** The ackAfter of a new session of device `id`. */
   private readonly ackAfterFor: (id: string) => AckAfter;
 
-  private open(link: ServerLink): ServerPort {
-    link.setAckAfter(this.ackAfterFor(link.deviceId)); // before the hello's messages are applied
+  private open(link: ServerLink, restored = false): ServerPort {
+    const ackAfter = this.ackAfterFor(link.deviceId);
+    if (!restored) link.setAckAfter(ackAfter); // before the hello's messages are applied
+    if (ackAfter === 'standby' && this.pair === null) throw hfError(ErrorCode.OPTION, `ackAfter 'standby' for ${JSON.stringify(link.deviceId)}, but this gateway has no pair`);
     const channel = new GatewayChannel(link, { now: () => hostClock.now(), kick: () => slot.timer.arm() });
     const slot: Slot = {
       link,
@@ -403,6 +437,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         () => link.nextDeadline(),
         (now) => this.acceptor.tick(link, now),
       ),
+      gated: ackAfter === 'standby',
     };
     channel[kAttach](link);
     this.slots.set(link, slot);
@@ -420,8 +455,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       deliver: cp.deliver,
       onDrain: cp.onDrain,
       onEnd: cp.onEnd,
-      answer: (exchange, body, len) => this.answer(exchange, body, len),
-      transmit: (body, len, conn) => this.tcpFront?.send(-conn, body, len),
+      answer: (exchange, body, len) => (this.replicator === null ? this.answer(exchange, body, len) : this.output(slot, exchange, body, len)),
+      transmit: (body, len, conn) => (this.replicator === null ? this.tcpFront?.send(-conn, body, len) : this.output(slot, -conn, body, len)),
       onClose: (err) => {
         if (err) this.counters.sessionsFailed++;
         else this.counters.sessionsClosed++;
@@ -437,9 +472,51 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     if (slot === undefined) return;
     slot.timer.stop();
     this.slots.delete(link);
+    this.replicator?.ended(link);
     this.directory?.ended(slot.channel.sessionId, link.deviceId);
     addTotals(this.counters.ended, link.ep.stats);
     link.ep.discard(); // what its rings still hold goes nowhere now: their memory goes back to the pool
+  }
+
+  /**
+   * In a pair: the session's state goes to the standby first (a record), then the answer or frame
+   * goes out: at once, or (ackAfter 'standby') once the standby holds the record. A held answer is a
+   * copy (`body` is valid only during the call).
+   */
+  private output(slot: Slot, exchange: number, body: Uint8Array, len: number): void {
+    const r = this.replicator as Replicator;
+    const n = r.record(slot.link);
+    if (!slot.gated) return this.answer(exchange, body, len);
+    const copy = body.slice(0, len);
+    r.hold(n, () => this.answer(exchange, copy, len));
+  }
+
+  /**
+   * A standby's takeover: every shadow becomes a live session, served from here on (its channel
+   * emitted as 'session', its unconfirmed messages delivered again, marked). Returns how many.
+   */
+  private takeOver(shadows: Iterable<SessionShadow>): number {
+    const now = hostClock.now();
+    let n = 0;
+    for (const sh of shadows) {
+      let link: ServerLink;
+      try {
+        link = ServerLink.restore(sh.toSnapshot(now), now, NO_PORT, nodeCrypto, this.slabs);
+      } catch (e) {
+        this.log.warn('session not taken over', { device: sh.deviceId, code: isHfError(e) ? e.code : 'error', reason: (e as Error).message });
+        continue;
+      }
+      link.setPort(this.open(link, true));
+      this.acceptor.adopt(link, now);
+      n++;
+      const slot = this.slots.get(link);
+      process.nextTick(() => {
+        if (link.isFinished || this.closed) return;
+        link.resume(hostClock.now());
+        slot?.timer.arm();
+      });
+    }
+    return n;
   }
 
   /** Answers exchange `exchange`: an HTTP response, or a frame on TCP connection -exchange. */
@@ -473,6 +550,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     if (this.closed) return;
     this.closed = true;
     const now = hostClock.now();
+    this.pair?.close();
     for (const slot of [...this.slots.values()]) {
       slot.link.abort(now, ErrorCode.CLOSED, 'gateway shutting down');
       this.acceptor.sweep(slot.link);
