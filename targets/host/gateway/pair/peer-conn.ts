@@ -17,7 +17,9 @@
  *
  * Afterwards each side sends `{t:'hb', epoch}` whenever it wrote nothing for `heartbeatMs`; the peer
  * is dead after `heartbeatMisses` × `heartbeatMs` without a byte from it (any bytes count, so a large
- * frame in transit keeps the connection alive). A socket that ends, closes or resets is dead at once.
+ * frame in transit keeps the connection alive; a check that runs late because this process was busy
+ * waits for the next one, so this side's own stall is not blamed on the peer). A socket that ends,
+ * closes or resets is dead at once.
  *
  * 'dead' (code, message) is emitted exactly once per connection, never from inside the call that
  * caused it, and then the socket is destroyed and every timer cleared:
@@ -389,18 +391,21 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
     this.handshakeTimer = null;
     const { heartbeatMs, heartbeatMisses } = this.s;
     const deadAfter = heartbeatMs * heartbeatMisses;
+    const tickMs = Math.max(1, Math.floor(heartbeatMs / 4));
     this.lastHeard = performance.now();
-    this.heartbeatTimer = setInterval(
-      () => {
-        const now = performance.now();
-        if (now - this.lastHeard >= deadAfter) {
-          this.refuse(ErrorCode.TIMEOUT, `nothing from the peer for ${Math.round(now - this.lastHeard)} ms (heartbeatMisses ${heartbeatMisses} × heartbeatMs ${heartbeatMs})`);
-        } else if (now - this.lastSent >= heartbeatMs) {
-          this.write({ t: 'hb', epoch: this.epoch });
-        }
-      },
-      Math.max(1, Math.floor(heartbeatMs / 4)),
-    );
+    let lastTick = this.lastHeard;
+    this.heartbeatTimer = setInterval(() => {
+      const now = performance.now();
+      // A late tick means this process was busy (a large frame encoded or decoded): what the peer
+      // sent meanwhile may still wait unread in the socket, so silence is judged at the next tick.
+      const late = now - lastTick > 2 * tickMs + 5;
+      lastTick = now;
+      if (!late && now - this.lastHeard >= deadAfter) {
+        this.refuse(ErrorCode.TIMEOUT, `nothing from the peer for ${Math.round(now - this.lastHeard)} ms (heartbeatMisses ${heartbeatMisses} × heartbeatMs ${heartbeatMs})`);
+      } else if (now - this.lastSent >= heartbeatMs) {
+        this.write({ t: 'hb', epoch: this.epoch });
+      }
+    }, tickMs);
     this.heartbeatTimer.unref();
   }
 
