@@ -18,7 +18,8 @@ import { ErrorCode, hfError, isHfError } from '../firmware/errors';
 import { PeerConnection, PeerListener, type PeerListenerOptions, type PeerOptions, peerProof } from '../targets/host/gateway/pair/peer-conn';
 import { PeerFrameDecoder, encodePeerFrame } from '../targets/host/gateway/pair/peer-frames';
 import type { PeerHello, PeerMessage } from '../targets/host/gateway/pair/peer-link';
-import { Cleanup } from './support/host';
+import { makeCert } from '../tools/throwaway-cert';
+import { Cleanup, tmpDir } from './support/host';
 import { sleep, within } from './support/within';
 
 const KEY = 'pair-key-0123456789abcdef';
@@ -499,6 +500,21 @@ test('options are checked (HF_ERR_OPTION naming the value); an unreachable addre
     const port = (srv.address() as net.AddressInfo).port;
     await new Promise((resolve) => srv.close(resolve));
     assert.is(await codeOf(PeerConnection.connect(`127.0.0.1:${port}`, base)), 'HF_ERR_CONNECT');
+  } finally {
+    await c.run();
+  }
+});
+
+test('over TLS (the tls option pair): the same handshake; an untrusted certificate is HF_ERR_TLS', async () => {
+  const c = new Cleanup();
+  try {
+    const { cert, key } = makeCert(tmpDir(c, 'holdfast-peer-'));
+    await within(10_000, 'tls', async () => {
+      const l = await listener(c, { tls: { server: { cert, key } } });
+      const b = await connect(c, l.address, { tls: { client: { ca: cert } } });
+      assert.is(b.peerNode, 'gw-a');
+      assert.is(await codeOf(connect(c, l.address, { tls: { client: {} } })), 'HF_ERR_TLS');
+    });
   } finally {
     await c.run();
   }
