@@ -187,7 +187,7 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private lingerTimer: NodeJS.Timeout | null = null;
 
-  private constructor(socket: net.Socket, s: Settings, side: Side) {
+  private constructor(socket: net.Socket, s: Settings, side: Side, remote: string) {
     super();
     this.socket = socket;
     this.s = s;
@@ -195,7 +195,7 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
     this.epoch = s.epoch;
     this.decoder = new PeerFrameDecoder({ maxFrameBytes: s.maxFrameBytes });
     this.established = !socket.connecting;
-    this.remote = socket.remoteAddress !== undefined ? formatAddress({ host: socket.remoteAddress, port: socket.remotePort ?? 0 }) : '';
+    this.remote = remote;
     socket.setNoDelay(true);
     socket.on(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
       this.established = true;
@@ -233,7 +233,7 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
       const a = parseAddress(address, 'peer address');
       const client = opts.tls?.client;
       const socket = client !== undefined ? tls.connect({ ...client, host: a.host, port: a.port }) : net.connect({ host: a.host, port: a.port });
-      const conn = new PeerConnection(socket, s, { provesFirst: true });
+      const conn = new PeerConnection(socket, s, { provesFirst: true }, formatAddress(a));
       const onDead = (code: string, message: string): void => reject(hfError(code as HfError['code'], `peer ${formatAddress(a)}: ${message}`));
       conn.once('dead', onDead);
       conn.once('ready', () => {
@@ -446,7 +446,8 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
 
   /** @internal The listener's way in. */
   static accepted(socket: net.Socket, s: Settings, admit: Side['admit']): PeerConnection {
-    return new PeerConnection(socket, s, { provesFirst: false, admit });
+    const remote = socket.remoteAddress !== undefined ? formatAddress({ host: socket.remoteAddress, port: socket.remotePort ?? 0 }) : 'unknown';
+    return new PeerConnection(socket, s, { provesFirst: false, admit }, remote);
   }
 }
 
