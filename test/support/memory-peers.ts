@@ -6,17 +6,19 @@
 import { EventEmitter } from 'node:events';
 import { decodeValue, encodeValue } from '../../firmware/cbor-value';
 import { ErrorCode, type HfError, hfError } from '../../firmware/errors';
-import type { PeerLink, PeerMessage } from '../../targets/host/gateway/pair/peer-link';
+import type { PeerLink, PeerMessage, PeerRole } from '../../targets/host/gateway/pair/peer-link';
 
 class MemoryPeer extends EventEmitter implements PeerLink {
   other: MemoryPeer | null = null;
   dead = false;
   epoch: number;
+  readonly peerNode: string;
   constructor(
-    readonly peerNode: string,
+    readonly peerRole: PeerRole,
     epoch: number,
   ) {
     super();
+    this.peerNode = peerRole;
     this.epoch = epoch;
   }
   get peerEpoch(): number {
