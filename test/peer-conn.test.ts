@@ -156,6 +156,16 @@ test('the handshake either way round: roles, nodes and epochs learned; epochs fo
       assert.is(p.peerRole, 'standby');
       assert.is(p.peerNode, 'gw-s');
       assert.is(p.peerEpoch, 2);
+
+      // A listener whose node was promoted tells the new epoch in the hellos it answers from then on.
+      p.close();
+      await within(1000, 'the first peer gone', async () => {
+        while (l2.peers > 0) await sleep(2);
+      });
+      l2.setEpoch(7);
+      const q = await connect(c, l2.address, { role: 'primary', node: 'gw-q', epoch: 9 });
+      assert.is(q.peerEpoch, 7);
+      assert.is(await codeOf(() => l2.setEpoch(-1)), ErrorCode.OPTION);
     });
   } finally {
     await c.run();

@@ -54,7 +54,7 @@ export class MemoryPeers {
 
   /** A PairHost['listen'] for the node whose epoch `epoch()` gives. */
   listenFor(epoch: () => number) {
-    return async (address: string, accept: (role: string, epoch: number) => HfError | null, onPeer: (p: PeerLink) => void) => {
+    return async (address: string, accept: (role: string, epoch: number) => HfError | null, onPeer: (p: PeerLink) => void, _epoch: number) => {
       const a = address.endsWith(':0') ? `mem:${++this.seq}` : address;
       this.listeners.set(a, { accept, onPeer, epoch });
       return { address: a, close: () => this.listeners.delete(a) };

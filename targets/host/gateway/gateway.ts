@@ -42,6 +42,7 @@ import { addTotals, GatewayCounters, gatewayFamilies, renderMetrics } from './me
 import { MetricsFront, type MetricsListener } from './metrics-front';
 import { Pair, PairRole, type PairHost, type PairOptions } from './pair/pair';
 import { Replicator } from './pair/replicator';
+import { checkPairOptions, networkPeers } from './pair/peer-net';
 import type { SessionShadow } from '../../../firmware/replica';
 
 export type { DeviceKeys } from './keys';
@@ -247,13 +248,14 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.metrics = this.metricsFront;
     if (opts.pair !== undefined && opts.pair !== null) {
       const po = opts.pair;
-      if (po.connect === undefined || po.listenPeers === undefined) throw hfError(ErrorCode.OPTION, 'pair: the control connection is not given (connect, listenPeers)');
+      checkPairOptions(po);
+      const net = networkPeers(po, tls);
       this.replicator = new Replicator(
         () => this.slots.keys(),
         () => hostClock.now(),
         this.log,
       );
-      this.pair = new Pair({ log: this.log, replicator: this.replicator, takeOver: (s) => this.takeOver(s), connect: po.connect, listen: po.listenPeers }, po);
+      this.pair = new Pair({ log: this.log, replicator: this.replicator, takeOver: (s) => this.takeOver(s), connect: po.connect ?? net.connect, listen: po.listenPeers ?? net.listen }, po);
     } else if (typeof ackAfter === 'string' && ackAfter === 'standby') {
       throw hfError(ErrorCode.OPTION, "ackAfter 'standby' needs a pair (a standby to wait for): give pair");
     }

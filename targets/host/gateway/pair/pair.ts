@@ -47,6 +47,10 @@ export interface PairOptions {
   heartbeatMisses?: number;
   /** First wait before a standby tries the primary again, ms (default 50), doubling up to 1000. */
   retryMs?: number;
+  /** With TLS: the CAs (PEM) the standby trusts for the primary's certificate (default: the gateway's own certificate). */
+  ca?: string | Buffer | (string | Buffer)[];
+  /** With TLS: the name the primary's certificate must carry (default: the host of standbyOf). */
+  servername?: string;
 }
 
 /** What the pair needs of the gateway and of the network (peer-conn.ts; tests give doubles). */
@@ -55,7 +59,13 @@ export interface PairHost {
   replicator: Replicator;
   /** Takes every shadow over as a live session (the gateway now serves them). */
   takeOver(shadows: Iterable<SessionShadow>): number;
-  listen(address: string, accept: (peerRole: string, peerEpoch: number) => HfError | null, onPeer: (p: PeerLink) => void): Promise<{ address: string; close(): unknown }>;
+  /** Listens for a standby; `epoch` is this node's now (`setEpoch` follows a promotion). */
+  listen(
+    address: string,
+    accept: (peerRole: string, peerEpoch: number) => HfError | null,
+    onPeer: (p: PeerLink) => void,
+    epoch: number,
+  ): Promise<{ address: string; close(): unknown; setEpoch?(n: number): void }>;
   connect(address: string, epoch: number): Promise<PeerLink>;
 }
 
@@ -66,7 +76,7 @@ export class Pair {
   /** Takeovers this node made. */
   takeovers = 0;
   private shadows = new Shadows();
-  private listener: { address: string; close(): unknown } | null = null;
+  private listener: { address: string; close(): unknown; setEpoch?(n: number): void } | null = null;
   private retry: NodeJS.Timeout | null = null;
   private retryWait: number;
   private okQueued = false;
@@ -102,6 +112,7 @@ export class Pair {
         this.o.listen,
         (peerRole, peerEpoch) => this.acceptPeer(peerRole, peerEpoch),
         (p) => this.host.replicator.attach(p),
+        this.epoch,
       );
     }
     if (this.role === PairRole.STANDBY) this.connect();
@@ -190,6 +201,7 @@ export class Pair {
   private promote(seen: number, code: string, why: string): void {
     this.role = PairRole.PRIMARY;
     this.epoch = seen + 1;
+    this.listener?.setEpoch?.(this.epoch);
     this.takeovers++;
     this.host.replicator.newEpoch();
     const n = this.host.takeOver(this.shadows.all());

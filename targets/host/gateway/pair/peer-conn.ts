@@ -468,10 +468,18 @@ export class PeerListener extends TypedEmitter<PeerListenerEvents> {
   private readonly live = new Set<PeerConnection>();
   private closed = false;
 
+  private settings: Settings | null = null;
+
   private constructor(server: net.Server, address: string) {
     super();
     this.server = server;
     this.address = address;
+  }
+
+  /** The epoch told in the hello and heartbeats of connections accepted from now on (a node promoted). */
+  setEpoch(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) throw hfError(ErrorCode.OPTION, `epoch must be an unsigned integer up to 2^53-1, got ${String(n)}`);
+    if (this.settings !== null) this.settings.epoch = n;
   }
 
   /**
@@ -487,6 +495,7 @@ export class PeerListener extends TypedEmitter<PeerListenerEvents> {
     const server = opts.tls?.server !== undefined ? tls.createServer(opts.tls.server) : net.createServer();
     const bound = await listenOn(server, want, 'peer listener');
     const l = new PeerListener(server, bound);
+    l.settings = s;
     const admit = (conn: PeerConnection, hello: PeerHello): HfError | null => {
       if (l.live.size >= maxPeers) return hfError(ErrorCode.BUSY, `already ${l.live.size} peer(s) of maxPeers ${maxPeers}`);
       const no = opts.accept?.(hello) ?? null;

@@ -18,7 +18,7 @@
 import { ReplicaCursor } from '../../../../firmware/replica';
 import type { ServerLink } from '../../../../firmware/server-link';
 import type { Log } from '../../../../hal/log';
-import type { PeerLink } from './peer-link';
+import type { PeerLink, PeerMessage } from './peer-link';
 
 /** An answer held until the standby holds record `n` (WAITING: until a standby synced). */
 interface Held {
@@ -98,7 +98,7 @@ export class Replicator {
       sessions++;
     }
     this.n++;
-    peer.send({ t: 'synced', n: this.n });
+    this.post(peer, { t: 'synced', n: this.n });
     this.synced = true;
     this.solo = false;
     for (let i = this.head; i < this.held.length; i++) if (this.held[i].n === WAITING) this.held[i].n = this.n;
@@ -132,16 +132,29 @@ export class Replicator {
     this.stats.records++;
     if (r.kind === 'snap') {
       this.stats.snapshots++;
-      peer.send({ t: 'snap', n, sid: link.sid, bytes: r.bytes });
-    } else peer.send({ t: 'delta', n, sid: link.sid, d: r.delta as unknown as Record<string, unknown> });
+      this.post(peer, { t: 'snap', n, sid: link.sid, bytes: r.bytes });
+    } else this.post(peer, { t: 'delta', n, sid: link.sid, d: r.delta as unknown as Record<string, unknown> });
     return n;
+  }
+
+  /**
+   * Sends `m`; a connection that died since its last event (its 'dead' not yet emitted) takes
+   * nothing: its 'dead' follows and detaches it. Above the connection's high-water mark the record
+   * is still queued (the socket buffers it): answers held for the standby bound how far it runs ahead.
+   */
+  private post(peer: PeerLink, m: PeerMessage): void {
+    try {
+      peer.send(m);
+    } catch {
+      // dead: 'dead' follows
+    }
   }
 
   /** Session `link` ended: the standby forgets it. */
   ended(link: ServerLink): void {
     if (!this.cursors.delete(link) || this.peer === null) return;
     this.n++;
-    this.peer.send({ t: 'gone', n: this.n, sid: link.sid });
+    this.post(this.peer, { t: 'gone', n: this.n, sid: link.sid });
   }
 
   /** Runs `run` once the standby holds record `n` (at once if it does already). */
