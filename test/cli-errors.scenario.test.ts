@@ -179,9 +179,15 @@ const CASES: Case[] = [
   },
   {
     name: 'device --config wrong type',
-    args: async (d) => dev('--config', write(d, 'c.json', '{"forward": "1:a:2"}')),
+    args: async (d) => dev('--config', write(d, 'c.json', '{"forward": 5}')),
     status: 2,
-    line: /^holdfast device: HF_ERR_OPTION: --config \S*c\.json: forward must be a list of strings$/,
+    line: /^holdfast device: HF_ERR_OPTION: --config \S*c\.json: forward must be a string or a list of strings$/,
+  },
+  {
+    name: 'device --tcp not one per --gateway',
+    args: async () => ['device', '--gateway', 'http://127.0.0.1:9', '--gateway', 'http://127.0.0.1:10', '--tcp', '127.0.0.1:11', '--id', 'pi-1', '--key', KEY],
+    status: 2,
+    line: /^holdfast device: HF_ERR_OPTION: --tcp: one per --gateway, in the same order \(2 gateway\(s\), 1 tcp address\(es\)\)$/,
   },
   {
     name: 'device --key-file readable by group (0640)',

@@ -47,8 +47,14 @@ export interface StatusOptions {
 export const STATUS_DEFAULTS: Required<StatusOptions> = { statusIntervalMs: 1000 };
 
 const FLAGS: Flag[] = [
-  { name: 'gateway', meta: 'URL', help: "the gateway's HTTP URL, e.g. http://gw.example:8080" },
-  { name: 'tcp', meta: 'HOST:PORT', help: "the gateway's direct TCP address (tried first; HTTP when blocked)" },
+  {
+    name: 'gateway',
+    meta: 'URL',
+    repeat: true,
+    help: "the gateway's HTTP URL, e.g. http://gw.example:8080; give it again for each gateway of a pair: the device moves to the next when one fails or answers as a standby",
+  },
+  { name: 'tcp', meta: 'HOST:PORT', repeat: true, help: "the gateway's direct TCP address (tried first; HTTP when blocked); with several --gateway, one per gateway, in the same order" },
+  { name: 'failover-after', type: 'number', meta: 'N', help: 'with several --gateway: failed requests in a row after which the device tries the next gateway (default 2)' },
   { name: 'no-tcp', type: 'bool', help: 'HTTP only (the default when --tcp is not given)' },
   { name: 'id', meta: 'ID', help: "device id, as in the gateway's devices file" },
   { name: 'key', meta: 'KEY', help: 'secret key (others see it in ps: prefer --key-file or HOLDFAST_KEY)' },
@@ -106,8 +112,9 @@ export function configValues(d: Record<string, unknown>, where: string): Values 
     const name = k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
     const f = known.get(name);
     if (f === undefined || name === 'config') throw hfError(ErrorCode.OPTION, `${where}: unknown setting ${JSON.stringify(k)}`);
-    if (f.repeat) {
-      if (!Array.isArray(val) || !val.every((x) => typeof x === 'string')) throw hfError(ErrorCode.OPTION, `${where}: ${k} must be a list of strings`);
+    if (f.repeat && typeof val === 'string') out[name] = [val];
+    else if (f.repeat) {
+      if (!Array.isArray(val) || !val.every((x) => typeof x === 'string')) throw hfError(ErrorCode.OPTION, `${where}: ${k} must be a string or a list of strings`);
       out[name] = val as string[];
     } else if (f.type === 'bool' ? typeof val !== 'boolean' : f.type === 'number' ? typeof val !== 'number' : typeof val !== 'string') {
       throw hfError(ErrorCode.OPTION, `${where}: ${k} must be a ${f.type === 'bool' ? 'boolean' : f.type === 'number' ? 'number' : 'string'}`);
@@ -165,15 +172,23 @@ export function deviceSettings(argv: string[]): DeviceSettings | 'help' {
   const { values: flags, help } = parseArgs(argv, FLAGS);
   if (help) return 'help';
   const v: Values = { ...(typeof flags.config === 'string' ? readConfig(flags.config) : {}), ...flags };
-  if (typeof v.gateway !== 'string') throw hfError(ErrorCode.OPTION, '--gateway URL is required');
+  const gateways = (v.gateway as string[] | undefined) ?? [];
+  if (gateways.length === 0) throw hfError(ErrorCode.OPTION, '--gateway URL is required');
+  const tcps = (v.tcp as string[] | undefined) ?? [];
+  if (tcps.length > 0 && tcps.length !== gateways.length)
+    throw hfError(ErrorCode.OPTION, `--tcp: one per --gateway, in the same order (${gateways.length} gateway(s), ${tcps.length} tcp address(es))`);
+  const failoverAfter = v['failover-after'];
+  if (failoverAfter !== undefined && (typeof failoverAfter !== 'number' || !Number.isInteger(failoverAfter) || failoverAfter < 1 || failoverAfter > 1000))
+    throw hfError(ErrorCode.OPTION, `--failover-after must be a whole number in 1..1000, got ${String(failoverAfter)}`);
   if (typeof v.id !== 'string') throw hfError(ErrorCode.OPTION, '--id ID is required');
   if (v['no-tcp'] === true && flags.tcp !== undefined) throw hfError(ErrorCode.OPTION, '--tcp and --no-tcp contradict each other');
   const log = createLog({ name: 'device', format: (v.log as LogFormat) ?? 'text', level: (v['log-level'] as LogLevel) ?? 'info' });
   const key = deviceKey(v);
   if (key.warning !== undefined) log.warn(key.warning);
   const options: DeviceOptions = {
-    gateway: v.gateway,
-    tcp: v['no-tcp'] === true ? null : ((v.tcp as string | undefined) ?? null),
+    gateway: gateways.length === 1 ? gateways[0] : gateways,
+    tcp: v['no-tcp'] === true || tcps.length === 0 ? null : tcps.length === 1 ? tcps[0] : tcps,
+    failover: failoverAfter === undefined ? {} : { failuresToMove: failoverAfter as number },
     id: v.id,
     key: key.key,
     proxy: v.proxy as string | undefined,
@@ -206,7 +221,7 @@ interface Current {
 function checkNewConfig(cfg: Record<string, unknown>, flags: Values): void {
   try {
     const v: Values = { ...configValues(cfg, 'config'), ...flags };
-    if (typeof v.gateway !== 'string') throw hfError(ErrorCode.OPTION, 'config: the device would have no gateway ("gateway" is required, or --gateway)');
+    if (!Array.isArray(v.gateway) || v.gateway.length === 0) throw hfError(ErrorCode.OPTION, 'config: the device would have no gateway ("gateway" is required, or --gateway)');
     if (typeof v.id !== 'string') throw hfError(ErrorCode.OPTION, 'config: the device would have no id ("id" is required, or --id)');
     ((v.forward as string[] | undefined) ?? []).map(parseForward);
   } catch (e) {
@@ -228,7 +243,7 @@ async function reforward(c: Current, next: ForwardSpec[], log: Log): Promise<voi
 export async function deviceCommand(argv: string[]): Promise<number> {
   const s = deviceSettings(argv);
   if (s === 'help') {
-    process.stdout.write(usage('holdfast device --gateway URL [--tcp HOST:PORT | --no-tcp] --id ID --key KEY [--forward LOCALPORT:HOST:PORT]... [--proxy URL] [--state DIR]', ABOUT, FLAGS));
+    process.stdout.write(usage('holdfast device --gateway URL... [--tcp HOST:PORT... | --no-tcp] --id ID --key KEY [--forward LOCALPORT:HOST:PORT]... [--proxy URL] [--state DIR]', ABOUT, FLAGS));
     return 0;
   }
   const { log, restart } = s;

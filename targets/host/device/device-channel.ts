@@ -11,6 +11,8 @@ import { type ChannelEvents, type ChannelHost, LinkChannel } from '../app/channe
 export type DeviceChannelEvents = ChannelEvents & {
   /** The session moved onto `name` (or started on it), for `reason` (in plain words). */
   transport: [name: 'tcp' | 'http', reason: string];
+  /** The device moved to another of its gateways (`url`), after a failure with `code`. */
+  gateway: [url: string, code: string];
 };
 
 /**
@@ -29,6 +31,7 @@ export interface DeviceState {
   readonly sessionId: string | null;
   readonly resumed: boolean;
   readonly accepted: number;
+  readonly gateway: string;
   readonly stats: DeviceStats;
   /** Stops all I/O, leaving the session as the journal has it. */
   detach(): void;
@@ -64,6 +67,11 @@ export class DeviceChannel extends LinkChannel<DeviceChannelEvents> {
    */
   get accepted(): number {
     return this.state.accepted;
+  }
+
+  /** The URL of the gateway the device talks to now (one of its `gateway` list). */
+  get gateway(): string {
+    return this.state.gateway;
   }
 
   /** This session's counters in this process (a copy: read it again for newer numbers). */

@@ -31,12 +31,23 @@ import { silentLog } from '../../node/log';
 import { proxyFor } from './proxy';
 import { type DeviceTlsOptions, clientTls } from './tls-client';
 import { FailureLog, type FailureLogOptions } from './failure-log';
+import { GatewayChoice, type GatewayChoiceOptions, Verdict } from './gateway-choice';
 
 export interface DeviceOptions {
-  /** The gateway's URL: https://host:port or http://host:port (the path defaults to /v1/link). */
-  gateway: string;
-  /** The gateway's direct TCP address, "host:port"; null or absent: HTTP only. */
-  tcp?: string | Address | null;
+  /**
+   * The gateway's URL: https://host:port or http://host:port (the path defaults to /v1/link). A
+   * list: the gateways of a pair (or more), tried in turn (gateway-choice.ts): the device moves to
+   * the next when requests fail, when one answers as a standby, or when one answers from an older
+   * epoch than the device has seen (fenced).
+   */
+  gateway: string | string[];
+  /**
+   * The gateway's direct TCP address, "host:port"; null or absent: HTTP only. With a list of
+   * gateways, a list of the same length (each gateway's own) or absent.
+   */
+  tcp?: string | Address | null | (string | Address)[];
+  /** When the device moves to the next of its gateways (gateway-choice.ts). */
+  failover?: GatewayChoiceOptions;
   /** Device id (1..128 characters). */
   id: string;
   /** The device's secret key (text is taken as UTF-8); null: an unauthenticated session. */
@@ -107,8 +118,13 @@ class Device implements DeviceState {
   private answering = false;
   private answerRefused: HfError | null = null;
   private readonly client: ClientLink;
-  private readonly http: HttpTransport;
-  private readonly tcp: TcpTransport | null;
+  /** The transports to the gateway in use (`choice.at`); the others' are made when first used. */
+  private http: HttpTransport;
+  private tcp: TcpTransport | null;
+  private readonly https: (HttpTransport | undefined)[] = [];
+  private readonly tcps: (TcpTransport | undefined)[] = [];
+  private readonly targets: { url: URL; tcp: Address | null }[];
+  private readonly choice: GatewayChoice;
   private readonly ladder: Ladder;
   private readonly storage: (Storage & { close(): void }) | null;
   readonly resumed: boolean;
@@ -128,12 +144,9 @@ class Device implements DeviceState {
     if (opts === null || typeof opts !== 'object') throw hfError(ErrorCode.OPTION, 'device options must be an object');
     if (typeof opts.id !== 'string' || opts.id.length === 0 || opts.id.length > 128) throw hfError(ErrorCode.OPTION, `id must be 1..128 characters, got ${JSON.stringify(opts.id)}`);
     if (opts.key === undefined) throw hfError(ErrorCode.OPTION, 'key is required (null for an unauthenticated session)');
-    const url = gatewayUrl(opts.gateway);
-    const tcpAddr = opts.tcp === undefined || opts.tcp === null ? null : parseAddress(opts.tcp, 'tcp');
-    const proxy = opts.proxy === null ? null : proxyFor(url, { proxy: opts.proxy, env: opts.env });
-    // TLS: https: URLs always; direct TCP when the URL is https: unless tls.direct says otherwise.
-    const tls = clientTls(opts.tls, url.hostname);
-    const tcpTls = (opts.tls?.direct ?? url.protocol === 'https:') && tcpAddr !== null ? clientTls(opts.tls, opts.tls?.servername ?? tcpAddr.host) : null;
+    this.targets = gatewayTargets(opts.gateway, opts.tcp);
+    this.choice = new GatewayChoice(this.targets.length, opts.failover);
+    const { url, tcp: tcpAddr } = this.targets[0];
     const link: LinkOptions = { ...DEVICE_LINK_DEFAULTS, ...opts.link };
     const o = resolveOptions(link);
     const ackAfter = checkAckAfter(opts.ackAfter);
@@ -222,59 +235,119 @@ class Device implements DeviceState {
     this.channel[kAttach](client);
     if (store !== null) store.armed = true;
 
-    this.http = new HttpTransport({
-      url,
-      proxy,
-      tls: url.protocol === 'https:' ? tls : null,
-      sockets: o.maxOutstanding,
-      maxBody: o.maxBundleBytes,
-      onAnswer: (_rn, body) => this.answer(body),
-      onNote: (text) => this.log.info(text),
-      onFailed: (rn, err) => {
-        this.requestsFailed++;
-        if (err.code === ErrorCode.TLS) this.tlsRefused('http', err);
-        else this.log.debug('request failed', { rn, code: err.code, reason: err.message });
-        // A connection that died before the answer (reset, cut, refused) lost the request; anything
-        // else was an answer that is not the gateway's.
-        this.event((t) => this.client.onRequestFailed(t, rn, isCut(err)));
-        if (err.code !== ErrorCode.TLS && !this.finished) this.failures.failed(err, this.nextTryMs());
-      },
-    });
-    this.tcp =
-      tcpAddr === null
-        ? null
-        : new TcpTransport(
-            tcpAddr,
-            o.maxBundleBytes,
-            {
-              onUp: () => this.event((t) => this.ladder.connected(t)),
-              onFrame: (body) => this.answer(body, true),
-              onDown: (reason, err) => {
-                if (err?.code === ErrorCode.TLS) this.tlsRefused('tcp', err);
-                this.event((t) => this.ladder.lost(t, reason));
-              },
-            },
-            tcpTls,
-          );
+    // TLS: https: URLs always; direct TCP when the URL is https: unless tls.direct says otherwise.
+    this.makeHttp = (i) => {
+      const at = this.targets[i].url;
+      const proxy = opts.proxy === null ? null : proxyFor(at, { proxy: opts.proxy, env: opts.env });
+      return new HttpTransport({
+        url: at,
+        proxy,
+        tls: at.protocol === 'https:' ? clientTls(opts.tls, at.hostname) : null,
+        sockets: o.maxOutstanding,
+        maxBody: o.maxBundleBytes,
+        onAnswer: (rn, body, epoch) => this.httpAnswer(rn, body, epoch),
+        onNote: (text) => this.log.info(text),
+        onFailed: (rn, err) => this.httpFailed(rn, err),
+      });
+    };
+    this.makeTcp = (i) => {
+      const { url: at, tcp: addr } = this.targets[i];
+      if (addr === null) return null;
+      const tcpTls = (opts.tls?.direct ?? at.protocol === 'https:') ? clientTls(opts.tls, opts.tls?.servername ?? addr.host) : null;
+      return new TcpTransport(
+        addr,
+        o.maxBundleBytes,
+        {
+          onUp: () => this.event((t) => this.ladder.connected(t)),
+          onFrame: (body) => this.answer(body, true),
+          onDown: (reason, err) => {
+            if (err?.code === ErrorCode.TLS) this.tlsRefused('tcp', err);
+            this.event((t) => this.ladder.lost(t, reason));
+          },
+        },
+        tcpTls,
+      );
+    };
+    this.http = this.makeHttp(0);
+    this.https[0] = this.http;
+    this.tcp = this.makeTcp(0);
+    this.tcps[0] = this.tcp ?? undefined;
     this.ladder = new Ladder(
       this.tcp !== null,
       {
         connect: () => this.tcp?.connect(),
         disconnect: () => this.tcp?.close(),
-        useDirect: () => this.use('tcp', `connected to ${tcpAddr === null ? '?' : formatAddress(tcpAddr)}`),
+        useDirect: () => {
+          const addr = this.targets[this.choice.at].tcp;
+          this.use('tcp', `connected to ${addr === null ? '?' : formatAddress(addr)}`);
+        },
         useHttp: (reason) => this.use('http', reason),
       },
       opts.ladder,
     );
     this.log.info(this.resumed ? 'resuming session from journal' : 'starting', {
       id: opts.id,
-      gateway: url.href,
-      tcp: tcpAddr === null ? 'off' : formatAddress(tcpAddr),
-      proxy: proxy === null ? undefined : `${proxy.protocol}//${proxy.host}`,
+      gateway: this.targets.length === 1 ? url.href : this.targets.map((g) => g.url.href).join(' '),
+      tcp: tcpAddr === null ? 'off' : this.targets.map((g) => (g.tcp === null ? '?' : formatAddress(g.tcp))).join(' '),
       queued: this.resumed ? this.client.ep.out.length : undefined,
       carried: this.carried > 0 ? this.carried : undefined,
     });
     process.nextTick(() => this.event((t) => this.ladder.start(t)));
+  }
+
+  private readonly makeHttp: (i: number) => HttpTransport;
+  private readonly makeTcp: (i: number) => TcpTransport | null;
+
+  /** The URL of the gateway in use. */
+  get gateway(): string {
+    return this.targets[this.choice.at].url.href;
+  }
+
+  /** An HTTP answer: fenced when its epoch is older than one seen (the device moves on), else to the link. */
+  private httpAnswer(rn: number, body: Buffer, epoch: number): void {
+    if (this.choice.answered(epoch) === Verdict.FENCED) {
+      this.httpFailed(rn, hfError(ErrorCode.EPOCH, `${this.gateway} answered from epoch ${epoch}, older than ${this.choice.epoch}: a superseded primary`));
+      return;
+    }
+    this.answer(body);
+  }
+
+  private httpFailed(rn: number, err: HfError): void {
+    this.requestsFailed++;
+    if (err.code === ErrorCode.TLS) this.tlsRefused('http', err);
+    else this.log.debug('request failed', { rn, code: err.code, reason: err.message });
+    // A connection that died before the answer (reset, cut, refused) lost the request, as did one a
+    // standby or a fenced primary turned away; anything else was an answer that is not the gateway's.
+    const lost = isCut(err) || err.code === ErrorCode.STANDBY || err.code === ErrorCode.EPOCH;
+    this.event((t) => this.client.onRequestFailed(t, rn, lost));
+    if (this.finished) return;
+    if (err.code !== ErrorCode.TLS) this.failures.failed(err, this.nextTryMs());
+    if (this.choice.failed(err.code)) this.moveOn(err);
+  }
+
+  /**
+   * Moves to the next gateway: requests on the way to this one are given up (lost, so the link sends
+   * their messages again), the direct connection is closed (the ladder connects again, to the new one).
+   */
+  private moveOn(why: HfError): void {
+    const from = this.gateway;
+    const lost = this.http.abandonAll();
+    const i = this.choice.move();
+    this.http = this.https[i] ?? this.makeHttp(i);
+    this.https[i] = this.http;
+    const oldTcp = this.tcp;
+    this.tcp = this.tcps[i] ?? this.makeTcp(i);
+    this.tcps[i] = this.tcp ?? undefined;
+    this.log.info('moved to the next gateway', { from, to: this.gateway, code: why.code, reason: why.message });
+    this.event((t) => {
+      for (const rn of lost) this.client.onRequestFailed(t, rn, true);
+      if (oldTcp !== null && this.transport === 'tcp') {
+        oldTcp.close();
+        this.ladder.lost(t, `moved to ${this.gateway}`);
+      }
+    });
+    const to = this.gateway;
+    process.nextTick(() => this.channel.emit('gateway', to, why.code));
   }
 
   get sessionId(): string | null {
@@ -469,11 +542,25 @@ class Device implements DeviceState {
     // The session's last bundle (a close handshake's answer, an abort's farewell) may still be on
     // its way: TCP sends what it has, then closes; HTTP requests get a moment to finish.
     this.tcp?.end();
+    for (const t of this.tcps) if (t !== this.tcp) t?.close();
     this.ladder.stop();
     this.http.close(1000);
+    for (const h of this.https) if (h !== this.http) h?.close();
     this.timer.stop();
     this.storage?.close();
   }
+}
+
+/** The gateways of the options: each URL with its direct TCP address (or null). */
+function gatewayTargets(gateway: string | string[], tcp: DeviceOptions['tcp']): { url: URL; tcp: Address | null }[] {
+  const urls = Array.isArray(gateway) ? gateway : [gateway];
+  if (urls.length === 0 || urls.length > 16) throw hfError(ErrorCode.OPTION, `gateway must be a URL or a list of 1..16 URLs, got ${urls.length}`);
+  const tcps = tcp === undefined || tcp === null ? urls.map(() => null) : Array.isArray(tcp) ? tcp : [tcp];
+  if (tcps.length !== urls.length) throw hfError(ErrorCode.OPTION, `tcp must name one address per gateway: ${urls.length} gateway(s), ${tcps.length} tcp address(es)`);
+  return urls.map((u, i) => {
+    const a = tcps[i];
+    return { url: gatewayUrl(u), tcp: a === null ? null : parseAddress(a, 'tcp') };
+  });
 }
 
 /**

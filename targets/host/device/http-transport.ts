@@ -16,7 +16,7 @@ import * as http from 'node:http';
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
-import { CBOR_TYPE, ERROR_HEADER } from '../net/http-status';
+import { CBOR_TYPE, EPOCH_HEADER, ERROR_HEADER } from '../net/http-status';
 import { type ClientTls, openTls } from './tls-client';
 
 type OnSocket = (err: Error | null, socket: net.Socket) => void;
@@ -46,8 +46,8 @@ export interface HttpTransportOptions {
   sockets: number;
   /** Largest response body accepted. */
   maxBody: number;
-  /** A response arrived for request `rn` (its body is the caller's). */
-  onAnswer: (rn: number, body: Buffer) => void;
+  /** A response arrived for request `rn` (its body is the caller's), from a gateway at `epoch` (0: not in a pair). */
+  onAnswer: (rn: number, body: Buffer, epoch: number) => void;
   /** Request `rn` failed (connection refused or reset, not a bundle, ...). */
   onFailed: (rn: number, err: HfError) => void;
   /** Something worth a log line happened (plain words). */
@@ -202,11 +202,14 @@ export class HttpTransport {
         if (type !== CBOR_TYPE) {
           // Not the gateway speaking (a proxy's error page, a captive portal, ...).
           const code = res.headers[ERROR_HEADER];
+          // A standby of a pair: the request was not taken; the device tries the other gateway.
+          if (code === ErrorCode.STANDBY) return fail(hfError(ErrorCode.STANDBY, `gateway ${t.host}:${t.port} is a standby`));
           return fail(hfError(ErrorCode.HTTP, `HTTP ${res.statusCode} ${res.statusMessage ?? ''} with ${type || 'no'} body${code ? ` (${code})` : ''}`.trim()));
         }
         done = true;
         if (this.inflight.get(rn) === req) this.inflight.delete(rn);
-        if (!this.closed) this.o.onAnswer(rn, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+        const epoch = Number(res.headers[EPOCH_HEADER] ?? 0);
+        if (!this.closed) this.o.onAnswer(rn, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), Number.isSafeInteger(epoch) && epoch > 0 ? epoch : 0);
         this.settled();
       });
     });
@@ -221,6 +224,13 @@ export class HttpTransport {
       this.cancelled.add(req);
       req.destroy();
     }
+  }
+
+  /** Cancels every request on the way (the device moves to another gateway); returns their numbers. */
+  abandonAll(): number[] {
+    const rns = [...this.inflight.keys()];
+    this.cancelAbandoned(() => false);
+    return rns;
   }
 
   /**
