@@ -289,6 +289,7 @@ class Device implements DeviceState {
       id: opts.id,
       gateway: this.targets.length === 1 ? url.href : this.targets.map((g) => g.url.href).join(' '),
       tcp: tcpAddr === null ? 'off' : this.targets.map((g) => (g.tcp === null ? '?' : formatAddress(g.tcp))).join(' '),
+      proxy: this.http.proxy === null ? undefined : `${this.http.proxy.protocol}//${this.http.proxy.host}`,
       queued: this.resumed ? this.client.ep.out.length : undefined,
       carried: this.carried > 0 ? this.carried : undefined,
     });

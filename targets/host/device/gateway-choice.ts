@@ -7,7 +7,7 @@
  * Epochs only rise: the highest seen is what later answers are judged by. With one gateway it never
  * moves.
  */
-import { ErrorCode } from '../../../firmware/errors';
+import { ErrorCode, hfError } from '../../../firmware/errors';
 
 export interface GatewayChoiceOptions {
   /** Failures in a row (no answer) after which the device tries the next gateway (default 2). */
@@ -32,7 +32,7 @@ export class GatewayChoice {
     o: GatewayChoiceOptions = {},
   ) {
     const f = o.failuresToMove ?? 2;
-    if (!Number.isInteger(f) || f < 1 || f > 1000) throw new RangeError(`failuresToMove must be an integer 1..1000, got ${String(f)}`);
+    if (!Number.isInteger(f) || f < 1 || f > 1000) throw hfError(ErrorCode.OPTION, `failover.failuresToMove must be an integer 1..1000, got ${String(f)}`);
     this.failuresToMove = f;
   }
 

@@ -134,6 +134,11 @@ export class HttpTransport {
     req.end();
   }
 
+  /** The forward proxy requests go through, or null. */
+  get proxy(): URL | null {
+    return this.o.proxy;
+  }
+
   /** Requests on the way. */
   get pending(): number {
     return this.inflight.size;

@@ -256,7 +256,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         this.log,
       );
       this.pair = new Pair({ log: this.log, replicator: this.replicator, takeOver: (s) => this.takeOver(s), connect: po.connect ?? net.connect, listen: po.listenPeers ?? net.listen }, po);
-    } else if (typeof ackAfter === 'string' && ackAfter === 'standby') {
+    } else if (ackAfter === 'standby') {
       throw hfError(ErrorCode.OPTION, "ackAfter 'standby' needs a pair (a standby to wait for): give pair");
     }
   }

@@ -12,6 +12,8 @@ import type { PairHost, PairOptions } from './pair';
 
 /** `connect` and `listen` for a Pair, over TCP (TLS when `serverTls` is given). */
 export function networkPeers(o: PairOptions, serverTls: tls.TlsOptions | null): Pick<PairHost, 'connect' | 'listen'> {
+  // The gateway's own server options, less what asks devices for client certificates: a peer proves itself with the key.
+  const server = serverTls === null ? null : { ...serverTls, requestCert: false, rejectUnauthorized: false, ca: undefined };
   const base = (epoch: number): PeerOptions => ({
     key: o.key,
     node: o.node ?? 'gateway',
@@ -19,11 +21,11 @@ export function networkPeers(o: PairOptions, serverTls: tls.TlsOptions | null): 
     heartbeatMs: o.heartbeatMs ?? 50,
     heartbeatMisses: o.heartbeatMisses ?? 4,
     tls:
-      serverTls === null
+      server === null
         ? undefined
         : {
-            server: { cert: serverTls.cert, key: serverTls.key, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 },
-            client: { ca: o.ca ?? serverTls.cert, servername: o.servername, minVersion: 'TLSv1.2', rejectUnauthorized: true },
+            server,
+            client: { ca: o.ca ?? server.cert, servername: o.servername, minVersion: 'TLSv1.2', rejectUnauthorized: true },
           },
   });
   return {

@@ -15,6 +15,7 @@
  * the next standby to attach and sync, as a synchronous standby makes a database wait: nothing is
  * acknowledged that only this machine holds while another may be serving.
  */
+import { ErrorCode, isHfError } from '../../../../firmware/errors';
 import { ReplicaCursor } from '../../../../firmware/replica';
 import type { ServerLink } from '../../../../firmware/server-link';
 import type { Log } from '../../../../hal/log';
@@ -145,8 +146,8 @@ export class Replicator {
   private post(peer: PeerLink, m: PeerMessage): void {
     try {
       peer.send(m);
-    } catch {
-      // dead: 'dead' follows
+    } catch (e) {
+      if (!isHfError(e) || e.code !== ErrorCode.CLOSED) throw e; // dead: 'dead' follows
     }
   }
 
