@@ -63,7 +63,11 @@ const root = path.resolve(__dirname, '..');
 // confirm; endpoint.ts confirm; link-base.ts setAckAfter; options.ts checkAckAfter; app/channel.ts
 // done and ack; the --ack-after flag), about 2.3 KiB; redeliveries marked (the hello's again field,
 // Endpoint.markAgain/isAgain, the channel's again argument), about 0.7 KiB.
-const DEVICE_BUDGET_KIB = 190;
+// 190 -> 194 KiB: a device that knows several gateways and moves to the next when one fails or answers
+// as a standby or from an older epoch (device/gateway-choice.ts, device/device.ts moveOn and one
+// transport per gateway, http-transport.ts epoch and HF_ERR_STANDBY, the repeatable --gateway/--tcp
+// and --failover-after flags), about 3.9 KiB (189.5 -> 193.4 KiB measured at eb9f75a and 1cb1880).
+const DEVICE_BUDGET_KIB = 194;
 const GOAL_KIB = 64;
 
 const BUNDLES = [
