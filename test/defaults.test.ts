@@ -252,6 +252,8 @@ function docDefaults(): Map<string, number> {
     ['targets/host/app/stream.ts', 'ChannelStreamOptions'],
     ['targets/host/app/forward.ts', 'ForwardOptions'],
     ['targets/host/app/forward.ts', 'ServeOptions'],
+    ['targets/host/gateway/pair/peer-conn.ts', 'PeerOptions'],
+    ['targets/host/gateway/pair/pair.ts', 'PairOptions'],
   ];
   for (const [file, iface] of inline) {
     for (const d of documented(file, iface)) {
