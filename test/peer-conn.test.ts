@@ -252,6 +252,34 @@ test('a reflected hello or proof is refused', async () => {
   }
 });
 
+test('what the peer sent in the chunk of its proof, its end included, reaches listeners added once connect resolved', async () => {
+  const c = new Cleanup();
+  try {
+    await within(5000, 'early messages', async () => {
+      const srv = await rawServer(c);
+      const p = connect(c, srv.address);
+      const raw = await srv.next();
+      const nonce = randomBytes(32);
+      raw.send({ t: 'hello', role: 'primary', node: 'raw-primary', nonce, epoch: 11 });
+      const theirs = await raw.next('hello');
+      await raw.next('proof');
+      // The proof, two records and the end in one write: one chunk for the connecting side.
+      const proof = encodePeerFrame({ t: 'proof', proof: peerProof(KEY, 'primary', nonce, theirs.nonce, 11) });
+      raw.socket.end(Buffer.concat([proof, encodePeerFrame({ t: 'gone', n: 1, sid: new Uint8Array([1]) }), encodePeerFrame({ t: 'synced', n: 2 })]));
+      const conn = await p;
+      // Listeners added after the promise settled (a later microtask than 'ready').
+      await Promise.resolve();
+      const got: string[] = [];
+      conn.on('message', (m) => got.push(`${m.t} ${(m as { n: number }).n}`));
+      const dead = new Promise<string>((resolve) => conn.on('dead', (code) => resolve(code)));
+      assert.is(await dead, ErrorCode.CLOSED);
+      assert.equal(got, ['gone 1', 'synced 2']);
+    });
+  } finally {
+    await c.run();
+  }
+});
+
 test('two sides of one role: HF_ERR_PEER', async () => {
   const c = new Cleanup();
   try {

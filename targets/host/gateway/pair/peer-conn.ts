@@ -21,6 +21,11 @@
  * waits for the next one, so this side's own stall is not blamed on the peer). A socket that ends,
  * closes or resets is dead at once.
  *
+ * What arrives after 'ready' and before the owner listens for 'message' (the rest of the chunk that
+ * completed the handshake while a connect's promise is still settling) is held, and handed over in
+ * order once a 'message' or 'dead' listener is added; so is the connection's end behind held
+ * messages, or when nobody listened for it: nothing the peer sent right behind its proof is lost.
+ *
  * 'dead' (code, message) is emitted exactly once per connection, never from inside the call that
  * caused it, and then the socket is destroyed and every timer cleared:
  *   HF_ERR_CLOSED  the socket ended, closed or failed, or `close()` was called here ('closed here')
@@ -186,6 +191,8 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
   private handshakeTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private lingerTimer: NodeJS.Timeout | null = null;
+  /** From 'ready' until a 'message' or 'dead' listener is added: what arrived meanwhile, in order (see above). */
+  private early: (PeerMessage | { dead: [string, string] })[] | null = null;
 
   private constructor(socket: net.Socket, s: Settings, side: Side, remote: string) {
     super();
@@ -199,6 +206,9 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
     socket.setNoDelay(true);
     socket.on(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
       this.established = true;
+    });
+    this.on('newListener', (event: string) => {
+      if ((event === 'message' || event === 'dead') && this.early !== null) queueMicrotask(() => this.handOverEarly());
     });
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('end', () => this.fail(ErrorCode.CLOSED, 'the peer ended the connection'));
@@ -365,6 +375,7 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
         if (!this.side.provesFirst) this.prove();
         this.state = State.READY;
         this.startHeartbeats();
+        this.early = [];
         this.emit('ready');
         return;
       }
@@ -374,7 +385,8 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
           return;
         }
         if (m.t === 'hello' || m.t === 'proof') return this.refuse(ErrorCode.PEER, `unexpected ${m.t} after the handshake`);
-        this.emit('message', m);
+        if (this.early !== null) this.early.push(m);
+        else this.emit('message', m);
         return;
       default:
         return;
@@ -441,7 +453,23 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
       if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
       this.socket.destroy();
     }
-    process.nextTick(() => this.emit('dead', code, message));
+    process.nextTick(() => {
+      // Held behind held messages (they come first), or while nobody listens for it yet.
+      const q = this.early;
+      if (q !== null && (q.length > 0 || this.listenerCount('dead') === 0)) q.push({ dead: [code, message] });
+      else this.emit('dead', code, message);
+    });
+  }
+
+  /** The owner listens now: what arrived since 'ready' is handed over, in order, its end last. */
+  private handOverEarly(): void {
+    const q = this.early;
+    if (q === null) return;
+    this.early = null;
+    for (const m of q) {
+      if ('dead' in m) this.emit('dead', m.dead[0], m.dead[1]);
+      else this.emit('message', m);
+    }
   }
 
   /** @internal The listener's way in. */
