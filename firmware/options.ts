@@ -138,7 +138,8 @@ export type AckAfter = 'received' | 'app' | 'standby';
 /** The default of every `ackAfter` option. */
 export const ACK_AFTER_DEFAULT: AckAfter = 'received';
 
-const ACK_AFTER_PLANNED = new Set(['downstream']);
+/** Values of ackAfter named but not built yet (refused as such). */
+export const ACK_AFTER_PLANNED: ReadonlySet<string> = new Set(['downstream']);
 
 /** Validates an `ackAfter` value (undefined: the default); HF_ERR_OPTION names what was wrong. */
 export function checkAckAfter(v: unknown, name = 'ackAfter'): AckAfter {

@@ -1,7 +1,7 @@
 /** What the commands share: link and log flags, files named by flags, and running until a signal. */
 import { readFileSync } from 'node:fs';
 import { ErrorCode, hfError, isHfError } from '../../firmware/errors';
-import { type AckAfter, type LinkOptions, checkAckAfter } from '../../firmware/options';
+import { ACK_AFTER_PLANNED, type AckAfter, type LinkOptions, checkAckAfter } from '../../firmware/options';
 import type { Flag, Values } from './args';
 
 export const LOG_FLAGS: Flag[] = [
@@ -14,23 +14,33 @@ export const LINK_FLAGS: Flag[] = [
   { name: 'idle-ms', type: 'number', help: 'silence after which a session ends (default 90000)' },
 ];
 
-/** --ack-after: when this side acknowledges the peer's messages (both commands). */
-export function ackAfterFlag(peer: string): Flag {
+/** The --ack-after values each side takes: 'standby' is only a gateway's (the primary of a pair); a device has no standby. */
+const ACK_AFTER_VALUES = { gateway: ['received', 'app', 'standby'], device: ['received', 'app'] } as const;
+
+/** "'received', 'app' or 'standby'": the values `side` takes, for messages. */
+function listed(side: 'gateway' | 'device'): string {
+  const q = ACK_AFTER_VALUES[side].map((a) => `'${a}'`);
+  return `${q.slice(0, -1).join(', ')} or ${q[q.length - 1]}`;
+}
+
+/** --ack-after: when `side` (the command's) acknowledges its peer's messages. */
+export function ackAfterFlag(side: 'gateway' | 'device'): Flag {
+  const peer = side === 'gateway' ? 'device' : 'gateway';
+  const standby = side === 'gateway' ? "; standby: once the pair's standby holds them too (needs --peer-listen or --standby-of)" : '';
   return {
     name: 'ack-after',
-    meta: 'received|app',
-    help: `acknowledge the ${peer}'s messages once received (default) or once the application handled them (app: one never handled is sent again, in a later session too)`,
+    meta: ACK_AFTER_VALUES[side].join('|'),
+    help: `acknowledge the ${peer}'s messages once received (default) or once the application handled them (app: one never handled is sent again, in a later session too)${standby}`,
   };
 }
 
-/**
- * The --ack-after value (HF_ERR_OPTION for another; 'downstream' is not built yet, and 'standby' is
- * only a gateway's: a device has no standby).
- */
+/** The --ack-after value (HF_ERR_OPTION for another, listing what `side` takes; 'downstream' is not built yet). */
 export function ackAfterOf(v: Values, side: 'gateway' | 'device'): AckAfter {
-  const a = checkAckAfter(v['ack-after'], '--ack-after');
+  const a = v['ack-after'];
   if (a === 'standby' && side === 'device') throw hfError(ErrorCode.OPTION, "--ack-after 'standby' is a gateway's (the primary of a pair): a device acknowledges 'received' or 'app'");
-  return a;
+  if (a === undefined || (ACK_AFTER_VALUES[side] as readonly unknown[]).includes(a)) return checkAckAfter(a, '--ack-after');
+  if (typeof a === 'string' && ACK_AFTER_PLANNED.has(a)) throw hfError(ErrorCode.OPTION, `--ack-after '${a}' is not built yet: use ${listed(side)}`);
+  throw hfError(ErrorCode.OPTION, `--ack-after must be ${listed(side)}, got ${JSON.stringify(a)}`);
 }
 
 /** Link options from the link flags (only those given). */

@@ -65,7 +65,7 @@ const FLAGS: Flag[] = [
   { name: 'ca', meta: 'FILE', help: "CA certificates (PEM) the gateway's certificate must chain to (default: the system CAs)" },
   { name: 'pin', meta: 'sha256:HEX', help: "the gateway certificate's SHA-256 fingerprint; replaces CA verification (boards without a CA)" },
   { name: 'state', meta: 'DIR', help: 'keep the session journal here: restarts resume it, nothing accepted is lost' },
-  ackAfterFlag('gateway'),
+  ackAfterFlag('device'),
   { name: 'fsync', type: 'bool', help: 'with --state: sync every journal record to flash (survives power cuts; one write per message)' },
   { name: 'status', meta: 'FILE', help: 'keep FILE up to date with the session state and counters as JSON (default with --state: DIR/status.json)' },
   { name: 'status-interval-ms', type: 'number', meta: 'MS', help: 'while only the counters change, rewrite the status file at most this often (default 1000)' },

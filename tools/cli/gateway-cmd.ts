@@ -13,6 +13,7 @@ import { type Flag, parseArgs, usage, type Values } from './args';
 import { benchResponder } from './bench-proto';
 import { ackAfterFlag, ackAfterOf, linkOptions, LINK_FLAGS, LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
 import { checkSecretFile, INSECURE_KEY_FILE_FLAG } from './key';
+import { PAIR_FLAG_NAMES, PAIR_FLAGS, pairOptionsOf } from './pair-flags';
 import { startManagement } from '../../targets/host/gateway/manage/start';
 import { LABEL_KEY } from '../../targets/host/gateway/manage/devices-store';
 import * as os from 'node:os';
@@ -74,14 +75,17 @@ const FLAGS: Flag[] = [
   { name: 'tls-key', meta: 'FILE', help: "the certificate's private key (PEM; mode 600 like --devices); re-read on SIGHUP" },
   { name: 'tls-ca', meta: 'FILE', help: 'CA certificates (PEM): devices must show a client certificate from one of them' },
   INSECURE_KEY_FILE_FLAG,
-  ackAfterFlag('device'),
+  ackAfterFlag('gateway'),
+  ...PAIR_FLAGS,
   ...LINK_FLAGS,
   ...TCP_LIMIT_FLAGS,
   ...LOG_FLAGS,
 ];
 
 const ABOUT = `Runs the gateway devices connect to. Each device proves its key from the devices file;
-its session then carries messages and forwarded TCP connections to the --allow targets.`;
+its session then carries messages and forwarded TCP connections to the --allow targets.
+With --peer-listen or --standby-of it is one of a primary/standby pair: a standby holds every session
+of its primary and takes over when the primary goes.`;
 
 /**
  * Reads the devices file: a JSON object whose values are each a device's secret key (a non-empty
@@ -155,15 +159,16 @@ function availableCores(): number {
 /**
  * What --workers N > 1 cannot do yet, refused at start (HF_ERR_OPTION naming the flag): TLS (the
  * main process reads each first request, so it would have to end TLS itself), the management store
- * (--data, --console: one SQLite file with one writer, and the console's view of every session) and
- * --metrics (each worker counts only its own sessions).
+ * (--data, --console: one SQLite file with one writer, and the console's view of every session),
+ * --metrics (each worker counts only its own sessions) and the pair flags (a standby replicates one
+ * process's sessions).
  */
 function refuseWithWorkers(v: Record<string, unknown>, n: number): void {
-  for (const flag of ['tls-cert', 'tls-key', 'tls-ca', 'data', 'console', 'metrics']) {
+  for (const flag of ['tls-cert', 'tls-key', 'tls-ca', 'data', 'console', 'metrics', ...PAIR_FLAG_NAMES]) {
     if (v[flag] !== undefined)
       throw hfError(
         ErrorCode.OPTION,
-        `--${flag} does not work with --workers ${n} yet (the main process reads first requests in the clear; the management store has one writer; metrics are per worker): use --workers 1`,
+        `--${flag} does not work with --workers ${n} yet (the main process reads first requests in the clear; the management store has one writer; metrics are per worker; a pair replicates one process): use --workers 1`,
       );
   }
 }
@@ -175,14 +180,16 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (v.devices === undefined) throw hfError(ErrorCode.OPTION, '--devices FILE is required');
-  ackAfterOf(v, 'gateway'); // a bad value is an error before anything starts
+  const ackAfter = ackAfterOf(v, 'gateway'); // a bad value is an error before anything starts
   const workers = workerCount(v.workers);
   const placement = placementPolicy((v.placement as string | undefined) ?? 'hash');
   const slot = workerSlot();
   if (workers > 1 || slot >= 0) refuseWithWorkers(v, workers);
-  if (workers > 1 && slot < 0) return workersMain(v, workers, placement);
-  // Warnings about loose file modes (--insecure-key-file) wait for the log, which comes next.
+  // Warnings about loose file modes (--insecure-key-file) wait for the log, which comes later.
   const loose: string[] = [];
+  const pair = pairOptionsOf(v, process.env, (m) => loose.push(m));
+  if (ackAfter === 'standby' && pair === null) throw hfError(ErrorCode.OPTION, '--ack-after standby needs a pair: --peer-listen HOST:PORT or --standby-of HOST:PORT, and its key');
+  if (workers > 1 && slot < 0) return workersMain(v, workers, placement);
   const { keys: devices, labels } = readDevicesFile(String(v.devices), v['insecure-key-file'] === true, (m) => loose.push(m));
   if (v.console !== undefined && v.data === undefined) throw hfError(ErrorCode.OPTION, '--console needs --data DIR (where jobs, operators and the audit log are kept)');
   const tls = readTls(v, (m) => loose.push(m));
@@ -203,7 +210,8 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     maxConnections: v['max-connections'] as number | undefined,
     tcpLimits: tcpLimitsOf(v),
     tls,
-    ackAfter: ackAfterOf(v, 'gateway'),
+    ackAfter,
+    pair,
     log,
   });
   // SIGHUP: the TLS files again (a renewed certificate); a bad one is a warning, the old one stays.

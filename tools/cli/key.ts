@@ -20,7 +20,7 @@ export const INSECURE_KEY_FILE_FLAG: Flag = {
 
 export interface DeviceKey {
   key: string;
-  /** Where it came from, for messages: "--key", "--key-file FILE" or "HOLDFAST_KEY". */
+  /** Where it came from, for messages: "--key", "--key-file FILE" or "HOLDFAST_KEY" (or another command's flag, see keyFromFile). */
   from: string;
   /** Set when --insecure-key-file let a key file through that others can read: the warning to give at start. */
   warning?: string;
@@ -59,23 +59,30 @@ export function deviceKey(v: Values, env: NodeJS.ProcessEnv = process.env, platf
     return { key: v.key, from: '--key' };
   }
   const file = v['key-file'];
-  if (typeof file === 'string') {
-    const from = `--key-file ${file}`;
-    let text: string;
-    let warning: string | null;
-    try {
-      if (!statSync(file).isFile()) throw hfError(ErrorCode.OPTION, `${from}: not a file`);
-      warning = checkSecretFile('key-file', file, v['insecure-key-file'] === true, platform);
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      if (isHfError(e)) throw e;
-      throw hfError(ErrorCode.OPTION, `${from}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
-    }
-    const key = text.split(/\r?\n/)[0].trim();
-    if (key.length === 0) throw hfError(ErrorCode.OPTION, `${from}: the first line is empty`);
-    return warning === null ? { key, from } : { key, from, warning };
-  }
+  if (typeof file === 'string') return keyFromFile('key-file', file, v['insecure-key-file'] === true, platform);
   const key = env.HOLDFAST_KEY;
   if (key !== undefined && key.length > 0) return { key, from: 'HOLDFAST_KEY' };
   throw hfError(ErrorCode.OPTION, '--key, --key-file or HOLDFAST_KEY is required');
+}
+
+/**
+ * The key in the first line of the secret file `--flag FILE` (trimmed). HF_ERR_OPTION, naming the
+ * flag and the file, when it is not a file, cannot be read, is readable by group or others (see
+ * `checkSecretFile`; `insecure` lets it through with `warning` set) or its first line is empty.
+ */
+export function keyFromFile(flag: string, file: string, insecure: boolean, platform: string = process.platform): DeviceKey {
+  const from = `--${flag} ${file}`;
+  let text: string;
+  let warning: string | null;
+  try {
+    if (!statSync(file).isFile()) throw hfError(ErrorCode.OPTION, `${from}: not a file`);
+    warning = checkSecretFile(flag, file, insecure, platform);
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if (isHfError(e)) throw e;
+    throw hfError(ErrorCode.OPTION, `${from}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
+  }
+  const key = text.split(/\r?\n/)[0].trim();
+  if (key.length === 0) throw hfError(ErrorCode.OPTION, `${from}: the first line is empty`);
+  return warning === null ? { key, from } : { key, from, warning };
 }
