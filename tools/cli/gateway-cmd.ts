@@ -206,6 +206,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     ackAfter: ackAfterOf(v, 'gateway'),
     log,
   });
+  if (manage?.api) manage.api.gateway = gw;
   // SIGHUP: the TLS files again (a renewed certificate); a bad one is a warning, the old one stays.
   const reloadTls = (): void => {
     try {
