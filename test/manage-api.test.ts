@@ -10,9 +10,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { Gateway } from '../targets/host/gateway/gateway';
+import type { ManageApi } from '../targets/host/gateway/manage/api';
 import { type Management, startManagement } from '../targets/host/gateway/manage/start';
 import { silentLog } from '../targets/node/log';
 import { connectBoard, testBoard } from './support/manage-device';
+import { MemoryPeers } from './support/memory-peers';
 
 interface Reply {
   status: number;
@@ -138,6 +141,32 @@ test('a viewer may look but not run: 403 HF_ERR_ROLE, audited', async () => {
   const last = refusals()[0];
   assert.equal([last.actor, last.detail.code], ['vic', 'HF_ERR_ROLE']);
   assert.equal(m.store.jobs.jobs(), []);
+});
+
+test('GET /api/gateway: the pair status for a viewer (null without a gateway or a pair); 401 without a login', async () => {
+  const vic = await login(base, 'vic', 'vic password 1');
+  assert.is((await request(base, 'GET', '/api/gateway')).status, 401);
+  const none = await request(base, 'GET', '/api/gateway', { headers: as(vic, false) });
+  assert.is(none.status, 200);
+  assert.equal(none.body, { pair: null });
+  const peers = new MemoryPeers();
+  const gw = await Gateway.start({
+    http: '127.0.0.1:0',
+    devices: null,
+    pair: { key: 'pair-key-0123456789', node: 'gw-a', listen: 'mem:a', connect: peers.connect, listenPeers: peers.listenFor(() => 1) },
+  });
+  const api = m.api as ManageApi;
+  try {
+    api.gateway = gw;
+    const r = await request(base, 'GET', '/api/gateway', { headers: as(vic, false) });
+    assert.is(r.status, 200);
+    assert.equal(r.body, {
+      pair: { role: 'primary', epoch: 1, node: 'gw-a', peer: { up: false }, takeovers: 0, records: 0, heldAnswers: 0, lagRecords: 0, shadowSessions: 0, shadowBytes: 0 },
+    });
+  } finally {
+    api.gateway = null;
+    await gw.close();
+  }
 });
 
 test('an operator runs a job by selector and sees it through; bad requests are refused with their code', async () => {

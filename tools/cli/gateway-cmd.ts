@@ -214,6 +214,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     pair,
     log,
   });
+  if (manage?.api) manage.api.gateway = gw;
   // SIGHUP: the TLS files again (a renewed certificate); a bad one is a warning, the old one stays.
   const reloadTls = (): void => {
     try {

@@ -38,9 +38,9 @@ import { type DeviceKeys, keyLookup } from './keys';
 import { TcpFront, type TcpLimits } from './tcp-front';
 import { type GatewayTlsOptions, isLoopbackHost, serverTlsOptions } from './tls';
 import { RefusalLog, type RefusalLogOptions } from './refusal-log';
-import { addTotals, GatewayCounters, gatewayFamilies, renderMetrics } from './metrics';
+import { addTotals, GatewayCounters, gatewayFamilies, pairFamilies, renderMetrics } from './metrics';
 import { MetricsFront, type MetricsListener } from './metrics-front';
-import { Pair, PairRole, type PairHost, type PairOptions } from './pair/pair';
+import { Pair, PairRole, type PairHost, type PairOptions, type PairStatus } from './pair/pair';
 import { Replicator } from './pair/replicator';
 import { checkPairOptions, networkPeers } from './pair/peer-net';
 import type { SessionShadow } from '../../../firmware/replica';
@@ -52,6 +52,7 @@ export { TCP_LIMIT_DEFAULTS, type TcpLimits } from './tcp-front';
 export type { GatewayTlsOptions } from './tls';
 export type { RefusalLogOptions } from './refusal-log';
 export type { MetricsListener } from './metrics-front';
+export type { PairStatus } from './pair/pair';
 
 /** The gateway's events and what their listeners get. */
 export type GatewayEvents = {
@@ -254,6 +255,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         () => this.slots.keys(),
         () => hostClock.now(),
         this.log,
+        () => this.pair?.epoch ?? 0,
       );
       this.pair = new Pair({ log: this.log, replicator: this.replicator, takeOver: (s) => this.takeOver(s), connect: po.connect ?? net.connect, listen: po.listenPeers ?? net.listen }, po);
     } else if (ackAfter === 'standby') {
@@ -325,8 +327,17 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   }
 
   /**
+   * This node's place in its pair: role, epoch, the peer, takeovers, replication records, held
+   * answers, records not yet confirmed, shadows (pair/pair.ts PairStatus). null: no pair.
+   */
+  pairStatus(): PairStatus | null {
+    return this.pair === null ? null : this.pair.status();
+  }
+
+  /**
    * The gateway's counters and gauges in the Prometheus text exposition format 0.0.4 (what the
-   * metrics listener serves): sessions, bundles, messages, payload bytes, refusals by code, memory.
+   * metrics listener serves): sessions, bundles, messages, payload bytes, refusals by code, memory;
+   * with a pair, its role, epoch, peer, takeovers and replication (holdfast_pair_...).
    * Counters only rise; those of a session that ended stay in the totals.
    */
   metricsText(): string {
@@ -337,8 +348,9 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       if (l.transport === Transport.DIRECT) tcp++;
     }
     const mem = process.memoryUsage();
-    return renderMetrics(
-      gatewayFamilies(this.counters, {
+    const pair = this.pairStatus();
+    return renderMetrics([
+      ...gatewayFamilies(this.counters, {
         sessionsHttp: this.slots.size - tcp,
         sessionsTcp: tcp,
         links,
@@ -352,7 +364,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         ringBlocksKept: this.slabs.kept,
         ringChunkBytes: this.slabs.chunkedBytes,
       }),
-    );
+      ...(pair === null ? [] : pairFamilies(pair)),
+    ]);
   }
 
   // ---- what the fronts may ask (front.ts) -------------------------------------------------------

@@ -5,6 +5,7 @@
  */
 import type { EndpointStats } from '../../../firmware/endpoint';
 import { ErrorCode, hfError } from '../../../firmware/errors';
+import { PAIR_ROLE_NAMES, type PairStatus } from './pair/pair';
 
 /** The Content-Type of the text `renderMetrics` writes. */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -173,5 +174,26 @@ export function gatewayFamilies(c: GatewayCounters, g: GatewayGauges): MetricFam
     one('ring_bytes_lent', 'gauge', 'Ring memory lent to sessions now: only rings holding messages hold memory.', g.ringBytesLent),
     one('ring_blocks_free', 'gauge', 'Ring memory blocks free in the chunks now, ready for the next session that needs one.', g.ringBlocksKept),
     one('ring_chunk_bytes', 'gauge', 'Ring memory allocated in chunks now, lent or free.', g.ringChunkBytes),
+  ];
+}
+
+/** A pair node's metric families (holdfast_pair_...): one line per role, 1 for this node's. */
+export function pairFamilies(s: PairStatus): MetricFamily[] {
+  const p = 'holdfast_pair_';
+  const one = (name: string, type: 'counter' | 'gauge', help: string, value: number): MetricFamily => ({ name: p + name, help, type, samples: [{ value }] });
+  return [
+    {
+      name: `${p}role`,
+      help: "This node's role in its pair: 1 for the current one, 0 for the others.",
+      type: 'gauge',
+      samples: PAIR_ROLE_NAMES.map((role) => ({ labels: { role }, value: role === s.role ? 1 : 0 })),
+    },
+    one('epoch', 'gauge', "The highest epoch this node knows: its own as primary, its primary's as standby.", s.epoch),
+    one('peer_up', 'gauge', "1 while the peer is connected (a standby's primary, a primary's standby), else 0.", s.peer.up ? 1 : 0),
+    one('takeovers_total', 'counter', 'Takeovers this node made (a standby that became primary).', s.takeovers),
+    one('records_total', 'counter', 'Replication records sent as primary and taken as standby (snapshots, deltas, ends).', s.records),
+    one('held_answers', 'gauge', 'Answers held now until a standby holds their record.', s.heldAnswers),
+    one('lag_records', 'gauge', 'Records sent to the standby that it has not confirmed yet.', s.lagRecords),
+    one('shadow_sessions', 'gauge', 'Sessions of the primary held as shadows on this standby.', s.shadowSessions),
   ];
 }

@@ -6,6 +6,8 @@
  *   POST /api/login               {name, password}             -> {name, role, csrf, expiresAt} + cookie
  *   POST /api/logout                                           -> {}
  *   GET  /api/me                                               -> {name, role, via, csrf}
+ *   GET  /api/gateway                                          -> {pair: PairStatus | null}     viewer
+ *                                 (this node's role, epoch, peer, takeovers, replication; null: no pair)
  *   GET  /api/devices?selector=S                               -> {devices: [...]}              viewer
  *   PUT  /api/devices/ID/labels   {labels: {k: v}}             -> {device}                      admin
  *   POST /api/jobs                {op, args, selector, timeoutMs?, expiresInMs?} -> 201 {job}  operator
@@ -36,6 +38,7 @@ import { type Caller, checkCsrf, identify, needRole, SESSION_COOKIE, cookie, ses
 import { type ConsoleFile, loadConsole } from './console-files';
 import { isRole, type Role, roleAllows } from './operators';
 import type { ManageService } from './service';
+import type { PairStatus } from '../pair/pair';
 import { SseHub, type SseOptions } from './sse';
 
 export interface ConsoleOptions {
@@ -49,6 +52,11 @@ export interface ConsoleOptions {
 }
 
 export const CONSOLE_DEFAULTS = { maxBodyBytes: 25_165_824, secureCookie: false } as const;
+
+/** What `GET /api/gateway` reads of the gateway (a Gateway has it). */
+export interface GatewayStatusSource {
+  pairStatus(): PairStatus | null;
+}
 
 type Handler = (c: Caller, req: http.IncomingMessage, m: RegExpExecArray, q: URLSearchParams) => Promise<unknown> | unknown;
 
@@ -69,6 +77,8 @@ export class ManageApi {
   private readonly sse: SseHub;
   private readonly routes: Route[];
   address = '';
+  /** The gateway `GET /api/gateway` reports on (set once it started; null: `pair` is null). */
+  gateway: GatewayStatusSource | null = null;
 
   constructor(service: ManageService, log: Log, opts: ConsoleOptions = {}) {
     this.service = service;
@@ -122,6 +132,7 @@ export class ManageApi {
         this.sse.recheck();
         return { status: 200, body: {}, headers: { 'Set-Cookie': sessionCookie(null, 0, this.secure) } };
       }),
+      r('GET', /^\/api\/gateway$/, 'viewer', () => ({ pair: this.gateway?.pairStatus() ?? null })),
       r('GET', /^\/api\/devices$/, 'viewer', (_c, _r, _m, q) => ({ devices: s.devices(q.get('selector') ?? undefined) })),
       r('PUT', /^\/api\/devices\/([^/]+)\/labels$/, 'admin', async (c, req, m) => {
         const id = decodeURIComponent(m[1]);

@@ -30,7 +30,30 @@ import type { SessionShadow } from '../../../../firmware/replica';
 
 export const PairRole = { STANDBY: 0, PRIMARY: 1, CLOSED: 2 } as const;
 export type PairRoleValue = (typeof PairRole)[keyof typeof PairRole];
-export const PAIR_ROLE_NAMES = ['standby', 'primary', 'closed'];
+export const PAIR_ROLE_NAMES = ['standby', 'primary', 'closed'] as const;
+export type PairRoleName = (typeof PAIR_ROLE_NAMES)[number];
+
+/** What a node of a pair reports of itself (logs, metrics, the management API): plain values. */
+export interface PairStatus {
+  role: PairRoleName;
+  /** The highest epoch this node knows (Pair.epoch). */
+  epoch: number;
+  /** This node's name. */
+  node: string;
+  /** The peer: a standby's primary, a primary's attached standby; `node` while connected. */
+  peer: { up: boolean; node?: string };
+  /** Takeovers this node made. */
+  takeovers: number;
+  /** Replication records sent (as primary) and taken (as standby), snapshots, deltas and ends; only rises. */
+  records: number;
+  /** Answers held until a standby holds their record (primary). */
+  heldAnswers: number;
+  /** Records sent to the standby and not confirmed yet (primary). */
+  lagRecords: number;
+  /** Sessions held as shadows, and their message payload bytes (standby). */
+  shadowSessions: number;
+  shadowBytes: number;
+}
 
 export interface PairOptions {
   /** The pair's shared secret (≥ 16 bytes; text is UTF-8). */
@@ -75,6 +98,8 @@ export class Pair {
   epoch: number;
   /** Takeovers this node made. */
   takeovers = 0;
+  /** Records taken as a standby (snapshots, deltas, ends), over every primary it attached to. */
+  private recordsTaken = 0;
   private shadows = new Shadows();
   private listener: { address: string; close(): unknown; setEpoch?(n: number): void } | null = null;
   private retry: NodeJS.Timeout | null = null;
@@ -104,6 +129,53 @@ export class Pair {
   /** Sessions held as shadows (standby). */
   get shadowCount(): number {
     return this.shadows.size;
+  }
+
+  /** Bytes of message payload the shadows hold (standby). */
+  get shadowBytes(): number {
+    return this.shadows.bytes;
+  }
+
+  /** The number of the last record taken from the primary on this connection (standby; 0: none). */
+  get lastRecord(): number {
+    return this.shadows.lastN;
+  }
+
+  /** Records this node replicated: sent as primary plus taken as standby (only rises). */
+  get records(): number {
+    return this.host.replicator.stats.records + this.recordsTaken;
+  }
+
+  /** Whether the peer is connected: a standby's primary, or a primary's attached standby. */
+  get peerUp(): boolean {
+    if (this.role === PairRole.STANDBY) return this.standbyPeer !== null;
+    if (this.role === PairRole.PRIMARY) return this.host.replicator.standbyNode !== null;
+    return false;
+  }
+
+  /** The connected peer's node name (null: none connected). */
+  get peerNode(): string | null {
+    if (this.role === PairRole.STANDBY) return this.standbyPeer?.peerNode ?? null;
+    if (this.role === PairRole.PRIMARY) return this.host.replicator.standbyNode;
+    return null;
+  }
+
+  /** This node's state now (see PairStatus). */
+  status(): PairStatus {
+    const r = this.host.replicator;
+    const node = this.peerNode;
+    return {
+      role: PAIR_ROLE_NAMES[this.role],
+      epoch: this.epoch,
+      node: this.o.node ?? 'gateway',
+      peer: node === null ? { up: this.peerUp } : { up: this.peerUp, node },
+      takeovers: this.takeovers,
+      records: this.records,
+      heldAnswers: r.heldAnswers,
+      lagRecords: r.lag,
+      shadowSessions: this.shadows.size,
+      shadowBytes: this.shadows.bytes,
+    };
   }
 
   async start(): Promise<void> {
@@ -169,7 +241,7 @@ export class Pair {
         shadows.take(m);
       } catch (e) {
         const err = e as HfError;
-        this.host.log.warn('primary sent a bad record: attaching again', { code: err.code, reason: err.message });
+        this.host.log.warn('primary sent a bad record: attaching again', { role: 'standby', epoch: this.epoch, code: err.code, reason: err.message });
         p.send({ t: 'err', code: err.code ?? ErrorCode.PEER, message: err.message });
         this.standbyPeer = null;
         p.close();
@@ -177,6 +249,7 @@ export class Pair {
         this.again();
         return;
       }
+      if (m.t === 'snap' || m.t === 'delta' || m.t === 'gone') this.recordsTaken++;
       if (!this.okQueued) {
         this.okQueued = true;
         queueMicrotask(() => {
@@ -191,11 +264,11 @@ export class Pair {
       const epoch = Math.max(this.epoch, p.peerEpoch);
       if (shadows.synced && (code === ErrorCode.CLOSED || code === ErrorCode.TIMEOUT)) this.promote(epoch, code, message);
       else {
-        this.host.log.info('primary connection lost before it synced: attaching again', { code, reason: message });
+        this.host.log.info('primary connection lost before it synced: attaching again', { role: 'standby', epoch: this.epoch, code, reason: message });
         this.again();
       }
     });
-    this.host.log.info('attached to primary', { peer: this.o.standbyOf, node: p.peerNode, epoch: this.epoch });
+    this.host.log.info('attached to primary', { role: 'standby', epoch: this.epoch, peer: this.o.standbyOf, node: p.peerNode });
   }
 
   private promote(seen: number, code: string, why: string): void {
@@ -206,10 +279,11 @@ export class Pair {
     this.host.replicator.newEpoch();
     const n = this.host.takeOver(this.shadows.all());
     this.shadows = new Shadows();
-    this.host.log.warn('took over from the primary', { epoch: this.epoch, sessions: n, code, reason: why });
+    this.host.log.warn('took over from the primary', { role: 'primary', epoch: this.epoch, takeovers: this.takeovers, sessions: n, code, reason: why });
   }
 
   close(): void {
+    if (this.role === PairRole.CLOSED) return;
     this.role = PairRole.CLOSED;
     if (this.retry !== null) clearTimeout(this.retry);
     this.retry = null;
@@ -218,5 +292,6 @@ export class Pair {
     this.listener?.close();
     this.listener = null;
     this.host.replicator.close();
+    this.host.log.info('pair closed', { role: 'closed', epoch: this.epoch });
   }
 }

@@ -30,7 +30,7 @@ interface Held {
 const WAITING = -1;
 
 export interface ReplicatorStats {
-  /** Records sent (snapshots, deltas, ends). */
+  /** Records sent (snapshots, deltas, ends), over every standby this node had. */
   records: number;
   /** Of them, whole snapshots. */
   snapshots: number;
@@ -59,6 +59,8 @@ export class Replicator {
     private readonly links: () => Iterable<ServerLink>,
     private readonly now: () => number,
     private readonly log: Log,
+    /** This node's epoch now (for the logs). */
+    private readonly epoch: () => number = () => 0,
   ) {}
 
   /** Whether this primary answers without a standby (no standby synced yet in its epoch). */
@@ -76,6 +78,21 @@ export class Replicator {
     return this.peer !== null && this.synced;
   }
 
+  /** The attached standby's node name (null: none attached). */
+  get standbyNode(): string | null {
+    return this.peer?.peerNode ?? null;
+  }
+
+  /** Records sent to the attached standby that it has not confirmed yet (0 without one). */
+  get lag(): number {
+    return this.n - this.okN;
+  }
+
+  /** Answers held now, waiting for a standby to confirm their record (or to attach and sync). */
+  get heldAnswers(): number {
+    return this.held.length - this.head;
+  }
+
   /**
    * A standby attached (authenticated, epoch checked): it gets every live session's snapshot, then
    * `synced`. A standby attached before is let go.
@@ -89,7 +106,7 @@ export class Replicator {
     });
     peer.on('dead', (code, message) => {
       if (this.peer !== peer) return;
-      this.log.warn('standby lost', { code, reason: message, held: this.held.length - this.head });
+      this.log.warn('standby lost', { role: 'primary', epoch: this.epoch(), node: peer.peerNode, code, reason: message, held: this.held.length - this.head });
       this.detached();
     });
     let sessions = 0;
@@ -103,7 +120,7 @@ export class Replicator {
     this.synced = true;
     this.solo = false;
     for (let i = this.head; i < this.held.length; i++) if (this.held[i].n === WAITING) this.held[i].n = this.n;
-    this.log.info('standby attached', { node: peer.peerNode, sessions, records: this.n });
+    this.log.info('standby attached', { role: 'primary', epoch: this.epoch(), node: peer.peerNode, sessions, records: this.n });
   }
 
   private detached(): void {
@@ -155,6 +172,7 @@ export class Replicator {
   ended(link: ServerLink): void {
     if (!this.cursors.delete(link) || this.peer === null) return;
     this.n++;
+    this.stats.records++;
     this.post(this.peer, { t: 'gone', n: this.n, sid: link.sid });
   }
 
@@ -197,6 +215,8 @@ export class Replicator {
   close(): void {
     this.peer?.close();
     this.peer = null;
+    this.n = 0;
+    this.okN = 0;
     this.held.length = 0;
     this.head = 0;
   }
