@@ -37,6 +37,7 @@
  * Timers are unref'd: an idle connection does not hold the process open.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../../firmware/errors';
@@ -207,7 +208,8 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
     socket.on(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
       this.established = true;
     });
-    this.on('newListener', (event: string) => {
+    // Node's own event (not one of this class's): a listener is about to be added.
+    EventEmitter.prototype.on.call(this, 'newListener', (event: string) => {
       if ((event === 'message' || event === 'dead') && this.early !== null) queueMicrotask(() => this.handOverEarly());
     });
     socket.on('data', (d: Buffer) => this.onData(d));
