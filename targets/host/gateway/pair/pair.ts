@@ -148,9 +148,7 @@ export class Pair {
 
   /** Whether the peer is connected: a standby's primary, or a primary's attached standby. */
   get peerUp(): boolean {
-    if (this.role === PairRole.STANDBY) return this.standbyPeer !== null;
-    if (this.role === PairRole.PRIMARY) return this.host.replicator.standbyNode !== null;
-    return false;
+    return this.peerNode !== null;
   }
 
   /** The connected peer's node name (null: none connected). */

@@ -214,9 +214,7 @@ export class Replicator {
   /** Lets the standby go (shutdown). Held answers are dropped: their devices send again elsewhere. */
   close(): void {
     this.peer?.close();
-    this.peer = null;
-    this.n = 0;
-    this.okN = 0;
+    this.detached();
     this.held.length = 0;
     this.head = 0;
   }
