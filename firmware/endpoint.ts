@@ -137,6 +137,12 @@ export class Endpoint {
   lastSent = 0;
   /** Delivery paused by the application. */
   paused = false;
+  /**
+   * A delivery gate (a pair's primary with ackAfter 'standby', gate()): messages from `gateSeq` on
+   * wait in the ring, received and acknowledged-to-be, until the standby holds them.
+   */
+  private gated = false;
+  private gateSeq = 0;
   /** Cached earliest retransmission deadline; NaN = recompute. */
   private retxAt = NaN;
   /**
@@ -566,7 +572,7 @@ export class Endpoint {
       const first = i === 0 || seq !== (v.seqs[i - 1] + 1) >>> 0;
       if ((first ? this.inr.check(seq, v.offs[i], v.lens[i]) : v.verdicts[i]) === DUPLICATE) {
         this.stats.duplicatesIn++;
-      } else if (fn !== null && !this.paused && !this.ackApp && this.inr.isPassThrough(seq)) {
+      } else if (fn !== null && !this.paused && !this.ackApp && (!this.gated || behind(seq, this.gateSeq)) && this.inr.isPassThrough(seq)) {
         // In order with nothing waiting: straight to the application, no copy into the ring. (Not
         // with ackAfter 'app': a message waiting for its confirmation must stay in the ring.)
         this.inr.pass(seq, v.offs[i], v.lens[i]);
@@ -804,6 +810,15 @@ export class Endpoint {
     this.againCount = count >>> 0;
   }
 
+  /**
+   * Delivers messages only before `seq` from now on (a later call moves the gate on; the caller then
+   * delivers). A pair's primary gates each session at what its standby holds.
+   */
+  gate(seq: number): void {
+    this.gated = true;
+    this.gateSeq = seq >>> 0;
+  }
+
   /** Whether message `seq` may have reached an application before (see `markAgain`). */
   isAgain(seq: number): boolean {
     return this.againCount > 0 && dist(seq, this.againFrom) < this.againCount;
@@ -828,7 +843,7 @@ export class Endpoint {
     const inr = this.inr;
     let n = 0;
     const app = this.ackApp;
-    while (!this.paused && inr.peek()) {
+    while (!this.paused && (!this.gated || behind(inr.read, this.gateSeq)) && inr.peek()) {
       const go = fn(inr.viewBuf, inr.viewOff, inr.viewLen, inr.read);
       if (app) inr.handOver();
       else inr.release();

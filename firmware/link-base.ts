@@ -164,6 +164,13 @@ export abstract class LinkBase {
     this.run(now);
   }
 
+  /** Moves the delivery gate (Endpoint.gate) to `seq` and delivers what it lets through. */
+  openGate(now: number, seq: number): void {
+    if (this.isFinished) return;
+    this.ep.gate(seq);
+    this.run(now);
+  }
+
   /** Resumes delivery after the port's deliver returned false. */
   resume(now: number): void {
     if (!this.ep.paused) return;

@@ -454,6 +454,15 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       ),
       gated: ackAfter === 'standby',
     };
+    if (slot.gated) {
+      // The application gets a message only once the standby holds it (output): after a takeover it
+      // cannot have got one the new primary does not know of. Taken over: what the standby holds
+      // may be delivered at once, and what lies between the old primary's delivery and its last
+      // record may have reached its application: marked again.
+      const inr = link.ep.inr;
+      if (restored && inr.next !== inr.read) link.ep.markAgain(inr.read, (inr.next - inr.read) >>> 0);
+      link.ep.gate(inr.next);
+    }
     channel[kAttach](link);
     this.slots.set(link, slot);
     const sid = channel.sessionId.slice(0, 8);
@@ -503,7 +512,17 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     const n = r.record(slot.link);
     if (!slot.gated) return this.answer(exchange, body, len);
     const copy = body.slice(0, len);
-    r.hold(n, () => this.answer(exchange, copy, len));
+    const link = slot.link;
+    const upTo = link.ep.inr.next;
+    r.hold(n, () => {
+      this.answer(exchange, copy, len);
+      // The standby holds every message before upTo: the application may have them now (on the
+      // next tick: this may run inside the link's own pump).
+      process.nextTick(() => {
+        link.openGate(hostClock.now(), upTo);
+        slot.timer.arm();
+      });
+    });
   }
 
   /**
