@@ -134,7 +134,10 @@ test('kill -9 of the primary, then of the new one: nothing acknowledged lost or 
       const promote2Ms = performance.now() - t1;
 
       await Promise.all(senders);
-      await until('every echo', () => got.every((g) => g.length >= PER));
+      await until('every echo', () => got.every((g) => g.length >= PER)).catch((e) => {
+        const short = got.map((g, d) => [d, g.length, sent[d], devs[d].unacknowledged] as const).filter((x) => x[1] < PER);
+        throw new Error(`${(e as Error).message}: short (device, echoes, sent, unacknowledged) ${JSON.stringify(short)}\n--- a2:\n${a2.proc.log.slice(-4000)}`);
+      });
       stop = true;
 
       for (let d = 0; d < DEVICES; d++) {

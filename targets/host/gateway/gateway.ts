@@ -152,6 +152,8 @@ interface Slot {
   timer: DeadlineTimer;
   /** ackAfter 'standby': its answers wait for the standby. */
   gated: boolean;
+  /** Gated: messages before this are in a record sent to the standby (their gate opens on its ok). */
+  gateAsked: number;
 }
 
 /**
@@ -453,6 +455,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         (now) => this.acceptor.tick(link, now),
       ),
       gated: ackAfter === 'standby',
+      gateAsked: link.ep.inr.next,
     };
     if (slot.gated) {
       // The application gets a message only once the standby holds it (output): after a takeover it
@@ -512,17 +515,41 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     const n = r.record(slot.link);
     if (!slot.gated) return this.answer(exchange, body, len);
     const copy = body.slice(0, len);
-    const link = slot.link;
-    const upTo = link.ep.inr.next;
+    const upTo = slot.link.ep.inr.next;
+    slot.gateAsked = upTo;
     r.hold(n, () => {
       this.answer(exchange, copy, len);
-      // The standby holds every message before upTo: the application may have them now (on the
-      // next tick: this may run inside the link's own pump).
-      process.nextTick(() => {
-        link.openGate(hostClock.now(), upTo);
-        slot.timer.arm();
-      });
+      this.openGate(slot, upTo);
     });
+  }
+
+  /**
+   * The standby holds every message before `upTo`: the application may have them now (on the next
+   * tick: this may run inside the link's own pump).
+   */
+  private openGate(slot: Slot, upTo: number): void {
+    process.nextTick(() => {
+      if (slot.link.isFinished) return;
+      slot.link.openGate(hostClock.now(), upTo);
+      slot.timer.arm();
+    });
+  }
+
+  /**
+   * End of a turn: a gated session that received messages no answer of this turn recorded (its
+   * request held as the poll, say) sends the standby a record of its own, so that its application
+   * gets them once the standby holds them, not only when the poll is answered.
+   */
+  private recordGates(): void {
+    const r = this.replicator;
+    for (const slot of this.gatesToRecord) {
+      const link = slot.link;
+      if (r === null || link.isFinished || link.ep.inr.next === slot.gateAsked) continue;
+      const upTo = link.ep.inr.next;
+      slot.gateAsked = upTo;
+      r.hold(r.record(link), () => this.openGate(slot, upTo));
+    }
+    this.gatesToRecord.clear();
   }
 
   /**
@@ -568,13 +595,21 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       this.uncorkQueued = true;
       process.nextTick(this.uncork);
     }
-    if (link !== null) this.slots.get(link)?.timer.arm();
+    if (link === null) return;
+    const slot = this.slots.get(link);
+    if (slot === undefined) return;
+    slot.timer.arm();
+    if (slot.gated) this.gatesToRecord.add(slot);
   }
+
+  /** Gated sessions touched this turn (recordGates). */
+  private readonly gatesToRecord = new Set<Slot>();
 
   private uncorkQueued = false;
   private readonly uncork = (): void => {
     this.uncorkQueued = false;
     for (const l of this.acceptor.uncorkAll(hostClock.now())) this.slots.get(l)?.timer.arm();
+    if (this.gatesToRecord.size > 0) this.recordGates();
   };
 
   // ---- shutdown --------------------------------------------------------------------------------
