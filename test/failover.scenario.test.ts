@@ -41,7 +41,7 @@ function startNode(c: Cleanup, dir: string, name: string, http: number, listen: 
     pairKey: PAIR_KEY,
     deviceKey: DEVICE_KEY,
     receipts,
-    logLevel: process.env.FAILOVER_LOG ?? "warn",
+    logLevel: process.env.FAILOVER_LOG ?? 'warn',
   };
   const proc = new Proc(process.execPath, ['-r', 'tsx/cjs', path.join(ROOT, 'test', 'support', 'pair-gateway.ts'), JSON.stringify(o)], c);
   return { proc, receipts };
@@ -108,10 +108,13 @@ test('kill -9 of the primary, then of the new one: nothing acknowledged lost or 
       });
       /** Per device, the messages it saw acknowledged (a lower bound: accepted minus still unacknowledged). */
       const acked = (): number[] => devs.map((ch) => ch.accepted - ch.unacknowledged);
+      // Polls until `cond` holds; gives up after 30 s (and stops polling, so a failed run ends).
       const until = async (what: string, cond: () => boolean): Promise<void> => {
-        await within(30_000, what, async () => {
-          while (!cond()) await sleep(10);
-        });
+        const end = performance.now() + 30_000;
+        while (!cond()) {
+          if (performance.now() > end) throw new Error(`${what}: not done within 30000 ms`);
+          await sleep(10);
+        }
       };
 
       await until('a third of the traffic', () => sent.every((n) => n >= PER / 3) && got.every((g) => g.length >= 20));
@@ -135,7 +138,19 @@ test('kill -9 of the primary, then of the new one: nothing acknowledged lost or 
 
       await Promise.all(senders);
       await until('every echo', () => got.every((g) => g.length >= PER)).catch((e) => {
-        const short = got.map((g, d) => [d, g.length, sent[d], devs[d].unacknowledged] as const).filter((x) => x[1] < PER);
+        const rec = readReceipts(files);
+        const short = got
+          .map((g, d) => {
+            const missing = [...Array(PER).keys()].filter((i) => !g.includes(`e${i}`));
+            const where = missing.map((i) =>
+              (rec.get(`dev-${d}`) ?? [])
+                .flat()
+                .filter((r) => r.index === i)
+                .map((r) => `${r.node}${r.again ? '*' : ''}`),
+            );
+            return { d, echoes: g.length, sent: sent[d], unacknowledged: devs[d].unacknowledged, missing, where };
+          })
+          .filter((x) => x.echoes < PER);
         throw new Error(`${(e as Error).message}: short (device, echoes, sent, unacknowledged) ${JSON.stringify(short)}\n--- a2:\n${a2.proc.log.slice(-4000)}`);
       });
       stop = true;

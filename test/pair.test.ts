@@ -109,4 +109,62 @@ test('takeover mid-stream with ackAfter standby: the device sees every echo once
   }
 });
 
+test("ackAfter standby: a message counts as consumed only once the application's handler returned", async () => {
+  // A record made between the link's delivery and the handler (an answer's, on the same turn) must
+  // not tell the standby the message was consumed: if the primary died then, the reply the handler
+  // was about to send would be lost with it. The handler sees the session's state still holding it.
+  const peers = new MemoryPeers();
+  let primary: Gateway | null = null;
+  let standby: Gateway | null = null;
+  let dev: ReturnType<typeof connect> | null = null;
+  try {
+    await within(20_000, 'the exchange', async () => {
+      primary = await Gateway.start({
+        http: '127.0.0.1:0',
+        devices: null,
+        ackAfter: 'standby',
+        pair: { key: KEY, node: 'a', listen: 'mem:a', connect: peers.connect, listenPeers: peers.listenFor(() => 1) },
+      });
+      standby = await Gateway.start({
+        http: '127.0.0.1:0',
+        devices: null,
+        ackAfter: 'standby',
+        pair: { key: KEY, node: 'b', listen: 'mem:b', standbyOf: 'mem:a', connect: peers.connect, listenPeers: peers.listenFor(() => 0) },
+      });
+      await waitUntil(2000, () => standby?.pair?.synced === true);
+      const during: string[] = [];
+      primary.on('session', (ch: GatewayChannel) => {
+        assert.is(ch.ackAfter, 'standby');
+        ch.on('message', (m: Uint8Array, done, seq) => {
+          // The link's in-ring still holds this message as not consumed (its held position is not past it).
+          const inr = (ch as unknown as { link: { ep: { inr: { held: number } } } }).link.ep.inr;
+          if ((inr.held - seq) >>> 0 !== 0 && (seq - inr.held) >>> 0 >= 0x80000000) during.push(`${seq}: held ${inr.held}`);
+          done(); // a no-op: the channel confirms once the handler returned
+          ch.ack(seq);
+          ch.send(Buffer.from(`echo:${Buffer.from(m).toString()}`));
+        });
+      });
+      const got: string[] = [];
+      dev = connect({ gateway: `http://${primary.http?.address}`, id: 'dev-1', key: null, link: { deadAfterMs: 10_000 } });
+      dev.on('message', (m: Uint8Array) => got.push(Buffer.from(m).toString()));
+      for (let i = 0; i < 40; i++) {
+        dev.send(Buffer.from(String(i)));
+        if (i % 8 === 0) await sleep(5);
+      }
+      await waitUntil(10_000, () => got.length >= 40 && dev?.unacknowledged === 0);
+      assert.equal(
+        got,
+        Array.from({ length: 40 }, (_, i) => `echo:${i}`),
+      );
+      assert.equal(during, [], 'no message was consumed before its handler ran');
+      assert.is(dev.unacknowledged, 0, 'every message acknowledged (confirmed by the channel)');
+    });
+  } finally {
+    (dev as ReturnType<typeof connect> | null)?.destroy();
+    await sleep(50);
+    await (standby as Gateway | null)?.close();
+    await (primary as Gateway | null)?.close();
+  }
+});
+
 test.run();

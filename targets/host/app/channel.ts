@@ -9,8 +9,11 @@
  *                            one message from the peer, in order, exactly once. With ackAfter 'app'
  *                            the peer keeps it (unacknowledged) until the application confirms it:
  *                            `done()`, or `ack(seq)` with the `seq` (its sequence number) of this
- *                            or a later message; with 'received' both are no-ops. `again`: the
- *                            message may have reached an application before (redelivered)
+ *                            or a later message; with 'received' both are no-ops. With 'standby'
+ *                            (a pair's gateway) the channel confirms each message itself once its
+ *                            listeners returned: what they sent in reply is recorded with it, and
+ *                            a standby that takes over hands on what they had not finished. `again`:
+ *                            the message may have reached an application before (redelivered)
  *   ack(seq?)                ackAfter 'app': confirms message `seq` and every one before it (no
  *                            `seq`: every message emitted so far). HF_ERR_CONFIRM for a message
  *                            already confirmed or not emitted yet
@@ -60,7 +63,7 @@ export interface Channel<E extends ChannelEvents = ChannelEvents> extends TypedE
   send(data: Uint8Array): boolean;
   /** ackAfter 'app': confirms message `seq` and all before it (no `seq`: all emitted so far). */
   ack(seq?: number): void;
-  /** When the peer's messages are acknowledged to it: 'received' or 'app' (confirmed by `ack`/`done`). */
+  /** When the peer's messages are acknowledged to it: 'received', 'app' (confirmed by `ack`/`done`) or 'standby'. */
   readonly ackAfter: AckAfter;
   /** Messages sent that the peer has not acknowledged yet. */
   readonly unacknowledged: number;
@@ -88,6 +91,12 @@ export interface ChannelHost {
  */
 export const kAttach: unique symbol = Symbol('holdfast.attach');
 export const kPort: unique symbol = Symbol('holdfast.port');
+/**
+ * The driver's: the channel confirms each message itself once its 'message' listeners returned (a
+ * pair's ackAfter 'standby': what the standby records as consumed is what the application handled,
+ * not what the link merely queued for it).
+ */
+export const kConfirmAfterHandler: unique symbol = Symbol('holdfast.confirmAfterHandler');
 
 /**
  * A Channel over a link. The driver gives the link `channel[kPort]()` as (part of) its port; messages,
@@ -99,6 +108,8 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
   private readonly host: ChannelHost;
   private paused = false;
   private wantResume = false;
+  /** kConfirmAfterHandler: confirms each message after its listeners ran. */
+  private selfConfirm = false;
   closed = false;
   /** destroy() without an error: the local 'close' carries none. */
   private quiet = false;
@@ -107,6 +118,11 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
     super();
     this.deviceId = deviceId;
     this.host = host;
+  }
+
+  /** See kConfirmAfterHandler (the link's ackAfter is 'app' underneath). */
+  [kConfirmAfterHandler](): void {
+    this.selfConfirm = true;
   }
 
   /** Binds the link (after it was built with `[kPort]()`), or a replacement after a restore. */
@@ -153,6 +169,7 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
     const q = this.queue;
     // The queue holds ChannelEvents only; E may add events but never changes these.
     const emit = EventEmitter.prototype.emit;
+    let confirmed = -1;
     for (let i = 0; i < q.length; i += 4) {
       const event = q[i] as keyof ChannelEvents;
       if (event === 'close') {
@@ -164,9 +181,14 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
         this.emitted = seq;
         this.anyEmitted = true;
         emit.call(this, 'message', q[i + 1], this.app ? () => this.ack(seq) : NO_OP, seq, q[i + 3]);
+        if (this.selfConfirm) confirmed = seq;
       } else emit.call(this, event);
     }
     q.length = 0;
+    if (confirmed >= 0 && this.link !== null && !this.link.isFinished) {
+      this.link.confirm(this.host.now(), confirmed);
+      this.host.kick();
+    }
   };
 
   /** Sequence number of the last message emitted (valid once `anyEmitted`). */
@@ -179,11 +201,12 @@ export class LinkChannel<E extends ChannelEvents = ChannelEvents> extends TypedE
   }
 
   get ackAfter(): AckAfter {
+    if (this.selfConfirm) return 'standby';
     return this.link === null ? 'received' : this.link.ackAfter;
   }
 
   private get app(): boolean {
-    return this.link?.ep.ackApp === true;
+    return !this.selfConfirm && this.link?.ep.ackApp === true;
   }
 
   ack(seq?: number): void {

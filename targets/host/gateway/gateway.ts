@@ -24,7 +24,7 @@ import { peekRn } from '../../../firmware/wire';
 import { SessionKeys } from './workers/session-key';
 import { SlabPool } from '../../../firmware/slab-pool';
 import type { Log } from '../../../hal/log';
-import { kAttach, kPort } from '../app/channel';
+import { kAttach, kConfirmAfterHandler, kPort } from '../app/channel';
 import { TypedEmitter } from '../app/typed-emitter';
 import { hostClock } from '../../node/clock';
 import { nodeCrypto } from '../../node/crypto';
@@ -443,9 +443,13 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   private open(link: ServerLink, restored = false): ServerPort {
     const ackAfter = this.ackAfterFor(link.deviceId);
-    if (!restored) link.setAckAfter(ackAfter); // before the hello's messages are applied
     if (ackAfter === 'standby' && this.pair === null) throw hfError(ErrorCode.OPTION, `ackAfter 'standby' for ${JSON.stringify(link.deviceId)}, but this gateway has no pair`);
+    // 'standby' confirms underneath like 'app', the channel confirming each message once its
+    // listeners returned: a record then says consumed only what the application handled (and what
+    // it sent in reply is in the same record), never what merely waits in the channel's queue.
+    if (!restored) link.setAckAfter(ackAfter === 'standby' ? 'app' : ackAfter); // before the hello's messages are applied
     const channel = new GatewayChannel(link, { now: () => hostClock.now(), kick: () => slot.timer.arm() });
+    if (ackAfter === 'standby') channel[kConfirmAfterHandler]();
     const slot: Slot = {
       link,
       channel,
