@@ -1,7 +1,7 @@
 /**
  * A pair's control connection in memory, for tests of the roles above it: messages go through CBOR
- * (as on the wire) and arrive on a later turn; `cut()` kills every connection as a dead process's
- * socket would (both ends see 'dead' HF_ERR_CLOSED).
+ * (as on the wire) and arrive on a later turn; `kill()` ends a listener and every connection as a
+ * dead process's socket would (both ends see 'dead' HF_ERR_CLOSED), `cut()` only the connections.
  */
 import { EventEmitter } from 'node:events';
 import { decodeValue, encodeValue } from '../../firmware/cbor-value';
@@ -75,6 +75,15 @@ export class MemoryPeers {
     l.onPeer(theirs);
     return mine;
   };
+
+  /**
+   * A partition: every control connection dies (both ends see 'dead' HF_ERR_CLOSED) while both
+   * processes live on and the listeners stay.
+   */
+  cut(): void {
+    for (const p of this.live) p.close();
+    this.live.length = 0;
+  }
 
   /** The process listening at `address` died: its listener is gone, its connections dead. */
   kill(address: string): void {

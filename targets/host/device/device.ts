@@ -511,8 +511,12 @@ class Device implements DeviceState {
     });
     // Requests whose time ran out: the gateway (or the path to it) does not answer.
     const lost = this.client.unanswered - unanswered;
-    if (lost > 0 && !this.finished)
-      this.failures.failed(hfError(ErrorCode.TIMEOUT, `no answer to ${lost === 1 ? 'a request' : `${lost} requests`} in time (${this.client.unanswered} unanswered in a row)`), this.nextTryMs());
+    if (lost <= 0 || this.finished) return;
+    const err = hfError(ErrorCode.TIMEOUT, `no answer to ${lost === 1 ? 'a request' : `${lost} requests`} in time (${this.client.unanswered} unanswered in a row)`);
+    this.failures.failed(err, this.nextTryMs());
+    // A gateway that takes requests and answers none (a primary cut off from its standby holds every
+    // answer) is left like one that refuses them.
+    if (this.choice.failed(err.code)) this.moveOn(err);
   }
 
   /** An HTTP answer or a TCP frame: to the link; one it refuses counts as a failure, one it takes as an answer. */
