@@ -252,7 +252,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     if (opts.pair !== undefined && opts.pair !== null) {
       const po = opts.pair;
       checkPairOptions(po);
-      const net = networkPeers(po, tls);
+      const net = networkPeers(po, tls, this.log);
       this.replicator = new Replicator(
         () => this.slots.keys(),
         () => hostClock.now(),

@@ -106,6 +106,8 @@ export class Pair {
   private retryWait: number;
   private okQueued = false;
   private standbyPeer: PeerLink | null = null;
+  /** The code the primary last refused this standby with (said once, until something changes). */
+  private refusedCode: string | null = null;
 
   constructor(
     private readonly host: PairHost,
@@ -204,7 +206,11 @@ export class Pair {
     this.host.connect(this.o.standbyOf, this.epoch).then(
       (p) => this.attached(p),
       (e: HfError) => {
-        this.host.log.debug('primary not reached', { peer: this.o.standbyOf, code: e.code, reason: e.message });
+        // Not there yet is routine (debug); refused (a wrong key, an older epoch) is said once per code.
+        const refused = e.code !== ErrorCode.CONNECT && e.code !== ErrorCode.CLOSED && e.code !== ErrorCode.TIMEOUT;
+        if (refused && e.code !== this.refusedCode) this.host.log.warn('primary refused this standby', { peer: this.o.standbyOf, code: e.code, reason: e.message });
+        else this.host.log.debug('primary not reached', { peer: this.o.standbyOf, code: e.code, reason: e.message });
+        this.refusedCode = refused ? e.code : null;
         this.again();
       },
     );
@@ -229,6 +235,7 @@ export class Pair {
       return;
     }
     this.epoch = p.peerEpoch;
+    this.refusedCode = null;
     this.retryWait = this.o.retryMs ?? 50;
     this.shadows = new Shadows();
     const shadows = this.shadows;

@@ -7,11 +7,12 @@
  */
 import type * as tls from 'node:tls';
 import { ErrorCode, hfError } from '../../../../firmware/errors';
+import type { Log } from '../../../../hal/log';
 import { PeerConnection, PeerListener, type PeerOptions } from './peer-conn';
 import type { PairHost, PairOptions } from './pair';
 
 /** `connect` and `listen` for a Pair, over TCP (TLS when `serverTls` is given). */
-export function networkPeers(o: PairOptions, serverTls: tls.TlsOptions | null): Pick<PairHost, 'connect' | 'listen'> {
+export function networkPeers(o: PairOptions, serverTls: tls.TlsOptions | null, log: Log): Pick<PairHost, 'connect' | 'listen'> {
   // The gateway's own server options, less what asks devices for client certificates: a peer proves itself with the key.
   const server = serverTls === null ? null : { ...serverTls, requestCert: false, rejectUnauthorized: false, ca: undefined };
   const base = (epoch: number): PeerOptions => ({
@@ -33,6 +34,9 @@ export function networkPeers(o: PairOptions, serverTls: tls.TlsOptions | null): 
     listen: async (address, accept, onPeer, epoch) => {
       const l = await PeerListener.listen(address, { ...base(epoch), role: 'primary', maxPeers: 1, accept: (hello) => accept(hello.role, hello.epoch) });
       l.on('peer', onPeer);
+      // A connection refused before it was ready (a wrong key, an epoch this node was superseded in,
+      // a second standby): the primary says so, it will not mend itself.
+      l.on('refused', (code, message, remote) => log.warn('standby refused', { code, reason: message, remote }));
       return { address: l.address, close: () => l.close(), setEpoch: (n) => l.setEpoch(n) };
     },
   };
