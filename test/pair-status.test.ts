@@ -84,13 +84,23 @@ test('a pair reports role, epoch, peer, records, lag and takeovers in pairStatus
   let dev: ReturnType<typeof connect> | null = null;
   try {
     await within(20_000, 'the pair status', async () => {
+      // The primary's lag as each record reaches the standby (before the standby's own listener: its
+      // confirmation is not sent yet, so a record in flight shows).
+      const lagSeen: number[] = [];
+      const sampled = async (address: string, epoch: number) => {
+        const p = await peers.connect(address, epoch);
+        p.on('message', (m) => {
+          if (m.t === 'delta' || m.t === 'snap') lagSeen.push(primary?.pairStatus()?.lagRecords ?? -1);
+        });
+        return p;
+      };
       // The standby first: nothing listens at mem:a yet, so it keeps trying and has no peer.
       const b = await Gateway.start({
         http: '127.0.0.1:0',
         devices: null,
         ackAfter: 'standby',
         log: recordingLog(logB),
-        pair: { key: KEY, node: 'b', listen: 'mem:b', standbyOf: 'mem:a', retryMs: 20, connect: peers.connect, listenPeers: peers.listenFor(() => b.pair?.epoch ?? 0) },
+        pair: { key: KEY, node: 'b', listen: 'mem:b', standbyOf: 'mem:a', retryMs: 20, connect: sampled, listenPeers: peers.listenFor(() => b.pair?.epoch ?? 0) },
       });
       standby = b;
       let m = pairMetrics(b);
@@ -147,14 +157,8 @@ test('a pair reports role, epoch, peer, records, lag and takeovers in pairStatus
       assert.is(m.get('holdfast_pair_epoch'), 1, "the standby knows its primary's epoch");
 
       // A device on the primary: every answer is a record the standby confirms.
-      const lagSeen: number[] = [];
-      a.on('session', (ch: GatewayChannel) =>
-        ch.on('message', (msg: Uint8Array) => {
-          ch.send(Buffer.from(`echo:${Buffer.from(msg).toString()}`));
-          // Sampled before the record reached the standby (its delivery is a later setImmediate).
-          setImmediate(() => lagSeen.push(a.pairStatus()?.lagRecords ?? -1));
-        }),
-      );
+      lagSeen.length = 0;
+      a.on('session', (ch: GatewayChannel) => ch.on('message', (msg: Uint8Array) => ch.send(Buffer.from(`echo:${Buffer.from(msg).toString()}`))));
       const before = pairMetrics(a).get('holdfast_pair_records_total') ?? 0;
       const got: string[] = [];
       dev = connect({ gateway: `${a.http?.url}`, id: 'dev-1', key: null, link: { deadAfterMs: 20_000 } });
