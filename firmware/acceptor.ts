@@ -10,7 +10,7 @@
  */
 import { equalBytes, toHex } from './bytes';
 import { before } from './check';
-import { Ctl, type Hello, decodeControl } from './control';
+import { Ctl, type GatewayAddress, type Hello, decodeControl } from './control';
 import { ErrorCode, REPLACED_BY_NEWER, hfError } from './errors';
 import { type LinkOptions, type ResolvedOptions, resolveOptions } from './options';
 import { ServerLink, type ServerPort } from './server-link';
@@ -36,6 +36,8 @@ export interface AcceptorConfig {
   crypto?: Crypto;
   /** A further say on each hello (default: accept); runs after the key check. */
   authenticate?: (hello: Hello) => boolean;
+  /** The gateways each welcome names (a pair's nodes, [URL, TCP "host:port" or ""]); default none. */
+  gateways?: GatewayAddress[];
   /** Gives the new session its port (the application attaches to the link through it). */
   open: (link: ServerLink) => ServerPort;
   /** Told when a session is dropped from the table. */
@@ -173,6 +175,7 @@ export class Acceptor {
     const sid = new Uint8Array(SID_BYTES);
     this.config.random(sid);
     const link = new ServerLink(this.o, sid, hello.id, hello.seq, hello.off, NULL_PORT, this.config.memory);
+    if (this.config.gateways !== undefined) link.welcomeGateways = this.config.gateways;
     if (key !== null && crypto !== undefined) link.ep.sealer = new Sealer(crypto, sessionKey(crypto, key, sid, hello.nonce));
     link.setPort(this.config.open(link));
     this.sessions.set(toHex(sid), link);

@@ -572,6 +572,7 @@ export class ClientLink extends LinkBase {
     this.serverHeld = Math.max(1, welcome.held);
     this.state = this.localEnd >= 0 ? LinkState.CLOSING : LinkState.OPEN;
     this.checkpointIf(now, true);
+    if (welcome.gw !== undefined) this.port.onGateways?.(welcome.gw);
     this.port.onOpen?.();
     return !this.isFinished;
   }

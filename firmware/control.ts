@@ -64,7 +64,18 @@ export interface Welcome {
   lim: Limits;
   /** The gateway's out-ring [slots, bytes] (optional). */
   ring?: Ring;
+  /**
+   * The gateways a device may use for this session (optional): [URL, direct TCP "host:port" or ""]
+   * each, at most MAX_WELCOME_GATEWAYS (a pair's nodes; the device adds those it did not know).
+   */
+  gw?: GatewayAddress[];
 }
+
+/** A gateway as a welcome names it: its URL and its direct TCP address ("" for none). */
+export type GatewayAddress = [url: string, tcp: string];
+
+/** Most gateways a welcome names. */
+export const MAX_WELCOME_GATEWAYS = 8;
 
 export interface Close {
   kind: typeof Ctl.CLOSE;
@@ -88,7 +99,10 @@ export function encodeControl(c: Control): Uint8Array {
         { id: c.id, n: c.n, nonce: c.nonce, proof: c.proof, seq: c.seq, off: c.off, lim: c.lim, ...(c.ring ? { ring: c.ring } : {}), ...(c.again ? { again: c.again } : {}) },
       ]);
     case Ctl.WELCOME:
-      return encodeValue([c.kind, { seq: c.seq, off: c.off, hold: c.hold, idle: c.idle, held: c.held, lim: c.lim, ...(c.ring ? { ring: c.ring } : {}) }]);
+      return encodeValue([
+        c.kind,
+        { seq: c.seq, off: c.off, hold: c.hold, idle: c.idle, held: c.held, lim: c.lim, ...(c.ring ? { ring: c.ring } : {}), ...(c.gw && c.gw.length > 0 ? { gw: c.gw } : {}) },
+      ]);
     case Ctl.CLOSE:
       return encodeValue([c.kind, { end: c.end }]);
     case Ctl.ERROR:
@@ -125,6 +139,16 @@ function withRing(f: Record<string, unknown>): { ring?: Ring } {
   return r === undefined ? {} : { ring: r };
 }
 
+/** The welcome's optional `gw` field: [[url, tcp], ...] of short texts (their form is the device's to check). */
+function gateways(v: unknown): GatewayAddress[] {
+  if (!Array.isArray(v) || v.length > MAX_WELCOME_GATEWAYS) throw hfError(ErrorCode.BUNDLE, `control field gw must be a list of at most ${MAX_WELCOME_GATEWAYS} [url, tcp]`);
+  return v.map((g) => {
+    if (!Array.isArray(g) || g.length !== 2 || typeof g[0] !== 'string' || typeof g[1] !== 'string' || g[0].length > 512 || g[1].length > 300)
+      throw hfError(ErrorCode.BUNDLE, 'control field gw: each entry must be [url, tcp] texts (url ≤ 512, tcp ≤ 300 characters)');
+    return [g[0], g[1]] as GatewayAddress;
+  });
+}
+
 /** Limits as a tuple, for hello and welcome. */
 export function limitsOf(o: { maxMessages: number; maxBundleBytes: number; maxMessage: number; maxSackRanges: number; maxControls: number }): Limits {
   return [o.maxMessages, o.maxBundleBytes, o.maxMessage, o.maxSackRanges, o.maxControls];
@@ -150,7 +174,7 @@ function text(f: Record<string, unknown>, k: string, max: number): string {
 /** The fields of each kind this version knows; other keys are skipped unread (a later version's). */
 const FIELDS: Record<number, readonly string[] | undefined> = {
   [Ctl.HELLO]: ['id', 'n', 'nonce', 'proof', 'seq', 'off', 'lim', 'ring', 'again'],
-  [Ctl.WELCOME]: ['seq', 'off', 'hold', 'idle', 'held', 'lim', 'ring'],
+  [Ctl.WELCOME]: ['seq', 'off', 'hold', 'idle', 'held', 'lim', 'ring', 'gw'],
   [Ctl.CLOSE]: ['end'],
   [Ctl.ERROR]: ['code', 'message'],
 };
@@ -215,7 +239,17 @@ export function decodeControl(buf: Uint8Array, start: number, end: number): Cont
       };
     }
     case Ctl.WELCOME:
-      return { kind: Ctl.WELCOME, seq: u32(f, 'seq'), off: u32(f, 'off'), hold: u32(f, 'hold'), idle: u32(f, 'idle'), held: u32(f, 'held'), lim: limits(f), ...withRing(f) };
+      return {
+        kind: Ctl.WELCOME,
+        seq: u32(f, 'seq'),
+        off: u32(f, 'off'),
+        hold: u32(f, 'hold'),
+        idle: u32(f, 'idle'),
+        held: u32(f, 'held'),
+        lim: limits(f),
+        ...withRing(f),
+        ...(f.gw === undefined ? {} : { gw: gateways(f.gw) }),
+      };
     case Ctl.CLOSE:
       return { kind: Ctl.CLOSE, end: u32(f, 'end') };
     case Ctl.ERROR:

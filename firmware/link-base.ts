@@ -6,7 +6,7 @@
  * Events come in as method calls with the current time; actions go out through the port. No I/O and
  * no timers inside: the driver asks `nextDeadline()` and calls `onTimer(now)` when it passes.
  */
-import { type Close, type Control, Ctl, type ErrorItem, decodeControl, encodeControl } from './control';
+import { type Close, type Control, Ctl, type ErrorItem, type GatewayAddress, decodeControl, encodeControl } from './control';
 import type { Endpoint } from './endpoint';
 import { ErrorCode, type ErrorCodeValue, type HfError, hfError } from './errors';
 import { type AckAfter, checkAckAfter, type ResolvedOptions } from './options';
@@ -46,6 +46,8 @@ export interface LinkPort {
   deliver(buf: Uint8Array, off: number, len: number, seq: number): boolean;
   /** The link opened (client: welcome received; or, for a resumed session, the gateway's first answer). */
   onOpen?(): void;
+  /** Client: the welcome named the gateways this session may use (a pair's nodes), before onOpen. */
+  onGateways?(gateways: readonly GatewayAddress[]): void;
   onDrain?(): void;
   /** The peer closed its direction: every message it sent has been delivered. */
   onEnd?(): void;

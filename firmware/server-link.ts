@@ -15,7 +15,7 @@
  * States: OPEN -> CLOSING -> CLOSED, or FAILED. A finished link answers what it still holds and is
  * dropped by the acceptor.
  */
-import { type Control, Ctl, type Hello, encodeControl, limitsOf } from './control';
+import { type Control, Ctl, type GatewayAddress, type Hello, encodeControl, limitsOf } from './control';
 import { type ArenaAlloc, Endpoint } from './endpoint';
 import type { SlabLender } from './slab-pool';
 import { ErrorCode, hfError, isHfError } from './errors';
@@ -100,6 +100,7 @@ export class ServerLink extends LinkBase {
       held: this.o.maxHeld,
       lim: limitsOf(this.o),
       ring: [this.o.outSlots, this.o.outBytes],
+      gw: this.welcomeGateways,
     });
     const len = ep.writeBundle(this.sid, rn, now, [item], true);
     this.afterWrite(now);
@@ -258,6 +259,9 @@ export class ServerLink extends LinkBase {
       throw new SessionRefusal(e, sessionErrorBundle(this.sid, v.rn, this.ep.inr.next, e, sealer));
     }
   }
+
+  /** The gateways this session's welcome names (the acceptor's `gateways`; none: the field is left out). */
+  welcomeGateways: GatewayAddress[] = [];
 
   /** The direct connection frames go out on (transport-bound: not part of a snapshot). */
   directConn = 0;

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pairOptionsOf } from '../tools/cli/pair-flags';
+import { advertiseOf, pairOptionsOf } from '../tools/cli/pair-flags';
 import { ackAfterFlag, ackAfterOf } from '../tools/cli/common';
 import { code, message } from './support/errors';
 
@@ -86,5 +86,28 @@ test("--ack-after: the gateway takes standby, a device received or app; each sid
 });
 
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+test('--advertise URL[,HOST:PORT]: each gateway with its TCP address or none; bad ones are HF_ERR_OPTION naming the flag; it needs a pair', () => {
+  assert.is(advertiseOf({}), undefined);
+  assert.equal(advertiseOf({ advertise: ['http://10.0.0.1:8080', 'https://b.example:8443/v1/link,10.0.0.2:7000'] }), [
+    { url: 'http://10.0.0.1:8080', tcp: null },
+    { url: 'https://b.example:8443/v1/link', tcp: '10.0.0.2:7000' },
+  ]);
+  for (const bad of [['ftp://x'], ['not a url'], ['http://a:1,no-port'], Array.from({ length: 9 }, () => 'http://a/')]) {
+    assert.is(
+      code(() => advertiseOf({ advertise: bad })),
+      'HF_ERR_OPTION',
+      bad.join(' '),
+    );
+    assert.match(
+      message(() => advertiseOf({ advertise: bad })),
+      /--advertise/,
+    );
+  }
+  assert.match(
+    message(() => pairOptionsOf({ advertise: ['http://a/'], 'pair-key': KEY })),
+    /needs --peer-listen HOST:PORT or --standby-of/,
+  );
+});
 
 test.run();

@@ -263,4 +263,78 @@ test('a partition (the control connection cut, both nodes alive): the old primar
   }
 });
 
+test('a device told only the primary learns the standby from the welcome and moves to it when the primary dies', async () => {
+  const peers = new MemoryPeers();
+  let a: Gateway | null = null;
+  let b: Gateway | null = null;
+  let dev: ReturnType<typeof connect> | null = null;
+  try {
+    await within(20_000, 'the move to a learned gateway', async () => {
+      b = await Gateway.start({
+        http: '127.0.0.1:0',
+        devices: null,
+        ackAfter: 'standby',
+        pair: { key: KEY, node: 'b', listen: 'mem:b', standbyOf: 'mem:a', retryMs: 20, connect: peers.connect, listenPeers: peers.listenFor(() => b?.pair?.epoch ?? 0) },
+      });
+      const urlB = `http://${b.http?.address}/v1/link`;
+      a = await Gateway.start({
+        http: '127.0.0.1:0',
+        devices: null,
+        ackAfter: 'standby',
+        advertise: [{ url: urlB }],
+        pair: { key: KEY, node: 'a', listen: 'mem:a', connect: peers.connect, listenPeers: peers.listenFor(() => 1) },
+      });
+      const seen: string[] = [];
+      echo(a, seen);
+      echo(b, seen);
+      await waitUntil(3000, () => b?.pair?.synced === true);
+      const got: string[] = [];
+      const moves: string[] = [];
+      dev = connect({ gateway: `http://${a.http?.address}`, id: 'dev-1', key: null, link: { deadAfterMs: 20_000 } });
+      dev.on('message', (m: Uint8Array) => got.push(Buffer.from(m).toString()));
+      dev.on('gateway', (to: string) => moves.push(to));
+      const PER = 60;
+      let sent = 0;
+      const sendSome = async (upto: number): Promise<void> => {
+        for (; sent < upto; sent++) {
+          dev?.send(Buffer.from(String(sent)));
+          if (sent % 10 === 0) await sleep(5);
+        }
+      };
+      await sendSome(PER / 2);
+      await waitUntil(5000, () => got.length >= 10);
+      await a.close(); // the primary is gone: its listener and its control connection
+      a = null;
+      await waitUntil(3000, () => b?.pair?.role === PairRole.PRIMARY);
+      assert.is(b.pair?.role, PairRole.PRIMARY);
+      await sendSome(PER);
+      await waitUntil(15_000, () => got.length >= PER);
+      assert.equal(
+        got,
+        Array.from({ length: PER }, (_, i) => `echo:${i}`),
+        'every echo once, in order',
+      );
+      assert.equal(moves, [urlB], 'moved once, to the gateway the welcome named');
+    });
+  } finally {
+    (dev as ReturnType<typeof connect> | null)?.destroy();
+    await sleep(50);
+    await (b as Gateway | null)?.close();
+    await (a as Gateway | null)?.close();
+  }
+});
+
+test('advertise is checked: a URL that is not http(s), a bad tcp address, more than 8 (HF_ERR_OPTION)', async () => {
+  for (const advertise of [[{ url: 'ftp://x/' }], [{ url: 'nope' }], [{ url: 'http://a/', tcp: 'no-port' }], Array.from({ length: 9 }, () => ({ url: 'http://a/' }))]) {
+    let code = '';
+    try {
+      const gw = await Gateway.start({ http: '127.0.0.1:0', devices: null, advertise });
+      await gw.close();
+    } catch (e) {
+      code = (e as { code?: string }).code ?? String(e);
+    }
+    assert.is(code, 'HF_ERR_OPTION', JSON.stringify(advertise).slice(0, 80));
+  }
+});
+
 test.run();

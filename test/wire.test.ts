@@ -202,6 +202,26 @@ function docExamples(): Example[] {
 
 const examples = docExamples();
 
+test("a welcome's gw: the gateways it names come back as sent; a malformed list is HF_ERR_BUNDLE", () => {
+  const base = { kind: Ctl.WELCOME, seq: 1, off: 2, hold: 3, idle: 4, held: 1, lim: [4, 4096, 1024, 8, 4] as Limits } as const;
+  const gw: [string, string][] = [
+    ['http://10.0.0.1:8080/v1/link', '10.0.0.1:7000'],
+    ['https://b.example/v1/link', ''],
+  ];
+  const b = encodeControl({ ...base, gw });
+  assert.equal((decodeControl(b, 0, b.length) as { gw?: unknown }).gw, gw);
+  const none = encodeControl({ ...base, gw: [] });
+  assert.is((decodeControl(none, 0, none.length) as { gw?: unknown }).gw, undefined, 'an empty list is left out');
+  for (const bad of [[['only-one']], 'text', [[1, 2]], Array.from({ length: 9 }, () => ['http://a/', '']), [['x'.repeat(513), '']]]) {
+    const e = encodeControl({ ...base, gw: bad as unknown as [string, string][] });
+    assert.is(
+      codeOf(() => decodeControl(e, 0, e.length)),
+      ErrorCode.BUNDLE,
+      JSON.stringify(bad).slice(0, 60),
+    );
+  }
+});
+
 test('PROTOCOL.md has the worked examples the brief asks for', () => {
   const names = examples.map((e) => e.name);
   assert.ok(examples.length >= 6, `${examples.length} examples`);
@@ -273,7 +293,16 @@ function randomControl(rng: Prng): { bytes: Uint8Array; decoded: Record<string, 
       c = { kind: Ctl.HELLO, id: 'dev-' + rng.int(1e6), n: u32(rng), nonce: bytesOf(rng, rng.range(8, 64)), proof: bytesOf(rng, rng.range(0, 64)), seq: u32(rng), off: u32(rng), lim: lim() };
       break;
     case 1:
-      c = { kind: Ctl.WELCOME, seq: u32(rng), off: u32(rng), hold: u32(rng), idle: u32(rng), held: u32(rng), lim: lim() };
+      c = {
+        kind: Ctl.WELCOME,
+        seq: u32(rng),
+        off: u32(rng),
+        hold: u32(rng),
+        idle: u32(rng),
+        held: u32(rng),
+        lim: lim(),
+        ...(rng.chance(0.5) ? { gw: [[`http://10.0.0.${rng.int(255)}:8080/v1/link`, rng.chance(0.5) ? '10.0.0.2:7000' : '']] as [string, string][] } : {}),
+      };
       break;
     case 2:
       c = { kind: Ctl.CLOSE, end: u32(rng) };

@@ -13,7 +13,7 @@ import { type Flag, parseArgs, usage, type Values } from './args';
 import { benchResponder } from './bench-proto';
 import { ackAfterFlag, ackAfterOf, linkOptions, LINK_FLAGS, LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
 import { checkSecretFile, INSECURE_KEY_FILE_FLAG } from './key';
-import { PAIR_FLAG_NAMES, PAIR_FLAGS, pairOptionsOf } from './pair-flags';
+import { PAIR_FLAG_NAMES, PAIR_FLAGS, advertiseOf, pairOptionsOf } from './pair-flags';
 import { startManagement } from '../../targets/host/gateway/manage/start';
 import { LABEL_KEY } from '../../targets/host/gateway/manage/devices-store';
 import * as os from 'node:os';
@@ -189,6 +189,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   const loose: string[] = [];
   const pair = pairOptionsOf(v, process.env, (m) => loose.push(m));
   if (ackAfter === 'standby' && pair === null) throw hfError(ErrorCode.OPTION, '--ack-after standby needs a pair: --peer-listen HOST:PORT or --standby-of HOST:PORT, and its key');
+  const advertise = advertiseOf(v);
   if (workers > 1 && slot < 0) return workersMain(v, workers, placement);
   const { keys: devices, labels } = readDevicesFile(String(v.devices), v['insecure-key-file'] === true, (m) => loose.push(m));
   if (v.console !== undefined && v.data === undefined) throw hfError(ErrorCode.OPTION, '--console needs --data DIR (where jobs, operators and the audit log are kept)');
@@ -212,6 +213,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     tls,
     ackAfter,
     pair,
+    advertise,
     log,
   });
   if (manage?.api) manage.api.gateway = gw;

@@ -20,6 +20,12 @@ export const PAIR_FLAGS: Flag[] = [
   { name: 'heartbeat-ms', type: 'number', help: "heartbeat interval of the pair's connection, ms (default 50)" },
   { name: 'heartbeat-misses', type: 'number', help: 'heartbeats missed before the peer counts as dead (default 4)' },
   { name: 'peer-ca', meta: 'FILE', help: "with TLS: CA certificates (PEM) the standby trusts for its primary's (default: this gateway's own certificate)" },
+  {
+    name: 'advertise',
+    meta: 'URL[,HOST:PORT]',
+    repeat: true,
+    help: "a gateway of the pair as devices reach it (its URL, and its --tcp address if it has one), named in every welcome: a device told only one learns the others (give each node's, this one's included; at most 8)",
+  },
 ];
 
 /** The names of the pair flags (what --workers refuses). */
@@ -72,4 +78,25 @@ function integer(v: Values, flag: string, min: number, max: number): number | un
   if (n === undefined) return undefined;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw hfError(ErrorCode.OPTION, `--${flag} must be an integer ${min}..${max}, got ${String(n)}`);
   return n;
+}
+
+/** --advertise URL[,HOST:PORT] (repeatable): the gateways the welcome names; undefined when not given. HF_ERR_OPTION naming the flag. */
+export function advertiseOf(v: Values): { url: string; tcp: string | null }[] | undefined {
+  const list = v.advertise as string[] | undefined;
+  if (list === undefined) return undefined;
+  if (list.length > 8) throw hfError(ErrorCode.OPTION, `--advertise names at most 8 gateways, got ${list.length}`);
+  return list.map((s) => {
+    const comma = s.lastIndexOf(',');
+    const url = comma < 0 ? s : s.slice(0, comma);
+    const tcp = comma < 0 ? null : s.slice(comma + 1);
+    let u: URL | null = null;
+    try {
+      u = new URL(url);
+    } catch {
+      // below
+    }
+    if (u === null || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw hfError(ErrorCode.OPTION, `--advertise must be URL[,HOST:PORT] with an http: or https: URL, got ${JSON.stringify(s)}`);
+    if (tcp !== null) parseAddress(tcp, '--advertise HOST:PORT');
+    return { url, tcp };
+  });
 }

@@ -12,6 +12,7 @@
  * Events besides the Channel's: 'open' (session established or resumed), 'transport' (name, reason).
  */
 import { type ClientConfig, ClientLink, type ClientPort } from '../../../firmware/client-link';
+import type { GatewayAddress } from '../../../firmware/control';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
 import { Journal } from '../../../firmware/journal';
 import { Ladder, type LadderOptions } from '../../../firmware/ladder';
@@ -166,6 +167,7 @@ class Device implements DeviceState {
     const port: ClientPort = {
       ...cp,
       transmit: (body, len, rn) => this.transmit(body, len, rn),
+      onGateways: (gw) => this.learn(gw),
       onOpen: () => {
         this.log.info(this.resumed ? 'session resumed' : 'session open', {
           session: this.client.sid === null ? undefined : Buffer.from(this.client.sid).toString('hex').slice(0, 8),
@@ -298,6 +300,37 @@ class Device implements DeviceState {
 
   private readonly makeHttp: (i: number) => HttpTransport;
   private readonly makeTcp: (i: number) => TcpTransport | null;
+
+  /**
+   * The welcome named the gateways of this session (a pair's nodes): those this device did not know
+   * join the turn, last (up to MAX_GATEWAYS; for this process only: a restart starts from the
+   * configured ones and learns them again). The welcome is the gateway's, tagged with the session key
+   * when the device has one, so a stranger on the path cannot add a gateway.
+   */
+  private learn(gw: readonly GatewayAddress[]): void {
+    for (const [u, t] of gw) {
+      let target: { url: URL; tcp: Address | null };
+      try {
+        target = { url: gatewayUrl(u), tcp: t === '' ? null : parseAddress(t, 'tcp') };
+      } catch (e) {
+        this.log.warn('the welcome named a gateway this device cannot use', { gateway: u, tcp: t || undefined, reason: (e as Error).message });
+        continue;
+      }
+      if (this.targets.some((g) => g.url.href === target.url.href)) continue;
+      if (this.targets.length >= MAX_GATEWAYS) {
+        this.log.warn('the welcome named more gateways than this device keeps', { gateway: u, max: MAX_GATEWAYS });
+        break;
+      }
+      this.targets.push(target);
+      this.choice.grow();
+      this.log.info('learned a gateway from the welcome', { gateway: target.url.href, tcp: t || undefined });
+    }
+  }
+
+  /** The gateways this device knows now: configured, then learned. */
+  get gateways(): string[] {
+    return this.targets.map((g) => g.url.href);
+  }
 
   /** The URL of the gateway in use. */
   get gateway(): string {
@@ -559,9 +592,12 @@ class Device implements DeviceState {
 }
 
 /** The gateways of the options: each URL with its direct TCP address (or null). */
+/** Most gateways a device knows (configured and learned). */
+const MAX_GATEWAYS = 16;
+
 function gatewayTargets(gateway: string | string[], tcp: DeviceOptions['tcp']): { url: URL; tcp: Address | null }[] {
   const urls = Array.isArray(gateway) ? gateway : [gateway];
-  if (urls.length === 0 || urls.length > 16) throw hfError(ErrorCode.OPTION, `gateway must be a URL or a list of 1..16 URLs, got ${urls.length}`);
+  if (urls.length === 0 || urls.length > MAX_GATEWAYS) throw hfError(ErrorCode.OPTION, `gateway must be a URL or a list of 1..${MAX_GATEWAYS} URLs, got ${urls.length}`);
   const tcps = tcp === undefined || tcp === null ? urls.map(() => null) : Array.isArray(tcp) ? tcp : [tcp];
   if (tcps.length !== urls.length) throw hfError(ErrorCode.OPTION, `tcp must name one address per gateway: ${urls.length} gateway(s), ${tcps.length} tcp address(es)`);
   return urls.map((u, i) => {

@@ -28,7 +28,8 @@ export class GatewayChoice {
   private readonly failuresToMove: number;
 
   constructor(
-    readonly count: number,
+    /** Gateways known (the configured ones, then those learned from welcomes). */
+    public count: number,
     o: GatewayChoiceOptions = {},
   ) {
     const f = o.failuresToMove ?? 2;
@@ -52,6 +53,11 @@ export class GatewayChoice {
     if (this.count < 2) return false;
     if (code === ErrorCode.STANDBY || code === ErrorCode.EPOCH) return true;
     return ++this.failures >= this.failuresToMove;
+  }
+
+  /** One more gateway is known (learned from a welcome): it comes last in the turn. */
+  grow(): void {
+    this.count++;
   }
 
   /** Moves to the next gateway; returns its index. */

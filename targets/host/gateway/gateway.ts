@@ -30,7 +30,8 @@ import { hostClock } from '../../node/clock';
 import { nodeCrypto } from '../../node/crypto';
 import { hostEntropy } from '../../node/entropy';
 import { silentLog } from '../../node/log';
-import { type Address, parseAddress } from '../net/address';
+import { type Address, formatAddress, parseAddress } from '../net/address';
+import { type GatewayAddress, MAX_WELCOME_GATEWAYS } from '../../../firmware/control';
 import { type FrontHost, type HttpListener, Refusal, type TcpListener } from './front';
 import { GatewayChannel } from './gateway-channel';
 import { HttpFront } from './http-front';
@@ -133,7 +134,29 @@ export interface GatewayOptions {
    * pair, ackAfter 'standby' holds every answer of a session until the standby has its state.
    */
   pair?: (PairOptions & { connect?: PairHost['connect']; listenPeers?: PairHost['listen'] }) | null;
+  /**
+   * The gateways each session's welcome names, as devices reach them (a pair's nodes, this one
+   * included): a device adds those it does not know to the ones it moves between. At most 8. Default none.
+   */
+  advertise?: { url: string; tcp?: string | null }[] | null;
   log?: Log;
+}
+
+/** Checks `advertise` (HF_ERR_OPTION naming the entry) and puts it as a welcome carries it. */
+function advertised(list: GatewayOptions['advertise']): GatewayAddress[] | undefined {
+  if (list === undefined || list === null) return undefined;
+  if (!Array.isArray(list) || list.length > MAX_WELCOME_GATEWAYS) throw hfError(ErrorCode.OPTION, `advertise must be a list of at most ${MAX_WELCOME_GATEWAYS} gateways`);
+  return list.map((g, i) => {
+    let url: URL;
+    try {
+      url = new URL(g?.url);
+    } catch {
+      throw hfError(ErrorCode.OPTION, `advertise[${i}].url must be an http: or https: URL, got ${JSON.stringify(g?.url)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw hfError(ErrorCode.OPTION, `advertise[${i}].url must be an http: or https: URL, got ${JSON.stringify(g.url)}`);
+    const tcp = g.tcp === undefined || g.tcp === null ? '' : formatAddress(parseAddress(g.tcp, `advertise[${i}].tcp`));
+    return [url.href, tcp] as GatewayAddress;
+  });
 }
 
 /** What `directory` is told: session id (hex) and device id. */
@@ -236,6 +259,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       memory: this.slabs,
       corkInput: true,
       onDrop: (link) => this.drop(link),
+      gateways: advertised(opts.advertise),
     });
     this.maxBody = this.acceptor.o.maxBundleBytes;
     const host = this.frontHost();
