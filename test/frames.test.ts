@@ -4,7 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FRAME_HEAD, FrameReader, frame } from '../targets/host/net/frames';
+import { FRAME_HEAD, FrameReader, epochFrame, frame } from '../targets/host/net/frames';
 import { code, message } from './support/errors';
 
 const hex = (h: string): Buffer => Buffer.from(h.replace(/\s+/g, ''), 'hex');
@@ -155,6 +155,23 @@ test('buffered counts bytes held for a partial frame', () => {
   r.push(hex('060708090a 000000'), () => n++);
   assert.is(n, 1);
   assert.is(r.buffered, 3);
+});
+
+test('epoch frames (a length of 0, then a u32 epoch): told to takeEpochs at every split, between frames; without it a length of 0 is HF_ERR_LIMIT', () => {
+  assert.is(epochFrame(7).toString('hex'), '0000000000000007');
+  const stream = Buffer.concat([epochFrame(3), frame(hex('aabb'), 2), epochFrame(0xfffffffe), frame(hex('cc'), 1)]);
+  for (let cut = 0; cut <= stream.length; cut++) {
+    const r = new FrameReader(16);
+    const got: string[] = [];
+    r.takeEpochs((e) => got.push(`epoch ${e}`));
+    for (const part of [stream.subarray(0, cut), stream.subarray(cut)]) r.push(part, (b) => got.push(b.toString('hex')));
+    assert.equal(got, ['epoch 3', 'aabb', 'epoch 4294967294', 'cc'], `cut at ${cut}`);
+    assert.is(r.buffered, 0);
+  }
+  assert.is(
+    code(() => new FrameReader(16).push(epochFrame(3), () => {})),
+    'HF_ERR_LIMIT',
+  );
 });
 
 test.run();

@@ -23,7 +23,7 @@ import { decodeControl } from '../firmware/control';
 import { BundleReader } from '../firmware/wire';
 import { Gateway, type GatewayOptions } from '../targets/host/gateway/gateway';
 import { TCP_LIMIT_DEFAULTS, type TcpLimits } from '../targets/host/gateway/tcp-front';
-import { FrameReader, frame } from '../targets/host/net/frames';
+import { FrameReader, epochFrame, frame } from '../targets/host/net/frames';
 import { nodeCrypto } from '../targets/node/crypto';
 import { makeCert } from '../tools/throwaway-cert';
 import { Cleanup } from './support/host';
@@ -312,6 +312,39 @@ test('every TCP bound is checked: HF_ERR_OPTION naming it', async () => {
   for (const limits of [TCP_LIMIT_DEFAULTS, { preAuthFrameBytes: 512, helloRate: 0.001, connectionIdleMs: 15001 }]) {
     const gw = await Gateway.start({ http: null, tcp: '127.0.0.1:0', devices: {}, tcpLimits: limits });
     await gw.close();
+  }
+});
+
+test("a pair's node tells its epoch (an epoch frame) before its first frame on a connection; a gateway without a pair never does", async () => {
+  const c = new Cleanup();
+  try {
+    for (const paired of [true, false]) {
+      const gw = await gateway(c, {}, paired ? { pair: { key: 'tcp-front-pair-key-0123', node: 'a', listen: '127.0.0.1:0' } } : {});
+      const [host, port] = (gw.tcp?.address ?? '').split(':');
+      const socket = net.connect({ host, port: Number(port) });
+      c.add(() => socket.destroy());
+      const bytes: Buffer[] = [];
+      socket.on('data', (d: Buffer) => bytes.push(d));
+      await new Promise<void>((r) => socket.once('connect', () => r()));
+      socket.write(frame(hello(), hello().length));
+      await until('an answer', () => Buffer.concat(bytes).length >= 16);
+      const got = Buffer.concat(bytes);
+      if (paired) {
+        assert.is(got.subarray(0, 8).toString('hex'), epochFrame(1).toString('hex'), 'the epoch frame comes first');
+        const r = new FrameReader(1 << 20);
+        const epochs: number[] = [];
+        let frames = 0;
+        r.takeEpochs((e) => epochs.push(e));
+        r.push(got, () => frames++);
+        assert.equal(epochs, [1], 'told once');
+        assert.ok(frames >= 1, 'then the answer');
+      } else {
+        assert.ok(got.readUInt32BE(0) > 0, 'a frame, no epoch frame');
+      }
+      socket.destroy();
+    }
+  } finally {
+    await c.run();
   }
 });
 

@@ -262,6 +262,7 @@ class Device implements DeviceState {
         {
           onUp: () => this.event((t) => this.ladder.connected(t)),
           onFrame: (body) => this.answer(body, true),
+          onEpoch: (epoch) => this.tcpEpoch(epoch),
           onDown: (reason, err) => {
             if (err?.code === ErrorCode.TLS) this.tlsRefused('tcp', err);
             this.event((t) => this.ladder.lost(t, reason));
@@ -344,6 +345,14 @@ class Device implements DeviceState {
       return;
     }
     this.answer(body);
+  }
+
+  /** The direct connection's gateway told its epoch: one older than seen is a superseded primary, left at once. */
+  private tcpEpoch(epoch: number): void {
+    if (this.choice.answered(epoch) !== Verdict.FENCED) return;
+    const err = hfError(ErrorCode.EPOCH, `${this.gateway} told epoch ${epoch} on its direct connection, older than ${this.choice.epoch}: a superseded primary`);
+    this.log.warn('gateway fenced', { gateway: this.gateway, code: err.code, reason: err.message });
+    if (this.choice.failed(err.code)) this.moveOn(err);
   }
 
   private httpFailed(rn: number, err: HfError): void {

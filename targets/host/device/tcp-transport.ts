@@ -17,6 +17,8 @@ import { type ClientTls, openTls } from './tls-client';
 export interface TcpTransportEvents {
   onUp(): void;
   onFrame(body: Buffer): void;
+  /** The gateway told its pair epoch (an epoch frame, before its frames). */
+  onEpoch?(epoch: number): void;
   /** The connection went down; `err` when a coded failure says why (HF_ERR_TLS: the certificate). */
   onDown(reason: string, err?: HfError): void;
 }
@@ -44,6 +46,9 @@ export class TcpTransport {
     const n = ++this.attempt;
     const reader = new FrameReader(this.maxFrame);
     const live = (): boolean => n === this.attempt;
+    reader.takeEpochs((epoch) => {
+      if (live()) this.ev.onEpoch?.(epoch);
+    });
     const up = (): void => {
       if (!live()) return;
       this.up = true;

@@ -22,7 +22,7 @@ import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/e
 import type { ServerLink } from '../../../firmware/server-link';
 import { hostClock } from '../../node/clock';
 import { type Address, listenOn } from '../net/address';
-import { FrameReader, FrameWriter, frame } from '../net/frames';
+import { FrameReader, FrameWriter, epochFrame, frame } from '../net/frames';
 import { type FrontHost, Refusal, type TcpListener } from './front';
 
 // ---- limits on strangers (TcpLimits) ------------------------------------------------------------
@@ -128,6 +128,8 @@ interface Conn {
   lastRead: number;
   /** Closes it at dueAt() (a DeadlineTimer: reads only move `lastRead`, the timer stays). */
   timer: DeadlineTimer | null;
+  /** The pair epoch last told on it (an epoch frame; 0: none yet). */
+  epochTold: number;
 }
 
 export class TcpFront implements TcpListener {
@@ -205,6 +207,12 @@ export class TcpFront implements TcpListener {
   send(id: number, body: Uint8Array, len: number): void {
     const c = this.conns.get(id);
     if (c === undefined || c.socket.destroyed) return;
+    const epoch = this.gw.epoch();
+    if (epoch !== c.epochTold) {
+      // A pair's node tells its epoch first (and again once it changed): the device fences an older one.
+      c.epochTold = epoch;
+      c.socket.write(epochFrame(epoch));
+    }
     this.writer.write(c.socket, body, len);
   }
 
@@ -241,7 +249,7 @@ export class TcpFront implements TcpListener {
     socket.setKeepAlive(true, 30_000);
     const reader = new FrameReader(this.gw.maxBody);
     reader.setLimit(Math.min(this.limits.preAuthFrameBytes, this.gw.maxBody), 'before authentication (preAuthFrameBytes)');
-    const c: Conn = { id: ++this.seq, socket, reader, link: null, addr, preAuth: true, closing: false, openedAt: shook?.at ?? now, lastRead: now, timer: null };
+    const c: Conn = { id: ++this.seq, socket, reader, link: null, addr, preAuth: true, closing: false, openedAt: shook?.at ?? now, lastRead: now, timer: null, epochTold: 0 };
     this.conns.set(c.id, c);
     this.enterPreAuth(addr, now);
     c.timer = new DeadlineTimer(

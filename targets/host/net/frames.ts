@@ -8,6 +8,17 @@ import { ErrorCode, hfError } from '../../../firmware/errors';
 
 export const FRAME_HEAD = 4;
 
+/**
+ * An epoch frame: a length of 0, then the sender's pair epoch (u32 big-endian). A gateway of a pair
+ * sends one before its first frame on a connection and again when its epoch changed (PROTOCOL
+ * 11.4), so a device fences a superseded primary on TCP as it does by `x-holdfast-epoch` on HTTP.
+ */
+export function epochFrame(epoch: number): Buffer {
+  const f = Buffer.alloc(FRAME_HEAD + 4);
+  f.writeUInt32BE(epoch >>> 0, FRAME_HEAD);
+  return f;
+}
+
 /** Builds a frame around `body[0, len)` (copies: the link's buffer is valid only during the call). */
 export function frame(body: Uint8Array, len: number): Buffer {
   const f = Buffer.allocUnsafe(FRAME_HEAD + len);
@@ -66,6 +77,10 @@ export class FrameReader {
   private have = 0;
   private need = -1;
   private halted = false;
+  /** Takes epoch frames (a length of 0) and tells them here; null: a length of 0 is HF_ERR_LIMIT. */
+  private onEpoch: ((epoch: number) => void) | null = null;
+  /** The body being read is an epoch frame's. */
+  private epochBody = false;
 
   /** `maxFrame`: the largest frame body taken, bytes. */
   constructor(maxFrame: number) {
@@ -79,6 +94,11 @@ export class FrameReader {
   setLimit(maxFrame: number, what = ''): void {
     this.maxFrame = maxFrame;
     this.what = what;
+  }
+
+  /** Takes epoch frames from now on (see epochFrame), telling each to `on`. */
+  takeEpochs(on: (epoch: number) => void): void {
+    this.onEpoch = on;
   }
 
   /** The largest frame body taken now, bytes. */
@@ -104,13 +124,16 @@ export class FrameReader {
       if (this.need < 0) {
         if (this.have < FRAME_HEAD) return;
         const len = this.take(FRAME_HEAD).readUInt32BE(0);
-        if (len === 0 || len > this.maxFrame) throw hfError(ErrorCode.LIMIT, `frame of ${len} bytes, limit 1..${this.maxFrame}${this.what === '' ? '' : ` ${this.what}`}`);
-        this.need = len;
+        this.epochBody = len === 0 && this.onEpoch !== null;
+        if (this.epochBody) this.need = 4;
+        else if (len === 0 || len > this.maxFrame) throw hfError(ErrorCode.LIMIT, `frame of ${len} bytes, limit 1..${this.maxFrame}${this.what === '' ? '' : ` ${this.what}`}`);
+        else this.need = len;
       }
       if (this.have < this.need) return;
       const body = this.take(this.need);
       this.need = -1;
-      onFrame(body);
+      if (this.epochBody) (this.onEpoch as (epoch: number) => void)(body.readUInt32BE(0));
+      else onFrame(body);
     }
   }
 
