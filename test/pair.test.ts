@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect } from '../targets/host/device/device';
-import { Gateway, type GatewayChannel } from '../targets/host/gateway/gateway';
+import { Gateway, type GatewayChannel, type GatewayOptions } from '../targets/host/gateway/gateway';
 import { PairRole } from '../targets/host/gateway/pair/pair';
 import { MemoryPeers } from './support/memory-peers';
 import { SwitchRelay } from './support/switch-relay';
@@ -25,6 +25,31 @@ function echo(gw: Gateway, seen: string[]): void {
   );
 }
 
+/** A pair's primary in memory (peer listener mem:a), ackAfter 'standby'. */
+async function startPrimary(peers: MemoryPeers, more: Partial<GatewayOptions> = {}): Promise<Gateway> {
+  let gw: Gateway | null = null;
+  gw = await Gateway.start({
+    http: '127.0.0.1:0',
+    devices: null,
+    ackAfter: 'standby',
+    ...more,
+    pair: { key: KEY, node: 'a', listen: 'mem:a', connect: peers.connect, listenPeers: peers.listenFor(() => gw?.pair?.epoch ?? 1) },
+  });
+  return gw;
+}
+
+/** Its standby (attaching to mem:a, retrying every 20 ms until it is there), ackAfter 'standby'. */
+async function startStandby(peers: MemoryPeers): Promise<Gateway> {
+  let gw: Gateway | null = null;
+  gw = await Gateway.start({
+    http: '127.0.0.1:0',
+    devices: null,
+    ackAfter: 'standby',
+    pair: { key: KEY, node: 'b', listen: 'mem:b', standbyOf: 'mem:a', retryMs: 20, connect: peers.connect, listenPeers: peers.listenFor(() => gw?.pair?.epoch ?? 0) },
+  });
+  return gw;
+}
+
 async function waitUntil(ms: number, cond: () => boolean): Promise<void> {
   const until = performance.now() + ms;
   while (!cond() && performance.now() < until) await sleep(10);
@@ -38,20 +63,8 @@ test('takeover mid-stream with ackAfter standby: the device sees every echo once
   const dev: ReturnType<typeof connect>[] = [];
   try {
     await within(30_000, 'the takeover', async () => {
-      let pEpoch = 1;
-      primary = await Gateway.start({
-        http: '127.0.0.1:0',
-        devices: null,
-        ackAfter: 'standby',
-        pair: { key: KEY, node: 'a', listen: 'mem:a', connect: peers.connect, listenPeers: peers.listenFor(() => pEpoch) },
-      });
-      standby = await Gateway.start({
-        http: '127.0.0.1:0',
-        devices: null,
-        ackAfter: 'standby',
-        pair: { key: KEY, node: 'b', listen: 'mem:b', standbyOf: 'mem:a', connect: peers.connect, listenPeers: peers.listenFor(() => standby?.pair?.epoch ?? 0) },
-      });
-      pEpoch = primary.pair?.epoch ?? 1;
+      primary = await startPrimary(peers);
+      standby = await startStandby(peers);
       const seenA: string[] = [];
       const seenB: string[] = [];
       echo(primary, seenA);
@@ -119,18 +132,8 @@ test("ackAfter standby: a message counts as consumed only once the application's
   let dev: ReturnType<typeof connect> | null = null;
   try {
     await within(20_000, 'the exchange', async () => {
-      primary = await Gateway.start({
-        http: '127.0.0.1:0',
-        devices: null,
-        ackAfter: 'standby',
-        pair: { key: KEY, node: 'a', listen: 'mem:a', connect: peers.connect, listenPeers: peers.listenFor(() => 1) },
-      });
-      standby = await Gateway.start({
-        http: '127.0.0.1:0',
-        devices: null,
-        ackAfter: 'standby',
-        pair: { key: KEY, node: 'b', listen: 'mem:b', standbyOf: 'mem:a', connect: peers.connect, listenPeers: peers.listenFor(() => 0) },
-      });
+      primary = await startPrimary(peers);
+      standby = await startStandby(peers);
       await waitUntil(2000, () => standby?.pair?.synced === true);
       const during: string[] = [];
       primary.on('session', (ch: GatewayChannel) => {
@@ -175,18 +178,8 @@ test('a partition (the control connection cut, both nodes alive): the old primar
   const dev: ReturnType<typeof connect>[] = [];
   try {
     await within(40_000, 'the partition', async () => {
-      a = await Gateway.start({
-        http: '127.0.0.1:0',
-        devices: null,
-        ackAfter: 'standby',
-        pair: { key: KEY, node: 'a', listen: 'mem:a', connect: peers.connect, listenPeers: peers.listenFor(() => a?.pair?.epoch ?? 1) },
-      });
-      b = await Gateway.start({
-        http: '127.0.0.1:0',
-        devices: null,
-        ackAfter: 'standby',
-        pair: { key: KEY, node: 'b', listen: 'mem:b', standbyOf: 'mem:a', connect: peers.connect, listenPeers: peers.listenFor(() => b?.pair?.epoch ?? 0) },
-      });
+      a = await startPrimary(peers);
+      b = await startStandby(peers);
       // What each node's application got: "message again".
       const seen = { a: [] as string[], b: [] as string[] };
       for (const [name, gw] of [
@@ -270,20 +263,9 @@ test('a device told only the primary learns the standby from the welcome and mov
   let dev: ReturnType<typeof connect> | null = null;
   try {
     await within(20_000, 'the move to a learned gateway', async () => {
-      b = await Gateway.start({
-        http: '127.0.0.1:0',
-        devices: null,
-        ackAfter: 'standby',
-        pair: { key: KEY, node: 'b', listen: 'mem:b', standbyOf: 'mem:a', retryMs: 20, connect: peers.connect, listenPeers: peers.listenFor(() => b?.pair?.epoch ?? 0) },
-      });
+      b = await startStandby(peers);
       const urlB = `http://${b.http?.address}/v1/link`;
-      a = await Gateway.start({
-        http: '127.0.0.1:0',
-        devices: null,
-        ackAfter: 'standby',
-        advertise: [{ url: urlB }],
-        pair: { key: KEY, node: 'a', listen: 'mem:a', connect: peers.connect, listenPeers: peers.listenFor(() => 1) },
-      });
+      a = await startPrimary(peers, { advertise: [{ url: urlB }] });
       const seen: string[] = [];
       echo(a, seen);
       echo(b, seen);

@@ -5,6 +5,7 @@
  */
 import { copyBytes } from '../../../firmware/bytes';
 import { ErrorCode, hfError } from '../../../firmware/errors';
+import { takeBytes } from './chunks';
 
 export const FRAME_HEAD = 4;
 
@@ -142,26 +143,9 @@ export class FrameReader {
     return this.have;
   }
 
+  /** The first `n` buffered bytes, removed from what is buffered. */
   private take(n: number): Buffer {
-    const first = this.chunks[0];
-    let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let at = 0;
-      while (at < n) {
-        const c = this.chunks[0];
-        const k = Math.min(c.length, n - at);
-        c.copy(out, at, 0, k);
-        at += k;
-        if (k === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(k);
-      }
-    }
     this.have -= n;
-    return out;
+    return takeBytes(this.chunks, n);
   }
 }

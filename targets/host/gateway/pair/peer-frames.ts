@@ -4,6 +4,7 @@
  */
 import { encodeValue, decodeValue } from '../../../../firmware/cbor-value';
 import { ErrorCode, hfError, isHfError } from '../../../../firmware/errors';
+import { takeBytes } from '../../net/chunks';
 
 /** Default bound on one frame's CBOR bytes: 64 MiB. */
 export const PEER_MAX_FRAME_BYTES = 64 * 1024 * 1024;
@@ -82,28 +83,10 @@ export class PeerFrameDecoder {
     return out;
   }
 
-  /** The first `n` held bytes, removed from what is held. */
+  /** The first `n` buffered bytes, removed from what is buffered. */
   private take(n: number): Buffer {
-    let out: Buffer;
-    const first = this.chunks[0];
-    if (first !== undefined && first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let at = 0;
-      while (at < n) {
-        const c = this.chunks[0];
-        const k = Math.min(c.length, n - at);
-        out.set(c.subarray(0, k), at);
-        at += k;
-        if (k === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(k);
-      }
-    }
     this.held -= n;
-    return out;
+    return takeBytes(this.chunks, n);
   }
 }
 
