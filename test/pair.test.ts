@@ -14,13 +14,14 @@ import { sleep, within } from './support/within';
 
 const KEY = 'pair-key-0123456789';
 
-/** Every gateway's application echoes what it gets, prefixed. */
+/** Every gateway's application echoes what it gets, prefixed, then confirms it (ackAfter 'app'; a no-op otherwise). */
 function echo(gw: Gateway, seen: string[]): void {
   gw.on('session', (ch: GatewayChannel) =>
-    ch.on('message', (m: Uint8Array) => {
+    ch.on('message', (m: Uint8Array, done) => {
       const s = Buffer.from(m).toString();
       seen.push(s);
       ch.send(Buffer.from(`echo:${s}`));
+      done();
     }),
   );
 }
@@ -39,12 +40,13 @@ async function startPrimary(peers: MemoryPeers, more: Partial<GatewayOptions> = 
 }
 
 /** Its standby (attaching to mem:a, retrying every 20 ms until it is there), ackAfter 'standby'. */
-async function startStandby(peers: MemoryPeers): Promise<Gateway> {
+async function startStandby(peers: MemoryPeers, more: Partial<GatewayOptions> = {}): Promise<Gateway> {
   let gw: Gateway | null = null;
   gw = await Gateway.start({
     http: '127.0.0.1:0',
     devices: null,
     ackAfter: 'standby',
+    ...more,
     pair: { key: KEY, node: 'b', listen: 'mem:b', standbyOf: 'mem:a', retryMs: 20, connect: peers.connect, listenPeers: peers.listenFor(() => gw?.pair?.epoch ?? 0) },
   });
   return gw;
@@ -55,72 +57,73 @@ async function waitUntil(ms: number, cond: () => boolean): Promise<void> {
   while (!cond() && performance.now() < until) await sleep(10);
 }
 
-test('takeover mid-stream with ackAfter standby: the device sees every echo once, in order', async () => {
-  const peers = new MemoryPeers();
-  let primary: Gateway | null = null;
-  let standby: Gateway | null = null;
-  let relay: SwitchRelay | null = null;
-  const dev: ReturnType<typeof connect>[] = [];
-  try {
-    await within(30_000, 'the takeover', async () => {
-      primary = await startPrimary(peers);
-      standby = await startStandby(peers);
-      const seenA: string[] = [];
-      const seenB: string[] = [];
-      echo(primary, seenA);
-      echo(standby, seenB);
-      await waitUntil(2000, () => standby?.pair?.synced === true);
-      assert.ok(standby.pair?.synced, 'the standby synced');
+for (const ackAfter of ['standby', 'app', 'received'] as const)
+  test(`takeover mid-stream with ackAfter ${ackAfter}: the device sees every echo once, in order`, async () => {
+    const peers = new MemoryPeers();
+    let primary: Gateway | null = null;
+    let standby: Gateway | null = null;
+    let relay: SwitchRelay | null = null;
+    const dev: ReturnType<typeof connect>[] = [];
+    try {
+      await within(30_000, 'the takeover', async () => {
+        primary = await startPrimary(peers, { ackAfter });
+        standby = await startStandby(peers, { ackAfter });
+        const seenA: string[] = [];
+        const seenB: string[] = [];
+        echo(primary, seenA);
+        echo(standby, seenB);
+        await waitUntil(2000, () => standby?.pair?.synced === true);
+        assert.ok(standby.pair?.synced, 'the standby synced');
 
-      // The standby refuses devices with HF_ERR_STANDBY (503), and leaves their sessions alone.
-      const r = await fetch(`${standby.http?.url}`, { method: 'POST', headers: { 'content-type': 'application/cbor' }, body: new Uint8Array([0xa0]) });
-      assert.is(r.status, 503);
-      assert.is(r.headers.get('x-holdfast-error'), 'HF_ERR_STANDBY');
+        // The standby refuses devices with HF_ERR_STANDBY (503), and leaves their sessions alone.
+        const r = await fetch(`${standby.http?.url}`, { method: 'POST', headers: { 'content-type': 'application/cbor' }, body: new Uint8Array([0xa0]) });
+        assert.is(r.status, 503);
+        assert.is(r.headers.get('x-holdfast-error'), 'HF_ERR_STANDBY');
 
-      relay = await SwitchRelay.start(`http://${primary.http?.address}`);
-      const got: string[][] = [];
-      const N = 4;
-      const PER = 120;
-      for (let d = 0; d < N; d++) {
-        const ch = connect({ gateway: relay.url, id: `dev-${d}`, key: null, link: { deadAfterMs: 20_000 } });
-        got.push([]);
-        ch.on('message', (m: Uint8Array) => got[d].push(Buffer.from(m).toString()));
-        dev.push(ch);
-      }
-      let sent = 0;
-      const sendSome = async (upto: number): Promise<void> => {
-        for (; sent < upto; sent++) {
-          for (let d = 0; d < N; d++) dev[d].send(Buffer.from(`d${d}-${sent}`));
-          if (sent % 10 === 0) await sleep(5);
+        relay = await SwitchRelay.start(`http://${primary.http?.address}`);
+        const got: string[][] = [];
+        const N = 4;
+        const PER = 120;
+        for (let d = 0; d < N; d++) {
+          const ch = connect({ gateway: relay.url, id: `dev-${d}`, key: null, link: { deadAfterMs: 20_000 } });
+          got.push([]);
+          ch.on('message', (m: Uint8Array) => got[d].push(Buffer.from(m).toString()));
+          dev.push(ch);
         }
-      };
-      await sendSome(PER / 2);
-      await waitUntil(3000, () => got.every((g) => g.length >= 20));
-      // The primary dies: its standby's connection closes, the balancer sends to the standby.
-      const t0 = performance.now();
-      peers.kill('mem:a');
-      relay.switchTo(`http://${standby.http?.address}`);
-      await waitUntil(2000, () => standby?.pair?.role === PairRole.PRIMARY);
-      assert.is(standby.pair?.role, PairRole.PRIMARY, 'the standby took over');
-      assert.is(standby.pair?.epoch, 2);
-      await sendSome(PER);
-      await waitUntil(15_000, () => got.every((g) => g.length >= PER));
-      const takeoverMs = performance.now() - t0;
-      for (let d = 0; d < N; d++) {
-        const want = Array.from({ length: PER }, (_, i) => `echo:d${d}-${i}`);
-        assert.equal(got[d], want, `device ${d}: every echo once, in order`);
-      }
-      assert.ok(seenB.length > 0, 'the new primary served');
-      assert.ok(takeoverMs < 15_000);
-    });
-  } finally {
-    for (const ch of dev) ch.destroy();
-    await sleep(50);
-    await (relay as SwitchRelay | null)?.close();
-    await (standby as Gateway | null)?.close();
-    await (primary as Gateway | null)?.close();
-  }
-});
+        let sent = 0;
+        const sendSome = async (upto: number): Promise<void> => {
+          for (; sent < upto; sent++) {
+            for (let d = 0; d < N; d++) dev[d].send(Buffer.from(`d${d}-${sent}`));
+            if (sent % 10 === 0) await sleep(5);
+          }
+        };
+        await sendSome(PER / 2);
+        await waitUntil(3000, () => got.every((g) => g.length >= 20));
+        // The primary dies: its standby's connection closes, the balancer sends to the standby.
+        const t0 = performance.now();
+        peers.kill('mem:a');
+        relay.switchTo(`http://${standby.http?.address}`);
+        await waitUntil(2000, () => standby?.pair?.role === PairRole.PRIMARY);
+        assert.is(standby.pair?.role, PairRole.PRIMARY, 'the standby took over');
+        assert.is(standby.pair?.epoch, 2);
+        await sendSome(PER);
+        await waitUntil(15_000, () => got.every((g) => g.length >= PER));
+        const takeoverMs = performance.now() - t0;
+        for (let d = 0; d < N; d++) {
+          const want = Array.from({ length: PER }, (_, i) => `echo:d${d}-${i}`);
+          assert.equal(got[d], want, `device ${d}: every echo once, in order`);
+        }
+        assert.ok(seenB.length > 0, 'the new primary served');
+        assert.ok(takeoverMs < 15_000);
+      });
+    } finally {
+      for (const ch of dev) ch.destroy();
+      await sleep(50);
+      await (relay as SwitchRelay | null)?.close();
+      await (standby as Gateway | null)?.close();
+      await (primary as Gateway | null)?.close();
+    }
+  });
 
 test("ackAfter standby: a message counts as consumed only once the application's handler returned", async () => {
   // A record made between the link's delivery and the handler (an answer's, on the same turn) must

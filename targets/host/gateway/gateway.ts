@@ -131,7 +131,8 @@ export interface GatewayOptions {
   /**
    * A primary/standby pair (pair/pair.ts): `listen` where this node takes its standby, `standbyOf`
    * to start as the standby of the primary listening there, `key` the pair's shared secret. With a
-   * pair, ackAfter 'standby' holds every answer of a session until the standby has its state.
+   * pair, every answer of a session waits until the standby has its state, and with ackAfter
+   * 'standby' or 'app' the application gets only what the standby holds.
    */
   pair?: (PairOptions & { connect?: PairHost['connect']; listenPeers?: PairHost['listen'] }) | null;
   /**
@@ -173,7 +174,9 @@ interface Slot {
   link: ServerLink;
   channel: GatewayChannel;
   timer: DeadlineTimer;
-  /** ackAfter 'standby': its answers wait for the standby. */
+  /** In a pair: its answers wait for the standby (every session: none may carry what it does not know). */
+  holdAnswers: boolean;
+  /** ackAfter 'standby' or 'app' in a pair: its application gets only what the standby holds (the delivery gate). */
   gated: boolean;
   /** Gated: messages before this are in a record sent to the standby (their gate opens on its ok). */
   gateAsked: number;
@@ -482,18 +485,20 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         () => link.nextDeadline(),
         (now) => this.acceptor.tick(link, now),
       ),
-      gated: ackAfter === 'standby',
+      // In a pair every answer waits for the standby: one it did not know of (a message the
+      // application sent, its number) would leave a session the new primary cannot continue.
+      holdAnswers: this.pair !== null,
+      gated: this.pair !== null && (ackAfter === 'standby' || ackAfter === 'app'),
       gateAsked: link.ep.inr.next,
     };
-    if (slot.gated) {
-      // The application gets a message only once the standby holds it (output): after a takeover it
-      // cannot have got one the new primary does not know of. Taken over: what the standby holds
-      // may be delivered at once, and what lies between the old primary's delivery and its last
-      // record may have reached its application: marked again.
-      const inr = link.ep.inr;
-      if (restored && inr.next !== inr.read) link.ep.markAgain(inr.read, (inr.next - inr.read) >>> 0);
-      link.ep.gate(inr.next);
-    }
+    const inr = link.ep.inr;
+    // Taken over: what lies between the old primary's delivery and its last record may have reached
+    // its application: marked again.
+    if (restored && inr.next !== inr.read) link.ep.markAgain(inr.read, (inr.next - inr.read) >>> 0);
+    // Gated, the application gets a message only once the standby holds it (output): after a
+    // takeover it cannot have got one the new primary does not know of. What the standby holds may
+    // be delivered at once.
+    if (slot.gated) link.ep.gate(inr.next);
     channel[kAttach](link);
     this.slots.set(link, slot);
     const sid = channel.sessionId.slice(0, 8);
@@ -535,19 +540,20 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   /**
    * In a pair: the session's state goes to the standby first (a record), then the answer or frame
-   * goes out: at once, or (ackAfter 'standby') once the standby holds the record. A held answer is a
-   * copy (`body` is valid only during the call).
+   * goes out once the standby holds the record (at once while no standby ever synced in this epoch),
+   * and a gated session's application may have what the record holds. A held answer is a copy
+   * (`body` is valid only during the call).
    */
   private output(slot: Slot, exchange: number, body: Uint8Array, len: number): void {
     const r = this.replicator as Replicator;
     const n = r.record(slot.link);
-    if (!slot.gated) return this.answer(exchange, body, len);
+    if (!slot.holdAnswers) return this.answer(exchange, body, len);
     const copy = body.slice(0, len);
     const upTo = slot.link.ep.inr.next;
-    slot.gateAsked = upTo;
+    if (slot.gated) slot.gateAsked = upTo;
     r.hold(n, () => {
       this.answer(exchange, copy, len);
-      this.openGate(slot, upTo);
+      if (slot.gated) this.openGate(slot, upTo);
     });
   }
 
