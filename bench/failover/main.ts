@@ -1,33 +1,41 @@
 /**
  * `npm run bench:failover`: a primary/standby pair of gateways (bench/failover/node.ts, each a
- * process of its own on 127.0.0.1) under load from `devices` devices in this process, each knowing
- * both gateways and keeping `in-flight` messages on their way (numbered "0", "1", …; every message
- * is echoed back as "e<index>" by the gateway's application). Three phases, each with its own
+ * process of its own on 127.0.0.1) under load from `devices` devices in this process (HTTP), each
+ * knowing both gateways and keeping at most `in-flight` messages on their way (numbered "0", "1", …;
+ * the gateway's application echoes every message back as "e<index>"). Phases, each with its own
  * processes and devices:
- *   single  one gateway, no pair, ackAfter 'received': echoes per second over `measure-ms`;
- *   pair    primary + standby, ackAfter 'standby', no kill: echoes per second over `measure-ms`
- *           (throughput_ratio = pair / single);
- *   kills   primary + standby; `kills` times: SIGKILL of the primary, the standby takes over
- *           (takeover: from the kill to its "primary <epoch>"; served: until every device got an
- *           echo again), the dead node starts again as the standby of the new primary, and once it
- *           is synced the traffic runs `gap-ms` before the next kill.
+ *   single-R  one gateway, no pair, ackAfter 'received', as fast as the window allows: echoes per
+ *             second over `measure-ms` (after `warm-ms`);
+ *   pair-R    primary + standby, ackAfter 'standby', no kill, the same load: echoes per second;
+ *             (`rounds` of each, alternating; throughput_ratio = best pair / best single);
+ *   kills     primary + standby under a steady load (`kill-rate` messages per second per device
+ *             each way, within the window; 0: unpaced), `kills` times: SIGKILL of the primary, the
+ *             standby takes over (takeover: from the kill to its "primary <epoch>"; served: until
+ *             every device got an echo again), then the dead node starts again, on its ports, as the
+ *             standby of the new primary, and once it is synced the traffic runs `gap-ms` before
+ *             the next kill.
  * At the end of each phase the senders stop and the bench waits (bounded) for every echo; then it
  * counts, per direction, from the devices' echoes and the receipts the gateways' applications wrote
  * (on disk before a message could be acknowledged): offered, delivered (distinct), lost, duplicated
- * (a device's echo seen twice; a message received twice by the applications without being marked
- * again), out of order (a first arrival after a later index) and marked again. The last line is
+ * (an echo a device got twice; a message the applications received twice without it being marked
+ * again), out of order (a first arrival after a later index) and marked again. A device whose first
+ * echo after a takeover took more than STALL_MS is listed ("stall") with its moves. The last line is
  * {"kills", "offered", "delivered", "lost", "duplicated", "out_of_order", "takeover_p50_ms",
  * "takeover_p99_ms", "throughput_ratio"}: the kills phase, both directions summed. Writes
  * failover.json to --out (default bench/results). Every wait is bounded; every process it starts is
- * stopped by PID (also on SIGTERM, which bench/failover/run.js sends at its limit).
- * Flags: --kills N (100), --devices N (50), --in-flight N (8), --warm-ms N (1000), --measure-ms N
- * (5000), --gap-ms N (1500), --out DIR.
+ * stopped by PID (also on SIGTERM, which bench/failover/run.js sends at its limit). On 2 cores the
+ * devices share the machine with the gateways: the figures are this machine's.
+ * Flags: --kills N (100), --devices N (50), --in-flight N (32), --warm-ms N (1000), --measure-ms N
+ * (5000), --rounds N (3), --gap-ms N (1500), --kill-rate N (100), --out DIR.
+ * Diagnostics: FAILOVER_LOG=info (the gateways' log level), FAILOVER_LOGS=DIR (each gateway
+ * process's output kept there), FAILOVER_DEVICE_LOG=N (device N of each phase logs at debug level).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { type DeviceChannel, connect } from '../../targets/host/device/device';
+import { createLog } from '../../targets/node/log';
 import { Cleanup, Proc, ROOT, freePort } from '../../test/support/host';
 import { flagNumber } from '../flag-number';
 import { machine } from '../report';
@@ -54,7 +62,7 @@ interface Config {
 }
 
 function parseArgs(argv: string[]): Config {
-  const c: Config = { kills: 100, devices: 50, inFlight: 8, warmMs: 1000, measureMs: 5000, gapMs: 1500, killRate: 100, rounds: 2, out: path.join(ROOT, 'bench', 'results') };
+  const c: Config = { kills: 100, devices: 50, inFlight: 32, warmMs: 1000, measureMs: 5000, gapMs: 1500, killRate: 100, rounds: 3, out: path.join(ROOT, 'bench', 'results') };
   const int = (a: string, v: string | undefined, min: number): number => Math.round(flagNumber(a, v, min));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -171,7 +179,9 @@ class Load {
     /** Messages device d may have sent by now. */
     const allowed = rate > 0 ? (): number => Math.floor(((performance.now() - this.t0) * rate) / 1000) + 1 : (): number => Number.POSITIVE_INFINITY;
     for (let d = 0; d < n; d++) {
-      const ch = connect({ gateway: gateways, id: `${phase}-${d}`, key: DEVICE_KEY, link: { deadAfterMs: 60_000 } });
+      // FAILOVER_DEVICE_LOG=N: device N of each phase logs at debug level to stderr.
+      const log = process.env.FAILOVER_DEVICE_LOG === String(d) ? { log: createLog({ name: `${phase}-${d}`, level: 'debug' }) } : {};
+      const ch = connect({ gateway: gateways, id: `${phase}-${d}`, key: DEVICE_KEY, link: { deadAfterMs: 60_000 }, ...log });
       this.chans.push(ch);
       this.sent.push(0);
       this.got.push([]);
