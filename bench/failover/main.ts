@@ -31,12 +31,13 @@
  * process's output kept there), FAILOVER_DEVICE_LOG=N (device N of each phase logs at debug level).
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { type DeviceChannel, connect } from '../../targets/host/device/device';
 import { createLog } from '../../targets/node/log';
-import { Cleanup, Proc, ROOT, freePort } from '../../test/support/host';
+import { Cleanup, Proc, ROOT } from '../../test/support/host';
 import { flagNumber } from '../flag-number';
 import { machine } from '../report';
 
@@ -81,6 +82,38 @@ function parseArgs(argv: string[]): Config {
     } else throw new Error(`unknown argument ${a} (--help)`);
   }
   return c;
+}
+
+/** Ports handed out by listenPort (never twice in a run). */
+const taken = new Set<number>();
+
+/**
+ * A port on 127.0.0.1 nothing listens on, below the kernel's ephemeral range: the devices' own
+ * connections take ports from that range, and one could take a killed node's port before it starts
+ * again on it (EADDRINUSE).
+ */
+async function listenPort(): Promise<number> {
+  let low = 32768;
+  try {
+    low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: the usual range
+  }
+  const from = Math.max(1024, Math.min(low, 32768) - 12000);
+  for (let i = 0; i < 200; i++) {
+    const port = from + Math.floor(Math.random() * (Math.min(low, 32768) - from));
+    if (taken.has(port)) continue;
+    const ok = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (ok) {
+      taken.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port below the ephemeral range');
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -459,7 +492,7 @@ async function main(): Promise<void> {
   let kills: Kills | null = null;
   const w0 = performance.now();
   try {
-    const ports = async (): Promise<[number, number, number, number]> => [await freePort(), await freePort(), await freePort(), await freePort()];
+    const ports = async (): Promise<[number, number, number, number]> => [await listenPort(), await listenPort(), await listenPort(), await listenPort()];
     const single = async (name: string): Promise<void> => {
       const [http, peer] = await ports();
       const g = new Node(c, dir, name, http, peer);
