@@ -1,5 +1,5 @@
 /**
- * Failover of a primary/standby pair, each gateway a process of its own (test/support/pair-gateway.ts)
+ * Failover of a primary/standby pair, each gateway a process of its own (bench/failover/node.ts)
  * on 127.0.0.1, ackAfter 'standby'; 20 devices in this process, each knowing both gateways, streaming
  * both ways (each message echoed back):
  *   1. A primary, B its standby; B synced; traffic;
@@ -43,7 +43,7 @@ function startNode(c: Cleanup, dir: string, name: string, http: number, listen: 
     receipts,
     logLevel: process.env.FAILOVER_LOG ?? 'warn',
   };
-  const proc = new Proc(process.execPath, ['-r', 'tsx/cjs', path.join(ROOT, 'test', 'support', 'pair-gateway.ts'), JSON.stringify(o)], c);
+  const proc = new Proc(process.execPath, ['-r', 'tsx/cjs', path.join(ROOT, 'bench', 'failover', 'node.ts'), JSON.stringify(o)], c);
   return { proc, receipts };
 }
 

@@ -1,11 +1,13 @@
 /**
  * One gateway of a primary/standby pair in a process of its own, for test/failover.scenario.test.ts
- * and bench/failover (killed there with SIGKILL): `node -r tsx/cjs test/support/pair-gateway.ts
- * '<json>'` with `{ http, listen, standbyOf?, node, pairKey, deviceKey, receipts, heartbeatMs? }`.
- * ackAfter 'standby'. Its application writes a receipt line "device index again" for every message
- * (synchronously, before returning: a receipt is on disk before the message can be acknowledged) and
- * sends "e<index>" back. Prints "listening", then "synced" (a standby holding every session) and
- * "primary <epoch>" when it serves.
+ * (`node -r tsx/cjs bench/failover/node.ts '<json>'`) and bench/failover (bundled, killed there with
+ * SIGKILL). The JSON: `{ http, listen, standbyOf?, node, pairKey, deviceKey, receipts, heartbeatMs?,
+ * logLevel?, pair? }`. With a pair (the default), ackAfter 'standby'; with `pair: false`, a single
+ * gateway with ackAfter 'received' and the same application (the bench's baseline; listen, standbyOf
+ * and pairKey are not used). Its application writes a receipt line "device index again" for every
+ * message (synchronously, before returning: a receipt is on disk before the message can be
+ * acknowledged) and sends "e<index>" back. Prints "listening", then, in a pair, "synced" (a standby
+ * holding every session) and "primary <epoch>" when it serves.
  */
 import * as fs from 'node:fs';
 import { Gateway, type GatewayChannel } from '../../targets/host/gateway/gateway';
@@ -14,13 +16,14 @@ import { createLog } from '../../targets/node/log';
 
 async function main(): Promise<void> {
   const o = JSON.parse(process.argv[2] ?? '{}');
+  const paired = o.pair !== false;
   const fd = fs.openSync(o.receipts, 'a');
   const key = new TextEncoder().encode(o.deviceKey);
   const gw = await Gateway.start({
     http: o.http,
     devices: () => key,
-    ackAfter: 'standby',
-    pair: { key: o.pairKey, node: o.node, listen: o.listen, standbyOf: o.standbyOf ?? null, heartbeatMs: o.heartbeatMs ?? 50 },
+    ackAfter: paired ? 'standby' : 'received',
+    pair: paired ? { key: o.pairKey, node: o.node, listen: o.listen, standbyOf: o.standbyOf ?? null, heartbeatMs: o.heartbeatMs ?? 50 } : null,
     log: createLog({ name: o.node, level: o.logLevel ?? 'warn' }),
   });
   gw.on('session', (ch: GatewayChannel) => {
@@ -37,6 +40,7 @@ async function main(): Promise<void> {
     });
   });
   process.stdout.write('listening\n');
+  if (!paired) return;
   const pair = gw.pair;
   if (pair === null) throw new Error('no pair');
   let said = '';
