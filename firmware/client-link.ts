@@ -389,6 +389,20 @@ export class ClientLink extends LinkBase {
     this.run(now);
   }
 
+  /**
+   * The driver moved to another gateway (a pair's other node): the back-off earned by the old one
+   * (refused or cut requests, doubled timeouts) says nothing about the new one, so the next request
+   * goes at once.
+   */
+  newGateway(now: number): void {
+    if (this.isFinished) return;
+    this.cuts = 0;
+    this.holdOff = 0;
+    this.retryAt = now;
+    this.ep.rtt.unback(this.o.initialRto);
+    this.run(now);
+  }
+
   /** Back-off before the next request after `retryAtOnce` cuts in a row: doubling, the upper half random. */
   private backoffMs(): number {
     const n = Math.min(this.cuts - this.o.retryAtOnce - 1, 20);

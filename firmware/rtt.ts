@@ -64,6 +64,16 @@ export class RttEstimator {
     this.rto = this.clamp(this.rto * 2);
   }
 
+  /**
+   * Forgets the back-offs since the last sample (the path changed: another gateway): the timeout is
+   * the estimate's again, or the initial one without a sample.
+   */
+  unback(initialRto: number): void {
+    if (this.backoffs === 0) return;
+    this.backoffs = 0;
+    this.rto = this.samples === 0 ? this.clamp(initialRto) : this.clamp(this.srtt + Math.max(this.granularity, 4 * this.rttvar));
+  }
+
   /** State for snapshots. */
   toData(): [number, number, number, number, number] {
     return [this.srtt, this.rttvar, this.rto, this.samples, this.backoffs];

@@ -274,6 +274,20 @@ test('a failure that is not a cut (an answer that is not a bundle) backs off by 
   assert.is(m.client.pathBytes, m.client.o.maxBundleBytes, 'size untouched');
 });
 
+test("newGateway: the back-off the old gateway's failures earned is forgotten, the next request goes at once", () => {
+  const m = new Manual({ initialRto: 300, minRto: 100 });
+  m.open();
+  const rto = m.client.ep.rtt.rto;
+  // The gateway refuses (no connection at all): the RTO doubles, nothing goes out until it passed.
+  for (const r of m.requests.splice(0)) m.client.onRequestFailed(m.now, r.rn, false);
+  assert.ok(m.client.ep.rtt.rto >= rto * 2 - 1e-9, 'backed off');
+  m.client.send(m.now, new TextEncoder().encode('hi'));
+  assert.is(m.requests.length, 0, 'waiting out the back-off');
+  m.client.newGateway(m.now);
+  assert.ok(m.requests.length >= 1, 'a request at once, to the new gateway');
+  assert.is(m.client.ep.rtt.rto, rto, 'the estimate again, without the back-off');
+});
+
 test('failure after N unanswered requests, and only after the silence limit', () => {
   const m = new Manual({ failAfter: 3, deadAfterMs: 30_000, initialRto: 200 }, { holdMs: 2000 });
   m.open();

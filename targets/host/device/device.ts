@@ -384,6 +384,7 @@ class Device implements DeviceState {
     this.log.info('moved to the next gateway', { from, to: this.gateway, code: why.code, reason: why.message });
     this.event((t) => {
       for (const rn of lost) this.client.onRequestFailed(t, rn, true);
+      this.client.newGateway(t);
       // Closed without a report (an attempt still connecting included); the ladder, whatever its
       // rung, hears of it and connects again, to the new gateway.
       if (oldTcp !== null) {
