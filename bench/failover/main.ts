@@ -28,7 +28,8 @@
  * Flags: --kills N (100), --devices N (50), --in-flight N (32), --warm-ms N (1000), --measure-ms N
  * (5000), --rounds N (3), --gap-ms N (1500), --kill-rate N (100), --out DIR.
  * Diagnostics: FAILOVER_LOG=info (the gateways' log level), FAILOVER_LOGS=DIR (each gateway
- * process's output kept there), FAILOVER_DEVICE_LOG=N (device N of each phase logs at debug level).
+ * process's output kept there), FAILOVER_DEVICE_LOG=N (device N of each phase logs at debug level),
+ * FAILOVER_PROF=DIR (a CPU profile of each gateway process a phase stops).
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -172,7 +173,10 @@ class Node {
       logLevel: process.env.FAILOVER_LOG ?? 'warn',
       pair: paired,
     };
-    const proc = new Proc(process.execPath, [path.join(__dirname, 'node.js'), JSON.stringify(o)], this.c);
+    // FAILOVER_PROF=DIR: each gateway process writes a CPU profile there (those a phase stops; not the killed ones).
+    const prof = process.env.FAILOVER_PROF;
+    const flags = prof === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', prof];
+    const proc = new Proc(process.execPath, [...flags, path.join(__dirname, 'node.js'), JSON.stringify(o)], this.c);
     this.proc = proc;
     // FAILOVER_LOGS=DIR: each process's output is kept there (with FAILOVER_LOG=info, say).
     const keep = process.env.FAILOVER_LOGS;
@@ -185,6 +189,11 @@ class Node {
 
   kill(): void {
     this.proc?.kill('SIGKILL');
+  }
+
+  /** The end of a phase: SIGKILL, or SIGTERM with FAILOVER_PROF (the process exits and writes its profile). */
+  stop(): void {
+    this.proc?.kill(process.env.FAILOVER_PROF === undefined ? 'SIGKILL' : 'SIGTERM');
   }
 }
 
@@ -502,7 +511,7 @@ async function main(): Promise<void> {
       const ok = await load.finish();
       phases.push(count(name, load, g.files, rate));
       load.destroy();
-      g.kill();
+      g.stop();
       if (!ok) process.stderr.write(`bench:failover: ${name}: some echoes did not come within ${DRAIN_LIMIT_MS} ms\n`);
     };
     const paired = async (name: string, withKills: boolean): Promise<void> => {
@@ -528,8 +537,8 @@ async function main(): Promise<void> {
       const ok = await load.finish();
       phases.push(count(name, load, order, rate));
       load.destroy();
-      a.kill();
-      b.kill();
+      a.stop();
+      b.stop();
       if (!ok) process.stderr.write(`bench:failover: ${name}: some echoes did not come within ${DRAIN_LIMIT_MS} ms\n`);
     };
     for (let r = 1; r <= cfg.rounds; r++) {

@@ -52,6 +52,9 @@ async function main(): Promise<void> {
   t.unref();
 }
 
+// SIGTERM (the end of a bench phase under FAILOVER_PROF): exit, so that --cpu-prof writes its profile.
+process.once('SIGTERM', () => process.exit(0));
+
 main().catch((e) => {
   process.stderr.write(`${(e as Error).stack}\n`);
   process.exit(1);

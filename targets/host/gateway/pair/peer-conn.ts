@@ -294,6 +294,12 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
   send(m: PeerMessage): boolean {
     if (this.state === State.DEAD) throw hfError(ErrorCode.CLOSED, 'the peer connection is closed');
     if (this.state !== State.READY) throw hfError(ErrorCode.STATE, 'the peer connection is not ready');
+    // The records of one turn leave in one write (a record per answer: many small frames a turn).
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
     this.write(m);
     if (this.socket.writableLength > this.s.highWaterBytes) {
       this.wantDrain = true;
@@ -319,6 +325,12 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
     if (this.peer === null) throw hfError(ErrorCode.STATE, "the peer's hello has not arrived");
     return this.peer;
   }
+
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   private write(m: PeerMessage): void {
     this.socket.write(encodePeerFrame(m));
