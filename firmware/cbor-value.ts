@@ -105,6 +105,38 @@ class Out {
     this.pos = p + src.length;
   }
 
+  /** A text string: short ASCII ones (map keys, mostly) byte by byte, others through TextEncoder. */
+  private text(v: string): void {
+    const n = v.length;
+    if (n <= 64) {
+      // n <= 64: the head is one byte (n < 24) or two.
+      const hs = n < 24 ? 1 : 2;
+      const p = this.room(hs + n);
+      const b = this.buf;
+      let ascii = true;
+      for (let i = 0; i < n; i++) {
+        const c = v.charCodeAt(i);
+        if (c >= 0x80) {
+          ascii = false;
+          break;
+        }
+        b[p + hs + i] = c;
+      }
+      if (ascii) {
+        if (hs === 1) b[p] = (TEXT << 5) | n;
+        else {
+          b[p] = (TEXT << 5) | 24;
+          b[p + 1] = n;
+        }
+        this.pos = p + hs + n;
+        return;
+      }
+    }
+    const s = utf8Enc.encode(v);
+    this.head(TEXT, s.length);
+    this.bytes(s);
+  }
+
   private number(n: number): void {
     if (Number.isSafeInteger(n) && !Object.is(n, -0)) {
       if (n >= 0) this.head(UINT, n);
@@ -122,11 +154,8 @@ class Out {
     switch (typeof v) {
       case 'number':
         return this.number(v);
-      case 'string': {
-        const s = utf8Enc.encode(v);
-        this.head(TEXT, s.length);
-        return this.bytes(s);
-      }
+      case 'string':
+        return this.text(v);
       case 'boolean':
         return this.byte(v ? 0xf5 : 0xf4);
       case 'undefined':

@@ -725,4 +725,14 @@ test('a journal whose checkpoint cbor-x wrote restores like the one we write', (
   assert.is(toHex(a.snapshot(now)), toHex(b.snapshot(now)));
 });
 
+test('text: short ASCII written byte by byte is the same CBOR as through TextEncoder, at every head size and with non-ASCII', () => {
+  const enc = new TextEncoder();
+  for (const v of ['', 'a', 'x'.repeat(23), 'x'.repeat(24), 'x'.repeat(64), 'x'.repeat(65), 'é', 'ab€', `${'k'.repeat(30)}é`, '\u007f', '\ud800']) {
+    const u = enc.encode(v);
+    const head = u.length < 24 ? [0x60 | u.length] : u.length < 256 ? [0x78, u.length] : [0x79, u.length >> 8, u.length & 0xff];
+    assert.equal(Array.from(encodeValue(v)), [...head, ...u], JSON.stringify(v));
+    assert.is(decodeValue(encodeValue(v)), enc.encode(v).length === v.length ? v : new TextDecoder().decode(u));
+  }
+});
+
 test.run();
