@@ -52,6 +52,28 @@ async function startStandby(peers: MemoryPeers, more: Partial<GatewayOptions> = 
   return gw;
 }
 
+/**
+ * `n` devices on `gateway`, each keeping the messages it gets in `got[d]`; `sendSome(upto)` sends
+ * "d<d>-<i>" from each until `i` reaches `upto`; `sent()` is how far they got.
+ */
+function devices(n: number, gateway: string | string[], deadAfterMs: number, dev: ReturnType<typeof connect>[]) {
+  const got: string[][] = [];
+  for (let d = 0; d < n; d++) {
+    const ch = connect({ gateway, id: `dev-${d}`, key: null, link: { deadAfterMs } });
+    got.push([]);
+    ch.on('message', (m: Uint8Array) => got[d].push(Buffer.from(m).toString()));
+    dev.push(ch);
+  }
+  let sent = 0;
+  const sendSome = async (upto: number): Promise<void> => {
+    for (; sent < upto; sent++) {
+      for (let d = 0; d < n; d++) dev[d].send(Buffer.from(`d${d}-${sent}`));
+      if (sent % 10 === 0) await sleep(5);
+    }
+  };
+  return { got, sendSome, sent: () => sent };
+}
+
 async function waitUntil(ms: number, cond: () => boolean): Promise<void> {
   const until = performance.now() + ms;
   while (!cond() && performance.now() < until) await sleep(10);
@@ -81,22 +103,9 @@ for (const ackAfter of ['standby', 'app', 'received'] as const)
         assert.is(r.headers.get('x-holdfast-error'), 'HF_ERR_STANDBY');
 
         relay = await SwitchRelay.start(`http://${primary.http?.address}`);
-        const got: string[][] = [];
         const N = 4;
         const PER = 120;
-        for (let d = 0; d < N; d++) {
-          const ch = connect({ gateway: relay.url, id: `dev-${d}`, key: null, link: { deadAfterMs: 20_000 } });
-          got.push([]);
-          ch.on('message', (m: Uint8Array) => got[d].push(Buffer.from(m).toString()));
-          dev.push(ch);
-        }
-        let sent = 0;
-        const sendSome = async (upto: number): Promise<void> => {
-          for (; sent < upto; sent++) {
-            for (let d = 0; d < N; d++) dev[d].send(Buffer.from(`d${d}-${sent}`));
-            if (sent % 10 === 0) await sleep(5);
-          }
-        };
+        const { got, sendSome } = devices(N, relay.url, 20_000, dev);
         await sendSome(PER / 2);
         await waitUntil(3000, () => got.every((g) => g.length >= 20));
         // The primary dies: its standby's connection closes, the balancer sends to the standby.
@@ -203,23 +212,15 @@ test('a partition (the control connection cut, both nodes alive): the old primar
       relays.push(await SwitchRelay.start(`http://${a.http?.address}`), await SwitchRelay.start(`http://${b.http?.address}`));
       const N = 4;
       const PER = 100;
-      const got: string[][] = [];
-      for (let d = 0; d < N; d++) {
-        const ch = connect({ gateway: relays.map((r) => r.url), id: `dev-${d}`, key: null, link: { deadAfterMs: 30_000 } });
-        got.push([]);
-        ch.on('message', (m: Uint8Array) => got[d].push(Buffer.from(m).toString()));
-        dev.push(ch);
-      }
-      let sent = 0;
-      const sendSome = async (upto: number): Promise<void> => {
-        for (; sent < upto; sent++) {
-          for (let d = 0; d < N; d++) dev[d].send(Buffer.from(`d${d}-${sent}`));
-          if (sent % 10 === 0) await sleep(5);
-        }
-      };
+      const { got, sendSome, sent } = devices(
+        N,
+        relays.map((r) => r.url),
+        30_000,
+        dev,
+      );
       await sendSome(PER / 2);
       await waitUntil(5000, () => got.every((g) => g.length >= 20));
-      const cutAt = sent;
+      const cutAt = sent();
       const t0 = performance.now();
       peers.cut();
       await waitUntil(2000, () => b?.pair?.role === PairRole.PRIMARY);
