@@ -328,11 +328,6 @@ class Device implements DeviceState {
     }
   }
 
-  /** The gateways this device knows now: configured, then learned. */
-  get gateways(): string[] {
-    return this.targets.map((g) => g.url.href);
-  }
-
   /** The URL of the gateway in use. */
   get gateway(): string {
     return this.targets[this.choice.at].url.href;
