@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import { ErrorCode, hfError } from '../../firmware/errors';
 import type { PairOptions } from '../../targets/host/gateway/pair/pair';
 import { parseAddress } from '../../targets/host/net/address';
+import { linkUrl } from '../../targets/host/net/link-url';
 import type { Flag, Values } from './args';
 import { readFlagFile } from './common';
 import { type DeviceKey, keyFromFile } from './key';
@@ -89,13 +90,7 @@ export function advertiseOf(v: Values): { url: string; tcp: string | null }[] | 
     const comma = s.lastIndexOf(',');
     const url = comma < 0 ? s : s.slice(0, comma);
     const tcp = comma < 0 ? null : s.slice(comma + 1);
-    let u: URL | null = null;
-    try {
-      u = new URL(url);
-    } catch {
-      // below
-    }
-    if (u === null || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw hfError(ErrorCode.OPTION, `--advertise must be URL[,HOST:PORT] with an http: or https: URL, got ${JSON.stringify(s)}`);
+    linkUrl(url, '--advertise');
     if (tcp !== null) parseAddress(tcp, '--advertise HOST:PORT');
     return { url, tcp };
   });

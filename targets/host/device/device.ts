@@ -22,6 +22,7 @@ import type { Log } from '../../../hal/log';
 import type { Storage } from '../../../hal/storage';
 import { StateStore, type StateStoreEvents } from './state-store';
 import { type Address, formatAddress, parseAddress } from '../net/address';
+import { linkUrl } from '../net/link-url';
 import { platform } from '#platform';
 import { kAttach, kPort } from '../app/channel';
 import { DeviceChannel, type DeviceState, type DeviceStats } from './device-channel';
@@ -82,18 +83,6 @@ export interface DeviceOptions {
 }
 
 const utf8 = new TextEncoder();
-
-function gatewayUrl(s: string): URL {
-  let u: URL;
-  try {
-    u = new URL(s);
-  } catch {
-    throw hfError(ErrorCode.OPTION, `gateway must be a URL like https://host:8443, got ${JSON.stringify(s)}`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw hfError(ErrorCode.OPTION, `gateway URL must be https: or http:, got ${u.protocol}`);
-  if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/link';
-  return u;
-}
 
 /** Opens (or resumes) the device's session. Options are validated before anything starts. */
 export function connect(opts: DeviceOptions): DeviceChannel {
@@ -312,7 +301,7 @@ class Device implements DeviceState {
     for (const [u, t] of gw) {
       let target: { url: URL; tcp: Address | null };
       try {
-        target = { url: gatewayUrl(u), tcp: t === '' ? null : parseAddress(t, 'tcp') };
+        target = { url: linkUrl(u, 'gateway'), tcp: t === '' ? null : parseAddress(t, 'tcp') };
       } catch (e) {
         this.log.warn('the welcome named a gateway this device cannot use', { gateway: u, tcp: t || undefined, reason: (e as Error).message });
         continue;
@@ -607,7 +596,7 @@ function gatewayTargets(gateway: string | string[], tcp: DeviceOptions['tcp']): 
   if (tcps.length !== urls.length) throw hfError(ErrorCode.OPTION, `tcp must name one address per gateway: ${urls.length} gateway(s), ${tcps.length} tcp address(es)`);
   return urls.map((u, i) => {
     const a = tcps[i];
-    return { url: gatewayUrl(u), tcp: a === null ? null : parseAddress(a, 'tcp') };
+    return { url: linkUrl(u, 'gateway'), tcp: a === null ? null : parseAddress(a, 'tcp') };
   });
 }
 

@@ -31,6 +31,7 @@ import { nodeCrypto } from '../../node/crypto';
 import { hostEntropy } from '../../node/entropy';
 import { silentLog } from '../../node/log';
 import { type Address, formatAddress, parseAddress } from '../net/address';
+import { linkUrl } from '../net/link-url';
 import { type GatewayAddress, MAX_WELCOME_GATEWAYS } from '../../../firmware/control';
 import { type FrontHost, type HttpListener, Refusal, type TcpListener } from './front';
 import { GatewayChannel } from './gateway-channel';
@@ -148,13 +149,7 @@ function advertised(list: GatewayOptions['advertise']): GatewayAddress[] | undef
   if (list === undefined || list === null) return undefined;
   if (!Array.isArray(list) || list.length > MAX_WELCOME_GATEWAYS) throw hfError(ErrorCode.OPTION, `advertise must be a list of at most ${MAX_WELCOME_GATEWAYS} gateways`);
   return list.map((g, i) => {
-    let url: URL;
-    try {
-      url = new URL(g?.url);
-    } catch {
-      throw hfError(ErrorCode.OPTION, `advertise[${i}].url must be an http: or https: URL, got ${JSON.stringify(g?.url)}`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw hfError(ErrorCode.OPTION, `advertise[${i}].url must be an http: or https: URL, got ${JSON.stringify(g.url)}`);
+    const url = linkUrl(g?.url, `advertise[${i}].url`);
     const tcp = g.tcp === undefined || g.tcp === null ? '' : formatAddress(parseAddress(g.tcp, `advertise[${i}].tcp`));
     return [url.href, tcp] as GatewayAddress;
   });
@@ -174,8 +169,6 @@ interface Slot {
   link: ServerLink;
   channel: GatewayChannel;
   timer: DeadlineTimer;
-  /** In a pair: its answers wait for the standby (every session: none may carry what it does not know). */
-  holdAnswers: boolean;
   /** ackAfter 'standby' or 'app' in a pair: its application gets only what the standby holds (the delivery gate). */
   gated: boolean;
   /** Gated: messages before this are in a record sent to the standby (their gate opens on its ok). */
@@ -485,9 +478,6 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         () => link.nextDeadline(),
         (now) => this.acceptor.tick(link, now),
       ),
-      // In a pair every answer waits for the standby: one it did not know of (a message the
-      // application sent, its number) would leave a session the new primary cannot continue.
-      holdAnswers: this.pair !== null,
       gated: this.pair !== null && (ackAfter === 'standby' || ackAfter === 'app'),
       gateAsked: link.ep.inr.next,
     };
@@ -547,7 +537,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   private output(slot: Slot, exchange: number, body: Uint8Array, len: number): void {
     const r = this.replicator as Replicator;
     const n = r.record(slot.link);
-    if (!slot.holdAnswers) return this.answer(exchange, body, len);
+    // Every answer waits for the standby, whatever ackAfter: one it did not know of (a message the
+    // application sent, its number) would leave a session the new primary cannot continue.
     const copy = body.slice(0, len);
     const upTo = slot.link.ep.inr.next;
     if (slot.gated) slot.gateAsked = upTo;

@@ -168,7 +168,7 @@ export class Pair {
       role: PAIR_ROLE_NAMES[this.role],
       epoch: this.epoch,
       node: this.o.node ?? 'gateway',
-      peer: node === null ? { up: this.peerUp } : { up: this.peerUp, node },
+      peer: node === null ? { up: false } : { up: true, node },
       takeovers: this.takeovers,
       records: this.records,
       heldAnswers: r.heldAnswers,

@@ -34,8 +34,6 @@ export interface ReplicatorStats {
   records: number;
   /** Of them, whole snapshots. */
   snapshots: number;
-  /** Answers held now. */
-  held: number;
   /** Answers that were held, released. */
   released: number;
 }
@@ -53,7 +51,7 @@ export class Replicator {
   private head = 0;
   /** No standby ever synced in this epoch: answers go out without one (see above). */
   private solo = true;
-  readonly stats: ReplicatorStats = { records: 0, snapshots: 0, held: 0, released: 0 };
+  readonly stats: ReplicatorStats = { records: 0, snapshots: 0, released: 0 };
 
   constructor(
     private readonly links: () => Iterable<ServerLink>,
@@ -187,7 +185,6 @@ export class Replicator {
       return;
     }
     this.held.push({ n, run });
-    this.stats.held++;
   }
 
   private ok(n: number): void {
@@ -198,7 +195,6 @@ export class Replicator {
       const h = held[this.head];
       if (h.n === WAITING || h.n > this.okN) break;
       held[this.head++] = undefined as unknown as Held;
-      this.stats.held--;
       this.stats.released++;
       h.run();
     }
