@@ -399,7 +399,7 @@ export class ClientLink extends LinkBase {
     this.cuts = 0;
     this.holdOff = 0;
     this.retryAt = now;
-    this.ep.rtt.unback(this.o.initialRto);
+    this.ep.rtt.unback();
     this.run(now);
   }
 

@@ -30,12 +30,15 @@ export class RttEstimator {
   samples = 0;
   /** Time-outs since the last sample. */
   backoffs = 0;
+  /** The timeout before any sample (initialRto, clamped). */
+  private readonly initial: number;
 
   constructor(opts: RttOptions = {}) {
     this.minRto = checkMs('minRto', opts.minRto ?? RTT_DEFAULTS.minRto, 0);
     this.maxRto = checkMs('maxRto', opts.maxRto ?? RTT_DEFAULTS.maxRto, this.minRto);
     this.granularity = checkMs('granularity', opts.granularity ?? RTT_DEFAULTS.granularity, 0);
-    this.rto = this.clamp(checkMs('initialRto', opts.initialRto ?? RTT_DEFAULTS.initialRto, 0));
+    this.initial = this.clamp(checkMs('initialRto', opts.initialRto ?? RTT_DEFAULTS.initialRto, 0));
+    this.rto = this.initial;
   }
 
   private clamp(v: number): number {
@@ -55,7 +58,12 @@ export class RttEstimator {
     }
     this.samples++;
     this.backoffs = 0;
-    this.rto = this.clamp(this.srtt + Math.max(this.granularity, 4 * this.rttvar));
+    this.rto = this.estimate();
+  }
+
+  /** The timeout the samples give, without back-off (RFC 6298 2.3). */
+  private estimate(): number {
+    return this.clamp(this.srtt + Math.max(this.granularity, 4 * this.rttvar));
   }
 
   /** A retransmission timer expired: double the timeout (RFC 6298 5.5). */
@@ -68,10 +76,10 @@ export class RttEstimator {
    * Forgets the back-offs since the last sample (the path changed: another gateway): the timeout is
    * the estimate's again, or the initial one without a sample.
    */
-  unback(initialRto: number): void {
+  unback(): void {
     if (this.backoffs === 0) return;
     this.backoffs = 0;
-    this.rto = this.samples === 0 ? this.clamp(initialRto) : this.clamp(this.srtt + Math.max(this.granularity, 4 * this.rttvar));
+    this.rto = this.samples === 0 ? this.initial : this.estimate();
   }
 
   /** State for snapshots. */
