@@ -127,6 +127,13 @@ async function fakePrimary(epoch: number): Promise<{ l: PeerListener; conns: Pee
   return { l, conns, got, deaths };
 }
 
+/** A standby gateway attached to the fake primary `f` (once its connection is there), logging to `l`. */
+async function standbyOf(f: { l: PeerListener; conns: PeerConnection[] }, l: ReturnType<typeof memoryLog>): Promise<Gateway> {
+  const b = await Gateway.start({ http: '127.0.0.1:0', devices: null, pair: { key: KEY, node: 'b', standbyOf: f.l.address, retryMs: 20 }, log: l.log });
+  await waitUntil(3000, () => f.conns.length === 1);
+  return b;
+}
+
 /** A real session's snapshot (its hello taken by a server link in memory). */
 function sessionSnapshot(): { sid: Uint8Array; bytes: Uint8Array } {
   const m = new Manual();
@@ -142,8 +149,7 @@ test('a primary of an older epoch than the standby saw: refused with HF_ERR_EPOC
   let b: Gateway | null = null;
   try {
     await within(15_000, 'the refusal', async () => {
-      b = await Gateway.start({ http: '127.0.0.1:0', devices: null, pair: { key: KEY, node: 'b', standbyOf: f.l.address, retryMs: 20 }, log: lb.log });
-      await waitUntil(3000, () => f.conns.length === 1);
+      b = await standbyOf(f, lb);
       assert.is(b.pair?.epoch, 3, 'the standby learned epoch 3');
       // The connection ends before the standby synced (no takeover); the primary comes back at epoch 1.
       f.l.setEpoch(1);
@@ -178,8 +184,7 @@ test('a malformed delta: HF_ERR_PEER told to the primary, the shadow untouched, 
   let b: Gateway | null = null;
   try {
     await within(15_000, 'the refusal', async () => {
-      b = await Gateway.start({ http: '127.0.0.1:0', devices: null, pair: { key: KEY, node: 'b', standbyOf: f.l.address, retryMs: 20 }, log: lb.log });
-      await waitUntil(3000, () => f.conns.length === 1);
+      b = await standbyOf(f, lb);
       const snap = sessionSnapshot();
       f.conns[0].send({ t: 'snap', n: 1, sid: snap.sid, bytes: snap.bytes });
       f.conns[0].send({ t: 'synced', n: 2 });
