@@ -119,6 +119,12 @@ export const ErrorCode = {
   PEER: 'HF_ERR_PEER',
   /** An answer or a peer from an older epoch than one already seen: a primary that was superseded (fencing). */
   EPOCH: 'HF_ERR_EPOCH',
+
+  // A cluster of gateways on NATS (targets/host/gateway/cluster/).
+  /** A control-channel message from a node this one does not know as a live member of the cluster. */
+  NODE: 'HF_ERR_NODE',
+  /** The cluster's NATS servers cannot be reached, or refused an operation (the session directory, a control request). */
+  NATS: 'HF_ERR_NATS',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

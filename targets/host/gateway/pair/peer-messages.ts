@@ -8,6 +8,7 @@
  * Fields a kind does not have are ignored.
  */
 import { ErrorCode, hfError } from '../../../../firmware/errors';
+import { fieldChecks, isMap, shown } from '../../net/field-checks';
 import type { PeerMessage } from './peer-link';
 
 export const NODE_MAX_CHARS = 128;
@@ -18,40 +19,7 @@ export const SID_MAX_BYTES = 64;
 const CODE_MAX_CHARS = 64;
 const ERR_MESSAGE_MAX_CHARS = 4096;
 
-type Obj = Record<string, unknown>;
-
-const bad = (t: string, field: string, why: string): Error => hfError(ErrorCode.PEER, `peer message ${t}: ${field} ${why}`);
-
-function shown(v: unknown): string {
-  if (v instanceof Uint8Array) return `${v.length} bytes`;
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
-  if (v === null || typeof v !== 'object') return String(v);
-  return Array.isArray(v) ? 'an array' : 'a map';
-}
-
-function uint(o: Obj, t: string, field: string): number {
-  const v = o[field];
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad(t, field, `must be an unsigned integer up to 2^53-1, got ${shown(v)}`);
-  return v;
-}
-
-function bytes(o: Obj, t: string, field: string, min: number, max: number): Uint8Array {
-  const v = o[field];
-  if (!(v instanceof Uint8Array)) throw bad(t, field, `must be a byte string, got ${shown(v)}`);
-  if (v.length < min || v.length > max) throw bad(t, field, min === max ? `must be ${min} bytes, got ${v.length}` : `must be ${min}..${max} bytes, got ${v.length}`);
-  return v;
-}
-
-function text(o: Obj, t: string, field: string, min: number, max: number): string {
-  const v = o[field];
-  if (typeof v !== 'string') throw bad(t, field, `must be a string, got ${shown(v)}`);
-  if (v.length < min || v.length > max) throw bad(t, field, `must be ${min}..${max} characters, got ${v.length}`);
-  return v;
-}
-
-function isMap(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
-}
+const { bad, uint, bytes, text } = fieldChecks(ErrorCode.PEER, 'peer message');
 
 /** Returns `v` as the message it is (a new object holding only its kind's fields), or throws HF_ERR_PEER. */
 export function checkPeerMessage(v: unknown): PeerMessage {

@@ -1,0 +1,137 @@
+/**
+ * The messages of the cluster's control channel (NATS subjects, see cluster-node.ts), each one CBOR
+ * map with `t` its kind:
+ *
+ *   hb       {node, inc, url, tcp, labels, services, sessions, draining}   every node, every interval
+ *   leave    {node, inc}                                                   a node stopping cleanly
+ *   handoff  {from, inc, device, epoch, snap}  request to the new owner: take this session (its
+ *            snapshot), whose directory entry is at `epoch` now (0: none yet)
+ *   ok       {epoch}                           the owner holds the session, its entry now at `epoch`
+ *   err      {code, message}                   refused (nothing changed on the refusing node)
+ *
+ * Bounds: node 1..64 characters of A-Z a-z 0-9 _ - (it is part of subjects and keys); device 1..128
+ * characters; url and tcp up to 512 and 300; at most 32 labels, keys up to 64 and values up to 256
+ * characters; at most 32 services of up to 128; snapshot 1 byte to 64 MiB. Anything else throws
+ * HF_ERR_PEER naming the field (the receiver answers `err` with that code).
+ */
+import { decodeValue, encodeValue } from '../../../../firmware/cbor-value';
+import { ErrorCode, hfError, isHfError } from '../../../../firmware/errors';
+import { fieldChecks, isMap, type Obj, shown } from '../../net/field-checks';
+import { NODE_NAME, type NodeInfo } from './members';
+
+export const SNAP_MAX_BYTES = 64 * 1024 * 1024;
+const MAX_LABELS = 32;
+const MAX_SERVICES = 32;
+
+export interface HbMessage extends NodeInfo {
+  t: 'hb';
+}
+export interface LeaveMessage {
+  t: 'leave';
+  node: string;
+  inc: number;
+}
+export interface HandoffMessage {
+  t: 'handoff';
+  from: string;
+  inc: number;
+  device: string;
+  epoch: number;
+  snap: Uint8Array;
+}
+export interface OkMessage {
+  t: 'ok';
+  epoch: number;
+}
+export interface ErrMessage {
+  t: 'err';
+  code: string;
+  message: string;
+}
+
+export type ClusterMessage = HbMessage | LeaveMessage | HandoffMessage | OkMessage | ErrMessage;
+
+const { bad, uint, bytes, text } = fieldChecks(ErrorCode.PEER, 'cluster message');
+
+function node(o: Obj, t: string, field: string): string {
+  const v = text(o, t, field, 1, 64);
+  if (!NODE_NAME.test(v)) throw bad(t, field, `must be of A-Z a-z 0-9 _ -, got ${shown(v)}`);
+  return v;
+}
+
+function labels(o: Obj, t: string): Record<string, string> {
+  const v = o.labels;
+  if (!isMap(v)) throw bad(t, 'labels', `must be a map, got ${shown(v)}`);
+  const keys = Object.keys(v);
+  if (keys.length > MAX_LABELS) throw bad(t, 'labels', `must have at most ${MAX_LABELS} entries, got ${keys.length}`);
+  const out: Record<string, string> = {};
+  for (const k of keys) {
+    if (k.length < 1 || k.length > 64) throw bad(t, 'labels', `key must be 1..64 characters, got ${shown(k)}`);
+    const val = v[k];
+    if (typeof val !== 'string' || val.length > 256) throw bad(t, `labels.${k}`, `must be a string of up to 256 characters, got ${shown(val)}`);
+    out[k] = val;
+  }
+  return out;
+}
+
+function services(o: Obj, t: string): string[] {
+  const v = o.services;
+  if (!Array.isArray(v) || v.length > MAX_SERVICES) throw bad(t, 'services', `must be a list of at most ${MAX_SERVICES} names, got ${shown(v)}`);
+  return v.map((s, i) => {
+    if (typeof s !== 'string' || s.length < 1 || s.length > 128) throw bad(t, `services[${i}]`, `must be 1..128 characters, got ${shown(s)}`);
+    return s;
+  });
+}
+
+/** Returns `v` as the message it is (only its kind's fields), or throws HF_ERR_PEER. */
+export function checkClusterMessage(v: unknown): ClusterMessage {
+  if (!isMap(v)) throw hfError(ErrorCode.PEER, `cluster message must be a map, got ${shown(v)}`);
+  const t = v.t;
+  switch (t) {
+    case 'hb': {
+      if (typeof v.draining !== 'boolean') throw bad(t, 'draining', `must be a boolean, got ${shown(v.draining)}`);
+      return {
+        t,
+        node: node(v, t, 'node'),
+        incarnation: uint(v, t, 'inc'),
+        url: text(v, t, 'url', 0, 512),
+        tcp: text(v, t, 'tcp', 0, 300),
+        labels: labels(v, t),
+        services: services(v, t),
+        sessions: uint(v, t, 'sessions'),
+        draining: v.draining,
+      };
+    }
+    case 'leave':
+      return { t, node: node(v, t, 'node'), inc: uint(v, t, 'inc') };
+    case 'handoff':
+      return { t, from: node(v, t, 'from'), inc: uint(v, t, 'inc'), device: text(v, t, 'device', 1, 128), epoch: uint(v, t, 'epoch'), snap: bytes(v, t, 'snap', 1, SNAP_MAX_BYTES) };
+    case 'ok':
+      return { t, epoch: uint(v, t, 'epoch') };
+    case 'err':
+      return { t, code: text(v, t, 'code', 1, 64), message: text(v, t, 'message', 0, 4096) };
+    default:
+      throw hfError(ErrorCode.PEER, `cluster message: t ${shown(t)} is not a known kind`);
+  }
+}
+
+/** The bytes of a message as it goes on NATS. */
+export function encodeClusterMessage(m: ClusterMessage): Uint8Array {
+  if (m.t === 'hb') {
+    const { incarnation, ...rest } = m;
+    return encodeValue({ ...rest, inc: incarnation });
+  }
+  return encodeValue(m);
+}
+
+/** Decodes and checks received bytes: HF_ERR_PEER for anything that is not one well-formed message. */
+export function decodeClusterMessage(b: Uint8Array): ClusterMessage {
+  let v: unknown;
+  try {
+    v = decodeValue(b);
+  } catch (e) {
+    if (isHfError(e)) throw hfError(ErrorCode.PEER, `cluster message is not CBOR: ${e.message}`, e);
+    throw e;
+  }
+  return checkClusterMessage(v);
+}

@@ -1,0 +1,272 @@
+/**
+ * One gateway's place in a cluster on NATS: its heartbeats and the others' (members.ts), its
+ * control channel, the session directory (directory.ts on a JetStream bucket, nats-kv.ts), and
+ * placement (placement/policies.ts) over the live nodes.
+ *
+ * Subjects (prefix `holdfast` by default):
+ *   <prefix>.cluster.hb          every node's heartbeats and leaves (cluster-messages.ts)
+ *   <prefix>.node.<name>.ctl     requests to node <name> (handoff), answered ok or err
+ *
+ * A control request from a node that is not a live member (or from an incarnation other than the
+ * live one) is refused HF_ERR_NODE; a malformed one HF_ERR_PEER; a handoff whose epoch is not the
+ * directory's, HF_ERR_EPOCH (directory.ts). A refused request changes nothing on this node.
+ *
+ * Events: 'joined' (a node, first heard or restarted), 'dead' (a node silent too long, or that left).
+ */
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { ErrorCode, hfError, isHfError } from '../../../../firmware/errors';
+import type { Log } from '../../../../hal/log';
+import { TypedEmitter } from '../../app/typed-emitter';
+import { silentLog } from '../../../node/log';
+import { type PlacementOptions, type PlacementPolicy, placeOn, placementPolicy } from '../placement/policies';
+import { type ClusterMessage, type HandoffMessage, decodeClusterMessage, encodeClusterMessage } from './cluster-messages';
+import { SessionDirectory } from './directory';
+import { checkNodeName, Members, type MembersOptions, type NodeInfo } from './members';
+import { natsKv } from './nats-kv';
+
+export interface ClusterOptions extends MembersOptions {
+  /** The NATS servers, "nats://host:port" (a list, or comma-separated). */
+  servers: string | string[];
+  /** This node's name: 1..64 of A-Z a-z 0-9 _ -, unique in the cluster. */
+  node: string;
+  /** This node's labels (the `label` policy matches them against the devices'). */
+  labels?: Record<string, string>;
+  /** The services this node reaches (the `service` policy). */
+  services?: string[];
+  /** Where a new session goes (default 'hash'). */
+  placement?: PlacementPolicy;
+  /** Label keys of the `label` policy (default ['site']). */
+  labelKeys?: string[];
+  /** Subject prefix (default 'holdfast'). */
+  prefix?: string;
+  /** The directory's bucket (default 'holdfast_sessions') and its replicas (default 1). */
+  bucket?: string;
+  replicas?: number;
+  /** How long a control request waits for its answer, ms (default 5000). */
+  requestTimeoutMs?: number;
+}
+
+/** What the node needs of its gateway. */
+export interface ClusterHost {
+  /** Where devices reach this gateway: link URL and TCP address ('' none). */
+  url: string;
+  tcp: string;
+  /** Sessions the gateway owns now. */
+  sessions(): number;
+  /** Another node hands over `device`'s session; resolve once it is served here (its directory entry claimed). */
+  adopt(m: HandoffMessage, from: NodeInfo): Promise<number>;
+  log?: Log;
+}
+
+export type ClusterEvents = {
+  joined: [node: NodeInfo];
+  dead: [node: NodeInfo];
+};
+
+const SUBJECT_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export class ClusterNode extends TypedEmitter<ClusterEvents> {
+  readonly name: string;
+  readonly incarnation: number;
+  readonly members: Members;
+  readonly directory: SessionDirectory;
+  private readonly log: Log;
+  private readonly placement: PlacementOptions;
+  private readonly prefix: string;
+  private readonly timeoutMs: number;
+  private readonly subs: Subscription[] = [];
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private closed = false;
+  draining = false;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    directory: SessionDirectory,
+    private readonly host: ClusterHost,
+    o: ClusterOptions,
+    incarnation: number,
+  ) {
+    super();
+    this.name = o.node;
+    this.incarnation = incarnation;
+    this.log = host.log ?? silentLog;
+    this.directory = directory;
+    this.prefix = o.prefix ?? 'holdfast';
+    this.timeoutMs = o.requestTimeoutMs ?? 5000;
+    this.placement = { policy: o.placement ?? 'hash', labelKeys: o.labelKeys };
+    this.members = new Members(this.info(o), o);
+  }
+
+  /** Checks the options (HF_ERR_OPTION), connects to NATS (HF_ERR_NATS), opens the directory, joins. */
+  static async start(o: ClusterOptions, host: ClusterHost): Promise<ClusterNode> {
+    const servers = checkClusterOptions(o);
+    const { connect } = await import('@nats-io/transport-node');
+    let nc: NatsConnection;
+    try {
+      nc = await connect({ servers, name: `holdfast-${o.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: o.requestTimeoutMs ?? 5000 });
+    } catch (e) {
+      throw hfError(ErrorCode.NATS, `cluster: cannot reach NATS at ${servers.join(',')}: ${(e as Error).message}`, e);
+    }
+    let node: ClusterNode;
+    try {
+      const dir = new SessionDirectory(await natsKv(nc, { bucket: o.bucket, replicas: o.replicas, timeoutMs: o.requestTimeoutMs }));
+      node = new ClusterNode(nc, dir, host, o, Date.now());
+    } catch (e) {
+      await nc.close().catch(() => {});
+      throw e;
+    }
+    node.join(o.heartbeatMs ?? 200);
+    return node;
+  }
+
+  private info(o: ClusterOptions): NodeInfo {
+    return { node: o.node, incarnation: this.incarnation, url: this.host.url, tcp: this.host.tcp, labels: { ...o.labels }, services: [...(o.services ?? [])], sessions: 0, draining: false };
+  }
+
+  private subject(kind: 'hb' | 'ctl', node = this.name): string {
+    return kind === 'hb' ? `${this.prefix}.cluster.hb` : `${this.prefix}.node.${node}.ctl`;
+  }
+
+  private join(heartbeatMs: number): void {
+    const hb = this.nc.subscribe(this.subject('hb'), {
+      callback: (err, msg) => {
+        if (err !== null) return;
+        this.onHeartbeat(msg.data);
+      },
+    });
+    const ctl = this.nc.subscribe(this.subject('ctl'), {
+      callback: (err, msg) => {
+        if (err !== null) return;
+        void this.onControl(msg.data).then((answer) => msg.respond(encodeClusterMessage(answer)));
+      },
+    });
+    this.subs.push(hb, ctl);
+    this.beat();
+    this.timer = setInterval(() => {
+      this.beat();
+      for (const d of this.members.sweep(Date.now())) {
+        this.log.warn('cluster node dead', { node: d.node, silentMs: this.members.deadAfterMs });
+        this.emit('dead', d);
+      }
+    }, heartbeatMs);
+    this.log.info('cluster joined', { node: this.name, placement: this.placement.policy });
+  }
+
+  private beat(): void {
+    const self = this.members.self;
+    self.sessions = this.host.sessions();
+    self.draining = this.draining;
+    this.nc.publish(this.subject('hb'), encodeClusterMessage({ t: 'hb', ...self }));
+  }
+
+  private onHeartbeat(data: Uint8Array): void {
+    let m: ClusterMessage;
+    try {
+      m = decodeClusterMessage(data);
+    } catch (e) {
+      this.log.warn('cluster heartbeat refused', { code: isHfError(e) ? e.code : 'error', reason: (e as Error).message });
+      return;
+    }
+    if (m.t === 'leave') {
+      const info = this.members.info(m.node);
+      if (info !== null && this.members.left(m.node, m.inc)) {
+        this.log.info('cluster node left', { node: m.node });
+        this.emit('dead', info);
+      }
+      return;
+    }
+    if (m.t !== 'hb') return;
+    const { t: _t, ...info } = m;
+    const what = this.members.heard(info, Date.now());
+    if (what === 'joined' || what === 'restarted') {
+      this.log.info(`cluster node ${what}`, { node: info.node, url: info.url || undefined, tcp: info.tcp || undefined });
+      this.emit('joined', info);
+    }
+  }
+
+  /** Serves one control request; always answers (err with a code for anything refused). */
+  private async onControl(data: Uint8Array): Promise<ClusterMessage> {
+    try {
+      const m = decodeClusterMessage(data);
+      if (m.t !== 'handoff') throw hfError(ErrorCode.PEER, `cluster control: ${m.t} is not a request`);
+      const from = this.members.info(m.from);
+      if (from === null || from.incarnation !== m.inc) throw hfError(ErrorCode.NODE, `cluster control: ${m.from} (incarnation ${m.inc}) is not a live node of this cluster`);
+      if (this.draining) throw hfError(ErrorCode.BUSY, `${this.name} is draining`);
+      return { t: 'ok', epoch: await this.host.adopt(m, from) };
+    } catch (e) {
+      const code = isHfError(e) ? e.code : ErrorCode.STATE;
+      this.log.warn('cluster request refused', { code, reason: (e as Error).message });
+      return { t: 'err', code, message: (e as Error).message };
+    }
+  }
+
+  /**
+   * Hands `device`'s session (its snapshot, its directory entry at `epoch`) to node `to`; resolves
+   * with the new epoch once `to` serves it. Rejects with the code `to` refused with, HF_ERR_NODE for
+   * a node that is not live, HF_ERR_NATS when NATS or `to` does not answer in time.
+   */
+  async handOff(to: string, device: string, epoch: number, snap: Uint8Array): Promise<number> {
+    if (!this.members.isLive(to) || to === this.name) throw hfError(ErrorCode.NODE, `handoff of ${JSON.stringify(device)}: ${to} is not another live node`);
+    return this.request(to, { t: 'handoff', from: this.name, inc: this.incarnation, device, epoch, snap });
+  }
+
+  /** Sends a control request (any bytes: tests send malformed ones) and returns the ok epoch. */
+  async request(to: string, m: ClusterMessage | Uint8Array): Promise<number> {
+    let reply: Uint8Array;
+    try {
+      reply = (await this.nc.request(this.subject('ctl', to), m instanceof Uint8Array ? m : encodeClusterMessage(m), { timeout: this.timeoutMs })).data;
+    } catch (e) {
+      throw hfError(ErrorCode.NATS, `control request to ${to}: ${(e as Error).message}`, e);
+    }
+    const a = decodeClusterMessage(reply);
+    if (a.t === 'ok') return a.epoch;
+    if (a.t === 'err') throw hfError(a.code as typeof ErrorCode.NODE, a.message);
+    throw hfError(ErrorCode.PEER, `control answer from ${to}: ${a.t} is not an answer`);
+  }
+
+  /** Where a new session of `device` (with `labels`) goes: a live node's name (this one when alone). */
+  place(device: string, labels: Readonly<Record<string, string>> = {}): string {
+    const live = this.members.live().filter((n) => !n.draining || n.node === this.name);
+    const open = live.filter((n) => !n.draining);
+    return (
+      placeOn(
+        this.placement,
+        { device, labels },
+        (open.length > 0 ? open : live).map((n) => ({ name: n.node, sessions: n.sessions, labels: n.labels, services: n.services })),
+      ) ?? this.name
+    );
+  }
+
+  /** The live nodes (this one included). */
+  live(): NodeInfo[] {
+    return this.members.live();
+  }
+
+  /** Leaves the cluster (a leave message, so the others need not wait for the silence) and closes NATS. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    try {
+      this.nc.publish(this.subject('hb'), encodeClusterMessage({ t: 'leave', node: this.name, inc: this.incarnation }));
+      await this.nc.drain();
+    } catch {
+      await this.nc.close().catch(() => {});
+    }
+    this.log.info('cluster left', { node: this.name });
+  }
+}
+
+/** Checks cluster options (HF_ERR_OPTION naming the field); returns the server list. */
+export function checkClusterOptions(o: ClusterOptions): string[] {
+  if (o === null || typeof o !== 'object') throw hfError(ErrorCode.OPTION, 'cluster must be an object');
+  checkNodeName(o.node, 'cluster.node');
+  const list = typeof o.servers === 'string' ? o.servers.split(',') : o.servers;
+  if (!Array.isArray(list) || list.length === 0) throw hfError(ErrorCode.OPTION, 'cluster.servers must name at least one NATS server');
+  const servers = list.map((s) => String(s).trim());
+  for (const s of servers) if (!/^(nats|tls):\/\/[^\s/]+$/.test(s)) throw hfError(ErrorCode.OPTION, `cluster.servers: ${JSON.stringify(s)} is not nats://host:port`);
+  if (o.placement !== undefined) placementPolicy(o.placement);
+  if (o.prefix !== undefined && !SUBJECT_TOKEN.test(o.prefix)) throw hfError(ErrorCode.OPTION, `cluster.prefix must be 1..64 of A-Z a-z 0-9 _ -, got ${JSON.stringify(o.prefix)}`);
+  for (const [k, v] of Object.entries(o.labels ?? {})) if (typeof v !== 'string' || k === '') throw hfError(ErrorCode.OPTION, `cluster.labels.${k} must be a string`);
+  return servers;
+}

@@ -1,0 +1,73 @@
+/** The cluster control channel's messages (targets/host/gateway/cluster/cluster-messages.ts). */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { encodeValue } from '../firmware/cbor-value';
+import { type ClusterMessage, checkClusterMessage, decodeClusterMessage, encodeClusterMessage } from '../targets/host/gateway/cluster/cluster-messages';
+import { code, message } from './support/errors';
+
+const hb: ClusterMessage = {
+  t: 'hb',
+  node: 'n1',
+  incarnation: 1700000000000,
+  url: 'http://127.0.0.1:1/v1/link',
+  tcp: '127.0.0.1:2',
+  labels: { site: 'berlin' },
+  services: ['db'],
+  sessions: 3,
+  draining: false,
+};
+
+test('every kind goes round', () => {
+  const all: ClusterMessage[] = [
+    hb,
+    { t: 'leave', node: 'n1', inc: 5 },
+    { t: 'handoff', from: 'n2', inc: 9, device: 'pi-1', epoch: 3, snap: new Uint8Array([1, 2, 3]) },
+    { t: 'ok', epoch: 4 },
+    { t: 'err', code: 'HF_ERR_EPOCH', message: 'stale' },
+  ];
+  for (const m of all) assert.equal(decodeClusterMessage(encodeClusterMessage(m)), m, m.t);
+});
+
+test('malformed messages are HF_ERR_PEER naming the field', () => {
+  const enc = (v: unknown): Uint8Array => encodeValue(v);
+  assert.is(
+    code(() => decodeClusterMessage(new Uint8Array([0xff]))),
+    'HF_ERR_PEER',
+  );
+  assert.is(
+    code(() => decodeClusterMessage(enc([1, 2]))),
+    'HF_ERR_PEER',
+  );
+  assert.match(
+    message(() => checkClusterMessage({ t: 'nope' })),
+    'not a known kind',
+  );
+  const wire = { t: 'hb', node: 'n1', inc: 1, url: '', tcp: '', labels: {}, services: [], sessions: 0, draining: false };
+  assert.is(checkClusterMessage(wire).t, 'hb');
+  const cases: [Record<string, unknown>, string][] = [
+    [{ ...wire, node: 'a.b' }, 'node'],
+    [{ ...wire, node: '' }, 'node'],
+    [{ ...wire, inc: -1 }, 'inc'],
+    [{ ...wire, labels: [] }, 'labels'],
+    [{ ...wire, labels: { site: 3 } }, 'labels.site'],
+    [{ ...wire, services: ['x', ''] }, 'services[1]'],
+    [{ ...wire, draining: 1 }, 'draining'],
+    [{ t: 'handoff', from: 'n2', inc: 1, device: '', epoch: 0, snap: new Uint8Array(1) }, 'device'],
+    [{ t: 'handoff', from: 'n2', inc: 1, device: 'd', epoch: 0, snap: new Uint8Array(0) }, 'snap'],
+    [{ t: 'handoff', from: 'n2', inc: 1, device: 'd', epoch: 1.5, snap: new Uint8Array(1) }, 'epoch'],
+    [{ t: 'err', code: '', message: '' }, 'code'],
+  ];
+  for (const [v, field] of cases) {
+    assert.is(
+      code(() => checkClusterMessage(v)),
+      'HF_ERR_PEER',
+      field,
+    );
+    assert.match(
+      message(() => checkClusterMessage(v)),
+      field,
+    );
+  }
+});
+
+test.run();
