@@ -176,6 +176,7 @@ export class Acceptor {
     this.config.random(sid);
     const link = new ServerLink(this.o, sid, hello.id, hello.seq, hello.off, NULL_PORT, this.config.memory);
     if (this.config.gateways !== undefined) link.welcomeGateways = this.config.gateways;
+    if (hello.lab !== undefined) link.labels = hello.lab;
     if (key !== null && crypto !== undefined) link.ep.sealer = new Sealer(crypto, sessionKey(crypto, key, sid, hello.nonce));
     link.setPort(this.config.open(link));
     this.sessions.set(toHex(sid), link);

@@ -67,6 +67,8 @@ export interface ClientConfig {
    * already waits until the application was handed the message (Endpoint.ackConsumed).
    */
   ackAfter?: AckAfter;
+  /** The device's labels, told in every hello (a cluster of gateways places the session by them). */
+  labels?: Record<string, string>;
 }
 
 const NONCE_BYTES = 16;
@@ -310,6 +312,7 @@ export class ClientLink extends LinkBase {
       lim: limitsOf(this.o),
       ring: [this.o.outSlots, this.o.outBytes],
       ...(this.carried > 0 ? { again: this.carried } : {}),
+      ...(this.config.labels === undefined ? {} : { lab: this.config.labels }),
     });
   }
 

@@ -3,19 +3,21 @@
  * `fields` a map of text keys. Encoded and decoded with cbor-value.ts (they are not on the per-message
  * path); byte strings go out inside tag 64, as in the examples of docs/PROTOCOL.md section 12.
  *
- *   [1, {id, n, nonce, proof, seq, off, lim, ring, again}] hello: device id, hello counter, proof of the key,
- *                                            first seq/offset, what its reader accepts, how many of
- *                                            its first messages may have reached a session before
+ *   [1, {id, n, nonce, proof, seq, off, lim, ring, again, lab}] hello: device id, hello counter, proof of
+ *                                            the key, first seq/offset, what its reader accepts, how
+ *                                            many of its first messages may have reached a session
+ *                                            before, its labels (placement in a cluster)
  *   [2, {seq, off, hold, idle, held, lim, ring}] welcome: server's first seq/offset, hold/idle limits, held
  *                                            count, what its reader accepts
  *   [3, {end}]                               close: the sender will send no message at or after `end`
  *   [4, {code, message}]                     error: the session ends with this code
+ *   [5, {url, tcp}]                          moved: the session is served at this gateway now
  */
 import { CborReader, MajorType, U32_MAX } from './cbor';
 import { decodeValue, encodeValue } from './cbor-value';
 import { ErrorCode, hfError, isHfError } from './errors';
 
-export const Ctl = { HELLO: 1, WELCOME: 2, CLOSE: 3, ERROR: 4 } as const;
+export const Ctl = { HELLO: 1, WELCOME: 2, CLOSE: 3, ERROR: 4, MOVED: 5 } as const;
 
 /**
  * A sender's out-ring: [slots, bytes]. The most it can have unacknowledged, which may be less than the
@@ -48,7 +50,15 @@ export interface Hello {
    * delivered: a successor's carried messages (PROTOCOL 11.7). Optional; absent: none.
    */
   again?: number;
+  /**
+   * The device's labels (optional; at most MAX_LABELS, keys 1..64 and values up to 256 characters),
+   * which a cluster places the session by. Advisory: not covered by `proof`.
+   */
+  lab?: Record<string, string>;
 }
+
+/** Most labels a hello carries. */
+export const MAX_LABELS = 32;
 
 export interface Welcome {
   kind: typeof Ctl.WELCOME;
@@ -88,7 +98,17 @@ export interface ErrorItem {
   message: string;
 }
 
-export type Control = Hello | Welcome | Close | ErrorItem;
+/**
+ * The session is served by another gateway of a cluster now (it was handed there): its URL and direct
+ * TCP address ("" none). The device moves to it, adding it to the gateways it knows.
+ */
+export interface Moved {
+  kind: typeof Ctl.MOVED;
+  url: string;
+  tcp: string;
+}
+
+export type Control = Hello | Welcome | Close | ErrorItem | Moved;
 
 /** Encodes a control item (allocates; control items are rare). */
 export function encodeControl(c: Control): Uint8Array {
@@ -96,7 +116,18 @@ export function encodeControl(c: Control): Uint8Array {
     case Ctl.HELLO:
       return encodeValue([
         c.kind,
-        { id: c.id, n: c.n, nonce: c.nonce, proof: c.proof, seq: c.seq, off: c.off, lim: c.lim, ...(c.ring ? { ring: c.ring } : {}), ...(c.again ? { again: c.again } : {}) },
+        {
+          id: c.id,
+          n: c.n,
+          nonce: c.nonce,
+          proof: c.proof,
+          seq: c.seq,
+          off: c.off,
+          lim: c.lim,
+          ...(c.ring ? { ring: c.ring } : {}),
+          ...(c.again ? { again: c.again } : {}),
+          ...(c.lab && Object.keys(c.lab).length > 0 ? { lab: c.lab } : {}),
+        },
       ]);
     case Ctl.WELCOME:
       return encodeValue([
@@ -107,6 +138,8 @@ export function encodeControl(c: Control): Uint8Array {
       return encodeValue([c.kind, { end: c.end }]);
     case Ctl.ERROR:
       return encodeValue([c.kind, { code: c.code, message: c.message.length > 1024 ? c.message.slice(0, 1021) + '...' : c.message }]);
+    case Ctl.MOVED:
+      return encodeValue([c.kind, { url: c.url, tcp: c.tcp }]);
   }
 }
 
@@ -149,6 +182,21 @@ function gateways(v: unknown): GatewayAddress[] {
   });
 }
 
+/** The hello's optional `lab` field: a map of short texts. */
+function labels(v: unknown): Record<string, string> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) throw hfError(ErrorCode.BUNDLE, 'control field lab must be a map of texts');
+  const keys = Object.keys(v);
+  if (keys.length > MAX_LABELS) throw hfError(ErrorCode.BUNDLE, `control field lab must have at most ${MAX_LABELS} labels, got ${keys.length}`);
+  const out: Record<string, string> = {};
+  for (const k of keys) {
+    const val = (v as Record<string, unknown>)[k];
+    if (k.length < 1 || k.length > 64 || typeof val !== 'string' || val.length > 256)
+      throw hfError(ErrorCode.BUNDLE, 'control field lab: each label must be a key of 1..64 characters and a text of at most 256');
+    out[k] = val;
+  }
+  return out;
+}
+
 /** Limits as a tuple, for hello and welcome. */
 export function limitsOf(o: { maxMessages: number; maxBundleBytes: number; maxMessage: number; maxSackRanges: number; maxControls: number }): Limits {
   return [o.maxMessages, o.maxBundleBytes, o.maxMessage, o.maxSackRanges, o.maxControls];
@@ -173,10 +221,11 @@ function text(f: Record<string, unknown>, k: string, max: number): string {
 
 /** The fields of each kind this version knows; other keys are skipped unread (a later version's). */
 const FIELDS: Record<number, readonly string[] | undefined> = {
-  [Ctl.HELLO]: ['id', 'n', 'nonce', 'proof', 'seq', 'off', 'lim', 'ring', 'again'],
+  [Ctl.HELLO]: ['id', 'n', 'nonce', 'proof', 'seq', 'off', 'lim', 'ring', 'again', 'lab'],
   [Ctl.WELCOME]: ['seq', 'off', 'hold', 'idle', 'held', 'lim', 'ring', 'gw'],
   [Ctl.CLOSE]: ['end'],
   [Ctl.ERROR]: ['code', 'message'],
+  [Ctl.MOVED]: ['url', 'tcp'],
 };
 
 const SHAPE = 'control item must be [kind, {fields}]';
@@ -236,6 +285,7 @@ export function decodeControl(buf: Uint8Array, start: number, end: number): Cont
         lim: limits(f),
         ...withRing(f),
         ...(f.again === undefined ? {} : { again: u32(f, 'again') }),
+        ...(f.lab === undefined ? {} : { lab: labels(f.lab) }),
       };
     }
     case Ctl.WELCOME:
@@ -254,6 +304,8 @@ export function decodeControl(buf: Uint8Array, start: number, end: number): Cont
       return { kind: Ctl.CLOSE, end: u32(f, 'end') };
     case Ctl.ERROR:
       return { kind: Ctl.ERROR, code: text(f, 'code', 64), message: text(f, 'message', 1024) };
+    case Ctl.MOVED:
+      return { kind: Ctl.MOVED, url: text(f, 'url', 512), tcp: text(f, 'tcp', 300) };
     default:
       return null;
   }

@@ -125,6 +125,8 @@ export const ErrorCode = {
   NODE: 'HF_ERR_NODE',
   /** The cluster's NATS servers cannot be reached, or refused an operation (the session directory, a control request). */
   NATS: 'HF_ERR_NATS',
+  /** The session is served by another gateway now (handed over): go there. */
+  MOVED: 'HF_ERR_MOVED',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

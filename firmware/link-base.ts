@@ -48,6 +48,8 @@ export interface LinkPort {
   onOpen?(): void;
   /** Client: the welcome named the gateways this session may use (a pair's nodes), before onOpen. */
   onGateways?(gateways: readonly GatewayAddress[]): void;
+  /** A bundle said the session is served by this gateway now (a cluster handed it there; device only). */
+  onMoved?(gateway: GatewayAddress): void;
   onDrain?(): void;
   /** The peer closed its direction: every message it sent has been delivered. */
   onEnd?(): void;
@@ -283,6 +285,8 @@ export abstract class LinkBase {
         }
       } else if (c.kind === Ctl.ERROR) {
         this.onPeerError(c);
+      } else if (c.kind === Ctl.MOVED) {
+        this.port.onMoved?.([c.url, c.tcp]);
       }
     }
   }

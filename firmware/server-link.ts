@@ -28,6 +28,8 @@ import type { Crypto } from '../hal/crypto';
 import { before } from './check';
 import { SessionRefusal, sessionErrorBundle } from './error-bundle';
 
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
+
 /** How many request numbers below the newest one are still accepted (once each). */
 const RN_WINDOW = 32;
 
@@ -260,6 +262,20 @@ export class ServerLink extends LinkBase {
     }
   }
 
+  /** What the device's hello said of it (its labels; none: empty). Not in the snapshot. */
+  labels: Readonly<Record<string, string>> = NO_LABELS;
+
+  /**
+   * A moved item every answer and frame carries while set (`announceMove`): the session is served by
+   * another gateway now, the device is to go there. Not in the snapshot.
+   */
+  private movedItem: Uint8Array | null = null;
+
+  /** From now on every bundle tells the device the session is served at `url` / `tcp` (null: stop telling). */
+  announceMove(to: GatewayAddress | null): void {
+    this.movedItem = to === null ? null : encodeControl({ kind: Ctl.MOVED, url: to[0], tcp: to[1] });
+  }
+
   /** The gateways this session's welcome names (the acceptor's `gateways`; none: the field is left out). */
   welcomeGateways: GatewayAddress[] = [];
 
@@ -385,7 +401,8 @@ export class ServerLink extends LinkBase {
   private frame(now: number): void {
     const close = this.closeItem();
     if (close !== null) this.closeSent = true;
-    const len = this.ep.writeBundle(this.sid, 0, now, close === null ? null : [close], true);
+    const items = close === null ? (this.movedItem === null ? null : [this.movedItem]) : this.movedItem === null ? [close] : [close, this.movedItem];
+    const len = this.ep.writeBundle(this.sid, 0, now, items, true);
     this.afterWrite(now);
     this.port.transmit(this.ep.writer.buf, len, this.directConn);
   }
@@ -405,6 +422,7 @@ export class ServerLink extends LinkBase {
     const items: Uint8Array[] = [];
     if (close !== null) items.push(close);
     if (this.failure !== undefined) items.push(this.failureItem());
+    else if (this.movedItem !== null) items.push(this.movedItem);
     const w = this.ep.writer;
     w.sizeCap = room > 0 ? room : Infinity;
     const len = this.ep.writeBundle(this.sid, rn, now, items.length > 0 ? items : null, messages && !this.isFinished);

@@ -521,7 +521,9 @@ function randomControl(rng: Prng): Control {
     return b;
   };
   const lim = (): [number, number, number, number, number] => [u32(rng), u32(rng), u32(rng), u32(rng), u32(rng)];
-  switch (rng.int(4)) {
+  switch (rng.int(5)) {
+    case 4:
+      return { kind: Ctl.MOVED, url: `http://${randomString(rng, { forCborx: true })}`, tcp: rng.chance(0.5) ? '' : '127.0.0.1:9' };
     case 0:
       return {
         kind: Ctl.HELLO,
@@ -553,6 +555,8 @@ function cborxControl(c: Control): Uint8Array {
       return cborx.encode([c.kind, { end: c.end }]);
     case Ctl.ERROR:
       return cborx.encode([c.kind, { code: c.code, message: c.message.length > 1024 ? c.message.slice(0, 1021) + '...' : c.message }]);
+    case Ctl.MOVED:
+      return cborx.encode([c.kind, { url: c.url, tcp: c.tcp }]);
   }
 }
 

@@ -222,6 +222,31 @@ test("a welcome's gw: the gateways it names come back as sent; a malformed list 
   }
 });
 
+test("a hello's lab and a moved item come back as sent; malformed ones are HF_ERR_BUNDLE", () => {
+  const hello = { kind: Ctl.HELLO, id: 'pi-1', n: 1, nonce: new Uint8Array(16), proof: new Uint8Array(0), seq: 0, off: 0, lim: [4, 4096, 1024, 8, 4] as Limits } as const;
+  const lab = { site: 'berlin', class: 'pi4', service: 'db+cache' };
+  const b = encodeControl({ ...hello, lab });
+  assert.equal((decodeControl(b, 0, b.length) as { lab?: unknown }).lab, lab);
+  const none = encodeControl({ ...hello, lab: {} });
+  assert.is((decodeControl(none, 0, none.length) as { lab?: unknown }).lab, undefined, 'no labels: the field is left out');
+  const many = Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v']));
+  for (const bad of [['x'], 'text', { '': 'v' }, { k: 3 }, { ['k'.repeat(65)]: 'v' }, { k: 'v'.repeat(257) }, many]) {
+    const e = encodeControl({ ...hello, lab: bad as unknown as Record<string, string> });
+    assert.is(
+      codeOf(() => decodeControl(e, 0, e.length)),
+      ErrorCode.BUNDLE,
+      JSON.stringify(bad).slice(0, 60),
+    );
+  }
+  const mv = encodeControl({ kind: Ctl.MOVED, url: 'http://127.0.0.1:8080/v1/link', tcp: '127.0.0.1:8081' });
+  assert.equal(decodeControl(mv, 0, mv.length), { kind: Ctl.MOVED, url: 'http://127.0.0.1:8080/v1/link', tcp: '127.0.0.1:8081' });
+  const badMv = encodeControl({ kind: Ctl.MOVED, url: 'u'.repeat(513), tcp: '' });
+  assert.is(
+    codeOf(() => decodeControl(badMv, 0, badMv.length)),
+    ErrorCode.BUNDLE,
+  );
+});
+
 test('PROTOCOL.md has the worked examples the brief asks for', () => {
   const names = examples.map((e) => e.name);
   assert.ok(examples.length >= 6, `${examples.length} examples`);

@@ -75,7 +75,10 @@ const root = path.resolve(__dirname, '..');
 // fencing of a superseded primary over TCP), about 0.5 KiB (195.6 -> 196.1 KiB); moving to another
 // gateway forgets the old one's back-off and cbor-value writes short ASCII text itself, about 0.5 KiB
 // (196.1 -> 196.6 KiB).
-const DEVICE_BUDGET_KIB = 198;
+// 198 -> 200 KiB: a cluster of gateways: the hello's labels (control.ts lab, the device's labels option
+// and --label) and the moved item (control.ts kind 5, device.ts moved, the server link's announceMove),
+// about 2.1 KiB (196.7 -> 198.8 KiB measured on fac897a and with it).
+const DEVICE_BUDGET_KIB = 200;
 const GOAL_KIB = 64;
 
 const BUNDLES = [

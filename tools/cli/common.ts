@@ -92,3 +92,16 @@ export function readFlagJson(flag: string, file: string, shape: string): Record<
   if (d === null || typeof d !== 'object' || Array.isArray(d)) throw hfError(ErrorCode.OPTION, `--${flag} ${file}: must be ${shape}`);
   return d as Record<string, unknown>;
 }
+
+/** Repeatable KEY=VALUE flags (`--label site=berlin`) as a map; HF_ERR_OPTION naming the flag for a bad one. */
+export function labelsOf(v: Values, flag: string): Record<string, string> | undefined {
+  const list = v[flag] as string[] | undefined;
+  if (list === undefined || list.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const eq = item.indexOf('=');
+    if (eq < 1) throw hfError(ErrorCode.OPTION, `--${flag} must be KEY=VALUE, got ${JSON.stringify(item)}`);
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}

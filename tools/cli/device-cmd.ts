@@ -17,7 +17,7 @@ import { createLog, type LogFormat, type LogLevel } from '../../targets/node/log
 import { Mux } from '../../targets/host/app/mux';
 import type { Log } from '../../hal/log';
 import { type Flag, parseArgs, usage, type Values } from './args';
-import { ackAfterFlag, ackAfterOf, LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
+import { ackAfterFlag, ackAfterOf, labelsOf, LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
 import { INSECURE_KEY_FILE_FLAG, deviceKey } from './key';
 import { FailureLog, type FailureLogOptions } from '../../targets/host/device/failure-log';
 import { checkMs } from '../../firmware/check';
@@ -66,6 +66,7 @@ const FLAGS: Flag[] = [
   { name: 'pin', meta: 'sha256:HEX', help: "the gateway certificate's SHA-256 fingerprint; replaces CA verification (boards without a CA)" },
   { name: 'state', meta: 'DIR', help: 'keep the session journal here: restarts resume it, nothing accepted is lost' },
   ackAfterFlag('device'),
+  { name: 'label', meta: 'KEY=VALUE', repeat: true, help: 'a label of this device, told in every hello (site=berlin, service=db): a cluster of gateways places the session by them' },
   { name: 'fsync', type: 'bool', help: 'with --state: sync every journal record to flash (survives power cuts; one write per message)' },
   { name: 'status', meta: 'FILE', help: 'keep FILE up to date with the session state and counters as JSON (default with --state: DIR/status.json)' },
   { name: 'status-interval-ms', type: 'number', meta: 'MS', help: 'while only the counters change, rewrite the status file at most this often (default 1000)' },
@@ -198,6 +199,7 @@ export function deviceSettings(argv: string[]): DeviceSettings | 'help' {
     failures: typeof v['warn-interval-ms'] === 'number' ? { warnIntervalMs: v['warn-interval-ms'] } : {},
     link: silenceRule(v),
     ackAfter: ackAfterOf(v, 'device'),
+    labels: labelsOf(v, 'label'),
     log,
   };
   const restart = {

@@ -12,7 +12,7 @@
  * Events besides the Channel's: 'open' (session established or resumed), 'transport' (name, reason).
  */
 import { type ClientConfig, ClientLink, type ClientPort } from '../../../firmware/client-link';
-import type { GatewayAddress } from '../../../firmware/control';
+import { type GatewayAddress, MAX_LABELS } from '../../../firmware/control';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
 import { Journal } from '../../../firmware/journal';
 import { Ladder, type LadderOptions } from '../../../firmware/ladder';
@@ -70,6 +70,12 @@ export interface DeviceOptions {
    * 'received' already waits until the application was handed the message.
    */
   ackAfter?: AckAfter;
+  /**
+   * The device's labels, told in every hello (`site`, `class`, `service`...): a cluster of gateways
+   * places the session by them (the label and service policies). At most 32; keys 1..64 characters,
+   * values up to 256.
+   */
+  labels?: Record<string, string>;
   /** Transport ladder timing (firmware/ladder.ts). */
   ladder?: LadderOptions;
   /** How TLS verifies the gateway (system CAs unless `ca` or `pin`), and whether direct TCP uses it. */
@@ -157,6 +163,7 @@ class Device implements DeviceState {
       ...cp,
       transmit: (body, len, rn) => this.transmit(body, len, rn),
       onGateways: (gw) => this.learn(gw),
+      onMoved: (gw) => process.nextTick(() => this.moved(gw)),
       onOpen: () => {
         this.log.info(this.resumed ? 'session resumed' : 'session open', {
           session: this.client.sid === null ? undefined : Buffer.from(this.client.sid).toString('hex').slice(0, 8),
@@ -182,6 +189,7 @@ class Device implements DeviceState {
       random: (b) => platform.entropy.fill(b),
       options: link,
       ackAfter,
+      ...(opts.labels === undefined ? {} : { labels: checkLabels(opts.labels) }),
       helloCounter: Math.floor(platform.clock.wall() / 100) >>> 0,
       ...(key === undefined ? {} : { key, crypto: platform.crypto }),
     };
@@ -317,6 +325,18 @@ class Device implements DeviceState {
     }
   }
 
+  /**
+   * A bundle of the session said it is served by gateway `gw` now (a cluster handed it there): the
+   * device adds it if need be and moves to it (its requests on the way to the old one are sent again).
+   */
+  private moved(gw: GatewayAddress): void {
+    if (this.finished) return;
+    this.learn([gw]);
+    const i = this.targets.findIndex((g) => g.url.href === gw[0] || g.url.href === safeHref(gw[0]));
+    if (i < 0 || i === this.choice.at) return;
+    this.moveOn(hfError(ErrorCode.MOVED, `the session is served at ${gw[0]} now`), i);
+  }
+
   /** The URL of the gateway in use. */
   get gateway(): string {
     return this.targets[this.choice.at].url.href;
@@ -356,16 +376,16 @@ class Device implements DeviceState {
    * Moves to the next gateway: requests on the way to this one are given up (lost, so the link sends
    * their messages again), the direct connection is closed (the ladder connects again, to the new one).
    */
-  private moveOn(why: HfError): void {
+  private moveOn(why: HfError, target = -1): void {
     const from = this.gateway;
     const lost = this.http.abandonAll();
-    const i = this.choice.move();
+    const i = this.choice.move(target);
     this.http = this.https[i] ?? this.makeHttp(i);
     this.https[i] = this.http;
     const oldTcp = this.tcp;
     this.tcp = this.tcps[i] ?? this.makeTcp(i);
     this.tcps[i] = this.tcp ?? undefined;
-    this.log.info('moved to the next gateway', { from, to: this.gateway, code: why.code, reason: why.message });
+    this.log.info(target < 0 ? 'moved to the next gateway' : 'moved to the gateway the session was handed to', { from, to: this.gateway, code: why.code, reason: why.message });
     this.event((t) => {
       for (const rn of lost) this.client.onRequestFailed(t, rn, true);
       this.client.newGateway(t);
@@ -588,6 +608,28 @@ class Device implements DeviceState {
 /** The gateways of the options: each URL with its direct TCP address (or null). */
 /** Most gateways a device knows (configured and learned). */
 const MAX_GATEWAYS = 16;
+
+/** The href of `u` as a URL (so a moved item's URL compares with the known ones), or '' for none. */
+function safeHref(u: string): string {
+  try {
+    return new URL(u).href;
+  } catch {
+    return '';
+  }
+}
+
+/** Checks the device's labels (HF_ERR_OPTION naming the bad one); returns a copy. */
+function checkLabels(l: Record<string, string>): Record<string, string> {
+  if (l === null || typeof l !== 'object' || Array.isArray(l)) throw hfError(ErrorCode.OPTION, 'labels must be a map of texts');
+  const keys = Object.keys(l);
+  if (keys.length > MAX_LABELS) throw hfError(ErrorCode.OPTION, `labels: at most ${MAX_LABELS}, got ${keys.length}`);
+  for (const k of keys) {
+    const v = l[k];
+    if (k.length < 1 || k.length > 64 || typeof v !== 'string' || v.length > 256)
+      throw hfError(ErrorCode.OPTION, `labels: ${JSON.stringify(k)} must be a key of 1..64 characters with a text value of at most 256`);
+  }
+  return { ...l };
+}
 
 function gatewayTargets(gateway: string | string[], tcp: DeviceOptions['tcp']): { url: URL; tcp: Address | null }[] {
   const urls = Array.isArray(gateway) ? gateway : [gateway];

@@ -60,9 +60,9 @@ export class GatewayChoice {
     this.count++;
   }
 
-  /** Moves to the next gateway; returns its index. */
-  move(): number {
-    this.at = (this.at + 1) % this.count;
+  /** Moves to the next gateway (or to gateway `to`); returns its index. */
+  move(to = -1): number {
+    this.at = to >= 0 && to < this.count ? to : (this.at + 1) % this.count;
     this.failures = 0;
     this.moves++;
     return this.at;

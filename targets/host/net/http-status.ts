@@ -17,6 +17,7 @@ const STATUS: Partial<Record<ErrorCodeValue, number>> = {
   [ErrorCode.AUDIT]: 500,
   [ErrorCode.STANDBY]: 503,
   [ErrorCode.NATS]: 503,
+  [ErrorCode.MOVED]: 409,
 };
 
 /** 400 unless the code says otherwise (bad bundles, windows, acks, protocol); 500 for the gateway's own broken store. */
