@@ -24,6 +24,8 @@ test('every kind goes round', () => {
     { t: 'handoff', from: 'n2', inc: 9, device: 'pi-1', epoch: 3, snap: new Uint8Array([1, 2, 3]) },
     { t: 'ok', epoch: 4 },
     { t: 'err', code: 'HF_ERR_EPOCH', message: 'stale' },
+    { t: 'relay', from: 'n3', inc: 2, body: new Uint8Array([0xa1]), addr: '127.0.0.1' },
+    { t: 'answer', status: 200, code: '', body: new Uint8Array([0xa2]) },
   ];
   for (const m of all) assert.equal(decodeClusterMessage(encodeClusterMessage(m)), m, m.t);
 });
@@ -56,6 +58,8 @@ test('malformed messages are HF_ERR_PEER naming the field', () => {
     [{ t: 'handoff', from: 'n2', inc: 1, device: 'd', epoch: 0, snap: new Uint8Array(0) }, 'snap'],
     [{ t: 'handoff', from: 'n2', inc: 1, device: 'd', epoch: 1.5, snap: new Uint8Array(1) }, 'epoch'],
     [{ t: 'err', code: '', message: '' }, 'code'],
+    [{ t: 'relay', from: 'n3', inc: 2, body: 'x', addr: '' }, 'body'],
+    [{ t: 'answer', status: 99, code: '', body: new Uint8Array(0) }, 'status'],
   ];
   for (const [v, field] of cases) {
     assert.is(

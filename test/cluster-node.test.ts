@@ -32,6 +32,8 @@ function host(name: string): ClusterHost {
       adopted.push({ node: name, m });
       return e.epoch;
     },
+    relayed: async (m) => ({ t: 'answer', status: 200, code: '', body: new Uint8Array([...m.body, name.charCodeAt(1)]) }),
+    relayTimeoutMs: 2000,
   };
 }
 
@@ -133,6 +135,23 @@ test('a handoff is answered with the new epoch; stale epoch, unknown node and ma
   assert.is(await rejects(n1.handOff('nobody', 'pi-7', 0, new Uint8Array([1]))), 'HF_ERR_NODE');
   assert.is(adopted.length, 1, 'nothing refused reached the host');
   assert.is((await n2.directory.lookup('pi-7'))?.epoch, first.epoch + 1);
+});
+
+test('a relayed request is answered by the node it was sent to; one from a stranger is refused HF_ERR_NODE', async () => {
+  if (!ok) return;
+  const a = await nodes[0].relay('n3', new Uint8Array([7]), '127.0.0.1');
+  assert.equal([a.status, a.code, [...a.body]], [200, '', [7, '3'.charCodeAt(0)]]);
+  assert.is(await rejects(nodes[0].relay('nobody', new Uint8Array([7]), '')), 'HF_ERR_NATS', 'no responders');
+});
+
+test('the session index: every node learns which node serves a session id', async () => {
+  if (!ok) return;
+  nodes[1].index.opened('00112233445566778899aabbccddeeff');
+  assert.is(await within(2000, 'read back', async () => nodes[2].index.ownerOf('00112233445566778899aabbccddeeff')), 'n2');
+  await within(2000, 'watched', () => until(() => nodes[0].index.ownerOf('00112233445566778899aabbccddeeff') === 'n2'));
+  nodes[1].index.ended('00112233445566778899aabbccddeeff');
+  await within(2000, 'ended everywhere', () => until(() => nodes.every((n) => typeof n.index.ownerOf('00112233445566778899aabbccddeeff') !== 'string')));
+  assert.is(await nodes[2].index.ownerOf('00112233445566778899aabbccddeeff'), null);
 });
 
 test('the directory on JetStream: nodes racing for one device never share an epoch', async () => {

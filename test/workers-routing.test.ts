@@ -95,7 +95,7 @@ test('first bytes: what cannot be routed is DONE without a bundle (the worker an
 
 test('session keys: a hello gives its device, a bundle its session id, anything else none', () => {
   const k = new SessionKeys({});
-  assert.equal(k.of(HELLO), { kind: 'hello', device: 'dev-1' });
+  assert.equal(k.of(HELLO), { kind: 'hello', device: 'dev-1', labels: {} });
   assert.equal(k.of(DATA), { kind: 'sid', sid: SID });
   assert.equal(k.of(null), { kind: 'none' });
   assert.equal(k.of(hex('a0')), { kind: 'none' }, 'a bundle with neither');

@@ -10,6 +10,7 @@ import type { HfError } from '../../../firmware/errors';
 import type { ServerLink } from '../../../firmware/server-link';
 import type { Log } from '../../../hal/log';
 import type { GatewayCounters } from './metrics';
+import type { RelayedAnswer } from './http-front';
 import type { TcpLimits } from './tcp-front';
 
 /** A request or frame the gateway would not take: the error, the request number it answers, the bytes to send. */
@@ -47,8 +48,16 @@ export interface FrontHost {
   readonly tcpLimits: TcpLimits | undefined;
   /** What the fronts count as it happens (requests, frames, connections, their own refusals): plain fields, read by a scrape. */
   readonly counters: GatewayCounters;
-  /** An HTTP request body arrived as exchange `ex` (> 0) from address `from`: its session, or why it was refused. */
-  request(ex: number, body: Uint8Array, from: string): ServerLink | Refusal;
+  /**
+   * An HTTP request body arrived as exchange `ex` (> 0) from address `from` (`relayed`: through
+   * another node of the cluster): its session, or why it was refused.
+   */
+  request(ex: number, body: Uint8Array, from: string, relayed?: boolean): ServerLink | Refusal;
+  /**
+   * A cluster's: null when this gateway serves `body` itself, else the answer of the node that does
+   * (null in the promise: none does now). Without a cluster always null.
+   */
+  relay(body: Uint8Array, from: string): Promise<RelayedAnswer | null> | null;
   /** A frame arrived on direct connection `conn` (> 0) from address `from`: its session, or why it was refused. */
   frame(conn: number, body: Uint8Array, from: string): ServerLink | Refusal;
   /** The front itself refused a `what` ("connection", "frame") from address `from` (counted by code, and for the summed-up warnings). */

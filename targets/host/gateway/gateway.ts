@@ -46,6 +46,8 @@ import { Pair, PairRole, type PairHost, type PairOptions, type PairStatus } from
 import { Replicator } from './pair/replicator';
 import { checkPairOptions, networkPeers } from './pair/peer-net';
 import type { SessionShadow } from '../../../firmware/replica';
+import type { ClusterOptions } from './cluster/cluster-node';
+import { GatewayCluster } from './cluster/gateway-cluster';
 
 export type { DeviceKeys } from './keys';
 export { GatewayChannel } from './gateway-channel';
@@ -141,6 +143,13 @@ export interface GatewayOptions {
    * included): a device adds those it does not know to the ones it moves between. At most 8. Default none.
    */
   advertise?: { url: string; tcp?: string | null }[] | null;
+  /**
+   * A cluster of gateways on NATS (cluster/): `servers` the NATS servers, `node` this gateway's name,
+   * its `labels` and `services`, the `placement` policy, 'direct' or 'relay' `mode`. Each new session
+   * is placed on a node by its hello; a request reaching a node that does not serve its session is
+   * relayed to the one that does. null or absent (default): a gateway alone, no NATS needed.
+   */
+  cluster?: ClusterOptions | null;
   log?: Log;
 }
 
@@ -223,6 +232,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   /** The pair this gateway is one of (null: none). */
   readonly pair: Pair | null = null;
   private readonly replicator: Replicator | null = null;
+  /** This gateway's part in a cluster (null: none, or not joined yet). */
+  private clusterPart: GatewayCluster | null = null;
 
   private constructor(opts: GatewayOptions) {
     super();
@@ -293,6 +304,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       if (gw.tcpFront !== null && !gw.handoff) await gw.tcpFront.listen();
       if (gw.metricsFront !== null) await gw.metricsFront.listen();
       if (gw.pair !== null) await gw.pair.start();
+      if (opts.cluster !== undefined && opts.cluster !== null) gw.clusterPart = await GatewayCluster.start(opts.cluster, gw.clusterHost());
     } catch (e) {
       await gw.close();
       throw e;
@@ -319,6 +331,30 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   /** Whether both fronts serve TLS. */
   private readonly secure: boolean;
+
+  private clusterHost() {
+    const http = this.httpFront;
+    return {
+      log: this.log,
+      url: () => http?.url ?? '',
+      tcp: () => this.tcpFront?.address ?? '',
+      sessions: () => this.acceptor.size,
+      session: (sid: string) => this.acceptor.session(sid),
+      serveRelayed: (body: Uint8Array, from: string) => {
+        if (http === null) throw hfError(ErrorCode.UNSUPPORTED, 'a cluster node relays HTTP requests: it needs an http listener');
+        return http.serveRelayed(body, from);
+      },
+      holdMs: this.acceptor.o.holdMs,
+      limits: this.acceptor.o,
+    };
+  }
+
+  /** This gateway's node in its cluster: name, mode and the live nodes (null: not in a cluster). */
+  clusterStatus(): { node: string; mode: 'direct' | 'relay'; live: { node: string; sessions: number; url: string; tcp: string; draining: boolean }[] } | null {
+    const c = this.clusterPart;
+    if (c === null) return null;
+    return { node: c.name, mode: c.node.mode, live: c.node.live().map((n) => ({ node: n.node, sessions: n.sessions, url: n.url, tcp: n.tcp, draining: n.draining })) };
+  }
 
   /** Plain http/tcp on an address other than loopback: everything crosses the network readable. */
   private warnIfPlain(): void {
@@ -403,7 +439,12 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       keepaliveMs: this.acceptor.o.keepaliveMs,
       tcpLimits: this.tcpLimits,
       counters: this.counters,
-      request: (ex, body, from) => this.take(body, (now) => this.acceptor.onRequest(now, ex, body), 'request', from),
+      request: (ex, body, from, relayed) => {
+        const got = this.take(body, (now) => this.acceptor.onRequest(now, ex, body), 'request', from);
+        if (relayed !== true && this.clusterPart !== null && !(got instanceof Refusal)) this.clusterPart.direct(got);
+        return got;
+      },
+      relay: (body, from) => (this.clusterPart === null ? null : this.clusterPart.relay(body, from)),
       frame: (conn, body, from) => this.take(body, (now) => this.acceptor.onFrame(now, body, -conn), 'frame', from),
       refused: (what, from, err) => this.refused(what, from, err),
       mayServe: (body) => {
@@ -496,6 +537,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.counters.sessionsOpened++;
     this.log.info('session opened', { device: link.deviceId, session: sid, sessions: this.acceptor.size + 1 });
     this.directory?.opened(channel.sessionId, link.deviceId);
+    this.clusterPart?.opened(link, channel.sessionId);
     process.nextTick(() => {
       if (!this.closed) this.emit('session', channel);
     });
@@ -524,6 +566,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.slots.delete(link);
     this.replicator?.ended(link);
     this.directory?.ended(slot.channel.sessionId, link.deviceId);
+    this.clusterPart?.ended(link, slot.channel.sessionId);
     addTotals(this.counters.ended, link.ep.stats);
     link.ep.discard(); // what its rings still hold goes nowhere now: their memory goes back to the pool
   }
@@ -645,6 +688,9 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.closed = true;
     const now = hostClock.now();
     this.pair?.close();
+    const cluster = this.clusterPart;
+    this.clusterPart = null;
+    if (cluster !== null) await cluster.close();
     for (const slot of [...this.slots.values()]) {
       slot.link.abort(now, ErrorCode.CLOSED, 'gateway shutting down');
       this.acceptor.sweep(slot.link);

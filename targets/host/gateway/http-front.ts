@@ -21,9 +21,68 @@ import { CBOR_TYPE, EPOCH_HEADER, ERROR_HEADER, statusFor } from '../net/http-st
 /** How a worker's HTTP front treats the connections handed to it (see HttpFront.handedOff). */
 export type HandoffHttp = 'close' | 'keep-alive';
 
+/** What an exchange answers into: an HTTP response, or a relayed request's answer (RelayReply). */
+interface Reply {
+  readonly headersSent: boolean;
+  readonly destroyed: boolean;
+  setHeader(name: string, value: string): unknown;
+  writeHead(status: number, headers: Record<string, string | number>): unknown;
+  end(body: Buffer): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  destroy(): unknown;
+}
+
 interface Exchange {
-  res: http.ServerResponse;
+  res: Reply;
   link: ServerLink | null;
+}
+
+/** What a relayed request's owner answers: status, error code ('' none) and body, sent on as they are. */
+export interface RelayedAnswer {
+  status: number;
+  code: string;
+  body: Uint8Array;
+}
+
+/** The answer of a request another gateway relayed here (cluster): collected, then handed back whole. */
+class RelayReply implements Reply {
+  headersSent = false;
+  readonly destroyed = false;
+  private status = 200;
+  private code = '';
+  private readonly done: (a: RelayedAnswer) => void;
+  readonly answer: Promise<RelayedAnswer>;
+
+  constructor() {
+    let done!: (a: RelayedAnswer) => void;
+    this.answer = new Promise((resolve) => {
+      done = resolve;
+    });
+    this.done = done;
+  }
+
+  setHeader(name: string, value: string): void {
+    if (name === ERROR_HEADER) this.code = value;
+  }
+
+  writeHead(status: number, headers: Record<string, string | number>): void {
+    this.headersSent = true;
+    this.status = status;
+    const code = headers[ERROR_HEADER];
+    if (typeof code === 'string') this.code = code;
+  }
+
+  end(body: Buffer): void {
+    this.done({ status: this.status, code: this.code, body });
+  }
+
+  on(): void {}
+
+  /** The gateway shuts down before it answered: the relaying node's device sends it again elsewhere. */
+  destroy(): void {
+    const body = Buffer.from(`${JSON.stringify({ code: ErrorCode.CLOSED, message: 'gateway shutting down' })}\n`);
+    this.done({ status: 503, code: ErrorCode.CLOSED, body });
+  }
 }
 
 export class HttpFront implements HttpListener {
@@ -138,19 +197,22 @@ export class HttpFront implements HttpListener {
     req.on('end', () => {
       if (over) return;
       const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      if (this.handedOff !== 'keep-alive') return this.dispatch(body, res);
+      const from = req.socket.remoteAddress ?? '?';
+      const relayed = this.gw.relay(body, from);
+      if (relayed !== null) return this.relayed(res, relayed);
+      if (this.handedOff !== 'keep-alive') return this.dispatch(body, res, from);
       if (!this.used.has(req.socket)) {
         this.used.add(req.socket);
-        return this.dispatch(body, res);
+        return this.dispatch(body, res, from);
       }
       const here = this.gw.mayServe(body);
-      if (here === true) this.dispatch(body, res);
+      if (here === true) this.dispatch(body, res, from);
       else if (here === false) this.misrouted(req);
       else
         here.then(
           (ok) => {
             if (res.destroyed) return; // gone while the main process was asked
-            if (ok) this.dispatch(body, res);
+            if (ok) this.dispatch(body, res, from);
             else this.misrouted(req);
           },
           () => this.misrouted(req),
@@ -166,7 +228,30 @@ export class HttpFront implements HttpListener {
     req.socket.destroy();
   }
 
-  private dispatch(body: Buffer, res: http.ServerResponse): void {
+  /** A request another node serves (cluster): its answer, written as that node gave it. */
+  private relayed(res: http.ServerResponse, answer: Promise<RelayedAnswer | null>): void {
+    answer.then(
+      (a) => {
+        if (res.headersSent || res.destroyed) return;
+        if (a === null) return this.reject(res, true, hfError(ErrorCode.NATS, 'relay: the session is served nowhere now'));
+        this.gw.counters.relayed++;
+        res.writeHead(a.status, { 'Content-Type': CBOR_TYPE, 'Content-Length': a.body.length, 'Cache-Control': 'no-store', ...(a.code === '' ? {} : { [ERROR_HEADER]: a.code }) });
+        res.end(Buffer.from(a.body.buffer, a.body.byteOffset, a.body.length));
+      },
+      (e: HfError) => this.reject(res, true, e),
+    );
+  }
+
+  /** Serves a request another gateway of the cluster relayed here (from address `from`); resolves with its answer. */
+  serveRelayed(body: Uint8Array, from: string): Promise<RelayedAnswer> {
+    const reply = new RelayReply();
+    if (this.gw.standby()) this.reject(reply, false, hfError(ErrorCode.STANDBY, 'this gateway is a standby: send to the primary'));
+    else if (body.length > this.gw.maxBody) this.reject(reply, true, hfError(ErrorCode.LIMIT, `request body of ${body.length} bytes, limit ${this.gw.maxBody}`), 413);
+    else this.dispatch(body, reply, from, true);
+    return reply.answer;
+  }
+
+  private dispatch(body: Uint8Array, res: Reply, from: string, relayed = false): void {
     const gw = this.gw;
     const ex = ++this.seq;
     const x: Exchange = { res, link: null };
@@ -177,7 +262,7 @@ export class HttpFront implements HttpListener {
       this.exchanges.delete(ex);
       if (x.link !== null) gw.exchangeGone(x.link, ex);
     });
-    const got = gw.request(ex, body, res.req.socket.remoteAddress ?? '?');
+    const got = gw.request(ex, body, from, relayed);
     if (got instanceof Refusal) {
       if (this.exchanges.get(ex) === x) this.exchanges.delete(ex);
       this.refuse(res, true, got.rn, got.error, statusFor(got.error.code as ErrorCodeValue), got.body);
@@ -206,13 +291,13 @@ export class HttpFront implements HttpListener {
   }
 
   /** A refusal of the front's own (not a bundle the gateway refused): counted by code, then answered. */
-  private reject(res: http.ServerResponse, cbor: boolean, e: HfError, status?: number): void {
+  private reject(res: Reply, cbor: boolean, e: HfError, status?: number): void {
     this.gw.counters.refused(e.code);
     this.refuse(res, cbor, 0, e, status);
   }
 
   /** `bundle`: the error bundle to send (a Refusal's, perhaps tagged); default an untagged one. */
-  private refuse(res: http.ServerResponse, cbor: boolean, rn: number, e: HfError, status = statusFor(e.code as ErrorCodeValue), bundle?: Uint8Array): void {
+  private refuse(res: Reply, cbor: boolean, rn: number, e: HfError, status = statusFor(e.code as ErrorCodeValue), bundle?: Uint8Array): void {
     if (res.headersSent || res.destroyed) return;
     const epoch = this.gw.epoch();
     if (epoch > 0) res.setHeader(EPOCH_HEADER, String(epoch));

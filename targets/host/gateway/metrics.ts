@@ -97,6 +97,8 @@ export class GatewayCounters {
   tcpConnections = 0;
   /** A worker's HTTP requests on a handed connection naming no session of the worker: closed unanswered, to be routed again. */
   misrouted = 0;
+  /** A cluster node's HTTP requests answered by the node that serves their session (relayed over NATS). */
+  relayed = 0;
   /** Refusals with HF_ERR_AUTH: unknown devices, wrong keys, replayed hellos, forged tags. */
   authFailures = 0;
   /** The link counters of the sessions that ended (the live ones are summed at each scrape). */
@@ -157,6 +159,7 @@ export function gatewayFamilies(c: GatewayCounters, g: GatewayGauges): MetricFam
     one('duplicates_total', 'counter', 'Messages from devices received again and dropped.', l.duplicatesIn),
     one('http_requests_total', 'counter', 'HTTP requests received on the device listener.', c.httpRequests),
     one('tcp_frames_total', 'counter', 'Frames received on direct TCP connections.', c.tcpFrames),
+    one('relayed_requests_total', 'counter', 'HTTP requests relayed to the cluster node serving their session, and answered.', c.relayed),
     one('tcp_connections_total', 'counter', 'Direct TCP connections accepted.', c.tcpConnections),
     {
       name: `${p}refusals_total`,

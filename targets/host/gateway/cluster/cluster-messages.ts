@@ -8,10 +8,15 @@
  *            snapshot), whose directory entry is at `epoch` now (0: none yet)
  *   ok       {epoch}                           the owner holds the session, its entry now at `epoch`
  *   err      {code, message}                   refused (nothing changed on the refusing node)
+ *   relay    {from, inc, body, addr}           a device's HTTP request body that reached node `from`
+ *            (from address `addr`) for a session the receiver owns or is placed to own
+ *   answer   {status, code, body}              the owner's HTTP answer to a relayed request: status,
+ *            error code ('' none) and body, which the relaying node sends the device as they are
  *
  * Bounds: node 1..64 characters of A-Z a-z 0-9 _ - (it is part of subjects and keys); device 1..128
  * characters; url and tcp up to 512 and 300; at most 32 labels, keys up to 64 and values up to 256
- * characters; at most 32 services of up to 128; snapshot 1 byte to 64 MiB. Anything else throws
+ * characters; at most 32 services of up to 128; snapshot 1 byte to 64 MiB; relayed bodies and answers
+ * up to 64 MiB (the gateways' maxBundleBytes bounds them first); status 100..599. Anything else throws
  * HF_ERR_PEER naming the field (the receiver answers `err` with that code).
  */
 import { decodeValue, encodeValue } from '../../../../firmware/cbor-value';
@@ -49,7 +54,21 @@ export interface ErrMessage {
   message: string;
 }
 
-export type ClusterMessage = HbMessage | LeaveMessage | HandoffMessage | OkMessage | ErrMessage;
+export interface RelayMessage {
+  t: 'relay';
+  from: string;
+  inc: number;
+  body: Uint8Array;
+  addr: string;
+}
+export interface AnswerMessage {
+  t: 'answer';
+  status: number;
+  code: string;
+  body: Uint8Array;
+}
+
+export type ClusterMessage = HbMessage | LeaveMessage | HandoffMessage | OkMessage | ErrMessage | RelayMessage | AnswerMessage;
 
 const { bad, uint, bytes, text } = fieldChecks(ErrorCode.PEER, 'cluster message');
 
@@ -110,6 +129,13 @@ export function checkClusterMessage(v: unknown): ClusterMessage {
       return { t, epoch: uint(v, t, 'epoch') };
     case 'err':
       return { t, code: text(v, t, 'code', 1, 64), message: text(v, t, 'message', 0, 4096) };
+    case 'relay':
+      return { t, from: node(v, t, 'from'), inc: uint(v, t, 'inc'), body: bytes(v, t, 'body', 0, SNAP_MAX_BYTES), addr: text(v, t, 'addr', 0, 300) };
+    case 'answer': {
+      const status = uint(v, t, 'status');
+      if (status < 100 || status > 599) throw bad(t, 'status', `must be 100..599, got ${status}`);
+      return { t, status, code: text(v, t, 'code', 0, 64), body: bytes(v, t, 'body', 0, SNAP_MAX_BYTES) };
+    }
     default:
       throw hfError(ErrorCode.PEER, `cluster message: t ${shown(t)} is not a known kind`);
   }

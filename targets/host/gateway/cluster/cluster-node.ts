@@ -6,6 +6,7 @@
  * Subjects (prefix `holdfast` by default):
  *   <prefix>.cluster.hb          every node's heartbeats and leaves (cluster-messages.ts)
  *   <prefix>.node.<name>.ctl     requests to node <name> (handoff), answered ok or err
+ *   <prefix>.node.<name>.relay   devices' HTTP requests relayed to node <name>, answered `answer`
  *
  * A control request from a node that is not a live member (or from an incarnation other than the
  * live one) is refused HF_ERR_NODE; a malformed one HF_ERR_PEER; a handoff whose epoch is not the
@@ -19,10 +20,11 @@ import type { Log } from '../../../../hal/log';
 import { TypedEmitter } from '../../app/typed-emitter';
 import { silentLog } from '../../../node/log';
 import { type PlacementOptions, type PlacementPolicy, placeOn, placementPolicy } from '../placement/policies';
-import { type ClusterMessage, type HandoffMessage, decodeClusterMessage, encodeClusterMessage } from './cluster-messages';
+import { type AnswerMessage, type ClusterMessage, type HandoffMessage, type RelayMessage, decodeClusterMessage, encodeClusterMessage } from './cluster-messages';
 import { SessionDirectory } from './directory';
 import { checkNodeName, Members, type MembersOptions, type NodeInfo } from './members';
 import { natsKv } from './nats-kv';
+import { SessionIndex } from './session-index';
 
 export interface ClusterOptions extends MembersOptions {
   /** The NATS servers, "nats://host:port" (a list, or comma-separated). */
@@ -44,6 +46,12 @@ export interface ClusterOptions extends MembersOptions {
   replicas?: number;
   /** How long a control request waits for its answer, ms (default 5000). */
   requestTimeoutMs?: number;
+  /**
+   * 'direct' (default): a node serving a session whose requests another node relays tells the device
+   * to come to it (a moved item naming its URL and TCP address); 'relay': devices reach only one
+   * address (a balancer), every request of a session another node gets is relayed to its owner.
+   */
+  mode?: 'direct' | 'relay';
 }
 
 /** What the node needs of its gateway. */
@@ -55,6 +63,10 @@ export interface ClusterHost {
   sessions(): number;
   /** Another node hands over `device`'s session; resolve once it is served here (its directory entry claimed). */
   adopt(m: HandoffMessage, from: NodeInfo): Promise<number>;
+  /** Another node relays a device's HTTP request: serve it here, resolve with the answer. */
+  relayed(m: RelayMessage, from: NodeInfo): Promise<AnswerMessage>;
+  /** How long a relayed request may wait for its answer, ms (the gateway's holdMs and a margin). */
+  relayTimeoutMs: number;
   log?: Log;
 }
 
@@ -70,6 +82,9 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
   readonly incarnation: number;
   readonly members: Members;
   readonly directory: SessionDirectory;
+  /** Session id -> serving node, for every node (session-index.ts). */
+  readonly index: SessionIndex;
+  readonly mode: 'direct' | 'relay';
   private readonly log: Log;
   private readonly placement: PlacementOptions;
   private readonly prefix: string;
@@ -82,12 +97,14 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
   private constructor(
     private readonly nc: NatsConnection,
     directory: SessionDirectory,
+    index: (self: string, log: Log) => SessionIndex,
     private readonly host: ClusterHost,
     o: ClusterOptions,
     incarnation: number,
   ) {
     super();
     this.name = o.node;
+    this.mode = o.mode ?? 'direct';
     this.incarnation = incarnation;
     this.log = host.log ?? silentLog;
     this.directory = directory;
@@ -95,6 +112,7 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
     this.timeoutMs = o.requestTimeoutMs ?? 5000;
     this.placement = { policy: o.placement ?? 'hash', labelKeys: o.labelKeys };
     this.members = new Members(this.info(o), o);
+    this.index = index(this.name, this.log);
   }
 
   /** Checks the options (HF_ERR_OPTION), connects to NATS (HF_ERR_NATS), opens the directory, joins. */
@@ -109,8 +127,9 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
     }
     let node: ClusterNode;
     try {
-      const dir = new SessionDirectory(await natsKv(nc, { bucket: o.bucket, replicas: o.replicas, timeoutMs: o.requestTimeoutMs }));
-      node = new ClusterNode(nc, dir, host, o, Date.now());
+      const kv = await natsKv(nc, { bucket: o.bucket, replicas: o.replicas, timeoutMs: o.requestTimeoutMs });
+      node = new ClusterNode(nc, new SessionDirectory(kv), (self, log) => new SessionIndex(kv, self, log), host, o, Date.now());
+      await node.index.start();
     } catch (e) {
       await nc.close().catch(() => {});
       throw e;
@@ -123,8 +142,8 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
     return { node: o.node, incarnation: this.incarnation, url: this.host.url, tcp: this.host.tcp, labels: { ...o.labels }, services: [...(o.services ?? [])], sessions: 0, draining: false };
   }
 
-  private subject(kind: 'hb' | 'ctl', node = this.name): string {
-    return kind === 'hb' ? `${this.prefix}.cluster.hb` : `${this.prefix}.node.${node}.ctl`;
+  private subject(kind: 'hb' | 'ctl' | 'relay', node = this.name): string {
+    return kind === 'hb' ? `${this.prefix}.cluster.hb` : `${this.prefix}.node.${node}.${kind}`;
   }
 
   private join(heartbeatMs: number): void {
@@ -140,7 +159,13 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
         void this.onControl(msg.data).then((answer) => msg.respond(encodeClusterMessage(answer)));
       },
     });
-    this.subs.push(hb, ctl);
+    const relay = this.nc.subscribe(this.subject('relay'), {
+      callback: (err, msg) => {
+        if (err !== null) return;
+        void this.onRelay(msg.data).then((answer) => msg.respond(encodeClusterMessage(answer)));
+      },
+    });
+    this.subs.push(hb, ctl, relay);
     this.beat();
     this.timer = setInterval(() => {
       this.beat();
@@ -200,6 +225,37 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
     }
   }
 
+  /** Serves one relayed request; always answers (an error answer for anything refused). */
+  private async onRelay(data: Uint8Array): Promise<AnswerMessage> {
+    try {
+      const m = decodeClusterMessage(data);
+      if (m.t !== 'relay') throw hfError(ErrorCode.PEER, `cluster relay: ${m.t} is not a relayed request`);
+      const from = this.members.info(m.from);
+      if (from === null || from.incarnation !== m.inc) throw hfError(ErrorCode.NODE, `cluster relay: ${m.from} (incarnation ${m.inc}) is not a live node of this cluster`);
+      return await this.host.relayed(m, from);
+    } catch (e) {
+      const code = isHfError(e) ? e.code : ErrorCode.STATE;
+      this.log.warn('cluster relay refused', { code, reason: (e as Error).message });
+      return { t: 'answer', status: code === ErrorCode.NODE ? 421 : 400, code, body: new TextEncoder().encode(JSON.stringify({ code, message: (e as Error).message })) };
+    }
+  }
+
+  /**
+   * Relays a device's HTTP request body to node `to` (which serves its session, or is placed to);
+   * resolves with the answer. Rejects HF_ERR_NATS when NATS or `to` does not answer in time.
+   */
+  async relay(to: string, body: Uint8Array, addr: string): Promise<AnswerMessage> {
+    let reply: Uint8Array;
+    try {
+      reply = (await this.nc.request(this.subject('relay', to), encodeClusterMessage({ t: 'relay', from: this.name, inc: this.incarnation, body, addr }), { timeout: this.host.relayTimeoutMs })).data;
+    } catch (e) {
+      throw hfError(ErrorCode.NATS, `relay to ${to}: ${(e as Error).message}`, e);
+    }
+    const a = decodeClusterMessage(reply);
+    if (a.t !== 'answer') throw hfError(ErrorCode.PEER, `relay answer from ${to}: ${a.t} is not an answer`);
+    return a;
+  }
+
   /**
    * Hands `device`'s session (its snapshot, its directory entry at `epoch`) to node `to`; resolves
    * with the new epoch once `to` serves it. Rejects with the code `to` refused with, HF_ERR_NODE for
@@ -247,6 +303,7 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
     if (this.closed) return;
     this.closed = true;
     if (this.timer !== null) clearInterval(this.timer);
+    this.index.close();
     try {
       this.nc.publish(this.subject('hb'), encodeClusterMessage({ t: 'leave', node: this.name, inc: this.incarnation }));
       await this.nc.drain();

@@ -6,6 +6,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ErrorCode, hfError } from '../../../../firmware/errors';
 import { KvConflict, type KvLike } from './directory';
+import type { IndexKv } from './session-index';
 
 /** JetStream's API error code for a write whose expected last sequence did not match. */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -26,7 +27,7 @@ export interface NatsKvOptions {
 }
 
 /** Opens (making it if need be) the bucket on `nc`. */
-export async function natsKv(nc: NatsConnection, o: NatsKvOptions = {}): Promise<KvLike> {
+export async function natsKv(nc: NatsConnection, o: NatsKvOptions = {}): Promise<KvLike & IndexKv> {
   const { Kvm } = await import('@nats-io/kv');
   const bucket = o.bucket ?? 'holdfast_sessions';
   const timeout = o.timeoutMs ?? 5000;
@@ -58,6 +59,20 @@ export async function natsKv(nc: NatsConnection, o: NatsKvOptions = {}): Promise
       } catch (e) {
         throw conflictOrNats(e, `directory update ${key}`);
       }
+    },
+    async put(key, value) {
+      try {
+        await kv.put(key, value);
+      } catch (e) {
+        throw hfError(ErrorCode.NATS, `directory put ${key}: ${(e as Error).message}`, e);
+      }
+    },
+    async watch(prefix, each) {
+      const it = await kv.watch({ key: `${prefix}>` });
+      void (async () => {
+        for await (const e of it) each(e.key, e.operation === 'PUT' ? e.value : null);
+      })().catch(() => {});
+      return () => it.stop();
     },
   };
 }

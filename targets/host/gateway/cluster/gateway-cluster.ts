@@ -1,0 +1,154 @@
+/**
+ * A gateway's part in a cluster (cluster-node.ts does the NATS side): which requests it serves and
+ * which it relays, and what it tells the rest of the cluster about its sessions.
+ *
+ *  - A hello is placed by the placement policy over the live nodes (the device's id and the labels of
+ *    its hello). Placed here, it is served here; placed on another node, the request is relayed to
+ *    that node, which opens the session (its state starts there: nothing to migrate yet).
+ *  - A bundle of a session open here is served here. One of a session another node serves (the
+ *    session index says which) is relayed to it and its answer sent back as it is: the device sees
+ *    one unbroken session, whatever node its request reached.
+ *  - In 'direct' mode a node answering relayed requests of a session puts a moved item (its URL and
+ *    TCP address) on the session's bundles until the device's requests reach it directly.
+ *  - Each session opened here claims its device in the directory (a new epoch) and its id in the
+ *    index; one that ended gives both up.
+ *
+ * A relay that fails (the owner died, NATS is down) answers 503 HF_ERR_NATS: the device sends the
+ * request again, and by then the owner is live again or its sessions were taken over elsewhere.
+ */
+import { ErrorCode, isHfError } from '../../../../firmware/errors';
+import type { ServerLink } from '../../../../firmware/server-link';
+import type { Log } from '../../../../hal/log';
+import type { RelayedAnswer } from '../http-front';
+import { SessionKeys } from '../workers/session-key';
+import type { WireLimits } from '../../../../firmware/wire';
+import type { AnswerMessage, RelayMessage } from './cluster-messages';
+import { type ClusterNode, type ClusterOptions, ClusterNode as Node } from './cluster-node';
+
+/** What the cluster needs of its gateway. */
+export interface ClusterGatewayHost {
+  readonly log: Log;
+  /** The link URL and TCP address devices reach this gateway at ('' none). */
+  url(): string;
+  tcp(): string;
+  sessions(): number;
+  /** The open session with id `sid` (hex), if any. */
+  session(sid: string): ServerLink | undefined;
+  /** Serves a relayed HTTP request here. */
+  serveRelayed(body: Uint8Array, from: string): Promise<RelayedAnswer>;
+  holdMs: number;
+  limits: WireLimits;
+}
+
+export class GatewayCluster {
+  private readonly keys: SessionKeys;
+  /** Directory epochs of the sessions open here, by link. */
+  private readonly epochs = new Map<ServerLink, number>();
+  /** Sessions told to move here (a moved item on their bundles) until the device comes directly. */
+  private readonly announced = new Set<ServerLink>();
+  /** Set while a relayed hello is served: the session it opens is told to come here. */
+  private relayedHello = false;
+
+  private constructor(
+    readonly node: ClusterNode,
+    private readonly host: ClusterGatewayHost,
+  ) {
+    this.keys = new SessionKeys(host.limits);
+  }
+
+  static async start(o: ClusterOptions, host: ClusterGatewayHost): Promise<GatewayCluster> {
+    let self: GatewayCluster | null = null;
+    const node = await Node.start(o, {
+      url: host.url(),
+      tcp: host.tcp(),
+      log: host.log,
+      sessions: () => host.sessions(),
+      relayTimeoutMs: host.holdMs + 10_000,
+      adopt: async () => {
+        throw Object.assign(new Error('session handoff is not served by this node yet'), { code: ErrorCode.UNSUPPORTED });
+      },
+      relayed: (m, from) => (self as GatewayCluster).relayed(m, from.node),
+    });
+    self = new GatewayCluster(node, host);
+    return self;
+  }
+
+  get name(): string {
+    return this.node.name;
+  }
+
+  /** null: serve `body` here; else the answer of the node that serves it (relayed). */
+  relay(body: Uint8Array, from: string): Promise<RelayedAnswer | null> | null {
+    const key = this.keys.of(body);
+    if (key.kind === 'hello') {
+      const to = this.node.place(key.device, key.labels);
+      return to === this.node.name ? null : this.send(to, body, from);
+    }
+    if (key.kind !== 'sid' || this.host.session(key.sid) !== undefined) return null;
+    const owner = this.node.index.ownerOf(key.sid);
+    if (typeof owner === 'string') return owner === this.node.name || !this.node.members.isLive(owner) ? null : this.send(owner, body, from);
+    return owner.then((o) => (o === null || o === this.node.name || !this.node.members.isLive(o) ? this.serveHere(body, from) : this.send(o, body, from)));
+  }
+
+  /** The index had not heard of the session and the bucket names no live owner: served (refused) here. */
+  private serveHere(body: Uint8Array, from: string): Promise<RelayedAnswer> {
+    return this.host.serveRelayed(body, from);
+  }
+
+  private async send(to: string, body: Uint8Array, from: string): Promise<RelayedAnswer> {
+    const a = await this.node.relay(to, body, from);
+    return { status: a.status, code: a.code, body: a.body };
+  }
+
+  /** A request relayed here by node `from`. */
+  private async relayed(m: RelayMessage, _from: string): Promise<AnswerMessage> {
+    const key = this.keys.of(m.body);
+    if (this.node.mode === 'direct' && key.kind === 'sid') this.announce(this.host.session(key.sid), true);
+    this.relayedHello = key.kind === 'hello';
+    let answer: Promise<RelayedAnswer>;
+    try {
+      answer = this.host.serveRelayed(m.body, m.addr);
+    } finally {
+      this.relayedHello = false;
+    }
+    const a = await answer;
+    return { t: 'answer', status: a.status, code: a.code, body: a.body };
+  }
+
+  /** A request of `link` reached this gateway directly: it no longer needs telling where to go. */
+  direct(link: ServerLink): void {
+    if (this.announced.size > 0) this.announce(link, false);
+  }
+
+  private announce(link: ServerLink | undefined, on: boolean): void {
+    if (link === undefined || this.announced.has(link) === on) return;
+    if (on) this.announced.add(link);
+    else this.announced.delete(link);
+    link.announceMove(on ? [this.host.url(), this.host.tcp()] : null);
+  }
+
+  /** A session opened here (before its welcome is written). */
+  opened(link: ServerLink, sid: string): void {
+    if (this.relayedHello && this.node.mode === 'direct') this.announce(link, true);
+    this.node.index.opened(sid);
+    this.node.directory.claim(link.deviceId, this.node.name, this.node.incarnation, link.sid, null).then(
+      (e) => {
+        if (!link.isFinished) this.epochs.set(link, e.epoch);
+      },
+      (e) => this.host.log.warn('directory claim failed', { device: link.deviceId, code: isHfError(e) ? e.code : ErrorCode.NATS, reason: (e as Error).message }),
+    );
+  }
+
+  /** A session of this gateway ended. */
+  ended(link: ServerLink, sid: string): void {
+    this.announced.delete(link);
+    this.node.index.ended(sid);
+    const epoch = this.epochs.get(link);
+    this.epochs.delete(link);
+    if (epoch !== undefined) void this.node.directory.release(link.deviceId, this.node.name, epoch).catch(() => {});
+  }
+
+  close(): Promise<void> {
+    return this.node.close();
+  }
+}
