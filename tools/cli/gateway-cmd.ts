@@ -14,6 +14,7 @@ import { benchResponder } from './bench-proto';
 import { ackAfterFlag, ackAfterOf, linkOptions, LINK_FLAGS, LOG_FLAGS, onSignals, readFlagFile, readFlagJson } from './common';
 import { checkSecretFile, INSECURE_KEY_FILE_FLAG } from './key';
 import { PAIR_FLAG_NAMES, PAIR_FLAGS, advertiseOf, pairOptionsOf } from './pair-flags';
+import { CLUSTER_FLAG_NAMES, CLUSTER_FLAGS, clusterOptionsOf } from './cluster-flags';
 import { startManagement } from '../../targets/host/gateway/manage/start';
 import { LABEL_KEY } from '../../targets/host/gateway/manage/devices-store';
 import * as os from 'node:os';
@@ -57,7 +58,7 @@ const FLAGS: Flag[] = [
     type: 'bool',
     help: 'with --workers: HTTP connections stay open in their worker (for devices on connections of their own; not behind a proxy that pools connections for many devices)',
   },
-  { name: 'placement', meta: 'POLICY', help: 'where --workers puts a new session: hash (of the device id, default) or least-loaded' },
+  { name: 'placement', meta: 'POLICY', help: 'where --workers puts a new session: hash (of the device id, default) or least-loaded; with --cluster also label or service' },
   { name: 'tcp', meta: 'HOST:PORT', help: 'direct TCP listener (default: none)' },
   { name: 'metrics', meta: 'HOST:PORT', help: 'serve Prometheus metrics at http://HOST:PORT/metrics, on a listener of its own (default: none; use loopback or a private network)' },
   {
@@ -77,6 +78,7 @@ const FLAGS: Flag[] = [
   INSECURE_KEY_FILE_FLAG,
   ackAfterFlag('gateway'),
   ...PAIR_FLAGS,
+  ...CLUSTER_FLAGS,
   ...LINK_FLAGS,
   ...TCP_LIMIT_FLAGS,
   ...LOG_FLAGS,
@@ -164,11 +166,11 @@ function availableCores(): number {
  * process's sessions).
  */
 function refuseWithWorkers(v: Record<string, unknown>, n: number): void {
-  for (const flag of ['tls-cert', 'tls-key', 'tls-ca', 'data', 'console', 'metrics', ...PAIR_FLAG_NAMES]) {
+  for (const flag of ['tls-cert', 'tls-key', 'tls-ca', 'data', 'console', 'metrics', ...PAIR_FLAG_NAMES, ...CLUSTER_FLAG_NAMES]) {
     if (v[flag] !== undefined)
       throw hfError(
         ErrorCode.OPTION,
-        `--${flag} does not work with --workers ${n} yet (the main process reads first requests in the clear; the management store has one writer; metrics are per worker; a pair replicates one process): use --workers 1`,
+        `--${flag} does not work with --workers ${n} yet (the main process reads first requests in the clear; the management store has one writer; metrics are per worker; a pair replicates one process; a cluster node is one process): use --workers 1`,
       );
   }
 }
@@ -182,7 +184,8 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   if (v.devices === undefined) throw hfError(ErrorCode.OPTION, '--devices FILE is required');
   const ackAfter = ackAfterOf(v, 'gateway'); // a bad value is an error before anything starts
   const workers = workerCount(v.workers);
-  const placement = placementPolicy((v.placement as string | undefined) ?? 'hash');
+  const cluster = clusterOptionsOf(v);
+  const placement = cluster === null ? placementPolicy((v.placement as string | undefined) ?? 'hash') : 'hash';
   const slot = workerSlot();
   if (workers > 1 || slot >= 0) refuseWithWorkers(v, workers);
   // Warnings about loose file modes (--insecure-key-file) wait for the log, which comes later.
@@ -214,6 +217,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     ackAfter,
     pair,
     advertise,
+    cluster,
     log,
   });
   if (manage?.api) manage.api.gateway = gw;

@@ -17,7 +17,7 @@ export const PAIR_FLAGS: Flag[] = [
   { name: 'standby-of', meta: 'HOST:PORT', help: "start as the standby of the primary whose --peer-listen is HOST:PORT; it takes over when that primary's connection dies" },
   { name: 'pair-key', meta: 'TEXT', help: "the pair's shared secret, at least 16 bytes (visible in ps: prefer --pair-key-file or HOLDFAST_PAIR_KEY)" },
   { name: 'pair-key-file', meta: 'FILE', help: "the pair's shared secret: the first line of FILE (mode 600 like --devices)" },
-  { name: 'node', meta: 'NAME', help: "this node's name in the pair's logs and hello (default: the host name)" },
+  { name: 'node', meta: 'NAME', help: "this node's name in its pair's logs and hello, or in its cluster (default: the host name)" },
   { name: 'heartbeat-ms', type: 'number', help: "heartbeat interval of the pair's connection, ms (default 50)" },
   { name: 'heartbeat-misses', type: 'number', help: 'heartbeats missed before the peer counts as dead (default 4)' },
   { name: 'peer-ca', meta: 'FILE', help: "with TLS: CA certificates (PEM) the standby trusts for its primary's (default: this gateway's own certificate)" },
@@ -32,6 +32,9 @@ export const PAIR_FLAGS: Flag[] = [
 /** The names of the pair flags (what --workers refuses). */
 export const PAIR_FLAG_NAMES = PAIR_FLAGS.map((f) => f.name);
 
+/** Flags that make a pair (--node alone names a cluster node as well, and makes none). */
+const PAIR_MAKING = PAIR_FLAG_NAMES.filter((n) => n !== 'node');
+
 const KEY_SOURCES = '--pair-key, --pair-key-file or HOLDFAST_PAIR_KEY';
 
 /**
@@ -41,7 +44,7 @@ const KEY_SOURCES = '--pair-key, --pair-key-file or HOLDFAST_PAIR_KEY';
  * --insecure-key-file), heartbeats out of range, --peer-ca without TLS or unreadable.
  */
 export function pairOptionsOf(v: Values, env: NodeJS.ProcessEnv = process.env, warn: (m: string) => void = () => {}, platform: string = process.platform): PairOptions | null {
-  const given = PAIR_FLAG_NAMES.filter((n) => v[n] !== undefined);
+  const given = PAIR_MAKING.filter((n) => v[n] !== undefined);
   if (given.length === 0) return null;
   const listen = v['peer-listen'] === undefined ? null : String(v['peer-listen']);
   const standbyOf = v['standby-of'] === undefined ? null : String(v['standby-of']);

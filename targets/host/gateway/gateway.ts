@@ -280,6 +280,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     if (this.http === null && this.tcp === null) throw hfError(ErrorCode.OPTION, 'a gateway needs an http or a tcp listener');
     this.metricsFront = opts.metrics === undefined || opts.metrics === null ? null : new MetricsFront(parseAddress(opts.metrics, 'metrics'), () => this.metricsText());
     this.metrics = this.metricsFront;
+    if (opts.pair != null && opts.cluster != null) throw hfError(ErrorCode.OPTION, 'a gateway is in a pair or in a cluster, not both (a cluster keeps its sessions in NATS)');
     if (opts.pair !== undefined && opts.pair !== null) {
       const po = opts.pair;
       checkPairOptions(po);

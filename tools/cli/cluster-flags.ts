@@ -1,0 +1,58 @@
+/**
+ * The gateway's flags for a cluster on NATS (targets/host/gateway/cluster/): --cluster names the NATS
+ * servers, --node this node (shared with the pair flags), --node-label and --node-service what the
+ * label and service placement policies match, --placement the policy, --cluster-mode direct or relay.
+ */
+import * as os from 'node:os';
+import { ErrorCode, hfError } from '../../firmware/errors';
+import { checkClusterOptions, type ClusterOptions } from '../../targets/host/gateway/cluster/cluster-node';
+import { placementPolicy } from '../../targets/host/gateway/placement/policies';
+import type { Flag, Values } from './args';
+import { labelsOf } from './common';
+
+export const CLUSTER_FLAGS: Flag[] = [
+  { name: 'cluster', meta: 'nats://HOST:PORT[,...]', help: 'join the cluster of gateways on these NATS servers (JetStream on): sessions are placed on nodes by their hello and relayed to their node' },
+  { name: 'node-label', meta: 'KEY=VALUE', repeat: true, help: 'with --cluster: a label of this node (site=berlin): the label policy places devices of that site here' },
+  { name: 'node-service', meta: 'NAME', repeat: true, help: 'with --cluster: a service this node reaches: the service policy places devices naming it (their service label) here' },
+  {
+    name: 'cluster-mode',
+    meta: 'direct|relay',
+    help: "with --cluster: direct (default): devices are told to come to their session's node; relay: devices reach one address (a balancer), nodes relay to each other",
+  },
+  { name: 'cluster-replicas', type: 'number', help: "with --cluster: replicas of the session directory's bucket (default 1; 3 on a 3-server NATS cluster)" },
+];
+
+const CLUSTER_ONLY = ['node-label', 'node-service', 'cluster-mode', 'cluster-replicas'];
+
+/** The names of the cluster flags (what --workers refuses). */
+export const CLUSTER_FLAG_NAMES = CLUSTER_FLAGS.map((f) => f.name);
+
+/** The cluster the flags describe, or null without --cluster. HF_ERR_OPTION naming the flag otherwise. */
+export function clusterOptionsOf(v: Values): ClusterOptions | null {
+  if (v.cluster === undefined) {
+    const stray = CLUSTER_ONLY.find((n) => v[n] !== undefined);
+    if (stray !== undefined) throw hfError(ErrorCode.OPTION, `--${stray} needs --cluster nats://HOST:PORT`);
+    return null;
+  }
+  const mode = v['cluster-mode'] ?? 'direct';
+  if (mode !== 'direct' && mode !== 'relay') throw hfError(ErrorCode.OPTION, `--cluster-mode must be direct or relay, got ${JSON.stringify(mode)}`);
+  const replicas = v['cluster-replicas'] as number | undefined;
+  if (replicas !== undefined && (!Number.isInteger(replicas) || replicas < 1 || replicas > 5)) throw hfError(ErrorCode.OPTION, `--cluster-replicas must be 1..5, got ${replicas}`);
+  const o: ClusterOptions = {
+    servers: String(v.cluster),
+    node:
+      v.node === undefined
+        ? os
+            .hostname()
+            .replace(/[^A-Za-z0-9_-]/g, '-')
+            .slice(0, 64)
+        : String(v.node),
+    labels: labelsOf(v, 'node-label'),
+    services: (v['node-service'] as string[] | undefined) ?? [],
+    placement: placementPolicy((v.placement as string | undefined) ?? 'hash'),
+    mode,
+    replicas,
+  };
+  checkClusterOptions(o);
+  return o;
+}
