@@ -103,7 +103,7 @@ const CASES: Case[] = [
   {
     name: 'a pair with --workers',
     args: (d) => gw(d, '--workers', '2', '--peer-listen', '127.0.0.1:0', '--pair-key', PAIR_KEY),
-    line: /^holdfast gateway: HF_ERR_OPTION: --peer-listen does not work with --workers 2 yet \(.*a pair replicates one process\): use --workers 1$/,
+    line: /^holdfast gateway: HF_ERR_OPTION: --peer-listen does not work with --workers 2 yet \(.*a pair replicates one process; a cluster node is one process\): use --workers 1$/,
   },
   {
     name: '--standby-of with --workers',
