@@ -3,17 +3,29 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { clusterOptionsOf } from '../tools/cli/cluster-flags';
 import { pairOptionsOf } from '../tools/cli/pair-flags';
+import type { Values } from '../tools/cli/args';
 import { code, message } from './support/errors';
 
 test('no --cluster: no cluster; a cluster-only flag without it is refused', () => {
   assert.is(clusterOptionsOf({ http: '127.0.0.1:0' }), null);
   assert.is(clusterOptionsOf({ node: 'n1' }), null, '--node alone names a node, makes nothing');
   assert.is(pairOptionsOf({ node: 'n1' }), null, '--node alone makes no pair either');
-  assert.is(message(() => clusterOptionsOf({ 'node-label': ['site=x'] })), '--node-label needs --cluster nats://HOST:PORT');
+  assert.is(
+    message(() => clusterOptionsOf({ 'node-label': ['site=x'] })),
+    '--node-label needs --cluster nats://HOST:PORT',
+  );
 });
 
 test('every flag passed through, checked', () => {
-  const o = clusterOptionsOf({ cluster: 'nats://127.0.0.1:4222,nats://127.0.0.1:4223', node: 'n-1', 'node-label': ['site=berlin', 'rack=3'], 'node-service': ['db'], placement: 'label', 'cluster-mode': 'relay', 'cluster-replicas': 3 });
+  const o = clusterOptionsOf({
+    cluster: 'nats://127.0.0.1:4222,nats://127.0.0.1:4223',
+    node: 'n-1',
+    'node-label': ['site=berlin', 'rack=3'],
+    'node-service': ['db'],
+    placement: 'label',
+    'cluster-mode': 'relay',
+    'cluster-replicas': 3,
+  });
   assert.equal(o, { servers: 'nats://127.0.0.1:4222,nats://127.0.0.1:4223', node: 'n-1', labels: { site: 'berlin', rack: '3' }, services: ['db'], placement: 'label', mode: 'relay', replicas: 3 });
   assert.match(clusterOptionsOf({ cluster: 'nats://h:1' })?.node ?? '', /^[A-Za-z0-9_-]{1,64}$/, 'the host name, made a node name');
   assert.is(clusterOptionsOf({ cluster: 'nats://h:1' })?.placement, 'hash');
@@ -25,8 +37,15 @@ test('every flag passed through, checked', () => {
     [{ cluster: 'nats://h:1', 'cluster-replicas': 0 }, 'cluster-replicas'],
     [{ cluster: 'nats://h:1', 'node-label': ['nolabel'] }, 'node-label'],
   ] as const) {
-    assert.is(code(() => clusterOptionsOf(v as Record<string, unknown>)), 'HF_ERR_OPTION', flag);
-    assert.match(message(() => clusterOptionsOf(v as Record<string, unknown>)), flag);
+    assert.is(
+      code(() => clusterOptionsOf(v as unknown as Values)),
+      'HF_ERR_OPTION',
+      flag,
+    );
+    assert.match(
+      message(() => clusterOptionsOf(v as unknown as Values)),
+      flag,
+    );
   }
 });
 

@@ -292,8 +292,15 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         () => this.pair?.epoch ?? 0,
       );
       this.pair = new Pair({ log: this.log, replicator: this.replicator, takeOver: (s) => this.takeOver(s), connect: po.connect ?? net.connect, listen: po.listenPeers ?? net.listen }, po);
+    } else if (opts.cluster !== undefined && opts.cluster !== null) {
+      // A cluster's standby is its store: every answer waits until its session's state is there.
+      this.replicator = new Replicator(
+        () => this.slots.keys(),
+        () => hostClock.now(),
+        this.log,
+      );
     } else if (ackAfter === 'standby') {
-      throw hfError(ErrorCode.OPTION, "ackAfter 'standby' needs a pair (a standby to wait for): give pair");
+      throw hfError(ErrorCode.OPTION, "ackAfter 'standby' needs a pair (a standby to wait for) or a cluster (its store): give pair or cluster");
     }
   }
 
@@ -347,14 +354,21 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       },
       holdMs: this.acceptor.o.holdMs,
       limits: this.acceptor.o,
+      replicator: this.replicator,
+      takeOver: (shadows: Iterable<SessionShadow>) => this.takeOver(shadows),
     };
   }
 
   /** This gateway's node in its cluster: name, mode and the live nodes (null: not in a cluster). */
-  clusterStatus(): { node: string; mode: 'direct' | 'relay'; live: { node: string; sessions: number; url: string; tcp: string; draining: boolean }[] } | null {
+  clusterStatus(): { node: string; mode: 'direct' | 'relay'; takeovers: number; live: { node: string; sessions: number; url: string; tcp: string; draining: boolean }[] } | null {
     const c = this.clusterPart;
     if (c === null) return null;
-    return { node: c.name, mode: c.node.mode, live: c.node.live().map((n) => ({ node: n.node, sessions: n.sessions, url: n.url, tcp: n.tcp, draining: n.draining })) };
+    return {
+      node: c.name,
+      mode: c.node.mode,
+      takeovers: c.replication?.takeovers.length ?? 0,
+      live: c.node.live().map((n) => ({ node: n.node, sessions: n.sessions, url: n.url, tcp: n.tcp, draining: n.draining })),
+    };
   }
 
   /** Plain http/tcp on an address other than loopback: everything crosses the network readable. */
@@ -505,7 +519,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
 
   private open(link: ServerLink, restored = false): ServerPort {
     const ackAfter = this.ackAfterFor(link.deviceId);
-    if (ackAfter === 'standby' && this.pair === null) throw hfError(ErrorCode.OPTION, `ackAfter 'standby' for ${JSON.stringify(link.deviceId)}, but this gateway has no pair`);
+    if (ackAfter === 'standby' && this.replicator === null) throw hfError(ErrorCode.OPTION, `ackAfter 'standby' for ${JSON.stringify(link.deviceId)}, but this gateway has no pair and no cluster`);
     // 'standby' confirms underneath like 'app', the channel confirming each message once its
     // listeners returned: a record then says consumed only what the application handled (and what
     // it sent in reply is in the same record), never what merely waits in the channel's queue.
@@ -520,7 +534,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         () => link.nextDeadline(),
         (now) => this.acceptor.tick(link, now),
       ),
-      gated: this.pair !== null && (ackAfter === 'standby' || ackAfter === 'app'),
+      gated: this.replicator !== null && (ackAfter === 'standby' || ackAfter === 'app'),
       gateAsked: link.ep.inr.next,
     };
     const inr = link.ep.inr;
@@ -679,6 +693,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.uncorkQueued = false;
     for (const l of this.acceptor.uncorkAll(hostClock.now())) this.slots.get(l)?.timer.arm();
     if (this.gatesToRecord.size > 0) this.recordGates();
+    this.clusterPart?.replication?.maybeCompact();
   };
 
   // ---- shutdown --------------------------------------------------------------------------------

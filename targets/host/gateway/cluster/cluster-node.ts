@@ -52,6 +52,8 @@ export interface ClusterOptions extends MembersOptions {
    * address (a balancer), every request of a session another node gets is relayed to its owner.
    */
   mode?: 'direct' | 'relay';
+  /** Replication records in one generation of this node's store subject before a new one starts (default 100000). */
+  compactAfterRecords?: number;
 }
 
 /** What the node needs of its gateway. */
@@ -291,6 +293,11 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
         (open.length > 0 ? open : live).map((n) => ({ name: n.node, sessions: n.sessions, labels: n.labels, services: n.services })),
       ) ?? this.name
     );
+  }
+
+  /** The NATS connection (the replication store shares it). */
+  get connection(): NatsConnection {
+    return this.nc;
   }
 
   /** The live nodes (this one included). */

@@ -24,6 +24,10 @@ import { SessionKeys } from '../workers/session-key';
 import type { WireLimits } from '../../../../firmware/wire';
 import type { AnswerMessage, RelayMessage } from './cluster-messages';
 import { type ClusterNode, type ClusterOptions, ClusterNode as Node } from './cluster-node';
+import type { SessionShadow } from '../../../../firmware/replica';
+import type { Replicator } from '../pair/replicator';
+import { Replication } from './replication';
+import { openStore } from './store';
 
 /** What the cluster needs of its gateway. */
 export interface ClusterGatewayHost {
@@ -38,6 +42,10 @@ export interface ClusterGatewayHost {
   serveRelayed(body: Uint8Array, from: string): Promise<RelayedAnswer>;
   holdMs: number;
   limits: WireLimits;
+  /** The gateway's replicator (its records go to the cluster's store); null: nothing is replicated. */
+  replicator: Replicator | null;
+  /** Serves these sessions from now on (a dead node's); returns how many. */
+  takeOver(shadows: Iterable<SessionShadow>): number;
 }
 
 export class GatewayCluster {
@@ -48,6 +56,9 @@ export class GatewayCluster {
   private readonly announced = new Set<ServerLink>();
   /** Set while a relayed hello is served: the session it opens is told to come here. */
   private relayedHello = false;
+
+  /** The node's replication to the store (null: the gateway replicates nothing). */
+  replication: Replication | null = null;
 
   private constructor(
     readonly node: ClusterNode,
@@ -70,6 +81,16 @@ export class GatewayCluster {
       relayed: (m, from) => (self as GatewayCluster).relayed(m, from.node),
     });
     self = new GatewayCluster(node, host);
+    if (host.replicator !== null) {
+      try {
+        const store = await openStore(node.connection, o.prefix ?? 'holdfast', o.replicas ?? 1);
+        self.replication = new Replication(store, node, host.replicator, { log: host.log, takeOver: (s) => host.takeOver(s) }, { compactAfterRecords: o.compactAfterRecords });
+        await self.replication.start();
+      } catch (e) {
+        await node.close();
+        throw e;
+      }
+    }
     return self;
   }
 
@@ -86,8 +107,19 @@ export class GatewayCluster {
     }
     if (key.kind !== 'sid' || this.host.session(key.sid) !== undefined) return null;
     const owner = this.node.index.ownerOf(key.sid);
-    if (typeof owner === 'string') return owner === this.node.name || !this.node.members.isLive(owner) ? null : this.send(owner, body, from);
-    return owner.then((o) => (o === null || o === this.node.name || !this.node.members.isLive(o) ? this.serveHere(body, from) : this.send(o, body, from)));
+    if (typeof owner === 'string') return this.toOwner(owner, body, from);
+    return owner.then((o) => (o === null ? this.serveHere(body, from) : this.toOwner(o, body, from)));
+  }
+
+  /**
+   * A request of a session the index says `owner` serves. A live owner gets it relayed; a dead one's
+   * sessions are being taken over (its heir claims them in the index): null, answered 503 for the
+   * device to send again. The index naming this node (a session that just ended here): served here.
+   */
+  private toOwner(owner: string, body: Uint8Array, from: string): Promise<RelayedAnswer | null> | null {
+    if (owner === this.node.name) return null;
+    if (!this.node.members.isLive(owner)) return Promise.resolve(null);
+    return this.send(owner, body, from);
   }
 
   /** The index had not heard of the session and the bucket names no live owner: served (refused) here. */
@@ -149,6 +181,7 @@ export class GatewayCluster {
   }
 
   close(): Promise<void> {
+    this.replication?.close();
     return this.node.close();
   }
 }

@@ -1,0 +1,117 @@
+/**
+ * kill -9 of a cluster node under two-way traffic (3 nodes on a real NATS server, behind the
+ * project's round-robin balancer, ackAfter 'standby': every answer waits until its session's state
+ * is in JetStream): the dead node's heir fences its store subject, restores its sessions, and the
+ * devices carry on through the balancer. Every echo arrives once and in order; no device's session
+ * ends.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { connect } from '../targets/host/device/device';
+import { Gateway, type GatewayChannel } from '../targets/host/gateway/gateway';
+import { Balancer } from './support/balancer';
+import { type Nats, natsAvailable, startNats } from './support/nats';
+import { sleep, within } from './support/within';
+
+const ok = natsAvailable('cluster-kill.scenario');
+let nats: Nats;
+
+test.before(async () => {
+  if (ok) nats = await startNats();
+});
+test.after(async () => {
+  await nats?.stop();
+});
+
+async function waitUntil(ms: number, cond: () => boolean): Promise<void> {
+  const until = performance.now() + ms;
+  while (!cond() && performance.now() < until) await sleep(10);
+}
+
+function startChild(o: Record<string, unknown>): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(process.execPath, ['-r', 'tsx/cjs', path.join(__dirname, 'support/cluster-gateway-proc.ts'), JSON.stringify(o)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /ready (\S+)/.exec(out);
+      if (m !== null) resolve({ child, address: m[1] });
+    });
+    child.once('exit', (c) => reject(new Error(`node process exited (${c}) before it was ready`)));
+  });
+}
+
+test('kill -9 of a node under traffic: its sessions go on at its heir, every echo once and in order', async () => {
+  if (!ok) return;
+  const gws: Gateway[] = [];
+  const dev: ReturnType<typeof connect>[] = [];
+  let lb: Balancer | null = null;
+  let victim: ChildProcess | null = null;
+  try {
+    await within(90_000, 'the kill', async () => {
+      const common = { servers: nats.urls, mode: 'relay' as const, prefix: 'hfkill', bucket: 'hf_kill', heartbeatMs: 100, misses: 5 };
+      const v = await startChild({ ...common, node: 'n3' });
+      victim = v.child;
+      for (const node of ['n1', 'n2']) {
+        const gw = await Gateway.start({ http: '127.0.0.1:0', devices: null, ackAfter: 'standby', cluster: { ...common, node, placement: 'hash' } });
+        gw.on('session', (ch: GatewayChannel) => ch.on('message', (m: Uint8Array) => ch.send(Buffer.from(`echo:${Buffer.from(m).toString()}`))));
+        gws.push(gw);
+      }
+      await waitUntil(5000, () => gws.every((g) => g.clusterStatus()?.live.length === 3));
+      assert.ok(
+        gws.every((g) => g.clusterStatus()?.live.length === 3),
+        'three nodes',
+      );
+      lb = await Balancer.start([...gws.map((g) => g.http?.address as string), v.address]);
+      const N = 30;
+      const PER = 60;
+      const got: string[][] = [];
+      const closed: string[] = [];
+      for (let d = 0; d < N; d++) {
+        const ch = connect({ gateway: `http://${lb.address}/v1/link`, id: `dev-${d}`, key: null, link: { deadAfterMs: 30_000 }, failures: { warnIntervalMs: 60_000 } });
+        got.push([]);
+        ch.on('message', (m: Uint8Array) => got[d].push(Buffer.from(m).toString()));
+        ch.on('close', () => closed.push(`dev-${d}`));
+        dev.push(ch);
+      }
+      let sent = 0;
+      const sendUpTo = async (upto: number): Promise<void> => {
+        for (; sent < upto; sent++) {
+          for (let d = 0; d < N; d++) dev[d].send(Buffer.from(`d${d}-${sent}`));
+          await sleep(15);
+        }
+      };
+      await sendUpTo(PER / 2);
+      await waitUntil(10_000, () => got.every((g) => g.length >= 10));
+      const t0 = performance.now();
+      (victim as ChildProcess).kill('SIGKILL');
+      await sendUpTo(PER);
+      await waitUntil(40_000, () => got.every((g) => g.length >= PER));
+      const ms = performance.now() - t0;
+      for (let d = 0; d < N; d++)
+        assert.equal(
+          got[d],
+          Array.from({ length: PER }, (_, i) => `echo:d${d}-${i}`),
+          `device ${d}: every echo once, in order`,
+        );
+      assert.equal(closed, [], 'no session ended');
+      const heirs = gws.map((g) => g.clusterStatus()?.takeovers ?? 0);
+      assert.is(
+        heirs.reduce((a, b) => a + b, 0),
+        1,
+        `one heir took the dead node's sessions over (${heirs.join(' ')})`,
+      );
+      console.log(`  kill -9 of n3: every device's echoes complete ${ms.toFixed(0)} ms after the kill; takeovers ${heirs.join(' ')}`);
+    });
+  } finally {
+    (victim as ChildProcess | null)?.kill('SIGKILL');
+    for (const ch of dev) ch.destroy();
+    await sleep(50);
+    await (lb as Balancer | null)?.close();
+    for (const g of gws) await g.close();
+  }
+});
+
+test.run();
