@@ -71,7 +71,7 @@ for (const maxPartBytes of [1 << 20, 300])
     const upTo = await fence(store, subject, 'b');
     const { shadows, records } = await readShadows(store, subject, upTo);
     assert.is(records, 9, 'snapshot, synced, seven deltas');
-    assert.ok(shadows !== null && shadows.synced && shadows.size === 1);
+    assert.ok(shadows?.synced && shadows.size === 1);
     const sh = [...(shadows?.all() ?? [])][0];
     assert.ok(sh.bytes >= 12 * 200, `the shadow holds every message queued (${sh.bytes} bytes)`);
     const dead = new Promise<string>((resolve) => link.once('dead', (c: string) => resolve(c)));
