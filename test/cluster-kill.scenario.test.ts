@@ -3,7 +3,8 @@
  * project's round-robin balancer, ackAfter 'standby': every answer waits until its session's state
  * is in JetStream): the dead node's heir fences its store subject, restores its sessions, and the
  * devices carry on through the balancer. Every echo arrives once and in order; no device's session
- * ends.
+ * ends. Then the NATS server itself restarted under traffic: answers wait while it is down, nothing
+ * is lost or repeated once it is back, and no node takes another's sessions (the silence was NATS's).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -107,6 +108,71 @@ test('kill -9 of a node under traffic: its sessions go on at its heir, every ech
     });
   } finally {
     (victim as ChildProcess | null)?.kill('SIGKILL');
+    for (const ch of dev) ch.destroy();
+    await sleep(50);
+    await (lb as Balancer | null)?.close();
+    for (const g of gws) await g.close();
+  }
+});
+
+test('the NATS server restarted under traffic: nothing lost or repeated once it is back, no takeover', async () => {
+  if (!ok) return;
+  const gws: Gateway[] = [];
+  const dev: ReturnType<typeof connect>[] = [];
+  let lb: Balancer | null = null;
+  try {
+    await within(90_000, 'the NATS restart', async () => {
+      const common = { servers: nats.urls, mode: 'relay' as const, prefix: 'hfnats', bucket: 'hf_nats', heartbeatMs: 100, misses: 5 };
+      for (const node of ['n1', 'n2', 'n3']) {
+        const gw = await Gateway.start({ http: '127.0.0.1:0', devices: null, ackAfter: 'standby', cluster: { ...common, node, placement: 'hash' } });
+        gw.on('session', (ch: GatewayChannel) => ch.on('message', (m: Uint8Array) => ch.send(Buffer.from(`echo:${Buffer.from(m).toString()}`))));
+        gws.push(gw);
+      }
+      await waitUntil(5000, () => gws.every((g) => g.clusterStatus()?.live.length === 3));
+      lb = await Balancer.start(gws.map((g) => g.http?.address as string));
+      const N = 15;
+      const PER = 60;
+      const got: string[][] = [];
+      const closed: string[] = [];
+      for (let d = 0; d < N; d++) {
+        const ch = connect({ gateway: `http://${lb.address}/v1/link`, id: `nd-${d}`, key: null, link: { deadAfterMs: 30_000 }, failures: { warnIntervalMs: 60_000 } });
+        got.push([]);
+        ch.on('message', (m: Uint8Array) => got[d].push(Buffer.from(m).toString()));
+        ch.on('close', () => closed.push(`nd-${d}`));
+        dev.push(ch);
+      }
+      let sent = 0;
+      const sendUpTo = async (upto: number): Promise<void> => {
+        for (; sent < upto; sent++) {
+          for (let d = 0; d < N; d++) dev[d].send(Buffer.from(`d${d}-${sent}`));
+          await sleep(15);
+        }
+      };
+      await sendUpTo(PER / 3);
+      await waitUntil(10_000, () => got.every((g) => g.length >= 5));
+      const t0 = performance.now();
+      await nats.servers[0].kill('SIGTERM');
+      await sendUpTo((2 * PER) / 3);
+      await sleep(500);
+      await nats.servers[0].start();
+      await sendUpTo(PER);
+      await waitUntil(40_000, () => got.every((g) => g.length >= PER));
+      const ms = performance.now() - t0;
+      for (let d = 0; d < N; d++)
+        assert.equal(
+          got[d],
+          Array.from({ length: PER }, (_, i) => `echo:d${d}-${i}`),
+          `device ${d}: every echo once, in order`,
+        );
+      assert.equal(closed, [], 'no session ended');
+      assert.equal(
+        gws.map((g) => g.clusterStatus()?.takeovers),
+        [0, 0, 0],
+        'nobody took over',
+      );
+      console.log(`  NATS restarted: every device's echoes complete ${ms.toFixed(0)} ms after the stop`);
+    });
+  } finally {
     for (const ch of dev) ch.destroy();
     await sleep(50);
     await (lb as Balancer | null)?.close();

@@ -94,6 +94,8 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
   private readonly subs: Subscription[] = [];
   private timer: ReturnType<typeof setInterval> | null = null;
   private closed = false;
+  /** Whether the NATS connection is up: while it is not, no node is judged dead (the silence is ours). */
+  private connected = true;
   draining = false;
 
   private constructor(
@@ -168,8 +170,10 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
       },
     });
     this.subs.push(hb, ctl, relay);
+    void this.watchConnection();
     this.beat();
     this.timer = setInterval(() => {
+      if (!this.connected) return;
       this.beat();
       for (const d of this.members.sweep(Date.now())) {
         this.log.warn('cluster node dead', { node: d.node, silentMs: this.members.deadAfterMs });
@@ -177,6 +181,21 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
       }
     }, heartbeatMs);
     this.log.info('cluster joined', { node: this.name, placement: this.placement.policy });
+  }
+
+  /** Follows the NATS connection: cut off, nobody is judged; back, everybody gets a fresh window. */
+  private async watchConnection(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === 'disconnect') {
+        this.connected = false;
+        this.log.warn('cluster: NATS connection lost; no node is judged dead until it is back', { node: this.name });
+      } else if (s.type === 'reconnect') {
+        this.connected = true;
+        this.members.reheard(Date.now());
+        this.log.info('cluster: NATS connection back', { node: this.name });
+        this.beat();
+      }
+    }
   }
 
   private beat(): void {

@@ -106,6 +106,14 @@ export class Members {
     return true;
   }
 
+  /**
+   * This node was cut off from the others (its NATS connection was down) and is back: the silence was
+   * its own, so every live node counts as heard now and gets a whole window to show itself.
+   */
+  reheard(now: number): void {
+    for (const m of this.all.values()) if (m.state === MemberState.LIVE) m.heardAt = now;
+  }
+
   /** Marks dead every node silent for longer than the window; returns them (each once). */
   sweep(now: number): NodeInfo[] {
     const died: NodeInfo[] = [];
