@@ -98,7 +98,7 @@ const CASES: Case[] = [
   {
     name: '--ack-after standby without a pair',
     args: (d) => gw(d, '--ack-after', 'standby'),
-    line: /^holdfast gateway: HF_ERR_OPTION: --ack-after standby needs a pair: --peer-listen HOST:PORT or --standby-of HOST:PORT, and its key$/,
+    line: /^holdfast gateway: HF_ERR_OPTION: --ack-after standby needs a pair \(--peer-listen HOST:PORT or --standby-of HOST:PORT, and its key\) or a cluster \(--cluster nats:\/\/HOST:PORT\)$/,
   },
   {
     name: 'a pair with --workers',

@@ -19,10 +19,11 @@ export const CLUSTER_FLAGS: Flag[] = [
     meta: 'direct|relay',
     help: "with --cluster: direct (default): devices are told to come to their session's node; relay: devices reach one address (a balancer), nodes relay to each other",
   },
+  { name: 'cluster-prefix', meta: 'NAME', help: 'with --cluster: the NATS subject prefix, and the name of its streams and buckets (default holdfast): clusters on one NATS stay apart' },
   { name: 'cluster-replicas', type: 'number', help: "with --cluster: replicas of the session directory's bucket (default 1; 3 on a 3-server NATS cluster)" },
 ];
 
-const CLUSTER_ONLY = ['node-label', 'node-service', 'cluster-mode', 'cluster-replicas'];
+const CLUSTER_ONLY = ['node-label', 'node-service', 'cluster-mode', 'cluster-prefix', 'cluster-replicas'];
 
 /** The names of the cluster flags (what --workers refuses). */
 export const CLUSTER_FLAG_NAMES = CLUSTER_FLAGS.map((f) => f.name);
@@ -52,6 +53,7 @@ export function clusterOptionsOf(v: Values): ClusterOptions | null {
     placement: placementPolicy((v.placement as string | undefined) ?? 'hash'),
     mode,
     replicas,
+    ...(v['cluster-prefix'] === undefined ? {} : { prefix: String(v['cluster-prefix']), bucket: `${v['cluster-prefix']}_sessions` }),
   };
   checkClusterOptions(o);
   return o;

@@ -1,0 +1,198 @@
+/**
+ * `npm run bench:cluster`: gateway nodes (`holdfast gateway --echo --cluster ... --ack-after
+ * standby`, each a process of its own) on a NATS server with JetStream that the bench starts on
+ * loopback, behind the project's round-robin TCP balancer, driven by one load process (load.ts:
+ * `devices` devices over HTTP, `in-flight` 64-byte messages each, every echo checked for order).
+ *
+ *   alone                       one gateway without a cluster (ackAfter received): the baseline
+ *   nodes-1, nodes-2, nodes-3   messages/s and RTT with 1, 2 and 3 nodes (direct mode: devices are
+ *                               moved to their session's node)
+ *   relay-3                     3 nodes in relay mode (every request through the balancer, relayed
+ *                               over NATS to its session's node): relay_overhead = its RTT p50 over
+ *                               nodes-3's
+ *   kill-3                      3 nodes in relay mode, node 3 killed with SIGKILL mid-run: messages
+ *                               lost (sent and never echoed) and duplicated
+ *
+ * Handoff and drain times and the locality gain are null: moving live sessions between nodes and
+ * forwarding to services behind one node are not built yet. Every step is bounded; every process it
+ * starts is stopped by PID. On 2 cores the nodes, NATS and the load share them: the figures are of
+ * this machine. Flags: --devices N (60), --in-flight N (2), --warm-ms N (1500), --measure-ms N (4000).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Balancer } from '../../test/support/balancer';
+import { startNats } from '../../test/support/nats';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const KEY = 'k-bench-cluster';
+const STEP_LIMIT_MS = 90_000;
+
+function flag(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return def;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, got ${process.argv[i + 1]}`);
+  return v;
+}
+
+const DEVICES = flag('devices', 60);
+const IN_FLIGHT = flag('in-flight', 2);
+const WARM_MS = flag('warm-ms', 1500);
+const MEASURE_MS = flag('measure-ms', 4000);
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** Starts `node args`, keeps its output, resolves when it matches `re` (rejects after STEP_LIMIT_MS or on exit). */
+function start(args: string[], re: RegExp): Promise<{ child: ChildProcess; out: () => string }> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`not ready within ${STEP_LIMIT_MS} ms: ${args.join(' ')}\n${out.slice(-2000)}`)), STEP_LIMIT_MS);
+    const take = (d: Buffer): void => {
+      out += d.toString();
+      if (out.length > 1 << 20) out = out.slice(-(1 << 19));
+      if (re.test(out)) {
+        clearTimeout(t);
+        resolve({ child, out: () => out });
+      }
+    };
+    child.stdout?.on('data', take);
+    child.stderr?.on('data', take);
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`exited (${code}) before ready: ${args.join(' ')}\n${out.slice(-2000)}`));
+    });
+  });
+}
+
+function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return Promise.resolve();
+  const gone = new Promise<void>((r) => child.once('exit', () => r()));
+  process.kill(child.pid, signal);
+  const t = setTimeout(() => child.pid !== undefined && child.exitCode === null && process.kill(child.pid, 'SIGKILL'), 10_000);
+  return gone.finally(() => clearTimeout(t));
+}
+
+interface Result {
+  msgs_per_s: number;
+  rtt_p50_ms: number;
+  rtt_p99_ms: number;
+  sessions: number;
+  sent: number;
+  echoed: number;
+  lost: number;
+  duplicated: number;
+  closed: number;
+}
+
+interface Row extends Result {
+  name: string;
+  nodes: number;
+}
+
+let round = 0;
+
+async function run(name: string, nodes: number, mode: 'direct' | 'relay' | 'none', kill: boolean, natsUrl: string, devicesFile: string): Promise<Row> {
+  round++;
+  const prefix = `hfb${round}`;
+  const procs: ChildProcess[] = [];
+  let lb: Balancer | null = null;
+  try {
+    const addrs: string[] = [];
+    for (let n = 1; n <= nodes; n++) {
+      const port = await freePort();
+      const args = [path.join(ROOT, 'bin', 'holdfast'), 'gateway', '--echo', '--http', `127.0.0.1:${port}`, '--devices', devicesFile];
+      if (mode !== 'none') args.push('--ack-after', 'standby', '--cluster', natsUrl, '--node', `n${n}`, '--cluster-mode', mode, '--placement', 'hash', '--cluster-prefix', prefix);
+      const p = await start(args, /gateway: ready/);
+      procs.push(p.child);
+      addrs.push(`127.0.0.1:${port}`);
+    }
+    // Every node hears the others within a few heartbeats.
+    await new Promise((r) => setTimeout(r, 1000));
+    let url = `http://${addrs[0]}/v1/link`;
+    if (nodes > 1) {
+      lb = await Balancer.start(addrs);
+      url = `http://${lb.address}/v1/link`;
+    }
+    const load = await start([path.join(__dirname, 'load.js'), url, String(DEVICES), String(IN_FLIGHT), String(WARM_MS), String(MEASURE_MS), kill ? '1' : '0'], kill ? /^kill$/m : /\{"msgs".*\}\n/);
+    if (kill) {
+      await stop(procs[procs.length - 1], 'SIGKILL');
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('the load did not finish after the kill')), STEP_LIMIT_MS);
+        const check = setInterval(() => {
+          if (/\{"msgs".*\}\n/.test(load.out())) {
+            clearInterval(check);
+            clearTimeout(t);
+            resolve();
+          }
+        }, 50);
+      });
+    }
+    const r = JSON.parse(/\{"msgs".*\}/.exec(load.out())?.[0] ?? '{}') as Result;
+    await stop(load.child);
+    return { name, nodes, ...r };
+  } finally {
+    await lb?.close();
+    for (const p of procs) await stop(p);
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'holdfast-bench-cluster-'));
+  const nats = await startNats();
+  try {
+    const file = path.join(dir, 'devices.json');
+    const keys: Record<string, string> = {};
+    for (let i = 0; i < DEVICES; i++) keys[`bench-${i}`] = KEY;
+    fs.writeFileSync(file, JSON.stringify(keys), { mode: 0o600 });
+    const rows: Row[] = [];
+    rows.push(await run('alone', 1, 'none', false, nats.urls, file));
+    rows.push(await run('nodes-1', 1, 'direct', false, nats.urls, file));
+    rows.push(await run('nodes-2', 2, 'direct', false, nats.urls, file));
+    rows.push(await run('nodes-3', 3, 'direct', false, nats.urls, file));
+    rows.push(await run('relay-3', 3, 'relay', false, nats.urls, file));
+    rows.push(await run('kill-3', 3, 'relay', true, nats.urls, file));
+    console.log(
+      `bench:cluster  ${DEVICES} devices over HTTP, ${IN_FLIGHT} in flight each, ackAfter standby (the store is JetStream), ${os.availableParallelism?.() ?? os.cpus().length} cores, measured ${MEASURE_MS} ms`,
+    );
+    console.log('run       nodes  msgs/s   rtt p50 ms  rtt p99 ms  sessions  sent     echoed   lost  dup  closed');
+    for (const r of rows)
+      console.log(
+        `${r.name.padEnd(10)}${String(r.nodes).padEnd(7)}${String(r.msgs_per_s).padEnd(9)}${String(r.rtt_p50_ms).padEnd(12)}${String(r.rtt_p99_ms).padEnd(12)}${String(r.sessions).padEnd(10)}${String(r.sent).padEnd(9)}${String(r.echoed).padEnd(9)}${String(r.lost).padEnd(6)}${String(r.duplicated).padEnd(5)}${r.closed}`,
+      );
+    const by = (n: string): Row => rows.find((r) => r.name === n) as Row;
+    console.log('handoff, drain, locality: not measured (moving live sessions between nodes and services behind one node are not built yet)');
+    console.log(
+      JSON.stringify({
+        nodes: [1, 2, 3].map((n) => ({ n, msgs_per_s: by(`nodes-${n}`).msgs_per_s, rtt_p50_ms: by(`nodes-${n}`).rtt_p50_ms, rtt_p99_ms: by(`nodes-${n}`).rtt_p99_ms })),
+        relay_overhead: Math.round((by('relay-3').rtt_p50_ms / by('nodes-3').rtt_p50_ms) * 100) / 100,
+        handoff_p99_ms: null,
+        drain_1000_s: null,
+        drain_lost: null,
+        drain_duplicated: null,
+        kill_lost: by('kill-3').lost,
+        kill_duplicated: by('kill-3').duplicated,
+        locality_gain: null,
+        alone_msgs_per_s: by('alone').msgs_per_s,
+        alone_rtt_p50_ms: by('alone').rtt_p50_ms,
+      }),
+    );
+  } finally {
+    await nats.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: Error) => {
+  console.error(`bench:cluster: ${e.message}`);
+  process.exit(1);
+});
