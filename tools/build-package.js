@@ -101,8 +101,12 @@ function main() {
   fs.mkdirSync(out, { recursive: true });
   const builtins = new Set(builtinModules);
   const imports = bundle();
-  const foreign = imports.filter((i) => !i.startsWith('node:') && !builtins.has(i));
-  if (foreign.length > 0) fail(`the package would need ${foreign.join(', ')} at run time; it must need nothing but Node`);
+  // The cluster's NATS clients are optional peer dependencies, imported only when a gateway joins a
+  // cluster (a dynamic import()): a package without them serves everything else.
+  const meta = require(path.join(root, 'package.json')).peerDependenciesMeta ?? {};
+  const optional = new Set(Object.keys(meta).filter((k) => meta[k].optional === true));
+  const foreign = imports.filter((i) => !i.startsWith('node:') && !builtins.has(i) && !optional.has(i));
+  if (foreign.length > 0) fail(`the package would need ${foreign.join(', ')} at run time; it must need nothing but Node (and the optional NATS clients, for a cluster)`);
   const names = esmWrapper();
   const dts = declarations();
   const old = path.join(root, 'dist', `.pkg-old-${process.pid}`);

@@ -191,7 +191,8 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   // Warnings about loose file modes (--insecure-key-file) wait for the log, which comes later.
   const loose: string[] = [];
   const pair = pairOptionsOf(v, process.env, (m) => loose.push(m));
-  if (ackAfter === 'standby' && pair === null && cluster === null) throw hfError(ErrorCode.OPTION, '--ack-after standby needs a pair (--peer-listen HOST:PORT or --standby-of HOST:PORT, and its key) or a cluster (--cluster nats://HOST:PORT)');
+  if (ackAfter === 'standby' && pair === null && cluster === null)
+    throw hfError(ErrorCode.OPTION, '--ack-after standby needs a pair (--peer-listen HOST:PORT or --standby-of HOST:PORT, and its key) or a cluster (--cluster nats://HOST:PORT)');
   const advertise = advertiseOf(v);
   if (workers > 1 && slot < 0) return workersMain(v, workers, placement);
   const { keys: devices, labels } = readDevicesFile(String(v.devices), v['insecure-key-file'] === true, (m) => loose.push(m));

@@ -86,7 +86,9 @@ const LIM_OK = (p: Prng): [number, number, number, number, number] => [1 + p.int
 
 /** A control item of a known kind (or, sometimes, an unknown kind or extra fields: skipped, still valid). */
 export function genControlValue(p: Prng): Control {
-  switch (p.int(4)) {
+  switch (p.int(5)) {
+    case 4:
+      return { kind: Ctl.MOVED, url: text(p).slice(0, 512), tcp: text(p).slice(0, 300) };
     case 0:
       return {
         kind: Ctl.HELLO,
@@ -98,6 +100,7 @@ export function genControlValue(p: Prng): Control {
         off: u32(p),
         lim: LIM_OK(p),
         ...(p.chance(0.5) ? { ring: [1 + p.int(4096), 1 + p.int(1 << 20)] as [number, number] } : {}),
+        ...(p.chance(0.3) ? { lab: { site: text(p).slice(0, 256), [`k${p.int(9)}`]: text(p).slice(0, 256) } } : {}),
       };
     case 1:
       return { kind: Ctl.WELCOME, seq: u32(p), off: u32(p), hold: p.int(60000), idle: p.int(600000), held: p.int(16), lim: LIM_OK(p) };
@@ -109,7 +112,7 @@ export function genControlValue(p: Prng): Control {
 }
 
 export function genControl(p: Prng): Uint8Array {
-  if (p.chance(0.1)) return encodeValue([5 + p.int(100), { x: genJsValue(p, 2) }]);
+  if (p.chance(0.1)) return encodeValue([6 + p.int(100), { x: genJsValue(p, 2) }]);
   const c = genControlValue(p);
   if (p.chance(0.1)) {
     // A later version's field, which this version skips unread.

@@ -46,7 +46,7 @@ import { Pair, PairRole, type PairHost, type PairOptions, type PairStatus } from
 import { Replicator } from './pair/replicator';
 import { checkPairOptions, networkPeers } from './pair/peer-net';
 import type { SessionShadow } from '../../../firmware/replica';
-import type { ClusterOptions } from './cluster/cluster-node';
+import type { ClusterOptions } from './cluster/cluster-options';
 import { GatewayCluster } from './cluster/gateway-cluster';
 
 export type { DeviceKeys } from './keys';

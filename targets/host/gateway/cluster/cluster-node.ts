@@ -19,42 +19,15 @@ import { ErrorCode, hfError, isHfError } from '../../../../firmware/errors';
 import type { Log } from '../../../../hal/log';
 import { TypedEmitter } from '../../app/typed-emitter';
 import { silentLog } from '../../../node/log';
-import { type PlacementOptions, type PlacementPolicy, placeOn, placementPolicy } from '../placement/policies';
+import { type PlacementOptions, placeOn, placementPolicy } from '../placement/policies';
 import { type AnswerMessage, type ClusterMessage, type HandoffMessage, type RelayMessage, decodeClusterMessage, encodeClusterMessage } from './cluster-messages';
 import { SessionDirectory } from './directory';
-import { checkNodeName, Members, type MembersOptions, type NodeInfo } from './members';
+import type { ClusterOptions } from './cluster-options';
+import { checkNodeName, Members, type NodeInfo } from './members';
 import { natsKv } from './nats-kv';
 import { SessionIndex } from './session-index';
 
-export interface ClusterOptions extends MembersOptions {
-  /** The NATS servers, "nats://host:port" (a list, or comma-separated). */
-  servers: string | string[];
-  /** This node's name: 1..64 of A-Z a-z 0-9 _ -, unique in the cluster. */
-  node: string;
-  /** This node's labels (the `label` policy matches them against the devices'). */
-  labels?: Record<string, string>;
-  /** The services this node reaches (the `service` policy). */
-  services?: string[];
-  /** Where a new session goes (default 'hash'). */
-  placement?: PlacementPolicy;
-  /** Label keys of the `label` policy (default ['site']). */
-  labelKeys?: string[];
-  /** Subject prefix (default 'holdfast'). */
-  prefix?: string;
-  /** The directory's bucket (default 'holdfast_sessions') and its replicas (default 1). */
-  bucket?: string;
-  replicas?: number;
-  /** How long a control request waits for its answer, ms (default 5000). */
-  requestTimeoutMs?: number;
-  /**
-   * 'direct' (default): a node serving a session whose requests another node relays tells the device
-   * to come to it (a moved item naming its URL and TCP address); 'relay': devices reach only one
-   * address (a balancer), every request of a session another node gets is relayed to its owner.
-   */
-  mode?: 'direct' | 'relay';
-  /** Replication records in one generation of this node's store subject before a new one starts (default 100000). */
-  compactAfterRecords?: number;
-}
+export type { ClusterOptions } from './cluster-options';
 
 /** What the node needs of its gateway. */
 export interface ClusterHost {
@@ -122,7 +95,12 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
   /** Checks the options (HF_ERR_OPTION), connects to NATS (HF_ERR_NATS), opens the directory, joins. */
   static async start(o: ClusterOptions, host: ClusterHost): Promise<ClusterNode> {
     const servers = checkClusterOptions(o);
-    const { connect } = await import('@nats-io/transport-node');
+    let connect: typeof import('@nats-io/transport-node').connect;
+    try {
+      ({ connect } = await import('@nats-io/transport-node'));
+    } catch (e) {
+      throw hfError(ErrorCode.UNSUPPORTED, `cluster: the NATS client is not installed (npm install @nats-io/transport-node @nats-io/jetstream @nats-io/kv): ${(e as Error).message}`, e);
+    }
     let nc: NatsConnection;
     try {
       nc = await connect({ servers, name: `holdfast-${o.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: o.requestTimeoutMs ?? 5000 });

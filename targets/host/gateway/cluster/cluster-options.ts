@@ -1,0 +1,37 @@
+/**
+ * What a gateway is told about its cluster (Gateway option `cluster`, CLI --cluster and friends). A
+ * file of its own, free of NATS's types: the package's declarations name it without needing the
+ * optional NATS clients.
+ */
+import type { PlacementPolicy } from '../placement/policies';
+import type { MembersOptions } from './members';
+
+export interface ClusterOptions extends MembersOptions {
+  /** The NATS servers, "nats://host:port" (a list, or comma-separated). */
+  servers: string | string[];
+  /** This node's name: 1..64 of A-Z a-z 0-9 _ -, unique in the cluster. */
+  node: string;
+  /** This node's labels (the `label` policy matches them against the devices'). */
+  labels?: Record<string, string>;
+  /** The services this node reaches (the `service` policy). */
+  services?: string[];
+  /** Where a new session goes (default 'hash'). */
+  placement?: PlacementPolicy;
+  /** Label keys of the `label` policy (default ['site']). */
+  labelKeys?: string[];
+  /** Subject prefix (default 'holdfast'). */
+  prefix?: string;
+  /** The directory's bucket (default 'holdfast_sessions') and its replicas (default 1). */
+  bucket?: string;
+  replicas?: number;
+  /** How long a control request waits for its answer, ms (default 5000). */
+  requestTimeoutMs?: number;
+  /**
+   * 'direct' (default): a node serving a session whose requests another node relays tells the device
+   * to come to it (a moved item naming its URL and TCP address); 'relay': devices reach only one
+   * address (a balancer), every request of a session another node gets is relayed to its owner.
+   */
+  mode?: 'direct' | 'relay';
+  /** Replication records in one generation of this node's store subject before a new one starts (default 100000). */
+  compactAfterRecords?: number;
+}
