@@ -35,7 +35,7 @@ function relayedOf(gw: Gateway): number {
 }
 
 for (const mode of ['relay', 'direct'] as const)
-  test(`${mode} mode: 30 devices placed by label through a balancer, every echo once and in order`, async () => {
+  test(`${mode} mode: 300 devices placed by label through a balancer, every echo once and in order`, async () => {
     if (!ok) return;
     const gws: Gateway[] = [];
     const dev: ReturnType<typeof connect>[] = [];
@@ -48,7 +48,7 @@ for (const mode of ['relay', 'direct'] as const)
           const gw = await Gateway.start({
             http: '127.0.0.1:0',
             devices: null,
-            cluster: { servers: nats.urls, node, labels: { site: `s${n}` }, placement: 'label', heartbeatMs: 100, misses: 5, mode, prefix: `hf${mode}`, bucket: `hf_${mode}` },
+            cluster: { servers: nats.urls, node, labels: { site: `s${n}` }, placement: 'label', heartbeatMs: 100, misses: 10, mode, prefix: `hf${mode}`, bucket: `hf_${mode}` },
           });
           gw.on('session', (ch: GatewayChannel) => {
             opened.set(ch.deviceId, node);
@@ -62,8 +62,8 @@ for (const mode of ['relay', 'direct'] as const)
           'every node sees three',
         );
         lb = await Balancer.start(gws.map((g) => g.http?.address as string));
-        const N = 30;
-        const PER = 40;
+        const N = 300;
+        const PER = 12;
         const got: string[][] = [];
         const moves: string[] = [];
         for (let d = 0; d < N; d++) {
@@ -75,7 +75,7 @@ for (const mode of ['relay', 'direct'] as const)
         }
         for (let i = 0; i < PER; i++) {
           for (let d = 0; d < N; d++) dev[d].send(Buffer.from(`d${d}-${i}`));
-          await sleep(10);
+          await sleep(50);
         }
         await waitUntil(30_000, () => got.every((g) => g.length >= PER));
         for (let d = 0; d < N; d++) {
@@ -97,7 +97,9 @@ for (const mode of ['relay', 'direct'] as const)
           await waitUntil(10_000, () => got.every((g) => g.length >= PER + 1));
           const after = gws.map(relayedOf);
           const more = after.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0);
-          assert.ok(more <= N - moves.length + 3, `after the moves few requests are relayed (${more})`);
+          // Counted as relayed answers are written: polls relayed before a move are still answered
+          // (at the owner's next message or hold limit) after it.
+          assert.ok(more < N / 4, `after the moves few requests are relayed (${more} of ${N} devices)`);
         }
       });
     } finally {
