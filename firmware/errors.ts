@@ -119,6 +119,16 @@ export const ErrorCode = {
   PEER: 'HF_ERR_PEER',
   /** An answer or a peer from an older epoch than one already seen: a primary that was superseded (fencing). */
   EPOCH: 'HF_ERR_EPOCH',
+
+  // A live session handed from one gateway process to another (a workers' reload, a cluster move).
+  /**
+   * The session moved to another gateway process: a bundle of it arriving here is not served (its
+   * connection closes unanswered and the device sends it again, to the new owner); its channel here
+   * closes with this code while the session goes on there.
+   */
+  MOVED: 'HF_ERR_MOVED',
+  /** Bytes given to adopt a session that are not a handoff this version takes (nothing changed). */
+  HANDOFF: 'HF_ERR_HANDOFF',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -151,6 +151,8 @@ test('statusFor: each error code and its HTTP status', () => {
     HF_ERR_STANDBY: 503,
     HF_ERR_PEER: 400,
     HF_ERR_EPOCH: 400,
+    HF_ERR_MOVED: 400,
+    HF_ERR_HANDOFF: 400,
   };
   // The table names every code there is (a new code makes this test ask for its status).
   assert.equal(Object.keys(table).sort(), Object.values(ErrorCode).slice().sort());
