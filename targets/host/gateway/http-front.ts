@@ -180,10 +180,25 @@ export class HttpFront implements HttpListener {
     const got = gw.request(ex, body, res.req.socket.remoteAddress ?? '?');
     if (got instanceof Refusal) {
       if (this.exchanges.get(ex) === x) this.exchanges.delete(ex);
+      if (got.unanswered) {
+        res.req.socket.destroy();
+        return;
+      }
       this.refuse(res, true, got.rn, got.error, statusFor(got.error.code as ErrorCodeValue), got.body);
       return;
     }
     if (this.exchanges.get(ex) === x) x.link = got;
+  }
+
+  /**
+   * Closes held exchange `ex` unanswered (its connection with it): the device sends the request
+   * again on a new connection. Its session hears nothing of it (exchangeGone is not called).
+   */
+  drop(ex: number): void {
+    const x = this.exchanges.get(ex);
+    if (x === undefined) return;
+    this.exchanges.delete(ex);
+    x.res.req.socket.destroy();
   }
 
   /** Answers exchange `ex` with a bundle (200). The bytes are copied: they are valid only now. */
