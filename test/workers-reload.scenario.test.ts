@@ -133,8 +133,9 @@ test('1. 200 devices over HTTP and TCP, reload mid-stream: every session open wi
       const sids = new Map(devices.map((d) => [d.id, d.ch.sessionId]));
       const before = main.pids();
       const tcpBefore = onTcp();
-      const inFlight = devices.reduce((n, d) => n + (d.sent - d.echoed), 0);
+      const echoedBefore = devices.reduce((n, d) => n + d.echoed, 0);
       const result = await main.reload();
+      const duringReload = devices.reduce((n, d) => n + d.echoed, 0) - echoedBefore;
       for (const d of devices) d.count = d.sent + 20;
       const after = main.pids();
       assert.is(after.length, 2, `two new workers: ${after}`);
@@ -167,7 +168,7 @@ test('1. 200 devices over HTTP and TCP, reload mid-stream: every session open wi
       assert.ok(both >= 190, `devices whose stream went on across the reload: ${both} (receipts ${oldReceipts} old, ${newReceipts} new)`);
       assert.ok(await waitUntil(20_000, () => onTcp() === 100), `the TCP devices back on TCP: ${onTcp()}`);
       console.log(
-        `  reload: ${result.moved} sessions moved (${result.gone} gone, ${result.failed} lost, ${result.left} left) in ${result.ms} ms; ${result.totalMs} ms from the call to the old workers' exit; ${inFlight} messages in flight at the call; ${tcpBefore} devices on TCP before; receipts ${oldReceipts} old + ${newReceipts} new = ${oldReceipts + newReceipts}, ${both} devices on both`,
+        `  reload: ${result.moved} sessions moved (${result.gone} gone, ${result.failed} lost, ${result.left} left) in ${result.ms} ms (one session held at most ${result.maxSessionMs} ms); ${result.totalMs} ms from the call to the old workers' exit; ${duringReload} echoes came back while it ran; ${tcpBefore} devices on TCP before; receipts ${oldReceipts} old + ${newReceipts} new = ${oldReceipts + newReceipts}, ${both} devices on both`,
       );
     });
   } finally {

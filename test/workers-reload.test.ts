@@ -88,6 +88,7 @@ test('every session moves to the slot placement names, held while it moves, at m
   assert.is(m.held.size, 0, 'every hold let go');
   assert.is(m.events.filter((e) => e.startsWith('hold')).length, 50);
   assert.ok(r.ms > 0);
+  assert.ok(r.maxSessionMs >= 20 && r.maxSessionMs <= r.ms, `longest held ${r.maxSessionMs} ms`);
 });
 
 test('ended meanwhile: gone; not released or not adopted: failed; the holds are let go either way', async () => {

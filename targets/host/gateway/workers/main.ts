@@ -506,7 +506,7 @@ export class WorkerMain {
         },
         this.limits,
       );
-      this.log.info('reload: sessions moved', { moved: moved.moved, gone: moved.gone, failed: moved.failed, left: moved.left, ms: moved.ms });
+      this.log.info('reload: sessions moved', { moved: moved.moved, gone: moved.gone, failed: moved.failed, left: moved.left, ms: moved.ms, max_session_ms: moved.maxSessionMs });
       this.log.info('reload: retiring old workers', { pids: oldPids.join(','), sessions: [...oldSlots].reduce((n, s) => n + this.directory.sessions(s), 0) });
       await Promise.all(old.map((s) => this.retire(s)));
       const r: ReloadResult = { ...moved, generation: gen, oldPids, newPids, totalMs: Math.round(hostClock.now() - t0) };

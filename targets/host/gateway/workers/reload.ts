@@ -40,23 +40,28 @@ export interface MoveLimits {
   moveMs: number;
 }
 
-/** What a move did: sessions moved, ended meanwhile (gone), lost in the move (failed), left on the old workers; its duration, ms. */
+/**
+ * What a move did: sessions moved, ended meanwhile (gone), lost in the move (failed), left on the
+ * old workers; its duration, and the longest one session was held (release to adopted), ms.
+ */
 export interface MoveResult {
   moved: number;
   gone: number;
   failed: number;
   left: number;
   ms: number;
+  maxSessionMs: number;
 }
 
 /** Moves the old workers' sessions to the new ones (see the top of this file). */
 export async function moveSessions(host: MoveHost, limits: MoveLimits): Promise<MoveResult> {
   const start = host.now();
   const deadline = start + limits.moveMs;
-  const r: MoveResult = { moved: 0, gone: 0, failed: 0, left: 0, ms: 0 };
+  const r: MoveResult = { moved: 0, gone: 0, failed: 0, left: 0, ms: 0, maxSessionMs: 0 };
   const tried = new Set<string>();
   const one = async (s: MovingSession): Promise<void> => {
     host.moving(s, true);
+    const t0 = host.now();
     try {
       const rel = await host.release(s.slot, s.sid);
       if (rel.bytes === null) {
@@ -78,6 +83,7 @@ export async function moveSessions(host: MoveHost, limits: MoveLimits): Promise<
       r.moved++;
       host.log.debug('reload: session moved', { session: s.sid.slice(0, 8), device: s.device, from: s.slot, to });
     } finally {
+      r.maxSessionMs = Math.max(r.maxSessionMs, Math.round(host.now() - t0));
       host.moving(s, false);
     }
   };
