@@ -244,6 +244,12 @@ export class Acceptor {
     return link;
   }
 
+  /** The newest hello counter of `deviceId` here, and whether a live session of it is open here; null: never seen. */
+  helloOf(deviceId: string): { n: number; live: boolean } | null {
+    const rec = this.devices.get(deviceId);
+    return rec === undefined ? null : { n: rec.n, live: rec.link !== null && !rec.link.isFinished };
+  }
+
   /** Whether `link` is quiesced (being handed away). */
   isQuiesced(link: ServerLink): boolean {
     return this.quiesced.has(link);

@@ -17,6 +17,7 @@
  */
 import type { Acceptor, HelloRecord } from './acceptor';
 import { toHex } from './bytes';
+import { before } from './check';
 import { decodeValue, encodeValue } from './cbor-value';
 import type { ArenaAlloc } from './endpoint';
 import { ErrorCode, hfError, isHfError } from './errors';
@@ -86,8 +87,9 @@ const NO_PORT: ServerPort = { answer: () => {}, transmit: () => {}, deliver: () 
  * link, served from now on; the messages its ring holds for the application are handed to `open`'s
  * port before this returns. Its direct connection did not travel: it waits for HTTP requests or the
  * device's next connection, and everything unacknowledged goes again on whatever comes (duplicates
- * are dropped by the device). Bad bytes, a session already in this table, an authenticated session
- * without `crypto`: HF_ERR_HANDOFF, and nothing changed.
+ * are dropped by the device). Bad bytes, a session already in this table, a device with a newer
+ * session here, an authenticated session without `crypto`: HF_ERR_HANDOFF, and nothing changed. An
+ * older session of the same device here is replaced (HF_ERR_CLOSED there).
  */
 export function adoptSession(acceptor: Acceptor, bytes: Uint8Array, now: number, o: AdoptOptions): ServerLink {
   const h = decodeHandoff(bytes);
@@ -106,6 +108,12 @@ export function adoptSession(acceptor: Acceptor, bytes: Uint8Array, now: number,
   if (acceptor.session(sid) !== undefined) {
     link.ep.discard();
     throw hfError(ErrorCode.HANDOFF, `session ${sid.slice(0, 8)}… is already served here`);
+  }
+  // The device opened a newer session here meanwhile: the handed one is the stale one.
+  const here = acceptor.helloOf(link.deviceId);
+  if (here?.live && before(h.hello.n, here.n)) {
+    link.ep.discard();
+    throw hfError(ErrorCode.HANDOFF, `device ${JSON.stringify(link.deviceId)} has a newer session here (hello ${here.n}, the handed one ${h.hello.n})`);
   }
   try {
     link.setPort(o.open(link));

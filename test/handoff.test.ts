@@ -11,6 +11,7 @@ import { Acceptor } from '../firmware/acceptor';
 import { encodeValue } from '../firmware/cbor-value';
 import { ErrorCode, isHfError } from '../firmware/errors';
 import { HANDOFF_VERSION, adoptSession, decodeHandoff, encodeHandoff, releaseSession } from '../firmware/handoff';
+import { ClientLink } from '../firmware/client-link';
 import { LinkState } from '../firmware/link-base';
 import type { ServerLink, ServerPort } from '../firmware/server-link';
 import { nodeCrypto } from '../targets/node/crypto';
@@ -252,6 +253,40 @@ test('the hello travels: a repeat of the hello on the new owner opens no second 
   assert.ok(again === null || again === restored, 'the same session (its welcome again) or a refusal, never a new one');
   assert.is(b.size, 1);
   assert.is(restored.state, LinkState.OPEN);
+});
+
+test('a device that opened a newer session on the new owner keeps it: the handed, older one is refused (HF_ERR_HANDOFF)', () => {
+  const m = new Manual(OPTS, OPTS, { device: KEY, gateway: KEY });
+  m.open();
+  const link = m.server as ServerLink;
+  m.acceptor.quiesce(sidOf(link));
+  const bytes = releaseSession(m.acceptor, link, m.now);
+  const rng = new Prng(8);
+  const opened: ServerLink[] = [];
+  const b = new Acceptor({
+    options: OPTS,
+    keyOf: (id) => (id === 'dev' ? KEY : null),
+    crypto: nodeCrypto,
+    random: (x) => rng.fill(x),
+    open: (l) => {
+      opened.push(l);
+      return { answer: () => {}, transmit: () => {}, deliver: () => true };
+    },
+  });
+  const hellos: Uint8Array[] = [];
+  const fresh = new ClientLink(
+    { id: 'dev', random: (x) => rng.fill(x), helloCounter: 5, options: OPTS, key: KEY, crypto: nodeCrypto },
+    { transmit: (body, len) => hellos.push(body.slice(0, len)), deliver: () => true },
+  );
+  fresh.start(m.now);
+  b.onRequest(m.now, 1, hellos[0]);
+  assert.is(opened.length, 1);
+  assert.is(
+    code(() => adoptSession(b, bytes, m.now, { crypto: nodeCrypto, open: portOf(m) })),
+    ErrorCode.HANDOFF,
+  );
+  assert.is(b.size, 1);
+  assert.is(opened[0].state, LinkState.OPEN, 'the newer session stays');
 });
 
 test('bad bytes: HF_ERR_HANDOFF, and the table is unchanged', () => {
