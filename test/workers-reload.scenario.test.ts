@@ -111,7 +111,7 @@ test('1. 200 devices over HTTP and TCP, reload mid-stream: every session open wi
   const c = new Cleanup();
   const devices: Device[] = [];
   try {
-    await within(90_000, 'the reload under traffic', async () => {
+    await within(150_000, 'the reload under traffic', async () => {
       const dir = tmpDir(c);
       process.env.WORKERS_TEST_DIR = dir;
       process.env.WORKERS_TEST_KEY = KEY;
@@ -128,7 +128,13 @@ test('1. 200 devices over HTTP and TCP, reload mid-stream: every session open wi
         for (const d of devices) d.tick();
       }, 40);
       c.add(() => clearInterval(pacer));
-      assert.ok(await waitUntil(30_000, () => devices.every((d) => d.echoed >= 20)), `traffic before the reload: ${devices.filter((d) => d.echoed < 20).length} devices short`);
+      // (A machine loaded by others may take a while to open 200 sessions through 2 workers.)
+      const short = (): string =>
+        devices
+          .filter((d) => d.echoed < 20)
+          .map((d) => `${d.id} ${d.tcp === null ? 'http' : 'tcp'} ${d.ch.sessionId === null ? 'no session' : 'open'} sent ${d.sent} echoed ${d.echoed}`)
+          .join('; ');
+      assert.ok(await waitUntil(60_000, () => devices.every((d) => d.echoed >= 20)), `traffic before the reload, short: ${short()}`);
       const onTcp = (): number => devices.filter((d) => d.tcp !== null && d.ch.transport === 'tcp').length;
       const sids = new Map(devices.map((d) => [d.id, d.ch.sessionId]));
       const before = main.pids();
