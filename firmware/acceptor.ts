@@ -49,6 +49,12 @@ export interface AcceptorConfig {
    */
   memory?: ArenaAlloc | SlabLender;
   /**
+   * How many session ids handed away (`release`) are remembered (default 4096, oldest forgotten
+   * first): a bundle naming one is refused with HF_ERR_MOVED, not HF_ERR_UNKNOWN_SESSION, so the
+   * driver closes its connection unanswered and the device sends it again to the new owner.
+   */
+  movedMemory?: number;
+  /**
    * Cork each session that takes a request or frame (see LinkBase.cork) until `uncorkAll`: the
    * driver calls that at the end of its event-loop turn, so an application's reply to a message rides
    * on the answer the request would have got anyway. Default false.
@@ -65,6 +71,12 @@ interface DeviceRecord {
   link: ServerLink | null;
 }
 
+/** The newest hello a device's session was opened with: its counter and nonce (what a handoff carries along). */
+export interface HelloRecord {
+  n: number;
+  nonce: Uint8Array;
+}
+
 export class Acceptor {
   readonly o: ResolvedOptions;
   private readonly config: AcceptorConfig;
@@ -72,12 +84,20 @@ export class Acceptor {
   private readonly reader: BundleReader;
   private readonly sessions = new Map<string, ServerLink>();
   private readonly devices = new Map<string, DeviceRecord>();
+  /** Sessions being handed away (`quiesce`): still in the table, but no bundle reaches them. */
+  private readonly quiesced = new Set<ServerLink>();
+  /** Session ids handed away (`release`), oldest first, at most movedMemory. */
+  private readonly moved = new Set<string>();
+  private readonly movedMemory: number;
 
   constructor(config: AcceptorConfig) {
     if ((config.keyOf === undefined) !== (config.crypto === undefined)) throw hfError(ErrorCode.OPTION, 'keyOf and crypto go together: give both or neither');
     this.config = config;
     this.o = resolveOptions(config.options);
     this.maxSessions = config.maxSessions ?? 10000;
+    const mm = config.movedMemory ?? 4096;
+    if (!Number.isInteger(mm) || mm < 0 || mm > 1 << 20) throw hfError(ErrorCode.OPTION, `movedMemory must be an integer 0..${1 << 20}, got ${mm}`);
+    this.movedMemory = mm;
     this.reader = new BundleReader(this.o);
   }
 
@@ -110,7 +130,11 @@ export class Acceptor {
     }
     const last = this.lastRouted;
     const link = last !== null && equalBytes(body, at, last.sid, 0, SID_BYTES) ? last : this.sessions.get(toHex(body, at, SID_BYTES));
-    if (link === undefined || link.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, `no session ${toHex(body, at, 4)}…`);
+    if (link === undefined || link.isFinished) {
+      if (this.moved.size > 0 && this.moved.has(toHex(body, at, SID_BYTES))) throw hfError(ErrorCode.MOVED, `session ${toHex(body, at, 4)}… was handed to another gateway process`);
+      throw hfError(ErrorCode.UNKNOWN_SESSION, `no session ${toHex(body, at, 4)}…`);
+    }
+    if (this.quiesced.size > 0 && this.quiesced.has(link)) throw hfError(ErrorCode.MOVED, `session ${toHex(body, at, 4)}… is being handed to another gateway process`);
     this.lastRouted = link;
     return { v, link };
   }
@@ -191,16 +215,66 @@ export class Acceptor {
 
   /**
    * Takes over a session restored from a snapshot (a standby after failover, a cluster node after a
-   * handoff). Replaces any session this table had for the same id or device.
+   * handoff). Replaces any session this table had for the same id or device. `hello`: the hello the
+   * session was opened with (a handoff carries it), so a repeat of that hello gets the session's
+   * welcome again here and an older one is refused as it was by the old owner.
    */
-  adopt(link: ServerLink, now: number): void {
+  adopt(link: ServerLink, now: number, hello?: HelloRecord): void {
     const rec = this.devices.get(link.deviceId);
     if (rec !== undefined && rec.link !== null && rec.link !== link && !rec.link.isFinished) {
       rec.link.abort(now, ErrorCode.CLOSED, 'replaced by an adopted session');
       this.sweep(rec.link);
     }
-    this.sessions.set(toHex(link.sid), link);
-    this.devices.set(link.deviceId, { n: rec?.n ?? 0, nonce: rec?.nonce ?? new Uint8Array(0), link });
+    const sid = toHex(link.sid);
+    this.moved.delete(sid); // it came back
+    if (this.config.gateways !== undefined) link.welcomeGateways = this.config.gateways;
+    this.sessions.set(sid, link);
+    const h = hello !== undefined && (rec === undefined || !before(hello.n, rec.n)) ? hello : rec;
+    this.devices.set(link.deviceId, { n: h?.n ?? 0, nonce: h?.nonce.slice() ?? new Uint8Array(0), link });
+  }
+
+  /**
+   * First step of handing session `sidHex` away: it stays in the table and keeps its state, but no
+   * bundle reaches it any more (one that names it is refused with HF_ERR_MOVED, changing nothing)
+   * and its timers do not run here. Throws HF_ERR_UNKNOWN_SESSION when there is no such live session.
+   */
+  quiesce(sidHex: string): ServerLink {
+    const link = this.sessions.get(sidHex);
+    if (link === undefined || link.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, `no session ${sidHex.slice(0, 8)}…`);
+    this.quiesced.add(link);
+    return link;
+  }
+
+  /** The newest hello counter of `deviceId` here, and whether a live session of it is open here; null: never seen. */
+  helloOf(deviceId: string): { n: number; live: boolean } | null {
+    const rec = this.devices.get(deviceId);
+    return rec === undefined ? null : { n: rec.n, live: rec.link !== null && !rec.link.isFinished };
+  }
+
+  /** Whether `link` is quiesced (being handed away). */
+  isQuiesced(link: ServerLink): boolean {
+    return this.quiesced.has(link);
+  }
+
+  /**
+   * Last step of handing a session away (after its snapshot was taken): takes `link` out of the table
+   * (onDrop is told), remembers its id as moved, and returns the hello it was opened with.
+   */
+  release(link: ServerLink): HelloRecord {
+    const sid = toHex(link.sid);
+    if (this.sessions.get(sid) !== link) throw hfError(ErrorCode.UNKNOWN_SESSION, `no session ${sid.slice(0, 8)}… in this table`);
+    this.sessions.delete(sid);
+    this.quiesced.delete(link);
+    if (this.lastRouted === link) this.lastRouted = null;
+    if (this.movedMemory > 0) {
+      this.moved.add(sid);
+      if (this.moved.size > this.movedMemory) this.moved.delete(this.moved.values().next().value as string);
+    }
+    const rec = this.devices.get(link.deviceId);
+    const hello: HelloRecord = { n: rec?.n ?? 0, nonce: (rec?.nonce ?? new Uint8Array(0)).slice() };
+    if (rec !== undefined && rec.link === link) rec.link = null;
+    this.config.onDrop?.(link);
+    return hello;
   }
 
   /** The HTTP exchange went away before it was answered. */
@@ -212,6 +286,7 @@ export class Acceptor {
   nextDeadline(): number {
     let t = Infinity;
     for (const l of this.sessions.values()) {
+      if (this.quiesced.has(l)) continue;
       const d = l.nextDeadline();
       if (d < t) t = d;
     }
@@ -221,6 +296,7 @@ export class Acceptor {
   /** Runs every session's due timers and drops finished sessions. */
   onTimer(now: number): void {
     for (const l of this.sessions.values()) {
+      if (this.quiesced.has(l)) continue;
       if (l.nextDeadline() <= now) l.onTimer(now);
       this.sweep(l);
     }
@@ -244,9 +320,9 @@ export class Acceptor {
     return links;
   }
 
-  /** Runs one session's timer if it is due, and drops the session if it finished. */
+  /** Runs one session's timer if it is due (not while it is quiesced), and drops the session if it finished. */
   tick(link: ServerLink, now: number): void {
-    if (link.nextDeadline() <= now) link.onTimer(now);
+    if (!this.quiesced.has(link) && link.nextDeadline() <= now) link.onTimer(now);
     this.sweep(link);
   }
 
@@ -256,6 +332,7 @@ export class Acceptor {
     const key = toHex(link.sid);
     if (this.sessions.get(key) !== link) return;
     this.sessions.delete(key);
+    this.quiesced.delete(link);
     if (this.lastRouted === link) this.lastRouted = null;
     const rec = this.devices.get(link.deviceId);
     if (rec !== undefined && rec.link === link) rec.link = null;

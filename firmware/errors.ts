@@ -125,8 +125,16 @@ export const ErrorCode = {
   NODE: 'HF_ERR_NODE',
   /** The cluster's NATS servers cannot be reached, or refused an operation (the session directory, a control request). */
   NATS: 'HF_ERR_NATS',
-  /** The session is served by another gateway now (handed over): go there. */
+
+  // A live session handed from one gateway process to another (a workers' reload, a cluster move).
+  /**
+   * The session moved to another gateway process: a bundle of it arriving here is not served (its
+   * connection closes unanswered and the device sends it again, to the new owner); its channel here
+   * closes with this code while the session goes on there.
+   */
   MOVED: 'HF_ERR_MOVED',
+  /** Bytes given to adopt a session that are not a handoff this version takes (nothing changed). */
+  HANDOFF: 'HF_ERR_HANDOFF',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

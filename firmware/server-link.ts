@@ -159,6 +159,29 @@ export class ServerLink extends LinkBase {
     return l;
   }
 
+  /** The HTTP exchanges held now, oldest first (valid until the link next runs). */
+  get heldExchanges(): readonly number[] {
+    return this.heldEx;
+  }
+
+  /**
+   * Hands the session to another gateway process: returns its snapshot (`snapshot(now)`), then ends
+   * it here without a word to the device. Held requests are forgotten unanswered (the driver closes
+   * them; the device sends again, to the new owner, whose replay cache and request numbers make that
+   * idempotent) and the link is FAILED with HF_ERR_MOVED, which the port's onClose hears. Throws
+   * HF_ERR_UNKNOWN_SESSION, changing nothing, for a session that has ended.
+   */
+  handOff(now: number): Uint8Array {
+    if (this.isFinished) throw hfError(ErrorCode.UNKNOWN_SESSION, 'session has ended');
+    const bytes = this.snapshot(now);
+    this.heldEx.length = 0;
+    this.heldRn.length = 0;
+    this.heldAt.length = 0;
+    this.heldRoom.length = 0;
+    this.fail(hfError(ErrorCode.MOVED, 'session handed to another gateway process'));
+    return bytes;
+  }
+
   /** Answers a repeated hello with the same welcome; false if the session is over. */
   replayWelcome(now: number, exchange: number): boolean {
     if (this.isFinished || this.welcome === null) return false;

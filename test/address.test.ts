@@ -154,6 +154,7 @@ test('statusFor: each error code and its HTTP status', () => {
     HF_ERR_NODE: 400,
     HF_ERR_NATS: 503,
     HF_ERR_MOVED: 409,
+    HF_ERR_HANDOFF: 400,
   };
   // The table names every code there is (a new code makes this test ask for its status).
   assert.equal(Object.keys(table).sort(), Object.values(ErrorCode).slice().sort());

@@ -173,4 +173,20 @@ test('directory: sessions by id and by device, counted per worker, dropped with 
   assert.is(d.size, 1);
 });
 
+test("directory: a reload's new slots count from 0; a session moved reports its end on the old slot, then opens on the new", () => {
+  const d = new Directory(2);
+  d.opened(1, 's2', 'pi-2');
+  assert.equal(d.sessionsOn(1), [{ sid: 's2', device: 'pi-2' }]);
+  assert.equal(d.sessionsOn(3), []);
+  assert.is(d.sessions(3), 0, 'a slot of the next generation');
+  d.ended(1, 's2', 'pi-2');
+  d.opened(3, 's2', 'pi-2');
+  assert.is(d.slotOfSession('s2'), 3);
+  assert.is(d.slotOfDevice('pi-2'), 3);
+  assert.is(d.sessions(3), 1);
+  assert.is(d.sessions(1), 0);
+  assert.is(d.dropSlot(1), 0, "the old slot's exit takes nothing of the moved session");
+  assert.is(d.slotOfSession('s2'), 3);
+});
+
 test.run();

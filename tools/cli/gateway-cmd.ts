@@ -257,6 +257,8 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     process.off('SIGHUP', reloadTls);
     await gw.close();
     await manage?.close();
+    // A worker's IPC channel would keep it running after this: closing it lets the process end.
+    if (slot >= 0 && process.connected) process.disconnect();
   });
   return 0;
 }
@@ -264,7 +266,9 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
 /**
  * `--workers N` (N > 1): this process owns the listeners and routes connections (workers/main.ts);
  * N copies of this command, forked with the same arguments, serve the sessions with the wiring above
- * (forwards, echo, bench). A worker that dies is started again.
+ * (forwards, echo, bench). A worker that dies is started again. SIGHUP reloads: N new workers (the
+ * code and the --devices file read afresh), every session moved to them, the old ones stopped; a
+ * --devices file that no longer reads leaves everything as it was.
  */
 async function workersMain(v: Record<string, unknown>, n: number, placement: PlacementPolicy): Promise<number> {
   readDevicesFile(String(v.devices), v['insecure-key-file'] === true); // a bad file fails here, not in N workers
@@ -282,8 +286,19 @@ async function workersMain(v: Record<string, unknown>, n: number, placement: Pla
     log,
   });
   log.info('ready', { workers: n, placement, http: main.httpAddress || undefined, tcp: main.tcpAddress || undefined });
-  // SIGHUP would end this process by default: reloading workers (new code and config, sessions moved) is not built yet.
-  const hup = (): void => log.warn('SIGHUP: reloading the workers is not supported yet; nothing changed');
+  const hup = (): void => {
+    try {
+      readDevicesFile(String(v.devices), v['insecure-key-file'] === true);
+    } catch (e) {
+      log.warn('SIGHUP: the devices file does not read; nothing reloaded', { code: isHfError(e) ? e.code : undefined, reason: (e as Error).message });
+      return;
+    }
+    log.info('SIGHUP: reloading the workers');
+    main.reload().then(
+      (r) => log.info('SIGHUP: reloaded', { generation: r.generation, moved: r.moved, failed: r.failed, left: r.left, ms: r.totalMs }),
+      (e: Error) => log.warn('SIGHUP: reload failed; the workers serving go on', { code: isHfError(e) ? e.code : undefined, reason: e.message }),
+    );
+  };
   process.on('SIGHUP', hup);
   await onSignals(async (sig) => {
     log.info('stopping', { signal: sig });

@@ -6,7 +6,7 @@
  * cluster, workers) without its fronts knowing.
  */
 import { refusalBundle } from '../../../firmware/error-bundle';
-import type { HfError } from '../../../firmware/errors';
+import { ErrorCode, type HfError } from '../../../firmware/errors';
 import type { ServerLink } from '../../../firmware/server-link';
 import type { Log } from '../../../hal/log';
 import type { GatewayCounters } from './metrics';
@@ -27,6 +27,15 @@ export class Refusal {
     this.error = error;
     this.rn = rn;
     this.body = body;
+  }
+
+  /**
+   * Not answered at all: the front closes the connection instead (HF_ERR_MOVED, a session handed to
+   * another gateway process), and the device sends the request or frame again on a new connection,
+   * which reaches the session's new owner.
+   */
+  get unanswered(): boolean {
+    return this.error.code === ErrorCode.MOVED;
   }
 }
 

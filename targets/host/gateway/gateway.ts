@@ -9,6 +9,9 @@
  * With `metrics`, a listener of its own serves the gateway's counters at `GET /metrics` (Prometheus
  * text format, metrics.ts); `metricsText()` gives the same text to an application.
  *
+ * A live session moves to another gateway process with `releaseSession(sid)` here and
+ * `adoptSession(bytes)` there (firmware/handoff.ts; the workers' reload uses it).
+ *
  * Events: 'session' (a GatewayChannel), 'listening'. The fronts reach the gateway only through
  * `FrontHost` (./front.ts). Exchanges (HTTP requests held open) count up from 1; direct TCP
  * connection k answers as exchange -k.
@@ -19,6 +22,7 @@ import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
 import { type AckAfter, type LinkOptions, checkAckAfter } from '../../../firmware/options';
 import { ServerLink, type ServerPort } from '../../../firmware/server-link';
+import { adoptSession, releaseSession } from '../../../firmware/handoff';
 import { Transport } from '../../../firmware/link-base';
 import { peekRn } from '../../../firmware/wire';
 import { SessionKeys } from './workers/session-key';
@@ -498,7 +502,9 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     } catch (e) {
       if (!isHfError(e)) throw e;
       this.log.debug(`${what} refused`, { from, code: e.code, reason: e.message });
-      this.refused(what, from, e);
+      // A session handed away: not a refusal worth a warning (its connection closes unanswered).
+      if (e.code === ErrorCode.MOVED) this.counters.refused(e.code);
+      else this.refused(what, from, e);
       this.touched(null); // a refused request may have corked its session: uncork at the end of the turn
       return new Refusal(e, peekRn(body));
     }
@@ -517,7 +523,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   /** The ackAfter of a new session of device `id`. */
   private readonly ackAfterFor: (id: string) => AckAfter;
 
-  private open(link: ServerLink, restored = false): ServerPort {
+  /** `restored`: a session taken over from a standby's shadow, or adopted from another process's handoff. */
+  private open(link: ServerLink, restored: false | 'takeover' | 'handoff' = false): ServerPort {
     const ackAfter = this.ackAfterFor(link.deviceId);
     if (ackAfter === 'standby' && this.replicator === null) throw hfError(ErrorCode.OPTION, `ackAfter 'standby' for ${JSON.stringify(link.deviceId)}, but this gateway has no pair and no cluster`);
     // 'standby' confirms underneath like 'app', the channel confirming each message once its
@@ -539,8 +546,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     };
     const inr = link.ep.inr;
     // Taken over: what lies between the old primary's delivery and its last record may have reached
-    // its application: marked again.
-    if (restored && inr.next !== inr.read) link.ep.markAgain(inr.read, (inr.next - inr.read) >>> 0);
+    // its application: marked again. (A handoff's snapshot marks exactly what the old owner handed over.)
+    if (restored === 'takeover' && inr.next !== inr.read) link.ep.markAgain(inr.read, (inr.next - inr.read) >>> 0);
     // Gated, the application gets a message only once the standby holds it (output): after a
     // takeover it cannot have got one the new primary does not know of. What the standby holds may
     // be delivered at once.
@@ -565,6 +572,12 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       answer: (exchange, body, len) => (this.replicator === null ? this.answer(exchange, body, len) : this.output(slot, exchange, body, len)),
       transmit: (body, len, conn) => (this.replicator === null ? this.tcpFront?.send(-conn, body, len) : this.output(slot, -conn, body, len)),
       onClose: (err) => {
+        if (err?.code === ErrorCode.MOVED) {
+          // Handed to another gateway process: it goes on there.
+          this.log.info('session handed off', { device: link.deviceId, session: sid });
+          cp.onClose?.(err);
+          return;
+        }
         if (err) this.counters.sessionsFailed++;
         else this.counters.sessionsClosed++;
         if (err) this.log.info('session failed', { device: link.deviceId, session: sid, code: err.code, reason: err.message });
@@ -650,7 +663,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         this.log.warn('session not taken over', { device: sh.deviceId, code: isHfError(e) ? e.code : 'error', reason: (e as Error).message });
         continue;
       }
-      link.setPort(this.open(link, true));
+      link.setPort(this.open(link, 'takeover'));
       this.acceptor.adopt(link, now);
       n++;
       const slot = this.slots.get(link);
@@ -661,6 +674,52 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       });
     }
     return n;
+  }
+
+  // ---- handoff: a live session to or from another gateway process ----------------------------------
+
+  /**
+   * Hands session `sid` (hex) to another gateway process and resolves with its handoff bytes
+   * (firmware/handoff.ts) for `adoptSession` there. From the call on nothing of it is served here: a
+   * request or frame of it closes its connection unanswered (the device sends it again, and reaches
+   * whoever owns the session by then), its held requests and its direct connection are closed the
+   * same way, its timer stops, and its application is handed nothing more. The application's events
+   * already queued run first (what it sends in reply goes into the out-ring and travels); then the
+   * snapshot is taken and the session is dropped here: its channel closes with HF_ERR_MOVED (the
+   * session goes on elsewhere, nothing it sent is lost; what it keeps outside the channel stays with
+   * it). Rejects with HF_ERR_UNKNOWN_SESSION when there is no such session (or it ended meanwhile),
+   * HF_ERR_CLOSED once the gateway is closing.
+   */
+  async releaseSession(sid: string): Promise<Uint8Array> {
+    if (this.closed) throw hfError(ErrorCode.CLOSED, 'releaseSession: the gateway is closed');
+    const link = this.acceptor.quiesce(sid);
+    this.slots.get(link)?.timer.stop();
+    link.ep.paused = true;
+    for (const ex of [...link.heldExchanges]) this.httpFront?.drop(ex);
+    if (link.transport === Transport.DIRECT && link.directConn < 0) this.tcpFront?.drop(-link.directConn);
+    // Two turns: the channel's queued events (a tick) and replies corked until the immediates.
+    for (let i = 0; i < 2; i++) await new Promise<void>((r) => setImmediate(r));
+    if (this.closed) throw hfError(ErrorCode.CLOSED, 'releaseSession: the gateway closed meanwhile');
+    const bytes = releaseSession(this.acceptor, link, hostClock.now());
+    this.log.info('session released', { device: link.deviceId, session: sid.slice(0, 8), bytes: bytes.length, sessions: this.acceptor.size });
+    return bytes;
+  }
+
+  /**
+   * Serves a session another gateway process released (`releaseSession` there): restores it from
+   * `bytes` and opens its channel as a takeover does ('session' on the next tick; what the old
+   * owner's application was handed and did not confirm comes again, marked `again`). Returns its
+   * session id (hex). The session keeps its own link options (a snapshot carries them). Throws
+   * HF_ERR_HANDOFF for bytes it cannot take, or a session already here (nothing changed), and
+   * HF_ERR_CLOSED once the gateway is closing.
+   */
+  adoptSession(bytes: Uint8Array): string {
+    if (this.closed) throw hfError(ErrorCode.CLOSED, 'adoptSession: the gateway is closed');
+    const link = adoptSession(this.acceptor, bytes, hostClock.now(), { crypto: nodeCrypto, memory: this.slabs, open: (l) => this.open(l, 'handoff') });
+    this.touched(link);
+    const sid = Buffer.from(link.sid).toString('hex');
+    this.log.info('session adopted', { device: link.deviceId, session: sid.slice(0, 8), sessions: this.acceptor.size });
+    return sid;
   }
 
   /** Answers exchange `exchange`: an HTTP response, or a frame on TCP connection -exchange. */

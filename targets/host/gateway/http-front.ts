@@ -44,6 +44,12 @@ export interface RelayedAnswer {
   body: Uint8Array;
 }
 
+/** Closes an exchange's connection unanswered: the device sends the request again on a new one. */
+function unanswered(res: Reply): void {
+  if (res instanceof RelayReply) res.drop();
+  else (res as http.ServerResponse).req.socket.destroy();
+}
+
 /** The answer of a request another gateway relayed here (cluster): collected, then handed back whole. */
 class RelayReply implements Reply {
   headersSent = false;
@@ -77,6 +83,11 @@ class RelayReply implements Reply {
   }
 
   on(): void {}
+
+  /** Closed unanswered here (the session moved): the relaying node closes its device's connection. */
+  drop(): void {
+    this.done({ status: 503, code: ErrorCode.MOVED, body: new Uint8Array(0) });
+  }
 
   /** The gateway shuts down before it answered: the relaying node's device sends it again elsewhere. */
   destroy(): void {
@@ -234,6 +245,7 @@ export class HttpFront implements HttpListener {
       (a) => {
         if (res.headersSent || res.destroyed) return;
         if (a === null) return this.reject(res, true, hfError(ErrorCode.NATS, 'relay: the session is served nowhere now'));
+        if (a.code === ErrorCode.MOVED) return res.req.socket.destroy(); // closed unanswered there: sent again
         this.gw.counters.relayed++;
         res.writeHead(a.status, { 'Content-Type': CBOR_TYPE, 'Content-Length': a.body.length, 'Cache-Control': 'no-store', ...(a.code === '' ? {} : { [ERROR_HEADER]: a.code }) });
         res.end(Buffer.from(a.body.buffer, a.body.byteOffset, a.body.length));
@@ -265,10 +277,25 @@ export class HttpFront implements HttpListener {
     const got = gw.request(ex, body, from, relayed);
     if (got instanceof Refusal) {
       if (this.exchanges.get(ex) === x) this.exchanges.delete(ex);
+      if (got.unanswered) {
+        unanswered(res);
+        return;
+      }
       this.refuse(res, true, got.rn, got.error, statusFor(got.error.code as ErrorCodeValue), got.body);
       return;
     }
     if (this.exchanges.get(ex) === x) x.link = got;
+  }
+
+  /**
+   * Closes held exchange `ex` unanswered (its connection with it): the device sends the request
+   * again on a new connection. Its session hears nothing of it (exchangeGone is not called).
+   */
+  drop(ex: number): void {
+    const x = this.exchanges.get(ex);
+    if (x === undefined) return;
+    this.exchanges.delete(ex);
+    unanswered(x.res);
   }
 
   /** Answers exchange `ex` with a bundle (200). The bytes are copied: they are valid only now. */

@@ -216,6 +216,18 @@ export class TcpFront implements TcpListener {
     this.writer.write(c.socket, body, len);
   }
 
+  /**
+   * Closes connection `id` at once, with nothing more written or read (a session handed away: the
+   * device connects again and reaches the new owner). Its close is told as any other (connectionClosed).
+   */
+  drop(id: number): void {
+    const c = this.conns.get(id);
+    if (c === undefined) return;
+    c.closing = true;
+    c.reader.halt();
+    c.socket.destroy();
+  }
+
   /** Serves a connection accepted elsewhere (plain TCP); `head`: its bytes already read (framed first). */
   adopt(socket: net.Socket, head: Buffer): void {
     this.startSweeper();
@@ -429,6 +441,10 @@ export class TcpFront implements TcpListener {
       return;
     }
     const got = this.gw.frame(c.id, body, c.addr);
+    if (got instanceof Refusal && got.unanswered) {
+      this.drop(c.id);
+      return;
+    }
     if (got instanceof Refusal) {
       this.refuse(c, got.rn, got.error, got.body);
       if (c.link === null) this.shut(c);

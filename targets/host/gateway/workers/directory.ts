@@ -3,10 +3,11 @@
  * id), and which worker holds each device's open session (so a new hello of a device that has one
  * goes where that session is, and the worker's acceptor replaces it there). Filled by the workers'
  * reports (worker.ts: `open` before the welcome is written, `end` when the session is dropped);
- * a worker's entries go when it exits.
+ * a worker's entries go when it exits. A reload adds slots (a new generation of workers): their
+ * counts start at 0.
  */
 export class Directory {
-  private readonly bySid = new Map<string, number>();
+  private readonly bySid = new Map<string, { slot: number; device: string }>();
   private readonly byDevice = new Map<string, { slot: number; sid: string }>();
   private readonly counts: number[];
 
@@ -16,7 +17,14 @@ export class Directory {
 
   /** The worker slot of session `sid` (hex), or -1. */
   slotOfSession(sid: string): number {
-    return this.bySid.get(sid) ?? -1;
+    return this.bySid.get(sid)?.slot ?? -1;
+  }
+
+  /** The open sessions on `slot`: session id (hex) and device id of each. */
+  sessionsOn(slot: number): { sid: string; device: string }[] {
+    const out: { sid: string; device: string }[] = [];
+    for (const [sid, s] of this.bySid) if (s.slot === slot) out.push({ sid, device: s.device });
+    return out;
   }
 
   /** The worker slot of `device`'s open session, or -1. */
@@ -36,13 +44,13 @@ export class Directory {
 
   opened(slot: number, sid: string, device: string): void {
     if (this.bySid.has(sid)) return;
-    this.bySid.set(sid, slot);
+    this.bySid.set(sid, { slot, device });
     this.byDevice.set(device, { slot, sid });
-    this.counts[slot]++;
+    this.counts[slot] = (this.counts[slot] ?? 0) + 1;
   }
 
   ended(slot: number, sid: string, device: string): void {
-    if (this.bySid.get(sid) !== slot) return;
+    if (this.bySid.get(sid)?.slot !== slot) return;
     this.bySid.delete(sid);
     this.counts[slot]--;
     const d = this.byDevice.get(device);
@@ -53,7 +61,7 @@ export class Directory {
   dropSlot(slot: number): number {
     let n = 0;
     for (const [sid, s] of this.bySid) {
-      if (s !== slot) continue;
+      if (s.slot !== slot) continue;
       this.bySid.delete(sid);
       n++;
     }

@@ -11,6 +11,14 @@
  * connections) -> DOWN (exited: its sessions end, the devices resume them; restarted after
  * restartDelayMs, at most maxRestarts within restartWindowMs) -> STARTING again; STOPPED once close()
  * began.
+ *
+ * `reload()` (the CLI's SIGHUP) starts a new generation of workers in new slots (the same script
+ * and arguments: code and configuration read afresh), waits until all are READY, then sends new
+ * sessions to them and moves every session of the old generation over (reload.ts: release there,
+ * adopt here; connections naming a moving session wait in this process and go to its new owner),
+ * and retires the old workers: their IPC channel is closed (a worker then closes its gateway and
+ * exits; SIGKILL after retireGraceMs). A new generation that does not become READY within
+ * reloadReadyMs is stopped and the old one stays.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import * as net from 'node:net';
@@ -22,8 +30,9 @@ import { silentLog } from '../../../node/log';
 import { type Address, listenOn, parseAddress } from '../../net/address';
 import { Directory } from './directory';
 import { FirstBytes, FirstBytesState, type FrontKind } from './first-bytes';
-import { type ConnMessage, type PlacedMessage, WORKER_ENV, type WorkerReport } from './messages';
+import { type AdoptMessage, type ConnMessage, type MoveReport, type PlacedMessage, type ReleaseMessage, WORKER_ENV, type WorkerReport } from './messages';
 import { type Candidate, type PlacementPolicy, place } from './placement';
+import { type MoveResult, type MovingSession, moveSessions } from './reload';
 import { SessionKeys } from './session-key';
 
 /** Bounds of the main process (every one an option). */
@@ -48,6 +57,18 @@ export interface WorkerLimits {
   maxRestarts?: number;
   /** The window of maxRestarts, ms (default 60000). */
   restartWindowMs?: number;
+  /** A reload's new workers must all be READY within this, ms (default 30000), or the reload is given up (the old workers stay). */
+  reloadReadyMs?: number;
+  /** Sessions moved at once in a reload (default 32, at least 1). */
+  moveConcurrency?: number;
+  /** No session move starts later than this after the new workers were ready, ms (default 60000); what is left ends with the old workers. */
+  moveMs?: number;
+  /** A worker asked to release a session answers within this, ms (default 5000), or the session is left where it is. */
+  releaseMs?: number;
+  /** A worker asked to adopt a session answers within this, ms (default 5000), or the session counts as lost (its device resumes). */
+  adoptMs?: number;
+  /** A retired worker has this long to close its gateway and exit after its IPC channel closed, ms (default 5000); then SIGKILL. */
+  retireGraceMs?: number;
 }
 
 export const WORKER_LIMIT_DEFAULTS: Readonly<Required<WorkerLimits>> = {
@@ -59,7 +80,24 @@ export const WORKER_LIMIT_DEFAULTS: Readonly<Required<WorkerLimits>> = {
   restartDelayMs: 200,
   maxRestarts: 10,
   restartWindowMs: 60000,
+  reloadReadyMs: 30000,
+  moveConcurrency: 32,
+  moveMs: 60000,
+  releaseMs: 5000,
+  adoptMs: 5000,
+  retireGraceMs: 5000,
 };
+
+/** What a reload did (WorkerMain.reload). */
+export interface ReloadResult extends MoveResult {
+  /** The generation now serving (1 after the first reload). */
+  generation: number;
+  /** PIDs of the old workers and of the new ones. */
+  oldPids: number[];
+  newPids: number[];
+  /** From the signal to the old workers' exit, ms. */
+  totalMs: number;
+}
 
 export interface WorkerMainOptions {
   /** How many workers (1..256). */
@@ -86,6 +124,10 @@ export type WorkerStateValue = (typeof WorkerState)[keyof typeof WorkerState];
 
 interface Slot {
   slot: number;
+  /** The reload generation it belongs to (0: started with the main process). */
+  gen: number;
+  /** Its generation was replaced: not restarted when it exits. */
+  retiring: boolean;
   state: WorkerStateValue;
   child: ChildProcess | null;
   /** When this slot was (re)started, ms (hostClock), newest last, within restartWindowMs. */
@@ -119,6 +161,15 @@ export class WorkerMain {
   /** Connections whose bundle names a session nobody reported yet, with their deadline. */
   private readonly waiting = new Map<Pending, { sid: string; until: number }>();
   private stopping = false;
+  /** The generation new sessions go to. */
+  private gen = 0;
+  private reloading = false;
+  /** Sessions being moved by a reload (session id -> until when connections naming it wait) and their devices. */
+  private readonly moving = new Map<string, number>();
+  private readonly movingDevices = new Set<string>();
+  /** Release and adopt questions waiting for their worker's answer. */
+  private readonly asks = new Map<number, { slot: number; done: (r: MoveReport) => void; fail: (code: string, reason: string) => MoveReport }>();
+  private askSeq = 0;
   /** Sum and count of handoff times (first request complete -> socket sent), µs. */
   handoffUsTotal = 0;
   handoffCount = 0;
@@ -134,7 +185,8 @@ export class WorkerMain {
     this.limits = l;
     this.keys = new SessionKeys(o.wire ?? {});
     this.directory = new Directory(o.workers);
-    for (let i = 0; i < o.workers; i++) this.slots.push({ slot: i, state: WorkerState.DOWN, child: null, starts: [], handoffs: 0 });
+    if (l.moveConcurrency < 1) throw hfError(ErrorCode.OPTION, `moveConcurrency must be at least 1, got ${l.moveConcurrency}`);
+    for (let i = 0; i < o.workers; i++) this.slots.push(this.newSlot(0));
   }
 
   /** Starts the workers, waits until each is ready, then listens. */
@@ -150,6 +202,27 @@ export class WorkerMain {
     }
     m.log.info('workers listening', { http: m.httpAddress || undefined, tcp: m.tcpAddress || undefined, workers: o.workers, placement: m.policy });
     return m;
+  }
+
+  private newSlot(gen: number): Slot {
+    return { slot: this.slots.length, gen, retiring: false, state: WorkerState.DOWN, child: null, starts: [], handoffs: 0 };
+  }
+
+  /** The generation serving now (0 until the first reload). */
+  get generation(): number {
+    return this.gen;
+  }
+
+  /** The slots of the generation serving now. */
+  workerSlots(): number[] {
+    return this.slots.filter((s) => s.gen === this.gen).map((s) => s.slot);
+  }
+
+  /** PIDs of the generation serving now (of the workers running). */
+  pids(): number[] {
+    const out: number[] = [];
+    for (const s of this.slots) if (s.gen === this.gen && s.child?.pid !== undefined) out.push(s.child.pid);
+    return out;
   }
 
   /** PID of the worker in `slot` (null when it is not running). */
@@ -205,6 +278,7 @@ export class WorkerMain {
           this.directory.opened(s.slot, m.sid, m.device);
           this.recheck();
         } else if (m.t === 'end') this.directory.ended(s.slot, m.sid, m.device);
+        else if (m.t === 'released' || m.t === 'adopted') this.asks.get(m.id)?.done(m);
         else if (m.t === 'place') {
           const answer: PlacedMessage = { t: 'placed', id: m.id, slot: this.helloSlot(m.device) };
           if (child.connected) child.send(answer);
@@ -225,8 +299,10 @@ export class WorkerMain {
     if (s.child !== child) return;
     s.child = null;
     const lost = this.directory.dropSlot(s.slot);
-    if (this.stopping) {
+    for (const a of [...this.asks.values()]) if (a.slot === s.slot) a.done(a.fail(ErrorCode.CONNECT, `worker ${s.slot} exited`));
+    if (this.stopping || s.retiring) {
       s.state = WorkerState.STOPPED;
+      if (s.retiring && !this.stopping) this.log.info('reload: old worker exited', { slot: s.slot, pid: child.pid, code: code ?? undefined, signal: signal ?? undefined, sessions: lost });
       return;
     }
     s.state = WorkerState.DOWN;
@@ -244,7 +320,7 @@ export class WorkerMain {
 
   private live(): Candidate[] {
     const out: Candidate[] = [];
-    for (const s of this.slots) if (s.state === WorkerState.READY) out.push({ slot: s.slot, sessions: this.directory.sessions(s.slot) });
+    for (const s of this.slots) if (s.state === WorkerState.READY && s.gen === this.gen) out.push({ slot: s.slot, sessions: this.directory.sessions(s.slot) });
     return out;
   }
 
@@ -284,6 +360,16 @@ export class WorkerMain {
   private route(p: Pending): void {
     const key = this.keys.of(p.reader.bundle);
     let slot = -1;
+    // A session a reload is moving: its connection waits here for the new owner.
+    const moving =
+      key.kind === 'sid' ? (this.moving.get(key.sid) ?? -1) : key.kind === 'hello' && this.movingDevices.has(key.device) ? hostClock.now() + this.limits.releaseMs + this.limits.adoptMs : -1;
+    if (moving >= 0 && hostClock.now() < moving) {
+      if (!this.waiting.has(p)) {
+        this.pause(p);
+        this.waiting.set(p, { sid: key.kind === 'sid' ? key.sid : '', until: moving });
+      }
+      return;
+    }
     if (key.kind === 'sid') {
       slot = this.directory.slotOfSession(key.sid);
       if (slot < 0 || this.slots[slot].state !== WorkerState.READY) {
@@ -359,12 +445,141 @@ export class WorkerMain {
     if (destroy) p.socket.destroy();
   }
 
+  // ---- reload ----------------------------------------------------------------------------------
+
+  /**
+   * Replaces every worker by a new one without dropping a session (see the top of this file): new
+   * workers started and READY, new sessions sent to them, the old workers' sessions moved over,
+   * the old workers retired. Logs each step. Rejects with HF_ERR_BUSY while a reload runs, HF_ERR_CLOSED
+   * after close(), and HF_ERR_TIMEOUT / HF_ERR_CONNECT when the new workers do not become READY
+   * (they are stopped; the old ones go on serving).
+   */
+  async reload(): Promise<ReloadResult> {
+    if (this.stopping) throw hfError(ErrorCode.CLOSED, 'reload: the workers are stopping');
+    if (this.reloading) throw hfError(ErrorCode.BUSY, 'reload: a reload is running already');
+    this.reloading = true;
+    const t0 = hostClock.now();
+    try {
+      const old = this.slots.filter((s) => s.gen === this.gen && s.state !== WorkerState.STOPPED);
+      const oldPids = old.map((s) => s.child?.pid).filter((p): p is number => p !== undefined);
+      const gen = this.gen + 1;
+      const fresh: Slot[] = [];
+      for (let i = 0; i < this.o.workers; i++) {
+        const s = this.newSlot(gen);
+        this.slots.push(s);
+        fresh.push(s);
+      }
+      this.log.info('reload: starting new workers', { generation: gen, workers: fresh.length, slots: fresh.map((s) => s.slot).join(',') });
+      // The old ones are not restarted from now on: if one dies meanwhile its devices resume on the new ones.
+      for (const s of old) s.retiring = true;
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          Promise.all(fresh.map((s) => this.spawn(s))),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(hfError(ErrorCode.TIMEOUT, `new workers not ready within reloadReadyMs ${this.limits.reloadReadyMs} ms`)), this.limits.reloadReadyMs);
+          }),
+        ]);
+      } catch (e) {
+        this.log.error('reload: new workers failed to start; the old ones go on', { generation: gen, reason: (e as Error).message });
+        for (const s of old) s.retiring = false;
+        for (const s of fresh) this.retire(s);
+        throw e;
+      } finally {
+        clearTimeout(timer);
+      }
+      this.gen = gen;
+      const newPids = fresh.map((s) => s.child?.pid).filter((p): p is number => p !== undefined);
+      this.log.info('reload: new workers ready; new sessions go to them', { generation: gen, pids: newPids.join(','), ms: Math.round(hostClock.now() - t0) });
+      const oldSlots = new Set(old.map((s) => s.slot));
+      const sessions = old.reduce((n, s) => n + this.directory.sessions(s.slot), 0);
+      this.log.info('reload: moving sessions', { sessions, concurrency: this.limits.moveConcurrency, moveMs: this.limits.moveMs });
+      const moved = await moveSessions(
+        {
+          remaining: () => old.flatMap((s) => this.directory.sessionsOn(s.slot).map((x) => ({ slot: s.slot, ...x }))),
+          release: (slot, sid) => this.ask(slot, { t: 'release', id: 0, sid }, this.limits.releaseMs) as Promise<Extract<MoveReport, { t: 'released' }>>,
+          adopt: (slot, bytes) => this.ask(slot, { t: 'adopt', id: 0, bytes }, this.limits.adoptMs) as Promise<Extract<MoveReport, { t: 'adopted' }>>,
+          place: (device) => place(this.policy, device, this.live()),
+          moving: (s, on) => this.setMoving(s, on),
+          now: () => hostClock.now(),
+          log: this.log,
+        },
+        this.limits,
+      );
+      this.log.info('reload: sessions moved', { moved: moved.moved, gone: moved.gone, failed: moved.failed, left: moved.left, ms: moved.ms, max_session_ms: moved.maxSessionMs });
+      this.log.info('reload: retiring old workers', { pids: oldPids.join(','), sessions: [...oldSlots].reduce((n, s) => n + this.directory.sessions(s), 0) });
+      await Promise.all(old.map((s) => this.retire(s)));
+      const r: ReloadResult = { ...moved, generation: gen, oldPids, newPids, totalMs: Math.round(hostClock.now() - t0) };
+      this.log.info('reload: done', { generation: gen, moved: r.moved, gone: r.gone, failed: r.failed, left: r.left, move_ms: r.ms, total_ms: r.totalMs });
+      return r;
+    } finally {
+      this.reloading = false;
+    }
+  }
+
+  /** Holds (on) or releases (off) the connections of a moving session, and routes them again when off. */
+  private setMoving(s: MovingSession, on: boolean): void {
+    if (on) {
+      this.moving.set(s.sid, hostClock.now() + this.limits.releaseMs + this.limits.adoptMs);
+      this.movingDevices.add(s.device);
+      return;
+    }
+    this.moving.delete(s.sid);
+    this.movingDevices.delete(s.device);
+    // Moved: the directory names the new owner now. Not moved: no more waiting (the worker that
+    // gets it refuses it as unknown, and the device resumes).
+    for (const w of this.waiting.values()) if (w.sid === s.sid) w.until = 0;
+    this.recheck();
+  }
+
+  /** Sends worker `slot` a release or adopt question and resolves with its answer (a failure report after `ms`, or if it cannot be sent). */
+  private ask(slot: number, m: ReleaseMessage | AdoptMessage, ms: number): Promise<MoveReport> {
+    const id = ++this.askSeq;
+    const fail = (code: string, reason: string): MoveReport => (m.t === 'release' ? { t: 'released', id, bytes: null, code, reason } : { t: 'adopted', id, sid: null, code, reason });
+    return new Promise<MoveReport>((resolve) => {
+      const child = this.slots[slot]?.child;
+      if (child === null || child === undefined || !child.connected) return resolve(fail(ErrorCode.CONNECT, `worker ${slot} is not running`));
+      const t = setTimeout(() => done(fail(ErrorCode.TIMEOUT, `worker ${slot} did not answer within ${ms} ms`)), ms);
+      const done = (r: MoveReport): void => {
+        clearTimeout(t);
+        this.asks.delete(id);
+        resolve(r);
+      };
+      this.asks.set(id, { slot, done, fail });
+      child.send({ ...m, id }, (err: Error | null) => {
+        if (err) done(fail(ErrorCode.CONNECT, `worker ${slot}: ${err.message}`));
+      });
+    });
+  }
+
+  /**
+   * Stops the worker of `s` for good: its IPC channel is closed (the worker closes its gateway and
+   * exits), SIGKILL after retireGraceMs. Resolves once it exited.
+   */
+  private async retire(s: Slot): Promise<void> {
+    s.retiring = true;
+    const c = s.child;
+    if (c === null || c.exitCode !== null || c.signalCode !== null) {
+      s.state = WorkerState.STOPPED;
+      return;
+    }
+    const gone = new Promise<void>((r) => c.once('exit', () => r()));
+    if (c.connected) c.disconnect();
+    else c.kill('SIGTERM');
+    const t = setTimeout(() => c.kill('SIGKILL'), this.limits.retireGraceMs);
+    await gone;
+    clearTimeout(t);
+  }
+
   /** Stops listening, closes connections not yet handed on, and stops the workers (SIGTERM, then SIGKILL after `graceMs`). */
   async close(graceMs = 5000): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     for (const p of [...this.pending]) this.forget(p, true);
-    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+    // Listening stops now. (close()'s callback is not waited for: Node calls it only once every
+    // worker reported over IPC that it closed the sockets it was handed, which a worker that exited
+    // never does; and waiting for it before stopping the workers would wait for their devices.)
+    for (const s of this.servers) s.close();
     await Promise.all(
       this.slots.map(async (s) => {
         const c = s.child;

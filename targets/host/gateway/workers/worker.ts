@@ -7,8 +7,9 @@
  * went away (the IPC channel closed) stops.
  */
 import type * as net from 'node:net';
+import { isHfError } from '../../../../firmware/errors';
 import type { Gateway, SessionDirectory } from '../gateway';
-import { type ConnMessage, type PlacedMessage, WORKER_ENV, type WorkerReport } from './messages';
+import { type AdoptMessage, type ConnMessage, type PlacedMessage, type ReleaseMessage, WORKER_ENV, type WorkerReport } from './messages';
 
 /** This process's worker slot, or -1 when it is not a worker. */
 export function workerSlot(): number {
@@ -57,13 +58,35 @@ export function workerPlacement(maxAsks = 1000, timeoutMs = 1000): (device: stri
     });
 }
 
+/** The failure of a move as a report carries it. */
+function why(e: unknown): { code: string; reason: string } {
+  return { code: isHfError(e) ? e.code : 'error', reason: (e as Error).message };
+}
+
 /**
- * Serves the connections handed to this worker with `gw`, then tells the main process it is ready.
+ * Serves the connections handed to this worker with `gw`, and the sessions the main process moves
+ * to or from it (a reload: `release`, `adopt`), then tells the main process it is ready.
  * `onOrphaned`: the main process is gone (default: close the gateway and exit).
  */
 export function serveHandoffs(gw: Gateway, onOrphaned?: () => void): void {
-  process.on('message', (m: ConnMessage, socket: net.Socket | undefined) => {
-    if (m === null || typeof m !== 'object' || m.t !== 'conn' || socket === undefined) return;
+  process.on('message', (m: ConnMessage | ReleaseMessage | AdoptMessage, socket: net.Socket | undefined) => {
+    if (m === null || typeof m !== 'object') return;
+    if (m.t === 'release') {
+      gw.releaseSession(m.sid).then(
+        (bytes) => report({ t: 'released', id: m.id, bytes }),
+        (e) => report({ t: 'released', id: m.id, bytes: null, ...why(e) }),
+      );
+      return;
+    }
+    if (m.t === 'adopt') {
+      try {
+        report({ t: 'adopted', id: m.id, sid: gw.adoptSession(new Uint8Array(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength)) });
+      } catch (e) {
+        report({ t: 'adopted', id: m.id, sid: null, ...why(e) });
+      }
+      return;
+    }
+    if (m.t !== 'conn' || socket === undefined) return;
     const head = Buffer.from(m.head.buffer, m.head.byteOffset, m.head.byteLength);
     gw.adopt(m.kind, socket, head);
   });
