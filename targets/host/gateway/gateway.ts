@@ -360,6 +360,8 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       limits: this.acceptor.o,
       replicator: this.replicator,
       takeOver: (shadows: Iterable<SessionShadow>) => this.takeOver(shadows),
+      sessionIds: () => [...this.slots.values()].map((s) => s.channel.sessionId),
+      release: (sid: string) => this.releaseSession(sid),
     };
   }
 

@@ -150,10 +150,21 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
     this.subs.push(hb, ctl, relay);
     void this.watchConnection();
     this.beat();
+    let lastTick = Date.now();
     this.timer = setInterval(() => {
+      const now = Date.now();
+      // A tick far later than due: this process was stalled (paused, swapped, a long pause of its
+      // loop). The silence was its own, not the others': they get a fresh window, as after a lost
+      // NATS connection. (The others may have judged this node dead meanwhile: its store's fence
+      // tells it so.)
+      if (now - lastTick > heartbeatMs + this.members.deadAfterMs / 2) {
+        this.log.warn('cluster: this node was stalled; no node is judged on that silence', { node: this.name, stalledMs: now - lastTick });
+        this.members.reheard(now);
+      }
+      lastTick = now;
       if (!this.connected) return;
       this.beat();
-      for (const d of this.members.sweep(Date.now())) {
+      for (const d of this.members.sweep(now)) {
         this.log.warn('cluster node dead', { node: d.node, silentMs: this.members.deadAfterMs });
         this.emit('dead', d);
       }
@@ -201,7 +212,13 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
     }
     if (m.t !== 'hb') return;
     const { t: _t, ...info } = m;
+    const before = this.members.info(info.node);
     const what = this.members.heard(info, Date.now());
+    // A node that restarted before its silence was noticed: its old incarnation died all the same.
+    if (what === 'restarted' && before !== null && before.incarnation < info.incarnation) {
+      this.log.warn('cluster node dead', { node: before.node, incarnation: before.incarnation, reason: 'restarted' });
+      this.emit('dead', before);
+    }
     if (what === 'joined' || what === 'restarted') {
       this.log.info(`cluster node ${what}`, { node: info.node, url: info.url || undefined, tcp: info.tcp || undefined });
       this.emit('joined', info);

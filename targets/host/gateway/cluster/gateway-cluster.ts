@@ -46,6 +46,10 @@ export interface ClusterGatewayHost {
   replicator: Replicator | null;
   /** Serves these sessions from now on (a dead node's); returns how many. */
   takeOver(shadows: Iterable<SessionShadow>): number;
+  /** The ids (hex) of the sessions open here. */
+  sessionIds(): string[];
+  /** Drops session `sid` here without a word to its device (Gateway.releaseSession). */
+  release(sid: string): Promise<unknown>;
 }
 
 export class GatewayCluster {
@@ -60,15 +64,27 @@ export class GatewayCluster {
   /** The node's replication to the store (null: the gateway replicates nothing). */
   replication: Replication | null = null;
 
+  /** Set while a fenced node rejoins as a new incarnation. */
+  private rejoining = false;
+  private closed = false;
+
   private constructor(
-    readonly node: ClusterNode,
+    public node: ClusterNode,
     private readonly host: ClusterGatewayHost,
+    private readonly o: ClusterOptions,
   ) {
     this.keys = new SessionKeys(host.limits);
   }
 
   static async start(o: ClusterOptions, host: ClusterGatewayHost): Promise<GatewayCluster> {
-    let self: GatewayCluster | null = null;
+    const self = new GatewayCluster(null as unknown as ClusterNode, host, o);
+    await self.join();
+    return self;
+  }
+
+  /** Joins the cluster as a new incarnation: its node, and its replication when the gateway replicates. */
+  private async join(): Promise<void> {
+    const { o, host } = this;
     const node = await Node.start(o, {
       url: host.url(),
       tcp: host.tcp(),
@@ -78,20 +94,50 @@ export class GatewayCluster {
       adopt: async () => {
         throw Object.assign(new Error('session handoff is not served by this node yet'), { code: ErrorCode.UNSUPPORTED });
       },
-      relayed: (m, from) => (self as GatewayCluster).relayed(m, from.node),
+      relayed: (m, from) => this.relayed(m, from.node),
     });
-    self = new GatewayCluster(node, host);
+    this.node = node;
     if (host.replicator !== null) {
       try {
         const store = await openStore(node.connection, o.prefix ?? 'holdfast', o.replicas ?? 1);
-        self.replication = new Replication(store, node, host.replicator, { log: host.log, takeOver: (s) => host.takeOver(s) }, { compactAfterRecords: o.compactAfterRecords });
-        await self.replication.start();
+        this.replication = new Replication(
+          store,
+          node,
+          host.replicator,
+          { log: host.log, takeOver: (s) => host.takeOver(s), fenced: () => void this.fenced() },
+          { compactAfterRecords: o.compactAfterRecords },
+        );
+        await this.replication.start();
       } catch (e) {
         await node.close();
         throw e;
       }
     }
-    return self;
+  }
+
+  /**
+   * This node was judged dead (a stall longer than the heartbeat window) and its sessions taken over:
+   * they are another node's now. Each is dropped here without a word to its device (its later requests
+   * close unanswered, the device moves on and reaches the heir), and the node joins again as a new
+   * incarnation, empty.
+   */
+  private async fenced(): Promise<void> {
+    if (this.rejoining || this.closed) return;
+    this.rejoining = true;
+    try {
+      const sids = this.host.sessionIds();
+      for (const sid of sids) await this.host.release(sid).catch(() => {});
+      this.replication?.close();
+      this.replication = null;
+      await this.node.close();
+      if (this.closed) return;
+      await this.join();
+      this.host.log.warn('rejoined the cluster after being fenced', { node: this.node.name, incarnation: this.node.incarnation, dropped: sids.length });
+    } catch (e) {
+      this.host.log.error('rejoining the cluster failed', { code: isHfError(e) ? e.code : ErrorCode.NATS, reason: (e as Error).message });
+    } finally {
+      this.rejoining = false;
+    }
   }
 
   get name(): string {
@@ -181,6 +227,7 @@ export class GatewayCluster {
   }
 
   close(): Promise<void> {
+    this.closed = true;
     this.replication?.close();
     return this.node.close();
   }

@@ -36,6 +36,8 @@ export interface ReplicationHost {
   log: Log;
   /** Serves these sessions from now on (the gateway's takeover); returns how many. */
   takeOver(shadows: Iterable<SessionShadow>): number;
+  /** This node's subject was fenced: another node serves its sessions now. */
+  fenced(): void;
 }
 
 export class Replication {
@@ -75,7 +77,8 @@ export class Replication {
     link.on('dead', (code: string, message: string) => {
       if (this.link !== link || this.closed) return;
       if (code === ErrorCode.EPOCH) {
-        this.host.log.error('this node was fenced: another node serves its sessions now; it answers nothing more', { node: this.node.name, reason: message });
+        this.host.log.error('this node was fenced: another node serves its sessions now', { node: this.node.name, reason: message });
+        this.host.fenced();
         return;
       }
       this.host.log.warn('replication store lost; answers wait until it is back', { code, reason: message });

@@ -7,11 +7,14 @@
  */
 import { ErrorCode, isHfError } from '../../../../firmware/errors';
 import type { Log } from '../../../../hal/log';
+import { KvConflict } from './directory';
 
 /** What the index needs of the bucket besides the directory's compare-and-set. */
 export interface IndexKv {
   get(key: string): Promise<{ value: Uint8Array; revision: number } | null>;
   put(key: string, value: Uint8Array): Promise<void>;
+  /** Writes a key whose revision is `revision`; rejects (KvConflict) otherwise. */
+  update(key: string, value: Uint8Array, revision: number): Promise<number>;
   /** Calls `each` for every key under `prefix` now and for every later change (null: deleted); resolves to a stop function. */
   watch(prefix: string, each: (key: string, value: Uint8Array | null) => void): Promise<() => void>;
 }
@@ -46,10 +49,20 @@ export class SessionIndex {
     this.write(sid, this.self);
   }
 
-  /** Session `sid` ended here (or left): it is nobody's until another node says it serves it. */
+  /**
+   * Session `sid` ended here (or left): it is nobody's until another node says it serves it. Only an
+   * entry that still names this node is cleared (a compare-and-set): one that another node wrote
+   * since (it took the session over) stays.
+   */
   ended(sid: string): void {
     if (this.owners.get(sid) === this.self) this.owners.delete(sid);
-    this.write(sid, '');
+    const key = PREFIX + sid;
+    this.kv
+      .get(key)
+      .then((got) => (got !== null && fromUtf8.decode(got.value) === this.self ? this.kv.update(key, utf8.encode(''), got.revision) : 0))
+      .catch((e) => {
+        if (!(e instanceof KvConflict)) this.log.warn('session index not cleared', { session: sid.slice(0, 8), code: isHfError(e) ? e.code : ErrorCode.NATS, reason: (e as Error).message });
+      });
   }
 
   private write(sid: string, node: string): void {
