@@ -125,6 +125,9 @@ export class GatewayCluster {
     if (this.rejoining || this.closed) return;
     this.rejoining = true;
     try {
+      // Answers held for records the store refused must never go out: what they carry is not stored
+      // (the heir has the session as it was before them), and a later attach would release them.
+      this.host.replicator?.close();
       const sids = this.host.sessionIds();
       for (const sid of sids) await this.host.release(sid).catch(() => {});
       this.replication?.close();
