@@ -431,9 +431,9 @@ export class SessionShadow {
     }
     const held = d.in !== undefined ? d.in[0] : ep.in[0];
     if (d.in !== undefined) {
-      for (const [seq, m] of this.inMsgs) {
+      for (const seq of this.inMsgs.keys()) {
         if (!before(seq, held)) continue;
-        bytes -= m[2].length;
+        bytes -= (this.inMsgs.get(seq) as InMsgData)[2].length;
         this.inMsgs.delete(seq);
       }
     }
