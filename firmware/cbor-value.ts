@@ -43,16 +43,32 @@ const utf8Dec = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Encodes `v` as CBOR; the returned array is the caller's. */
 export function encodeValue(v: unknown): Uint8Array {
-  const o = new Out();
+  const o = new ValueOut();
   o.value(v, 0);
   return o.buf.slice(0, o.pos);
 }
 
-/** A growing output buffer. */
-class Out {
-  buf = new Uint8Array(256);
-  view = new DataView(this.buf.buffer);
+/**
+ * A growing output buffer values are encoded into, one after another (as encodeValue encodes one).
+ * `buf[0, pos)` is what was written; the buffer is replaced (copied) when it grows.
+ */
+export class ValueOut {
+  buf: Uint8Array;
+  view: DataView;
   pos = 0;
+
+  /** `bytes`: the buffer's first size (it doubles as needed). */
+  constructor(bytes = 256) {
+    this.buf = new Uint8Array(Math.max(16, bytes));
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  /** Leaves `n` bytes for the caller to fill (a length prefix, say); returns their position. */
+  skip(n: number): number {
+    const p = this.room(n);
+    this.pos = p + n;
+    return p;
+  }
 
   /** Makes room for `n` more bytes; returns the position to write them at. */
   private room(n: number): number {
@@ -149,7 +165,8 @@ class Out {
     this.pos = p + 9;
   }
 
-  value(v: unknown, depth: number): void {
+  /** Appends `v` (depth: its nesting level, 0 for a whole value); throws as encodeValue does. */
+  value(v: unknown, depth = 0): void {
     if (depth > MAX_DEPTH) throw tooDeep();
     switch (typeof v) {
       case 'number':

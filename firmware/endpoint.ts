@@ -819,6 +819,14 @@ export class Endpoint {
     this.gateSeq = seq >>> 0;
   }
 
+  /**
+   * Whether a gated endpoint (gate()) has messages, received in order, that its application has not
+   * consumed (or confirmed) yet: waiting at the gate for the standby, or delivered and not confirmed.
+   */
+  get gateBacklog(): boolean {
+    return this.gated && behind(this.inr.held, this.inr.next);
+  }
+
   /** Whether message `seq` may have reached an application before (see `markAgain`). */
   isAgain(seq: number): boolean {
     return this.againCount > 0 && dist(seq, this.againFrom) < this.againCount;

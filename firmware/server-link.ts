@@ -125,7 +125,22 @@ export class ServerLink extends LinkBase {
   serverData(replaySince: number): ServerData {
     const replay: [number, Uint8Array][] = [];
     for (let i = 0; i < this.replayRn.length; i++) if (this.replayVer[i] > replaySince) replay.push([this.replayRn[i], this.replayBody[i]]);
-    return { ...this.linkData(), sid: this.sid, deviceId: this.deviceId, welcome: this.welcome, replay, skey: this.ep.sealer?.key ?? null, rnTop: this.rnTop, rnSeen: this.rnSeen };
+    // Written out rather than spread from linkData(): this runs for every record a standby gets.
+    return {
+      state: this.state,
+      transport: this.transport,
+      localEnd: this.localEnd,
+      peerEnd: this.peerEnd,
+      endSignalled: this.endSignalled,
+      closeSent: this.closeSent,
+      sid: this.sid,
+      deviceId: this.deviceId,
+      welcome: this.welcome,
+      replay,
+      skey: this.ep.sealer?.key ?? null,
+      rnTop: this.rnTop,
+      rnSeen: this.rnSeen,
+    };
   }
 
   /** The replay cache's version: how many answers were remembered so far. */
@@ -383,6 +398,7 @@ export class ServerLink extends LinkBase {
     t = Math.min(t, this.ep.retxDeadline());
     if (this.transport === Transport.DIRECT) return Math.min(t, this.baseDeadline(), this.ep.lastSent + this.o.keepaliveMs);
     if (this.heldEx.length > 0) t = Math.min(t, this.heldAt[0] + this.o.holdMs, this.baseDeadline());
+    if (this.heldEx.length > this.o.maxHeld) t = Math.min(t, this.heldAt[this.heldEx.length - 1] + this.o.ackDelayMs);
     return t;
   }
 
@@ -411,7 +427,7 @@ export class ServerLink extends LinkBase {
       return;
     }
     while (this.heldEx.length > 0) {
-      const want = this.heldEx.length > this.o.maxHeld || this.newsDue(now) || now >= this.heldAt[0] + this.o.holdMs || this.drained;
+      const want = (this.heldEx.length > this.o.maxHeld && !this.displacedWaits(now)) || this.newsDue(now) || now >= this.heldAt[0] + this.o.holdMs || this.drained;
       if (!want) break;
       this.answerOldest(now, true);
     }
@@ -419,6 +435,20 @@ export class ServerLink extends LinkBase {
       this.finish();
       this.flushHeld(now);
     }
+  }
+
+  /**
+   * A request beyond maxHeld displaces the oldest held one, which is answered at once, except on a
+   * pair's primary (a delivery gate) while the messages that came with it wait for the application
+   * (for the standby to hold them, then for the application to consume them): then the displaced
+   * answer waits up to `ackDelayMs` from the newer request's arrival, so that it carries their
+   * acknowledgement and the application's replies instead of going out empty and the device
+   * needing another exchange for them (as without a standby, where the application consumes them
+   * before the answer is written).
+   */
+  private displacedWaits(now: number): boolean {
+    const n = this.heldEx.length;
+    return n === this.o.maxHeld + 1 && this.ep.gateBacklog && now < this.heldAt[n - 1] + this.o.ackDelayMs;
   }
 
   private frame(now: number): void {

@@ -192,12 +192,12 @@ test('a malformed delta: HF_ERR_PEER told to the primary, the shadow untouched, 
       assert.is(b.pair?.synced, true);
       assert.is(b.pair?.shadowCount, 1);
       assert.is(b.pair?.lastRecord, 2);
-      f.conns[0].send({ t: 'delta', n: 3, sid: snap.sid, d: { l: 'not a map' } });
+      f.conns[0].send({ t: 'delta', n: 3, sid: snap.sid, d: [4, 'not rn'] });
       await waitUntil(3000, () => f.deaths[0] !== undefined && f.conns.length === 2);
       // The standby told its refusal before it closed: the primary's connection died of it.
       const [code, message] = f.deaths[0] ?? [];
       assert.is(code, ErrorCode.PEER, String(message));
-      assert.match(message ?? '', /refused by the peer: malformed delta: l is not a map/);
+      assert.match(message ?? '', /refused by the peer: malformed delta: rn is not \[rnTop, rnSeen\]/);
       assert.ok(
         lb.lines.some((l) => /primary sent a bad record: attaching again\s.*code=HF_ERR_PEER/.test(l)),
         lb.lines.join(''),

@@ -139,7 +139,7 @@ test('the handshake either way round: roles, nodes and epochs learned; epochs fo
       });
       const got: PeerMessage[] = [];
       a.on('message', (m) => got.push(m));
-      const m: PeerMessage = { t: 'delta', sid: Uint8Array.of(1, 2), n: 3, d: { l: { x: 1 } } };
+      const m: PeerMessage = { t: 'delta', sid: Uint8Array.of(1, 2), n: 3, d: [4, [1, 2]] };
       assert.ok(b.send(m));
       await within(1000, 'the delta', async () => {
         while (got.length === 0) await sleep(2);
@@ -380,7 +380,7 @@ test('a malformed frame or message after the handshake: HF_ERR_PEER, told to the
       const srv = await rawServer(c);
       for (const bad of [
         Buffer.from('00000001ff', 'hex'),
-        encodePeerFrame({ t: 'delta', sid: Uint8Array.of(1), n: 0, d: [] }),
+        encodePeerFrame({ t: 'delta', sid: Uint8Array.of(1), n: 0, d: {} }),
         encodePeerFrame({ t: 'proof', proof: new Uint8Array(32) }),
         Buffer.from('ffffffff', 'hex'),
       ]) {

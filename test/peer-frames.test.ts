@@ -1,12 +1,13 @@
 /**
  * Framing of the pair's control connection (targets/host/gateway/pair/peer-frames.ts): a 3-frame
  * stream split at every byte gives the same values; the maxFrameBytes bound (at, over) and bad CBOR
- * are HF_ERR_PEER; a broken decoder stays broken.
+ * are HF_ERR_PEER; a broken decoder stays broken. A batch of frames is the same bytes as the frames one
+ * by one.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isHfError } from '../firmware/errors';
-import { PeerFrameDecoder, encodePeerFrame } from '../targets/host/gateway/pair/peer-frames';
+import { PeerFrameBatch, PeerFrameDecoder, encodePeerFrame } from '../targets/host/gateway/pair/peer-frames';
 
 const values = [{ t: 'hb', epoch: 7 }, { t: 'snap', sid: new Uint8Array([1, 2, 3]), n: 0, bytes: new Uint8Array(300).fill(9) }, 'x'];
 const stream = Buffer.concat(values.map((v) => encodePeerFrame(v)));
@@ -70,6 +71,26 @@ test('a body that is not one CBOR value is HF_ERR_PEER', () => {
   throwsPeer(() => new PeerFrameDecoder().push(Buffer.from('00000003617800', 'hex')), 'not one CBOR value'); // a byte after the item
   throwsPeer(() => new PeerFrameDecoder().push(Buffer.from('00000000', 'hex')), 'not one CBOR value'); // empty
   throwsPeer(() => new PeerFrameDecoder().push(Buffer.from('00000003a10101', 'hex')), 'not one CBOR value'); // a map key not text
+});
+
+test('a batch is the frames one after another; a value it cannot encode leaves it as it was', () => {
+  const b = new PeerFrameBatch();
+  assert.is(b.bytes, 0);
+  b.add(values[0]);
+  assert.throws(() => b.add(new Map()));
+  b.add(values[1]);
+  b.add(values[2]);
+  assert.is(b.bytes, stream.length);
+  assert.equal(b.take(), stream);
+  assert.is(b.bytes, 0, 'empty after take');
+  // Past the first buffer's size (it grows) and back.
+  const big = { t: 'snap', sid: new Uint8Array([1]), n: 1, bytes: new Uint8Array(10_000).fill(3) };
+  b.add(big);
+  b.add('x');
+  assert.equal(b.take(), Buffer.concat([encodePeerFrame(big), encodePeerFrame('x')]));
+  b.add('x');
+  b.clear();
+  assert.is(b.bytes, 0);
 });
 
 test.run();

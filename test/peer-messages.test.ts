@@ -17,7 +17,7 @@ const valid: Record<string, unknown>[] = [
   { t: 'hb', epoch: 3 },
   { t: 'err', code: 'HF_ERR_AUTH', message: '' },
   { t: 'snap', sid: b(1), n: 0, bytes: b(0) },
-  { t: 'delta', sid: b(64), n: MAX, d: { l: {} } },
+  { t: 'delta', sid: b(64), n: MAX, d: [0] },
   { t: 'ok', n: 12 },
   { t: 'synced', n: 3 },
   { t: 'gone', n: 4, sid: b(8) },
@@ -72,10 +72,10 @@ test('malformed messages are HF_ERR_PEER naming the field', () => {
   refused({ t: 'snap', sid: b(65), n: 0, bytes: b(1) }, 'sid');
   refused({ t: 'snap', sid: b(1), n: -3, bytes: b(1) }, 'n');
   refused({ t: 'snap', sid: b(1), n: 0, bytes: [1] }, 'bytes');
-  refused({ t: 'delta', sid: b(1), n: 0, d: [1] }, 'd');
+  refused({ t: 'delta', sid: b(1), n: 0, d: { l: {} } }, 'd');
   refused({ t: 'delta', sid: b(1), n: 0, d: null }, 'd');
   refused({ t: 'delta', sid: b(1), n: 0, d: b(2) }, 'd');
-  refused({ t: 'delta', sid: b(1), n: 0.5, d: {} }, 'n');
+  refused({ t: 'delta', sid: b(1), n: 0.5, d: [0] }, 'n');
   refused({ t: 'ok', n: -1 }, 'n');
   refused({ t: 'synced' }, 'n');
   refused({ t: 'gone', n: 1 }, 'sid');

@@ -116,6 +116,41 @@ test('with maxHeld 2 the server holds two requests and answers the oldest at the
   assert.is(m.answers[0].exchange, a);
 });
 
+test("a pair's primary (a delivery gate): the displaced answer waits for the messages the new request brought, at most ackDelayMs", () => {
+  const m = new Manual({}, { ackDelayMs: 5 });
+  m.open();
+  const server = m.server as ServerLink;
+  server.setAckAfter('app');
+  server.ep.gate(server.ep.inr.next);
+  const first = m.deliverRequest();
+  m.send('a');
+  m.deliverRequest();
+  assert.is(m.answers.length, 0, 'held: the message waits at the gate');
+  assert.is(server.held, 2);
+  assert.equal(m.gatewayGot, []);
+  // The standby holds it: the gate opens, the application takes it, then confirms it.
+  server.openGate(m.now, server.ep.inr.next);
+  assert.equal(m.gatewayGot, ['a']);
+  assert.is(m.answers.length, 0, 'delivered, not confirmed yet: still waiting');
+  server.confirm(m.now, 0);
+  assert.is(m.answers.length, 1, 'answered once the application confirmed');
+  assert.is(m.answers[0].exchange, first);
+  const v = m.parse(m.answers[0].body);
+  assert.is(v.ack, 1, 'it acknowledges the message');
+  assert.is(server.held, 1);
+  // Messages the gate keeps longer: the displaced answer goes at ackDelayMs after the newer request.
+  m.deliverAnswer();
+  while (m.requests.length > 0) m.deliverRequest();
+  m.answers.length = 0;
+  m.send('c');
+  m.deliverRequest();
+  assert.is(m.answers.length, 0);
+  m.advance(4);
+  assert.is(m.answers.length, 0, 'before ackDelayMs');
+  m.advance(2);
+  assert.is(m.answers.length, 1, 'at ackDelayMs');
+});
+
 test('silence past the idle limit ends the session and frees it; held requests get the error', () => {
   const m = new Manual({}, { idleMs: 10_000, holdMs: 60_000 });
   m.open();

@@ -35,6 +35,10 @@
  *   HF_ERR_CONNECT the connection could not be made (connect only)
  *   any other code a received `err` message (HF_ERR_BUSY from a full listener, an `accept` refusal)
  * Timers are unref'd: an idle connection does not hold the process open.
+ *
+ * Writes: what is sent in one turn of the event loop is encoded into one buffer (peer-frames.ts
+ * PeerFrameBatch) and leaves in one socket write once the turn's I/O callbacks ran (setImmediate);
+ * an err the connection ends with goes after whatever was queued before it.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -43,7 +47,7 @@ import * as tls from 'node:tls';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../../firmware/errors';
 import { TypedEmitter } from '../../app/typed-emitter';
 import { formatAddress, listenOn, parseAddress } from '../../net/address';
-import { PEER_MAX_FRAME_BYTES, PeerFrameDecoder, encodePeerFrame } from './peer-frames';
+import { PEER_MAX_FRAME_BYTES, PeerFrameBatch, PeerFrameDecoder, encodePeerFrame } from './peer-frames';
 import type { PeerHello, PeerLink, PeerMessage, PeerRole } from './peer-link';
 import { NODE_MAX_CHARS, checkPeerMessage } from './peer-messages';
 
@@ -189,6 +193,9 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
   private lastSent = performance.now();
   private lastHeard = performance.now();
   private wantDrain = false;
+  /** Frames written since the last flush; they leave together once this turn of the event loop is over. */
+  private readonly batch = new PeerFrameBatch();
+  private flushQueued = false;
   private handshakeTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private lingerTimer: NodeJS.Timeout | null = null;
@@ -294,14 +301,8 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
   send(m: PeerMessage): boolean {
     if (this.state === State.DEAD) throw hfError(ErrorCode.CLOSED, 'the peer connection is closed');
     if (this.state !== State.READY) throw hfError(ErrorCode.STATE, 'the peer connection is not ready');
-    // The records of one turn leave in one write (a record per answer: many small frames a turn).
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
-    }
     this.write(m);
-    if (this.socket.writableLength > this.s.highWaterBytes) {
+    if (this.socket.writableLength + this.batch.bytes > this.s.highWaterBytes) {
       this.wantDrain = true;
       return false;
     }
@@ -326,16 +327,24 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
     return this.peer;
   }
 
-  private corked = false;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
-  };
-
+  /**
+   * Queues `m`: what is written in one turn of the event loop (a record per answer, many sessions'
+   * answers a turn) leaves in one socket write, after the turn's I/O callbacks (setImmediate).
+   */
   private write(m: PeerMessage): void {
-    this.socket.write(encodePeerFrame(m));
+    this.batch.add(m);
     this.lastSent = performance.now();
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(this.flush);
+    }
   }
+
+  private readonly flush = (): void => {
+    this.flushQueued = false;
+    if (this.state === State.DEAD || this.batch.bytes === 0) return;
+    this.socket.write(this.batch.take());
+  };
 
   private onData(d: Buffer): void {
     if (this.state === State.DEAD) return;
@@ -440,6 +449,8 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
     if (this.state === State.DEAD) return;
     if (!this.socket.destroyed && this.socket.writable) {
       try {
+        // What was written before (an err of the owner's, records) goes first.
+        if (this.batch.bytes > 0) this.socket.write(this.batch.take());
         this.socket.end(encodePeerFrame({ t: 'err', code, message: told }));
       } catch {
         // the socket is going anyway
@@ -459,6 +470,7 @@ export class PeerConnection extends TypedEmitter<PeerConnectionEvents> implement
   private die(code: string, message: string, destroy: boolean): void {
     if (this.state === State.DEAD) return;
     this.state = State.DEAD;
+    this.batch.clear();
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     this.handshakeTimer = null;

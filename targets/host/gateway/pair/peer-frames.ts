@@ -2,7 +2,7 @@
  * Framing of the pair's control connection on a byte stream: each frame is a 4-byte big-endian
  * length, then that many bytes of one CBOR value (firmware/cbor-value.ts).
  */
-import { encodeValue, decodeValue } from '../../../../firmware/cbor-value';
+import { ValueOut, decodeValue, encodeValue } from '../../../../firmware/cbor-value';
 import { ErrorCode, hfError, isHfError } from '../../../../firmware/errors';
 import { takeBytes } from '../../net/chunks';
 
@@ -16,6 +16,49 @@ export function encodePeerFrame(v: unknown): Buffer {
   out.writeUInt32BE(body.length, 0);
   out.set(body, 4);
   return out;
+}
+
+/** A batch starts with room for this many bytes (or as many as the last batch took). */
+const BATCH_FIRST_BYTES = 4096;
+const BATCH_MAX_FIRST_BYTES = 1024 * 1024;
+
+/**
+ * Frames queued for one write: each value is encoded as it is added, straight after the one before,
+ * so a turn's records cost one buffer and one write, not one of each per record.
+ */
+export class PeerFrameBatch {
+  private out = new ValueOut(BATCH_FIRST_BYTES);
+
+  /** Bytes queued (frames with their length prefixes). */
+  get bytes(): number {
+    return this.out.pos;
+  }
+
+  /** Appends `v` as one frame; a value that cannot be encoded throws and leaves the batch as it was. */
+  add(v: unknown): void {
+    const out = this.out;
+    const at = out.skip(4);
+    try {
+      out.value(v);
+    } catch (e) {
+      out.pos = at;
+      throw e;
+    }
+    out.view.setUint32(at, out.pos - at - 4);
+  }
+
+  /** The queued frames as one buffer (the caller's), and an empty batch. */
+  take(): Buffer {
+    const out = this.out;
+    const b = Buffer.from(out.buf.buffer, out.buf.byteOffset, out.pos);
+    this.out = new ValueOut(Math.min(Math.max(BATCH_FIRST_BYTES, out.pos), BATCH_MAX_FIRST_BYTES));
+    return b;
+  }
+
+  /** Forgets what is queued. */
+  clear(): void {
+    this.out.pos = 0;
+  }
 }
 
 /** States of the decoder: reading the 4-byte length, or the body it announced. */

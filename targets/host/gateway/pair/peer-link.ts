@@ -50,12 +50,12 @@ export interface PeerSnap {
   bytes: Uint8Array;
 }
 
-/** A session's delta to its previous record (replica.ts SessionDelta, checked by the replica). */
+/** A session's delta to its previous record (replica.ts: `[mask, field...]`, checked by the replica). */
 export interface PeerDelta {
   t: 'delta';
   n: number;
   sid: Uint8Array;
-  d: Record<string, unknown>;
+  d: unknown[];
 }
 
 /** The session ended on the primary; the standby forgets it. */

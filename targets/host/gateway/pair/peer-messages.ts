@@ -4,7 +4,7 @@
  *
  * Bounds: node 1..128 characters; nonce 16..64 bytes; proof exactly 32 bytes; sid 1..64 bytes;
  * n and epoch unsigned integers up to 2^53-1; err code 1..64 characters, message up to 4096; the
- * `d` of a delta a map (its contents are the replica's to check, firmware/replica.ts checkDelta).
+ * `d` of a delta an array (its contents are the replica's to check, firmware/replica.ts checkDelta).
  * Fields a kind does not have are ignored.
  */
 import { ErrorCode, hfError } from '../../../../firmware/errors';
@@ -48,7 +48,7 @@ export function checkPeerMessage(v: unknown): PeerMessage {
     case 'delta': {
       const sid = bytes(v, t, 'sid', 1, SID_MAX_BYTES);
       const n = uint(v, t, 'n');
-      if (!isMap(v.d)) throw bad(t, 'd', `must be a map, got ${shown(v.d)}`);
+      if (!Array.isArray(v.d)) throw bad(t, 'd', `must be an array, got ${shown(v.d)}`);
       return { t, sid, n, d: v.d };
     }
     case 'gone': {

@@ -149,7 +149,7 @@ export class Replicator {
     if (r.kind === 'snap') {
       this.stats.snapshots++;
       this.post(peer, { t: 'snap', n, sid: link.sid, bytes: r.bytes });
-    } else this.post(peer, { t: 'delta', n, sid: link.sid, d: r.delta as unknown as Record<string, unknown> });
+    } else this.post(peer, { t: 'delta', n, sid: link.sid, d: r.delta });
     return n;
   }
 
