@@ -13,7 +13,7 @@ import { type ClusterHost, ClusterNode, checkClusterOptions } from '../targets/h
 import type { HandoffMessage } from '../targets/host/gateway/cluster/cluster-messages';
 import { type Nats, natsAvailable, startNats } from './support/nats';
 import { code } from './support/errors';
-import { until } from './support/bounded';
+import { sleep, until } from './support/bounded';
 import { within } from './support/within';
 
 const ok = natsAvailable('cluster-node');
@@ -147,7 +147,15 @@ test('a relayed request is answered by the node it was sent to; one from a stran
 test('the session index: every node learns which node serves a session id', async () => {
   if (!ok) return;
   nodes[1].index.opened('00112233445566778899aabbccddeeff');
-  assert.is(await within(2000, 'read back', async () => nodes[2].index.ownerOf('00112233445566778899aabbccddeeff')), 'n2');
+  // The write is on its way (opened() does not wait for it): read until it is there.
+  const readBack = async (): Promise<string | null> => {
+    for (;;) {
+      const o = await nodes[2].index.ownerOf('00112233445566778899aabbccddeeff');
+      if (o !== null) return o;
+      await sleep(5);
+    }
+  };
+  assert.is(await within(2000, 'read back', readBack), 'n2');
   await within(2000, 'watched', () => until(() => nodes[0].index.ownerOf('00112233445566778899aabbccddeeff') === 'n2'));
   nodes[1].index.ended('00112233445566778899aabbccddeeff');
   await within(2000, 'ended everywhere', () => until(() => nodes.every((n) => typeof n.index.ownerOf('00112233445566778899aabbccddeeff') !== 'string')));
