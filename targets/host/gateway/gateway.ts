@@ -362,7 +362,19 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       takeOver: (shadows: Iterable<SessionShadow>) => this.takeOver(shadows),
       sessionIds: () => [...this.slots.values()].map((s) => s.channel.sessionId),
       release: (sid: string) => this.releaseSession(sid),
+      adoptHere: (bytes: Uint8Array) => this.adoptSession(bytes),
     };
+  }
+
+  /**
+   * Hands every session of this cluster node to the other nodes (a rolling upgrade: SIGTERM of the
+   * CLI does this before it stops); resolves with how many moved and how many stay here. Throws
+   * HF_ERR_OPTION without a cluster.
+   */
+  async drainCluster(o: { concurrency?: number; timeoutMs?: number } = {}): Promise<{ moved: number; failed: number; ms: number }> {
+    if (this.clusterPart === null) throw hfError(ErrorCode.OPTION, 'drainCluster: this gateway is not in a cluster');
+    const { moved, failed, ms } = await this.clusterPart.drain(o);
+    return { moved, failed, ms };
   }
 
   /** This gateway's node in its cluster: name, mode and the live nodes (null: not in a cluster). */

@@ -10,6 +10,9 @@
  *   err      {code, message}                   refused (nothing changed on the refusing node)
  *   relay    {from, inc, body, addr}           a device's HTTP request body that reached node `from`
  *            (from address `addr`) for a session the receiver owns or is placed to own
+ *   drain    {}                                request (from `holdfast ctl drain` or anyone on NATS): hand
+ *            every session of the receiving node to the others, take no new one
+ *   drained  {moved, failed, ms}               its answer once done
  *   answer   {status, code, body}              the owner's HTTP answer to a relayed request: status,
  *            error code ('' none) and body, which the relaying node sends the device as they are
  *
@@ -68,7 +71,17 @@ export interface AnswerMessage {
   body: Uint8Array;
 }
 
-export type ClusterMessage = HbMessage | LeaveMessage | HandoffMessage | OkMessage | ErrMessage | RelayMessage | AnswerMessage;
+export interface DrainMessage {
+  t: 'drain';
+}
+export interface DrainedMessage {
+  t: 'drained';
+  moved: number;
+  failed: number;
+  ms: number;
+}
+
+export type ClusterMessage = HbMessage | LeaveMessage | HandoffMessage | OkMessage | ErrMessage | RelayMessage | AnswerMessage | DrainMessage | DrainedMessage;
 
 const { bad, uint, bytes, text } = fieldChecks(ErrorCode.PEER, 'cluster message');
 
@@ -129,6 +142,10 @@ export function checkClusterMessage(v: unknown): ClusterMessage {
       return { t, epoch: uint(v, t, 'epoch') };
     case 'err':
       return { t, code: text(v, t, 'code', 1, 64), message: text(v, t, 'message', 0, 4096) };
+    case 'drain':
+      return { t };
+    case 'drained':
+      return { t, moved: uint(v, t, 'moved'), failed: uint(v, t, 'failed'), ms: uint(v, t, 'ms') };
     case 'relay':
       return { t, from: node(v, t, 'from'), inc: uint(v, t, 'inc'), body: bytes(v, t, 'body', 0, SNAP_MAX_BYTES), addr: text(v, t, 'addr', 0, 300) };
     case 'answer': {

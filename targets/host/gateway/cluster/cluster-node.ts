@@ -20,7 +20,7 @@ import type { Log } from '../../../../hal/log';
 import { TypedEmitter } from '../../app/typed-emitter';
 import { silentLog } from '../../../node/log';
 import { type PlacementOptions, placeOn, placementPolicy } from '../placement/policies';
-import { type AnswerMessage, type ClusterMessage, type HandoffMessage, type RelayMessage, decodeClusterMessage, encodeClusterMessage } from './cluster-messages';
+import { type AnswerMessage, type ClusterMessage, type DrainedMessage, type HandoffMessage, type RelayMessage, decodeClusterMessage, encodeClusterMessage } from './cluster-messages';
 import { SessionDirectory } from './directory';
 import type { ClusterOptions } from './cluster-options';
 import { checkNodeName, Members, type NodeInfo } from './members';
@@ -42,6 +42,8 @@ export interface ClusterHost {
   relayed(m: RelayMessage, from: NodeInfo): Promise<AnswerMessage>;
   /** How long a relayed request may wait for its answer, ms (the gateway's holdMs and a margin). */
   relayTimeoutMs: number;
+  /** Hands every session of this node to the others (a drain request); resolves with what became of them. */
+  drain(): Promise<DrainedMessage>;
   log?: Log;
 }
 
@@ -187,6 +189,12 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
     }
   }
 
+  /** Tells the others now (not at the next interval) that this node is draining. */
+  announceDraining(): void {
+    this.draining = true;
+    this.beat();
+  }
+
   private beat(): void {
     const self = this.members.self;
     self.sessions = this.host.sessions();
@@ -229,6 +237,8 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
   private async onControl(data: Uint8Array): Promise<ClusterMessage> {
     try {
       const m = decodeClusterMessage(data);
+      // Anyone on NATS may ask a node to drain (holdfast ctl drain): NATS's own access is the gate.
+      if (m.t === 'drain') return await this.host.drain();
       if (m.t !== 'handoff') throw hfError(ErrorCode.PEER, `cluster control: ${m.t} is not a request`);
       const from = this.members.info(m.from);
       if (from === null || from.incarnation !== m.inc) throw hfError(ErrorCode.NODE, `cluster control: ${m.from} (incarnation ${m.inc}) is not a live node of this cluster`);

@@ -22,7 +22,7 @@ import type { Log } from '../../../../hal/log';
 import type { RelayedAnswer } from '../http-front';
 import { SessionKeys } from '../workers/session-key';
 import type { WireLimits } from '../../../../firmware/wire';
-import type { AnswerMessage, RelayMessage } from './cluster-messages';
+import type { AnswerMessage, DrainedMessage, HandoffMessage, RelayMessage } from './cluster-messages';
 import { type ClusterNode, type ClusterOptions, ClusterNode as Node } from './cluster-node';
 import type { SessionShadow } from '../../../../firmware/replica';
 import type { Replicator } from '../pair/replicator';
@@ -48,8 +48,17 @@ export interface ClusterGatewayHost {
   takeOver(shadows: Iterable<SessionShadow>): number;
   /** The ids (hex) of the sessions open here. */
   sessionIds(): string[];
-  /** Drops session `sid` here without a word to its device (Gateway.releaseSession). */
-  release(sid: string): Promise<unknown>;
+  /** Drops session `sid` here without a word to its device and returns its handoff bytes (Gateway.releaseSession). */
+  release(sid: string): Promise<Uint8Array>;
+  /** Serves a session another node released here (Gateway.adoptSession); returns its id (hex). */
+  adoptHere(bytes: Uint8Array): string;
+}
+
+export interface DrainOptions {
+  /** Sessions handed at once (default 16). */
+  concurrency?: number;
+  /** The drain gives up after this, ms (default 60000): what is left stays here. */
+  timeoutMs?: number;
 }
 
 export class GatewayCluster {
@@ -60,6 +69,10 @@ export class GatewayCluster {
   private readonly announced = new Set<ServerLink>();
   /** Set while a relayed hello is served: the session it opens is told to come here. */
   private relayedHello = false;
+  /** Sessions being handed to another node (by id): their end here is not an end (directory, index). */
+  private readonly moving = new Set<string>();
+  /** Set while a handed session is adopted: its directory epoch (claimed already). */
+  private adopting: number | null = null;
 
   /** The node's replication to the store (null: the gateway replicates nothing). */
   replication: Replication | null = null;
@@ -91,9 +104,8 @@ export class GatewayCluster {
       log: host.log,
       sessions: () => host.sessions(),
       relayTimeoutMs: host.holdMs + 10_000,
-      adopt: async () => {
-        throw Object.assign(new Error('session handoff is not served by this node yet'), { code: ErrorCode.UNSUPPORTED });
-      },
+      adopt: (m) => this.adopt(m),
+      drain: () => this.drain(),
       relayed: (m, from) => this.relayed(m, from.node),
     });
     this.node = node;
@@ -208,10 +220,90 @@ export class GatewayCluster {
     link.announceMove(on ? [this.host.url(), this.host.tcp()] : null);
   }
 
+  /**
+   * Another node hands a session here (a drain, a rebalance): the directory first (a compare-and-set
+   * from the epoch the sender holds: a stale one is refused HF_ERR_EPOCH and nothing changes), then
+   * the session itself. Resolves with the new epoch.
+   */
+  private async adopt(m: HandoffMessage): Promise<number> {
+    const e = await this.node.directory.claim(m.device, this.node.name, this.node.incarnation, new Uint8Array(0), m.epoch);
+    this.adopting = e.epoch;
+    try {
+      this.host.adoptHere(m.snap);
+    } finally {
+      this.adopting = null;
+    }
+    return e.epoch;
+  }
+
+  /**
+   * Hands every session of this node to the others, placed by the policy over the nodes that are not
+   * draining, `concurrency` at a time; a handoff that fails serves the session here again. This node
+   * takes no new session from the start (its heartbeats say draining). Resolves with the counts.
+   */
+  async drain(o: DrainOptions = {}): Promise<DrainedMessage> {
+    const t0 = Date.now();
+    const until = t0 + (o.timeoutMs ?? 60_000);
+    this.node.announceDraining();
+    this.host.log.info('draining', { node: this.node.name, sessions: this.host.sessions() });
+    // The others hear of it within a heartbeat; until then they may still place a hello here.
+    await new Promise((r) => setTimeout(r, 2 * (this.o.heartbeatMs ?? 200)));
+    let moved = 0;
+    let failed = 0;
+    const queue = this.host.sessionIds();
+    const one = async (sid: string): Promise<void> => {
+      const link = this.host.session(sid);
+      if (link === undefined || link.isFinished) return;
+      const to = this.node.place(link.deviceId, link.labels);
+      if (to === this.node.name) {
+        failed++;
+        return;
+      }
+      const epoch = this.epochs.get(link) ?? 0;
+      const device = link.deviceId;
+      this.moving.add(sid);
+      let bytes: Uint8Array;
+      try {
+        bytes = await this.host.release(sid);
+      } catch {
+        this.moving.delete(sid);
+        return; // it ended meanwhile
+      }
+      try {
+        await this.node.handOff(to, device, epoch, bytes);
+        moved++;
+      } catch (e) {
+        failed++;
+        this.host.log.warn('handoff failed; the session stays here', { device, to, code: isHfError(e) ? e.code : ErrorCode.NATS, reason: (e as Error).message });
+        this.adopting = epoch;
+        try {
+          this.host.adoptHere(bytes);
+        } finally {
+          this.adopting = null;
+        }
+      } finally {
+        this.moving.delete(sid);
+      }
+    };
+    const workers = Array.from({ length: Math.max(1, o.concurrency ?? 16) }, async () => {
+      while (queue.length > 0 && Date.now() < until) await one(queue.shift() as string);
+    });
+    await Promise.all(workers);
+    failed += queue.length;
+    const ms = Date.now() - t0;
+    this.host.log.info('drained', { node: this.node.name, moved, failed, ms });
+    return { t: 'drained', moved, failed, ms };
+  }
+
   /** A session opened here (before its welcome is written). */
   opened(link: ServerLink, sid: string): void {
     if (this.relayedHello && this.node.mode === 'direct') this.announce(link, true);
     this.node.index.opened(sid);
+    if (this.adopting !== null) {
+      // Handed here: its directory entry is claimed already (adopt), at this epoch.
+      this.epochs.set(link, this.adopting);
+      return;
+    }
     this.node.directory.claim(link.deviceId, this.node.name, this.node.incarnation, link.sid, null).then(
       (e) => {
         if (!link.isFinished) this.epochs.set(link, e.epoch);
@@ -220,9 +312,13 @@ export class GatewayCluster {
     );
   }
 
-  /** A session of this gateway ended. */
+  /** A session of this gateway ended (or was handed away). */
   ended(link: ServerLink, sid: string): void {
     this.announced.delete(link);
+    if (this.moving.has(sid)) {
+      this.epochs.delete(link); // the receiver claims the directory and the index
+      return;
+    }
     this.node.index.ended(sid);
     const epoch = this.epochs.get(link);
     this.epochs.delete(link);
