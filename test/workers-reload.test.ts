@@ -55,7 +55,7 @@ class FakeMain implements MoveHost {
     this.clock += this.delayMs;
     this.busy--;
   }
-  async release(slot: number, sid: string): Promise<Released> {
+  async release({ slot, sid }: MovingSession): Promise<Released> {
     await this.later();
     for (const s of this.lateOpen.splice(0)) this.on.set(s.sid, s);
     const a = this.releaseAnswer.get(sid);

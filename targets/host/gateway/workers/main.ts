@@ -63,9 +63,14 @@ export interface WorkerLimits {
   moveConcurrency?: number;
   /** No session move starts later than this after the new workers were ready, ms (default 60000); what is left ends with the old workers. */
   moveMs?: number;
-  /** A worker asked to release a session answers within this, ms (default 5000), or the session is left where it is. */
+  /**
+   * A worker asked to release a session answers within this, ms (default 30000), or the move counts
+   * as failed (connections naming the session wait no longer; bytes the worker still sends later,
+   * while it runs, are adopted all the same). Under load the answer waits behind the connections
+   * handed on the same IPC channel.
+   */
   releaseMs?: number;
-  /** A worker asked to adopt a session answers within this, ms (default 5000), or the session counts as lost (its device resumes). */
+  /** A worker asked to adopt a session answers within this, ms (default 30000), or the session counts as lost (its device resumes). */
   adoptMs?: number;
   /** A retired worker has this long to close its gateway and exit after its IPC channel closed, ms (default 5000); then SIGKILL. */
   retireGraceMs?: number;
@@ -83,8 +88,8 @@ export const WORKER_LIMIT_DEFAULTS: Readonly<Required<WorkerLimits>> = {
   reloadReadyMs: 30000,
   moveConcurrency: 32,
   moveMs: 60000,
-  releaseMs: 5000,
-  adoptMs: 5000,
+  releaseMs: 30000,
+  adoptMs: 30000,
   retireGraceMs: 5000,
 };
 
@@ -497,7 +502,7 @@ export class WorkerMain {
       const moved = await moveSessions(
         {
           remaining: () => old.flatMap((s) => this.directory.sessionsOn(s.slot).map((x) => ({ slot: s.slot, ...x }))),
-          release: (slot, sid) => this.ask(slot, { t: 'release', id: 0, sid }, this.limits.releaseMs) as Promise<Extract<MoveReport, { t: 'released' }>>,
+          release: (s) => this.ask(s.slot, { t: 'release', id: 0, sid: s.sid }, this.limits.releaseMs, (late) => this.adoptLate(s, late)) as Promise<Extract<MoveReport, { t: 'released' }>>,
           adopt: (slot, bytes) => this.ask(slot, { t: 'adopt', id: 0, bytes }, this.limits.adoptMs) as Promise<Extract<MoveReport, { t: 'adopted' }>>,
           place: (device) => place(this.policy, device, this.live()),
           moving: (s, on) => this.setMoving(s, on),
@@ -532,14 +537,46 @@ export class WorkerMain {
     this.recheck();
   }
 
-  /** Sends worker `slot` a release or adopt question and resolves with its answer (a failure report after `ms`, or if it cannot be sent). */
-  private ask(slot: number, m: ReleaseMessage | AdoptMessage, ms: number): Promise<MoveReport> {
+  /**
+   * A release answered after its time ran out: the session left its old worker all the same, so it
+   * is adopted now (by placement), rather than lost.
+   */
+  private adoptLate(s: MovingSession, r: MoveReport): void {
+    if (r.t !== 'released' || r.bytes === null || this.stopping) return;
+    const bytes = r.bytes;
+    const to = place(this.policy, s.device, this.live());
+    if (to < 0) return this.log.warn('reload: a late release, and no new worker to take it; its device resumes', { session: s.sid.slice(0, 8), device: s.device });
+    this.setMoving(s, true);
+    void this.ask(to, { t: 'adopt', id: 0, bytes }, this.limits.adoptMs).then((a) => {
+      this.setMoving(s, false);
+      if (a.t === 'adopted' && a.sid !== null) this.log.info('reload: a late release adopted', { session: s.sid.slice(0, 8), device: s.device, slot: to });
+      else this.log.warn('reload: a late release not adopted; its device resumes', { session: s.sid.slice(0, 8), device: s.device, code: a.code });
+    });
+  }
+
+  /**
+   * Sends worker `slot` a release or adopt question and resolves with its answer (a failure report
+   * after `ms`, or if it cannot be sent). `late`: what to do with an answer that comes after `ms`.
+   */
+  private ask(slot: number, m: ReleaseMessage | AdoptMessage, ms: number, late?: (r: MoveReport) => void): Promise<MoveReport> {
     const id = ++this.askSeq;
     const fail = (code: string, reason: string): MoveReport => (m.t === 'release' ? { t: 'released', id, bytes: null, code, reason } : { t: 'adopted', id, sid: null, code, reason });
     return new Promise<MoveReport>((resolve) => {
       const child = this.slots[slot]?.child;
       if (child === null || child === undefined || !child.connected) return resolve(fail(ErrorCode.CONNECT, `worker ${slot} is not running`));
-      const t = setTimeout(() => done(fail(ErrorCode.TIMEOUT, `worker ${slot} did not answer within ${ms} ms`)), ms);
+      const t = setTimeout(() => {
+        done(fail(ErrorCode.TIMEOUT, `worker ${slot} did not answer within ${ms} ms`));
+        // Still listening while the worker runs: a late answer is not thrown away.
+        if (late !== undefined)
+          this.asks.set(id, {
+            slot,
+            fail,
+            done: (r) => {
+              this.asks.delete(id);
+              late(r);
+            },
+          });
+      }, ms);
       const done = (r: MoveReport): void => {
         clearTimeout(t);
         this.asks.delete(id);

@@ -21,8 +21,11 @@ export interface MovingSession {
 export interface MoveHost {
   /** The sessions still open on the old workers (the directory's word). */
   remaining(): MovingSession[];
-  /** Asks worker `slot` to release `sid` (a failure or a timeout: `bytes` null and `code` set). */
-  release(slot: number, sid: string): Promise<Extract<MoveReport, { t: 'released' }>>;
+  /**
+   * Asks the old worker of `s` to release it (a failure or a timeout: `bytes` null and `code` set;
+   * after a timeout the main process still adopts what the worker answers late).
+   */
+  release(s: MovingSession): Promise<Extract<MoveReport, { t: 'released' }>>;
   /** Asks worker `slot` to adopt `bytes` (a failure or a timeout: `sid` null and `code` set). */
   adopt(slot: number, bytes: Uint8Array): Promise<Extract<MoveReport, { t: 'adopted' }>>;
   /** The new worker for `device` (-1: none ready). */
@@ -63,7 +66,7 @@ export async function moveSessions(host: MoveHost, limits: MoveLimits): Promise<
     host.moving(s, true);
     const t0 = host.now();
     try {
-      const rel = await host.release(s.slot, s.sid);
+      const rel = await host.release(s);
       if (rel.bytes === null) {
         // Ended meanwhile (its device closed it, or replaced it): nothing to move.
         if (rel.code === 'HF_ERR_UNKNOWN_SESSION') r.gone++;
