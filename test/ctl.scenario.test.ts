@@ -346,7 +346,7 @@ test('token: log in with the password on stdin, a token written to a new 0600 fi
 });
 
 const BAD: [string, string[], RegExp][] = [
-  ['no subcommand', ['ctl'], /^ctl needs a subcommand: devices, run, jobs, job, cancel, audit or token/],
+  ['no subcommand', ['ctl'], /^ctl needs a subcommand: devices, run, jobs, job, cancel, audit, token or drain/],
   ['an unknown subcommand', ['ctl', 'reboot'], /^unknown ctl subcommand "reboot"/],
   ['no token', ['ctl', 'devices', '--console', 'http://127.0.0.1:9'], /^--token-file FILE or HOLDFAST_TOKEN is required/],
   ['run without --on', ['ctl', 'run', 'info'], /^ctl run needs --on SELECTOR/],

@@ -31,6 +31,7 @@ import { JobFollower } from './ctl-follow';
 import { ApiRefusal, ConsoleClient, consoleUrl, sessionHeaders } from './ctl-http';
 import { checkSecretFile, INSECURE_KEY_FILE_FLAG } from './key';
 import { passwordFromFile, passwordFromPipe, readHidden } from './operator-cmd';
+import { ctlDrain } from './ctl-drain';
 import { EXIT } from './run';
 
 export const DEFAULT_CONSOLE = 'http://127.0.0.1:8090';
@@ -100,9 +101,10 @@ const SUBCOMMANDS = `usage: holdfast ctl <subcommand> [flags]   (holdfast ctl <s
   cancel ID                                   cancel what is still pending of a job
   audit [--limit N] [--verify]                the latest audit entries, or check the hash chain
   token NAME --operator OP [--out FILE]       log in and make an API token for the others
+  drain NODE --cluster nats://HOST:PORT       hand every session of cluster node NODE to the others
 
 Against --console URL (or HOLDFAST_CONSOLE; default ${DEFAULT_CONSOLE}) with the API token in
---token-file FILE (or HOLDFAST_TOKEN).
+--token-file FILE (or HOLDFAST_TOKEN); drain over the cluster's NATS.
 `;
 
 /** The first line of the token file, or HOLDFAST_TOKEN; HF_ERR_OPTION when neither, or the file is unreadable, empty or loose. */
@@ -359,12 +361,14 @@ export async function ctlCommand(argv: string[], env: NodeJS.ProcessEnv = proces
     out(SUBCOMMANDS);
     return EXIT.OK;
   }
+  // A cluster's subcommand: over NATS, not the management API.
+  if (sub === 'drain') return ctlDrain(more);
   if (!isSub(sub))
     throw hfError(
       ErrorCode.OPTION,
       sub === undefined
-        ? 'ctl needs a subcommand: devices, run, jobs, job, cancel, audit or token (holdfast ctl --help)'
-        : `unknown ctl subcommand ${JSON.stringify(sub)}: devices, run, jobs, job, cancel, audit or token`,
+        ? 'ctl needs a subcommand: devices, run, jobs, job, cancel, audit, token or drain (holdfast ctl --help)'
+        : `unknown ctl subcommand ${JSON.stringify(sub)}: devices, run, jobs, job, cancel, audit, token or drain`,
     );
   const { values: v, help, rest } = parseArgs(more, FLAGS[sub]);
   if (help) {

@@ -255,6 +255,8 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   await onSignals(async (sig) => {
     log.info('stopping', { signal: sig });
     process.off('SIGHUP', reloadTls);
+    // A cluster node hands its sessions to the others first (a rolling upgrade loses none).
+    if (cluster !== null && sig === 'SIGTERM') await gw.drainCluster({ timeoutMs: 30_000 }).catch((e: Error) => log.warn('drain before stopping failed', { reason: e.message }));
     await gw.close();
     await manage?.close();
     // A worker's IPC channel would keep it running after this: closing it lets the process end.
