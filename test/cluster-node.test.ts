@@ -34,7 +34,7 @@ function host(name: string): ClusterHost {
     },
     relayed: async (m) => ({ t: 'answer', status: 200, code: '', body: new Uint8Array([...m.body, name.charCodeAt(1)]) }),
     relayTimeoutMs: 2000,
-    drain: async () => ({ t: 'drained', moved: 0, failed: 0, ms: 0 }),
+    drain: async () => ({ t: 'drained', moved: 0, failed: 0, ms: 0, p50: 0, p99: 0 }),
   };
 }
 

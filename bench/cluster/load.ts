@@ -4,7 +4,7 @@
  * in flight. Every message carries its device's running number: the echoes are checked for order
  * (a number below the next expected is a duplicate, above it a loss). Once every session is open (or
  * after 30 s) and `warmMs` more, echoes and round trips are counted for `measureMs`; with KILL_AT_MS
- * it then prints "kill" (the bench kills a node) and goes on until every device's echoes caught up
+ * it then prints "kill" (the bench kills or drains a node) and goes on until every device's echoes caught up
  * with what it sent (or 30 s), so nothing acknowledged may be missing. Prints one JSON line {msgs, ms,
  * msgs_per_s, rtt_p50_ms, rtt_p99_ms, sessions, sent, echoed, lost, duplicated, closed} and exits.
  * Usage: load.js GATEWAY_URL COUNT IN_FLIGHT WARM_MS MEASURE_MS KILL(0|1) [LABEL_SITES]

@@ -12,9 +12,11 @@
  *                               nodes-3's
  *   kill-3                      3 nodes in relay mode, node 3 killed with SIGKILL mid-run: messages
  *                               lost (sent and never echoed) and duplicated
+ *   drain-3                     3 nodes in relay mode, `drain-devices` devices (1,000), node 2
+ *                               drained (`holdfast ctl drain n2`) mid-run: the drain's time, one
+ *                               handoff's p50/p99, messages lost and duplicated
  *
- * Handoff and drain times and the locality gain are null: moving live sessions between nodes and
- * forwarding to services behind one node are not built yet. Every step is bounded; every process it
+ * The locality gain is null: forwarding to services behind one node is not built yet. Every step is bounded; every process it
  * starts is stopped by PID. On 2 cores the nodes, NATS and the load share them: the figures are of
  * this machine. Flags: --devices N (60), --in-flight N (2), --warm-ms N (1500), --measure-ms N (4000).
  */
@@ -42,6 +44,7 @@ const DEVICES = flag('devices', 60);
 const IN_FLIGHT = flag('in-flight', 2);
 const WARM_MS = flag('warm-ms', 1500);
 const MEASURE_MS = flag('measure-ms', 4000);
+const DRAIN_DEVICES = flag('drain-devices', 1000);
 
 async function freePort(): Promise<number> {
   const s = net.createServer();
@@ -97,11 +100,14 @@ interface Result {
 interface Row extends Result {
   name: string;
   nodes: number;
+  /** drain-3: the ctl's line. */
+  drain?: { moved: number; stay: number; ms: number; p50: number; p99: number };
 }
 
 let round = 0;
 
-async function run(name: string, nodes: number, mode: 'direct' | 'relay' | 'none', kill: boolean, natsUrl: string, devicesFile: string): Promise<Row> {
+async function run(name: string, nodes: number, mode: 'direct' | 'relay' | 'none', action: 'none' | 'kill' | 'drain', natsUrl: string, devicesFile: string, devices = DEVICES): Promise<Row> {
+  const kill = action !== 'none';
   round++;
   const prefix = `hfb${round}`;
   const procs: ChildProcess[] = [];
@@ -123,9 +129,17 @@ async function run(name: string, nodes: number, mode: 'direct' | 'relay' | 'none
       lb = await Balancer.start(addrs);
       url = `http://${lb.address}/v1/link`;
     }
-    const load = await start([path.join(__dirname, 'load.js'), url, String(DEVICES), String(IN_FLIGHT), String(WARM_MS), String(MEASURE_MS), kill ? '1' : '0'], kill ? /^kill$/m : /\{"msgs".*\}\n/);
+    const load = await start([path.join(__dirname, 'load.js'), url, String(devices), String(IN_FLIGHT), String(WARM_MS), String(MEASURE_MS), kill ? '1' : '0'], kill ? /^kill$/m : /\{"msgs".*\}\n/);
+    let drain: Row['drain'];
+    if (action === 'drain') {
+      const ctl = await start([path.join(ROOT, 'bin', 'holdfast'), 'ctl', 'drain', 'n2', '--cluster', natsUrl, '--cluster-prefix', prefix], /^drained .*\)$/m);
+      const m = /drained n2: (\d+) sessions moved, (\d+) stay, in (\d+) ms \(one handoff: p50 (\d+) ms, p99 (\d+) ms\)/.exec(ctl.out());
+      if (m === null) throw new Error(`ctl drain: ${ctl.out()}`);
+      drain = { moved: Number(m[1]), stay: Number(m[2]), ms: Number(m[3]), p50: Number(m[4]), p99: Number(m[5]) };
+      await stop(ctl.child);
+    }
+    if (action === 'kill') await stop(procs[procs.length - 1], 'SIGKILL');
     if (kill) {
-      await stop(procs[procs.length - 1], 'SIGKILL');
       await new Promise<void>((resolve, reject) => {
         const t = setTimeout(() => reject(new Error('the load did not finish after the kill')), STEP_LIMIT_MS);
         const check = setInterval(() => {
@@ -139,7 +153,7 @@ async function run(name: string, nodes: number, mode: 'direct' | 'relay' | 'none
     }
     const r = JSON.parse(/\{"msgs".*\}/.exec(load.out())?.[0] ?? '{}') as Result;
     await stop(load.child);
-    return { name, nodes, ...r };
+    return { name, nodes, ...r, drain };
   } finally {
     await lb?.close();
     for (const p of procs) await stop(p);
@@ -152,15 +166,16 @@ async function main(): Promise<void> {
   try {
     const file = path.join(dir, 'devices.json');
     const keys: Record<string, string> = {};
-    for (let i = 0; i < DEVICES; i++) keys[`bench-${i}`] = KEY;
+    for (let i = 0; i < Math.max(DEVICES, DRAIN_DEVICES); i++) keys[`bench-${i}`] = KEY;
     fs.writeFileSync(file, JSON.stringify(keys), { mode: 0o600 });
     const rows: Row[] = [];
-    rows.push(await run('alone', 1, 'none', false, nats.urls, file));
-    rows.push(await run('nodes-1', 1, 'direct', false, nats.urls, file));
-    rows.push(await run('nodes-2', 2, 'direct', false, nats.urls, file));
-    rows.push(await run('nodes-3', 3, 'direct', false, nats.urls, file));
-    rows.push(await run('relay-3', 3, 'relay', false, nats.urls, file));
-    rows.push(await run('kill-3', 3, 'relay', true, nats.urls, file));
+    rows.push(await run('alone', 1, 'none', 'none', nats.urls, file));
+    rows.push(await run('nodes-1', 1, 'direct', 'none', nats.urls, file));
+    rows.push(await run('nodes-2', 2, 'direct', 'none', nats.urls, file));
+    rows.push(await run('nodes-3', 3, 'direct', 'none', nats.urls, file));
+    rows.push(await run('relay-3', 3, 'relay', 'none', nats.urls, file));
+    rows.push(await run('kill-3', 3, 'relay', 'kill', nats.urls, file));
+    rows.push(await run('drain-3', 3, 'relay', 'drain', nats.urls, file, DRAIN_DEVICES));
     console.log(
       `bench:cluster  ${DEVICES} devices over HTTP, ${IN_FLIGHT} in flight each, ackAfter standby (the store is JetStream), ${os.availableParallelism?.() ?? os.cpus().length} cores, measured ${MEASURE_MS} ms`,
     );
@@ -170,20 +185,25 @@ async function main(): Promise<void> {
         `${r.name.padEnd(10)}${String(r.nodes).padEnd(7)}${String(r.msgs_per_s).padEnd(9)}${String(r.rtt_p50_ms).padEnd(12)}${String(r.rtt_p99_ms).padEnd(12)}${String(r.sessions).padEnd(10)}${String(r.sent).padEnd(9)}${String(r.echoed).padEnd(9)}${String(r.lost).padEnd(6)}${String(r.duplicated).padEnd(5)}${r.closed}`,
       );
     const by = (n: string): Row => rows.find((r) => r.name === n) as Row;
-    console.log('handoff, drain, locality: not measured (moving live sessions between nodes and services behind one node are not built yet)');
+    const dr = by('drain-3').drain as NonNullable<Row['drain']>;
+    console.log(`drain of n2 (${DRAIN_DEVICES} devices on 3 nodes): ${dr.moved} sessions moved, ${dr.stay} stayed, in ${dr.ms} ms; one handoff p50 ${dr.p50} ms, p99 ${dr.p99} ms`);
+    console.log('locality: not measured (forwarding to services behind one node is not built yet)');
     console.log(
       JSON.stringify({
         nodes: [1, 2, 3].map((n) => ({ n, msgs_per_s: by(`nodes-${n}`).msgs_per_s, rtt_p50_ms: by(`nodes-${n}`).rtt_p50_ms, rtt_p99_ms: by(`nodes-${n}`).rtt_p99_ms })),
         relay_overhead: Math.round((by('relay-3').rtt_p50_ms / by('nodes-3').rtt_p50_ms) * 100) / 100,
-        handoff_p99_ms: null,
-        drain_1000_s: null,
-        drain_lost: null,
-        drain_duplicated: null,
+        handoff_p99_ms: dr.p99,
+        drain_1000_s: Math.round((dr.ms / 1000) * (1000 / Math.max(1, dr.moved)) * 1000) / 1000,
+        drain_lost: by('drain-3').lost,
+        drain_duplicated: by('drain-3').duplicated,
         kill_lost: by('kill-3').lost,
         kill_duplicated: by('kill-3').duplicated,
         locality_gain: null,
         alone_msgs_per_s: by('alone').msgs_per_s,
         alone_rtt_p50_ms: by('alone').rtt_p50_ms,
+        handoff_p50_ms: dr.p50,
+        drain_moved: dr.moved,
+        drain_ms: dr.ms,
       }),
     );
   } finally {

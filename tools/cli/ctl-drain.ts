@@ -46,7 +46,7 @@ export async function ctlDrain(argv: string[]): Promise<number> {
     const a = decodeClusterMessage(reply);
     if (a.t === 'err') throw hfError(a.code as typeof ErrorCode.NODE, a.message);
     if (a.t !== 'drained') throw hfError(ErrorCode.PEER, `node ${node} answered ${a.t}`);
-    process.stdout.write(`drained ${node}: ${a.moved} sessions moved, ${a.failed} stay, in ${a.ms} ms\n`);
+    process.stdout.write(`drained ${node}: ${a.moved} sessions moved, ${a.failed} stay, in ${a.ms} ms (one handoff: p50 ${a.p50} ms, p99 ${a.p99} ms)\n`);
     return a.failed === 0 ? EXIT.OK : EXIT.FAILED;
   } finally {
     await nc.close();

@@ -371,10 +371,10 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
    * CLI does this before it stops); resolves with how many moved and how many stay here. Throws
    * HF_ERR_OPTION without a cluster.
    */
-  async drainCluster(o: { concurrency?: number; timeoutMs?: number } = {}): Promise<{ moved: number; failed: number; ms: number }> {
+  async drainCluster(o: { concurrency?: number; timeoutMs?: number } = {}): Promise<{ moved: number; failed: number; ms: number; p50: number; p99: number }> {
     if (this.clusterPart === null) throw hfError(ErrorCode.OPTION, 'drainCluster: this gateway is not in a cluster');
-    const { moved, failed, ms } = await this.clusterPart.drain(o);
-    return { moved, failed, ms };
+    const { moved, failed, ms, p50, p99 } = await this.clusterPart.drain(o);
+    return { moved, failed, ms, p50, p99 };
   }
 
   /** This gateway's node in its cluster: name, mode and the live nodes (null: not in a cluster). */

@@ -12,7 +12,7 @@
  *            (from address `addr`) for a session the receiver owns or is placed to own
  *   drain    {}                                request (from `holdfast ctl drain` or anyone on NATS): hand
  *            every session of the receiving node to the others, take no new one
- *   drained  {moved, failed, ms}               its answer once done
+ *   drained  {moved, failed, ms, p50, p99}     its answer once done (p50, p99: one handoff's ms)
  *   answer   {status, code, body}              the owner's HTTP answer to a relayed request: status,
  *            error code ('' none) and body, which the relaying node sends the device as they are
  *
@@ -79,6 +79,9 @@ export interface DrainedMessage {
   moved: number;
   failed: number;
   ms: number;
+  /** One session's handoff (release, handoff, adopt there), ms: median and 99th percentile. */
+  p50: number;
+  p99: number;
 }
 
 export type ClusterMessage = HbMessage | LeaveMessage | HandoffMessage | OkMessage | ErrMessage | RelayMessage | AnswerMessage | DrainMessage | DrainedMessage;
@@ -145,7 +148,7 @@ export function checkClusterMessage(v: unknown): ClusterMessage {
     case 'drain':
       return { t };
     case 'drained':
-      return { t, moved: uint(v, t, 'moved'), failed: uint(v, t, 'failed'), ms: uint(v, t, 'ms') };
+      return { t, moved: uint(v, t, 'moved'), failed: uint(v, t, 'failed'), ms: uint(v, t, 'ms'), p50: uint(v, t, 'p50'), p99: uint(v, t, 'p99') };
     case 'relay':
       return { t, from: node(v, t, 'from'), inc: uint(v, t, 'inc'), body: bytes(v, t, 'body', 0, SNAP_MAX_BYTES), addr: text(v, t, 'addr', 0, 300) };
     case 'answer': {

@@ -250,8 +250,10 @@ export class GatewayCluster {
     await new Promise((r) => setTimeout(r, 2 * (this.o.heartbeatMs ?? 200)));
     let moved = 0;
     let failed = 0;
+    const times: number[] = [];
     const queue = this.host.sessionIds();
     const one = async (sid: string): Promise<void> => {
+      const began = Date.now();
       const link = this.host.session(sid);
       if (link === undefined || link.isFinished) return;
       const to = this.node.place(link.deviceId, link.labels);
@@ -272,6 +274,7 @@ export class GatewayCluster {
       try {
         await this.node.handOff(to, device, epoch, bytes);
         moved++;
+        times.push(Date.now() - began);
       } catch (e) {
         failed++;
         this.host.log.warn('handoff failed; the session stays here', { device, to, code: isHfError(e) ? e.code : ErrorCode.NATS, reason: (e as Error).message });
@@ -291,8 +294,10 @@ export class GatewayCluster {
     await Promise.all(workers);
     failed += queue.length;
     const ms = Date.now() - t0;
-    this.host.log.info('drained', { node: this.node.name, moved, failed, ms });
-    return { t: 'drained', moved, failed, ms };
+    times.sort((a, b) => a - b);
+    const q = (p: number): number => (times.length === 0 ? 0 : times[Math.min(times.length - 1, Math.floor(times.length * p))]);
+    this.host.log.info('drained', { node: this.node.name, moved, failed, ms, p50: q(0.5), p99: q(0.99) });
+    return { t: 'drained', moved, failed, ms, p50: q(0.5), p99: q(0.99) };
   }
 
   /** A session opened here (before its welcome is written). */
