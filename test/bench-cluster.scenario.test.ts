@@ -14,7 +14,7 @@ const ROOT = join(__dirname, '..');
 
 test('a tiny run prints the table and ends with the JSON line', () => {
   if (!natsAvailable('bench-cluster.scenario')) return;
-  const r = spawnSync(process.execPath, ['bench/cluster/run.js', '--devices', '6', '--drain-devices', '12', '--warm-ms', '300', '--measure-ms', '800'], {
+  const r = spawnSync(process.execPath, ['bench/cluster/run.js', '--devices', '6', '--drain-devices', '30', '--warm-ms', '300', '--measure-ms', '800'], {
     cwd: ROOT,
     encoding: 'utf8',
     timeout: 240_000,
