@@ -4,20 +4,21 @@
  * in flight. Every message carries its device's running number: the echoes are checked for order
  * (a number below the next expected is a duplicate, above it a loss). Once every session is open (or
  * after 30 s) and `warmMs` more, echoes and round trips are counted for `measureMs`; with KILL_AT_MS
- * it then prints "kill" (the bench kills or drains a node) and goes on until every device's echoes caught up
- * with what it sent (or 30 s), so nothing acknowledged may be missing. Prints one JSON line {msgs, ms,
+ * it then prints "kill" (the bench kills or drains a node), goes on for AFTER_MS, and then until every
+ * device's echoes caught up with what it sent (or 30 s), so nothing acknowledged may be missing. Prints one JSON line {msgs, ms,
  * msgs_per_s, rtt_p50_ms, rtt_p99_ms, sessions, sent, echoed, lost, duplicated, closed} and exits.
- * Usage: load.js GATEWAY_URL COUNT IN_FLIGHT WARM_MS MEASURE_MS KILL(0|1) [LABEL_SITES]
+ * Usage: load.js GATEWAY_URL COUNT IN_FLIGHT WARM_MS MEASURE_MS KILL(0|1) AFTER_MS [LABEL_SITES]
  */
 import { connect } from '../../targets/host/device/device';
 import { Mux } from '../../targets/host/app/mux';
 
-const [url, countS, inFlightS, warmS, measureS, killS, sitesS] = process.argv.slice(2);
+const [url, countS, inFlightS, warmS, measureS, killS, afterS, sitesS] = process.argv.slice(2);
 const count = Number(countS);
 const inFlight = Number(inFlightS);
 const warmMs = Number(warmS);
 const measureMs = Number(measureS);
 const kill = killS === '1';
+const afterMs = Number(afterS);
 const sites = Number(sitesS ?? '0');
 const LINK = { outSlots: 64, outBytes: 16384, inSlots: 64, inBytes: 16384, maxMessage: 1024, maxBundleBytes: 16384, deadAfterMs: 60_000 };
 
@@ -83,7 +84,7 @@ void (async () => {
   const ms = performance.now() - t0;
   if (kill) {
     process.stdout.write('kill\n');
-    await sleep(measureMs);
+    await sleep(afterMs);
   }
   stopping = true;
   const until = performance.now() + 30_000;

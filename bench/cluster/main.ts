@@ -13,8 +13,9 @@
  *   kill-3                      3 nodes in relay mode, node 3 killed with SIGKILL mid-run: messages
  *                               lost (sent and never echoed) and duplicated
  *   drain-3                     3 nodes in relay mode, `drain-devices` devices (1,000), node 2
- *                               drained (`holdfast ctl drain n2`) mid-run: the drain's time, one
- *                               handoff's p50/p99, messages lost and duplicated
+ *                               drained (`holdfast ctl drain n2`) mid-run (the load goes on for at
+ *                               least 10 s after): the drain's time, one handoff's p50/p99, messages
+ *                               lost and duplicated
  *
  * The locality gain is null: forwarding to services behind one node is not built yet. Every step is bounded; every process it
  * starts is stopped by PID. On 2 cores the nodes, NATS and the load share them: the figures are of
@@ -129,7 +130,19 @@ async function run(name: string, nodes: number, mode: 'direct' | 'relay' | 'none
       lb = await Balancer.start(addrs);
       url = `http://${lb.address}/v1/link`;
     }
-    const load = await start([path.join(__dirname, 'load.js'), url, String(devices), String(IN_FLIGHT), String(WARM_MS), String(MEASURE_MS), kill ? '1' : '0'], kill ? /^kill$/m : /\{"msgs".*\}\n/);
+    const load = await start(
+      [
+        path.join(__dirname, 'load.js'),
+        url,
+        String(devices),
+        String(IN_FLIGHT),
+        String(WARM_MS),
+        String(MEASURE_MS),
+        kill ? '1' : '0',
+        String(action === 'drain' ? Math.max(MEASURE_MS, 10_000) : MEASURE_MS),
+      ],
+      kill ? /^kill$/m : /\{"msgs".*\}\n/,
+    );
     let drain: Row['drain'];
     if (action === 'drain') {
       const ctl = await start([path.join(ROOT, 'bin', 'holdfast'), 'ctl', 'drain', 'n2', '--cluster', natsUrl, '--cluster-prefix', prefix], /^drained .*\)$/m);
