@@ -71,6 +71,8 @@ export class GatewayCluster {
   private relayedHello = false;
   /** Sessions being handed to another node (by id): their end here is not an end (directory, index). */
   private readonly moving = new Set<string>();
+  /** The first few reasons handoffs failed in drains (status, the bench). */
+  readonly failures = new Set<string>();
   /** Set while a handed session is adopted: its directory epoch (claimed already). */
   private adopting: number | null = null;
 
@@ -261,8 +263,14 @@ export class GatewayCluster {
         failed++;
         return;
       }
-      const epoch = this.epochs.get(link) ?? 0;
       const device = link.deviceId;
+      // The epoch this node holds the device at: from its claim, else (a claim still on its way)
+      // as the directory says, when it names this node.
+      let epoch = this.epochs.get(link);
+      if (epoch === undefined) {
+        const e = await this.node.directory.lookup(device).catch(() => null);
+        epoch = e !== null && e.node === this.node.name ? e.epoch : 0;
+      }
       this.moving.add(sid);
       let bytes: Uint8Array;
       try {
@@ -272,12 +280,22 @@ export class GatewayCluster {
         return; // it ended meanwhile
       }
       try {
-        await this.node.handOff(to, device, epoch, bytes);
+        try {
+          await this.node.handOff(to, device, epoch, bytes);
+        } catch (e) {
+          // The directory moved on from the epoch this node knew (its own claim landed late): once
+          // more from what the directory says, if it still names this node.
+          if (!isHfError(e) || e.code !== ErrorCode.EPOCH) throw e;
+          const now = await this.node.directory.lookup(device);
+          if (now === null || now.node !== this.node.name) throw e;
+          await this.node.handOff(to, device, now.epoch, bytes);
+        }
         moved++;
         times.push(Date.now() - began);
       } catch (e) {
         failed++;
         this.host.log.warn('handoff failed; the session stays here', { device, to, code: isHfError(e) ? e.code : ErrorCode.NATS, reason: (e as Error).message });
+        if (this.failures.size < 8) this.failures.add(`${isHfError(e) ? e.code : 'error'}: ${(e as Error).message}`);
         this.adopting = epoch;
         try {
           this.host.adoptHere(bytes);
