@@ -7,7 +7,15 @@ import { ClusterNode } from '../../targets/host/gateway/cluster/cluster-node';
 void (async () => {
   const node = await ClusterNode.start(
     { servers: process.argv[2], node: process.argv[3], heartbeatMs: 100, misses: 3 },
-    { url: '', tcp: '', sessions: () => 0, adopt: async () => 0, relayed: async () => ({ t: 'answer', status: 200, code: '', body: new Uint8Array(0) }), relayTimeoutMs: 1000, drain: async () => ({ t: 'drained', moved: 0, failed: 0, ms: 0, p50: 0, p99: 0 }) },
+    {
+      url: '',
+      tcp: '',
+      sessions: () => 0,
+      adopt: async () => 0,
+      relayed: async () => ({ t: 'answer', status: 200, code: '', body: new Uint8Array(0) }),
+      relayTimeoutMs: 1000,
+      drain: async () => ({ t: 'drained', moved: 0, failed: 0, ms: 0, p50: 0, p99: 0 }),
+    },
   );
   process.stdout.write('ready\n');
   process.on('SIGTERM', () => void node.close().then(() => process.exit(0)));
