@@ -7,9 +7,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect } from '../targets/host/device/device';
-import { Gateway, type GatewayChannel } from '../targets/host/gateway/gateway';
+import type { Gateway, GatewayChannel } from '../targets/host/gateway/gateway';
 import { Balancer } from './support/balancer';
+import { allLive, type Devices, echoDevices, echoNode } from './support/cluster-traffic';
 import { type Nats, natsAvailable, startNats } from './support/nats';
 import { sleep, within } from './support/within';
 
@@ -23,81 +23,54 @@ test.after(async () => {
   await nats?.stop();
 });
 
-async function waitUntil(ms: number, cond: () => boolean): Promise<void> {
-  const until = performance.now() + ms;
-  while (!cond() && performance.now() < until) await sleep(10);
-}
-
 for (const mode of ['relay', 'direct'] as const)
   test(`drain node 2 under traffic (${mode} mode): 0 lost, 0 duplicated, 0 out of order, every session still open`, async () => {
     if (!ok) return;
     const gws: Gateway[] = [];
-    const dev: ReturnType<typeof connect>[] = [];
+    let devs: Devices | null = null;
     let lb: Balancer | null = null;
     try {
       await within(90_000, 'the drain', async () => {
         const sessions = new Map<string, string[]>();
-        for (const node of ['n1', 'n2', 'n3']) {
-          const gw = await Gateway.start({
-            http: '127.0.0.1:0',
-            devices: null,
-            ackAfter: 'standby',
-            cluster: { servers: nats.urls, node, placement: 'hash', mode, prefix: `hfdrain${mode}`, bucket: `hf_drain_${mode}`, heartbeatMs: 100, misses: 10 },
-          });
-          gw.on('session', (ch: GatewayChannel) => {
-            const seen = sessions.get(ch.deviceId) ?? [];
-            seen.push(`${node}:${ch.sessionId}`);
-            sessions.set(ch.deviceId, seen);
-            ch.on('message', (m: Uint8Array) => ch.send(Buffer.from(`echo:${Buffer.from(m).toString()}`)));
-          });
-          gws.push(gw);
-        }
-        await waitUntil(5000, () => gws.every((g) => g.clusterStatus()?.live.length === 3));
+        for (const node of ['n1', 'n2', 'n3'])
+          gws.push(
+            await echoNode({ servers: nats.urls, node, placement: 'hash', mode, prefix: `hfdrain${mode}`, bucket: `hf_drain_${mode}`, heartbeatMs: 100, misses: 10 }, {}, (ch: GatewayChannel) => {
+              const seen = sessions.get(ch.deviceId) ?? [];
+              seen.push(`${node}:${ch.sessionId}`);
+              sessions.set(ch.deviceId, seen);
+            }),
+          );
+        await allLive(gws, 3);
         lb = await Balancer.start(gws.map((g) => g.http?.address as string));
-        const N = 60;
-        const PER = 60;
-        const got: string[][] = [];
-        const closed: string[] = [];
-        for (let d = 0; d < N; d++) {
-          const ch = connect({ gateway: `http://${lb.address}/v1/link`, id: `dr-${d}`, key: null, link: { deadAfterMs: 30_000 }, failures: { warnIntervalMs: 60_000 } });
-          got.push([]);
-          ch.on('message', (m: Uint8Array) => got[d].push(Buffer.from(m).toString()));
-          ch.on('close', (e?: { code?: string }) => closed.push(`dr-${d} ${e?.code}`));
-          dev.push(ch);
-        }
-        let sent = 0;
-        const sendUpTo = async (upto: number): Promise<void> => {
-          for (; sent < upto; sent++) {
-            for (let d = 0; d < N; d++) dev[d].send(Buffer.from(`d${d}-${sent}`));
-            await sleep(15);
-          }
-        };
-        await sendUpTo(PER / 3);
-        await waitUntil(10_000, () => got.every((g) => g.length >= 5));
+        const d = echoDevices(60, `http://${lb.address}/v1/link`, 'dr-');
+        devs = d;
+        await d.sendUpTo(20);
+        await d.echoed(5, 10_000);
         const on2 = gws[1].sessionCount;
         assert.ok(on2 > 0, 'node 2 has sessions to drain');
         const draining = gws[1].drainCluster();
-        await sendUpTo((2 * PER) / 3);
+        await d.sendUpTo(40);
         const r = await draining;
         assert.is(r.failed, 0, 'no handoff failed');
         assert.ok(r.moved >= on2, `moved ${r.moved} (node 2 had ${on2})`);
         assert.is(gws[1].sessionCount, 0, 'node 2 holds no session');
-        await sendUpTo(PER);
-        await waitUntil(30_000, () => got.every((g) => g.length >= PER));
-        for (let d = 0; d < N; d++)
-          assert.equal(
-            got[d],
-            Array.from({ length: PER }, (_, i) => `echo:d${d}-${i}`),
-            `device ${d}: every echo once, in order`,
-          );
-        assert.equal(closed, [], 'every session still open');
-        // A session moved keeps its id: every device's sessions (opened, then adopted) have one id.
-        for (const [id, seen] of sessions) assert.is(new Set(seen.map((s) => s.split(':')[1])).size, 1, `${id} kept its session id: ${seen.join(' ')}`);
+        await d.sendUpTo(60);
+        await d.echoed(60, 30_000);
+        d.check(60);
+        // A session moved keeps its id: a device whose session was on node 2 is served elsewhere under
+        // that id. (On a loaded machine a device may have opened a second session first, its first
+        // welcome late: the later one is the session.)
+        for (const [id, seen] of sessions) {
+          const on2 = seen.filter((x) => x.startsWith('n2:'));
+          if (on2.length === 0) continue;
+          const last = seen[seen.length - 1];
+          assert.ok(!last.startsWith('n2:') && last.split(':')[1] === on2[on2.length - 1].split(':')[1], `${id} kept its session id: ${seen.join(' ')}`);
+        }
         assert.is(gws[1].sessionCount, 0, 'nothing placed on the drained node since');
         console.log(`  drain (${mode}): ${r.moved} sessions moved in ${r.ms} ms under traffic`);
       });
     } finally {
-      for (const ch of dev) ch.destroy();
+      (devs as Devices | null)?.destroy();
       await sleep(50);
       await (lb as Balancer | null)?.close();
       for (const g of gws) await g.close();

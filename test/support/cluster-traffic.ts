@@ -1,0 +1,85 @@
+/**
+ * What the cluster's scenario tests share: gateway nodes in this process that echo every message
+ * ("echo:" + text), devices streaming numbered texts ("d<d>-<i>") through a URL, and the check that
+ * every echo came once and in order with no session ended.
+ */
+import * as assert from 'uvu/assert';
+import { connect } from '../../targets/host/device/device';
+import { Gateway, type GatewayChannel, type GatewayOptions } from '../../targets/host/gateway/gateway';
+import { sleep } from './within';
+
+export async function waitUntil(ms: number, cond: () => boolean): Promise<void> {
+  const until = performance.now() + ms;
+  while (!cond() && performance.now() < until) await sleep(10);
+}
+
+/** A node that echoes every message; `onSession` sees each session it serves. */
+export async function echoNode(cluster: NonNullable<GatewayOptions['cluster']>, more: Partial<GatewayOptions> = {}, onSession?: (ch: GatewayChannel) => void): Promise<Gateway> {
+  const gw = await Gateway.start({ http: '127.0.0.1:0', devices: null, ackAfter: 'standby', ...more, cluster });
+  gw.on('session', (ch: GatewayChannel) => {
+    onSession?.(ch);
+    ch.on('message', (m: Uint8Array) => ch.send(Buffer.from(`echo:${Buffer.from(m).toString()}`)));
+  });
+  return gw;
+}
+
+/** Waits until every node sees `n` live nodes (and says so if they do not). */
+export async function allLive(gws: Gateway[], n: number, ms = 5000): Promise<void> {
+  await waitUntil(ms, () => gws.every((g) => g.clusterStatus()?.live.length === n));
+  assert.ok(
+    gws.every((g) => g.clusterStatus()?.live.length === n),
+    `every node sees ${n}`,
+  );
+}
+
+export interface Devices {
+  /** What each device got, in order. */
+  got: string[][];
+  /** Sessions that ended: "id code message". */
+  closed: string[];
+  /** Sends "d<d>-<i>" from every device for i up to `upto` (exclusive), `gapMs` apart. */
+  sendUpTo(upto: number): Promise<void>;
+  /** Waits until every device got `per` echoes (at most `ms`). */
+  echoed(per: number, ms: number): Promise<void>;
+  /** Asserts every device got every echo below `per` once, in order, and no session ended. */
+  check(per: number): void;
+  destroy(): void;
+}
+
+/** `n` devices (ids `<prefix><d>`, no key) on `url`, each keeping what it gets. */
+export function echoDevices(n: number, url: string, prefix: string, o: { gapMs?: number; labels?: (d: number) => Record<string, string> } = {}): Devices {
+  const chans: ReturnType<typeof connect>[] = [];
+  const got: string[][] = [];
+  const closed: string[] = [];
+  for (let d = 0; d < n; d++) {
+    const ch = connect({ gateway: url, id: `${prefix}${d}`, key: null, labels: o.labels?.(d), link: { deadAfterMs: 30_000 }, failures: { warnIntervalMs: 60_000 } });
+    got.push([]);
+    ch.on('message', (m: Uint8Array) => got[d].push(Buffer.from(m).toString()));
+    ch.on('close', (e?: { code?: string; message?: string }) => closed.push(`${prefix}${d} ${e?.code} ${e?.message}`));
+    chans.push(ch);
+  }
+  let sent = 0;
+  return {
+    got,
+    closed,
+    async sendUpTo(upto) {
+      for (; sent < upto; sent++) {
+        for (let d = 0; d < n; d++) chans[d].send(Buffer.from(`d${d}-${sent}`));
+        await sleep(o.gapMs ?? 15);
+      }
+    },
+    echoed: (per, ms) => waitUntil(ms, () => got.every((g) => g.length >= per)),
+    check(per) {
+      for (let d = 0; d < n; d++)
+        assert.equal(
+          got[d],
+          Array.from({ length: per }, (_, i) => `echo:d${d}-${i}`),
+          `device ${d}: every echo once, in order`,
+        );
+      assert.equal(closed, [], 'no session ended');
+    },
+    destroy() {
+      for (const ch of chans) ch.destroy();
+    },
+  };
+}
