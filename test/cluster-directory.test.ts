@@ -3,24 +3,16 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deviceKey, KvConflict, type KvLike, MemoryKv, SessionDirectory } from '../targets/host/gateway/cluster/directory';
 import { Prng } from '../targets/sim/prng';
+import { rejection } from './support/errors';
 
 const sid = (n: number): Uint8Array => new Uint8Array(16).fill(n);
-
-async function rejects(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'no error';
-  } catch (e) {
-    return (e as { code?: string }).code ?? String(e);
-  }
-}
 
 test('claims count the epoch up; a handoff claim from a stale epoch is refused and writes nothing', async () => {
   const d = new SessionDirectory(new MemoryKv());
   assert.is(await d.lookup('pi-1'), null);
   assert.equal(await d.claim('pi-1', 'n1', 1, sid(1), null), { node: 'n1', inc: 1, epoch: 1, sid: sid(1) });
   assert.is((await d.claim('pi-1', 'n2', 1, sid(1), 1)).epoch, 2);
-  assert.is(await rejects(d.claim('pi-1', 'n3', 1, sid(1), 1)), 'HF_ERR_EPOCH');
+  assert.is(await rejection(d.claim('pi-1', 'n3', 1, sid(1), 1)), 'HF_ERR_EPOCH');
   assert.is((await d.lookup('pi-1'))?.node, 'n2');
   assert.not.ok(await d.release('pi-1', 'n1', 2), 'not the owner');
   assert.not.ok(await d.release('pi-1', 'n2', 1), 'not the epoch');

@@ -12,7 +12,7 @@ import { encodeValue } from '../firmware/cbor-value';
 import { type ClusterHost, ClusterNode, checkClusterOptions } from '../targets/host/gateway/cluster/cluster-node';
 import type { HandoffMessage } from '../targets/host/gateway/cluster/cluster-messages';
 import { type Nats, natsAvailable, startNats } from './support/nats';
-import { code } from './support/errors';
+import { code, rejection } from './support/errors';
 import { sleep, until } from './support/bounded';
 import { within } from './support/within';
 
@@ -36,15 +36,6 @@ function host(name: string): ClusterHost {
     relayTimeoutMs: 2000,
     drain: async () => ({ t: 'drained', moved: 0, failed: 0, ms: 0, p50: 0, p99: 0 }),
   };
-}
-
-async function rejects(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'no error';
-  } catch (e) {
-    return (e as { code?: string }).code ?? String(e);
-  }
 }
 
 test.before(async () => {
@@ -123,17 +114,17 @@ test('a handoff is answered with the new epoch; stale epoch, unknown node and ma
   assert.is(await n1.handOff('n2', 'pi-7', first.epoch, new Uint8Array([1, 2, 3])), first.epoch + 1);
   assert.is(adopted.length, 1);
   assert.is((await n2.directory.lookup('pi-7'))?.node, 'n2');
-  assert.is(await rejects(n1.handOff('n2', 'pi-7', first.epoch, new Uint8Array([1]))), 'HF_ERR_EPOCH', 'the entry moved on');
-  assert.is(await rejects(n1.request('n2', { t: 'handoff', from: 'ghost', inc: 1, device: 'pi-7', epoch: first.epoch + 1, snap: new Uint8Array([1]) })), 'HF_ERR_NODE');
+  assert.is(await rejection(n1.handOff('n2', 'pi-7', first.epoch, new Uint8Array([1]))), 'HF_ERR_EPOCH', 'the entry moved on');
+  assert.is(await rejection(n1.request('n2', { t: 'handoff', from: 'ghost', inc: 1, device: 'pi-7', epoch: first.epoch + 1, snap: new Uint8Array([1]) })), 'HF_ERR_NODE');
   assert.is(
-    await rejects(n1.request('n2', { t: 'handoff', from: 'n1', inc: n1.incarnation + 1, device: 'pi-7', epoch: first.epoch + 1, snap: new Uint8Array([1]) })),
+    await rejection(n1.request('n2', { t: 'handoff', from: 'n1', inc: n1.incarnation + 1, device: 'pi-7', epoch: first.epoch + 1, snap: new Uint8Array([1]) })),
     'HF_ERR_NODE',
     'another incarnation',
   );
-  assert.is(await rejects(n1.request('n2', encodeValue({ t: 'handoff', from: 'n1' }))), 'HF_ERR_PEER');
-  assert.is(await rejects(n1.request('n2', new Uint8Array([0xff, 0x00]))), 'HF_ERR_PEER');
-  assert.is(await rejects(n1.request('n2', { t: 'ok', epoch: 1 })), 'HF_ERR_PEER', 'not a request');
-  assert.is(await rejects(n1.handOff('nobody', 'pi-7', 0, new Uint8Array([1]))), 'HF_ERR_NODE');
+  assert.is(await rejection(n1.request('n2', encodeValue({ t: 'handoff', from: 'n1' }))), 'HF_ERR_PEER');
+  assert.is(await rejection(n1.request('n2', new Uint8Array([0xff, 0x00]))), 'HF_ERR_PEER');
+  assert.is(await rejection(n1.request('n2', { t: 'ok', epoch: 1 })), 'HF_ERR_PEER', 'not a request');
+  assert.is(await rejection(n1.handOff('nobody', 'pi-7', 0, new Uint8Array([1]))), 'HF_ERR_NODE');
   assert.is(adopted.length, 1, 'nothing refused reached the host');
   assert.is((await n2.directory.lookup('pi-7'))?.epoch, first.epoch + 1);
 });
@@ -142,7 +133,7 @@ test('a relayed request is answered by the node it was sent to; one from a stran
   if (!ok) return;
   const a = await nodes[0].relay('n3', new Uint8Array([7]), '127.0.0.1');
   assert.equal([a.status, a.code, [...a.body]], [200, '', [7, '3'.charCodeAt(0)]]);
-  assert.is(await rejects(nodes[0].relay('nobody', new Uint8Array([7]), '')), 'HF_ERR_NATS', 'no responders');
+  assert.is(await rejection(nodes[0].relay('nobody', new Uint8Array([7]), '')), 'HF_ERR_NATS', 'no responders');
 });
 
 test('the session index: every node learns which node serves a session id', async () => {

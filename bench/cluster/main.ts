@@ -21,15 +21,14 @@
  * starts is stopped by PID. On 2 cores the nodes, NATS and the load share them: the figures are of
  * this machine. Flags: --devices N (60), --in-flight N (2), --warm-ms N (1500), --measure-ms N (4000).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freePort, ROOT, start, stop } from '../procs';
 import { Balancer } from '../../test/support/balancer';
 import { startNats } from '../../test/support/nats';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const KEY = 'k-bench-cluster';
 const STEP_LIMIT_MS = 90_000;
 
@@ -46,45 +45,6 @@ const IN_FLIGHT = flag('in-flight', 2);
 const WARM_MS = flag('warm-ms', 1500);
 const MEASURE_MS = flag('measure-ms', 4000);
 const DRAIN_DEVICES = flag('drain-devices', 1000);
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-/** Starts `node args`, keeps its output, resolves when it matches `re` (rejects after STEP_LIMIT_MS or on exit). */
-function start(args: string[], re: RegExp): Promise<{ child: ChildProcess; out: () => string }> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`not ready within ${STEP_LIMIT_MS} ms: ${args.join(' ')}\n${out.slice(-2000)}`)), STEP_LIMIT_MS);
-    const take = (d: Buffer): void => {
-      out += d.toString();
-      if (out.length > 1 << 20) out = out.slice(-(1 << 19));
-      if (re.test(out)) {
-        clearTimeout(t);
-        resolve({ child, out: () => out });
-      }
-    };
-    child.stdout?.on('data', take);
-    child.stderr?.on('data', take);
-    child.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`exited (${code}) before ready: ${args.join(' ')}\n${out.slice(-2000)}`));
-    });
-  });
-}
-
-function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return Promise.resolve();
-  const gone = new Promise<void>((r) => child.once('exit', () => r()));
-  process.kill(child.pid, signal);
-  const t = setTimeout(() => child.pid !== undefined && child.exitCode === null && process.kill(child.pid, 'SIGKILL'), 10_000);
-  return gone.finally(() => clearTimeout(t));
-}
 
 interface Result {
   msgs_per_s: number;
@@ -119,7 +79,7 @@ async function run(name: string, nodes: number, mode: 'direct' | 'relay' | 'none
       const port = await freePort();
       const args = [path.join(ROOT, 'bin', 'holdfast'), 'gateway', '--echo', '--http', `127.0.0.1:${port}`, '--devices', devicesFile];
       if (mode !== 'none') args.push('--ack-after', 'standby', '--cluster', natsUrl, '--node', `n${n}`, '--cluster-mode', mode, '--placement', 'hash', '--cluster-prefix', prefix);
-      const p = await start(args, /gateway: ready/);
+      const p = await start(args, /gateway: ready/, STEP_LIMIT_MS);
       procs.push(p.child);
       addrs.push(`127.0.0.1:${port}`);
     }
@@ -142,10 +102,11 @@ async function run(name: string, nodes: number, mode: 'direct' | 'relay' | 'none
         String(action === 'drain' ? Math.max(MEASURE_MS, 10_000) : MEASURE_MS),
       ],
       kill ? /^kill$/m : /\{"msgs".*\}\n/,
+      STEP_LIMIT_MS,
     );
     let drain: Row['drain'];
     if (action === 'drain') {
-      const ctl = await start([path.join(ROOT, 'bin', 'holdfast'), 'ctl', 'drain', 'n2', '--cluster', natsUrl, '--cluster-prefix', prefix], /^drained .*\)$/m);
+      const ctl = await start([path.join(ROOT, 'bin', 'holdfast'), 'ctl', 'drain', 'n2', '--cluster', natsUrl, '--cluster-prefix', prefix], /^drained .*\)$/m, STEP_LIMIT_MS);
       const m = /drained n2: (\d+) sessions moved, (\d+) stay, in (\d+) ms \(one handoff: p50 (\d+) ms, p99 (\d+) ms\)/.exec(ctl.out());
       if (m === null) throw new Error(`ctl drain: ${ctl.out()}`);
       drain = { moved: Number(m[1]), stay: Number(m[2]), ms: Number(m[3]), p50: Number(m[4]), p99: Number(m[5]) };

@@ -14,13 +14,12 @@
  * Flags: --devices N (200), --in-flight N (4), --warm-ms N (2000), --measure-ms N (4000), --rounds N (2),
  * --probes N (200).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freePort, ROOT, start, stop } from '../procs';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const KEY = 'k-bench-workers';
 
 function flag(name: string, def: number): number {
@@ -43,44 +42,6 @@ const HELLO = Buffer.from(
   'hex',
 );
 const STEP_LIMIT_MS = 60_000;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-/** Starts `cmd args`, keeps its output, and resolves when it matches `re` (rejects after STEP_LIMIT_MS or on exit). */
-function start(args: string[], re: RegExp): Promise<{ child: ChildProcess; out: () => string }> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`not ready within ${STEP_LIMIT_MS} ms: ${args.join(' ')}\n${out.slice(-2000)}`)), STEP_LIMIT_MS);
-    const take = (d: Buffer): void => {
-      out += d.toString();
-      if (re.test(out)) {
-        clearTimeout(t);
-        resolve({ child, out: () => out });
-      }
-    };
-    child.stdout?.on('data', take);
-    child.stderr?.on('data', take);
-    child.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`exited (${code}) before ready: ${args.join(' ')}\n${out.slice(-2000)}`));
-    });
-  });
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return Promise.resolve();
-  const gone = new Promise<void>((r) => child.once('exit', () => r()));
-  process.kill(child.pid, 'SIGTERM');
-  const t = setTimeout(() => child.pid !== undefined && child.exitCode === null && process.kill(child.pid, 'SIGKILL'), 10_000);
-  return gone.finally(() => clearTimeout(t));
-}
 
 interface Row {
   workers: number;
@@ -127,11 +88,12 @@ async function run(workers: number, keepAlive: boolean, devicesFile: string): Pr
   const gwArgs = [path.join(ROOT, 'bin', 'holdfast'), 'gateway', '--echo', '--http', `127.0.0.1:${http}`, '--tcp', `127.0.0.1:${tcp}`, '--devices', devicesFile];
   if (workers > 1) gwArgs.push('--workers', String(workers));
   if (keepAlive) gwArgs.push('--worker-keep-alive');
-  const gw = await start(gwArgs, /gateway: ready/);
+  const gw = await start(gwArgs, /gateway: ready/, STEP_LIMIT_MS);
   try {
     const load = await start(
       [path.join(__dirname, 'load.js'), `127.0.0.1:${http}`, `127.0.0.1:${tcp}`, KEY, String(DEVICES), String(IN_FLIGHT), String(WARM_MS), String(MEASURE_MS)],
       /\{"msgs".*\}\n/,
+      STEP_LIMIT_MS,
     );
     const r = JSON.parse(/\{"msgs".*\}/.exec(load.out())?.[0] ?? '{}');
     await stop(load.child);

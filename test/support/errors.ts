@@ -21,3 +21,13 @@ export function failure(fn: () => unknown): { code: string; message: string } {
   }
   return { code: 'no error', message: '' };
 }
+
+/** The HfError code a promise rejects with; 'no error' if it resolves; the thing itself as text otherwise. */
+export async function rejection(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'no error';
+  } catch (e) {
+    return (e as { code?: string }).code ?? String(e);
+  }
+}
