@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Gateway, GatewayChannel } from '../targets/host/gateway/gateway';
 import { Balancer } from './support/balancer';
-import { allLive, type Devices, echoDevices, echoNode } from './support/cluster-traffic';
+import { allLive, type Devices, deviceKeys, echoDevices, echoNode } from './support/cluster-traffic';
 import { type Nats, natsAvailable, startNats } from './support/nats';
 import { sleep, within } from './support/within';
 
@@ -34,15 +34,20 @@ for (const mode of ['relay', 'direct'] as const)
         const sessions = new Map<string, string[]>();
         for (const node of ['n1', 'n2', 'n3'])
           gws.push(
-            await echoNode({ servers: nats.urls, node, placement: 'hash', mode, prefix: `hfdrain${mode}`, bucket: `hf_drain_${mode}`, heartbeatMs: 100, misses: 10 }, {}, (ch: GatewayChannel) => {
-              const seen = sessions.get(ch.deviceId) ?? [];
-              seen.push(`${node}:${ch.sessionId}`);
-              sessions.set(ch.deviceId, seen);
-            }),
+            await echoNode(
+              { servers: nats.urls, node, placement: 'hash', mode, prefix: `hfdrain${mode}`, bucket: `hf_drain_${mode}`, heartbeatMs: 100, misses: 10 },
+              { devices: deviceKeys(60, 'dr-') },
+              (ch: GatewayChannel) => {
+                const seen = sessions.get(ch.deviceId) ?? [];
+                seen.push(`${node}:${ch.sessionId}`);
+                sessions.set(ch.deviceId, seen);
+              },
+            ),
           );
         await allLive(gws, 3);
         lb = await Balancer.start(gws.map((g) => g.http?.address as string));
-        const d = echoDevices(60, `http://${lb.address}/v1/link`, 'dr-');
+        // Devices with keys, as in the field: a refusal anyone could have written ends no session.
+        const d = echoDevices(60, `http://${lb.address}/v1/link`, 'dr-', { keyed: true });
         devs = d;
         await d.sendUpTo(20);
         await d.echoed(5, 10_000);

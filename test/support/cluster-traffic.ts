@@ -46,13 +46,31 @@ export interface Devices {
   destroy(): void;
 }
 
-/** `n` devices (ids `<prefix><d>`, no key) on `url`, each keeping what it gets. */
-export function echoDevices(n: number, url: string, prefix: string, o: { gapMs?: number; labels?: (d: number) => Record<string, string> } = {}): Devices {
+/** The keys of `n` devices `<prefix><d>`, as a gateway's `devices` option takes them. */
+export function deviceKeys(n: number, prefix: string): Record<string, string> {
+  const keys: Record<string, string> = {};
+  for (let d = 0; d < n; d++) keys[`${prefix}${d}`] = `key-${prefix}${d}-0123456789`;
+  return keys;
+}
+
+/**
+ * `n` devices (ids `<prefix><d>`) on `url`, each keeping what it gets; with `keyed`, each proves the
+ * key deviceKeys gives it (else no key: a session any error ends).
+ */
+export function echoDevices(n: number, url: string, prefix: string, o: { gapMs?: number; labels?: (d: number) => Record<string, string>; keyed?: boolean } = {}): Devices {
+  const keys = o.keyed === true ? deviceKeys(n, prefix) : null;
   const chans: ReturnType<typeof connect>[] = [];
   const got: string[][] = [];
   const closed: string[] = [];
   for (let d = 0; d < n; d++) {
-    const ch = connect({ gateway: url, id: `${prefix}${d}`, key: null, labels: o.labels?.(d), link: { deadAfterMs: 30_000 }, failures: { warnIntervalMs: 60_000 } });
+    const ch = connect({
+      gateway: url,
+      id: `${prefix}${d}`,
+      key: keys === null ? null : keys[`${prefix}${d}`],
+      labels: o.labels?.(d),
+      link: { deadAfterMs: 30_000 },
+      failures: { warnIntervalMs: 60_000 },
+    });
     got.push([]);
     ch.on('message', (m: Uint8Array) => got[d].push(Buffer.from(m).toString()));
     ch.on('close', (e?: { code?: string; message?: string }) => closed.push(`${prefix}${d} ${e?.code} ${e?.message}`));
