@@ -3,19 +3,11 @@
  * output kept, ready when a line matches, stopped by its PID (SIGTERM, then SIGKILL after 10 s).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import * as net from 'node:net';
 import * as path from 'node:path';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
-/** A free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort } from '../test/support/host';
 
 /** Starts `node args`, keeps its output (the last MiB), resolves when it matches `re`; rejects after `limitMs` or on exit. */
 export function start(args: string[], re: RegExp, limitMs: number): Promise<{ child: ChildProcess; out: () => string }> {

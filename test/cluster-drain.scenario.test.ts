@@ -9,9 +9,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Gateway, GatewayChannel } from '../targets/host/gateway/gateway';
 import { Balancer } from './support/balancer';
-import { allLive, type Devices, deviceKeys, echoDevices, echoNode } from './support/cluster-traffic';
+import { allLive, type Devices, deviceKeys, echoDevices, echoNode, stopAll } from './support/cluster-traffic';
 import { type Nats, natsAvailable, startNats } from './support/nats';
-import { sleep, within } from './support/within';
+import { within } from './support/within';
 
 const ok = natsAvailable('cluster-drain.scenario');
 let nats: Nats;
@@ -75,10 +75,7 @@ for (const mode of ['relay', 'direct'] as const)
         console.log(`  drain (${mode}): ${r.moved} sessions moved in ${r.ms} ms under traffic`);
       });
     } finally {
-      (devs as Devices | null)?.destroy();
-      await sleep(50);
-      await (lb as Balancer | null)?.close();
-      for (const g of gws) await g.close();
+      await stopAll(devs, lb, gws);
     }
   });
 

@@ -15,7 +15,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import type { Gateway } from '../targets/host/gateway/gateway';
 import { Balancer } from './support/balancer';
-import { allLive, type Devices, echoDevices, echoNode, waitUntil } from './support/cluster-traffic';
+import { allLive, type Devices, echoDevices, echoNode, stopAll, waitUntil } from './support/cluster-traffic';
 import { type Nats, natsAvailable, startNats } from './support/nats';
 import { sleep, within } from './support/within';
 
@@ -71,10 +71,7 @@ async function withChildNode(prefix: string, disrupt: (n3: ChildProcess, gws: Ga
     });
   } finally {
     (child as ChildProcess | null)?.kill('SIGKILL');
-    (devs as Devices | null)?.destroy();
-    await sleep(50);
-    await (lb as Balancer | null)?.close();
-    for (const g of gws) await g.close();
+    await stopAll(devs, lb, gws);
   }
 }
 
@@ -147,10 +144,7 @@ test('the NATS server restarted under traffic: nothing lost or repeated once it 
       console.log(`  NATS restarted: every device's echoes complete ${(performance.now() - t0).toFixed(0)} ms after the stop`);
     });
   } finally {
-    (devs as Devices | null)?.destroy();
-    await sleep(50);
-    await (lb as Balancer | null)?.close();
-    for (const g of gws) await g.close();
+    await stopAll(devs, lb, gws);
   }
 });
 

@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Gateway } from '../targets/host/gateway/gateway';
 import { Balancer } from './support/balancer';
-import { allLive, type Devices, echoDevices, echoNode } from './support/cluster-traffic';
+import { allLive, type Devices, echoDevices, echoNode, stopAll } from './support/cluster-traffic';
 import { type Nats, natsAvailable, startNats } from './support/nats';
 import { sleep, within } from './support/within';
 
@@ -64,10 +64,7 @@ test('one of three NATS servers killed under traffic: nothing lost or repeated, 
       console.log(`  one NATS server of three killed: every device's echoes complete ${(performance.now() - t0).toFixed(0)} ms after`);
     });
   } finally {
-    (devs as Devices | null)?.destroy();
-    await sleep(50);
-    await (lb as Balancer | null)?.close();
-    for (const g of gws) await g.close();
+    await stopAll(devs, lb, gws);
   }
 });
 

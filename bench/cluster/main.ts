@@ -25,6 +25,7 @@ import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { intFlag } from '../flag-number';
 import { freePort, ROOT, start, stop } from '../procs';
 import { Balancer } from '../../test/support/balancer';
 import { startNats } from '../../test/support/nats';
@@ -32,19 +33,11 @@ import { startNats } from '../../test/support/nats';
 const KEY = 'k-bench-cluster';
 const STEP_LIMIT_MS = 90_000;
 
-function flag(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return def;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, got ${process.argv[i + 1]}`);
-  return v;
-}
-
-const DEVICES = flag('devices', 60);
-const IN_FLIGHT = flag('in-flight', 2);
-const WARM_MS = flag('warm-ms', 1500);
-const MEASURE_MS = flag('measure-ms', 4000);
-const DRAIN_DEVICES = flag('drain-devices', 1000);
+const DEVICES = intFlag('devices', 60);
+const IN_FLIGHT = intFlag('in-flight', 2);
+const WARM_MS = intFlag('warm-ms', 1500);
+const MEASURE_MS = intFlag('measure-ms', 4000);
+const DRAIN_DEVICES = intFlag('drain-devices', 1000);
 
 interface Result {
   msgs_per_s: number;

@@ -18,24 +18,17 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { intFlag } from '../flag-number';
 import { freePort, ROOT, start, stop } from '../procs';
 
 const KEY = 'k-bench-workers';
 
-function flag(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return def;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, got ${process.argv[i + 1]}`);
-  return v;
-}
-
-const DEVICES = flag('devices', 200);
-const IN_FLIGHT = flag('in-flight', 4);
-const WARM_MS = flag('warm-ms', 2000);
-const MEASURE_MS = flag('measure-ms', 4000);
-const ROUNDS = flag('rounds', 2);
-const PROBES = flag('probes', 200);
+const DEVICES = intFlag('devices', 200);
+const IN_FLIGHT = intFlag('in-flight', 4);
+const WARM_MS = intFlag('warm-ms', 2000);
+const MEASURE_MS = intFlag('measure-ms', 4000);
+const ROUNDS = intFlag('rounds', 2);
+const PROBES = intFlag('probes', 200);
 // docs/PROTOCOL.md 12, "hello": device dev-1 (not in the bench's devices file: refused with HF_ERR_AUTH).
 const HELLO = Buffer.from(
   'a500010201030005821904001a0004000007818201a8626964656465762d31616e07656e6f6e6365d84050000102030405060708090a0b0c0d0e0f6570726f6f66d840406373657100636f666600636c696d851902001a000400001a0001000008046472696e67821904001a00040000',

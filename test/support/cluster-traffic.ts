@@ -23,6 +23,14 @@ export async function echoNode(cluster: NonNullable<GatewayOptions['cluster']>, 
   return gw;
 }
 
+/** The end of a scenario: the devices go first (so no node sees them fail), then the balancer, then the nodes. */
+export async function stopAll(devs: Devices | null, lb: { close(): Promise<void> } | null, gws: Gateway[]): Promise<void> {
+  devs?.destroy();
+  await sleep(50);
+  await lb?.close();
+  for (const g of gws) await g.close();
+}
+
 /** Waits until every node sees `n` live nodes (and says so if they do not). */
 export async function allLive(gws: Gateway[], n: number, ms = 5000): Promise<void> {
   await waitUntil(ms, () => gws.every((g) => g.clusterStatus()?.live.length === n));

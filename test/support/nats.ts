@@ -14,6 +14,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCode, hfError } from '../../firmware/errors';
+import { freePort } from './host';
 
 export interface NatsServer {
   /** nats://127.0.0.1:PORT */
@@ -47,17 +48,6 @@ export interface NatsOptions {
 }
 
 const BIN = 'nats-server';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Resolves once a TCP connection to the port is read the server's INFO line. */
 function waitInfo(port: number, deadline: number, child: ChildProcess): Promise<void> {
