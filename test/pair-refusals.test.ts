@@ -149,8 +149,11 @@ test('a primary of an older epoch than the standby saw: refused with HF_ERR_EPOC
   let b: Gateway | null = null;
   try {
     await within(15_000, 'the refusal', async () => {
-      b = await standbyOf(f, lb);
-      assert.is(b.pair?.epoch, 3, 'the standby learned epoch 3');
+      const sb = await standbyOf(f, lb);
+      b = sb;
+      // The listener sees the connection before the standby has read the primary's hello.
+      await waitUntil(3000, () => sb.pair?.epoch === 3);
+      assert.is(sb.pair?.epoch, 3, 'the standby learned epoch 3');
       // The connection ends before the standby synced (no takeover); the primary comes back at epoch 1.
       f.l.setEpoch(1);
       f.conns[0].close();
