@@ -21,12 +21,21 @@ test('every flag passed through, checked', () => {
     cluster: 'nats://127.0.0.1:4222,nats://127.0.0.1:4223',
     node: 'n-1',
     'node-label': ['site=berlin', 'rack=3'],
-    'node-service': ['db'],
+    'node-service': ['db', 'hist=127.0.0.1:8086+[::1]:8087'],
     placement: 'label',
     'cluster-mode': 'relay',
     'cluster-replicas': 3,
   });
-  assert.equal(o, { servers: 'nats://127.0.0.1:4222,nats://127.0.0.1:4223', node: 'n-1', labels: { site: 'berlin', rack: '3' }, services: ['db'], placement: 'label', mode: 'relay', replicas: 3 });
+  assert.equal(o, {
+    servers: 'nats://127.0.0.1:4222,nats://127.0.0.1:4223',
+    node: 'n-1',
+    labels: { site: 'berlin', rack: '3' },
+    services: ['db', 'hist'],
+    reach: ['127.0.0.1:8086', '[::1]:8087'],
+    placement: 'label',
+    mode: 'relay',
+    replicas: 3,
+  });
   assert.match(clusterOptionsOf({ cluster: 'nats://h:1' })?.node ?? '', /^[A-Za-z0-9_-]{1,64}$/, 'the host name, made a node name');
   assert.is(clusterOptionsOf({ cluster: 'nats://h:1' })?.placement, 'hash');
   for (const [v, flag] of [
@@ -36,6 +45,8 @@ test('every flag passed through, checked', () => {
     [{ cluster: 'nats://h:1', 'cluster-mode': 'both' }, 'cluster-mode'],
     [{ cluster: 'nats://h:1', 'cluster-replicas': 0 }, 'cluster-replicas'],
     [{ cluster: 'nats://h:1', 'node-label': ['nolabel'] }, 'node-label'],
+    [{ cluster: 'nats://h:1', 'node-service': ['db=127.0.0.1'] }, 'node-service'],
+    [{ cluster: 'nats://h:1', 'node-service': ['=127.0.0.1:1'] }, 'node-service'],
   ] as const) {
     assert.is(
       code(() => clusterOptionsOf(v as unknown as Values)),

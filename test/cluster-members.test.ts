@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { checkNodeName, Members, type NodeInfo } from '../targets/host/gateway/cluster/members';
 import { code } from './support/errors';
 
-const info = (node: string, incarnation = 1, sessions = 0): NodeInfo => ({ node, incarnation, url: `http://${node}`, tcp: '', labels: {}, services: [], sessions, draining: false });
+const info = (node: string, incarnation = 1, sessions = 0): NodeInfo => ({ node, incarnation, url: `http://${node}`, tcp: '', labels: {}, services: [], reach: [], sessions, draining: false });
 
 test('a node heard is live until it is silent for misses x heartbeat, then dead once', () => {
   const m = new Members(info('a'), { heartbeatMs: 100, misses: 3 });

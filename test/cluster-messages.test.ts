@@ -13,6 +13,7 @@ const hb: ClusterMessage = {
   tcp: '127.0.0.1:2',
   labels: { site: 'berlin' },
   services: ['db'],
+  reach: ['127.0.0.1:5432', '[::1]:22'],
   sessions: 3,
   draining: false,
 };
@@ -26,6 +27,7 @@ test('every kind goes round', () => {
     { t: 'err', code: 'HF_ERR_EPOCH', message: 'stale' },
     { t: 'relay', from: 'n3', inc: 2, body: new Uint8Array([0xa1]), addr: '127.0.0.1' },
     { t: 'answer', status: 200, code: '', body: new Uint8Array([0xa2]) },
+    { t: 'pipe', from: 'n2', inc: 7, id: '0123456789abcdef', target: 'db.local:5432' },
   ];
   for (const m of all) assert.equal(decodeClusterMessage(encodeClusterMessage(m)), m, m.t);
 });
@@ -46,6 +48,8 @@ test('malformed messages are HF_ERR_PEER naming the field', () => {
   );
   const wire = { t: 'hb', node: 'n1', inc: 1, url: '', tcp: '', labels: {}, services: [], sessions: 0, draining: false };
   assert.is(checkClusterMessage(wire).t, 'hb');
+  assert.equal((checkClusterMessage(wire) as { reach: string[] }).reach, [], 'a heartbeat without reach: none');
+  const pipe = { t: 'pipe', from: 'n2', inc: 1, id: '0123456789abcdef', target: '127.0.0.1:22' };
   const cases: [Record<string, unknown>, string][] = [
     [{ ...wire, node: 'a.b' }, 'node'],
     [{ ...wire, node: '' }, 'node'],
@@ -54,6 +58,12 @@ test('malformed messages are HF_ERR_PEER naming the field', () => {
     [{ ...wire, labels: { site: 3 } }, 'labels.site'],
     [{ ...wire, services: ['x', ''] }, 'services[1]'],
     [{ ...wire, draining: 1 }, 'draining'],
+    [{ ...wire, reach: ['127.0.0.1:22', 'nope'] }, 'reach[1]'],
+    [{ ...wire, reach: '127.0.0.1:22' }, 'reach'],
+    [{ ...pipe, id: '0123' }, 'id'],
+    [{ ...pipe, id: '0123456789ABCDEF' }, 'id'],
+    [{ ...pipe, target: '127.0.0.1:0' }, 'target'],
+    [{ ...pipe, from: 'a b' }, 'from'],
     [{ t: 'handoff', from: 'n2', inc: 1, device: '', epoch: 0, snap: new Uint8Array(1) }, 'device'],
     [{ t: 'handoff', from: 'n2', inc: 1, device: 'd', epoch: 0, snap: new Uint8Array(0) }, 'snap'],
     [{ t: 'handoff', from: 'n2', inc: 1, device: 'd', epoch: 1.5, snap: new Uint8Array(1) }, 'epoch'],

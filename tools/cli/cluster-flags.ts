@@ -5,6 +5,7 @@
  */
 import * as os from 'node:os';
 import { ErrorCode, hfError } from '../../firmware/errors';
+import { formatTarget, parseTarget } from '../../firmware/mux';
 import { checkClusterOptions, type ClusterOptions } from '../../targets/host/gateway/cluster/cluster-node';
 import { placementPolicy } from '../../targets/host/gateway/placement/policies';
 import type { Flag, Values } from './args';
@@ -13,7 +14,12 @@ import { labelsOf } from './common';
 export const CLUSTER_FLAGS: Flag[] = [
   { name: 'cluster', meta: 'nats://HOST:PORT[,...]', help: 'join the cluster of gateways on these NATS servers (JetStream on): sessions are placed on nodes by their hello and relayed to their node' },
   { name: 'node-label', meta: 'KEY=VALUE', repeat: true, help: 'with --cluster: a label of this node (site=berlin): the label policy places devices of that site here' },
-  { name: 'node-service', meta: 'NAME', repeat: true, help: 'with --cluster: a service this node reaches: the service policy places devices naming it (their service label) here' },
+  {
+    name: 'node-service',
+    meta: 'NAME[=HOST:PORT[+HOST:PORT...]]',
+    repeat: true,
+    help: "with --cluster: a service this node reaches: the service policy places devices naming it (their service label) here; its targets, given, are behind this node: other nodes' devices forwarding to them are connected through it",
+  },
   {
     name: 'cluster-mode',
     meta: 'direct|relay',
@@ -27,6 +33,28 @@ const CLUSTER_ONLY = ['node-label', 'node-service', 'cluster-mode', 'cluster-pre
 
 /** The names of the cluster flags (what --workers refuses). */
 export const CLUSTER_FLAG_NAMES = CLUSTER_FLAGS.map((f) => f.name);
+
+/** --node-service NAME[=HOST:PORT[+HOST:PORT...]]: the service names and the targets behind this node. */
+function servicesOf(list: string[]): { services: string[]; reach: string[] } {
+  const services: string[] = [];
+  const reach: string[] = [];
+  for (const s of list) {
+    const i = s.indexOf('=');
+    const name = i < 0 ? s : s.slice(0, i);
+    if (name === '') throw hfError(ErrorCode.OPTION, `--node-service ${JSON.stringify(s)}: the service needs a name`);
+    services.push(name);
+    if (i < 0) continue;
+    for (const t of s.slice(i + 1).split('+')) {
+      try {
+        const { host, port } = parseTarget(t);
+        reach.push(formatTarget(host, port));
+      } catch (e) {
+        throw hfError(ErrorCode.OPTION, `--node-service ${JSON.stringify(s)}: ${JSON.stringify(t)} is not HOST:PORT (${(e as Error).message})`, e);
+      }
+    }
+  }
+  return { services, reach };
+}
 
 /** The cluster the flags describe, or null without --cluster. HF_ERR_OPTION naming the flag otherwise. */
 export function clusterOptionsOf(v: Values): ClusterOptions | null {
@@ -49,7 +77,7 @@ export function clusterOptionsOf(v: Values): ClusterOptions | null {
             .slice(0, 64)
         : String(v.node),
     labels: labelsOf(v, 'node-label'),
-    services: (v['node-service'] as string[] | undefined) ?? [],
+    ...servicesOf((v['node-service'] as string[] | undefined) ?? []),
     placement: placementPolicy((v.placement as string | undefined) ?? 'hash'),
     mode,
     replicas,

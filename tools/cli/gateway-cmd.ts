@@ -236,7 +236,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   process.on('SIGHUP', reloadTls);
   gw.on('session', (ch: GatewayChannel) => {
     const mux = new Mux(ch, { role: 'gateway' });
-    const fwd = serveForwards(mux, { allow });
+    const fwd = serveForwards(mux, { allow, dial: (host, port) => gw.dial(host, port) });
     manage?.attach(ch, mux);
     fwd.on('refused', (target: string, err: { code: string; message: string }) => log.warn('forward refused', { device: ch.deviceId, target, code: err.code }));
     fwd.on('connection', () => log.debug('forward connected', { device: ch.deviceId }));

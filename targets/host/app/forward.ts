@@ -37,6 +37,12 @@ export interface ServeOptions {
   allow: string[];
   /** Give up connecting to a target after this long, ms (default 10000). */
   connectTimeoutMs?: number;
+  /**
+   * Opens the connection to an allowed target (default: a TCP socket to it). It returns a stream
+   * that emits 'connect' once open, or fails with 'error' (a cluster node's pipe through the node
+   * the target is behind: Gateway.dial).
+   */
+  dial?: (host: string, port: number) => Duplex;
 }
 
 /**
@@ -221,7 +227,8 @@ export class ForwardServer extends EventEmitter {
   private readonly mux: Mux;
   private readonly allow: Set<string>;
   private readonly connectTimeoutMs: number;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets = new Set<Duplex>();
+  private readonly dial: (host: string, port: number) => Duplex;
   private readonly onStream = (s: MuxStream, target: string): void => this.serve(s, target);
   private closed = false;
 
@@ -237,6 +244,8 @@ export class ForwardServer extends EventEmitter {
     }
     this.allow = new Set(opts.allow);
     this.connectTimeoutMs = opts.connectTimeoutMs === undefined ? 10000 : checkMs('connectTimeoutMs', opts.connectTimeoutMs, 1);
+    if (opts.dial !== undefined && typeof opts.dial !== 'function') throw hfError(ErrorCode.OPTION, 'options.dial must be a function');
+    this.dial = opts.dial ?? ((host, port) => net.connect({ host, port, allowHalfOpen: true }));
     this.mux = mux;
     mux.on('stream', this.onStream);
   }
@@ -256,7 +265,7 @@ export class ForwardServer extends EventEmitter {
       this.refuse(s, target, hfError(ErrorCode.FORBIDDEN, `${target} is not on the allow list`));
       return;
     }
-    const sock = net.connect({ host: s.host, port: s.port, allowHalfOpen: true });
+    const sock = this.dial(s.host, s.port);
     this.sockets.add(sock);
     let connected = false;
     let failure: Error | null = null;
@@ -295,7 +304,10 @@ export class ForwardServer extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     this.mux.off('stream', this.onStream);
-    for (const sock of this.sockets) abortSocket(sock);
+    for (const sock of this.sockets) {
+      if (sock instanceof net.Socket) abortSocket(sock);
+      else sock.destroy(hfError(ErrorCode.CLOSED, 'the forward server closed'));
+    }
   }
 }
 

@@ -16,7 +16,8 @@
  * `FrontHost` (./front.ts). Exchanges (HTTP requests held open) count up from 1; direct TCP
  * connection k answers as exchange -k.
  */
-import type * as net from 'node:net';
+import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Acceptor } from '../../../firmware/acceptor';
 import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
@@ -375,6 +376,16 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     if (this.clusterPart === null) throw hfError(ErrorCode.OPTION, 'drainCluster: this gateway is not in a cluster');
     const { moved, failed, ms, p50, p99 } = await this.clusterPart.drain(o);
     return { moved, failed, ms, p50, p99 };
+  }
+
+  /**
+   * A connection to a forward target (serveForwards' `dial`): a TCP socket to it, or in a cluster,
+   * when the target is behind another node (its `reach`), a pipe through that node (cluster/pipes.ts).
+   * Emits 'connect' once open.
+   */
+  dial(host: string, port: number): Duplex {
+    const pipes = this.clusterPart?.node.pipes;
+    return pipes === undefined ? net.connect({ host, port, allowHalfOpen: true }) : pipes.dial(host, port);
   }
 
   /** This gateway's node in its cluster: name, mode and the live nodes (null: not in a cluster). */

@@ -2,7 +2,8 @@
  * The messages of the cluster's control channel (NATS subjects, see cluster-node.ts), each one CBOR
  * map with `t` its kind:
  *
- *   hb       {node, inc, url, tcp, labels, services, sessions, draining}   every node, every interval
+ *   hb       {node, inc, url, tcp, labels, services, reach, sessions, draining}   every node, every
+ *            interval (reach: the forward targets behind it, "host:port"; absent means none)
  *   leave    {node, inc}                                                   a node stopping cleanly
  *   handoff  {from, inc, device, epoch, snap}  request to the new owner: take this session (its
  *            snapshot), whose directory entry is at `epoch` now (0: none yet)
@@ -13,18 +14,22 @@
  *   drain    {}                                request (from `holdfast ctl drain` or anyone on NATS): hand
  *            every session of the receiving node to the others, take no new one
  *   drained  {moved, failed, ms, p50, p99}     its answer once done (p50, p99: one handoff's ms)
+ *   pipe     {from, inc, id, target}           request: connect to `target` (behind the receiver) for a
+ *            forwarded connection of node `from`, its frames on pipe `id` (pipes.ts); answered ok {epoch: 0}
  *   answer   {status, code, body}              the owner's HTTP answer to a relayed request: status,
  *            error code ('' none) and body, which the relaying node sends the device as they are
  *
  * Bounds: node 1..64 characters of A-Z a-z 0-9 _ - (it is part of subjects and keys); device 1..128
  * characters; url and tcp up to 512 and 300; at most 32 labels, keys up to 64 and values up to 256
- * characters; at most 32 services of up to 128; snapshot 1 byte to 64 MiB; relayed bodies and answers
+ * characters; at most 32 services of up to 128; at most 64 reach targets of up to 300 ("host:port"); pipe
+ * id 16 hex digits; snapshot 1 byte to 64 MiB; relayed bodies and answers
  * up to 64 MiB (the gateways' maxBundleBytes bounds them first); status 100..599. Anything else throws
  * HF_ERR_PEER naming the field (the receiver answers `err` with that code).
  */
 import { decodeValue, encodeValue } from '../../../../firmware/cbor-value';
 import { ErrorCode, hfError, isHfError } from '../../../../firmware/errors';
 import { fieldChecks, isMap, type Obj, shown } from '../../net/field-checks';
+import { parseTarget } from '../../../../firmware/mux';
 import { NODE_NAME, type NodeInfo } from './members';
 
 export const SNAP_MAX_BYTES = 64 * 1024 * 1024;
@@ -64,6 +69,13 @@ export interface RelayMessage {
   body: Uint8Array;
   addr: string;
 }
+export interface PipeMessage {
+  t: 'pipe';
+  from: string;
+  inc: number;
+  id: string;
+  target: string;
+}
 export interface AnswerMessage {
   t: 'answer';
   status: number;
@@ -84,7 +96,7 @@ export interface DrainedMessage {
   p99: number;
 }
 
-export type ClusterMessage = HbMessage | LeaveMessage | HandoffMessage | OkMessage | ErrMessage | RelayMessage | AnswerMessage | DrainMessage | DrainedMessage;
+export type ClusterMessage = HbMessage | LeaveMessage | HandoffMessage | OkMessage | ErrMessage | RelayMessage | PipeMessage | AnswerMessage | DrainMessage | DrainedMessage;
 
 const { bad, uint, bytes, text } = fieldChecks(ErrorCode.PEER, 'cluster message');
 
@@ -118,6 +130,23 @@ function services(o: Obj, t: string): string[] {
   });
 }
 
+const MAX_REACH = 64;
+function target(o: Obj, t: string, field: string): string {
+  const v = text(o, t, field, 3, 300);
+  try {
+    parseTarget(v);
+  } catch (e) {
+    throw bad(t, field, (e as Error).message);
+  }
+  return v;
+}
+
+function reach(o: Obj, t: string): string[] {
+  if (o.reach === undefined) return [];
+  if (!Array.isArray(o.reach) || o.reach.length > MAX_REACH) throw bad(t, 'reach', `must be a list of at most ${MAX_REACH} "host:port", got ${shown(o.reach)}`);
+  return o.reach.map((r, i) => target({ [`reach[${i}]`]: r }, t, `reach[${i}]`));
+}
+
 /** Returns `v` as the message it is (only its kind's fields), or throws HF_ERR_PEER. */
 export function checkClusterMessage(v: unknown): ClusterMessage {
   if (!isMap(v)) throw hfError(ErrorCode.PEER, `cluster message must be a map, got ${shown(v)}`);
@@ -133,6 +162,7 @@ export function checkClusterMessage(v: unknown): ClusterMessage {
         tcp: text(v, t, 'tcp', 0, 300),
         labels: labels(v, t),
         services: services(v, t),
+        reach: reach(v, t),
         sessions: uint(v, t, 'sessions'),
         draining: v.draining,
       };
@@ -151,6 +181,11 @@ export function checkClusterMessage(v: unknown): ClusterMessage {
       return { t, moved: uint(v, t, 'moved'), failed: uint(v, t, 'failed'), ms: uint(v, t, 'ms'), p50: uint(v, t, 'p50'), p99: uint(v, t, 'p99') };
     case 'relay':
       return { t, from: node(v, t, 'from'), inc: uint(v, t, 'inc'), body: bytes(v, t, 'body', 0, SNAP_MAX_BYTES), addr: text(v, t, 'addr', 0, 300) };
+    case 'pipe': {
+      const id = text(v, t, 'id', 16, 16);
+      if (!/^[0-9a-f]{16}$/.test(id)) throw bad(t, 'id', `must be 16 hex digits, got ${shown(id)}`);
+      return { t, from: node(v, t, 'from'), inc: uint(v, t, 'inc'), id, target: target(v, t, 'target') };
+    }
     case 'answer': {
       const status = uint(v, t, 'status');
       if (status < 100 || status > 599) throw bad(t, 'status', `must be 100..599, got ${status}`);

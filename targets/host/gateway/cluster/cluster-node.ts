@@ -15,7 +15,9 @@
  * Events: 'joined' (a node, first heard or restarted), 'dead' (a node silent too long, or that left).
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { checkInt, checkMs } from '../../../../firmware/check';
 import { ErrorCode, hfError, isHfError } from '../../../../firmware/errors';
+import { formatTarget, parseTarget } from '../../../../firmware/mux';
 import type { Log } from '../../../../hal/log';
 import { TypedEmitter } from '../../app/typed-emitter';
 import { silentLog } from '../../../node/log';
@@ -25,6 +27,7 @@ import { SessionDirectory } from './directory';
 import type { ClusterOptions } from './cluster-options';
 import { checkNodeName, Members, type NodeInfo } from './members';
 import { natsKv } from './nats-kv';
+import { ClusterPipes } from './pipes';
 import { SessionIndex } from './session-index';
 
 export type { ClusterOptions } from './cluster-options';
@@ -62,6 +65,8 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
   /** Session id -> serving node, for every node (session-index.ts). */
   readonly index: SessionIndex;
   readonly mode: 'direct' | 'relay';
+  /** Forwarded connections through the node a target is behind (pipes.ts). */
+  readonly pipes: ClusterPipes;
   private readonly log: Log;
   private readonly placement: PlacementOptions;
   private readonly prefix: string;
@@ -92,6 +97,23 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
     this.placement = { policy: o.placement ?? 'hash', labelKeys: o.labelKeys };
     this.members = new Members(this.info(o), o);
     this.index = index(this.name, this.log);
+    this.pipes = new ClusterPipes(
+      nc,
+      {
+        name: this.name,
+        incarnation,
+        prefix: this.prefix,
+        reach: this.members.self.reach,
+        reachedBy: (target) =>
+          this.members
+            .live()
+            .filter((n) => n.node !== this.name && !n.draining && n.reach.includes(target))
+            .map((n) => n.node),
+        request: (to, m, timeoutMs) => this.request(to, m, timeoutMs),
+      },
+      o.pipes,
+    );
+    this.on('dead', (n) => this.pipes.peerDead(n.node));
   }
 
   /** Checks the options (HF_ERR_OPTION), connects to NATS (HF_ERR_NATS), opens the directory, joins. */
@@ -123,7 +145,17 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
   }
 
   private info(o: ClusterOptions): NodeInfo {
-    return { node: o.node, incarnation: this.incarnation, url: this.host.url, tcp: this.host.tcp, labels: { ...o.labels }, services: [...(o.services ?? [])], sessions: 0, draining: false };
+    return {
+      node: o.node,
+      incarnation: this.incarnation,
+      url: this.host.url,
+      tcp: this.host.tcp,
+      labels: { ...o.labels },
+      services: [...(o.services ?? [])],
+      reach: [...(o.reach ?? [])],
+      sessions: 0,
+      draining: false,
+    };
   }
 
   private subject(kind: 'hb' | 'ctl' | 'relay', node = this.name): string {
@@ -179,6 +211,7 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
     for await (const s of this.nc.status()) {
       if (s.type === 'disconnect') {
         this.connected = false;
+        this.pipes.lost();
         this.log.warn('cluster: NATS connection lost; no node is judged dead until it is back', { node: this.name });
       } else if (s.type === 'reconnect') {
         this.connected = true;
@@ -239,9 +272,13 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
       const m = decodeClusterMessage(data);
       // Anyone on NATS may ask a node to drain (holdfast ctl drain): NATS's own access is the gate.
       if (m.t === 'drain') return await this.host.drain();
-      if (m.t !== 'handoff') throw hfError(ErrorCode.PEER, `cluster control: ${m.t} is not a request`);
+      if (m.t !== 'handoff' && m.t !== 'pipe') throw hfError(ErrorCode.PEER, `cluster control: ${m.t} is not a request`);
       const from = this.members.info(m.from);
       if (from === null || from.incarnation !== m.inc) throw hfError(ErrorCode.NODE, `cluster control: ${m.from} (incarnation ${m.inc}) is not a live node of this cluster`);
+      if (m.t === 'pipe') {
+        await this.pipes.accept(m);
+        return { t: 'ok', epoch: 0 };
+      }
       if (this.draining) throw hfError(ErrorCode.BUSY, `${this.name} is draining`);
       return { t: 'ok', epoch: await this.host.adopt(m, from) };
     } catch (e) {
@@ -293,10 +330,10 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
   }
 
   /** Sends a control request (any bytes: tests send malformed ones) and returns the ok epoch. */
-  async request(to: string, m: ClusterMessage | Uint8Array): Promise<number> {
+  async request(to: string, m: ClusterMessage | Uint8Array, timeoutMs = this.timeoutMs): Promise<number> {
     let reply: Uint8Array;
     try {
-      reply = (await this.nc.request(this.subject('ctl', to), m instanceof Uint8Array ? m : encodeClusterMessage(m), { timeout: this.timeoutMs })).data;
+      reply = (await this.nc.request(this.subject('ctl', to), m instanceof Uint8Array ? m : encodeClusterMessage(m), { timeout: timeoutMs })).data;
     } catch (e) {
       throw hfError(ErrorCode.NATS, `control request to ${to}: ${(e as Error).message}`, e);
     }
@@ -335,6 +372,7 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
     this.closed = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.index.close();
+    this.pipes.close();
     try {
       this.nc.publish(this.subject('hb'), encodeClusterMessage({ t: 'leave', node: this.name, inc: this.incarnation }));
       await this.nc.drain();
@@ -354,6 +392,20 @@ export function checkClusterOptions(o: ClusterOptions): string[] {
   const servers = list.map((s) => String(s).trim());
   for (const s of servers) if (!/^(nats|tls):\/\/[^\s/]+$/.test(s)) throw hfError(ErrorCode.OPTION, `cluster.servers: ${JSON.stringify(s)} is not nats://host:port`);
   if (o.placement !== undefined) placementPolicy(o.placement);
+  if (o.reach !== undefined) {
+    if (!Array.isArray(o.reach) || o.reach.length > 64) throw hfError(ErrorCode.OPTION, 'cluster.reach must be a list of at most 64 "host:port"');
+    for (const r of o.reach) {
+      try {
+        if (formatTarget(parseTarget(String(r)).host, parseTarget(String(r)).port) !== r) throw new Error('not in its one spelling');
+      } catch (e) {
+        throw hfError(ErrorCode.OPTION, `cluster.reach: ${JSON.stringify(r)} is not "host:port": ${(e as Error).message}`, e);
+      }
+    }
+  }
+  const p = o.pipes ?? {};
+  if (p.windowBytes !== undefined) checkInt('cluster.pipes.windowBytes', p.windowBytes, 1024, 1 << 30);
+  if (p.frameBytes !== undefined) checkInt('cluster.pipes.frameBytes', p.frameBytes, 1024, 512 * 1024);
+  if (p.connectTimeoutMs !== undefined) checkMs('cluster.pipes.connectTimeoutMs', p.connectTimeoutMs, 1);
   if (o.prefix !== undefined && !SUBJECT_TOKEN.test(o.prefix)) throw hfError(ErrorCode.OPTION, `cluster.prefix must be 1..64 of A-Z a-z 0-9 _ -, got ${JSON.stringify(o.prefix)}`);
   for (const [k, v] of Object.entries(o.labels ?? {})) if (typeof v !== 'string' || k === '') throw hfError(ErrorCode.OPTION, `cluster.labels.${k} must be a string`);
   return servers;

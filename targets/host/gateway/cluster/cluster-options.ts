@@ -5,6 +5,7 @@
  */
 import type { PlacementPolicy } from '../placement/policies';
 import type { MembersOptions } from './members';
+import type { PipesOptions } from './pipes';
 
 export interface ClusterOptions extends MembersOptions {
   /** The NATS servers, "nats://host:port" (a list, or comma-separated). */
@@ -15,6 +16,13 @@ export interface ClusterOptions extends MembersOptions {
   labels?: Record<string, string>;
   /** The services this node reaches (the `service` policy). */
   services?: string[];
+  /**
+   * Forward targets ("host:port") behind this node: a device on another node forwarding to one is
+   * connected through this one (pipes.ts). CLI: --node-service NAME=HOST:PORT.
+   */
+  reach?: string[];
+  /** The pipes' bounds: bytes in flight per pipe (default 1 MiB), largest frame (64 KiB), connect timeout ms (10000). */
+  pipes?: PipesOptions;
   /** Where a new session goes (default 'hash'). */
   placement?: PlacementPolicy;
   /** Label keys of the `label` policy (default ['site']). */

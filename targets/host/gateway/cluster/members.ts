@@ -19,6 +19,8 @@ export interface NodeInfo {
   tcp: string;
   labels: Record<string, string>;
   services: string[];
+  /** Forward targets behind it ("host:port"): another node's devices reach them through it (pipes.ts). */
+  reach: string[];
   /** Sessions it owns now. */
   sessions: number;
   /** It is being drained: it takes no new session. */
