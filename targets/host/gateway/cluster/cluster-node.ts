@@ -25,9 +25,10 @@ import { type PlacementOptions, placeOn, placementPolicy } from '../placement/po
 import { type AnswerMessage, type ClusterMessage, type DrainedMessage, type HandoffMessage, type RelayMessage, decodeClusterMessage, encodeClusterMessage } from './cluster-messages';
 import { SessionDirectory } from './directory';
 import type { ClusterOptions } from './cluster-options';
-import { checkNodeName, Members, type NodeInfo } from './members';
+import { checkNodeName, MEMBERS_DEFAULTS, Members, type NodeInfo } from './members';
 import { natsKv } from './nats-kv';
 import { ClusterPipes } from './pipes';
+import { rebalanceOptions } from './rebalance';
 import { SessionIndex } from './session-index';
 
 export type { ClusterOptions } from './cluster-options';
@@ -68,7 +69,8 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
   /** Forwarded connections through the node a target is behind (pipes.ts). */
   readonly pipes: ClusterPipes;
   private readonly log: Log;
-  private readonly placement: PlacementOptions;
+  /** The placement policy and its options (the same on every node). */
+  readonly placement: PlacementOptions;
   private readonly prefix: string;
   private readonly timeoutMs: number;
   private readonly subs: Subscription[] = [];
@@ -406,6 +408,7 @@ export function checkClusterOptions(o: ClusterOptions): string[] {
   if (p.windowBytes !== undefined) checkInt('cluster.pipes.windowBytes', p.windowBytes, 1024, 1 << 30);
   if (p.frameBytes !== undefined) checkInt('cluster.pipes.frameBytes', p.frameBytes, 1024, 512 * 1024);
   if (p.connectTimeoutMs !== undefined) checkMs('cluster.pipes.connectTimeoutMs', p.connectTimeoutMs, 1);
+  rebalanceOptions(o.rebalance, o.heartbeatMs ?? MEMBERS_DEFAULTS.heartbeatMs);
   if (o.prefix !== undefined && !SUBJECT_TOKEN.test(o.prefix)) throw hfError(ErrorCode.OPTION, `cluster.prefix must be 1..64 of A-Z a-z 0-9 _ -, got ${JSON.stringify(o.prefix)}`);
   for (const [k, v] of Object.entries(o.labels ?? {})) if (typeof v !== 'string' || k === '') throw hfError(ErrorCode.OPTION, `cluster.labels.${k} must be a string`);
   return servers;

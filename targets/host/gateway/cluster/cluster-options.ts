@@ -42,4 +42,24 @@ export interface ClusterOptions extends MembersOptions {
   mode?: 'direct' | 'relay';
   /** Replication records in one generation of this node's store subject before a new one starts (default 100000). */
   compactAfterRecords?: number;
+  /** What this node hands a node that joins (rebalance.ts; CLI --cluster-rebalance). */
+  rebalance?: RebalanceOptions;
+}
+
+/**
+ * A node that joins the cluster (first heard, or restarted) is handed, by every other node, the
+ * sessions placement puts on it now (rebalance.ts), at most `perSecond` handoffs a second.
+ */
+export interface RebalanceOptions {
+  /** Whether this node hands sessions to a node that joins (default true). */
+  enabled?: boolean;
+  /** Handoffs started per second, at most: 1..10000 (default 50). */
+  perSecond?: number;
+  /** Handoffs in flight at once: 1..256 (default 8). */
+  concurrency?: number;
+  /**
+   * How long after the join the first handoff starts, ms: 0..600000 (default 5 heartbeats, 1000 at
+   * the default heartbeatMs), so the joined node has heard this one and is ready to take sessions.
+   */
+  delayMs?: number;
 }

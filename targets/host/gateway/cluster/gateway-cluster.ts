@@ -16,7 +16,7 @@
  * A relay that fails (the owner died, NATS is down) answers 503 HF_ERR_NATS: the device sends the
  * request again, and by then the owner is live again or its sessions were taken over elsewhere.
  */
-import { ErrorCode, isHfError } from '../../../../firmware/errors';
+import { ErrorCode, hfError, isHfError } from '../../../../firmware/errors';
 import type { ServerLink } from '../../../../firmware/server-link';
 import type { Log } from '../../../../hal/log';
 import type { RelayedAnswer } from '../http-front';
@@ -24,6 +24,9 @@ import { SessionKeys } from '../workers/session-key';
 import type { WireLimits } from '../../../../firmware/wire';
 import type { AnswerMessage, DrainedMessage, HandoffMessage, RelayMessage } from './cluster-messages';
 import { type ClusterNode, type ClusterOptions, ClusterNode as Node } from './cluster-node';
+import type { RebalanceOptions } from './cluster-options';
+import { MEMBERS_DEFAULTS, type NodeInfo } from './members';
+import { type OwnedSession, rebalanceOptions, sessionsToMove } from './rebalance';
 import type { SessionShadow } from '../../../../firmware/replica';
 import type { Replicator } from '../pair/replicator';
 import { Replication } from './replication';
@@ -61,6 +64,19 @@ export interface DrainOptions {
   timeoutMs?: number;
 }
 
+/** What became of the sessions a drain or a rebalance handed (handAll). */
+interface Handed {
+  moved: number;
+  /** Handoffs that failed (the session is served here again), and sessions placed here. */
+  failed: number;
+  /** Sessions that ended, were mid-handoff, or stay by placement. */
+  skipped: number;
+  /** Sessions not begun (time up, or stopped). */
+  left: number;
+  /** ms each move took. */
+  times: number[];
+}
+
 export class GatewayCluster {
   private readonly keys: SessionKeys;
   /** Directory epochs of the sessions open here, by link. */
@@ -71,7 +87,9 @@ export class GatewayCluster {
   private relayedHello = false;
   /** Sessions being handed to another node (by id): their end here is not an end (directory, index). */
   private readonly moving = new Set<string>();
-  /** The first few reasons handoffs failed in drains (status, the bench). */
+  /** Sessions picked for a handoff (by id), from the pick to its end: none is picked twice. */
+  private readonly handing = new Set<string>();
+  /** The first few reasons handoffs failed in drains and rebalances (status, the bench). */
   readonly failures = new Set<string>();
   /** Set while a handed session is adopted: its directory epoch (claimed already). */
   private adopting: number | null = null;
@@ -79,6 +97,17 @@ export class GatewayCluster {
   /** The node's replication to the store (null: the gateway replicates nothing). */
   replication: Replication | null = null;
 
+  /** The rebalance options, checked, defaults filled in. */
+  private readonly rebalanceO: Required<RebalanceOptions>;
+  /** The rebalances, one after another (each waits for those before it). */
+  private rebalances: Promise<void> = Promise.resolve();
+  /** The handoffs of the rebalance under way (null: none): a drain waits for them. */
+  private rebalancing: Promise<Handed> | null = null;
+  /** Pauses under way (a rebalance's delay, its rate), woken by close. */
+  private readonly pauses = new Set<() => void>();
+
+  /** Set once the first join (replication included) is done: until then handoffs are refused. */
+  private ready = false;
   /** Set while a fenced node rejoins as a new incarnation. */
   private rejoining = false;
   private closed = false;
@@ -89,11 +118,13 @@ export class GatewayCluster {
     private readonly o: ClusterOptions,
   ) {
     this.keys = new SessionKeys(host.limits);
+    this.rebalanceO = rebalanceOptions(o.rebalance, o.heartbeatMs ?? MEMBERS_DEFAULTS.heartbeatMs);
   }
 
   static async start(o: ClusterOptions, host: ClusterGatewayHost): Promise<GatewayCluster> {
     const self = new GatewayCluster(null as unknown as ClusterNode, host, o);
     await self.join();
+    self.ready = true;
     return self;
   }
 
@@ -111,6 +142,7 @@ export class GatewayCluster {
       relayed: (m, from) => this.relayed(m, from.node),
     });
     this.node = node;
+    node.on('joined', (n) => this.joined(node, n));
     if (host.replicator !== null) {
       try {
         const store = await openStore(node.connection, o.prefix ?? 'holdfast', o.replicas ?? 1);
@@ -228,6 +260,8 @@ export class GatewayCluster {
    * the session itself. Resolves with the new epoch.
    */
   private async adopt(m: HandoffMessage): Promise<number> {
+    // Not joined yet (the gateway does not know its cluster part, replication not started): not yet.
+    if (!this.ready || this.rejoining) throw hfError(ErrorCode.BUSY, `${this.node.name} is still joining the cluster`);
     const e = await this.node.directory.claim(m.device, this.node.name, this.node.incarnation, new Uint8Array(0), m.epoch);
     this.adopting = e.epoch;
     try {
@@ -241,81 +275,200 @@ export class GatewayCluster {
   /**
    * Hands every session of this node to the others, placed by the policy over the nodes that are not
    * draining, `concurrency` at a time; a handoff that fails serves the session here again. This node
-   * takes no new session from the start (its heartbeats say draining). Resolves with the counts.
+   * takes no new session from the start (its heartbeats say draining), and a rebalance under way
+   * stops (its handoffs in flight end first). Resolves with the counts.
    */
   async drain(o: DrainOptions = {}): Promise<DrainedMessage> {
     const t0 = Date.now();
-    const until = t0 + (o.timeoutMs ?? 60_000);
     this.node.announceDraining();
     this.host.log.info('draining', { node: this.node.name, sessions: this.host.sessions() });
     // The others hear of it within a heartbeat; until then they may still place a hello here.
-    await new Promise((r) => setTimeout(r, 2 * (this.o.heartbeatMs ?? 200)));
-    let moved = 0;
-    let failed = 0;
-    const times: number[] = [];
-    const queue = this.host.sessionIds();
-    const one = async (sid: string): Promise<void> => {
-      const began = Date.now();
+    await Promise.all([this.pause(2 * (this.o.heartbeatMs ?? 200)), this.rebalancing]);
+    const r = await this.handAll(this.host.sessionIds(), {
+      concurrency: Math.max(1, o.concurrency ?? 16),
+      until: t0 + (o.timeoutMs ?? 60_000),
+      to: (link) => this.node.place(link.deviceId, link.labels),
+    });
+    const failed = r.failed + r.left;
+    const ms = Date.now() - t0;
+    r.times.sort((a, b) => a - b);
+    const q = (p: number): number => (r.times.length === 0 ? 0 : r.times[Math.min(r.times.length - 1, Math.floor(r.times.length * p))]);
+    this.host.log.info('drained', { node: this.node.name, moved: r.moved, failed, ms, p50: q(0.5), p99: q(0.99) });
+    return { t: 'drained', moved: r.moved, failed, ms, p50: q(0.5), p99: q(0.99) };
+  }
+
+  /**
+   * Node `joined` joined the cluster as `node` sees it: once the delay has passed, the sessions of
+   * this node placement puts on it now (rebalance.ts) are handed to it, at most `perSecond` started
+   * a second. Rebalances run one after another; one stops when the joined node dies or drains, this
+   * node drains, closes or rejoins.
+   */
+  private joined(node: ClusterNode, joined: NodeInfo): void {
+    if (!this.rebalanceO.enabled) return;
+    const at = Date.now();
+    this.rebalances = this.rebalances
+      .then(() => this.rebalance(node, joined, at))
+      .catch((e) => this.host.log.warn('rebalance failed', { node: node.name, to: joined.node, code: isHfError(e) ? e.code : ErrorCode.STATE, reason: (e as Error).message }));
+  }
+
+  private async rebalance(node: ClusterNode, joined: NodeInfo, at: number): Promise<void> {
+    const { perSecond, concurrency, delayMs } = this.rebalanceO;
+    /** Why the rebalance stops now (null: it goes on). */
+    const stop = (): string | null => {
+      if (this.closed || this.node !== node) return 'closed';
+      if (node.draining) return 'draining';
+      if (node.members.incarnationOf(joined.node) !== joined.incarnation) return 'joined node gone';
+      if (node.members.info(joined.node)?.draining === true) return 'joined node draining';
+      return null;
+    };
+    await this.pause(at + delayMs - Date.now());
+    if (stop() !== null) return;
+    const owned: OwnedSession[] = [];
+    for (const sid of this.host.sessionIds()) {
       const link = this.host.session(sid);
-      if (link === undefined || link.isFinished) return;
-      const to = this.node.place(link.deviceId, link.labels);
-      if (to === this.node.name) {
-        failed++;
-        return;
-      }
-      const device = link.deviceId;
-      // The epoch this node holds the device at: from its claim, else (a claim still on its way)
-      // as the directory says, when it names this node.
-      let epoch = this.epochs.get(link);
-      if (epoch === undefined) {
-        const e = await this.node.directory.lookup(device).catch(() => null);
-        epoch = e !== null && e.node === this.node.name ? e.epoch : 0;
-      }
-      this.moving.add(sid);
-      let bytes: Uint8Array;
-      try {
-        bytes = await this.host.release(sid);
-      } catch {
-        this.moving.delete(sid);
-        return; // it ended meanwhile
-      }
-      try {
-        try {
-          await this.node.handOff(to, device, epoch, bytes);
-        } catch (e) {
-          // The directory moved on from the epoch this node knew (its own claim landed late): once
-          // more from what the directory says, if it still names this node.
-          if (!isHfError(e) || e.code !== ErrorCode.EPOCH) throw e;
-          const now = await this.node.directory.lookup(device);
-          if (now === null || now.node !== this.node.name) throw e;
-          await this.node.handOff(to, device, now.epoch, bytes);
+      if (link !== undefined && !link.isFinished && !this.handing.has(sid)) owned.push({ sid, device: link.deviceId, labels: link.labels });
+    }
+    const open = node.live().filter((n) => !n.draining);
+    const picked = sessionsToMove(
+      node.placement,
+      owned,
+      node.name,
+      joined.node,
+      open.map((n) => ({ name: n.node, sessions: n.sessions, labels: n.labels, services: n.services })),
+    );
+    if (picked.length === 0) return;
+    const t0 = Date.now();
+    this.host.log.info('rebalancing', { node: node.name, to: joined.node, sessions: picked.length, of: owned.length, perSecond });
+    let why: string | null = null;
+    const handing = this.handAll(
+      picked.map((s) => s.sid),
+      {
+        concurrency,
+        perSecond,
+        stop: () => {
+          why ??= stop();
+          return why !== null;
+        },
+        // Placed on the joined node still (a node that joined since may take it instead); least-loaded
+        // counts change with every move: the pick stands.
+        to: (link) => (node.placement.policy === 'least-loaded' || node.place(link.deviceId, link.labels) === joined.node ? joined.node : null),
+      },
+    );
+    this.rebalancing = handing;
+    let r: Handed;
+    try {
+      r = await handing;
+    } finally {
+      if (this.rebalancing === handing) this.rebalancing = null;
+    }
+    this.host.log.info('rebalanced', { node: node.name, to: joined.node, moved: r.moved, failed: r.failed, skipped: r.skipped, left: r.left, ms: Date.now() - t0, stopped: why ?? undefined });
+  }
+
+  /**
+   * Hands the sessions `sids` away, each to the node `to` names (null: it stays, skipped),
+   * `concurrency` at a time, at most `perSecond` started a second (none: no limit), until `until`
+   * (ms since the epoch) or `stop` says so: what is not begun by then is `left`.
+   */
+  private async handAll(sids: readonly string[], o: { concurrency: number; perSecond?: number; until?: number; stop?: () => boolean; to: (link: ServerLink) => string | null }): Promise<Handed> {
+    const r: Handed = { moved: 0, failed: 0, skipped: 0, left: 0, times: [] };
+    const queue = [...sids];
+    const t0 = Date.now();
+    const gapMs = o.perSecond === undefined ? 0 : 1000 / o.perSecond;
+    let begun = 0;
+    const over = (): boolean => queue.length === 0 || (o.until !== undefined && Date.now() >= o.until) || o.stop?.() === true;
+    const worker = async (): Promise<void> => {
+      while (!over()) {
+        if (gapMs > 0) {
+          await this.pause(t0 + begun++ * gapMs - Date.now());
+          if (over()) return;
         }
-        moved++;
-        times.push(Date.now() - began);
-      } catch (e) {
-        failed++;
-        this.host.log.warn('handoff failed; the session stays here', { device, to, code: isHfError(e) ? e.code : ErrorCode.NATS, reason: (e as Error).message });
-        if (this.failures.size < 8) this.failures.add(`${isHfError(e) ? e.code : 'error'}: ${(e as Error).message}`);
-        this.adopting = epoch;
-        try {
-          this.host.adoptHere(bytes);
-        } finally {
-          this.adopting = null;
-        }
-      } finally {
-        this.moving.delete(sid);
+        r[await this.handOne(queue.shift() as string, o.to, r.times)]++;
       }
     };
-    const workers = Array.from({ length: Math.max(1, o.concurrency ?? 16) }, async () => {
-      while (queue.length > 0 && Date.now() < until) await one(queue.shift() as string);
+    await Promise.all(Array.from({ length: o.concurrency }, worker));
+    r.left = queue.length;
+    return r;
+  }
+
+  /**
+   * Hands session `sid` to the node `to` names for it: released here, a handoff request with this
+   * node's directory epoch (once more from the directory's, when that moved on and still names this
+   * node), adopted there. A handoff that fails serves the session here again ('failed'); `to` naming
+   * this node is 'failed' too. A session that ended, is mid-handoff already, or that `to` leaves
+   * here (null) is 'skipped'. Pushes the ms a move took onto `times`.
+   */
+  private async handOne(sid: string, to: (link: ServerLink) => string | null, times: number[]): Promise<'moved' | 'failed' | 'skipped'> {
+    const began = Date.now();
+    const link = this.host.session(sid);
+    if (link === undefined || link.isFinished || this.handing.has(sid)) return 'skipped';
+    const dest = to(link);
+    if (dest === null) return 'skipped';
+    if (dest === this.node.name) return 'failed';
+    this.handing.add(sid);
+    try {
+      return await this.handTo(sid, link, dest, began, times);
+    } finally {
+      this.handing.delete(sid);
+    }
+  }
+
+  private async handTo(sid: string, link: ServerLink, to: string, began: number, times: number[]): Promise<'moved' | 'failed' | 'skipped'> {
+    const device = link.deviceId;
+    // The epoch this node holds the device at: from its claim, else (a claim still on its way)
+    // as the directory says, when it names this node.
+    let epoch = this.epochs.get(link);
+    if (epoch === undefined) {
+      const e = await this.node.directory.lookup(device).catch(() => null);
+      epoch = e !== null && e.node === this.node.name ? e.epoch : 0;
+    }
+    this.moving.add(sid);
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.host.release(sid);
+    } catch {
+      this.moving.delete(sid);
+      return 'skipped'; // it ended meanwhile
+    }
+    try {
+      try {
+        await this.node.handOff(to, device, epoch, bytes);
+      } catch (e) {
+        // The directory moved on from the epoch this node knew (its own claim landed late): once
+        // more from what the directory says, if it still names this node.
+        if (!isHfError(e) || e.code !== ErrorCode.EPOCH) throw e;
+        const now = await this.node.directory.lookup(device);
+        if (now === null || now.node !== this.node.name) throw e;
+        await this.node.handOff(to, device, now.epoch, bytes);
+      }
+      times.push(Date.now() - began);
+      return 'moved';
+    } catch (e) {
+      this.host.log.warn('handoff failed; the session stays here', { device, to, code: isHfError(e) ? e.code : ErrorCode.NATS, reason: (e as Error).message });
+      if (this.failures.size < 8) this.failures.add(`${isHfError(e) ? e.code : 'error'}: ${(e as Error).message}`);
+      this.adopting = epoch;
+      try {
+        this.host.adoptHere(bytes);
+      } finally {
+        this.adopting = null;
+      }
+      return 'failed';
+    } finally {
+      this.moving.delete(sid);
+    }
+  }
+
+  /** Resolves after `ms` (at once for none), or when the cluster closes. */
+  private pause(ms: number): Promise<void> {
+    if (ms <= 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.pauses.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.pauses.add(done);
     });
-    await Promise.all(workers);
-    failed += queue.length;
-    const ms = Date.now() - t0;
-    times.sort((a, b) => a - b);
-    const q = (p: number): number => (times.length === 0 ? 0 : times[Math.min(times.length - 1, Math.floor(times.length * p))]);
-    this.host.log.info('drained', { node: this.node.name, moved, failed, ms, p50: q(0.5), p99: q(0.99) });
-    return { t: 'drained', moved, failed, ms, p50: q(0.5), p99: q(0.99) };
   }
 
   /** A session opened here (before its welcome is written). */
@@ -350,6 +503,7 @@ export class GatewayCluster {
 
   close(): Promise<void> {
     this.closed = true;
+    for (const wake of [...this.pauses]) wake();
     this.replication?.close();
     return this.node.close();
   }
