@@ -47,6 +47,9 @@ test('every flag passed through, checked', () => {
     [{ cluster: 'nats://h:1', 'node-label': ['nolabel'] }, 'node-label'],
     [{ cluster: 'nats://h:1', 'node-service': ['db=127.0.0.1'] }, 'node-service'],
     [{ cluster: 'nats://h:1', 'node-service': ['=127.0.0.1:1'] }, 'node-service'],
+    [{ cluster: 'nats://h:1', 'cluster-rebalance': -1 }, 'cluster-rebalance'],
+    [{ cluster: 'nats://h:1', 'cluster-rebalance': 2.5 }, 'cluster-rebalance'],
+    [{ cluster: 'nats://h:1', 'cluster-rebalance': 10_001 }, 'cluster-rebalance'],
   ] as const) {
     assert.is(
       code(() => clusterOptionsOf(v as unknown as Values)),
@@ -58,6 +61,21 @@ test('every flag passed through, checked', () => {
       flag,
     );
   }
+});
+
+test('--cluster-rebalance N: N sessions a second to a node that joins; 0: none; absent: the defaults', () => {
+  assert.equal(clusterOptionsOf({ cluster: 'nats://h:1', node: 'n1', 'cluster-rebalance': 20 })?.rebalance, { perSecond: 20 });
+  assert.equal(clusterOptionsOf({ cluster: 'nats://h:1', node: 'n1', 'cluster-rebalance': 0 })?.rebalance, { enabled: false });
+  assert.equal(clusterOptionsOf({ cluster: 'nats://h:1', node: 'n1', 'cluster-rebalance': 10_000 })?.rebalance, { perSecond: 10_000 });
+  assert.is(clusterOptionsOf({ cluster: 'nats://h:1', node: 'n1' })?.rebalance, undefined);
+  assert.is(
+    message(() => clusterOptionsOf({ 'cluster-rebalance': 5 })),
+    '--cluster-rebalance needs --cluster nats://HOST:PORT',
+  );
+  assert.match(
+    message(() => clusterOptionsOf({ cluster: 'nats://h:1', 'cluster-rebalance': -1 })),
+    'got -1',
+  );
 });
 
 test.run();

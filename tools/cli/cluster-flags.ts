@@ -1,7 +1,8 @@
 /**
  * The gateway's flags for a cluster on NATS (targets/host/gateway/cluster/): --cluster names the NATS
  * servers, --node this node (shared with the pair flags), --node-label and --node-service what the
- * label and service placement policies match, --placement the policy, --cluster-mode direct or relay.
+ * label and service placement policies match, --placement the policy, --cluster-mode direct or relay,
+ * --cluster-rebalance how many sessions a second this node hands a node that joins (0: none).
  */
 import * as os from 'node:os';
 import { ErrorCode, hfError } from '../../firmware/errors';
@@ -27,9 +28,15 @@ export const CLUSTER_FLAGS: Flag[] = [
   },
   { name: 'cluster-prefix', meta: 'NAME', help: 'with --cluster: the NATS subject prefix, and the name of its streams and buckets (default holdfast): clusters on one NATS stay apart' },
   { name: 'cluster-replicas', type: 'number', help: "with --cluster: replicas of the session directory's bucket (default 1; 3 on a 3-server NATS cluster)" },
+  {
+    name: 'cluster-rebalance',
+    meta: 'N',
+    type: 'number',
+    help: 'with --cluster: a node that joins is handed the sessions placement puts on it now, at most N a second from this node (default 50; 0: none)',
+  },
 ];
 
-const CLUSTER_ONLY = ['node-label', 'node-service', 'cluster-mode', 'cluster-prefix', 'cluster-replicas'];
+const CLUSTER_ONLY = ['node-label', 'node-service', 'cluster-mode', 'cluster-prefix', 'cluster-replicas', 'cluster-rebalance'];
 
 /** The names of the cluster flags (what --workers refuses). */
 export const CLUSTER_FLAG_NAMES = CLUSTER_FLAGS.map((f) => f.name);
@@ -67,6 +74,9 @@ export function clusterOptionsOf(v: Values): ClusterOptions | null {
   if (mode !== 'direct' && mode !== 'relay') throw hfError(ErrorCode.OPTION, `--cluster-mode must be direct or relay, got ${JSON.stringify(mode)}`);
   const replicas = v['cluster-replicas'] as number | undefined;
   if (replicas !== undefined && (!Number.isInteger(replicas) || replicas < 1 || replicas > 5)) throw hfError(ErrorCode.OPTION, `--cluster-replicas must be 1..5, got ${replicas}`);
+  const perSecond = v['cluster-rebalance'] as number | undefined;
+  if (perSecond !== undefined && (!Number.isInteger(perSecond) || perSecond < 0 || perSecond > 10_000))
+    throw hfError(ErrorCode.OPTION, `--cluster-rebalance must be 0..10000 sessions a second (0: none), got ${perSecond}`);
   const o: ClusterOptions = {
     servers: String(v.cluster),
     node:
@@ -81,6 +91,7 @@ export function clusterOptionsOf(v: Values): ClusterOptions | null {
     placement: placementPolicy((v.placement as string | undefined) ?? 'hash'),
     mode,
     replicas,
+    ...(perSecond === undefined ? {} : { rebalance: perSecond === 0 ? { enabled: false } : { perSecond } }),
     ...(v['cluster-prefix'] === undefined ? {} : { prefix: String(v['cluster-prefix']), bucket: `${v['cluster-prefix']}_sessions` }),
   };
   checkClusterOptions(o);
