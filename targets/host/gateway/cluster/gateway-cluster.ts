@@ -375,14 +375,19 @@ export class GatewayCluster {
     const t0 = Date.now();
     const gapMs = o.perSecond === undefined ? 0 : 1000 / o.perSecond;
     let begun = 0;
-    const over = (): boolean => queue.length === 0 || (o.until !== undefined && Date.now() >= o.until) || o.stop?.() === true;
+    const stopped = (): boolean => (o.until !== undefined && Date.now() >= o.until) || o.stop?.() === true;
     const worker = async (): Promise<void> => {
-      while (!over()) {
+      while (queue.length > 0 && !stopped()) {
+        // Taken before its turn comes: no turn is waited for with nothing to hand in it.
+        const sid = queue.shift() as string;
         if (gapMs > 0) {
           await this.pause(t0 + begun++ * gapMs - Date.now());
-          if (over()) return;
+          if (stopped()) {
+            queue.push(sid);
+            return;
+          }
         }
-        r[await this.handOne(queue.shift() as string, o.to, r.times)]++;
+        r[await this.handOne(sid, o.to, r.times)]++;
       }
     };
     await Promise.all(Array.from({ length: o.concurrency }, worker));
