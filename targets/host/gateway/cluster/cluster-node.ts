@@ -21,7 +21,7 @@ import { formatTarget, parseTarget } from '../../../../firmware/mux';
 import type { Log } from '../../../../hal/log';
 import { TypedEmitter } from '../../app/typed-emitter';
 import { silentLog } from '../../../node/log';
-import { type PlacementOptions, placeOn, placementPolicy } from '../placement/policies';
+import { type Candidate, type PlacementOptions, placeOn, placementPolicy } from '../placement/policies';
 import { type AnswerMessage, type ClusterMessage, type DrainedMessage, type HandoffMessage, type RelayMessage, decodeClusterMessage, encodeClusterMessage } from './cluster-messages';
 import { SessionDirectory } from './directory';
 import type { ClusterOptions } from './cluster-options';
@@ -349,13 +349,15 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
   place(device: string, labels: Readonly<Record<string, string>> = {}): string {
     const live = this.members.live().filter((n) => !n.draining || n.node === this.name);
     const open = live.filter((n) => !n.draining);
-    return (
-      placeOn(
-        this.placement,
-        { device, labels },
-        (open.length > 0 ? open : live).map((n) => ({ name: n.node, sessions: n.sessions, labels: n.labels, services: n.services })),
-      ) ?? this.name
-    );
+    return placeOn(this.placement, { device, labels }, (open.length > 0 ? open : live).map(candidateOf)) ?? this.name;
+  }
+
+  /** The live nodes that are not draining, as placement sees them (what a rebalance places over). */
+  openNodes(): Candidate[] {
+    return this.members
+      .live()
+      .filter((n) => !n.draining)
+      .map(candidateOf);
   }
 
   /** The NATS connection (the replication store shares it). */
@@ -383,6 +385,11 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
     }
     this.log.info('cluster left', { node: this.name });
   }
+}
+
+/** A node as placement sees it. */
+function candidateOf(n: NodeInfo): Candidate {
+  return { name: n.node, sessions: n.sessions, labels: n.labels, services: n.services };
 }
 
 /** Checks cluster options (HF_ERR_OPTION naming the field); returns the server list. */

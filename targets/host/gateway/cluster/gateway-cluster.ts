@@ -328,14 +328,7 @@ export class GatewayCluster {
       const link = this.host.session(sid);
       if (link !== undefined && !link.isFinished && !this.handing.has(sid)) owned.push({ sid, device: link.deviceId, labels: link.labels });
     }
-    const open = node.live().filter((n) => !n.draining);
-    const picked = sessionsToMove(
-      node.placement,
-      owned,
-      node.name,
-      joined.node,
-      open.map((n) => ({ name: n.node, sessions: n.sessions, labels: n.labels, services: n.services })),
-    );
+    const picked = sessionsToMove(node.placement, owned, node.name, joined.node, node.openNodes());
     if (picked.length === 0) return;
     const t0 = Date.now();
     this.host.log.info('rebalancing', { node: node.name, to: joined.node, sessions: picked.length, of: owned.length, perSecond });
