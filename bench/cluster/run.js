@@ -5,4 +5,4 @@
 // Usage: node bench/cluster/run.js [--devices N] [--in-flight N] [--warm-ms N] [--measure-ms N]
 const { buildAndRun } = require('../build-run');
 
-buildAndRun({ name: 'bench:cluster', dir: 'cluster', entries: ['main', 'load'], limitMs: 10 * 60 * 1000 });
+buildAndRun({ name: 'bench:cluster', dir: 'cluster', entries: ['main', 'load', 'forward-load'], limitMs: 10 * 60 * 1000 });
