@@ -61,6 +61,11 @@ export class Balancer {
     client.once('close', () => up.destroy());
   }
 
+  /** Cuts every connection passed so far (both sides destroyed); new ones are passed as before. */
+  cutAll(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
   close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));

@@ -62,10 +62,10 @@ export function deviceKeys(n: number, prefix: string): Record<string, string> {
 }
 
 /**
- * `n` devices (ids `<prefix><d>`) on `url`, each keeping what it gets; with `keyed`, each proves the
- * key deviceKeys gives it (else no key: a session any error ends).
+ * `n` devices (ids `<prefix><d>`) on `url` (and direct TCP at `tcp`, tried first), each keeping what
+ * it gets; with `keyed`, each proves the key deviceKeys gives it (else no key: a session any error ends).
  */
-export function echoDevices(n: number, url: string, prefix: string, o: { gapMs?: number; labels?: (d: number) => Record<string, string>; keyed?: boolean } = {}): Devices {
+export function echoDevices(n: number, url: string, prefix: string, o: { gapMs?: number; labels?: (d: number) => Record<string, string>; keyed?: boolean; tcp?: string } = {}): Devices {
   const keys = o.keyed === true ? deviceKeys(n, prefix) : null;
   const chans: ReturnType<typeof connect>[] = [];
   const got: string[][] = [];
@@ -73,6 +73,7 @@ export function echoDevices(n: number, url: string, prefix: string, o: { gapMs?:
   for (let d = 0; d < n; d++) {
     const ch = connect({
       gateway: url,
+      tcp: o.tcp,
       id: `${prefix}${d}`,
       key: keys === null ? null : keys[`${prefix}${d}`],
       labels: o.labels?.(d),

@@ -8,6 +8,7 @@
 import { refusalBundle } from '../../../firmware/error-bundle';
 import { ErrorCode, type HfError } from '../../../firmware/errors';
 import type { ServerLink } from '../../../firmware/server-link';
+import type { Duplex } from 'node:stream';
 import type { Log } from '../../../hal/log';
 import type { GatewayCounters } from './metrics';
 import type { RelayedAnswer } from './http-front';
@@ -39,6 +40,14 @@ export class Refusal {
   }
 }
 
+/** Direct TCP connections in a cluster: each served on the node of its session (cluster/pipes.ts). */
+export interface TcpRouter {
+  /** null: the connection whose first frame is `bundle` is served here; else the node that serves it. */
+  owner(bundle: Uint8Array): string | null | Promise<string | null>;
+  /** Hands the connection (`head`: its bytes read so far) to node `to`; rejects with its refusal. */
+  relay(to: string, socket: Duplex, head: Buffer, addr: string): Promise<void>;
+}
+
 export interface FrontHost {
   readonly log: Log;
   /** Whether this gateway is a pair's standby now: it serves no device (HF_ERR_STANDBY, 503). */
@@ -67,6 +76,11 @@ export interface FrontHost {
    * (null in the promise: none does now). Without a cluster always null.
    */
   relay(body: Uint8Array, from: string): Promise<RelayedAnswer | null> | null;
+  /**
+   * A cluster's (null without one, or before it joined): where a direct TCP connection goes by its
+   * first frame (null: served here), and how it is handed to another node.
+   */
+  tcpRouter(): TcpRouter | null;
   /** A frame arrived on direct connection `conn` (> 0) from address `from`: its session, or why it was refused. */
   frame(conn: number, body: Uint8Array, from: string): ServerLink | Refusal;
   /** The front itself refused a `what` ("connection", "frame") from address `from` (counted by code, and for the summed-up warnings). */

@@ -53,6 +53,7 @@ import { checkPairOptions, networkPeers } from './pair/peer-net';
 import type { SessionShadow } from '../../../firmware/replica';
 import type { ClusterOptions } from './cluster/cluster-options';
 import { GatewayCluster } from './cluster/gateway-cluster';
+import type { PipedSocket } from './cluster/pipe-stream';
 
 export type { DeviceKeys } from './keys';
 export { GatewayChannel } from './gateway-channel';
@@ -364,6 +365,10 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       sessionIds: () => [...this.slots.values()].map((s) => s.channel.sessionId),
       release: (sid: string) => this.releaseSession(sid),
       adoptHere: (bytes: Uint8Array) => this.adoptSession(bytes),
+      adoptTcp: (socket: PipedSocket, head: Buffer) => {
+        if (this.tcpFront === null) throw hfError(ErrorCode.UNSUPPORTED, 'this node serves no direct TCP (no --tcp)');
+        this.tcpFront.adopt(socket, head, true);
+      },
     };
   }
 
@@ -489,6 +494,10 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         return got;
       },
       relay: (body, from) => (this.clusterPart === null ? null : this.clusterPart.relay(body, from)),
+      tcpRouter: () => {
+        const c = this.clusterPart;
+        return c === null ? null : { owner: (b) => c.tcpOwner(b), relay: (to, socket, head, addr) => c.relayTcp(to, socket, head, addr) };
+      },
       frame: (conn, body, from) => this.take(body, (now) => this.acceptor.onFrame(now, body, -conn), 'frame', from),
       refused: (what, from, err) => this.refused(what, from, err),
       mayServe: (body) => {
@@ -595,7 +604,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       onDrain: cp.onDrain,
       onEnd: cp.onEnd,
       answer: (exchange, body, len) => (this.replicator === null ? this.answer(exchange, body, len) : this.output(slot, exchange, body, len)),
-      transmit: (body, len, conn) => (this.replicator === null ? this.tcpFront?.send(-conn, body, len) : this.output(slot, -conn, body, len)),
+      transmit: (body, len, conn) => (this.replicator === null ? this.tcpFront?.send(-conn, body, len) : this.output(slot, conn, body, len)),
       onClose: (err) => {
         if (err?.code === ErrorCode.MOVED) {
           // Handed to another gateway process: it goes on there.

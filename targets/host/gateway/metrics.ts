@@ -95,6 +95,8 @@ export class GatewayCounters {
   tcpFrames = 0;
   /** Direct TCP connections accepted (before any limit refused them). */
   tcpConnections = 0;
+  /** A cluster's: direct TCP connections handed to the node serving their session (cluster/pipes.ts). */
+  tcpRelayed = 0;
   /** A worker's HTTP requests on a handed connection naming no session of the worker: closed unanswered, to be routed again. */
   misrouted = 0;
   /** A cluster node's HTTP requests answered by the node that serves their session (relayed over NATS). */
@@ -161,6 +163,7 @@ export function gatewayFamilies(c: GatewayCounters, g: GatewayGauges): MetricFam
     one('tcp_frames_total', 'counter', 'Frames received on direct TCP connections.', c.tcpFrames),
     one('relayed_requests_total', 'counter', 'HTTP requests relayed to the cluster node serving their session, and answered.', c.relayed),
     one('tcp_connections_total', 'counter', 'Direct TCP connections accepted.', c.tcpConnections),
+    one('relayed_tcp_connections_total', 'counter', 'Direct TCP connections handed to the cluster node serving their session.', c.tcpRelayed),
     {
       name: `${p}refusals_total`,
       help: 'Requests, frames and connections refused, by error code.',

@@ -15,6 +15,7 @@
  * frames a second. See docs/PROTOCOL.md 11.4 for what a stranger can cost.
  */
 import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { errorBundle } from '../../../firmware/error-bundle';
@@ -23,7 +24,8 @@ import type { ServerLink } from '../../../firmware/server-link';
 import { hostClock } from '../../node/clock';
 import { type Address, listenOn } from '../net/address';
 import { FrameReader, FrameWriter, epochFrame, frame } from '../net/frames';
-import { type FrontHost, Refusal, type TcpListener } from './front';
+import { type FrontHost, Refusal, type TcpListener, type TcpRouter } from './front';
+import { FirstBytes, FirstBytesState } from './workers/first-bytes';
 
 // ---- limits on strangers (TcpLimits) ------------------------------------------------------------
 
@@ -112,9 +114,21 @@ interface Handshake {
   end: () => void;
 }
 
+/**
+ * What the front needs of a connection: a TCP or TLS socket, or in a cluster the pipe of a connection
+ * that reached another node (cluster/pipe-stream.ts PipedSocket).
+ */
+export interface FrontSocket extends Duplex {
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  setNoDelay(noDelay?: boolean): this;
+  setKeepAlive(enable?: boolean, delayMs?: number): this;
+  destroySoon(): void;
+}
+
 interface Conn {
   id: number;
-  socket: net.Socket;
+  socket: FrontSocket;
   reader: FrameReader;
   /** The session whose frame this connection last carried. */
   link: ServerLink | null;
@@ -228,14 +242,17 @@ export class TcpFront implements TcpListener {
     c.socket.destroy();
   }
 
-  /** Serves a connection accepted elsewhere (plain TCP); `head`: its bytes already read (framed first). */
-  adopt(socket: net.Socket, head: Buffer): void {
+  /**
+   * Serves a connection accepted elsewhere (plain TCP, or a cluster's pipe); `head`: its bytes already
+   * read (framed first). `routed`: its node was chosen already (a cluster's relayed connection).
+   */
+  adopt(socket: FrontSocket, head: Buffer, routed = false): void {
     this.startSweeper();
     if (head.length > 0) socket.unshift(head);
-    this.onConnection(socket);
+    this.onConnection(socket, routed);
   }
 
-  private onConnection(socket: net.Socket): void {
+  private onConnection(socket: FrontSocket, routed = false): void {
     socket.on('error', () => {});
     if (this.gw.standby()) {
       // A pair's standby serves no device: closed at once, the device tries the pair's other address.
@@ -259,9 +276,71 @@ export class TcpFront implements TcpListener {
     }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
+    const router = routed ? null : this.gw.tcpRouter();
+    if (router !== null) {
+      this.route(socket, addr, now, router);
+      return;
+    }
+    this.serve(socket, addr, now, shook?.at ?? now);
+  }
+
+  /**
+   * A cluster's: reads the connection's first frame (counted among the strangers, under their bounds)
+   * and serves it here or hands it, with every byte read, to the node its session is on.
+   */
+  private route(socket: FrontSocket, addr: string, now: number, router: TcpRouter): void {
+    this.enterPreAuth(addr, now);
+    const first = new FirstBytes('tcp', { maxHeadBytes: 0, maxBodyBytes: Math.min(this.limits.preAuthFrameBytes, this.gw.maxBody) });
+    let left = false;
+    const leave = (): void => {
+      if (left) return;
+      left = true;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', leave);
+      this.leavePreAuth(addr);
+    };
+    const timer = setTimeout(() => {
+      leave();
+      socket.destroy();
+    }, this.limits.preAuthDeadlineMs);
+    const onData = (chunk: Buffer): void => {
+      if (first.push(chunk) !== FirstBytesState.DONE) return;
+      socket.pause();
+      leave();
+      const here = (): void => {
+        if (socket.destroyed) return;
+        socket.unshift(first.read);
+        this.serve(socket, addr, hostClock.now(), now);
+        socket.resume();
+      };
+      let to: string | null | Promise<string | null> = null;
+      try {
+        to = first.bundle === null ? null : router.owner(first.bundle);
+      } catch {
+        to = null; // a bundle it cannot read: served (and refused) here
+      }
+      const go = (node: string | null): void => {
+        if (node === null) return here();
+        if (socket.destroyed) return;
+        this.gw.counters.tcpRelayed++;
+        router.relay(node, socket, first.read, addr).catch((e: Error) => {
+          this.gw.log.debug('tcp relay refused', { from: addr, node, code: isHfError(e) ? e.code : ErrorCode.NATS, reason: e.message });
+          socket.destroy();
+        });
+      };
+      if (to instanceof Promise) to.then(go, () => here());
+      else go(to);
+    };
+    socket.on('data', onData);
+    socket.on('close', leave);
+  }
+
+  /** Serves a connection here from its first byte on. */
+  private serve(socket: FrontSocket, addr: string, now: number, openedAt: number): void {
     const reader = new FrameReader(this.gw.maxBody);
     reader.setLimit(Math.min(this.limits.preAuthFrameBytes, this.gw.maxBody), 'before authentication (preAuthFrameBytes)');
-    const c: Conn = { id: ++this.seq, socket, reader, link: null, addr, preAuth: true, closing: false, openedAt: shook?.at ?? now, lastRead: now, timer: null, epochTold: 0 };
+    const c: Conn = { id: ++this.seq, socket, reader, link: null, addr, preAuth: true, closing: false, openedAt, lastRead: now, timer: null, epochTold: 0 };
     this.conns.set(c.id, c);
     this.enterPreAuth(addr, now);
     c.timer = new DeadlineTimer(

@@ -16,6 +16,9 @@
  *   drained  {moved, failed, ms, p50, p99}     its answer once done (p50, p99: one handoff's ms)
  *   pipe     {from, inc, id, target}           request: connect to `target` (behind the receiver) for a
  *            forwarded connection of node `from`, its frames on pipe `id` (pipes.ts); answered ok {epoch: 0}
+ *   tcp      {from, inc, id, addr, head}       request: serve a direct TCP connection that reached node
+ *            `from` (device address `addr`) whose session is the receiver's: its bytes read so far
+ *            (`head`, the first frame) and the rest come on pipe `id`; answered ok {epoch: 0}
  *   answer   {status, code, body}              the owner's HTTP answer to a relayed request: status,
  *            error code ('' none) and body, which the relaying node sends the device as they are
  *
@@ -76,6 +79,14 @@ export interface PipeMessage {
   id: string;
   target: string;
 }
+export interface TcpMessage {
+  t: 'tcp';
+  from: string;
+  inc: number;
+  id: string;
+  addr: string;
+  head: Uint8Array;
+}
 export interface AnswerMessage {
   t: 'answer';
   status: number;
@@ -96,7 +107,7 @@ export interface DrainedMessage {
   p99: number;
 }
 
-export type ClusterMessage = HbMessage | LeaveMessage | HandoffMessage | OkMessage | ErrMessage | RelayMessage | PipeMessage | AnswerMessage | DrainMessage | DrainedMessage;
+export type ClusterMessage = HbMessage | LeaveMessage | HandoffMessage | OkMessage | ErrMessage | RelayMessage | PipeMessage | TcpMessage | AnswerMessage | DrainMessage | DrainedMessage;
 
 const { bad, uint, bytes, text } = fieldChecks(ErrorCode.PEER, 'cluster message');
 
@@ -147,6 +158,12 @@ function reach(o: Obj, t: string): string[] {
   return o.reach.map((r, i) => target({ [`reach[${i}]`]: r }, t, `reach[${i}]`));
 }
 
+function pipeId(o: Obj, t: string): string {
+  const id = text(o, t, 'id', 16, 16);
+  if (!/^[0-9a-f]{16}$/.test(id)) throw bad(t, 'id', `must be 16 hex digits, got ${shown(id)}`);
+  return id;
+}
+
 /** Returns `v` as the message it is (only its kind's fields), or throws HF_ERR_PEER. */
 export function checkClusterMessage(v: unknown): ClusterMessage {
   if (!isMap(v)) throw hfError(ErrorCode.PEER, `cluster message must be a map, got ${shown(v)}`);
@@ -181,11 +198,10 @@ export function checkClusterMessage(v: unknown): ClusterMessage {
       return { t, moved: uint(v, t, 'moved'), failed: uint(v, t, 'failed'), ms: uint(v, t, 'ms'), p50: uint(v, t, 'p50'), p99: uint(v, t, 'p99') };
     case 'relay':
       return { t, from: node(v, t, 'from'), inc: uint(v, t, 'inc'), body: bytes(v, t, 'body', 0, SNAP_MAX_BYTES), addr: text(v, t, 'addr', 0, 300) };
-    case 'pipe': {
-      const id = text(v, t, 'id', 16, 16);
-      if (!/^[0-9a-f]{16}$/.test(id)) throw bad(t, 'id', `must be 16 hex digits, got ${shown(id)}`);
-      return { t, from: node(v, t, 'from'), inc: uint(v, t, 'inc'), id, target: target(v, t, 'target') };
-    }
+    case 'pipe':
+      return { t, from: node(v, t, 'from'), inc: uint(v, t, 'inc'), id: pipeId(v, t), target: target(v, t, 'target') };
+    case 'tcp':
+      return { t, from: node(v, t, 'from'), inc: uint(v, t, 'inc'), id: pipeId(v, t), addr: text(v, t, 'addr', 0, 300), head: bytes(v, t, 'head', 0, SNAP_MAX_BYTES) };
     case 'answer': {
       const status = uint(v, t, 'status');
       if (status < 100 || status > 599) throw bad(t, 'status', `must be 100..599, got ${status}`);

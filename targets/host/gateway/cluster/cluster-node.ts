@@ -27,6 +27,7 @@ import { SessionDirectory } from './directory';
 import type { ClusterOptions } from './cluster-options';
 import { checkNodeName, MEMBERS_DEFAULTS, Members, type NodeInfo } from './members';
 import { natsKv } from './nats-kv';
+import type { PipedSocket } from './pipe-stream';
 import { ClusterPipes } from './pipes';
 import { rebalanceOptions } from './rebalance';
 import { SessionIndex } from './session-index';
@@ -42,6 +43,8 @@ export interface ClusterHost {
   sessions(): number;
   /** Another node hands over `device`'s session; resolve once it is served here (its directory entry claimed). */
   adopt(m: HandoffMessage, from: NodeInfo): Promise<number>;
+  /** Another node relays a direct TCP connection (its pipe playing the socket): serve it here. HF_ERR_UNSUPPORTED without a TCP front. */
+  adoptTcp?(socket: PipedSocket, head: Buffer): void;
   /** Another node relays a device's HTTP request: serve it here, resolve with the answer. */
   relayed(m: RelayMessage, from: NodeInfo): Promise<AnswerMessage>;
   /** How long a relayed request may wait for its answer, ms (the gateway's holdMs and a margin). */
@@ -112,6 +115,10 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
             .filter((n) => n.node !== this.name && !n.draining && n.reach.includes(target))
             .map((n) => n.node),
         request: (to, m, timeoutMs) => this.request(to, m, timeoutMs),
+        adoptTcp: (socket, head) => {
+          if (host.adoptTcp === undefined) throw hfError(ErrorCode.UNSUPPORTED, `${this.name} serves no direct TCP`);
+          host.adoptTcp(socket, head);
+        },
       },
       o.pipes,
     );
@@ -274,11 +281,15 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
       const m = decodeClusterMessage(data);
       // Anyone on NATS may ask a node to drain (holdfast ctl drain): NATS's own access is the gate.
       if (m.t === 'drain') return await this.host.drain();
-      if (m.t !== 'handoff' && m.t !== 'pipe') throw hfError(ErrorCode.PEER, `cluster control: ${m.t} is not a request`);
+      if (m.t !== 'handoff' && m.t !== 'pipe' && m.t !== 'tcp') throw hfError(ErrorCode.PEER, `cluster control: ${m.t} is not a request`);
       const from = this.members.info(m.from);
       if (from === null || from.incarnation !== m.inc) throw hfError(ErrorCode.NODE, `cluster control: ${m.from} (incarnation ${m.inc}) is not a live node of this cluster`);
       if (m.t === 'pipe') {
         await this.pipes.accept(m);
+        return { t: 'ok', epoch: 0 };
+      }
+      if (m.t === 'tcp') {
+        this.pipes.acceptTcp(m);
         return { t: 'ok', epoch: 0 };
       }
       if (this.draining) throw hfError(ErrorCode.BUSY, `${this.name} is draining`);

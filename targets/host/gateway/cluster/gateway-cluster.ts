@@ -16,10 +16,12 @@
  * A relay that fails (the owner died, NATS is down) answers 503 HF_ERR_NATS: the device sends the
  * request again, and by then the owner is live again or its sessions were taken over elsewhere.
  */
+import type { Duplex } from 'node:stream';
 import { ErrorCode, hfError, isHfError } from '../../../../firmware/errors';
 import type { ServerLink } from '../../../../firmware/server-link';
 import type { Log } from '../../../../hal/log';
 import type { RelayedAnswer } from '../http-front';
+import type { PipedSocket } from './pipe-stream';
 import { SessionKeys } from '../workers/session-key';
 import type { WireLimits } from '../../../../firmware/wire';
 import type { AnswerMessage, DrainedMessage, HandoffMessage, RelayMessage } from './cluster-messages';
@@ -43,6 +45,8 @@ export interface ClusterGatewayHost {
   session(sid: string): ServerLink | undefined;
   /** Serves a relayed HTTP request here. */
   serveRelayed(body: Uint8Array, from: string): Promise<RelayedAnswer>;
+  /** Serves a direct TCP connection another node relays (its pipe playing the socket, `head` read first); throws HF_ERR_UNSUPPORTED without a TCP front. */
+  adoptTcp(socket: PipedSocket, head: Buffer): void;
   holdMs: number;
   limits: WireLimits;
   /** The gateway's replicator (its records go to the cluster's store); null: nothing is replicated. */
@@ -138,6 +142,7 @@ export class GatewayCluster {
       sessions: () => host.sessions(),
       relayTimeoutMs: host.holdMs + 10_000,
       adopt: (m) => this.adopt(m),
+      adoptTcp: (socket, head) => host.adoptTcp(socket, head),
       drain: () => this.drain(),
       relayed: (m, from) => this.relayed(m, from.node),
     });
@@ -191,6 +196,27 @@ export class GatewayCluster {
 
   get name(): string {
     return this.node.name;
+  }
+
+  /**
+   * Where a direct TCP connection whose first frame is `bundle` goes: null to be served here, else
+   * the live node that serves its session (or is placed to, for a hello). The same choice as relay's.
+   */
+  tcpOwner(bundle: Uint8Array): string | null | Promise<string | null> {
+    const key = this.keys.of(bundle);
+    if (key.kind === 'hello') {
+      const to = this.node.place(key.device, key.labels);
+      return to === this.node.name ? null : to;
+    }
+    if (key.kind !== 'sid' || this.host.session(key.sid) !== undefined) return null;
+    const other = (o: string | null): string | null => (o === null || o === this.node.name || !this.node.members.isLive(o) ? null : o);
+    const owner = this.node.index.ownerOf(key.sid);
+    return typeof owner === 'string' ? other(owner) : owner.then(other);
+  }
+
+  /** Hands a direct TCP connection to node `to` (cluster/pipes.ts); rejects with its refusal. */
+  relayTcp(to: string, socket: Duplex, head: Buffer, addr: string): Promise<void> {
+    return this.node.pipes.relayTcp(to, socket, head, addr);
   }
 
   /** null: serve `body` here; else the answer of the node that serves it (relayed). */

@@ -169,3 +169,38 @@ export class PipeStream extends Duplex {
     cb(err);
   }
 }
+
+/**
+ * A pipe that plays a socket for the TCP front (a direct TCP connection that reached another node and
+ * is served here): the device's address, and the socket methods the front calls, which a pipe has no
+ * use for (Nagle, keep-alive: the relaying node's own socket has them).
+ */
+export class PipedSocket extends PipeStream {
+  readonly remotePort = 0;
+
+  constructor(
+    id: string,
+    send: (frame: Uint8Array) => void,
+    readonly remoteAddress: string,
+    o: PipeStreamOptions = {},
+  ) {
+    super(id, send, o);
+  }
+
+  setNoDelay(): this {
+    return this;
+  }
+
+  setKeepAlive(): this {
+    return this;
+  }
+
+  /** Ends it once what was written has gone. */
+  destroySoon(): void {
+    if (this.writableFinished) this.destroy();
+    else {
+      this.once('finish', () => this.destroy());
+      this.end();
+    }
+  }
+}

@@ -22,8 +22,8 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ErrorCode, hfError, isHfError } from '../../../../firmware/errors';
 import { formatTarget, parseTarget } from '../../../../firmware/mux';
 import { splice } from '../../app/forward';
-import type { PipeMessage } from './cluster-messages';
-import { PipeStream, type PipeStreamOptions } from './pipe-stream';
+import type { PipeMessage, TcpMessage } from './cluster-messages';
+import { PipedSocket, PipeStream, type PipeStreamOptions } from './pipe-stream';
 
 export interface PipesOptions extends PipeStreamOptions {
   /** How long the far node may take to connect to the target, ms (default 10000). */
@@ -40,7 +40,9 @@ export interface PipesHost {
   /** Live nodes other than this one that reach `target`. */
   reachedBy(target: string): string[];
   /** Sends a pipe request to `to`'s control subject; resolves once it is open, rejects with its refusal. */
-  request(to: string, m: PipeMessage, timeoutMs: number): Promise<unknown>;
+  request(to: string, m: PipeMessage | TcpMessage, timeoutMs: number): Promise<unknown>;
+  /** Serves a direct TCP connection relayed here (its pipe playing the socket, `head` read first). HF_ERR_UNSUPPORTED without a TCP front. */
+  adoptTcp(socket: PipedSocket, head: Buffer): void;
 }
 
 interface Open {
@@ -105,6 +107,41 @@ export class ClusterPipes {
     return s;
   }
 
+  /**
+   * Hands a direct TCP connection (`socket`, whose first bytes `head` this node read) to node `to`,
+   * which serves its session: from then on its bytes go both ways through a pipe. Resolves once `to`
+   * took it; rejects with its refusal (the socket is then the caller's to close).
+   */
+  async relayTcp(to: string, socket: Duplex, head: Buffer, addr: string): Promise<void> {
+    const id = randomBytes(8).toString('hex');
+    const s = this.add(id, to);
+    this.dialed++;
+    try {
+      await this.host.request(to, { t: 'tcp', from: this.host.name, inc: this.host.incarnation, id, addr, head }, this.connectTimeoutMs);
+    } catch (e) {
+      s.gone(isHfError(e) ? e : hfError(ErrorCode.NATS, `tcp relay to ${to}: ${(e as Error).message}`, e));
+      s.on('error', () => {});
+      throw e;
+    }
+    splice(socket, s);
+  }
+
+  /** Serves another node's relayed TCP connection: its pipe plays the socket for the TCP front. */
+  acceptTcp(m: TcpMessage): void {
+    if (this.open.has(m.id)) throw hfError(ErrorCode.PEER, `pipe ${m.id} is open already`);
+    const subject = `${this.host.prefix}.node.${m.from}.pipe.${m.id}`;
+    const s = new PipedSocket(m.id, (f) => this.nc.publish(subject, f), m.addr, this.o);
+    this.track(m.id, m.from, s);
+    try {
+      this.host.adoptTcp(s, Buffer.from(m.head));
+    } catch (e) {
+      s.on('error', () => {});
+      s.gone(isHfError(e) ? e : hfError(ErrorCode.STATE, (e as Error).message));
+      throw e;
+    }
+    this.accepted++;
+  }
+
   /** Serves another node's pipe request: connects to its target; resolves once connected. */
   async accept(m: PipeMessage): Promise<void> {
     if (!this.host.reach.includes(m.target)) throw hfError(ErrorCode.FORBIDDEN, `${m.target} is not behind ${this.host.name}`);
@@ -135,7 +172,10 @@ export class ClusterPipes {
 
   private add(id: string, peer: string): PipeStream {
     const subject = `${this.host.prefix}.node.${peer}.pipe.${id}`;
-    const s = new PipeStream(id, (f) => this.nc.publish(subject, f), this.o);
+    return this.track(id, peer, new PipeStream(id, (f) => this.nc.publish(subject, f), this.o));
+  }
+
+  private track<S extends PipeStream>(id: string, peer: string, s: S): S {
     this.open.set(id, { stream: s, peer });
     s.once('close', () => {
       if (this.open.get(id)?.stream === s) this.open.delete(id);
