@@ -112,7 +112,9 @@ function pipeInto(src: Duplex, dst: Duplex): void {
 
 /** Closes a socket with a reset where Node can (18.3+), else plainly. */
 function abortSocket(s: net.Socket): void {
-  if (typeof s.resetAndDestroy === 'function' && !s.connecting) s.resetAndDestroy();
+  // Not once end() was called: a reset while its shutdown is pending leaves that request unfinished
+  // for good, and Node then spins at exit waiting for it.
+  if (typeof s.resetAndDestroy === 'function' && !s.connecting && !s.writableEnded) s.resetAndDestroy();
   else s.destroy();
 }
 
