@@ -2,7 +2,8 @@
  * The gateway's flags for a cluster on NATS (targets/host/gateway/cluster/): --cluster names the NATS
  * servers, --node this node (shared with the pair flags), --node-label and --node-service what the
  * label and service placement policies match, --placement the policy, --cluster-mode direct or relay,
- * --cluster-rebalance how many sessions a second this node hands a node that joins (0: none).
+ * --cluster-rebalance how many sessions a second this node hands a node that joins (0: none),
+ * --cluster-device-subjects the devices' messages on NATS subjects (<prefix>.dev.<id>.up/.down).
  */
 import * as os from 'node:os';
 import { ErrorCode, hfError } from '../../firmware/errors';
@@ -34,9 +35,14 @@ export const CLUSTER_FLAGS: Flag[] = [
     type: 'number',
     help: 'with --cluster: a node that joins is handed the sessions placement puts on it now, at most N a second from this node (default 50; 0: none)',
   },
+  {
+    name: 'cluster-device-subjects',
+    type: 'bool',
+    help: 'with --cluster: every device message is published on <prefix>.dev.<id>.up, and a NATS request on <prefix>.dev.<id>.down (header Hf-Msg-Id) sends one to the device, answered ok once its node holds it (give it on every node)',
+  },
 ];
 
-const CLUSTER_ONLY = ['node-label', 'node-service', 'cluster-mode', 'cluster-prefix', 'cluster-replicas', 'cluster-rebalance'];
+const CLUSTER_ONLY = ['node-label', 'node-service', 'cluster-mode', 'cluster-prefix', 'cluster-replicas', 'cluster-rebalance', 'cluster-device-subjects'];
 
 /** The names of the cluster flags (what --workers refuses). */
 export const CLUSTER_FLAG_NAMES = CLUSTER_FLAGS.map((f) => f.name);
@@ -92,6 +98,7 @@ export function clusterOptionsOf(v: Values): ClusterOptions | null {
     mode,
     replicas,
     ...(perSecond === undefined ? {} : { rebalance: perSecond === 0 ? { enabled: false } : { perSecond } }),
+    ...(v['cluster-device-subjects'] === true ? { deviceSubjects: true } : {}),
     ...(v['cluster-prefix'] === undefined ? {} : { prefix: String(v['cluster-prefix']), bucket: `${v['cluster-prefix']}_sessions` }),
   };
   checkClusterOptions(o);

@@ -21,6 +21,7 @@ import type { Duplex } from 'node:stream';
 import { Acceptor } from '../../../firmware/acceptor';
 import { DeadlineTimer } from '../../../firmware/deadline-timer';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
+import { checkMs } from '../../../firmware/check';
 import { type AckAfter, type LinkOptions, checkAckAfter } from '../../../firmware/options';
 import { ServerLink, type ServerPort } from '../../../firmware/server-link';
 import { adoptSession, releaseSession } from '../../../firmware/handoff';
@@ -54,6 +55,7 @@ import type { SessionShadow } from '../../../firmware/replica';
 import type { ClusterOptions } from './cluster/cluster-options';
 import { GatewayCluster } from './cluster/gateway-cluster';
 import type { PipedSocket } from './cluster/pipe-stream';
+import { checkMsgId, DeviceInboxes, recentIdsOption } from './cluster/device-subjects';
 
 export type { DeviceKeys } from './keys';
 export { GatewayChannel } from './gateway-channel';
@@ -176,6 +178,22 @@ export interface SessionDirectory {
   ended(sid: string, device: string): void;
 }
 
+/** A fresh message id: 32 hex digits. */
+function randomId(): string {
+  const b = new Uint8Array(16);
+  hostEntropy.fill(b);
+  return Buffer.from(b).toString('hex');
+}
+
+/** `p`, or HF_ERR_TIMEOUT after `ms` (sendToDevice here: the store may be slow to hold it). */
+function withTimeout(p: Promise<void>, ms: number, device: string): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(hfError(ErrorCode.TIMEOUT, `device ${JSON.stringify(device)}: its message not stored in ${ms} ms (it may be yet: send again with the same id)`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
 /** The port of a restored link until its slot gives it the real one. */
 const NO_PORT: ServerPort = { answer: () => {}, transmit: () => {}, deliver: () => false };
 
@@ -188,6 +206,8 @@ interface Slot {
   gated: boolean;
   /** Gated: messages before this are in a record sent to the standby (their gate opens on its ok). */
   gateAsked: number;
+  /** Waiting for a record of this turn to be held (sendToDevice's messages, `stored`); null: none. */
+  storeWaits: { resolve: () => void; reject: (e: Error) => void }[] | null;
 }
 
 /**
@@ -240,6 +260,14 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
   private readonly replicator: Replicator | null = null;
   /** This gateway's part in a cluster (null: none, or not joined yet). */
   private clusterPart: GatewayCluster | null = null;
+  /** The slot of each device's session here (the latest, when a device has two for a moment). */
+  private readonly byDevice = new Map<string, Slot>();
+  /** Messages sent to devices by id (sendToDevice, the cluster's `.down`): none taken twice. */
+  private readonly inbox: DeviceInboxes;
+  /** Whether every device message is published on its `.up` subject (cluster option deviceSubjects). */
+  private readonly deviceUp: boolean;
+  /** How long sendToDevice waits by default, ms (the cluster's requestTimeoutMs, 5000). */
+  private readonly requestTimeoutMs: number;
 
   private constructor(opts: GatewayOptions) {
     super();
@@ -252,6 +280,9 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     this.handoff = opts.handoff === true;
     this.directory = opts.directory ?? null;
     this.hellosHere = opts.hellosHere ?? null;
+    this.inbox = new DeviceInboxes((device, bytes) => this.deliverTo(device, bytes), recentIdsOption(opts.cluster?.deviceRecentIds));
+    this.deviceUp = opts.cluster?.deviceSubjects === true;
+    this.requestTimeoutMs = opts.cluster?.requestTimeoutMs ?? 5000;
     const keyOf = opts.devices === null ? null : keyLookup(opts.devices);
     // Not zero-filled (nothing is read before it is written): a slab costs no memset.
     const ackAfter = opts.ackAfter;
@@ -364,7 +395,13 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       takeOver: (shadows: Iterable<SessionShadow>) => this.takeOver(shadows),
       sessionIds: () => [...this.slots.values()].map((s) => s.channel.sessionId),
       release: (sid: string) => this.releaseSession(sid),
-      adoptHere: (bytes: Uint8Array) => this.adoptSession(bytes),
+      adoptHere: (bytes: Uint8Array, ids: readonly string[] = []) => {
+        const sid = this.adoptSession(bytes);
+        const device = this.acceptor.session(sid)?.deviceId;
+        if (device !== undefined) this.inbox.restore(device, ids);
+        return sid;
+      },
+      takeDown: (device: string, msgId: string, bytes: Uint8Array) => (this.byDevice.has(device) ? this.inbox.take(device, msgId, bytes) : null),
       adoptTcp: (socket: PipedSocket, head: Buffer) => {
         if (this.tcpFront === null) throw hfError(ErrorCode.UNSUPPORTED, 'this node serves no direct TCP (no --tcp)');
         this.tcpFront.adopt(socket, head, true);
@@ -577,6 +614,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       ),
       gated: this.replicator !== null && (ackAfter === 'standby' || ackAfter === 'app'),
       gateAsked: link.ep.inr.next,
+      storeWaits: null,
     };
     const inr = link.ep.inr;
     // Taken over: what lies between the old primary's delivery and its last record may have reached
@@ -588,6 +626,9 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     if (slot.gated) link.ep.gate(inr.next);
     channel[kAttach](link);
     this.slots.set(link, slot);
+    this.byDevice.set(link.deviceId, slot);
+    // What the application gets, on the device's `.up` too (cluster/device-subjects.ts).
+    if (this.deviceUp) channel.on('message', (m) => this.clusterPart?.deviceSubjects?.up(link.deviceId, m));
     const sid = channel.sessionId.slice(0, 8);
     const cp = channel[kPort]();
     this.counters.sessionsOpened++;
@@ -626,9 +667,15 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
     if (slot === undefined) return;
     slot.timer.stop();
     this.slots.delete(link);
+    // The ids of the messages sent to it by id go where it goes (a handoff carries them).
+    let ids: string[] = [];
+    if (this.byDevice.get(link.deviceId) === slot) {
+      this.byDevice.delete(link.deviceId);
+      ids = this.inbox.end(link.deviceId);
+    }
     this.replicator?.ended(link);
     this.directory?.ended(slot.channel.sessionId, link.deviceId);
-    this.clusterPart?.ended(link, slot.channel.sessionId);
+    this.clusterPart?.ended(link, slot.channel.sessionId, ids);
     addTotals(this.counters.ended, link.ep.stats);
     link.ep.discard(); // what its rings still hold goes nowhere now: their memory goes back to the pool
   }
@@ -708,6 +755,82 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
       });
     }
     return n;
+  }
+
+  // ---- messages to devices by id: sendToDevice, the cluster's `.down` --------------------------------
+
+  /**
+   * Sends one message to device `id`, wherever its session is served; resolves once the device's
+   * owner holds it: here, once its channel took it (`send` returned true) and, when this gateway
+   * replicates (a cluster's store, a pair's standby), once the record with it is held, so a takeover
+   * keeps it; on another node of the cluster (which needs `cluster.deviceSubjects` on every node), a
+   * `.down` request that node answers the same way (cluster/device-subjects.ts).
+   * Here, waiting for the store is bounded by `timeoutMs` too (HF_ERR_TIMEOUT: it may be held yet).
+   *
+   * `msgId` (1..128 printable ASCII characters) names the message: sent again with the same id
+   * (after a failure, or a timeout), it is not delivered twice while its session keeps the id (the
+   * last `deviceRecentIds`, 4096 by default; see device-subjects.ts for the takeover window).
+   * Without one the message gets a random id (no retry can name it). `timeoutMs`: how long a remote
+   * owner may take to answer (default the cluster's requestTimeoutMs).
+   *
+   * Rejects, nothing taken: HF_ERR_UNKNOWN_SESSION when no node serves the device now (none at all,
+   * or the session is between nodes for a moment: try again with the same id), HF_ERR_BUSY when its
+   * out-ring is full, HF_ERR_TOO_BIG when the message exceeds its maxMessage, HF_ERR_CLOSED for a
+   * session ending; HF_ERR_TIMEOUT and HF_ERR_NATS when the remote owner did not answer (it may hold
+   * the message: send again with the same id). HF_ERR_OPTION for bad arguments.
+   */
+  async sendToDevice(id: string, bytes: Uint8Array, o: { msgId?: string; timeoutMs?: number } = {}): Promise<void> {
+    if (typeof id !== 'string' || id.length < 1 || id.length > 128) throw hfError(ErrorCode.OPTION, `sendToDevice: the device id must be 1..128 characters, got ${JSON.stringify(id)}`);
+    if (!(bytes instanceof Uint8Array)) throw hfError(ErrorCode.OPTION, 'sendToDevice: the message must be a Uint8Array');
+    if (o.timeoutMs !== undefined) checkMs('sendToDevice: timeoutMs', o.timeoutMs, 1);
+    const msgId = o.msgId === undefined ? randomId() : checkMsgId(o.msgId, ErrorCode.OPTION);
+    if (this.closed) throw hfError(ErrorCode.CLOSED, 'sendToDevice: the gateway is closed');
+    if (this.byDevice.has(id)) return withTimeout(this.inbox.take(id, msgId, bytes), o.timeoutMs ?? this.requestTimeoutMs, id);
+    const subjects = this.clusterPart?.deviceSubjects;
+    if (subjects === undefined || subjects === null)
+      throw hfError(ErrorCode.UNKNOWN_SESSION, `sendToDevice: no session of ${JSON.stringify(id)} here${this.clusterPart === null ? '' : ' (and no device subjects: cluster.deviceSubjects is off)'}`);
+    return subjects.send(id, msgId, bytes, o.timeoutMs);
+  }
+
+  /** Takes `bytes` into device `device`'s out-ring here and resolves once the owner holds it (DeviceInboxes' Deliver). */
+  private deliverTo(device: string, bytes: Uint8Array): Promise<void> {
+    const slot = this.byDevice.get(device);
+    if (slot === undefined || slot.link.isFinished || slot.channel.closed) throw hfError(ErrorCode.UNKNOWN_SESSION, `no session of ${JSON.stringify(device)} here`);
+    if (!slot.channel.send(bytes)) throw hfError(ErrorCode.BUSY, `the out-ring of ${JSON.stringify(device)}'s session is full: nothing taken, send again later`);
+    slot.timer.arm();
+    return this.stored(slot);
+  }
+
+  /**
+   * Resolves once what `slot`'s session holds now is held by its standby (a cluster's store), the
+   * output commit every answer waits for (`output`); at once without replication. The waits of one
+   * turn share one record, made at its end (the session's sends of the turn all in it).
+   */
+  private stored(slot: Slot): Promise<void> {
+    const r = this.replicator;
+    if (r === null) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const w = { resolve, reject };
+      if (slot.storeWaits !== null) {
+        slot.storeWaits.push(w);
+        return;
+      }
+      slot.storeWaits = [w];
+      process.nextTick(() => {
+        const waits = slot.storeWaits ?? [];
+        slot.storeWaits = null;
+        // Ended before its record (released to another node, or over): the sender tries again with
+        // the same id, and reaches the session where it went (which knows the id: not taken twice)
+        // or, the session over, a new one that never had the message.
+        if (slot.link.isFinished) {
+          const e = hfError(ErrorCode.CLOSED, `the session of ${JSON.stringify(slot.link.deviceId)} ended or moved before its message was stored: send again with the same id`);
+          for (const x of waits) x.reject(e);
+        } else
+          r.hold(r.record(slot.link), () => {
+            for (const x of waits) x.resolve();
+          });
+      });
+    });
   }
 
   // ---- handoff: a live session to or from another gateway process ----------------------------------

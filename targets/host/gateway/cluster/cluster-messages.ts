@@ -5,8 +5,9 @@
  *   hb       {node, inc, url, tcp, labels, services, reach, sessions, draining}   every node, every
  *            interval (reach: the forward targets behind it, "host:port"; absent means none)
  *   leave    {node, inc}                                                   a node stopping cleanly
- *   handoff  {from, inc, device, epoch, snap}  request to the new owner: take this session (its
- *            snapshot), whose directory entry is at `epoch` now (0: none yet)
+ *   handoff  {from, inc, device, epoch, snap, ids?}  request to the new owner: take this session (its
+ *            snapshot), whose directory entry is at `epoch` now (0: none yet); `ids`: the ids of
+ *            the messages sent to it by id that it keeps (device-subjects.ts), oldest first
  *   ok       {epoch}                           the owner holds the session, its entry now at `epoch`
  *   err      {code, message}                   refused (nothing changed on the refusing node)
  *   relay    {from, inc, body, addr}           a device's HTTP request body that reached node `from`
@@ -25,7 +26,8 @@
  * Bounds: node 1..64 characters of A-Z a-z 0-9 _ - (it is part of subjects and keys); device 1..128
  * characters; url and tcp up to 512 and 300; at most 32 labels, keys up to 64 and values up to 256
  * characters; at most 32 services of up to 128; at most 64 reach targets of up to 300 ("host:port"); pipe
- * id 16 hex digits; snapshot 1 byte to 64 MiB; relayed bodies and answers
+ * id 16 hex digits; snapshot 1 byte to 64 MiB; handoff ids at most 1048576, each 1..128 printable
+ * ASCII characters; relayed bodies and answers
  * up to 64 MiB (the gateways' maxBundleBytes bounds them first); status 100..599. Anything else throws
  * HF_ERR_PEER naming the field (the receiver answers `err` with that code).
  */
@@ -54,6 +56,8 @@ export interface HandoffMessage {
   device: string;
   epoch: number;
   snap: Uint8Array;
+  /** The ids of messages sent to the session by id that it keeps, oldest first (absent: none). */
+  ids?: string[];
 }
 export interface OkMessage {
   t: 'ok';
@@ -141,6 +145,15 @@ function services(o: Obj, t: string): string[] {
   });
 }
 
+const MAX_IDS = 1 << 20;
+function msgIds(o: Obj, t: string): string[] {
+  if (!Array.isArray(o.ids) || o.ids.length > MAX_IDS) throw bad(t, 'ids', `must be a list of at most ${MAX_IDS} message ids, got ${shown(o.ids)}`);
+  return o.ids.map((id, i) => {
+    if (typeof id !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(id)) throw bad(t, `ids[${i}]`, `must be 1..128 printable ASCII characters, got ${shown(id)}`);
+    return id;
+  });
+}
+
 const MAX_REACH = 64;
 function target(o: Obj, t: string, field: string): string {
   const v = text(o, t, field, 3, 300);
@@ -186,8 +199,11 @@ export function checkClusterMessage(v: unknown): ClusterMessage {
     }
     case 'leave':
       return { t, node: node(v, t, 'node'), inc: uint(v, t, 'inc') };
-    case 'handoff':
-      return { t, from: node(v, t, 'from'), inc: uint(v, t, 'inc'), device: text(v, t, 'device', 1, 128), epoch: uint(v, t, 'epoch'), snap: bytes(v, t, 'snap', 1, SNAP_MAX_BYTES) };
+    case 'handoff': {
+      const m: HandoffMessage = { t, from: node(v, t, 'from'), inc: uint(v, t, 'inc'), device: text(v, t, 'device', 1, 128), epoch: uint(v, t, 'epoch'), snap: bytes(v, t, 'snap', 1, SNAP_MAX_BYTES) };
+      if (v.ids !== undefined) m.ids = msgIds(v, t);
+      return m;
+    }
     case 'ok':
       return { t, epoch: uint(v, t, 'epoch') };
     case 'err':

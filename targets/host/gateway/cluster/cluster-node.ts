@@ -7,6 +7,7 @@
  *   <prefix>.cluster.hb          every node's heartbeats and leaves (cluster-messages.ts)
  *   <prefix>.node.<name>.ctl     requests to node <name> (handoff), answered ok or err
  *   <prefix>.node.<name>.relay   devices' HTTP requests relayed to node <name>, answered `answer`
+ *   <prefix>.dev.<token>.up/.down messages from and to a device (device-subjects.ts, option deviceSubjects)
  *
  * A control request from a node that is not a live member (or from an incarnation other than the
  * live one) is refused HF_ERR_NODE; a malformed one HF_ERR_PEER; a handoff whose epoch is not the
@@ -31,6 +32,7 @@ import type { PipedSocket } from './pipe-stream';
 import { ClusterPipes } from './pipes';
 import { rebalanceOptions } from './rebalance';
 import { SessionIndex } from './session-index';
+import { recentIdsOption } from './device-subjects';
 
 export type { ClusterOptions } from './cluster-options';
 
@@ -333,13 +335,14 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
   }
 
   /**
-   * Hands `device`'s session (its snapshot, its directory entry at `epoch`) to node `to`; resolves
+   * Hands `device`'s session (its snapshot, its directory entry at `epoch`, the ids of the messages
+   * sent to it by id, device-subjects.ts) to node `to`; resolves
    * with the new epoch once `to` serves it. Rejects with the code `to` refused with, HF_ERR_NODE for
    * a node that is not live, HF_ERR_NATS when NATS or `to` does not answer in time.
    */
-  async handOff(to: string, device: string, epoch: number, snap: Uint8Array): Promise<number> {
+  async handOff(to: string, device: string, epoch: number, snap: Uint8Array, ids: readonly string[] = []): Promise<number> {
     if (!this.members.isLive(to) || to === this.name) throw hfError(ErrorCode.NODE, `handoff of ${JSON.stringify(device)}: ${to} is not another live node`);
-    return this.request(to, { t: 'handoff', from: this.name, inc: this.incarnation, device, epoch, snap });
+    return this.request(to, { t: 'handoff', from: this.name, inc: this.incarnation, device, epoch, snap, ...(ids.length === 0 ? {} : { ids: [...ids] }) });
   }
 
   /** Sends a control request (any bytes: tests send malformed ones) and returns the ok epoch. */
@@ -427,6 +430,8 @@ export function checkClusterOptions(o: ClusterOptions): string[] {
   if (p.frameBytes !== undefined) checkInt('cluster.pipes.frameBytes', p.frameBytes, 1024, 512 * 1024);
   if (p.connectTimeoutMs !== undefined) checkMs('cluster.pipes.connectTimeoutMs', p.connectTimeoutMs, 1);
   rebalanceOptions(o.rebalance, o.heartbeatMs ?? MEMBERS_DEFAULTS.heartbeatMs);
+  if (o.deviceSubjects !== undefined && typeof o.deviceSubjects !== 'boolean') throw hfError(ErrorCode.OPTION, `cluster.deviceSubjects must be a boolean, got ${JSON.stringify(o.deviceSubjects)}`);
+  recentIdsOption(o.deviceRecentIds);
   if (o.prefix !== undefined && !SUBJECT_TOKEN.test(o.prefix)) throw hfError(ErrorCode.OPTION, `cluster.prefix must be 1..64 of A-Z a-z 0-9 _ -, got ${JSON.stringify(o.prefix)}`);
   for (const [k, v] of Object.entries(o.labels ?? {})) if (typeof v !== 'string' || k === '') throw hfError(ErrorCode.OPTION, `cluster.labels.${k} must be a string`);
   return servers;

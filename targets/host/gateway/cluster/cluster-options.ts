@@ -44,6 +44,15 @@ export interface ClusterOptions extends MembersOptions {
   compactAfterRecords?: number;
   /** What this node hands a node that joins (rebalance.ts; CLI --cluster-rebalance). */
   rebalance?: RebalanceOptions;
+  /**
+   * Devices on NATS subjects (device-subjects.ts; CLI --cluster-device-subjects): every message a
+   * device sends is published on `<prefix>.dev.<id>.up` by the node serving it, and a request on
+   * `<prefix>.dev.<id>.down` sends it one, answered once its owner holds it. Give it on every node
+   * (Gateway.sendToDevice reaches a device on another node only through its `.down`). Default false.
+   */
+  deviceSubjects?: boolean;
+  /** Ids of messages sent to a device by id that its session keeps, against duplicates: 1..1048576 (default 4096). */
+  deviceRecentIds?: number;
 }
 
 /**

@@ -33,6 +33,7 @@ import type { SessionShadow } from '../../../../firmware/replica';
 import type { Replicator } from '../pair/replicator';
 import { Replication } from './replication';
 import { openStore } from './store';
+import { DeviceSubjects } from './device-subjects';
 
 /** What the cluster needs of its gateway. */
 export interface ClusterGatewayHost {
@@ -57,8 +58,13 @@ export interface ClusterGatewayHost {
   sessionIds(): string[];
   /** Drops session `sid` here without a word to its device and returns its handoff bytes (Gateway.releaseSession). */
   release(sid: string): Promise<Uint8Array>;
-  /** Serves a session another node released here (Gateway.adoptSession); returns its id (hex). */
-  adoptHere(bytes: Uint8Array): string;
+  /**
+   * Serves a session another node released here (Gateway.adoptSession), with the ids of the messages
+   * sent to it by id that it kept (device-subjects.ts); returns its id (hex).
+   */
+  adoptHere(bytes: Uint8Array, ids?: readonly string[]): string;
+  /** A `.down` message for `device` (DeviceInboxes.take); null: no session of it here. */
+  takeDown(device: string, msgId: string, bytes: Uint8Array): Promise<void> | null;
 }
 
 export interface DrainOptions {
@@ -100,6 +106,10 @@ export class GatewayCluster {
 
   /** The node's replication to the store (null: the gateway replicates nothing). */
   replication: Replication | null = null;
+  /** The devices' `.up` and `.down` subjects (null: option deviceSubjects off). */
+  deviceSubjects: DeviceSubjects | null = null;
+  /** The message ids of sessions being handed away (by session id), from their end here to the handoff. */
+  private readonly leaving = new Map<string, string[]>();
 
   /** The rebalance options, checked, defaults filled in. */
   private readonly rebalanceO: Required<RebalanceOptions>;
@@ -148,6 +158,8 @@ export class GatewayCluster {
     });
     this.node = node;
     node.on('joined', (n) => this.joined(node, n));
+    if (o.deviceSubjects === true)
+      this.deviceSubjects = new DeviceSubjects(node.connection, o.prefix ?? 'holdfast', { log: host.log, take: (d, id, b) => host.takeDown(d, id, b) }, o.requestTimeoutMs ?? 5000);
     if (host.replicator !== null) {
       try {
         const store = await openStore(node.connection, o.prefix ?? 'holdfast', o.replicas ?? 1);
@@ -183,6 +195,8 @@ export class GatewayCluster {
       for (const sid of sids) await this.host.release(sid).catch(() => {});
       this.replication?.close();
       this.replication = null;
+      this.deviceSubjects?.close();
+      this.deviceSubjects = null;
       await this.node.close();
       if (this.closed) return;
       await this.join();
@@ -291,7 +305,7 @@ export class GatewayCluster {
     const e = await this.node.directory.claim(m.device, this.node.name, this.node.incarnation, new Uint8Array(0), m.epoch);
     this.adopting = e.epoch;
     try {
-      this.host.adoptHere(m.snap);
+      this.host.adoptHere(m.snap, m.ids);
     } finally {
       this.adopting = null;
     }
@@ -451,18 +465,22 @@ export class GatewayCluster {
       bytes = await this.host.release(sid);
     } catch {
       this.moving.delete(sid);
+      this.leaving.delete(sid);
       return 'skipped'; // it ended meanwhile
     }
+    // Its message ids (device-subjects.ts), kept as it was dropped here: they go with it.
+    const ids = this.leaving.get(sid) ?? [];
+    this.leaving.delete(sid);
     try {
       try {
-        await this.node.handOff(to, device, epoch, bytes);
+        await this.node.handOff(to, device, epoch, bytes, ids);
       } catch (e) {
         // The directory moved on from the epoch this node knew (its own claim landed late): once
         // more from what the directory says, if it still names this node.
         if (!isHfError(e) || e.code !== ErrorCode.EPOCH) throw e;
         const now = await this.node.directory.lookup(device);
         if (now === null || now.node !== this.node.name) throw e;
-        await this.node.handOff(to, device, now.epoch, bytes);
+        await this.node.handOff(to, device, now.epoch, bytes, ids);
       }
       times.push(Date.now() - began);
       return 'moved';
@@ -471,7 +489,7 @@ export class GatewayCluster {
       if (this.failures.size < 8) this.failures.add(`${isHfError(e) ? e.code : 'error'}: ${(e as Error).message}`);
       this.adopting = epoch;
       try {
-        this.host.adoptHere(bytes);
+        this.host.adoptHere(bytes, ids);
       } finally {
         this.adopting = null;
       }
@@ -498,6 +516,7 @@ export class GatewayCluster {
   /** A session opened here (before its welcome is written). */
   opened(link: ServerLink, sid: string): void {
     if (this.relayedHello && this.node.mode === 'direct') this.announce(link, true);
+    this.deviceSubjects?.opened(link.deviceId);
     this.node.index.opened(sid);
     if (this.adopting !== null) {
       // Handed here: its directory entry is claimed already (adopt), at this epoch.
@@ -512,10 +531,12 @@ export class GatewayCluster {
     );
   }
 
-  /** A session of this gateway ended (or was handed away). */
-  ended(link: ServerLink, sid: string): void {
+  /** A session of this gateway ended (or was handed away); `ids`: its message ids (device-subjects.ts). */
+  ended(link: ServerLink, sid: string, ids: string[] = []): void {
     this.announced.delete(link);
+    this.deviceSubjects?.ended(link.deviceId);
     if (this.moving.has(sid)) {
+      if (ids.length > 0) this.leaving.set(sid, ids);
       this.epochs.delete(link); // the receiver claims the directory and the index
       return;
     }
@@ -529,6 +550,7 @@ export class GatewayCluster {
     this.closed = true;
     for (const wake of [...this.pauses]) wake();
     this.replication?.close();
+    this.deviceSubjects?.close();
     return this.node.close();
   }
 }
