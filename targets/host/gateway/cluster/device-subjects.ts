@@ -158,7 +158,7 @@ export class DeviceInboxes {
    */
   take(device: string, msgId: string, bytes: Uint8Array): Promise<void> {
     let box = this.inboxes.get(device);
-    if (box !== undefined && box.recent.has(msgId)) return box.pending.get(msgId) ?? Promise.resolve();
+    if (box?.recent.has(msgId)) return box.pending.get(msgId) ?? Promise.resolve();
     const held = this.deliver(device, bytes); // throws: nothing taken
     if (box === undefined) {
       box = { recent: new RecentIds(this.recentIds), pending: new Map() };

@@ -1,0 +1,165 @@
+/**
+ * Devices on NATS subjects (cluster/device-subjects.ts), 2 cluster nodes in this process on a real
+ * NATS server (ackAfter 'standby', deviceSubjects on), devices placed on node 2 by label:
+ *
+ *  - a plain NATS client sends N messages to a device via `.down`, some sent twice at once and some
+ *    again after their ok (the same id): the device gets each exactly once, in order;
+ *  - `.up` subscribers see every message the device sends, in order;
+ *  - node 1's sendToDevice reaches a device on node 2 (a repeat of its id is not delivered again);
+ *  - no id header: HF_ERR_PEER; a device no node serves: no responders (NATS), and
+ *    HF_ERR_UNKNOWN_SESSION from sendToDevice;
+ *  - node 2 drained: its sessions go to node 1 with their ids, so a retry of a message node 2 took is
+ *    answered ok by node 1 and not delivered twice.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect as natsConnect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { connect } from '../targets/host/device/device';
+import { Gateway, type GatewayChannel } from '../targets/host/gateway/gateway';
+import { deviceSubject } from '../targets/host/gateway/cluster/device-subjects';
+import { allLive, waitUntil } from './support/cluster-traffic';
+import { type Nats, natsAvailable, startNats } from './support/nats';
+import { rejection } from './support/errors';
+import { within } from './support/within';
+
+const ok = natsAvailable('cluster-device-subjects.scenario');
+let nats: Nats;
+
+test.before(async () => {
+  if (ok) nats = await startNats();
+});
+test.after(async () => {
+  await nats?.stop();
+});
+
+const PREFIX = 'hfdevsubj';
+const N = 60;
+
+async function node(name: string, site: string): Promise<Gateway> {
+  const gw = await Gateway.start({
+    http: '127.0.0.1:0',
+    devices: null,
+    ackAfter: 'standby',
+    cluster: {
+      servers: nats.urls,
+      node: name,
+      labels: { site },
+      placement: 'label',
+      prefix: PREFIX,
+      bucket: 'hf_devsubj',
+      heartbeatMs: 100,
+      misses: 10,
+      rebalance: { enabled: false },
+      deviceSubjects: true,
+    },
+  });
+  // The application on every node answers nothing: what devices get is only what is sent to them.
+  gw.on('session', (_ch: GatewayChannel) => {});
+  return gw;
+}
+
+/** A `.down` request from a plain NATS client: the answer's text, or the error's text. */
+async function down(nc: NatsConnection, device: string, id: string | null, body: string): Promise<string> {
+  const h = headers();
+  if (id !== null) h.set('Hf-Msg-Id', id);
+  try {
+    const m = await nc.request(deviceSubject(PREFIX, device, 'down'), Buffer.from(body), { timeout: 5000, headers: h });
+    return Buffer.from(m.data).toString();
+  } catch (e) {
+    const r = e as { isNoResponders?: () => boolean; message: string };
+    return r.isNoResponders?.() === true ? 'no responders' : `error ${r.message}`;
+  }
+}
+
+test('.down exactly once and in order with retries, .up seen, sendToDevice across nodes, refusals, ids carried by a drain', async () => {
+  if (!ok) return;
+  const gws: Gateway[] = [];
+  const devs: ReturnType<typeof connect>[] = [];
+  let nc: NatsConnection | null = null;
+  try {
+    await within(40_000, 'the scenario', async () => {
+      gws.push(await node('n1', 'a'), await node('n2', 'b'));
+      await allLive(gws, 2);
+      const got: string[][] = [[], []];
+      for (let d = 0; d < 2; d++) {
+        const ch = connect({ gateway: gws[1].http?.url as string, id: `ds-${d}`, key: null, labels: { site: 'b' }, link: { deadAfterMs: 30_000 }, failures: { warnIntervalMs: 60_000 } });
+        ch.on('message', (m: Uint8Array) => got[d].push(Buffer.from(m).toString()));
+        devs.push(ch);
+      }
+      await waitUntil(10_000, () => gws[1].sessionCount === 2);
+      assert.is(gws[1].sessionCount, 2, 'both devices served by node 2');
+      assert.is(gws[0].sessionCount, 0);
+      nc = await natsConnect({ servers: nats.urls });
+      const client = nc;
+
+      // .up: what device 0 sends, in order.
+      const ups: string[] = [];
+      client.subscribe(deviceSubject(PREFIX, 'ds-0', 'up'), {
+        callback: (_e, m) => {
+          ups.push(Buffer.from(m.data).toString());
+        },
+      });
+      await client.flush();
+      for (let i = 0; i < 10; i++) devs[0].send(Buffer.from(`up-${i}`));
+      await waitUntil(10_000, () => ups.length >= 10);
+      assert.equal(
+        ups,
+        Array.from({ length: 10 }, (_, i) => `up-${i}`),
+        '.up: every message of the device, in order',
+      );
+
+      // .down: N messages pipelined; every 4th sent twice at once, every 5th again after its ok.
+      const answers: Promise<string>[] = [];
+      for (let i = 0; i < N; i++) {
+        answers.push(down(client, 'ds-0', `m-${i}`, `down-${i}`));
+        if (i % 4 === 0) answers.push(down(client, 'ds-0', `m-${i}`, `down-${i}`));
+      }
+      assert.ok(
+        (await Promise.all(answers)).every((a) => a === 'ok'),
+        'every .down answered ok',
+      );
+      for (let i = 0; i < N; i += 5) assert.is(await down(client, 'ds-0', `m-${i}`, `down-${i}`), 'ok', `retry of m-${i} after its ok`);
+      await waitUntil(10_000, () => got[0].length >= N);
+      await new Promise((r) => setTimeout(r, 300)); // a duplicate would have come by now
+      assert.equal(
+        got[0],
+        Array.from({ length: N }, (_, i) => `down-${i}`),
+        'the device got each once, in order',
+      );
+
+      // Refusals.
+      assert.match(await down(client, 'ds-0', null, 'no id'), /^err HF_ERR_PEER /, 'no id header');
+      assert.match(await down(client, 'ds-0', 'a b', 'bad id'), /^err HF_ERR_PEER /, 'a bad id');
+      assert.is(await down(client, 'ghost', 'm-1', 'x'), 'no responders', 'a device no node serves');
+      assert.is(await rejection(gws[0].sendToDevice('ghost', Buffer.from('x'))), 'HF_ERR_UNKNOWN_SESSION');
+      assert.is(await rejection(gws[0].sendToDevice('ds-1', Buffer.from('x'), { msgId: '' })), 'HF_ERR_OPTION');
+
+      // sendToDevice from node 1 to a device on node 2, and from node 2 itself.
+      await gws[0].sendToDevice('ds-1', Buffer.from('from-n1'), { msgId: 'g1' });
+      await gws[0].sendToDevice('ds-1', Buffer.from('from-n1'), { msgId: 'g1' });
+      await gws[1].sendToDevice('ds-1', Buffer.from('from-n2'), { msgId: 'g2' });
+      await gws[1].sendToDevice('ds-1', Buffer.from('from-n2'), { msgId: 'g2' });
+      await waitUntil(10_000, () => got[1].length >= 2);
+
+      // A drain hands both sessions to node 1, their ids with them.
+      const r = await gws[1].drainCluster();
+      assert.is(r.failed, 0, 'no handoff failed');
+      assert.is(gws[0].sessionCount, 2, 'node 1 serves both now');
+      assert.is(await down(client, 'ds-1', 'g1', 'from-n1'), 'ok', 'a retry after the move: ok');
+      assert.is(await down(client, 'ds-0', `m-${N - 1}`, `down-${N - 1}`), 'ok');
+      await gws[1].sendToDevice('ds-1', Buffer.from('after'), { msgId: 'g3' });
+      await waitUntil(10_000, () => got[1].length >= 3);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(got[1], ['from-n1', 'from-n2', 'after'], 'no duplicate after the move');
+      assert.is(got[0].length, N, 'nor on device 0');
+      console.log(`  device subjects: ${N} .down messages (${answers.length + N / 5} requests) once each, ${ups.length} .up, drain moved ${r.moved} with their ids`);
+    });
+  } finally {
+    await (nc as NatsConnection | null)?.close();
+    for (const d of devs) d.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    for (const g of gws) await g.close();
+  }
+});
+
+test.run();
