@@ -7,7 +7,7 @@
  *  - `.up` subscribers see every message the device sends, in order;
  *  - node 1's sendToDevice reaches a device on node 2 (a repeat of its id is not delivered again);
  *  - no id header: HF_ERR_PEER; a device no node serves: no responders (NATS), and
- *    HF_ERR_UNKNOWN_SESSION from sendToDevice;
+ *    HF_ERR_UNKNOWN_SESSION from sendToDevice; a paused device's full out-ring: HF_ERR_BUSY, nothing taken;
  *  - node 2 drained: its sessions go to node 1 with their ids, so a retry of a message node 2 took is
  *    answered ok by node 1 and not delivered twice.
  */
@@ -152,7 +152,29 @@ test('.down exactly once and in order with retries, .up seen, sendToDevice acros
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(got[1], ['from-n1', 'from-n2', 'after'], 'no duplicate after the move');
       assert.is(got[0].length, N, 'nor on device 0');
-      console.log(`  device subjects: ${N} .down messages (${answers.length + N / 5} requests) once each, ${ups.length} .up, drain moved ${r.moved} with their ids`);
+
+      // A device that takes nothing (paused): its session's out-ring fills, and a .down is refused
+      // HF_ERR_BUSY with nothing taken; the ones taken arrive once it resumes, the refused ones never.
+      devs[1].pause();
+      const big = 'x'.repeat(60_000);
+      let taken = 0;
+      let busy = '';
+      for (let i = 0; i < 80 && busy === ''; i++) {
+        const a = await down(client, 'ds-1', `big-${i}`, `${i}:${big}`);
+        if (a === 'ok') taken++;
+        else busy = a;
+      }
+      assert.match(busy, /^err HF_ERR_BUSY /, `refused once full (after ${taken})`);
+      assert.ok(taken > 0);
+      devs[1].resume();
+      await waitUntil(10_000, () => got[1].length >= 3 + taken);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(
+        got[1].slice(3).map((m) => m.slice(0, m.indexOf(':'))),
+        Array.from({ length: taken }, (_, i) => String(i)),
+        'what was taken arrives once, in order; the refused one not',
+      );
+      console.log(`  device subjects: ${N} .down messages (${answers.length + N / 5} requests) once each, ${ups.length} .up, drain moved ${r.moved} with their ids, busy after ${taken} of 60 KB`);
     });
   } finally {
     await (nc as NatsConnection | null)?.close();
