@@ -10,13 +10,21 @@
  *    HF_ERR_UNKNOWN_SESSION from sendToDevice; a paused device's full out-ring: HF_ERR_BUSY, nothing taken;
  *  - node 2 drained: its sessions go to node 1 with their ids, so a retry of a message node 2 took is
  *    answered ok by node 1 and not delivered twice.
+ *
+ * And the window device-subjects.ts documents for a takeover: node 2 a child process killed with
+ * SIGKILL, its heir (node 1) restores the session from the store without its message ids, so a retry
+ * of a message node 2 stored is delivered again; a message never sent before is delivered once.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect as natsConnect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { connect } from '../targets/host/device/device';
 import { Gateway, type GatewayChannel } from '../targets/host/gateway/gateway';
 import { deviceSubject } from '../targets/host/gateway/cluster/device-subjects';
+import { placeOn } from '../targets/host/gateway/placement/policies';
+import { Balancer } from './support/balancer';
 import { allLive, waitUntil } from './support/cluster-traffic';
 import { type Nats, natsAvailable, startNats } from './support/nats';
 import { rejection } from './support/errors';
@@ -181,6 +189,72 @@ test('.down exactly once and in order with retries, .up seen, sendToDevice acros
     for (const d of devs) d.destroy();
     await new Promise((r) => setTimeout(r, 50));
     for (const g of gws) await g.close();
+  }
+});
+
+function startChild(o: Record<string, unknown>): Promise<{ child: ChildProcess; address: string }> {
+  const child = spawn(process.execPath, ['-r', 'tsx/cjs', path.join(__dirname, 'support/cluster-gateway-proc.ts'), JSON.stringify(o)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /ready (\S+)/.exec(out);
+      if (m !== null) resolve({ child, address: m[1] });
+    });
+    child.once('exit', (c) => reject(new Error(`node process exited (${c}) before it was ready`)));
+  });
+}
+
+test('a takeover does not carry the ids: a retry of a message the dead node stored is delivered again (the documented window)', async () => {
+  if (!ok) return;
+  let child: ChildProcess | null = null;
+  let gw1: Gateway | null = null;
+  let lb: Balancer | null = null;
+  let dev: ReturnType<typeof connect> | null = null;
+  try {
+    await within(60_000, 'the takeover', async () => {
+      const common = { servers: nats.urls, mode: 'relay' as const, prefix: 'hfdevtk', bucket: 'hf_devtk', heartbeatMs: 100, misses: 10, deviceSubjects: true, placement: 'hash' as const };
+      const v = await startChild({ ...common, node: 'n2' });
+      child = v.child;
+      gw1 = await Gateway.start({ http: '127.0.0.1:0', devices: null, ackAfter: 'standby', cluster: { ...common, node: 'n1', rebalance: { enabled: false } } });
+      const g = gw1;
+      await allLive([g], 2);
+      // A device hash places on n2.
+      const nodes = ['n1', 'n2'].map((name) => ({ name, sessions: 0, labels: {}, services: [] }));
+      const id = Array.from({ length: 100 }, (_, i) => `tk-${i}`).find((d) => placeOn({ policy: 'hash' }, { device: d, labels: {} }, nodes) === 'n2') as string;
+      lb = await Balancer.start([g.http?.address as string, v.address]);
+      const got: string[] = [];
+      dev = connect({ gateway: `http://${lb.address}/v1/link`, id, key: null, link: { deadAfterMs: 30_000 }, failures: { warnIntervalMs: 60_000 } });
+      dev.on('message', (m: Uint8Array) => got.push(Buffer.from(m).toString()));
+      // Served by n2 (a child process): n1's sendToDevice goes over NATS.
+      await waitUntil(10_000, () => g.clusterStatus()?.live.find((n) => n.node === 'n2')?.sessions === 1);
+      assert.is(g.sessionCount, 0, 'n1 serves nothing yet');
+      await g.sendToDevice(id, Buffer.from('a'), { msgId: 't1' });
+      await g.sendToDevice(id, Buffer.from('b'), { msgId: 't2' });
+      await waitUntil(10_000, () => got.length >= 2);
+      assert.equal(got, ['a', 'b']);
+      await new Promise((r) => setTimeout(r, 500)); // the device's acknowledgement stored too
+      v.child.kill('SIGKILL');
+      const tk = Date.now();
+      await waitUntil(20_000, () => g.sessionCount === 1);
+      const takeoverMs = Date.now() - tk;
+      assert.is(g.sessionCount, 1, 'n1 took the session over');
+      // The retry of t2 (as a sender that never saw its ok would): n1 has no ids of it.
+      await g.sendToDevice(id, Buffer.from('b'), { msgId: 't2' });
+      await g.sendToDevice(id, Buffer.from('c'), { msgId: 't3' });
+      await g.sendToDevice(id, Buffer.from('c'), { msgId: 't3' });
+      // The device's poll held by the killed node ends only at its hold time (20 s): then it reaches n1.
+      await waitUntil(30_000, () => got.length >= 4);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(got, ['a', 'b', 'b', 'c'], 'the retry after the takeover delivered again; a new id once');
+      console.log(`  device subjects: taken over in ${takeoverMs} ms; a retry of a stored message after it delivered again, as documented`);
+    });
+  } finally {
+    (child as ChildProcess | null)?.kill('SIGKILL');
+    (dev as ReturnType<typeof connect> | null)?.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    await (lb as Balancer | null)?.close();
+    await (gw1 as Gateway | null)?.close();
   }
 });
 
