@@ -1,7 +1,8 @@
 /**
  * The pure parts of the devices' subjects (cluster/device-subjects.ts): the subject token of a device
  * id, message ids, the bounded set of recent ids (capacity-1, capacity, capacity+1), the inbox that
- * takes a message id once, the `.down` answers, the options and the handoff's ids field.
+ * takes a message id once, the `.down` answers, the options and the handoff's ids field; and
+ * Gateway.sendToDevice on a gateway alone (no NATS: the session here or nowhere).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,6 +13,9 @@ import { clusterOptionsOf } from '../tools/cli/cluster-flags';
 import { encodeValue } from '../firmware/cbor-value';
 import { ErrorCode, hfError } from '../firmware/errors';
 import { code, rejection } from './support/errors';
+import { connect } from '../targets/host/device/device';
+import { Gateway } from '../targets/host/gateway/gateway';
+import { within } from './support/within';
 
 test('a device id is one subject token: base64url of its UTF-8 bytes, no padding, and back', () => {
   assert.is(deviceToken('pi-1'), 'cGktMQ');
@@ -173,6 +177,32 @@ test('a handoff carries the ids (checked), or none', () => {
       'HF_ERR_PEER',
       JSON.stringify(ids),
     );
+});
+
+test('sendToDevice on a gateway alone: into the session here, an id taken once; no session: HF_ERR_UNKNOWN_SESSION', async () => {
+  const gw = await Gateway.start({ http: '127.0.0.1:0', devices: null });
+  const dev = connect({ gateway: gw.http?.url as string, id: 'pi-1', key: null });
+  try {
+    await within(10_000, 'sendToDevice', async () => {
+      const got: string[] = [];
+      dev.on('message', (m: Uint8Array) => got.push(Buffer.from(m).toString()));
+      await new Promise<void>((r) => gw.once('session', () => r()));
+      assert.is(await rejection(gw.sendToDevice('pi-2', Buffer.from('x'))), 'HF_ERR_UNKNOWN_SESSION');
+      assert.is(await rejection(gw.sendToDevice('pi-1', Buffer.from('x'), { msgId: 'a b' })), 'HF_ERR_OPTION');
+      assert.is(await rejection(gw.sendToDevice('', Buffer.from('x'))), 'HF_ERR_OPTION');
+      assert.is(await rejection(gw.sendToDevice('pi-1', Buffer.alloc(70_000))), 'HF_ERR_TOO_BIG');
+      await gw.sendToDevice('pi-1', Buffer.from('one'), { msgId: 'm1' });
+      await gw.sendToDevice('pi-1', Buffer.from('one'), { msgId: 'm1' });
+      await gw.sendToDevice('pi-1', Buffer.from('two'));
+      await gw.sendToDevice('pi-1', Buffer.from('two'));
+      while (got.length < 3) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(got, ['one', 'two', 'two'], 'a repeated id once; no id: each call a message');
+    });
+  } finally {
+    dev.destroy();
+    await gw.close();
+  }
 });
 
 test.run();

@@ -37,6 +37,9 @@
  * message the dead node had not stored is delivered once (the heir never had it). Past `recentIds`
  * newer ids, an old id is forgotten: a retry that late is a new message.
  *
+ * Who may send to a device, or read what it sends, is whoever NATS lets publish on `.down` or
+ * subscribe to `.up`: NATS's own permissions are the gate (as for `holdfast ctl drain`).
+ *
  * `.up` is a core NATS publish: at most once for its subscribers (one not connected, or too slow,
  * misses messages). A subscriber that needs every message puts a JetStream stream over the subject.
  * What is published is what the owner's application gets (after the delivery gate, once per message;
@@ -158,7 +161,11 @@ export class DeviceInboxes {
    */
   take(device: string, msgId: string, bytes: Uint8Array): Promise<void> {
     let box = this.inboxes.get(device);
-    if (box?.recent.has(msgId)) return box.pending.get(msgId) ?? Promise.resolve();
+    // Taken already: its first taking's promise while that waits (even if the id was pushed out of
+    // the recent set meanwhile), else ok at once.
+    const first = box?.pending.get(msgId);
+    if (first !== undefined) return first;
+    if (box?.recent.has(msgId)) return Promise.resolve();
     const held = this.deliver(device, bytes); // throws: nothing taken
     if (box === undefined) {
       box = { recent: new RecentIds(this.recentIds), pending: new Map() };
