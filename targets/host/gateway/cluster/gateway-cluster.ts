@@ -158,8 +158,6 @@ export class GatewayCluster {
     });
     this.node = node;
     node.on('joined', (n) => this.joined(node, n));
-    if (o.deviceSubjects === true)
-      this.deviceSubjects = new DeviceSubjects(node.connection, o.prefix ?? 'holdfast', { log: host.log, take: (d, id, b) => host.takeDown(d, id, b) }, o.requestTimeoutMs ?? 5000);
     if (host.replicator !== null) {
       try {
         const store = await openStore(node.connection, o.prefix ?? 'holdfast', o.replicas ?? 1);
@@ -175,6 +173,16 @@ export class GatewayCluster {
         await node.close();
         throw e;
       }
+    }
+    if (o.deviceSubjects === true) {
+      const ds = new DeviceSubjects(node.connection, o.prefix ?? 'holdfast', { log: host.log, take: (d, id, b) => host.takeDown(d, id, b) }, o.requestTimeoutMs ?? 5000);
+      // The sessions served here already (taken over as the node joined, or opened while it rejoined):
+      // the gateway told no cluster part of them.
+      for (const sid of host.sessionIds()) {
+        const link = host.session(sid);
+        if (link !== undefined && !link.isFinished) ds.opened(link.deviceId);
+      }
+      this.deviceSubjects = ds;
     }
   }
 
