@@ -1,7 +1,8 @@
 /**
  * A cluster gateway alone in a process, for tests that kill one with SIGKILL: argv[2] is JSON
- * {servers, node, mode, prefix, bucket, placement, ackAfter, deviceSubjects}; it echoes every message ("echo:" +
- * text), prints "ready <http address>" and lives until killed (SIGTERM: a clean stop).
+ * {servers, node, mode, prefix, bucket, placement, ackAfter, deviceSubjects}; it echoes every
+ * message ("echo:" + text), prints "ready <http address>" and lives until killed (SIGTERM: a clean
+ * stop).
  */
 import { Gateway, type GatewayChannel } from '../../targets/host/gateway/gateway';
 

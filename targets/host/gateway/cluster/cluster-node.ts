@@ -336,9 +336,9 @@ export class ClusterNode extends TypedEmitter<ClusterEvents> {
 
   /**
    * Hands `device`'s session (its snapshot, its directory entry at `epoch`, the ids of the messages
-   * sent to it by id, device-subjects.ts) to node `to`; resolves
-   * with the new epoch once `to` serves it. Rejects with the code `to` refused with, HF_ERR_NODE for
-   * a node that is not live, HF_ERR_NATS when NATS or `to` does not answer in time.
+   * sent to it by id: device-subjects.ts) to node `to`; resolves with the new epoch once `to` serves
+   * it. Rejects with the code `to` refused with, HF_ERR_NODE for a node that is not live,
+   * HF_ERR_NATS when NATS or `to` does not answer in time.
    */
   async handOff(to: string, device: string, epoch: number, snap: Uint8Array, ids: readonly string[] = []): Promise<number> {
     if (!this.members.isLive(to) || to === this.name) throw hfError(ErrorCode.NODE, `handoff of ${JSON.stringify(device)}: ${to} is not another live node`);
