@@ -15,8 +15,11 @@
  * Per-session subscriptions rather than one wildcard: no node receives the messages of devices it
  * does not serve, and a device that no node serves has no responder at all, which the sender sees at
  * once (NATS's "no responders", a 503 status) instead of waiting for a timeout. The same answer comes
- * while a session moves (between the old node's unsubscribe and the new one's subscribe, a few ms):
- * a sender tries again, with the same id, a little later.
+ * while a session moves: between the old node's unsubscribe and the new one's subscribe (a handoff:
+ * one handoff request, ms; a takeover: until the heir restored the session, about misses x
+ * heartbeatMs after the death). A node that is only stalled keeps its subscriptions and answers
+ * nothing meanwhile: the sender's request times out. Either way a sender tries again, with the
+ * same id, a little later.
  *
  * `ok` means what `send()` returning true means to an application on the owner (accepted: delivered
  * exactly once, in order), and more: in a cluster every session is recorded in the store, so `ok`
@@ -34,7 +37,8 @@
  * store holds the session's records, not this set): a sender that took a message to a node that died
  * after storing it and before the sender had its `ok` (or whose `ok` was lost), and that retries with
  * the same id once the heir serves the device, has it delivered twice, marked as a new message. A
- * message the dead node had not stored is delivered once (the heir never had it). Past `recentIds`
+ * message the dead node had not stored is delivered once (the heir never had it, and the device
+ * cannot have: every answer waits for the store). Past `recentIds`
  * newer ids, an old id is forgotten: a retry that late is a new message.
  *
  * Who may send to a device, or read what it sends, is whoever NATS lets publish on `.down` or
