@@ -134,6 +134,40 @@ for (const ackAfter of ['standby', 'app', 'received'] as const)
     }
   });
 
+test('a device on direct TCP to a primary with its standby attached: every echo comes back on the connection', async () => {
+  const peers = new MemoryPeers();
+  let primary: Gateway | null = null;
+  let standby: Gateway | null = null;
+  let ch: ReturnType<typeof connect> | null = null;
+  try {
+    await within(20_000, 'the echoes on TCP', async () => {
+      const p = await startPrimary(peers, { tcp: '127.0.0.1:0' });
+      primary = p;
+      standby = await startStandby(peers);
+      echo(p, []);
+      await waitUntil(2000, () => standby?.pair?.synced === true);
+      const got: string[] = [];
+      const c = connect({ gateway: p.http?.url as string, tcp: p.tcp?.address, id: 'tcp-dev', key: null, link: { deadAfterMs: 10_000 } });
+      ch = c;
+      c.on('message', (m: Uint8Array) => got.push(Buffer.from(m).toString()));
+      await new Promise((r) => c.once('open', r));
+      for (let i = 0; i < 50; i++) c.send(Buffer.from(`t-${i}`));
+      await waitUntil(10_000, () => got.length >= 50);
+      // Frames to a TCP device wait for the standby like answers do, and go out on its connection.
+      assert.is(c.transport, 'tcp');
+      assert.equal(
+        got,
+        Array.from({ length: 50 }, (_, i) => `echo:t-${i}`),
+      );
+    });
+  } finally {
+    (ch as ReturnType<typeof connect> | null)?.destroy();
+    await sleep(50);
+    await (standby as Gateway | null)?.close();
+    await (primary as Gateway | null)?.close();
+  }
+});
+
 test("ackAfter standby: a message counts as consumed only once the application's handler returned", async () => {
   // A record made between the link's delivery and the handler (an answer's, on the same turn) must
   // not tell the standby the message was consumed: if the primary died then, the reply the handler
