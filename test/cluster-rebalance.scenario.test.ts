@@ -175,6 +175,29 @@ for (const mode of ['relay', 'direct'] as const)
     }
   });
 
+/**
+ * Two nodes, DEVICES keyed devices through a balancer (`first` messages each sent), then node 3
+ * joins: returns once node 1's rebalance to it picked at least 4 and released 2. `keep` gets the
+ * devices and the balancer as soon as they exist (the caller's teardown); returns the devices and
+ * how many node 1 picked.
+ */
+async function rebalanceUnderWay(n: ReturnType<typeof nodes>, gws: Gateway[], prefix: string, first: number, keep: (d: Devices, lb: Balancer) => void): Promise<{ d: Devices; picked: number }> {
+  gws.push(await n.start('n1'), await n.start('n2'));
+  await allLive(gws, 2);
+  const lb = await Balancer.start(gws.map((g) => g.http?.address as string));
+  const d = echoDevices(DEVICES, `http://${lb.address}/v1/link`, `${prefix}-`, { keyed: true });
+  keep(d, lb);
+  await d.sendUpTo(first);
+  await d.echoed(3, 15_000);
+  await waitUntil(10_000, () => gws[0].sessionCount + gws[1].sessionCount === DEVICES);
+  gws.push(await n.start('n3'));
+  await allLive(gws, 3);
+  await waitUntil(10_000, () => n.lines('n1', 'rebalancing').length === 1 && n.lines('n1', 'session released').length >= 2);
+  const picked = n.lines('n1', 'rebalancing')[0]?.fields.sessions as number;
+  assert.ok(picked >= 4, `node 1 picked ${picked} for node 3`);
+  return { d, picked };
+}
+
 test('a rebalance stops when its node starts draining; the drain hands everything on, 0 lost', async () => {
   if (!ok) return;
   const prefix = 'hfrbdrain';
@@ -185,19 +208,10 @@ test('a rebalance stops when its node starts draining; the drain hands everythin
   const n = nodes(prefix, { perSecond: 2, delayMs: 300 }, 'relay');
   try {
     await within(50_000, 'the rebalance cut short', async () => {
-      gws.push(await n.start('n1'), await n.start('n2'));
-      await allLive(gws, 2);
-      lb = await Balancer.start(gws.map((g) => g.http?.address as string));
-      const d = echoDevices(DEVICES, `http://${lb.address}/v1/link`, `${prefix}-`, { keyed: true });
-      devs = d;
-      await d.sendUpTo(10);
-      await d.echoed(3, 15_000);
-      await waitUntil(10_000, () => gws[0].sessionCount + gws[1].sessionCount === DEVICES);
-      gws.push(await n.start('n3'));
-      await allLive(gws, 3);
-      await waitUntil(10_000, () => n.lines('n1', 'rebalancing').length === 1 && n.lines('n1', 'session released').length >= 2);
-      const picked = n.lines('n1', 'rebalancing')[0]?.fields.sessions as number;
-      assert.ok(picked >= 4, `node 1 picked ${picked} for node 3`);
+      const { d } = await rebalanceUnderWay(n, gws, prefix, 10, (x, y) => {
+        devs = x;
+        lb = y;
+      });
       const draining = gws[0].drainCluster();
       await d.sendUpTo(30);
       const r = await draining;
@@ -226,19 +240,10 @@ test('a rebalance stops when the joined node leaves: what it had not begun stays
   const n = nodes(prefix, { perSecond: 2, delayMs: 300 }, 'relay');
   try {
     await within(40_000, 'the rebalance to a node that left', async () => {
-      gws.push(await n.start('n1'), await n.start('n2'));
-      await allLive(gws, 2);
-      lb = await Balancer.start(gws.map((g) => g.http?.address as string));
-      const d = echoDevices(DEVICES, `http://${lb.address}/v1/link`, `${prefix}-`, { keyed: true });
-      devs = d;
-      await d.sendUpTo(3);
-      await d.echoed(3, 15_000);
-      await waitUntil(10_000, () => gws[0].sessionCount + gws[1].sessionCount === DEVICES);
-      gws.push(await n.start('n3'));
-      await allLive(gws, 3);
-      await waitUntil(10_000, () => n.lines('n1', 'rebalancing').length === 1 && n.lines('n1', 'session released').length >= 2);
-      const picked = n.lines('n1', 'rebalancing')[0]?.fields.sessions as number;
-      assert.ok(picked >= 4, `node 1 picked ${picked} for node 3`);
+      const { picked } = await rebalanceUnderWay(n, gws, prefix, 3, (x, y) => {
+        devs = x;
+        lb = y;
+      });
       // Node 3 leaves (what it was handed ends there, the devices carry on elsewhere): what is checked
       // here is node 1's rebalance, not the traffic.
       n.quiet();

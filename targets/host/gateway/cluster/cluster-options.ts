@@ -5,7 +5,7 @@
  */
 import type { PlacementPolicy } from '../placement/policies';
 import type { MembersOptions } from './members';
-import type { PipesOptions } from './pipes';
+import type { PipesOptions } from './pipe-stream';
 
 export interface ClusterOptions extends MembersOptions {
   /** The NATS servers, "nats://host:port" (a list, or comma-separated). */

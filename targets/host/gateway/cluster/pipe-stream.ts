@@ -25,6 +25,12 @@ export interface PipeStreamOptions {
   frameBytes?: number;
 }
 
+/** The pipes' bounds (cluster option `pipes`); here, free of NATS's types, for the package's declarations. */
+export interface PipesOptions extends PipeStreamOptions {
+  /** How long the far node may take to connect to the target, ms (default 10000). */
+  connectTimeoutMs?: number;
+}
+
 export const PIPE_DEFAULTS: Readonly<Required<PipeStreamOptions>> = { windowBytes: 1 << 20, frameBytes: 64 * 1024 };
 
 const CODE_TEXT = /^(HF_ERR_[A-Z_]+) ([\s\S]*)$/;

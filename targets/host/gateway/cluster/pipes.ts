@@ -23,12 +23,9 @@ import { ErrorCode, hfError, isHfError } from '../../../../firmware/errors';
 import { formatTarget, parseTarget } from '../../../../firmware/mux';
 import { splice } from '../../app/forward';
 import type { PipeMessage, TcpMessage } from './cluster-messages';
-import { PipedSocket, PipeStream, type PipeStreamOptions } from './pipe-stream';
+import { PipedSocket, PipeStream, type PipesOptions } from './pipe-stream';
 
-export interface PipesOptions extends PipeStreamOptions {
-  /** How long the far node may take to connect to the target, ms (default 10000). */
-  connectTimeoutMs?: number;
-}
+export type { PipesOptions } from './pipe-stream';
 
 /** What the pipes need of their node. */
 export interface PipesHost {
