@@ -21,7 +21,7 @@ import type { SlabLender } from './slab-pool';
 import { ErrorCode, hfError, isHfError } from './errors';
 import { LinkBase, type LinkPort, LinkState, Transport, type TransportValue } from './link-base';
 import type { ResolvedOptions } from './options';
-import type { BundleView } from './wire';
+import { type BundleView, RN_WINDOW } from './wire';
 import { SNAPSHOT_VERSION, type ServerData, decodeSnapshot, encodeSnapshot } from './snapshot';
 import { Sealer } from './auth';
 import type { Crypto } from '../hal/crypto';
@@ -29,9 +29,6 @@ import { before } from './check';
 import { SessionRefusal, sessionErrorBundle } from './error-bundle';
 
 const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
-
-/** How many request numbers below the newest one are still accepted (once each). */
-const RN_WINDOW = 32;
 
 /** Where a request number stands against the numbers already taken. */
 const RnAge = { FRESH: 0, TAKEN: 1 } as const;

@@ -43,6 +43,9 @@ export const Key = {
 
 /** Most lost request numbers a `room` field names. */
 export const MAX_LOST = 4;
+
+/** How many request numbers below its newest one a gateway still accepts (once each); older ones are replays. */
+export const RN_WINDOW = 32;
 /** Smallest answer a `room` field may ask for (a bundle header and a small piece). */
 export const MIN_ROOM = 256;
 /** Bytes a `piece` field takes besides its payload: key, array(5), four u32 and the bytes header. */

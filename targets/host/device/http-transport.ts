@@ -16,6 +16,8 @@ import * as http from 'node:http';
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, type HfError, hfError, isHfError } from '../../../firmware/errors';
+import { before } from '../../../firmware/check';
+import { RN_WINDOW } from '../../../firmware/wire';
 import { CBOR_TYPE, EPOCH_HEADER, ERROR_HEADER } from '../net/http-status';
 import { type ClientTls, openTls } from './tls-client';
 
@@ -52,7 +54,18 @@ export interface HttpTransportOptions {
   onFailed: (rn: number, err: HfError) => void;
   /** Something worth a log line happened (plain words). */
   onNote?: (text: string) => void;
+  /**
+   * A request cut on a reused connection is sent again with its number only while it is fewer than
+   * this many numbers behind the newest posted (default `RESEND_WINDOW`); an older one fails as cut
+   * instead, and the link sends its messages in a new request. The gateway takes a number once and
+   * refuses one more than 32 behind its newest as a replay (firmware/server-link.ts), so a request
+   * held there a long time (a session handed to another node closes its held requests) would be refused.
+   */
+  resendWindow?: number;
 }
+
+/** Default `resendWindow`: half the gateway's window of request numbers, room for those on the way. */
+export const RESEND_WINDOW = RN_WINDOW / 2;
 
 /** Failures on reused connections in a row after which connections are not kept any more. */
 const STALE_LIMIT = 3;
@@ -73,6 +86,9 @@ export class HttpTransport {
   private staleReuses = 0;
   /** The last request's connection died: the next one goes on a new connection. */
   private freshNext = false;
+  /** The newest request number posted (serial order), and whether any was. */
+  private newest = 0;
+  private posted = false;
 
   constructor(o: HttpTransportOptions) {
     this.o = o;
@@ -157,6 +173,8 @@ export class HttpTransport {
     // After a connection died, the next request takes a new one: the kept ones may be on their way out too.
     const agent = fresh || this.freshNext || !this.keepAlive ? this.freshAgent : this.agent;
     this.freshNext = false;
+    if (!this.posted || before(this.newest, rn)) this.newest = rn;
+    this.posted = true;
     const req = http.request({ agent, method: 'POST', host: t.host, port: t.port, path: t.path, headers: { ...t.headers, 'Content-Length': String(body.length) } });
     this.inflight.set(rn, req);
     let done = false;
@@ -171,6 +189,10 @@ export class HttpTransport {
     let answered = false;
     req.on('error', (e: NodeJS.ErrnoException) => {
       if (!fresh && !answered && req.reusedSocket && !done && !this.closed && !this.cancelled.has(req) && this.inflight.get(rn) === req) {
+        const behind = (this.newest - rn) >>> 0;
+        if (behind >= (this.o.resendWindow ?? RESEND_WINDOW)) {
+          return fail(hfError(ErrorCode.CONNECT, `gateway ${t.host}:${t.port}: request ${rn} cut unanswered, ${behind} numbers behind the newest: not sent again with its number`, e));
+        }
         done = true;
         this.inflight.delete(rn);
         if (++this.staleReuses >= STALE_LIMIT && this.keepAlive) {
