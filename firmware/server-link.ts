@@ -275,8 +275,12 @@ export class ServerLink extends LinkBase {
     if (this.checkFresh(v.rn) === RnAge.TAKEN) throw hfError(ErrorCode.AUTH, `frame number ${v.rn} was already used (newest ${this.rnTop}): replayed?`);
     const ctls = this.checkAuthentic(v);
     this.markTaken(v.rn);
+    // A frame on another connection than the one the session is on (its device connected again, and
+    // the old connection's close may not have reached here yet) is answered at once too: the
+    // device's ladder trusts the new connection only once it hears on it.
+    const another = this.transport === Transport.DIRECT && conn !== this.directConn;
     this.directConn = conn;
-    this.switchTo(Transport.DIRECT);
+    if (!this.switchTo(Transport.DIRECT) && another) this.frameOwed = true;
     this.take(v, ctls, now);
   }
 
@@ -382,12 +386,15 @@ export class ServerLink extends LinkBase {
     this.ep.resendAll();
     // The first bundle on the new transport goes at once, so the device hears from it (its transport
     // ladder waits for that before it trusts a new TCP connection).
-    if (t === Transport.DIRECT) {
-      this.ep.ackOwed = true;
-      this.ep.ackOwedSince = -Infinity;
-    }
+    this.frameOwed = t === Transport.DIRECT;
     return true;
   }
+
+  /**
+   * A frame is owed on the direct connection now, messages or not (held requests answered at the
+   * switch do not count: they went over HTTP). Cleared by the next frame.
+   */
+  private frameOwed = false;
 
   nextDeadline(): number {
     if (this.isFinished) return Infinity;
@@ -420,7 +427,7 @@ export class ServerLink extends LinkBase {
         this.finish();
         return;
       }
-      if (this.directWants(now)) this.frame(now);
+      if (this.frameOwed || this.directWants(now)) this.frame(now);
       return;
     }
     while (this.heldEx.length > 0) {
@@ -449,6 +456,7 @@ export class ServerLink extends LinkBase {
   }
 
   private frame(now: number): void {
+    this.frameOwed = false;
     const close = this.closeItem();
     if (close !== null) this.closeSent = true;
     const items = close === null ? (this.movedItem === null ? null : [this.movedItem]) : this.movedItem === null ? [close] : [close, this.movedItem];

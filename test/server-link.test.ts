@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Ctl, decodeControl } from '../firmware/control';
-import { LinkState } from '../firmware/link-base';
+import { LinkState, Transport } from '../firmware/link-base';
 import type { ServerLink } from '../firmware/server-link';
 import { Manual } from './support/manual';
 import { code as codeOf } from './support/errors';
@@ -149,6 +149,35 @@ test("a pair's primary (a delivery gate): the displaced answer waits for the mes
   assert.is(m.answers.length, 0, 'before ackDelayMs');
   m.advance(2);
   assert.is(m.answers.length, 1, 'at ackDelayMs');
+});
+
+test('direct: the first frame on a connection is answered at once, also when the session is on another connection whose close has not arrived', () => {
+  const m = new Manual();
+  m.open();
+  m.deliverRequest();
+  const server = m.server as ServerLink;
+  /** The device moves onto a new connection; its first (empty) frame reaches the server on `conn`. */
+  const connectOn = (conn: number): void => {
+    m.requests.length = 0;
+    m.client.setTransport(m.now, Transport.HELD);
+    m.client.setTransport(m.now, Transport.DIRECT);
+    const first = m.requests[0].body;
+    assert.is(m.parse(first).msgCount, 0, 'an empty first frame');
+    m.frames.length = 0;
+    m.acceptor.onFrame(m.now, first, conn);
+    m.advance(0);
+  };
+  connectOn(-1);
+  assert.is(server.transport, Transport.DIRECT);
+  assert.is(m.frames.length, 1, 'HTTP -> connection 1: a frame back at once');
+  connectOn(-2);
+  assert.is(server.directConn, -2);
+  assert.is(m.frames.length, 1, 'connection 1 -> connection 2 with no close between: a frame back at once');
+  // Later empty frames on the same connection owe nothing.
+  m.requests.length = 0;
+  m.frames.length = 0;
+  m.advance(1);
+  assert.is(m.frames.length, 0, 'nothing more owed');
 });
 
 test('silence past the idle limit ends the session and frees it; held requests get the error', () => {
