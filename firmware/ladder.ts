@@ -139,6 +139,17 @@ export class Ladder {
     }
   }
 
+  /**
+   * The device moved to another gateway and closed its TCP connection without a report (an attempt
+   * still connecting included). Nothing failed: the probe back-off starts over and TCP to the new
+   * gateway is tried after reconnectMs, whatever the rung (on HTTP meanwhile).
+   */
+  retarget(now: number, reason: string): void {
+    if (this.state === Rung.IDLE || this.state === Rung.HTTP_ONLY || this.state === Rung.STOPPED) return;
+    this.wait = this.o.reprobeMs;
+    this.fallback(now, this.o.reconnectMs, reason);
+  }
+
   nextDeadline(): number {
     return this.deadline;
   }

@@ -300,6 +300,60 @@ test('the backoff resets after a success (DIRECT), but not after a mere connect 
   assert.is(r.ladder.nextDeadline() - r.now, 2000);
 });
 
+test('retarget (moved to another gateway): from any rung, FALLBACK after reconnectMs, the backoff starts over; nothing when idle, HTTP_ONLY or stopped', () => {
+  const rungs: [string, (r: Rig) => void][] = [
+    ['trying', (r) => r.ladder.start(r.now)],
+    [
+      'verifying',
+      (r) => {
+        r.ladder.start(r.now);
+        r.ladder.connected(r.now);
+      },
+    ],
+    ['direct', (r) => r.toDirect()],
+    [
+      'http after failed probes',
+      (r) => {
+        r.ladder.start(r.now);
+        for (let i = 0; i < 3; i++) {
+          r.ladder.lost(r.now, 'refused');
+          r.fire();
+        }
+        r.ladder.lost(r.now, 'refused');
+      },
+    ],
+  ];
+  for (const [name, setUp] of rungs) {
+    const r = new Rig();
+    setUp(r);
+    r.take();
+    r.ladder.retarget(r.now, 'moved to B');
+    assert.is(r.state, Rung.FALLBACK, name);
+    assert.equal(r.take(), ['useHttp moved to B'], name);
+    assert.is(r.ladder.nextDeadline() - r.now, 20, `${name}: reconnectMs, not the backoff`);
+    r.fire();
+    assert.is(r.state, Rung.TRYING, name);
+    r.ladder.lost(r.now, 'refused');
+    assert.is(r.ladder.nextDeadline() - r.now, 1000, `${name}: the new gateway's first failed probe waits reprobeMs`);
+  }
+  const idle = new Rig();
+  idle.ladder.retarget(idle.now, 'moved');
+  assert.is(idle.state, Rung.IDLE);
+  const only = new Rig(false);
+  only.ladder.start(only.now);
+  only.take();
+  only.ladder.retarget(only.now, 'moved');
+  assert.is(only.state, Rung.HTTP_ONLY);
+  assert.equal(only.take(), []);
+  const stopped = new Rig();
+  stopped.toDirect();
+  stopped.ladder.stop();
+  stopped.take();
+  stopped.ladder.retarget(stopped.now, 'moved');
+  assert.is(stopped.state, Rung.STOPPED);
+  assert.equal(stopped.take(), []);
+});
+
 test('reconnectMs 0: a dropped connection is retried at once', () => {
   const r = new Rig(true, { ...OPTS, reconnectMs: 0 });
   r.toDirect();

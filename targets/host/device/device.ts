@@ -390,10 +390,10 @@ class Device implements DeviceState {
       for (const rn of lost) this.client.onRequestFailed(t, rn, true);
       this.client.newGateway(t);
       // Closed without a report (an attempt still connecting included); the ladder, whatever its
-      // rung, hears of it and connects again, to the new gateway.
+      // rung, starts over and connects again soon, to the new gateway.
       if (oldTcp !== null) {
         oldTcp.close();
-        this.ladder.lost(t, `moved to ${this.gateway}`);
+        this.ladder.retarget(t, `moved to ${this.gateway}`);
       }
     });
     const to = this.gateway;
