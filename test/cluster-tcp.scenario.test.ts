@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Gateway, GatewayChannel } from '../targets/host/gateway/gateway';
 import { Balancer } from './support/balancer';
-import { allLive, type Devices, deviceKeys, echoDevices, echoNode, stopAll } from './support/cluster-traffic';
+import { allLive, type Devices, deviceKeys, echoDevices, echoNode, stopAll, waitUntil } from './support/cluster-traffic';
 import { type Nats, natsAvailable, startNats } from './support/nats';
 import { within } from './support/within';
 
@@ -32,6 +32,37 @@ function counter(gw: Gateway, name: string): number {
   return m === null ? -1 : Number(m[1]);
 }
 
+/**
+ * Three nodes of one site each (label placement) on NATS, in `mode`, pushed on `gws`, behind a
+ * round-robin balancer for HTTP and one for TCP (pushed on `lbs` in that order). `served`: device ->
+ * the nodes its sessions opened on; `transports`: device -> its last session's transport when it
+ * opened; `channels`: device -> its last session's channel.
+ */
+async function siteNodes(mode: 'relay' | 'direct', prefix: string, gws: Gateway[], lbs: Balancer[]) {
+  const served = new Map<string, string[]>();
+  const transports = new Map<string, string>();
+  const channels = new Map<string, GatewayChannel>();
+  for (const n of [1, 2, 3]) {
+    const node = `n${n}`;
+    gws.push(
+      await echoNode(
+        { servers: nats.urls, node, labels: { site: `s${n}` }, placement: 'label', heartbeatMs: 100, misses: 10, mode, prefix, bucket: `${prefix}_sessions` },
+        { tcp: '127.0.0.1:0', devices: deviceKeys(90, 'tcp-') },
+        (ch: GatewayChannel) => {
+          served.set(ch.deviceId, [...(served.get(ch.deviceId) ?? []), node]);
+          transports.set(ch.deviceId, ch.transport);
+          channels.set(ch.deviceId, ch);
+        },
+      ),
+    );
+  }
+  await allLive(gws, 3);
+  const lbHttp = await Balancer.start(gws.map((g) => g.http?.address as string));
+  const lbTcp = await Balancer.start(gws.map((g) => g.tcp?.address as string));
+  lbs.push(lbHttp, lbTcp);
+  return { served, transports, channels, lbTcp };
+}
+
 test('90 devices on direct TCP through a balancer: each served on its site node, every echo once and in order, across reconnects', async () => {
   if (!ok) return;
   const gws: Gateway[] = [];
@@ -40,26 +71,8 @@ test('90 devices on direct TCP through a balancer: each served on its site node,
   try {
     await within(90_000, 'the tcp cluster', async () => {
       const N = 90;
-      const served = new Map<string, string[]>();
-      const transports = new Map<string, string>();
-      for (const n of [1, 2, 3]) {
-        const node = `n${n}`;
-        gws.push(
-          await echoNode(
-            { servers: nats.urls, node, labels: { site: `s${n}` }, placement: 'label', heartbeatMs: 100, misses: 10, mode: 'relay', prefix: 'hftcp', bucket: 'hf_tcp' },
-            { tcp: '127.0.0.1:0', devices: deviceKeys(N, 'tcp-') },
-            (ch: GatewayChannel) => {
-              served.set(ch.deviceId, [...(served.get(ch.deviceId) ?? []), node]);
-              transports.set(ch.deviceId, ch.transport);
-            },
-          ),
-        );
-      }
-      await allLive(gws, 3);
-      const lbHttp = await Balancer.start(gws.map((g) => g.http?.address as string));
-      const lbTcp = await Balancer.start(gws.map((g) => g.tcp?.address as string));
-      lbs.push(lbHttp, lbTcp);
-      devs = echoDevices(N, `http://${lbHttp.address}/v1/link`, 'tcp-', { keyed: true, tcp: lbTcp.address, labels: (d) => ({ site: `s${site(d)}` }), gapMs: 20 });
+      const { served, transports, lbTcp } = await siteNodes('relay', 'hftcp', gws, lbs);
+      devs = echoDevices(N, `http://${lbs[0].address}/v1/link`, 'tcp-', { keyed: true, tcp: lbTcp.address, labels: (d) => ({ site: `s${site(d)}` }), gapMs: 20 });
       await devs.sendUpTo(20);
       await devs.echoed(20, 30_000);
       assert.ok(
@@ -92,6 +105,56 @@ test('90 devices on direct TCP through a balancer: each served on its site node,
         before,
         'every session resumed where it was: no new one',
       );
+    });
+  } finally {
+    await stopAll(devs, null, gws);
+    for (const lb of lbs) await lb.close();
+  }
+});
+
+test('direct mode: a session handed to another node while its device is on TCP: the device is told where it went and connects there itself, every echo once and in order', async () => {
+  if (!ok) return;
+  const gws: Gateway[] = [];
+  const lbs: Balancer[] = [];
+  let devs: Devices | null = null;
+  try {
+    await within(90_000, 'the tcp cluster in direct mode', async () => {
+      const N = 45;
+      const { served, channels, lbTcp } = await siteNodes('direct', 'hftcpd', gws, lbs);
+      devs = echoDevices(N, `http://${lbs[0].address}/v1/link`, 'tcp-', { keyed: true, tcp: lbTcp.address, labels: (d) => ({ site: `s${site(d)}` }), gapMs: 20 });
+      const d = devs as Devices;
+      const url = (node: string): string => gws[Number(node.slice(1)) - 1].http?.url as string;
+      /** The node serving device k's session now (its last session event). */
+      const at = (k: number): string => (served.get(`tcp-${k}`) ?? []).at(-1) ?? '';
+      await d.sendUpTo(10);
+      await d.echoed(10, 30_000);
+      // Each device ends up talking to its site's node itself (told by the node, or there by the balancer's turn).
+      await waitUntil(20_000, () => d.gateways.every((g, k) => (g === '' ? site(k) === 1 + (k % 3) : g === url(`n${site(k)}`))));
+      // Node 2 drains: its sessions are handed to nodes 1 and 3 while their devices are on TCP to it.
+      const mine = Array.from({ length: N }, (_, k) => k).filter((k) => at(k) === 'n2');
+      assert.ok(mine.length >= 10, `node 2 serves its site's devices (${mine.length})`);
+      const r = await gws[1].drainCluster();
+      assert.is(r.failed, 0, 'no handoff failed');
+      assert.ok(
+        mine.every((k) => at(k) !== 'n2'),
+        'every session of node 2 went to another node',
+      );
+      const pipedIn = (): number[] => gws.map((g) => counter(g, 'tcp_piped_connections'));
+      const onTcp = (): boolean => mine.every((k) => channels.get(`tcp-${k}`)?.transport === 'tcp');
+      // Each device reconnects through the balancer; one that reached another node than its session's
+      // is piped there, told (a moved item on its frames) and connects to its session's node itself.
+      await waitUntil(20_000, () => onTcp() && pipedIn().every((n) => n === 0));
+      assert.equal(pipedIn(), [0, 0, 0], 'no connection served through a pipe');
+      assert.ok(onTcp(), `the handed sessions on direct TCP (${mine.map((k) => channels.get(`tcp-${k}`)?.transport)})`);
+      assert.equal(
+        mine.filter((k) => d.gateways[k] !== '' && d.gateways[k] !== url(at(k))).map((k) => `${k} ${d.gateways[k]} ${at(k)}`),
+        [],
+        'a device that was told went to its session node (one never told reached it through the balancer)',
+      );
+      await d.sendUpTo(30);
+      await d.echoed(30, 30_000);
+      d.check(30);
+      assert.is(gws[1].sessionCount, 0, 'node 2 serves none');
     });
   } finally {
     await stopAll(devs, null, gws);

@@ -45,6 +45,8 @@ export interface Devices {
   got: string[][];
   /** Sessions that ended: "id code message". */
   closed: string[];
+  /** The gateway URL each device moved to last ('' while it has not moved). */
+  gateways: string[];
   /** Sends "d<d>-<i>" from every device for i up to `upto` (exclusive), `gapMs` apart. */
   sendUpTo(upto: number): Promise<void>;
   /** Waits until every device got `per` echoes (at most `ms`). */
@@ -70,6 +72,7 @@ export function echoDevices(n: number, url: string, prefix: string, o: { gapMs?:
   const chans: ReturnType<typeof connect>[] = [];
   const got: string[][] = [];
   const closed: string[] = [];
+  const gateways: string[] = [];
   for (let d = 0; d < n; d++) {
     const ch = connect({
       gateway: url,
@@ -81,6 +84,10 @@ export function echoDevices(n: number, url: string, prefix: string, o: { gapMs?:
       failures: { warnIntervalMs: 60_000 },
     });
     got.push([]);
+    gateways.push('');
+    ch.on('gateway', (to: string) => {
+      gateways[d] = to;
+    });
     ch.on('message', (m: Uint8Array) => got[d].push(Buffer.from(m).toString()));
     ch.on('close', (e?: { code?: string; message?: string }) => closed.push(`${prefix}${d} ${e?.code} ${e?.message}`));
     chans.push(ch);
@@ -89,6 +96,7 @@ export function echoDevices(n: number, url: string, prefix: string, o: { gapMs?:
   return {
     got,
     closed,
+    gateways,
     async sendUpTo(upto) {
       for (; sent < upto; sent++) {
         for (let d = 0; d < n; d++) chans[d].send(Buffer.from(`d${d}-${sent}`));

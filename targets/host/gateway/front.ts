@@ -81,8 +81,11 @@ export interface FrontHost {
    * first frame (null: served here), and how it is handed to another node.
    */
   tcpRouter(): TcpRouter | null;
-  /** A frame arrived on direct connection `conn` (> 0) from address `from`: its session, or why it was refused. */
-  frame(conn: number, body: Uint8Array, from: string): ServerLink | Refusal;
+  /**
+   * A frame arrived on direct connection `conn` (> 0) from address `from`: its session, or why it was
+   * refused. `piped`: the connection came through another node of a cluster (a pipe), not straight here.
+   */
+  frame(conn: number, body: Uint8Array, from: string, piped?: boolean): ServerLink | Refusal;
   /** The front itself refused a `what` ("connection", "frame") from address `from` (counted by code, and for the summed-up warnings). */
   refused(what: string, from: string, error: HfError): void;
   /**
@@ -115,4 +118,6 @@ export interface TcpListener {
   readonly connections: number;
   /** Of them, those with no frame accepted yet (bounded by TcpLimits). */
   readonly preAuthConnections: number;
+  /** Of them, those another node of a cluster hands here through a pipe (the device reached that node). */
+  readonly pipedConnections: number;
 }

@@ -501,6 +501,7 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         heldRequests: this.httpFront?.held ?? 0,
         tcpConnectionsOpen: this.tcpFront?.connections ?? 0,
         preAuthConnections: this.tcpFront?.preAuthConnections ?? 0,
+        pipedConnections: this.tcpFront?.pipedConnections ?? 0,
         uptimeSeconds: Math.round(hostClock.now() - this.startedAt) / 1000,
         residentBytes: mem.rss,
         heapUsedBytes: mem.heapUsed,
@@ -535,7 +536,11 @@ export class Gateway extends TypedEmitter<GatewayEvents> {
         const c = this.clusterPart;
         return c === null ? null : { owner: (b) => c.tcpOwner(b), relay: (to, socket, head, addr) => c.relayTcp(to, socket, head, addr) };
       },
-      frame: (conn, body, from) => this.take(body, (now) => this.acceptor.onFrame(now, body, -conn), 'frame', from),
+      frame: (conn, body, from, piped) => {
+        const got = this.take(body, (now) => this.acceptor.onFrame(now, body, -conn), 'frame', from);
+        if (this.clusterPart !== null && !(got instanceof Refusal)) this.clusterPart.tcpFrame(got, piped === true);
+        return got;
+      },
       refused: (what, from, err) => this.refused(what, from, err),
       mayServe: (body) => {
         if (this.keys === null) this.keys = new SessionKeys(this.acceptor.o);

@@ -124,6 +124,7 @@ export interface GatewayGauges {
   heldRequests: number;
   tcpConnectionsOpen: number;
   preAuthConnections: number;
+  pipedConnections: number;
   uptimeSeconds: number;
   residentBytes: number;
   heapUsedBytes: number;
@@ -174,6 +175,7 @@ export function gatewayFamilies(c: GatewayCounters, g: GatewayGauges): MetricFam
     one('http_requests_held', 'gauge', 'HTTP requests held open now.', g.heldRequests),
     one('tcp_connections_open', 'gauge', 'Direct TCP connections open now.', g.tcpConnectionsOpen),
     one('tcp_pre_auth_connections', 'gauge', 'Direct TCP connections open now that have not proved a key yet.', g.preAuthConnections),
+    one('tcp_piped_connections', 'gauge', 'Direct TCP connections open now that another cluster node hands here through a pipe.', g.pipedConnections),
     one('uptime_seconds', 'gauge', 'Seconds since the gateway started.', g.uptimeSeconds),
     one('resident_memory_bytes', 'gauge', "The process's resident set size.", g.residentBytes),
     one('heap_used_bytes', 'gauge', "The process's JavaScript heap in use.", g.heapUsedBytes),

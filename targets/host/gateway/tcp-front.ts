@@ -144,6 +144,8 @@ interface Conn {
   timer: DeadlineTimer | null;
   /** The pair epoch last told on it (an epoch frame; 0: none yet). */
   epochTold: number;
+  /** Handed here by another node of a cluster (its pipe plays the socket). */
+  piped: boolean;
 }
 
 export class TcpFront implements TcpListener {
@@ -191,6 +193,12 @@ export class TcpFront implements TcpListener {
   /** Connections open now with no frame accepted yet. */
   get preAuthConnections(): number {
     return this.preAuthCount;
+  }
+
+  get pipedConnections(): number {
+    let n = 0;
+    for (const c of this.conns.values()) if (c.piped) n++;
+    return n;
   }
 
   async listen(): Promise<void> {
@@ -281,7 +289,7 @@ export class TcpFront implements TcpListener {
       this.route(socket, addr, now, router);
       return;
     }
-    this.serve(socket, addr, now, shook?.at ?? now);
+    this.serve(socket, addr, now, shook?.at ?? now, routed);
   }
 
   /**
@@ -337,10 +345,10 @@ export class TcpFront implements TcpListener {
   }
 
   /** Serves a connection here from its first byte on. */
-  private serve(socket: FrontSocket, addr: string, now: number, openedAt: number): void {
+  private serve(socket: FrontSocket, addr: string, now: number, openedAt: number, piped = false): void {
     const reader = new FrameReader(this.gw.maxBody);
     reader.setLimit(Math.min(this.limits.preAuthFrameBytes, this.gw.maxBody), 'before authentication (preAuthFrameBytes)');
-    const c: Conn = { id: ++this.seq, socket, reader, link: null, addr, preAuth: true, closing: false, openedAt, lastRead: now, timer: null, epochTold: 0 };
+    const c: Conn = { id: ++this.seq, socket, reader, link: null, addr, preAuth: true, closing: false, openedAt, lastRead: now, timer: null, epochTold: 0, piped };
     this.conns.set(c.id, c);
     this.enterPreAuth(addr, now);
     c.timer = new DeadlineTimer(
@@ -519,7 +527,7 @@ export class TcpFront implements TcpListener {
       this.shut(c);
       return;
     }
-    const got = this.gw.frame(c.id, body, c.addr);
+    const got = this.gw.frame(c.id, body, c.addr, c.piped);
     if (got instanceof Refusal && got.unanswered) {
       this.drop(c.id);
       return;

@@ -8,8 +8,9 @@
  *  - A bundle of a session open here is served here. One of a session another node serves (the
  *    session index says which) is relayed to it and its answer sent back as it is: the device sees
  *    one unbroken session, whatever node its request reached.
- *  - In 'direct' mode a node answering relayed requests of a session puts a moved item (its URL and
- *    TCP address) on the session's bundles until the device's requests reach it directly.
+ *  - In 'direct' mode a node answering relayed requests of a session, or serving its direct TCP
+ *    connection through another node's pipe, puts a moved item (its URL and TCP address) on the
+ *    session's bundles until the device's requests or frames reach it directly.
  *  - Each session opened here claims its device in the directory (a new epoch) and its id in the
  *    index; one that ended gives both up.
  *
@@ -293,6 +294,15 @@ export class GatewayCluster {
   /** A request of `link` reached this gateway directly: it no longer needs telling where to go. */
   direct(link: ServerLink): void {
     if (this.announced.size > 0) this.announce(link, false);
+  }
+
+  /**
+   * A frame of `link` came on a direct TCP connection: `piped`, through another node (in 'direct'
+   * mode the device is told to connect here itself, as for relayed requests), else straight here.
+   */
+  tcpFrame(link: ServerLink, piped: boolean): void {
+    if (!piped) this.direct(link);
+    else if (this.node.mode === 'direct') this.announce(link, true);
   }
 
   private announce(link: ServerLink | undefined, on: boolean): void {

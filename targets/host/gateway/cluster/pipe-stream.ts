@@ -55,8 +55,9 @@ export class PipeStream extends Duplex {
     readonly id: string,
     private readonly send: (frame: Uint8Array) => void,
     o: PipeStreamOptions = {},
+    allowHalfOpen = true,
   ) {
-    super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024 });
+    super({ allowHalfOpen, readableHighWaterMark: 64 * 1024 });
     this.window = o.windowBytes ?? PIPE_DEFAULTS.windowBytes;
     this.frame = o.frameBytes ?? PIPE_DEFAULTS.frameBytes;
     this.credit = this.window;
@@ -190,7 +191,8 @@ export class PipedSocket extends PipeStream {
     readonly remoteAddress: string,
     o: PipeStreamOptions = {},
   ) {
-    super(id, send, o);
+    // Not half-open, as the front's own sockets: the device's end ends it (it would stay open else).
+    super(id, send, o, false);
   }
 
   setNoDelay(): this {
