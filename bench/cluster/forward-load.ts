@@ -28,6 +28,9 @@ let msgs = 0;
 let open = 0;
 let connections = 0;
 let errors = 0;
+/** The devices told to move to another node (a moved item), and of those, the devices on their last node's URL. */
+let moved = 0;
+const at: string[] = [];
 const rtts: number[] = [];
 const chans: { destroy(): void }[] = [];
 const sockets: net.Socket[] = [];
@@ -40,6 +43,10 @@ for (let i = 0; i < count; i++) {
   chans.push(ch);
   ch.on('error', () => {});
   ch.once('open', () => open++);
+  ch.on('gateway', (to: string) => {
+    if (at[i] === undefined) moved++;
+    at[i] = to;
+  });
   const mux = new Mux(ch, { role: 'device' });
   mux.on('error', () => {});
   muxes.push(mux);
@@ -100,7 +107,9 @@ void (async () => {
   const ms = performance.now() - t0;
   rtts.sort((a, b) => a - b);
   const q = (p: number): number => (rtts.length === 0 ? 0 : Math.round(rtts[Math.min(rtts.length - 1, Math.floor(rtts.length * p))] * 1000) / 1000);
-  process.stdout.write(`${JSON.stringify({ msgs, ms: Math.round(ms), msgs_per_s: Math.round((msgs / ms) * 1000), rtt_p50_ms: q(0.5), rtt_p99_ms: q(0.99), sessions: open, connections, errors })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ msgs, ms: Math.round(ms), msgs_per_s: Math.round((msgs / ms) * 1000), rtt_p50_ms: q(0.5), rtt_p99_ms: q(0.99), sessions: open, connections, errors, moved, nodes: [...new Set(at.filter((u) => u !== undefined))].length })}\n`,
+  );
   for (const s of sockets) s.destroy();
   for (const c of chans) c.destroy();
   setTimeout(() => process.exit(0), 200);

@@ -6,7 +6,8 @@
  * after 30 s) and `warmMs` more, echoes and round trips are counted for `measureMs`; with KILL_AT_MS
  * it then prints "kill" (the bench kills or drains a node), goes on for AFTER_MS, and then until every
  * device's echoes caught up with what it sent (or 30 s), so nothing acknowledged may be missing. Prints one JSON line {msgs, ms,
- * msgs_per_s, rtt_p50_ms, rtt_p99_ms, sessions, sent, echoed, lost, duplicated, closed} and exits.
+ * msgs_per_s, rtt_p50_ms, rtt_p99_ms, sessions, sent, echoed, lost (= skipped, numbers jumped over, + pending,
+ * sent and not echoed by the end), skipped, pending, duplicated, closed} and exits.
  * Usage: load.js GATEWAY_URL COUNT IN_FLIGHT WARM_MS MEASURE_MS KILL(0|1) AFTER_MS [LABEL_SITES]
  */
 import { connect } from '../../targets/host/device/device';
@@ -94,7 +95,7 @@ void (async () => {
   const echoed = next.reduce((a, b) => a + b, 0);
   const total = sent.reduce((a, b) => a + b, 0);
   process.stdout.write(
-    `${JSON.stringify({ msgs, ms: Math.round(ms), msgs_per_s: Math.round((msgs / ms) * 1000), rtt_p50_ms: q(0.5), rtt_p99_ms: q(0.99), sessions: open, sent: total, echoed, lost: lost + (total - echoed), duplicated, closed })}\n`,
+    `${JSON.stringify({ msgs, ms: Math.round(ms), msgs_per_s: Math.round((msgs / ms) * 1000), rtt_p50_ms: q(0.5), rtt_p99_ms: q(0.99), sessions: open, sent: total, echoed, lost: lost + (total - echoed), skipped: lost, pending: total - echoed, duplicated, closed })}\n`,
   );
   for (const c of chans) c.destroy();
   setTimeout(() => process.exit(0), 200);

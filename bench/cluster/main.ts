@@ -26,10 +26,19 @@
  *                               (content-blind, spread like round-robin) puts two in three elsewhere,
  *                               whose bytes take one more hop: a pipe over NATS through the node
  *                               the service is behind. locality_gain = service msgs/s over hash's.
+ *   inter-site locality-service, locality-hash
+ *                               the same with `wan-devices` (6) devices, `wan-in-flight` (1) each,
+ *                               every node `wan-ms` (5) ms each way from NATS (wan.ts: a delaying
+ *                               relay per node), as nodes at other sites are: the extra hop of hash
+ *                               placement crosses that link twice more per request. Skipped with
+ *                               --no-wan. locality_wan_rtt_ratio = hash's RTT p50 over service's.
  *
  * Every step is bounded; every process it starts is stopped by PID. On 2 cores the nodes, NATS and the load share them: the figures are of
  * this machine. Flags: --devices N (60), --in-flight N (2), --warm-ms N (1500), --measure-ms N (4000),
- * --drain-devices N (1000), --locality-devices N (60), --locality-in-flight N (2), --locality-bytes N (1024).
+ * --drain-devices N (1000), --locality-devices N (60), --locality-in-flight N (2), --locality-bytes N (1024),
+ * --locality-wan-ms N (none: the loopback rows with a delay too), --locality-ack-received (the locality
+ * nodes answer without waiting for the store), --wan-ms N (5), --wan-devices N (6), --wan-in-flight N (1),
+ * --no-wan, --locality-only (only the locality rows), --drain-only (only the drain-3 row, its JSON).
  */
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -40,6 +49,7 @@ import { intFlag } from '../flag-number';
 import { freePort, ROOT, start, stop } from '../procs';
 import { Balancer } from '../../test/support/balancer';
 import { startNats } from '../../test/support/nats';
+import { WanRelay } from './wan';
 
 const KEY = 'k-bench-cluster';
 const STEP_LIMIT_MS = 90_000;
@@ -52,6 +62,19 @@ const DRAIN_DEVICES = intFlag('drain-devices', 1000);
 const LOCALITY_DEVICES = intFlag('locality-devices', 60);
 const LOCALITY_IN_FLIGHT = intFlag('locality-in-flight', 2);
 const LOCALITY_BYTES = intFlag('locality-bytes', 1024);
+const LOCALITY_ACK = process.argv.includes('--locality-ack-received') ? 'received' : 'standby';
+const LOCALITY_WAN_MS = intFlag('locality-wan-ms', 0);
+const WAN_MS = process.argv.includes('--no-wan') ? 0 : intFlag('wan-ms', 5);
+const WAN_DEVICES = intFlag('wan-devices', 6);
+const WAN_IN_FLIGHT = intFlag('wan-in-flight', 1);
+
+/** A locality workload: its devices, requests in flight each, their size, and the delay each way between a node and NATS. */
+interface Workload {
+  devices: number;
+  inFlight: number;
+  bytes: number;
+  wanMs: number;
+}
 
 interface Result {
   msgs_per_s: number;
@@ -149,6 +172,9 @@ interface LocalityRow {
   sessions: number;
   connections: number;
   errors: number;
+  /** Devices told to move to another node (a moved item), and the distinct nodes they were on last. */
+  moved: number;
+  nodes: number;
 }
 
 /** The services of the locality runs: TCP echoes on loopback, one per node. */
@@ -174,17 +200,24 @@ async function echoServers(n: number): Promise<{ targets: string[]; close(): voi
 }
 
 /** One locality run: 3 nodes in direct mode, service s<n> behind node n, `placement` the policy. */
-async function locality(placement: 'service' | 'hash', natsUrl: string, devicesFile: string, targets: string[]): Promise<LocalityRow> {
+async function locality(placement: 'service' | 'hash', natsUrl: string, devicesFile: string, targets: string[], w: Workload): Promise<LocalityRow> {
   round++;
   const prefix = `hfb${round}`;
   const procs: ChildProcess[] = [];
+  const wans: WanRelay[] = [];
   let lb: Balancer | null = null;
   try {
     const addrs: string[] = [];
     for (let n = 1; n <= targets.length; n++) {
       const port = await freePort();
-      const args = [path.join(ROOT, 'bin', 'holdfast'), 'gateway', '--echo', '--http', `127.0.0.1:${port}`, '--devices', devicesFile, '--ack-after', 'standby'];
-      args.push('--cluster', natsUrl, '--node', `n${n}`, '--cluster-mode', 'direct', '--placement', placement, '--cluster-prefix', prefix, '--node-service', `s${n}=${targets[n - 1]}`);
+      let via = natsUrl;
+      if (w.wanMs > 0) {
+        const relay = await WanRelay.start(natsUrl.split(',')[0].replace(/^nats:\/\//, ''), w.wanMs);
+        wans.push(relay);
+        via = `nats://${relay.address}`;
+      }
+      const args = [path.join(ROOT, 'bin', 'holdfast'), 'gateway', '--echo', '--http', `127.0.0.1:${port}`, '--devices', devicesFile, '--ack-after', LOCALITY_ACK];
+      args.push('--cluster', via, '--node', `n${n}`, '--cluster-mode', 'direct', '--placement', placement, '--cluster-prefix', prefix, '--node-service', `s${n}=${targets[n - 1]}`);
       for (const t of targets) args.push('--allow', t);
       procs.push((await start(args, /gateway: ready/, STEP_LIMIT_MS)).child);
       addrs.push(`127.0.0.1:${port}`);
@@ -192,16 +225,7 @@ async function locality(placement: 'service' | 'hash', natsUrl: string, devicesF
     await new Promise((r) => setTimeout(r, 1000));
     lb = await Balancer.start(addrs);
     const load = await start(
-      [
-        path.join(__dirname, 'forward-load.js'),
-        `http://${lb.address}/v1/link`,
-        String(LOCALITY_DEVICES),
-        String(LOCALITY_IN_FLIGHT),
-        String(LOCALITY_BYTES),
-        String(WARM_MS),
-        String(MEASURE_MS),
-        targets.join(','),
-      ],
+      [path.join(__dirname, 'forward-load.js'), `http://${lb.address}/v1/link`, String(w.devices), String(w.inFlight), String(w.bytes), String(WARM_MS), String(MEASURE_MS), targets.join(',')],
       /\{"msgs".*\}\n/,
       STEP_LIMIT_MS,
     );
@@ -211,38 +235,57 @@ async function locality(placement: 'service' | 'hash', natsUrl: string, devicesF
   } finally {
     await lb?.close();
     for (const p of procs) await stop(p);
+    for (const w of wans) await w.close();
   }
 }
 
-/** Both locality runs, their table printed; the JSON fields they give. */
-async function localityRuns(natsUrl: string, file: string): Promise<{ json: Record<string, number | null> }> {
+/** Both locality runs of workload `w`, their table printed; their gain and RTT ratio (hash's over service's). */
+async function localityRuns(natsUrl: string, file: string, w: Workload, title: string): Promise<{ gain: number | null; rtt: number | null; service: LocalityRow; hash: LocalityRow }> {
   const echoes = await echoServers(3);
   const loc: LocalityRow[] = [];
   try {
-    loc.push(await locality('service', natsUrl, file, echoes.targets));
-    loc.push(await locality('hash', natsUrl, file, echoes.targets));
+    loc.push(await locality('service', natsUrl, file, echoes.targets, w));
+    loc.push(await locality('hash', natsUrl, file, echoes.targets, w));
   } finally {
     echoes.close();
   }
-  console.log(`locality: ${LOCALITY_DEVICES} devices on 3 nodes, each forwarding to its service (behind one node), ${LOCALITY_IN_FLIGHT} requests of ${LOCALITY_BYTES} B in flight`);
-  console.log('run               msgs/s   rtt p50 ms  rtt p99 ms  sessions  connections  errors');
+  const where = w.wanMs > 0 ? `each node ${w.wanMs} ms each way from NATS (wan.ts)` : 'on loopback';
+  console.log(`${title}: ${w.devices} devices on 3 nodes ${where}, each forwarding to its service (behind one node), ${w.inFlight} requests of ${w.bytes} B in flight`);
+  console.log('run               msgs/s   rtt p50 ms  rtt p99 ms  sessions  connections  errors  moved');
   for (const r of loc)
     console.log(
-      `${r.name.padEnd(18)}${String(r.msgs_per_s).padEnd(9)}${String(r.rtt_p50_ms).padEnd(12)}${String(r.rtt_p99_ms).padEnd(12)}${String(r.sessions).padEnd(10)}${String(r.connections).padEnd(13)}${r.errors}`,
+      `${r.name.padEnd(18)}${String(r.msgs_per_s).padEnd(9)}${String(r.rtt_p50_ms).padEnd(12)}${String(r.rtt_p99_ms).padEnd(12)}${String(r.sessions).padEnd(10)}${String(r.connections).padEnd(13)}${String(r.errors).padEnd(8)}${r.moved} to ${r.nodes} nodes`,
     );
   const [ls, lh] = loc;
-  const localityGain = lh.msgs_per_s > 0 ? Math.round((ls.msgs_per_s / lh.msgs_per_s) * 100) / 100 : null;
-  const localityRtt = ls.rtt_p50_ms > 0 ? Math.round((lh.rtt_p50_ms / ls.rtt_p50_ms) * 100) / 100 : null;
-  console.log(`locality gain: ${localityGain}x messages/s with service placement over hash; hash's RTT p50 is ${localityRtt}x service's`);
+  const gain = lh.msgs_per_s > 0 ? Math.round((ls.msgs_per_s / lh.msgs_per_s) * 100) / 100 : null;
+  const rtt = ls.rtt_p50_ms > 0 ? Math.round((lh.rtt_p50_ms / ls.rtt_p50_ms) * 100) / 100 : null;
+  console.log(`${title} gain: ${gain}x messages/s with service placement over hash; hash's RTT p50 is ${rtt}x service's`);
+  return { gain, rtt, service: ls, hash: lh };
+}
+
+/**
+ * The locality rows: the loopback workload, then (unless --no-wan) the inter-site one, where the
+ * extra hop of hash placement crosses a wide-area link; the JSON fields they give.
+ */
+async function localityAll(natsUrl: string, file: string): Promise<Record<string, number | null>> {
+  const l = await localityRuns(natsUrl, file, { devices: LOCALITY_DEVICES, inFlight: LOCALITY_IN_FLIGHT, bytes: LOCALITY_BYTES, wanMs: LOCALITY_WAN_MS }, 'locality');
+  const json: Record<string, number | null> = {
+    locality_gain: l.gain,
+    locality_rtt_ratio: l.rtt,
+    locality_service_msgs_per_s: l.service.msgs_per_s,
+    locality_hash_msgs_per_s: l.hash.msgs_per_s,
+    locality_service_rtt_p50_ms: l.service.rtt_p50_ms,
+    locality_hash_rtt_p50_ms: l.hash.rtt_p50_ms,
+  };
+  if (WAN_MS === 0) return json;
+  const w = await localityRuns(natsUrl, file, { devices: WAN_DEVICES, inFlight: WAN_IN_FLIGHT, bytes: LOCALITY_BYTES, wanMs: WAN_MS }, 'inter-site locality');
   return {
-    json: {
-      locality_gain: localityGain,
-      locality_rtt_ratio: localityRtt,
-      locality_service_msgs_per_s: ls.msgs_per_s,
-      locality_hash_msgs_per_s: lh.msgs_per_s,
-      locality_service_rtt_p50_ms: ls.rtt_p50_ms,
-      locality_hash_rtt_p50_ms: lh.rtt_p50_ms,
-    },
+    ...json,
+    locality_wan_ms: WAN_MS,
+    locality_wan_gain: w.gain,
+    locality_wan_rtt_ratio: w.rtt,
+    locality_wan_service_rtt_p50_ms: w.service.rtt_p50_ms,
+    locality_wan_hash_rtt_p50_ms: w.hash.rtt_p50_ms,
   };
 }
 
@@ -255,8 +298,11 @@ async function main(): Promise<void> {
     for (let i = 0; i < Math.max(DEVICES, DRAIN_DEVICES, LOCALITY_DEVICES); i++) keys[`bench-${i}`] = KEY;
     fs.writeFileSync(file, JSON.stringify(keys), { mode: 0o600 });
     if (process.argv.includes('--locality-only')) {
-      const r = await localityRuns(nats.urls, file);
-      console.log(JSON.stringify(r.json));
+      console.log(JSON.stringify(await localityAll(nats.urls, file)));
+      return;
+    }
+    if (process.argv.includes('--drain-only')) {
+      console.log(JSON.stringify(await run('drain-3', 3, 'relay', 'drain', nats.urls, file, DRAIN_DEVICES)));
       return;
     }
     const rows: Row[] = [];
@@ -278,7 +324,7 @@ async function main(): Promise<void> {
     const by = (n: string): Row => rows.find((r) => r.name === n) as Row;
     const dr = by('drain-3').drain as NonNullable<Row['drain']>;
     console.log(`drain of n2 (${DRAIN_DEVICES} devices on 3 nodes): ${dr.moved} sessions moved, ${dr.stay} stayed, in ${dr.ms} ms; one handoff p50 ${dr.p50} ms, p99 ${dr.p99} ms`);
-    const loc = await localityRuns(nats.urls, file);
+    const loc = await localityAll(nats.urls, file);
     console.log(
       JSON.stringify({
         nodes: [1, 2, 3].map((n) => ({ n, msgs_per_s: by(`nodes-${n}`).msgs_per_s, rtt_p50_ms: by(`nodes-${n}`).rtt_p50_ms, rtt_p99_ms: by(`nodes-${n}`).rtt_p99_ms })),
@@ -289,7 +335,7 @@ async function main(): Promise<void> {
         drain_duplicated: by('drain-3').duplicated,
         kill_lost: by('kill-3').lost,
         kill_duplicated: by('kill-3').duplicated,
-        ...loc.json,
+        ...loc,
         alone_msgs_per_s: by('alone').msgs_per_s,
         alone_rtt_p50_ms: by('alone').rtt_p50_ms,
         handoff_p50_ms: dr.p50,
