@@ -36,8 +36,8 @@
  * Every step is bounded; every process it starts is stopped by PID. On 2 cores the nodes, NATS and the load share them: the figures are of
  * this machine. Flags: --devices N (60), --in-flight N (2), --warm-ms N (1500), --measure-ms N (4000),
  * --drain-devices N (1000), --locality-devices N (60), --locality-in-flight N (2), --locality-bytes N (1024),
- * --locality-wan-ms N (none: the loopback rows with a delay too), --locality-ack-received (the locality
- * nodes answer without waiting for the store), --wan-ms N (5), --wan-devices N (6), --wan-in-flight N (1),
+ * --locality-wan-ms N (none: the loopback rows with a delay too), --locality-ack-received (ackAfter received on the
+ * locality nodes: their answers still wait for the store, as every answer in a cluster does), --wan-ms N (5), --wan-devices N (6), --wan-in-flight N (1),
  * --no-wan, --locality-only (only the locality rows), --drain-only (only the drain-3 row, its JSON).
  */
 import type { ChildProcess } from 'node:child_process';
