@@ -12,6 +12,7 @@ import * as net from 'node:net';
 import { connect } from '../../targets/host/device/device';
 import { forwardPorts } from '../../targets/host/app/forward';
 import { Mux } from '../../targets/host/app/mux';
+import { parseTarget } from '../../firmware/mux-frame';
 
 const [url, countS, inFlightS, sizeS, warmS, measureS, targetsS] = process.argv.slice(2);
 const count = Number(countS);
@@ -19,7 +20,7 @@ const inFlight = Number(inFlightS);
 const size = Number(sizeS);
 const warmMs = Number(warmS);
 const measureMs = Number(measureS);
-const targets = targetsS.split(',').map((t) => ({ host: t.slice(0, t.lastIndexOf(':')), port: Number(t.slice(t.lastIndexOf(':') + 1)) }));
+const targets = targetsS.split(',').map((t) => parseTarget(t));
 const LINK = { outSlots: 64, outBytes: 256 * 1024, inSlots: 64, inBytes: 256 * 1024, maxMessage: 16384, maxBundleBytes: 256 * 1024, deadAfterMs: 60_000 };
 
 let measuring = false;
@@ -28,8 +29,7 @@ let msgs = 0;
 let open = 0;
 let connections = 0;
 let errors = 0;
-/** The devices told to move to another node (a moved item), and of those, the devices on their last node's URL. */
-let moved = 0;
+/** Each device's last gateway URL, set for the devices told to move to another node (a moved item). */
 const at: string[] = [];
 const rtts: number[] = [];
 const chans: { destroy(): void }[] = [];
@@ -44,7 +44,6 @@ for (let i = 0; i < count; i++) {
   ch.on('error', () => {});
   ch.once('open', () => open++);
   ch.on('gateway', (to: string) => {
-    if (at[i] === undefined) moved++;
     at[i] = to;
   });
   const mux = new Mux(ch, { role: 'device' });
@@ -107,8 +106,9 @@ void (async () => {
   const ms = performance.now() - t0;
   rtts.sort((a, b) => a - b);
   const q = (p: number): number => (rtts.length === 0 ? 0 : Math.round(rtts[Math.min(rtts.length - 1, Math.floor(rtts.length * p))] * 1000) / 1000);
+  const told = at.filter((u) => u !== undefined);
   process.stdout.write(
-    `${JSON.stringify({ msgs, ms: Math.round(ms), msgs_per_s: Math.round((msgs / ms) * 1000), rtt_p50_ms: q(0.5), rtt_p99_ms: q(0.99), sessions: open, connections, errors, moved, nodes: [...new Set(at.filter((u) => u !== undefined))].length })}\n`,
+    `${JSON.stringify({ msgs, ms: Math.round(ms), msgs_per_s: Math.round((msgs / ms) * 1000), rtt_p50_ms: q(0.5), rtt_p99_ms: q(0.99), sessions: open, connections, errors, moved: told.length, nodes: new Set(told).size })}\n`,
   );
   for (const s of sockets) s.destroy();
   for (const c of chans) c.destroy();

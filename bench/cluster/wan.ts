@@ -7,6 +7,7 @@
  * placements the same and only the pipes between nodes tell them apart.
  */
 import * as net from 'node:net';
+import { parseTarget } from '../../firmware/mux-frame';
 
 export class WanRelay {
   private readonly sockets = new Set<net.Socket>();
@@ -21,8 +22,7 @@ export class WanRelay {
 
   /** A relay to `target` (HOST:PORT) adding `delayMs` each way. */
   static async start(target: string, delayMs: number): Promise<WanRelay> {
-    const i = target.lastIndexOf(':');
-    const r = new WanRelay(net.createServer(), { host: target.slice(0, i), port: Number(target.slice(i + 1)) }, delayMs);
+    const r = new WanRelay(net.createServer(), parseTarget(target), delayMs);
     await new Promise<void>((resolve) => r.server.listen(0, '127.0.0.1', resolve));
     return r;
   }
