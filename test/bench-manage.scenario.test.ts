@@ -30,6 +30,7 @@ test('the JSON line: the five figures first, null where a fan-out size did not r
     rssBaseMb: 60,
     rssMb: 160,
     rssPeakMb: 170,
+    resident: { brkMb: 50, anonMb: 100, fileMb: 9, otherMb: 1 },
     sessions: 1002,
     devicesRssMb: 200,
   };
@@ -38,6 +39,7 @@ test('the JSON line: the five figures first, null where a fan-out size did not r
   assert.is(line.info_p50_ms, 2);
   assert.is(line.info_p99_ms_tcp, 3);
   assert.is(line.info_p50_ms_fleet_online, 9, 'the rounds with the fleet online apart');
+  assert.is(line.gateway_c_heap_mb, 50, "the C heap's share of the RSS");
   assert.is(line.fanout_1000_s, 0.5);
   assert.is(line.fanout_10000_s, null);
   assert.is(line.rss_per_session_kib, 102.4);

@@ -4,7 +4,8 @@
  * again it is left as it is; a file from a newer holdfast is refused with HF_ERR_SCHEMA; a migration
  * that fails changes nothing; a missing file with `create: false` is HF_ERR_OPTION. better-sqlite3 is
  * loaded only when a store is opened (the CLI and the gateway load without it), and a machine
- * without it gets HF_ERR_UNSUPPORTED saying what to install.
+ * without it gets HF_ERR_UNSUPPORTED saying what to install. Statements are prepared once per database
+ * and text (`stmt`), and their cache is bounded.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { DB_FILE, migrate, openStore, schemaVersion } from '../targets/host/gateway/manage/db';
+import { DB_FILE, migrate, openStore, STATEMENT_CACHE_MAX, schemaVersion, stmt } from '../targets/host/gateway/manage/db';
 import { MIGRATIONS } from '../targets/host/gateway/manage/migrations';
 import { ManageStore } from '../targets/host/gateway/manage/store';
 import { failure } from './support/errors';
@@ -138,6 +139,26 @@ console.log(JSON.stringify({ before, after: loaded(), code, message }));
   assert.is(r.status, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
+
+test('stmt: one prepared statement per database and SQL text, reused; another database gets its own; the cache is bounded', () => {
+  const a = openStore(path.join(tmp, 'a'));
+  const b = openStore(path.join(tmp, 'b'));
+  try {
+    const sql = 'SELECT COUNT(*) AS n FROM devices';
+    const s1 = stmt(a, sql);
+    assert.is(stmt(a, sql), s1, 'the same statement the second time');
+    assert.is.not(stmt(b, sql), s1, "another database's own");
+    a.prepare("INSERT INTO devices (id) VALUES ('d1')").run();
+    assert.equal(stmt(a, sql).get(), { n: 1 }, 'a reused statement reads what was written since');
+    for (let i = 0; i < STATEMENT_CACHE_MAX; i++) stmt(a, `SELECT ${i} AS n`);
+    const over = `SELECT ${STATEMENT_CACHE_MAX} + 1 AS n`;
+    assert.is.not(stmt(a, over), stmt(a, over), 'past the bound a statement is prepared for its one call');
+    assert.equal(stmt(a, over).get(), { n: STATEMENT_CACHE_MAX + 1 });
+  } finally {
+    a.close();
+    b.close();
+  }
+});
 
 test('better-sqlite3 is loaded when a store is opened, not when the CLI or the store module is', () => {
   assert.equal(lazy(false), { before: false, after: true, code: null, message: null });

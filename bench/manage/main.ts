@@ -94,6 +94,34 @@ function parseArgs(argv: string[]): Config {
   return c;
 }
 
+/**
+ * Where a process's resident memory lives, MiB, from /proc/PID/smaps: `brk` is the C heap of the main
+ * thread ([heap]), `anon` every other anonymous mapping (V8's heap pages, other threads' malloc
+ * arenas, large malloc blocks such as the ring chunks), `file` mapped files (the node binary, libraries).
+ */
+
+function residentSplit(pid: number | undefined): ManageResult['resident'] {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return null;
+  }
+  const kib = { brk: 0, anon: 0, file: 0, other: 0 };
+  let into: keyof typeof kib = 'other';
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head !== null) {
+      const name = head[1];
+      into = name === '[heap]' ? 'brk' : name === '' ? 'anon' : name.startsWith('/') ? 'file' : 'other';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss !== null) kib[into] += Number(rss[1]);
+  }
+  return { brkMb: kib.brk / 1024, anonMb: kib.anon / 1024, fileMb: kib.file / 1024, otherMb: kib.other / 1024 };
+}
+
 /** VmRSS and VmHWM of a process, MiB (null where /proc does not say). */
 function rssOf(pid: number | undefined): { rss: number | null; hwm: number | null } {
   try {
@@ -275,6 +303,7 @@ async function main(): Promise<void> {
     const mem = await gw.call<NodeJS.MemoryUsage & { ringsLentMb: number; ringBlocksLent: number; ringBlocksPeak: number; ringBlocksMade: number }>('gc', {}, 30_000);
     await sleep(200);
     const rss = rssOf(gw.pid);
+    const resident = residentSplit(gw.pid);
     if (c.heapSnapshot !== null) process.stdout.write(`gateway heap snapshot: ${await gw.call<string>('snapshot', { file: c.heapSnapshot }, 300_000)}\n`);
     const sessions = await gw.call<{ sessions: number }>('sessions', {}, 10_000);
     const devCount = await dev.call<{ rss: number }>('count', {}, 10_000);
@@ -285,6 +314,7 @@ async function main(): Promise<void> {
       rssBaseMb: rssBase,
       rssMb: rss.rss,
       rssPeakMb: rss.hwm,
+      resident,
       sessions: sessions.sessions,
       devicesRssMb: devCount.rss / 1048576,
       gatewayMemory: {

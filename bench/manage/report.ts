@@ -45,6 +45,8 @@ export interface ManageResult {
   rssBaseMb: number | null;
   rssMb: number | null;
   rssPeakMb: number | null;
+  /** Where that RSS lives (bench/manage/main.ts residentSplit); null where /proc/PID/smaps could not be read. */
+  resident: { brkMb: number; anonMb: number; fileMb: number; otherMb: number } | null;
   sessions: number;
   devicesRssMb: number | null;
   /** The gateway's process.memoryUsage() after the GC, MiB: what of its RSS is JavaScript heap and what buffers. */
@@ -87,6 +89,11 @@ export function table(r: ManageResult): string {
   out.push(
     `Gateway RSS: ${cell(r1(r.rssBaseMb))} MiB with the latency devices only, ${cell(r1(r.rssMb))} MiB with ${r.sessions} sessions (after a GC; peak ${cell(r1(r.rssPeakMb))} MiB)${per === null ? '' : `: ${per} KiB a session`}. Devices process: ${cell(r1(r.devicesRssMb))} MiB.`,
   );
+  const rs = r.resident;
+  if (rs !== null)
+    out.push(
+      `Where it lives (/proc/PID/smaps): ${r1(rs.brkMb)} MiB C heap of the main thread ([heap]), ${r1(rs.anonMb)} MiB other anonymous mappings (V8 heap pages, other threads' arenas, large blocks), ${r1(rs.fileMb)} MiB mapped files, ${r1(rs.otherMb)} MiB the rest.`,
+    );
   const m = r.gatewayMemory;
   if (m !== undefined)
     out.push(
@@ -151,6 +158,8 @@ export function jsonLine(r: ManageResult): string {
     rss_per_session_kib: perSessionKib(r),
     gateway_heap_mb: r.gatewayMemory === undefined ? null : r1(r.gatewayMemory.heapUsedMb),
     gateway_array_buffers_mb: r.gatewayMemory === undefined ? null : r1(r.gatewayMemory.arrayBuffersMb),
+    gateway_c_heap_mb: r.resident === null ? null : r1(r.resident.brkMb),
+    gateway_anon_mb: r.resident === null ? null : r1(r.resident.anonMb),
   };
   return JSON.stringify(o);
 }

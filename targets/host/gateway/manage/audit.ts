@@ -23,7 +23,7 @@
 import { createHash } from 'node:crypto';
 import { ErrorCode, hfError } from '../../../../firmware/errors';
 import { canonicalJson } from './canonical-json';
-import type { Db } from './db';
+import { type Db, stmt } from './db';
 
 /** The hash before the first entry (hex). */
 export const GENESIS = '0'.repeat(64);
@@ -116,8 +116,8 @@ export class AuditLog {
         const head = this.head();
         const e = { seq: head.seq + 1, at, actor, action, target, detail: JSON.parse(text) as Record<string, unknown> };
         const hash = entryHash(head.hash, e);
-        this.db.prepare('INSERT INTO audit (seq, at, actor, action, target, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(e.seq, at, actor, action, target, text, head.hash, hash);
-        this.db.prepare('UPDATE audit_head SET seq = ?, hash = ? WHERE one = 1').run(e.seq, hash);
+        stmt(this.db, 'INSERT INTO audit (seq, at, actor, action, target, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(e.seq, at, actor, action, target, text, head.hash, hash);
+        stmt(this.db, 'UPDATE audit_head SET seq = ?, hash = ? WHERE one = 1').run(e.seq, hash);
         return { ...e, prev: head.hash, hash };
       })
       .immediate();
@@ -125,7 +125,7 @@ export class AuditLog {
 
   /** The last entry's seq and hash as the head table keeps them (seq 0 and GENESIS before the first). */
   head(): { seq: number; hash: string } {
-    const h = this.db.prepare('SELECT seq, hash FROM audit_head WHERE one = 1').get() as { seq: number; hash: string } | undefined;
+    const h = stmt(this.db, 'SELECT seq, hash FROM audit_head WHERE one = 1').get() as { seq: number; hash: string } | undefined;
     return h ?? { seq: 0, hash: GENESIS };
   }
 
@@ -136,7 +136,7 @@ export class AuditLog {
 
   /** The newest entries first: at most `limit`, with a seq below `beforeSeq` when given (for paging back). */
   latest(limit: number, beforeSeq = Number.MAX_SAFE_INTEGER): AuditEntry[] {
-    return (this.db.prepare('SELECT * FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?').all(beforeSeq, limit) as Row[]).map(toEntry);
+    return (stmt(this.db, 'SELECT * FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?').all(beforeSeq, limit) as Row[]).map(toEntry);
   }
 
   /**

@@ -15,6 +15,11 @@
  * `synchronous = NORMAL` in WAL mode: a committed transaction survives the process being killed
  * (kill -9, a crash) at any point; only a power cut or an OS crash can lose the last ones before
  * the next checkpoint. FULL would sync the log on every commit.
+ *
+ * Statements are prepared once per database and SQL text (`stmt`) and reused: a statement prepared
+ * per call keeps its compiled program and its scratch tables in the C heap until the garbage
+ * collector finalizes it, so a job to 10,000 devices (several transitions each) left some 70 MB of
+ * them alive at once, and the C heap stayed that large after the burst.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -36,6 +41,29 @@ export interface StoreOptions {
 }
 
 export const STORE_DEFAULTS = { busyTimeoutMs: 5000 } as const;
+
+/** Distinct SQL texts kept prepared per database; past it a statement is prepared for its one call (the texts are constants in this code, so it is never reached). */
+export const STATEMENT_CACHE_MAX = 256;
+
+const prepared = new WeakMap<Db, Map<string, BetterSqlite3.Statement>>();
+
+/**
+ * `db.prepare(sql)`, prepared once per database and text and then reused. Not for `.iterate()`,
+ * which keeps its statement busy until the iteration ends: prepare those per call.
+ */
+export function stmt(db: Db, sql: string): BetterSqlite3.Statement {
+  let m = prepared.get(db);
+  if (m === undefined) {
+    m = new Map();
+    prepared.set(db, m);
+  }
+  let s = m.get(sql);
+  if (s === undefined) {
+    s = db.prepare(sql);
+    if (m.size < STATEMENT_CACHE_MAX) m.set(sql, s);
+  }
+  return s;
+}
 
 let driver: typeof BetterSqlite3 | null = null;
 

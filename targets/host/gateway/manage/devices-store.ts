@@ -6,7 +6,7 @@
  */
 import { ErrorCode, hfError } from '../../../../firmware/errors';
 import { canonicalJson } from './canonical-json';
-import type { Db } from './db';
+import { type Db, stmt } from './db';
 
 export interface Device {
   id: string;
@@ -43,7 +43,7 @@ export class DeviceStore {
   /** Makes sure each id has a row (the devices file's devices, before any of them connected). */
   ensure(ids: readonly string[]): void {
     for (const id of ids) checkId(id);
-    const add = this.db.prepare('INSERT OR IGNORE INTO devices (id) VALUES (?)');
+    const add = stmt(this.db, 'INSERT OR IGNORE INTO devices (id) VALUES (?)');
     this.db.transaction(() => {
       for (const id of ids) add.run(id);
     })();
@@ -53,12 +53,11 @@ export class DeviceStore {
   seen(id: string, at: number, info?: Record<string, unknown>): void {
     checkId(id);
     const text = info === undefined ? null : canonicalJson(info);
-    this.db
-      .prepare(
-        `INSERT INTO devices (id, info, first_seen, last_seen) VALUES (?, COALESCE(?, '{}'), ?, ?)
+    stmt(
+      this.db,
+      `INSERT INTO devices (id, info, first_seen, last_seen) VALUES (?, COALESCE(?, '{}'), ?, ?)
          ON CONFLICT (id) DO UPDATE SET info = COALESCE(?, info), first_seen = COALESCE(first_seen, excluded.first_seen), last_seen = MAX(COALESCE(last_seen, 0), excluded.last_seen)`,
-      )
-      .run(id, text, at, at, text);
+    ).run(id, text, at, at, text);
   }
 
   /** Replaces the device's labels (keys per LABEL_KEY, string values up to 256 characters). A bad one: HF_ERR_OPTION. */
@@ -70,18 +69,18 @@ export class DeviceStore {
       if (typeof v !== 'string' || v.length > 256) throw hfError(ErrorCode.OPTION, `label ${k} of ${id} must be a string of up to 256 characters`);
     }
     const text = canonicalJson(labels);
-    this.db.prepare('INSERT INTO devices (id, labels) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET labels = excluded.labels').run(id, text);
+    stmt(this.db, 'INSERT INTO devices (id, labels) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET labels = excluded.labels').run(id, text);
   }
 
   /** The device, or null. */
   get(id: string): Device | null {
-    const r = this.db.prepare('SELECT * FROM devices WHERE id = ?').get(id) as Row | undefined;
+    const r = stmt(this.db, 'SELECT * FROM devices WHERE id = ?').get(id) as Row | undefined;
     return r === undefined ? null : toDevice(r);
   }
 
   /** Every device, by id. */
   list(): Device[] {
-    return (this.db.prepare('SELECT * FROM devices ORDER BY id').all() as Row[]).map(toDevice);
+    return (stmt(this.db, 'SELECT * FROM devices ORDER BY id').all() as Row[]).map(toDevice);
   }
 }
 

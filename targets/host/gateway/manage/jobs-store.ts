@@ -9,7 +9,7 @@
  */
 import { ErrorCode, hfError } from '../../../../firmware/errors';
 import { canonicalJson } from './canonical-json';
-import type { Db } from './db';
+import { type Db, stmt } from './db';
 
 /** Every state of a job target, in lifecycle order (the CHECK in migrations.ts names the same). */
 export const TARGET_STATES = ['queued', 'sent', 'running', 'succeeded', 'failed', 'timed-out', 'cancelled', 'expired'] as const;
@@ -134,12 +134,19 @@ export class JobStore {
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 0xffffffff) throw hfError(ErrorCode.OPTION, `job ${job.id}: timeoutMs must be an integer in 1..2^32-1, got ${String(timeoutMs)}`);
     this.db
       .transaction(() => {
-        if (this.db.prepare('SELECT 1 FROM jobs WHERE id = ?').get(job.id) !== undefined) throw hfError(ErrorCode.OPTION, `job ${job.id} exists`);
-        this.db
-          .prepare('INSERT INTO jobs (id, op, args, selector, created_by, created_at, expires_at, timeout_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-          .run(job.id, job.op, args, job.selector, job.createdBy, job.createdAt, job.expiresAt, timeoutMs);
-        const device = this.db.prepare('INSERT OR IGNORE INTO devices (id) VALUES (?)');
-        const target = this.db.prepare("INSERT INTO job_targets (job_id, device_id, state, updated_at) VALUES (?, ?, 'queued', ?)");
+        if (stmt(this.db, 'SELECT 1 FROM jobs WHERE id = ?').get(job.id) !== undefined) throw hfError(ErrorCode.OPTION, `job ${job.id} exists`);
+        stmt(this.db, 'INSERT INTO jobs (id, op, args, selector, created_by, created_at, expires_at, timeout_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+          job.id,
+          job.op,
+          args,
+          job.selector,
+          job.createdBy,
+          job.createdAt,
+          job.expiresAt,
+          timeoutMs,
+        );
+        const device = stmt(this.db, 'INSERT OR IGNORE INTO devices (id) VALUES (?)');
+        const target = stmt(this.db, "INSERT INTO job_targets (job_id, device_id, state, updated_at) VALUES (?, ?, 'queued', ?)");
         for (const d of job.devices) {
           device.run(d);
           target.run(job.id, d, job.createdAt);
@@ -151,24 +158,24 @@ export class JobStore {
 
   /** The job, or null. */
   job(id: string): Job | null {
-    const r = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+    const r = stmt(this.db, 'SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
     return r === undefined ? null : this.toJob(r);
   }
 
   /** Jobs, newest first: at most `limit` (default 100), made before `before` (ms) when given. */
   jobs(opts: { limit?: number; before?: number } = {}): Job[] {
-    const rows = this.db.prepare('SELECT * FROM jobs WHERE created_at < ? ORDER BY created_at DESC, id DESC LIMIT ?').all(opts.before ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100) as JobRow[];
+    const rows = stmt(this.db, 'SELECT * FROM jobs WHERE created_at < ? ORDER BY created_at DESC, id DESC LIMIT ?').all(opts.before ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100) as JobRow[];
     return rows.map((r) => this.toJob(r));
   }
 
   /** The job's targets, by device id. */
   targets(jobId: string): Target[] {
-    return (this.db.prepare('SELECT * FROM job_targets WHERE job_id = ? ORDER BY device_id').all(jobId) as TargetRow[]).map(toTarget);
+    return (stmt(this.db, 'SELECT * FROM job_targets WHERE job_id = ? ORDER BY device_id').all(jobId) as TargetRow[]).map(toTarget);
   }
 
   /** One target, or null. */
   target(jobId: string, deviceId: string): Target | null {
-    const r = this.db.prepare('SELECT * FROM job_targets WHERE job_id = ? AND device_id = ?').get(jobId, deviceId) as TargetRow | undefined;
+    const r = stmt(this.db, 'SELECT * FROM job_targets WHERE job_id = ? AND device_id = ?').get(jobId, deviceId) as TargetRow | undefined;
     return r === undefined ? null : toTarget(r);
   }
 
@@ -178,25 +185,23 @@ export class JobStore {
    * gateway sends again after a restart (under the same job id).
    */
   pendingFor(deviceId: string, now: number): PendingTarget[] {
-    const rows = this.db
-      .prepare(
-        `SELECT t.*, j.op, j.args, j.expires_at, j.timeout_ms FROM job_targets t JOIN jobs j ON j.id = t.job_id
+    const rows = stmt(
+      this.db,
+      `SELECT t.*, j.op, j.args, j.expires_at, j.timeout_ms FROM job_targets t JOIN jobs j ON j.id = t.job_id
          WHERE t.device_id = ? AND t.state IN ${PENDING_SQL} AND j.cancelled_at IS NULL AND j.expires_at > ?
          ORDER BY j.created_at, j.id`,
-      )
-      .all(deviceId, now) as (TargetRow & { op: string; args: string; expires_at: number; timeout_ms: number })[];
+    ).all(deviceId, now) as (TargetRow & { op: string; args: string; expires_at: number; timeout_ms: number })[];
     return rows.map((r) => ({ ...toTarget(r), op: r.op, args: JSON.parse(r.args), expiresAt: r.expires_at, timeoutMs: r.timeout_ms }));
   }
 
   /** Every pending target of every device (see pendingFor), oldest job first: what a gateway loads when it starts. */
   pending(now: number): PendingTarget[] {
-    const rows = this.db
-      .prepare(
-        `SELECT t.*, j.op, j.args, j.expires_at, j.timeout_ms FROM job_targets t JOIN jobs j ON j.id = t.job_id
+    const rows = stmt(
+      this.db,
+      `SELECT t.*, j.op, j.args, j.expires_at, j.timeout_ms FROM job_targets t JOIN jobs j ON j.id = t.job_id
          WHERE t.state IN ${PENDING_SQL} AND j.cancelled_at IS NULL AND j.expires_at > ?
          ORDER BY j.created_at, j.id, t.device_id`,
-      )
-      .all(now) as (TargetRow & { op: string; args: string; expires_at: number; timeout_ms: number })[];
+    ).all(now) as (TargetRow & { op: string; args: string; expires_at: number; timeout_ms: number })[];
     return rows.map((r) => ({ ...toTarget(r), op: r.op, args: JSON.parse(r.args), expiresAt: r.expires_at, timeoutMs: r.timeout_ms }));
   }
 
@@ -205,12 +210,11 @@ export class JobStore {
    * finish (cancelled / expired) when it starts, since nothing will send them any more.
    */
   stale(now: number): (Target & { cancelledAt: number | null; expiresAt: number })[] {
-    const rows = this.db
-      .prepare(
-        `SELECT t.*, j.cancelled_at, j.expires_at FROM job_targets t JOIN jobs j ON j.id = t.job_id
+    const rows = stmt(
+      this.db,
+      `SELECT t.*, j.cancelled_at, j.expires_at FROM job_targets t JOIN jobs j ON j.id = t.job_id
          WHERE t.state IN ${PENDING_SQL} AND (j.cancelled_at IS NOT NULL OR j.expires_at <= ?)`,
-      )
-      .all(now) as (TargetRow & { cancelled_at: number | null; expires_at: number })[];
+    ).all(now) as (TargetRow & { cancelled_at: number | null; expires_at: number })[];
     return rows.map((r) => ({ ...toTarget(r), cancelledAt: r.cancelled_at, expiresAt: r.expires_at }));
   }
 
@@ -226,11 +230,10 @@ export class JobStore {
   transition(jobId: string, deviceId: string, state: TargetState, t: Transition): boolean {
     if (!isTargetState(state)) throw hfError(ErrorCode.OPTION, `not a job target state: ${JSON.stringify(state)}`);
     const result = t.result === undefined ? null : canonicalJson(t.result);
-    const r = this.db
-      .prepare(
-        `UPDATE job_targets SET state = ?, result = ?, error_code = ?, error_message = ?, sends = COALESCE(?, sends), updated_at = ? WHERE job_id = ? AND device_id = ? AND state NOT IN ${FINAL_SQL}`,
-      )
-      .run(state, result, t.errorCode ?? null, t.errorMessage ?? null, t.sends ?? null, t.at, jobId, deviceId);
+    const r = stmt(
+      this.db,
+      `UPDATE job_targets SET state = ?, result = ?, error_code = ?, error_message = ?, sends = COALESCE(?, sends), updated_at = ? WHERE job_id = ? AND device_id = ? AND state NOT IN ${FINAL_SQL}`,
+    ).run(state, result, t.errorCode ?? null, t.errorMessage ?? null, t.sends ?? null, t.at, jobId, deviceId);
     if (r.changes === 1) return true;
     if (this.target(jobId, deviceId) === null) throw hfError(ErrorCode.NOT_FOUND, `job ${jobId} has no target ${deviceId}`);
     return false;
@@ -238,7 +241,7 @@ export class JobStore {
 
   /** Marks the job cancelled at `at` (ms): its targets are no longer pending. Returns false if it already was. No such job: HF_ERR_NOT_FOUND. */
   cancel(jobId: string, at: number): boolean {
-    const r = this.db.prepare('UPDATE jobs SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL').run(at, jobId);
+    const r = stmt(this.db, 'UPDATE jobs SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL').run(at, jobId);
     if (r.changes === 1) return true;
     if (this.job(jobId) === null) throw hfError(ErrorCode.NOT_FOUND, `no job ${jobId}`);
     return false;
@@ -246,7 +249,7 @@ export class JobStore {
 
   private toJob(r: JobRow): Job {
     const states: Partial<Record<TargetState, number>> = {};
-    for (const s of this.db.prepare('SELECT state, COUNT(*) AS n FROM job_targets WHERE job_id = ? GROUP BY state').all(r.id) as { state: TargetState; n: number }[]) states[s.state] = s.n;
+    for (const s of stmt(this.db, 'SELECT state, COUNT(*) AS n FROM job_targets WHERE job_id = ? GROUP BY state').all(r.id) as { state: TargetState; n: number }[]) states[s.state] = s.n;
     return {
       id: r.id,
       op: r.op,

@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { checkInt } from '../../../../firmware/check';
 import { ErrorCode, hfError } from '../../../../firmware/errors';
-import type { Db } from './db';
+import { type Db, stmt } from './db';
 import { hashPassword, needsRehash, type PasswordOptions, verifyPassword } from './passwords';
 
 /** The roles, weakest first: each allows what the ones before it do. */
@@ -94,7 +94,7 @@ export class Operators {
     try {
       return this.db
         .transaction((): Operator => {
-          this.db.prepare('INSERT INTO operators (name, role, password, created_at) VALUES (?, ?, ?, ?)').run(name, role, hash, this.now());
+          stmt(this.db, 'INSERT INTO operators (name, role, password, created_at) VALUES (?, ?, ?, ?)').run(name, role, hash, this.now());
           const op = this.get(name) as Operator;
           within?.(op);
           return op;
@@ -108,25 +108,25 @@ export class Operators {
 
   /** The operator, or null. */
   get(name: string): Operator | null {
-    const r = this.db.prepare('SELECT * FROM operators WHERE name = ?').get(name) as Row | undefined;
+    const r = stmt(this.db, 'SELECT * FROM operators WHERE name = ?').get(name) as Row | undefined;
     return r === undefined ? null : toOperator(r);
   }
 
   /** Every operator, by name. */
   list(): Operator[] {
-    return (this.db.prepare('SELECT * FROM operators ORDER BY name').all() as Row[]).map(toOperator);
+    return (stmt(this.db, 'SELECT * FROM operators ORDER BY name').all() as Row[]).map(toOperator);
   }
 
   /** How many operators have `role` and may log in (to keep the last admin from being removed). */
   count(role?: Role): number {
     const sql = role === undefined ? 'SELECT COUNT(*) AS n FROM operators WHERE disabled_at IS NULL' : 'SELECT COUNT(*) AS n FROM operators WHERE disabled_at IS NULL AND role = ?';
-    return (this.db.prepare(sql).get(...(role === undefined ? [] : [role])) as { n: number }).n;
+    return (stmt(this.db, sql).get(...(role === undefined ? [] : [role])) as { n: number }).n;
   }
 
   /** Changes the role. No such operator: HF_ERR_NOT_FOUND. */
   setRole(name: string, role: Role): void {
     if (!isRole(role)) throw hfError(ErrorCode.OPTION, `role ${JSON.stringify(role)}: one of ${ROLES.join(', ')}`);
-    if (this.db.prepare('UPDATE operators SET role = ? WHERE name = ?').run(role, name).changes === 0) throw hfError(ErrorCode.NOT_FOUND, `no operator ${name}`);
+    if (stmt(this.db, 'UPDATE operators SET role = ? WHERE name = ?').run(role, name).changes === 0) throw hfError(ErrorCode.NOT_FOUND, `no operator ${name}`);
   }
 
   /**
@@ -137,23 +137,23 @@ export class Operators {
     const at = this.now();
     this.db
       .transaction(() => {
-        if (this.db.prepare('UPDATE operators SET disabled_at = COALESCE(disabled_at, ?) WHERE name = ?').run(at, name).changes === 0) throw hfError(ErrorCode.NOT_FOUND, `no operator ${name}`);
-        this.db.prepare('DELETE FROM sessions WHERE operator = ?').run(name);
-        this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE operator = ? AND revoked_at IS NULL').run(at, name);
+        if (stmt(this.db, 'UPDATE operators SET disabled_at = COALESCE(disabled_at, ?) WHERE name = ?').run(at, name).changes === 0) throw hfError(ErrorCode.NOT_FOUND, `no operator ${name}`);
+        stmt(this.db, 'DELETE FROM sessions WHERE operator = ?').run(name);
+        stmt(this.db, 'UPDATE api_tokens SET revoked_at = ? WHERE operator = ? AND revoked_at IS NULL').run(at, name);
       })
       .immediate();
   }
 
   /** Lets a disabled operator log in again (with a new login: what they had was ended by `disable`). No such operator: HF_ERR_NOT_FOUND. */
   enable(name: string): void {
-    if (this.db.prepare('UPDATE operators SET disabled_at = NULL WHERE name = ?').run(name).changes === 0) throw hfError(ErrorCode.NOT_FOUND, `no operator ${name}`);
+    if (stmt(this.db, 'UPDATE operators SET disabled_at = NULL WHERE name = ?').run(name).changes === 0) throw hfError(ErrorCode.NOT_FOUND, `no operator ${name}`);
   }
 
   /** Sets a new password. No such operator: HF_ERR_NOT_FOUND; a bad one: HF_ERR_OPTION. */
   async setPassword(name: string, password: string): Promise<void> {
     this.checkPassword(password);
     const hash = await hashPassword(password, this.o.password);
-    if (this.db.prepare('UPDATE operators SET password = ? WHERE name = ?').run(hash, name).changes === 0) throw hfError(ErrorCode.NOT_FOUND, `no operator ${name}`);
+    if (stmt(this.db, 'UPDATE operators SET password = ? WHERE name = ?').run(hash, name).changes === 0) throw hfError(ErrorCode.NOT_FOUND, `no operator ${name}`);
   }
 
   /**
@@ -161,7 +161,7 @@ export class Operators {
    * operator: HF_ERR_LOGIN, the same message for all three (the caller counts it as a failure).
    */
   async authenticate(name: string, password: string): Promise<Operator> {
-    const r = typeof name === 'string' ? (this.db.prepare('SELECT * FROM operators WHERE name = ?').get(name) as Row | undefined) : undefined;
+    const r = typeof name === 'string' ? (stmt(this.db, 'SELECT * FROM operators WHERE name = ?').get(name) as Row | undefined) : undefined;
     const pw = typeof password === 'string' && password.length <= this.o.maxPasswordLength ? password : '';
     if (r === undefined) {
       this.standIn ??= hashPassword(randomBytes(18).toString('base64'), this.o.password);
@@ -172,7 +172,7 @@ export class Operators {
     if (!ok || r.disabled_at !== null) throw loginFailed();
     if (needsRehash(r.password, this.o.password)) {
       const hash = await hashPassword(pw, this.o.password);
-      this.db.prepare('UPDATE operators SET password = ? WHERE name = ? AND password = ?').run(hash, r.name, r.password);
+      stmt(this.db, 'UPDATE operators SET password = ? WHERE name = ? AND password = ?').run(hash, r.name, r.password);
     }
     return toOperator(r);
   }

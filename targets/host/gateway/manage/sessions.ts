@@ -7,7 +7,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { checkMs } from '../../../../firmware/check';
 import { ErrorCode, hfError } from '../../../../firmware/errors';
-import type { Db } from './db';
+import { type Db, stmt } from './db';
 import type { Role } from './operators';
 
 export interface SessionOptions {
@@ -46,12 +46,12 @@ export class Sessions {
 
   /** A new session for `operator`, from `remote` (an address, for the record). No such operator (or disabled): HF_ERR_NOT_FOUND. */
   create(operator: string, remote: string | null = null): { id: string; csrf: string; expiresAt: number } {
-    if (this.db.prepare('SELECT 1 FROM operators WHERE name = ? AND disabled_at IS NULL').get(operator) === undefined) throw hfError(ErrorCode.NOT_FOUND, `no operator ${operator}`);
+    if (stmt(this.db, 'SELECT 1 FROM operators WHERE name = ? AND disabled_at IS NULL').get(operator) === undefined) throw hfError(ErrorCode.NOT_FOUND, `no operator ${operator}`);
     const id = randomBytes(32).toString('base64url');
     const csrf = randomBytes(32).toString('base64url');
     const at = this.now();
     const expiresAt = at + this.ttlMs;
-    this.db.prepare('INSERT INTO sessions (sha256, operator, csrf, remote, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)').run(digest(id), operator, csrf, remote, at, expiresAt);
+    stmt(this.db, 'INSERT INTO sessions (sha256, operator, csrf, remote, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)').run(digest(id), operator, csrf, remote, at, expiresAt);
     return { id, csrf, expiresAt };
   }
 
@@ -59,7 +59,7 @@ export class Sessions {
   check(id: string): ConsoleSession {
     const bad = (why: string): Error => hfError(ErrorCode.LOGIN, `session ${why}: log in again`);
     if (typeof id !== 'string' || id.length === 0 || id.length > 100) throw bad('unknown');
-    const r = this.db.prepare('SELECT s.*, o.role, o.disabled_at FROM sessions s JOIN operators o ON o.name = s.operator WHERE s.sha256 = ?').get(digest(id)) as
+    const r = stmt(this.db, 'SELECT s.*, o.role, o.disabled_at FROM sessions s JOIN operators o ON o.name = s.operator WHERE s.sha256 = ?').get(digest(id)) as
       | { operator: string; csrf: string; remote: string | null; created_at: number; expires_at: number; role: Role; disabled_at: number | null }
       | undefined;
     if (r === undefined || r.disabled_at !== null) throw bad('unknown');
@@ -77,11 +77,11 @@ export class Sessions {
 
   /** Ends the session (logout); false if there was none. */
   end(id: string): boolean {
-    return this.db.prepare('DELETE FROM sessions WHERE sha256 = ?').run(digest(id)).changes === 1;
+    return stmt(this.db, 'DELETE FROM sessions WHERE sha256 = ?').run(digest(id)).changes === 1;
   }
 
   /** Removes expired sessions; returns how many. */
   purge(): number {
-    return this.db.prepare('DELETE FROM sessions WHERE expires_at <= ?').run(this.now()).changes;
+    return stmt(this.db, 'DELETE FROM sessions WHERE expires_at <= ?').run(this.now()).changes;
   }
 }

@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { ErrorCode, hfError } from '../../../../firmware/errors';
-import type { Db } from './db';
+import { type Db, stmt } from './db';
 import { isRole, type Role, ROLES, roleAllows } from './operators';
 
 /** What every token starts with (so that a leaked one is recognisable, e.g. by secret scanners). */
@@ -58,25 +58,25 @@ export class ApiTokens {
   create(operator: string, name: string, role?: Role): { token: string; info: ApiToken } {
     if (typeof name !== 'string' || name.length === 0 || name.length > 128) throw hfError(ErrorCode.OPTION, `token name must be 1..128 characters, got ${JSON.stringify(name)}`);
     if (role !== undefined && !isRole(role)) throw hfError(ErrorCode.OPTION, `role ${JSON.stringify(role)}: one of ${ROLES.join(', ')}`);
-    const owner = this.db.prepare('SELECT role FROM operators WHERE name = ? AND disabled_at IS NULL').get(operator) as { role: Role } | undefined;
+    const owner = stmt(this.db, 'SELECT role FROM operators WHERE name = ? AND disabled_at IS NULL').get(operator) as { role: Role } | undefined;
     if (owner === undefined) throw hfError(ErrorCode.NOT_FOUND, `no operator ${operator}`);
     const r = role ?? owner.role;
     if (!roleAllows(owner.role, r)) throw hfError(ErrorCode.ROLE, `${operator} is a ${owner.role}: a token cannot have the role ${r}`);
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-    const id = this.db.prepare('INSERT INTO api_tokens (name, operator, role, sha256, created_at) VALUES (?, ?, ?, ?, ?)').run(name, operator, r, tokenDigest(token), this.now()).lastInsertRowid;
+    const id = stmt(this.db, 'INSERT INTO api_tokens (name, operator, role, sha256, created_at) VALUES (?, ?, ?, ?, ?)').run(name, operator, r, tokenDigest(token), this.now()).lastInsertRowid;
     return { token, info: this.get(Number(id)) as ApiToken };
   }
 
   /** The token's record by id, or null. */
   get(id: number): ApiToken | null {
-    const r = this.db.prepare('SELECT * FROM api_tokens WHERE id = ?').get(id) as Row | undefined;
+    const r = stmt(this.db, 'SELECT * FROM api_tokens WHERE id = ?').get(id) as Row | undefined;
     return r === undefined ? null : toToken(r);
   }
 
   /** Every token (of one operator when named), oldest first. */
   list(operator?: string): ApiToken[] {
     const rows = (
-      operator === undefined ? this.db.prepare('SELECT * FROM api_tokens ORDER BY id').all() : this.db.prepare('SELECT * FROM api_tokens WHERE operator = ? ORDER BY id').all(operator)
+      operator === undefined ? stmt(this.db, 'SELECT * FROM api_tokens ORDER BY id').all() : stmt(this.db, 'SELECT * FROM api_tokens WHERE operator = ? ORDER BY id').all(operator)
     ) as Row[];
     return rows.map(toToken);
   }
@@ -88,19 +88,19 @@ export class ApiTokens {
   authenticate(token: string): { token: ApiToken; operator: string; role: Role } {
     const bad = (): Error => hfError(ErrorCode.LOGIN, 'unknown or revoked API token');
     if (typeof token !== 'string' || !token.startsWith(TOKEN_PREFIX) || token.length > 100) throw bad();
-    const r = this.db
-      .prepare('SELECT t.*, o.role AS owner_role FROM api_tokens t JOIN operators o ON o.name = t.operator WHERE t.sha256 = ? AND t.revoked_at IS NULL AND o.disabled_at IS NULL')
-      .get(tokenDigest(token)) as (Row & { owner_role: Role }) | undefined;
+    const r = stmt(this.db, 'SELECT t.*, o.role AS owner_role FROM api_tokens t JOIN operators o ON o.name = t.operator WHERE t.sha256 = ? AND t.revoked_at IS NULL AND o.disabled_at IS NULL').get(
+      tokenDigest(token),
+    ) as (Row & { owner_role: Role }) | undefined;
     if (r === undefined) throw bad();
     const at = this.now();
-    this.db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(at, r.id);
+    stmt(this.db, 'UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(at, r.id);
     const role = roleAllows(r.owner_role, r.role) ? r.role : r.owner_role;
     return { token: { ...toToken(r), lastUsedAt: at }, operator: r.operator, role };
   }
 
   /** Revokes a token; false if it already was. No such token: HF_ERR_NOT_FOUND. */
   revoke(id: number): boolean {
-    if (this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.now(), id).changes === 1) return true;
+    if (stmt(this.db, 'UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.now(), id).changes === 1) return true;
     if (this.get(id) === null) throw hfError(ErrorCode.NOT_FOUND, `no API token ${id}`);
     return false;
   }
