@@ -12,14 +12,15 @@
  * Slots and bytes are freed from `held`: a message waiting for its confirmation keeps its place, so
  * the window (counted from `held`) bounds how many may wait, and a ring holding one is not empty.
  * No method allocates; a message that wraps the slab end is read through one scratch buffer. With a
- * `pool` (slab-pool.ts) the slab is held only while the ring holds a message or a piece of one, and
- * the scratch only from `peek` to `release`.
+ * `pool` (slab-pool.ts) the slab and the slot tables are held only while the ring holds a message or
+ * a piece of one, and the scratch only from `peek` to `release`. A present flag is cleared as its
+ * message is confirmed, so tables go back all clear.
  */
 import { copyBytes, copyIntoRing, copyOutOfRing } from './bytes';
 import { behind, checkInt, checkPow2, dist } from './check';
 import { ErrorCode, hfError } from './errors';
 import { RING_DEFAULTS, type RingOptions, memory } from './out-ring';
-import { NO_SLAB, type SlabLender } from './slab-pool';
+import { NO_SLAB, NO_TABLES, ownTables, type SlabLender, type SlotTables } from './slab-pool';
 
 /** What `check` says about an incoming message. */
 export const NEW = 0;
@@ -31,9 +32,11 @@ export class InRing {
   private readonly mask: number;
   private readonly bmask: number;
   private slab: Uint8Array;
-  private readonly offs: Uint32Array;
-  private readonly lens: Uint32Array;
-  private readonly present: Uint8Array;
+  /** The slot tables below are views of these (NO_TABLES while a pooled ring is empty). */
+  private tables: SlotTables;
+  private offs: Uint32Array;
+  private lens: Uint32Array;
+  private present: Uint8Array;
   private scratch: Uint8Array;
   private readonly scratchBytes: number;
   private readonly pool: SlabLender | null;
@@ -67,9 +70,10 @@ export class InRing {
     this.bmask = this.bytes - 1;
     this.pool = opts.pool ?? null;
     this.slab = this.pool !== null ? NO_SLAB : memory('slab', opts.slab, this.bytes);
-    this.offs = new Uint32Array(this.slots);
-    this.lens = new Uint32Array(this.slots);
-    this.present = new Uint8Array(this.slots);
+    this.tables = this.pool !== null ? NO_TABLES : ownTables(this.slots, false);
+    this.offs = this.tables.offs;
+    this.lens = this.tables.lens;
+    this.present = this.tables.flags;
     this.scratchBytes = Math.min(this.bytes, checkInt('maxMessage', opts.maxMessage ?? this.bytes, 0, this.bytes));
     this.scratch = this.pool !== null ? NO_SLAB : memory('scratch', opts.scratch, this.scratchBytes);
     this.viewBuf = this.slab;
@@ -110,12 +114,28 @@ export class InRing {
     this.pool.give(this.slab);
     this.slab = NO_SLAB;
     this.viewBuf = NO_SLAB;
+    this.pool.giveTables(this.tables);
+    this.useTables(NO_TABLES);
   }
 
-  /** With a pool: the slab before bytes are stored into it. */
+  /** With a pool: the slab (and the slot tables, cleared) before bytes are stored into it. */
   private slabToWrite(): Uint8Array {
-    if (this.slab === NO_SLAB) this.slab = (this.pool as SlabLender).take(this.bytes);
+    if (this.slab === NO_SLAB) {
+      const pool = this.pool as SlabLender;
+      this.slab = pool.take(this.bytes);
+      const t = pool.takeTables(this.slots, false);
+      t.flags.fill(0);
+      this.useTables(t);
+    }
     return this.slab;
+  }
+
+  /** Points the slot-table fields at `t`. */
+  private useTables(t: SlotTables): void {
+    this.tables = t;
+    this.offs = t.offs;
+    this.lens = t.lens;
+    this.present = t.flags;
   }
 
   /**

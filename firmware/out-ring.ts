@@ -7,14 +7,14 @@
  * is copied in by `push` (false when full; nothing is dropped or grown) and leaves only through
  * `release` (the peer's cumulative acknowledgement). Per-message transmit state (last send time,
  * selectively acknowledged, transmit count) lives here too. No method allocates. With a `pool`, the
- * slab is taken when a message arrives in the empty ring and given back when the ring is empty again
- * (slab-pool.ts): an idle ring holds no payload memory.
+ * slab and the slot tables are taken when a message arrives in the empty ring and given back when the
+ * ring is empty again (slab-pool.ts): an idle ring holds no memory but its counters.
  */
 import { copyIntoRing, copyOutOfRing } from './bytes';
 import { behind, checkInt, checkPow2, dist } from './check';
 import type { CborWriter } from './cbor';
 import { ErrorCode, hfError } from './errors';
-import { NO_SLAB, type SlabLender } from './slab-pool';
+import { NO_SLAB, NO_TABLES, ownTables, type SlabLender, type SlotTables } from './slab-pool';
 
 export interface RingOptions {
   /** Message slots, a power of two (default 1024). */
@@ -58,13 +58,15 @@ export class OutRing {
   private readonly mask: number;
   private slab: Uint8Array;
   private readonly pool: SlabLender | null;
-  private readonly offs: Uint32Array;
-  private readonly lens: Uint32Array;
+  /** The slot tables below are views of these (NO_TABLES while a pooled ring is empty). */
+  private tables: SlotTables;
+  private offs: Uint32Array;
+  private lens: Uint32Array;
   /** Last transmit time per slot (ms); -1 = never sent. */
-  private readonly sent: Float64Array;
+  private sent: Float64Array;
   /** Times sent per slot. */
-  private readonly sends: Uint16Array;
-  private readonly flags: Uint8Array;
+  private sends: Uint16Array;
+  private flags: Uint8Array;
 
   /** Next sequence number to assign. */
   head: number;
@@ -83,11 +85,22 @@ export class OutRing {
     this.mask = this.slots - 1;
     this.pool = opts.pool ?? null;
     this.slab = this.pool !== null ? NO_SLAB : memory('slab', opts.slab, this.bytes);
-    this.offs = new Uint32Array(this.slots);
-    this.lens = new Uint32Array(this.slots);
-    this.sent = new Float64Array(this.slots);
-    this.sends = new Uint16Array(this.slots);
-    this.flags = new Uint8Array(this.slots);
+    this.tables = this.pool !== null ? NO_TABLES : ownTables(this.slots, true);
+    this.offs = this.tables.offs;
+    this.lens = this.tables.lens;
+    this.sent = this.tables.sent;
+    this.sends = this.tables.sends;
+    this.flags = this.tables.flags;
+  }
+
+  /** Points the slot-table fields at `t`. */
+  private useTables(t: SlotTables): void {
+    this.tables = t;
+    this.offs = t.offs;
+    this.lens = t.lens;
+    this.sent = t.sent;
+    this.sends = t.sends;
+    this.flags = t.flags;
   }
 
   /** Messages held (sent or not, all unacknowledged). */
@@ -117,6 +130,11 @@ export class OutRing {
   push(src: Uint8Array, off = 0, len = src.length - off): boolean {
     if (len > this.bytes) throw hfError(ErrorCode.TOO_BIG, `message of ${len} bytes is larger than the ${this.bytes}-byte ring`);
     if (!this.fits(len)) return false;
+    if (this.slab === NO_SLAB) {
+      const pool = this.pool as SlabLender;
+      this.slab = pool.take(this.bytes);
+      this.useTables(pool.takeTables(this.slots, true));
+    }
     const s = this.head & this.mask;
     const o = this.headOff;
     this.offs[s] = o;
@@ -124,7 +142,6 @@ export class OutRing {
     this.sent[s] = -1;
     this.sends[s] = 0;
     this.flags[s] = 0;
-    if (this.slab === NO_SLAB) this.slab = (this.pool as SlabLender).take(this.bytes);
     copyIntoRing(this.slab, o, src, off, len);
     this.head = (this.head + 1) >>> 0;
     this.headOff = (o + len) >>> 0;
@@ -190,11 +207,13 @@ export class OutRing {
     this.giveBack();
   }
 
-  /** With a pool: an empty ring's slab goes back to it. */
+  /** With a pool: an empty ring's slab and tables go back to it. */
   private giveBack(): void {
     if (this.pool === null || this.slab === NO_SLAB || this.head !== this.tail) return;
     this.pool.give(this.slab);
     this.slab = NO_SLAB;
+    this.pool.giveTables(this.tables);
+    this.useTables(NO_TABLES);
   }
 
   /** Sets a held message's transmit state (restoring a snapshot). */

@@ -17,6 +17,10 @@
  * whole fleet) therefore does not stay resident after it, as blocks freed one by one into the C
  * heap would. Blocks larger than half a chunk are allocated one by one. A take with no free block
  * allocates a chunk: that is growth, not the steady state. No method allocates otherwise.
+ *
+ * A ring's per-slot tables (offsets, lengths, and an out-ring's transmit state) are lent the same
+ * way (`takeTables`), cut from chunks of their own with their typed views made once per chunk: an
+ * idle ring holds no table either, only its counters.
  */
 import { checkInt } from './check';
 import { ErrorCode, hfError } from './errors';
@@ -32,7 +36,55 @@ export interface SlabLender {
    * synchronous call that wrote it (a bundle written and handed to its transport at once).
    */
   shared(bytes: number): Uint8Array;
+  /** A ring's slot tables for `slots` slots (with transmit state when `send`), contents undefined, the caller's until `giveTables`. */
+  takeTables(slots: number, send: boolean): SlotTables;
+  /** Returns tables `takeTables` gave; the caller keeps no view of them. */
+  giveTables(t: SlotTables): void;
 }
+
+/**
+ * A ring's per-slot tables, views of one block: an out-ring's (`send`) are the offset, length, last
+ * transmit time, transmit count and flags of each slot; an in-ring's the offset, length and a
+ * present flag (`flags`), with `sent` and `sends` empty.
+ */
+export interface SlotTables {
+  readonly offs: Uint32Array;
+  readonly lens: Uint32Array;
+  readonly sent: Float64Array;
+  readonly sends: Uint16Array;
+  readonly flags: Uint8Array;
+}
+
+/** Bytes of one ring's tables (a multiple of 8, so that blocks of them stay aligned for the Float64Array). */
+export function tableBytes(slots: number, send: boolean): number {
+  return ((send ? slots * 19 : slots * 9) + 7) & ~7;
+}
+
+const NO_F64 = new Float64Array(0);
+const NO_U16 = new Uint16Array(0);
+
+/** The tables of `slots` slots as views of `mem[at, at + tableBytes)`; `mem.byteOffset + at` must be a multiple of 8. */
+export function slotTables(mem: Uint8Array, at: number, slots: number, send: boolean): SlotTables {
+  const buf = mem.buffer;
+  const base = mem.byteOffset + at;
+  if (base % 8 !== 0) throw hfError(ErrorCode.OPTION, `slot tables at byte ${base}: not a multiple of 8`);
+  if (!send) return { offs: new Uint32Array(buf, base, slots), lens: new Uint32Array(buf, base + 4 * slots, slots), sent: NO_F64, sends: NO_U16, flags: new Uint8Array(buf, base + 8 * slots, slots) };
+  return {
+    sent: new Float64Array(buf, base, slots),
+    offs: new Uint32Array(buf, base + 8 * slots, slots),
+    lens: new Uint32Array(buf, base + 12 * slots, slots),
+    sends: new Uint16Array(buf, base + 16 * slots, slots),
+    flags: new Uint8Array(buf, base + 18 * slots, slots),
+  };
+}
+
+/** Tables of their own memory (a ring without a lender). */
+export function ownTables(slots: number, send: boolean): SlotTables {
+  return slotTables(new Uint8Array(tableBytes(slots, send)), 0, slots, send);
+}
+
+/** The tables of a ring that holds nothing (and so holds no memory). */
+export const NO_TABLES: SlotTables = { offs: new Uint32Array(0), lens: new Uint32Array(0), sent: NO_F64, sends: NO_U16, flags: new Uint8Array(0) };
 
 export interface SlabPoolOptions {
   /** Bytes of one chunk blocks are cut from (default 33554432; 65536 .. 2^30). */
@@ -54,7 +106,11 @@ const MAX_BLOCKS = 1024;
 /** One chunk cut into blocks of one size, with a stack of the free ones. */
 interface Chunk {
   readonly mem: Uint8Array;
+  /** Bytes of one block. */
+  readonly size: number;
   readonly blocks: Uint8Array[];
+  /** A chunk of slot tables: each block's views, made with the chunk. */
+  readonly tables: SlotTables[] | null;
   readonly free: Int32Array;
   freeCount: number;
 }
@@ -65,6 +121,8 @@ export class SlabPool implements SlabLender {
   private readonly alloc: (bytes: number) => Uint8Array;
   /** Chunks by block size, oldest first. */
   private readonly chunks = new Map<number, Chunk[]>();
+  /** Chunks of slot tables by slot count: in-rings' [0] and out-rings' [1]. */
+  private readonly tableChunks = [new Map<number, Chunk[]>(), new Map<number, Chunk[]>()];
   /** The chunk each block is cut from, by its memory. */
   private readonly owner = new Map<ArrayBufferLike, Chunk>();
   private readonly scratch = new Map<number, Uint8Array>();
@@ -78,6 +136,8 @@ export class SlabPool implements SlabLender {
   made = 0;
   /** Chunks let go so far (all their blocks back, beyond keepChunks). */
   released = 0;
+  /** Slot tables out with their rings now (not counted in `lent`). */
+  tablesLent = 0;
 
   constructor(o: SlabPoolOptions = {}) {
     this.chunkBytes = checkInt('chunkBytes', o.chunkBytes ?? SLAB_POOL_DEFAULTS.chunkBytes, 65536, 1 << 30);
@@ -86,23 +146,7 @@ export class SlabPool implements SlabLender {
   }
 
   take(bytes: number): Uint8Array {
-    let b: Uint8Array;
-    if (bytes > this.chunkBytes >>> 1) {
-      b = this.make(bytes);
-    } else {
-      let list = this.chunks.get(bytes);
-      if (list === undefined) {
-        list = [];
-        this.chunks.set(bytes, list);
-      }
-      let c: Chunk | null = null;
-      for (let i = 0; i < list.length && c === null; i++) if (list[i].freeCount > 0) c = list[i];
-      if (c === null) {
-        c = this.newChunk(bytes);
-        list.push(c);
-      }
-      b = c.blocks[c.free[--c.freeCount]];
-    }
+    const b = bytes > this.chunkBytes >>> 1 ? this.make(bytes) : this.takeFrom(this.chunks, bytes, bytes, 0, false);
     this.lent++;
     this.lentBytes += bytes;
     if (this.lent > this.peakLent) this.peakLent = this.lent;
@@ -114,11 +158,49 @@ export class SlabPool implements SlabLender {
     this.lent--;
     this.lentBytes -= block.length;
     const c = this.owner.get(block.buffer);
-    if (c === undefined) return; // a large block: the garbage collector has it
-    const i = (block.byteOffset - c.mem.byteOffset) / block.length;
-    c.free[c.freeCount++] = i;
+    if (c !== undefined) this.giveTo(this.chunks, block.length, c, block.byteOffset); // else a large block: the garbage collector has it
+  }
+
+  takeTables(slots: number, send: boolean): SlotTables {
+    const bytes = tableBytes(slots, send);
+    this.tablesLent++;
+    if (bytes > this.chunkBytes >>> 1) return slotTables(this.make(bytes), 0, slots, send);
+    const list = this.tableChunks[send ? 1 : 0];
+    const c = this.chunkWithRoom(list, slots, () => this.newChunk(bytes, slots, send));
+    return (c.tables as SlotTables[])[c.free[--c.freeCount]];
+  }
+
+  giveTables(t: SlotTables): void {
+    if (t === NO_TABLES) return;
+    this.tablesLent--;
+    const c = this.owner.get(t.offs.buffer);
+    if (c !== undefined) this.giveTo(this.tableChunks[t.sends.length > 0 ? 1 : 0], t.offs.length, c, t.offs.byteOffset);
+  }
+
+  /** A block of `bytes` from the chunks of `list` under `key`. */
+  private takeFrom(lists: Map<number, Chunk[]>, key: number, bytes: number, slots: number, send: boolean): Uint8Array {
+    const c = this.chunkWithRoom(lists, key, () => this.newChunk(bytes, slots, send));
+    return c.blocks[c.free[--c.freeCount]];
+  }
+
+  /** The oldest chunk under `key` with a free block, a new one when none has. */
+  private chunkWithRoom(lists: Map<number, Chunk[]>, key: number, make: () => Chunk): Chunk {
+    let list = lists.get(key);
+    if (list === undefined) {
+      list = [];
+      lists.set(key, list);
+    }
+    for (let i = 0; i < list.length; i++) if (list[i].freeCount > 0) return list[i];
+    const c = make();
+    list.push(c);
+    return c;
+  }
+
+  /** The block of chunk `c` that holds byte `at` is free again; an idle chunk beyond keepChunks is let go. */
+  private giveTo(lists: Map<number, Chunk[]>, key: number, c: Chunk, at: number): void {
+    c.free[c.freeCount++] = Math.floor((at - c.mem.byteOffset) / c.size);
     if (c.freeCount < c.blocks.length) return;
-    const list = this.chunks.get(block.length) as Chunk[];
+    const list = lists.get(key) as Chunk[];
     let idle = 0;
     for (const x of list) if (x.freeCount === x.blocks.length) idle++;
     if (idle <= this.keepChunks) return;
@@ -150,16 +232,19 @@ export class SlabPool implements SlabLender {
     return n;
   }
 
-  private newChunk(bytes: number): Chunk {
+  /** A chunk of blocks of `bytes`; of slot tables for `slots` slots when `slots` > 0. */
+  private newChunk(bytes: number, slots: number, send: boolean): Chunk {
     const count = Math.min(MAX_BLOCKS, Math.floor(this.chunkBytes / bytes));
     const mem = this.make(count * bytes);
     const blocks: Uint8Array[] = [];
+    const tables: SlotTables[] | null = slots > 0 ? [] : null;
     const free = new Int32Array(count);
     for (let i = 0; i < count; i++) {
       blocks.push(mem.subarray(i * bytes, (i + 1) * bytes));
+      tables?.push(slotTables(mem, i * bytes, slots, send));
       free[i] = count - 1 - i; // block 0 is taken first
     }
-    const c: Chunk = { mem, blocks, free, freeCount: count };
+    const c: Chunk = { mem, size: bytes, blocks, tables, free, freeCount: count };
     this.owner.set(mem.buffer, c);
     return c;
   }

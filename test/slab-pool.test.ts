@@ -2,7 +2,8 @@
  * SlabPool and the rings that borrow from it: a block per ring only while the ring holds messages
  * (out-ring: until acknowledged; in-ring: until consumed, early arrivals and pieces included), the
  * in-ring's wrap scratch only from peek to release, blocks kept up to `keep` and let go beyond, one
- * shared buffer per size, and an Endpoint on a lender owning exactly its lent bytes. The link's
+ * shared buffer per size, slot tables lent with the slabs (views made once per chunk, given back
+ * clear), and an Endpoint on a lender owning exactly its lent bytes. The link's
  * property test (link.property) runs every other seed with the gateway on a pool and checks the
  * lent count against the rings at every step.
  */
@@ -12,7 +13,7 @@ import { Endpoint } from '../firmware/endpoint';
 import { InRing } from '../firmware/in-ring';
 import { resolveOptions } from '../firmware/options';
 import { OutRing } from '../firmware/out-ring';
-import { SLAB_POOL_DEFAULTS, SlabPool } from '../firmware/slab-pool';
+import { NO_TABLES, SLAB_POOL_DEFAULTS, SlabPool, slotTables, tableBytes } from '../firmware/slab-pool';
 
 function payload(len: number, tag: number): Uint8Array {
   const b = new Uint8Array(len);
@@ -80,6 +81,60 @@ test('keepChunks 0: every chunk is let go as its last block comes back', () => {
   assert.is(pool.released, 1);
 });
 
+test('slot tables: views of one block each, aligned, cut from chunks per kind and slot count, the same views lent again', () => {
+  assert.is(tableBytes(32, true), 608);
+  assert.is(tableBytes(32, false), 288);
+  assert.is(tableBytes(1, true), 24, 'rounded up to 8');
+  const mem = new Uint8Array(64);
+  const t = slotTables(mem, 8, 2, true);
+  assert.is(t.sent.byteOffset, 8);
+  assert.is(t.flags.byteOffset + t.flags.length <= 8 + tableBytes(2, true), true, 'inside its block');
+  t.sent.fill(-1);
+  t.offs.fill(0xffffffff);
+  t.lens.fill(0xffffffff);
+  t.sends.fill(0xffff);
+  t.flags.fill(0xff);
+  assert.is(mem[7], 0, 'nothing written before the block');
+  assert.is(mem[8 + 38], 0, 'nothing written after it');
+  try {
+    slotTables(mem, 4, 2, true);
+    assert.unreachable('misaligned tables');
+  } catch (e) {
+    assert.is((e as { code?: string }).code, 'HF_ERR_OPTION');
+  }
+  const made: number[] = [];
+  const pool = new SlabPool({
+    chunkBytes: 65536,
+    alloc: (n) => {
+      made.push(n);
+      return new Uint8Array(n);
+    },
+  });
+  const a = pool.takeTables(32, true);
+  const b = pool.takeTables(32, true);
+  const c = pool.takeTables(32, false);
+  assert.is(made.length, 2, 'one chunk for out-ring tables, one for in-ring tables');
+  assert.is(a.offs.buffer, b.offs.buffer);
+  assert.is.not(a.offs.buffer, c.offs.buffer);
+  assert.is(c.sent.length, 0);
+  assert.is(c.flags.length, 32);
+  assert.is(pool.tablesLent, 3);
+  assert.is(pool.lent, 0, 'tables are not counted as slabs');
+  pool.giveTables(b);
+  assert.is(pool.takeTables(32, true), b, 'the same views lent again: no allocation');
+  pool.giveTables(a);
+  pool.giveTables(b);
+  pool.giveTables(c);
+  pool.giveTables(NO_TABLES);
+  assert.is(pool.tablesLent, 0);
+  // Tables larger than half a chunk: a block of their own.
+  const big = pool.takeTables(4096, true);
+  assert.is(big.sent.length, 4096);
+  assert.is(made.length, 3);
+  pool.giveTables(big);
+  assert.is(pool.tablesLent, 0);
+});
+
 test('out-ring: a slab while unacknowledged messages are held, none when empty', () => {
   const pool = new SlabPool();
   // Offsets just below 2^32: the slab taken again after a wrap starts anywhere.
@@ -102,9 +157,10 @@ test('out-ring: a slab while unacknowledged messages are held, none when empty',
   const w = new Uint8Array(50);
   r.copyOut(0, w);
   assert.equal(w, payload(50, 3));
-  assert.is(pool.made, 1, 'one chunk so far');
+  assert.is(pool.made, 2, 'one chunk of slabs and one of slot tables so far');
   r.discard();
   assert.is(pool.lent, 0);
+  assert.is(pool.tablesLent, 0, 'the tables went back with the slab');
   assert.ok(r.isEmpty);
   // A full ring is still backpressure, not growth.
   for (let i = 0; i < 4; i++) assert.ok(r.push(payload(16, i)));
@@ -131,6 +187,7 @@ test('in-ring: held while messages wait to be consumed, early arrivals and piece
   assert.ok(r.peek());
   r.release();
   assert.is(pool.lent, 0, 'consumed to the end: the slab went back');
+  assert.is(pool.tablesLent, 0, 'and the tables');
   assert.ok(r.isEmpty);
   assert.not.ok(r.owns(new Uint8Array(4)));
   // A message that wraps the slab end (13: offset 108 is slab position 44, 30 bytes): read through the
