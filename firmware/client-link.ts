@@ -720,7 +720,7 @@ export class ClientLink extends LinkBase {
       if (close !== null) this.closeSent = true;
       const messages = !(this.freshDirect && this.transport === Transport.DIRECT);
       const held = this.transport === Transport.HELD;
-      ep.writer.sizeCap = held ? this.pathBytes : Infinity;
+      ep.caps.sizeCap = held ? this.pathBytes : Infinity;
       // The answer is asked to fit the same budget, and lost answers are named (PROTOCOL 5.1).
       if (held && (this.pathBytes < this.o.maxBundleBytes || this.lostCount > 0)) {
         ep.askRoom = this.pathBytes;

@@ -20,7 +20,7 @@ import { type Limits, type Ring, limitsFrom } from './control';
 import type { JournalSink } from './journal';
 import { OutRing, SACKED } from './out-ring';
 import { RttEstimator } from './rtt';
-import { BundleReader, type BundleView, BundleWriter, PIECE_OVERHEAD } from './wire';
+import { BundleReader, type BundleView, BundleWriter, PIECE_OVERHEAD, type WriterCaps } from './wire';
 import type { Sealer } from './auth';
 import type { SlabLender } from './slab-pool';
 
@@ -28,6 +28,23 @@ const NO_LOST: ArrayLike<number> = new Uint32Array(0);
 
 /** The bundle reader endpoints on a lender share, by their (resolved, never changed) options. */
 const readers = new WeakMap<ResolvedOptions, BundleReader>();
+const writers = new WeakMap<SlabLender, WeakMap<ResolvedOptions, BundleWriter>>();
+
+/** One bundle writer per lender and options (its shared buffer; a bundle is written and handed on within one call); each endpoint keeps its own caps. */
+function sharedWriter(o: ResolvedOptions, lender: SlabLender): BundleWriter {
+  let m = writers.get(lender);
+  if (m === undefined) {
+    m = new WeakMap();
+    writers.set(lender, m);
+  }
+  let w = m.get(o);
+  if (w === undefined) {
+    w = new BundleWriter(o, lender.shared(o.maxBundleBytes));
+    m.set(o, w);
+  }
+  return w;
+}
+
 function sharedReader(o: ResolvedOptions): BundleReader {
   let r = readers.get(o);
   if (r === undefined) {
@@ -97,6 +114,8 @@ export class Endpoint {
   readonly out: OutRing;
   readonly inr: InRing;
   readonly writer: BundleWriter;
+  /** What this session's bundles may carry (the peer's limits, the size cap): handed to the writer before each bundle, as the writer may be shared. */
+  readonly caps: WriterCaps;
   readonly reader: BundleReader;
   readonly rtt: RttEstimator;
   /**
@@ -177,7 +196,7 @@ export class Endpoint {
       this.arena = null;
       this.out = new OutRing({ slots: o.outSlots, bytes: o.outBytes, seq: o.initialSeq, off: o.initialOff, pool: memory });
       this.inr = new InRing({ slots: o.inSlots, bytes: o.inBytes, seq: peerSeq, off: peerOff, maxMessage: o.maxMessage, pool: memory });
-      this.writer = new BundleWriter(o, memory.shared(o.maxBundleBytes));
+      this.writer = sharedWriter(o, memory);
       this.reader = sharedReader(o);
     } else {
       // One arena holds the rings' slabs and the bundle buffer, so copies between them are native
@@ -198,6 +217,8 @@ export class Endpoint {
       this.writer = new BundleWriter(o, take(o.maxBundleBytes));
       this.reader = new BundleReader(o);
     }
+    // A writer of its own keeps this endpoint's caps; a shared one is handed them per bundle.
+    this.caps = this.arena !== null ? this.writer.caps : this.writer.newCaps();
     this.rtt = new RttEstimator(o);
     this.sendNext = this.out.head;
     // Until the peer says otherwise, assume it has rings as large as ours.
@@ -228,7 +249,7 @@ export class Endpoint {
   setPeerLimits(l: Limits): void {
     this.peerLimits = l;
     const peer = limitsFrom(l);
-    this.writer.limitTo(peer);
+    this.writer.limitTo(peer, this.caps);
     this.peerMaxMessage = Math.min(this.o.maxMessage, peer.maxMessage);
   }
 
@@ -265,7 +286,7 @@ export class Endpoint {
 
   /** True if a full bundle of messages is ready. */
   get fullBundle(): boolean {
-    const m = this.writer.maxMessages;
+    const m = this.caps.messages;
     return this.sendable(m) >= m;
   }
 
@@ -385,6 +406,7 @@ export class Endpoint {
    */
   writeBundle(sid: Uint8Array | null, rn: number, now: number, controls: readonly Uint8Array[] | null, messages: boolean): number {
     const w = this.writer;
+    w.caps = this.caps;
     const inr = this.inr;
     const out = this.out;
     if (this.ackConsumed || this.ackApp) {
@@ -445,7 +467,7 @@ export class Endpoint {
   }
 
   /**
-   * Bundles are capped (`writer.sizeCap`) below the size of the oldest unacknowledged message and it
+   * Bundles are capped (`caps.sizeCap`) below the size of the oldest unacknowledged message and it
    * is due or never sent: its next piece goes instead of messages. Returns whether one was written.
    */
   private writePiece(now: number): boolean {
@@ -712,7 +734,7 @@ export class Endpoint {
       in: [inr.held, inr.heldOff, inMsgs],
       ackApp: this.ackApp,
       again: this.againAfterRestore(),
-      peer: [this.peerWndSeq, this.peerWndOff, this.peerMaxMessage, this.writer.maxMessages],
+      peer: [this.peerWndSeq, this.peerWndOff, this.peerMaxMessage, this.caps.messages],
       peerLimits: this.peerLimits,
       peerRing: this.peerRing,
       rtt: this.rtt.toData(),

@@ -482,9 +482,9 @@ export class ServerLink extends LinkBase {
     if (this.failure !== undefined) items.push(this.failureItem());
     else if (this.movedItem !== null) items.push(this.movedItem);
     const w = this.ep.writer;
-    w.sizeCap = room > 0 ? room : Infinity;
+    this.ep.caps.sizeCap = room > 0 ? room : Infinity;
     const len = this.ep.writeBundle(this.sid, rn, now, items.length > 0 ? items : null, messages && !this.isFinished);
-    w.sizeCap = Infinity;
+    this.ep.caps.sizeCap = Infinity;
     this.afterWrite(now);
     if (cache && this.o.replayCache > 0) this.remember(rn, w.buf.slice(0, len), now);
     this.port.answer(exchange, w.buf, len);

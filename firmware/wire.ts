@@ -107,6 +107,19 @@ export interface BundleHead {
 }
 
 /**
+ * What one peer's bundles may carry: its reader's limits met with this side's (`limitTo`) and the
+ * link's current byte cap (`sizeCap`). A writer shared by many sessions is handed each session's
+ * own before it writes (`BundleWriter.caps`).
+ */
+export interface WriterCaps {
+  messages: number;
+  bytes: number;
+  sacks: number;
+  /** Bytes the next bundles should stay within (Infinity: no cap below `bytes`). */
+  sizeCap: number;
+}
+
+/**
  * Writes bundles into one buffer of `maxBundleBytes`. Call `begin`, optionally `sack` for each range
  * and `message` for each chosen sequence number (ascending), `control` for pre-encoded control items,
  * then `finish`, which returns the body length; the body is `buf[0, length)`, valid until the next
@@ -136,10 +149,8 @@ export class BundleWriter {
   private lostCount = 0;
   private head: BundleHead = { sid: null, rn: 0, ack: 0, winMsgs: 0, winBytes: 0 };
   private ring: OutRing | null = null;
-  /** What the peer's reader accepts (never above this side's own limits). */
-  private capMessages: number;
-  private capBytes: number;
-  private capSacks: number;
+  /** What the peer's reader accepts (never above this side's own limits), and the size cap: the writing session's. */
+  caps: WriterCaps;
 
   /** `buf`, if given, is the memory bundles are written into (`maxBundleBytes` long). */
   constructor(limits: WireLimits = {}, buf?: Uint8Array) {
@@ -148,10 +159,13 @@ export class BundleWriter {
     this.w = new CborWriter(this.buf);
     this.sacks = new Uint32Array(this.limits.maxSackRanges * 2);
     this.seqs = new Uint32Array(this.limits.maxMessages);
-    this.capMessages = this.limits.maxMessages;
-    this.capBytes = this.limits.maxBundleBytes;
-    this.capSacks = this.limits.maxSackRanges;
+    this.caps = this.newCaps();
     this.fixed = headerBudget(this.limits);
+  }
+
+  /** Caps at this writer's own limits, no size cap: a new session's, until its peer's limits are known. */
+  newCaps(): WriterCaps {
+    return { messages: this.limits.maxMessages, bytes: this.limits.maxBundleBytes, sacks: this.limits.maxSackRanges, sizeCap: Infinity };
   }
 
   /**
@@ -159,18 +173,24 @@ export class BundleWriter {
    * message larger than this does not go whole: the oldest unacknowledged one goes in pieces (see
    * `piece`), later ones wait until they are the oldest or the cap grows.
    */
-  sizeCap = Infinity;
+  get sizeCap(): number {
+    return this.caps.sizeCap;
+  }
+
+  set sizeCap(n: number) {
+    this.caps.sizeCap = n;
+  }
 
   /** Most messages a bundle carries to this peer. */
   get maxMessages(): number {
-    return this.capMessages;
+    return this.caps.messages;
   }
 
-  /** Narrows what bundles carry to what the peer's reader accepts (from its hello or welcome). */
-  limitTo(peer: Required<WireLimits>): void {
-    this.capMessages = Math.min(this.limits.maxMessages, peer.maxMessages);
-    this.capBytes = Math.min(this.limits.maxBundleBytes, peer.maxBundleBytes);
-    this.capSacks = Math.min(this.limits.maxSackRanges, peer.maxSackRanges);
+  /** Narrows what bundles carry to what the peer's reader accepts (from its hello or welcome), in `caps`. */
+  limitTo(peer: Required<WireLimits>, caps: WriterCaps = this.caps): void {
+    caps.messages = Math.min(this.limits.maxMessages, peer.maxMessages);
+    caps.bytes = Math.min(this.limits.maxBundleBytes, peer.maxBundleBytes);
+    caps.sacks = Math.min(this.limits.maxSackRanges, peer.maxSackRanges);
   }
 
   begin(sid: Uint8Array | null, rn: number, ack: number, winMsgs: number, winBytes: number, ring: OutRing | null): void {
@@ -194,7 +214,7 @@ export class BundleWriter {
 
   /** Bytes left for messages (or a piece) in this bundle under `sizeCap`, after what was added. */
   get roomLeft(): number {
-    return Math.min(this.capBytes, this.sizeCap) - this.fixed - this.ctlBytes - this.msgBytes;
+    return Math.min(this.caps.bytes, this.caps.sizeCap) - this.fixed - this.ctlBytes - this.msgBytes;
   }
 
   /** Whether message `seq` of the ring would fit this bundle under `sizeCap` (not only as the first). */
@@ -228,7 +248,7 @@ export class BundleWriter {
 
   /** Adds a selective-ack range [start, end); returns false when the range table is full. */
   sack(start: number, end: number): boolean {
-    if (this.sackCount >= this.capSacks) return false;
+    if (this.sackCount >= this.caps.sacks) return false;
     this.sacks[this.sackCount * 2] = start;
     this.sacks[this.sackCount * 2 + 1] = end;
     this.sackCount++;
@@ -256,11 +276,11 @@ export class BundleWriter {
    * Sequence numbers must ascend.
    */
   message(seq: number): boolean {
-    if (this.msgCount >= this.capMessages || this.ring === null) return false;
+    if (this.msgCount >= this.caps.messages || this.ring === null) return false;
     const len = this.ring.lenOf(seq);
     // Worst case every message starts a run of its own.
     const cost = headerSize(len) + len + 1 + 5 + 5;
-    const cap = Math.min(this.capBytes, this.sizeCap);
+    const cap = Math.min(this.caps.bytes, this.caps.sizeCap);
     if (this.fixed + this.ctlBytes + this.msgBytes + cost > cap) return false;
     this.seqs[this.msgCount++] = seq;
     this.msgBytes += cost;

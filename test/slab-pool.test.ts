@@ -227,6 +227,10 @@ test('endpoint on a lender: no arena, shared bundle buffer, lent memory only whi
   const b = new Endpoint(o, 0, 0, pool);
   assert.is(a.arena, null);
   assert.is(a.writer.buf, b.writer.buf, 'one bundle buffer for all');
+  assert.is(a.writer, b.writer, 'one bundle writer for all of the same options');
+  a.setPeerLimits([3, o.maxBundleBytes, o.maxMessage, o.maxSackRanges, o.maxControls]);
+  assert.is(a.caps.messages, 3, "each endpoint keeps its peer's caps");
+  assert.is(b.caps.messages, o.maxMessages);
   assert.is(a.reader, b.reader, 'one bundle reader for all of the same options');
   assert.is(pool.lent, 0, 'idle sessions hold no ring memory');
   assert.ok(a.send(payload(100, 1)));

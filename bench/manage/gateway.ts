@@ -70,7 +70,14 @@ serve(
     gc: () => {
       (globalThis as { gc?: () => void }).gc?.();
       const s = gw?.slabs;
-      return { ...process.memoryUsage(), ringsLentMb: (s?.lentBytes ?? 0) / 1048576, ringBlocksLent: s?.lent ?? 0, ringBlocksPeak: s?.peakLent ?? 0, ringBlocksMade: s?.made ?? 0 };
+      return {
+        ...process.memoryUsage(),
+        spaces: v8.getHeapSpaceStatistics().map((x) => ({ name: x.space_name, sizeMb: x.space_size / 1048576, usedMb: x.space_used_size / 1048576 })),
+        ringsLentMb: (s?.lentBytes ?? 0) / 1048576,
+        ringBlocksLent: s?.lent ?? 0,
+        ringBlocksPeak: s?.peakLent ?? 0,
+        ringBlocksMade: s?.made ?? 0,
+      };
     },
     snapshot: (a: { file: string }) => v8.writeHeapSnapshot(a.file),
     stop,

@@ -300,7 +300,9 @@ async function main(): Promise<void> {
       process.stdout.write(`latency over ${t} with ${online} fleet sessions open: ${Math.ceil(c.rounds / 4)} rounds ...\n`);
       lat.push(await latency(a, c, t, deadline, online, Math.ceil(c.rounds / 4)));
     }
-    const mem = await gw.call<NodeJS.MemoryUsage & { ringsLentMb: number; ringBlocksLent: number; ringBlocksPeak: number; ringBlocksMade: number }>('gc', {}, 30_000);
+    const mem = await gw.call<
+      NodeJS.MemoryUsage & { spaces: { name: string; sizeMb: number; usedMb: number }[]; ringsLentMb: number; ringBlocksLent: number; ringBlocksPeak: number; ringBlocksMade: number }
+    >('gc', {}, 30_000);
     await sleep(200);
     const rss = rssOf(gw.pid);
     const resident = residentSplit(gw.pid);
@@ -326,6 +328,7 @@ async function main(): Promise<void> {
         ringBlocksLent: mem.ringBlocksLent,
         ringBlocksPeak: mem.ringBlocksPeak,
         ringBlocksMade: mem.ringBlocksMade,
+        spaces: mem.spaces,
       },
     };
     process.stdout.write(`\n${table(result)}\n\nGoals:\n${goalLines(result)}\n\nthe whole run took ${((nowMs() - tStart) / 1000).toFixed(1)} s\n`);

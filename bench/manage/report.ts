@@ -50,8 +50,18 @@ export interface ManageResult {
   sessions: number;
   devicesRssMb: number | null;
   /** The gateway's process.memoryUsage() after the GC, MiB: what of its RSS is JavaScript heap and what buffers. */
-  /** Also the ring memory lent to sessions then (firmware/slab-pool.ts): blocks out, the most out at once, blocks allocated in all. */
-  gatewayMemory?: { heapTotalMb: number; heapUsedMb: number; externalMb: number; arrayBuffersMb: number; ringsLentMb: number; ringBlocksLent: number; ringBlocksPeak: number; ringBlocksMade: number };
+  /** Also the ring memory lent to sessions then (firmware/slab-pool.ts): blocks out, the most out at once, blocks allocated in all; and V8's heap spaces (v8.getHeapSpaceStatistics: size reserved, used). */
+  gatewayMemory?: {
+    heapTotalMb: number;
+    heapUsedMb: number;
+    externalMb: number;
+    arrayBuffersMb: number;
+    ringsLentMb: number;
+    ringBlocksLent: number;
+    ringBlocksPeak: number;
+    ringBlocksMade: number;
+    spaces?: { name: string; sizeMb: number; usedMb: number }[];
+  };
 }
 
 const r1 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
@@ -98,6 +108,13 @@ export function table(r: ManageResult): string {
   if (m !== undefined)
     out.push(
       `Gateway memory after the GC: ${r1(m.heapUsedMb)} MiB JavaScript heap used (of ${r1(m.heapTotalMb)} MiB reserved), ${r1(m.externalMb)} MiB external (of it ${r1(m.arrayBuffersMb)} MiB ArrayBuffers); ring memory lent to sessions: ${r1(m.ringsLentMb)} MiB in ${m.ringBlocksLent} blocks (at most ${m.ringBlocksPeak} at once so far, ${m.ringBlocksMade} allocated in all).`,
+    );
+  if (m?.spaces !== undefined)
+    out.push(
+      `V8 heap spaces, MiB used of reserved: ${m.spaces
+        .filter((x) => x.sizeMb >= 0.5)
+        .map((x) => `${x.name.replace(/_space$/, '')} ${r1(x.usedMb)} of ${r1(x.sizeMb)}`)
+        .join(', ')}.`,
     );
   return out.join('\n');
 }
