@@ -26,34 +26,6 @@ import type { SlabLender } from './slab-pool';
 
 const NO_LOST: ArrayLike<number> = new Uint32Array(0);
 
-/** The bundle reader endpoints on a lender share, by their (resolved, never changed) options. */
-const readers = new WeakMap<ResolvedOptions, BundleReader>();
-const writers = new WeakMap<SlabLender, WeakMap<ResolvedOptions, BundleWriter>>();
-
-/** One bundle writer per lender and options (its shared buffer; a bundle is written and handed on within one call); each endpoint keeps its own caps. */
-function sharedWriter(o: ResolvedOptions, lender: SlabLender): BundleWriter {
-  let m = writers.get(lender);
-  if (m === undefined) {
-    m = new WeakMap();
-    writers.set(lender, m);
-  }
-  let w = m.get(o);
-  if (w === undefined) {
-    w = new BundleWriter(o, lender.shared(o.maxBundleBytes));
-    m.set(o, w);
-  }
-  return w;
-}
-
-function sharedReader(o: ResolvedOptions): BundleReader {
-  let r = readers.get(o);
-  if (r === undefined) {
-    r = new BundleReader(o);
-    readers.set(o, r);
-  }
-  return r;
-}
-
 /** Out-ring flag: the message is due for retransmission. */
 const DUE = 4;
 
@@ -196,8 +168,10 @@ export class Endpoint {
       this.arena = null;
       this.out = new OutRing({ slots: o.outSlots, bytes: o.outBytes, seq: o.initialSeq, off: o.initialOff, pool: memory });
       this.inr = new InRing({ slots: o.inSlots, bytes: o.inBytes, seq: peerSeq, off: peerOff, maxMessage: o.maxMessage, pool: memory });
-      this.writer = sharedWriter(o, memory);
-      this.reader = sharedReader(o);
+      // One bundle writer (into the lender's shared buffer) and one reader for every endpoint of the
+      // same lender and (resolved, never changed) options: a bundle is written and handed on, or read
+      // and applied, within one call. Each endpoint keeps its own caps (WriterCaps).
+      [this.writer, this.reader] = memory.memo(o, (): [BundleWriter, BundleReader] => [new BundleWriter(o, memory.shared(o.maxBundleBytes)), new BundleReader(o)]);
     } else {
       // One arena holds the rings' slabs and the bundle buffer, so copies between them are native
       // copyWithin calls (see bytes.ts).
@@ -217,8 +191,7 @@ export class Endpoint {
       this.writer = new BundleWriter(o, take(o.maxBundleBytes));
       this.reader = new BundleReader(o);
     }
-    // A writer of its own keeps this endpoint's caps; a shared one is handed them per bundle.
-    this.caps = this.arena !== null ? this.writer.caps : this.writer.newCaps();
+    this.caps = this.writer.newCaps();
     this.rtt = new RttEstimator(o);
     this.sendNext = this.out.head;
     // Until the peer says otherwise, assume it has rings as large as ours.
@@ -422,7 +395,7 @@ export class Endpoint {
     if (inr.partBytes > 0) w.part(inr.next, inr.partBytes);
     if (controls !== null) for (let i = 0; i < controls.length; i++) w.control(controls[i]);
     if (this.askRoom > 0) w.room(this.askRoom, this.askLost, this.askLostCount);
-    if (messages && w.sizeCap !== Infinity && this.writePiece(now)) messages = false;
+    if (messages && this.caps.sizeCap !== Infinity && this.writePiece(now)) messages = false;
     if (messages) {
       let room = true;
       if (this.due > 0) {

@@ -33,10 +33,10 @@ export class InRing {
   private readonly bmask: number;
   private slab: Uint8Array;
   /** The slot tables below are views of these (NO_TABLES while a pooled ring is empty). */
-  private tables: SlotTables;
-  private offs: Uint32Array;
-  private lens: Uint32Array;
-  private present: Uint8Array;
+  private tables!: SlotTables;
+  private offs!: Uint32Array;
+  private lens!: Uint32Array;
+  private present!: Uint8Array;
   private scratch: Uint8Array;
   private readonly scratchBytes: number;
   private readonly pool: SlabLender | null;
@@ -70,10 +70,7 @@ export class InRing {
     this.bmask = this.bytes - 1;
     this.pool = opts.pool ?? null;
     this.slab = this.pool !== null ? NO_SLAB : memory('slab', opts.slab, this.bytes);
-    this.tables = this.pool !== null ? NO_TABLES : ownTables(this.slots, false);
-    this.offs = this.tables.offs;
-    this.lens = this.tables.lens;
-    this.present = this.tables.flags;
+    this.useTables(this.pool !== null ? NO_TABLES : ownTables(this.slots, false));
     this.scratchBytes = Math.min(this.bytes, checkInt('maxMessage', opts.maxMessage ?? this.bytes, 0, this.bytes));
     this.scratch = this.pool !== null ? NO_SLAB : memory('scratch', opts.scratch, this.scratchBytes);
     this.viewBuf = this.slab;

@@ -59,14 +59,14 @@ export class OutRing {
   private slab: Uint8Array;
   private readonly pool: SlabLender | null;
   /** The slot tables below are views of these (NO_TABLES while a pooled ring is empty). */
-  private tables: SlotTables;
-  private offs: Uint32Array;
-  private lens: Uint32Array;
+  private tables!: SlotTables;
+  private offs!: Uint32Array;
+  private lens!: Uint32Array;
   /** Last transmit time per slot (ms); -1 = never sent. */
-  private sent: Float64Array;
+  private sent!: Float64Array;
   /** Times sent per slot. */
-  private sends: Uint16Array;
-  private flags: Uint8Array;
+  private sends!: Uint16Array;
+  private flags!: Uint8Array;
 
   /** Next sequence number to assign. */
   head: number;
@@ -85,12 +85,7 @@ export class OutRing {
     this.mask = this.slots - 1;
     this.pool = opts.pool ?? null;
     this.slab = this.pool !== null ? NO_SLAB : memory('slab', opts.slab, this.bytes);
-    this.tables = this.pool !== null ? NO_TABLES : ownTables(this.slots, true);
-    this.offs = this.tables.offs;
-    this.lens = this.tables.lens;
-    this.sent = this.tables.sent;
-    this.sends = this.tables.sends;
-    this.flags = this.tables.flags;
+    this.useTables(this.pool !== null ? NO_TABLES : ownTables(this.slots, true));
   }
 
   /** Points the slot-table fields at `t`. */

@@ -36,6 +36,8 @@ export interface SlabLender {
    * synchronous call that wrote it (a bundle written and handed to its transport at once).
    */
   shared(bytes: number): Uint8Array;
+  /** What `make()` returned the first time it was asked for `key`: objects every borrower of this lender shares (the bundle codec). */
+  memo<T>(key: object, make: () => T): T;
   /** A ring's slot tables for `slots` slots (with transmit state when `send`), contents undefined, the caller's until `giveTables`. */
   takeTables(slots: number, send: boolean): SlotTables;
   /** Returns tables `takeTables` gave; the caller keeps no view of them. */
@@ -60,21 +62,21 @@ export function tableBytes(slots: number, send: boolean): number {
   return ((send ? slots * 19 : slots * 9) + 7) & ~7;
 }
 
-const NO_F64 = new Float64Array(0);
-const NO_U16 = new Uint16Array(0);
-
-/** The tables of `slots` slots as views of `mem[at, at + tableBytes)`; `mem.byteOffset + at` must be a multiple of 8. */
+/**
+ * The tables of `slots` slots as views of `mem[at, at + tableBytes)`: transmit times, offsets,
+ * lengths, transmit counts, flags (an in-ring's without the first and the fourth); `mem.byteOffset +
+ * at` must be a multiple of 8 (the Float64Array refuses it otherwise; a pool checks its chunks).
+ */
 export function slotTables(mem: Uint8Array, at: number, slots: number, send: boolean): SlotTables {
-  const buf = mem.buffer;
-  const base = mem.byteOffset + at;
-  if (base % 8 !== 0) throw hfError(ErrorCode.OPTION, `slot tables at byte ${base}: not a multiple of 8`);
-  if (!send) return { offs: new Uint32Array(buf, base, slots), lens: new Uint32Array(buf, base + 4 * slots, slots), sent: NO_F64, sends: NO_U16, flags: new Uint8Array(buf, base + 8 * slots, slots) };
+  const b = mem.buffer;
+  const o = mem.byteOffset + at;
+  const k = send ? slots : 0;
   return {
-    sent: new Float64Array(buf, base, slots),
-    offs: new Uint32Array(buf, base + 8 * slots, slots),
-    lens: new Uint32Array(buf, base + 12 * slots, slots),
-    sends: new Uint16Array(buf, base + 16 * slots, slots),
-    flags: new Uint8Array(buf, base + 18 * slots, slots),
+    sent: new Float64Array(b, o, k),
+    offs: new Uint32Array(b, o + 8 * k, slots),
+    lens: new Uint32Array(b, o + 8 * k + 4 * slots, slots),
+    sends: new Uint16Array(b, o + 8 * k + 8 * slots, k),
+    flags: new Uint8Array(b, o + 10 * k + 8 * slots, slots),
   };
 }
 
@@ -82,9 +84,6 @@ export function slotTables(mem: Uint8Array, at: number, slots: number, send: boo
 export function ownTables(slots: number, send: boolean): SlotTables {
   return slotTables(new Uint8Array(tableBytes(slots, send)), 0, slots, send);
 }
-
-/** The tables of a ring that holds nothing (and so holds no memory). */
-export const NO_TABLES: SlotTables = { offs: new Uint32Array(0), lens: new Uint32Array(0), sent: NO_F64, sends: NO_U16, flags: new Uint8Array(0) };
 
 export interface SlabPoolOptions {
   /** Bytes of one chunk blocks are cut from (default 33554432; 65536 .. 2^30). */
@@ -99,6 +98,9 @@ export const SLAB_POOL_DEFAULTS = { chunkBytes: 33554432, keepChunks: 1 } as con
 
 /** The empty slab of a ring that holds nothing (and so holds no memory). */
 export const NO_SLAB: Uint8Array = new Uint8Array(0);
+
+/** The tables of a ring that holds nothing (and so holds no memory). */
+export const NO_TABLES: SlotTables = slotTables(NO_SLAB, 0, 0, false);
 
 /** Most blocks one chunk is cut into (a chunk of small blocks is smaller than chunkBytes). */
 const MAX_BLOCKS = 1024;
@@ -126,6 +128,7 @@ export class SlabPool implements SlabLender {
   /** The chunk each block is cut from, by its memory. */
   private readonly owner = new Map<ArrayBufferLike, Chunk>();
   private readonly scratch = new Map<number, Uint8Array>();
+  private readonly memos = new WeakMap<object, unknown>();
   /** Blocks out with their takers now. */
   lent = 0;
   /** Bytes out with their takers now. */
@@ -209,6 +212,11 @@ export class SlabPool implements SlabLender {
     this.released++;
   }
 
+  memo<T>(key: object, make: () => T): T {
+    if (!this.memos.has(key)) this.memos.set(key, make());
+    return this.memos.get(key) as T;
+  }
+
   shared(bytes: number): Uint8Array {
     let b = this.scratch.get(bytes);
     if (b === undefined) {
@@ -252,6 +260,7 @@ export class SlabPool implements SlabLender {
   private make(bytes: number): Uint8Array {
     const b = this.alloc(bytes);
     if (b.length !== bytes) throw hfError(ErrorCode.OPTION, `alloc gave ${b.length} bytes, ${bytes} asked`);
+    if (b.byteOffset % 8 !== 0) throw hfError(ErrorCode.OPTION, `alloc gave memory at byte ${b.byteOffset} of its buffer, not a multiple of 8 (slot tables hold Float64Arrays)`);
     this.made++;
     return b;
   }

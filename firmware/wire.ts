@@ -173,19 +173,6 @@ export class BundleWriter {
    * message larger than this does not go whole: the oldest unacknowledged one goes in pieces (see
    * `piece`), later ones wait until they are the oldest or the cap grows.
    */
-  get sizeCap(): number {
-    return this.caps.sizeCap;
-  }
-
-  set sizeCap(n: number) {
-    this.caps.sizeCap = n;
-  }
-
-  /** Most messages a bundle carries to this peer. */
-  get maxMessages(): number {
-    return this.caps.messages;
-  }
-
   /** Narrows what bundles carry to what the peer's reader accepts (from its hello or welcome), in `caps`. */
   limitTo(peer: Required<WireLimits>, caps: WriterCaps = this.caps): void {
     caps.messages = Math.min(this.limits.maxMessages, peer.maxMessages);

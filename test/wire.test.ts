@@ -924,16 +924,16 @@ test('piece, part and room: written and read back; each checked', () => {
 test('sizeCap: messages larger than the cap wait (they go in pieces from the oldest), smaller ones fill up to it', () => {
   const ring = smallRing(6, 1000);
   const w = new BundleWriter();
-  w.sizeCap = 2500;
+  w.caps.sizeCap = 2500;
   w.begin(null, 1, 0, 10, 10_000, ring);
   assert.is(fill(w, ring), 2, 'two of 1000 bytes under a cap of 2500');
   assert.ok(w.finish(false) <= 2500);
-  w.sizeCap = 900;
+  w.caps.sizeCap = 900;
   w.begin(null, 2, 0, 10, 10_000, ring);
   assert.is(fill(w, ring), 0, 'none of 1000 under 900');
   assert.ok(!w.fits(ring.tail));
   assert.ok(w.roomLeft > 600 && w.roomLeft < 900, `room left ${w.roomLeft}`);
-  w.sizeCap = Infinity;
+  w.caps.sizeCap = Infinity;
   w.begin(null, 3, 0, 10, 10_000, ring);
   assert.is(fill(w, ring), 6);
 });
@@ -955,9 +955,9 @@ function fill(w: BundleWriter, ring: OutRing): number {
 test('limitTo: messages per bundle', () => {
   const peer = { ...WIRE_DEFAULTS, maxMessages: 3 };
   const w = new BundleWriter();
-  assert.is(w.maxMessages, WIRE_DEFAULTS.maxMessages);
+  assert.is(w.caps.messages, WIRE_DEFAULTS.maxMessages);
   w.limitTo(peer);
-  assert.is(w.maxMessages, 3);
+  assert.is(w.caps.messages, 3);
   const ring = smallRing(10, 5);
   w.begin(null, 1, 0, 1, 1, ring);
   assert.is(fill(w, ring), 3, 'three messages taken');
@@ -1007,7 +1007,7 @@ test('limitTo: sack ranges', () => {
 test('limitTo: never above this side own limits; random peers accept what is written', () => {
   const w = new BundleWriter({ maxMessages: 10, maxSackRanges: 3, maxBundleBytes: 4000 });
   w.limitTo({ ...WIRE_DEFAULTS, maxMessages: 1000, maxSackRanges: 64, maxBundleBytes: 1 << 20 });
-  assert.is(w.maxMessages, 10);
+  assert.is(w.caps.messages, 10);
   const ring = smallRing(50, 10);
   w.begin(null, 1, 0, 1, 1, ring);
   assert.is(fill(w, ring), 10);
