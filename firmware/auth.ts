@@ -73,11 +73,13 @@ function sameBytes(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, len
   return d === 0;
 }
 
-/** Tags and checks the bundles of one session. Owns one 32-byte scratch buffer; allocates nothing else. */
+/** Where every Sealer computes its MAC: used only within one synchronous sign or verify, so one for all sessions. */
+const SCRATCH = new Uint8Array(MAC_BYTES);
+
+/** Tags and checks the bundles of one session. Allocates nothing. */
 export class Sealer {
   readonly key: Uint8Array;
   private readonly crypto: Crypto;
-  private readonly scratch = new Uint8Array(MAC_BYTES);
 
   constructor(crypto: Crypto, key: Uint8Array) {
     if (key.length !== MAC_BYTES) throw hfError(ErrorCode.OPTION, `session key must be ${MAC_BYTES} bytes, got ${key.length}`);
@@ -87,14 +89,14 @@ export class Sealer {
 
   /** Writes the tag of `buf[start, tagOff)` into `buf[tagOff, tagOff + 16)`. */
   sign(buf: Uint8Array, start: number, tagOff: number): void {
-    this.crypto.hmac(this.key, buf, start, tagOff - start, this.scratch, 0);
-    for (let i = 0; i < TAG_BYTES; i++) buf[tagOff + i] = this.scratch[i];
+    this.crypto.hmac(this.key, buf, start, tagOff - start, SCRATCH, 0);
+    for (let i = 0; i < TAG_BYTES; i++) buf[tagOff + i] = SCRATCH[i];
   }
 
   /** Whether `buf[tagOff, tagOff + 16)` is the tag of `buf[start, tagOff)`. */
   verify(buf: Uint8Array, start: number, tagOff: number): boolean {
     if (tagOff < start) return false;
-    this.crypto.hmac(this.key, buf, start, tagOff - start, this.scratch, 0);
-    return sameBytes(this.scratch, 0, buf, tagOff, TAG_BYTES);
+    this.crypto.hmac(this.key, buf, start, tagOff - start, SCRATCH, 0);
+    return sameBytes(SCRATCH, 0, buf, tagOff, TAG_BYTES);
   }
 }
